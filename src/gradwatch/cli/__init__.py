@@ -1,0 +1,59 @@
+"""The ``gradwatch`` command line (typer + rich).
+
+User mistakes never end in a traceback: a bad flag value prints one line and exits 2, missing or corrupt
+data prints one line and exits 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from gradwatch._version import __version__
+from gradwatch.cli.lab import lab_app
+from gradwatch.errors import ConfigError, DataError
+
+app = typer.Typer(
+    name="gradwatch",
+    help="Watch, diagnose, reproduce and predict vanishing and exploding gradients in deep networks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(lab_app, name="lab")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"gradwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """gradwatch: why deep networks are hard to train, measured."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gradwatch`` script; returns (and, from the shell, exits with) the exit code."""
+    try:
+        app(args=argv, prog_name="gradwatch")
+        rc = 0
+    except SystemExit as exc:  # typer's own exits: --help, --version, usage errors (code 2)
+        rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc.cli_message()}", err=True)
+        rc = exc.exit_code
+    except DataError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        rc = exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        rc = 130
+    if argv is None:
+        sys.exit(rc)
+    return rc

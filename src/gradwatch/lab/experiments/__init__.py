@@ -1,0 +1,1 @@
+"""The seeds' experiments, one module each."""

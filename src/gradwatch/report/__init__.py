@@ -1,0 +1,1 @@
+"""Presentation: terminal tables (rich) and plots (matplotlib). Reads results, never live tensors."""

@@ -1,0 +1,29 @@
+"""Rich tables for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+
+def fmt_sci(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2g}" if 1e-2 <= abs(v) < 1e3 else f"{v:.1e}"
+
+
+def layer_gradient_table(layers: Sequence[str], neurons: Sequence[int], values: Sequence[float],
+                         ratios: Sequence[float | None], *, title: str = "",
+                         value_header: str = "mean |∂C/∂W|", inputs: int | None = None) -> Table:
+    """Seed 001's layout: one row per layer from input to output, with the ratio to the next layer."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("layer")
+    table.add_column("neurons", justify="right")
+    table.add_column(value_header, justify="right")
+    table.add_column("next / this", justify="right")
+    if inputs is not None:
+        table.add_row("input", str(inputs), "", "", style="dim")
+    peak = max(values) if values else 0.0
+    for name, n, v, r in zip(layers, neurons, values, ratios):
+        style = "red" if peak > 0 and v < peak * 1e-3 else None
+        table.add_row(name, str(n), fmt_sci(v), "" if r is None else f"{r:.1f}×", style=style)
+    return table
