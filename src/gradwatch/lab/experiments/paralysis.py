@@ -105,15 +105,24 @@ def mean_abs_weight_grad(model: torch.nn.Module, x: torch.Tensor, y: torch.Tenso
     return [(name, m.out_features, v) for (name, m), v in zip(layers, means)]
 
 
-def run(config: ParalysisConfig | None = None, **overrides: Any) -> ParalysisResult:
-    """Build the network, initialise it and measure the per-layer mean |∂C/∂W| over one batch."""
-    cfg = config if config is not None else ParalysisConfig(**overrides)
+def prepare(cfg: ParalysisConfig):
+    """The initialised model, the batch it is measured on, and the dataset: ``(model, x, y, data)``.
+
+    Deterministic in ``cfg.seed``: the same config always gives the same weights and batch.
+    """
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     idx = torch.randperm(len(data.x_train), generator=g)[: cfg.batch_size]
     model = mlp([data.n_features] + [cfg.width] * cfg.depth + [data.n_classes], cfg.activation)
     initialize(model, cfg.init, init_std=cfg.init_std, generator=g)
-    rows = mean_abs_weight_grad(model, data.x_train[idx], data.y_train[idx])
+    return model, data.x_train[idx], data.y_train[idx], data
+
+
+def run(config: ParalysisConfig | None = None, **overrides: Any) -> ParalysisResult:
+    """Build the network, initialise it and measure the per-layer mean |∂C/∂W| over one batch."""
+    cfg = config if config is not None else ParalysisConfig(**overrides)
+    model, x, y, data = prepare(cfg)
+    rows = mean_abs_weight_grad(model, x, y)
     return ParalysisResult(
         layers=[r[0] for r in rows], neurons=[r[1] for r in rows], mean_abs_grad=[r[2] for r in rows],
         config=cfg.to_dict(), inputs=data.n_features, dataset_source=data.source,
