@@ -65,8 +65,10 @@ def paralysis(
                   + (f" (σ = {cfg.init_std:.4g})" if cfg.init == "normal" else "")
                   + f"; batch {cfg.batch_size}; seed {cfg.seed}", highlight=False)
     console.print(layer_gradient_table(result.layers, result.neurons, result.mean_abs_grad,
-                                       result.ratio_to_next, inputs=result.inputs))
-    console.print(f"The first hidden layer gets {result.span:.3g}× less gradient than the output layer.",
-                  highlight=False)
+                                       result.ratio_to_next, inputs=result.inputs,
+                                       reference=exp.SEED_TABLE["mean_abs_grad"],
+                                       reference_header="seed 001 (841→5×100→26)"))
+    console.print(f"The first hidden layer gets {result.span:.3g}× less gradient than the output layer "
+                  f"(seed 001: {exp.SEED_SPAN:.3g}×).", highlight=False)
     if target is not None:
         console.print(f"wrote {target / 'paralysis.png'} and {target / 'paralysis.json'}", highlight=False)

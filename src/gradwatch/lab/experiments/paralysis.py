@@ -28,6 +28,7 @@ DEFAULT_INIT_STD = 1 / math.sqrt(300)
 CLAIM = ("In a deep sigmoid network at initialisation, layers nearer the input get mean |gradient| orders of "
          "magnitude smaller than layers nearer the output (network paralysis).")
 SEED_TABLE = {"neurons": [100, 100, 100, 100, 100, 26], "mean_abs_grad": [6.2e-8, 2.2e-6, 1.6e-5, 1.1e-4, 7e-4, 0.015]}
+SEED_SPAN = SEED_TABLE["mean_abs_grad"][-1] / SEED_TABLE["mean_abs_grad"][0]
 
 
 class ParalysisConfig(StrictModel):
