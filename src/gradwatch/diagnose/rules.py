@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from gradwatch.config import StrictModel
+from gradwatch.nn.activations import ACTIVATIONS
 from gradwatch.diagnose.remedies import Remedy, ranked
 from gradwatch.probe.history import History
 
@@ -150,6 +151,22 @@ def _gain_lines(h: History) -> tuple[list[str], dict[str, list[float]], float | 
     return lines, {"gain_weights": ws, "gain_activation": acts}, limited
 
 
+def _reach(h: History) -> np.ndarray | None:
+    """For a chain of layers (``meta["chain"]``) with backward gains recorded: the gradient w.r.t. each layer's
+    output (after its activation) over the gradient w.r.t. the last layer's output — the product of the backward
+    gains (weights × activation derivative) of the layers after it (seed 000: ∂C/∂b1 = σ'(z1) w2 σ'(z2) …).
+    ``[sampled steps, layers]``; None when it cannot be formed."""
+    if not (h.meta.get("chain") and h.has("backward_gain") and h.has("gain_activation")):
+        return None
+    w = h.stat("backward_gain", sampled_only=True)
+    a = np.nan_to_num(h.stat("gain_activation", sampled_only=True), nan=1.0)  # no activation module: factor 1
+    block = w * a  # [steps, layers]; the first layer's is NaN (its input needs no gradient)
+    reach = np.ones_like(block)
+    for l in range(len(h.layers) - 2, -1, -1):
+        reach[:, l] = reach[:, l + 1] * block[:, l + 1]
+    return reach
+
+
 def _recurrent(h: History, names: list[str]) -> bool:
     kinds = dict(zip(h.layers, h.kinds))
     return any(kinds.get(n, "") in ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell") for n in names)
@@ -192,9 +209,18 @@ def _exploding(h: History, t: Thresholds) -> Finding | None:
         growth = norm / norm[:1]
     grow_cond = np.isfinite(growth) & (growth > t.growth_ratio)  # inf/NaN are the nonfinite finding's
     grow_cols = np.flatnonzero(grow_cond.any(axis=0))
-    if not len(cols) and not len(grow_cols):
+    reach = _reach(h)
+    reach_cols = np.array([], dtype=int)
+    if reach is not None:
+        reach_cond = np.isfinite(reach) & (reach > t.exploding_ratio)
+        reach_cols = np.flatnonzero(_persistent(reach_cond, np.isfinite(reach), t.persist_fraction))
+    if not len(cols) and not len(grow_cols) and not len(reach_cols):
         return None
     lines = []
+    if len(reach_cols):
+        r = _nanmedian(reach[:, reach_cols], axis=0)
+        lines += [f"the gradient reaching layer {h.layers[c]}'s output is {_fmt(v)}× the one at the output layer "
+                  f"(product of the backward gains after it)" for c, v in zip(reach_cols, r)]
     if len(cols):
         r = _nanmedian(np.where(cond, ratio, np.nan)[:, cols], axis=0)
         lines += [f"mean |∂L/∂θ| of layer {h.layers[c]} is {_fmt(v)}× the output layer's (median over the steps "
@@ -202,6 +228,11 @@ def _exploding(h: History, t: Thresholds) -> Finding | None:
         summary = (f"the gradient grows toward the input: up to {_fmt(float(np.nanmax(r)))}× the output layer's "
                    f"mean |∂L/∂θ|")
         step = _first_step(h, cond, cols)
+    elif len(reach_cols):
+        summary = (f"each layer passes back more gradient than it receives: the gradient reaching the first "
+                   f"layers is {_fmt(float(np.nanmax(r)))}× the output layer's")
+        sampled = np.flatnonzero(~np.isnan(h.stat("backward_gain")).all(axis=1))
+        step = int(h.steps[sampled[np.flatnonzero(reach_cond[:, reach_cols].any(axis=1))[0]]])
     else:
         summary = f"the gradient norm grew more than {t.growth_ratio:g}× since step {int(h.steps[0])}"
         step = _first_step(h, grow_cond, grow_cols)
@@ -210,7 +241,7 @@ def _exploding(h: History, t: Thresholds) -> Finding | None:
         lines += [f"grad_norm of layer {h.layers[c]} grew {_fmt(v)}× since step {int(h.steps[0])}"
                   for c, v in zip(grow_cols, g)]
     gain_lines, gains, _ = _gain_lines(h)
-    names = [h.layers[c] for c in sorted(set(cols) | set(grow_cols))]
+    names = [h.layers[c] for c in sorted(set(cols) | set(grow_cols) | set(reach_cols))]
     return Finding("exploding", names, step, summary, {"lines": lines + gain_lines, **gains},
                    ranked("exploding", recurrent=_recurrent(h, names)))
 
@@ -220,18 +251,26 @@ def _vanishing(h: History, t: Thresholds) -> Finding | None:
     measured = np.isfinite(ratio)
     cond = measured & (ratio < t.vanishing_ratio)
     cols = np.flatnonzero(_persistent(cond, measured, t.persist_fraction))
+    reach = _reach(h)
+    if reach is not None:  # the activation gradient may vanish while the weight gradients stay balanced (ReLU)
+        reach_cond = np.isfinite(reach) & (reach < t.vanishing_ratio)
+        reach_cols = np.flatnonzero(_persistent(reach_cond, np.isfinite(reach), t.persist_fraction))
+        cols = np.union1d(cols, reach_cols).astype(int)
     if not len(cols):
         return None
     s = h.stat("grad_abs_mean")
-    r = _nanmedian(np.where(cond, ratio, np.nan)[:, cols], axis=0)
-    lines = [f"mean |∂L/∂θ| of layer {h.layers[c]} is {_fmt(float(_nanmedian(s[:, c])))}, {_fmt(1 / v)}× smaller "
-             f"than the output layer's" for c, v in zip(cols, r)]
+    r = _nanmedian(ratio[:, cols], axis=0)
+    lines = [f"mean |∂L/∂θ| of layer {h.layers[c]} is {_fmt(float(_nanmedian(s[:, c])))}, {_fmt(1 / v) + '×' if v > 0 else 'infinitely'} "
+             f"smaller than the output layer's" for c, v in zip(cols, r)]
     per_layer = None
     if len(h.layers) > 1:
         first = _nanmedian(ratio[:, 0])
         if np.isfinite(first) and first > 0:
             per_layer = float(first ** (-1 / (len(h.layers) - 1)))
             lines.append(f"on average the gradient shrinks {_fmt(per_layer)}× per layer toward the input")
+    if reach is not None:
+        lines += [f"the gradient reaching layer {h.layers[c]}'s output is {_fmt(v)}× the one at the output layer "
+                  f"(product of the backward gains after it)" for c, v in zip(cols, _nanmedian(reach[:, cols]))]
     gain_lines, gains, act_limited = _gain_lines(h)
     names = [h.layers[c] for c in cols]
     saturating = any(h.activations[c] in SATURATING for c in range(len(h.layers)))
@@ -300,7 +339,7 @@ def diagnose(history: History, **thresholds: Any) -> Diagnosis:
                                        "of the activation inputs have σ' below 1% of its maximum", only=SATURATING))
     if need("act_dead", "dead units (record activation statistics: stats='full')"):
         findings.append(_fraction_rule(h, t, "act_dead", t.dead_fraction, "dead_units",
-                                       "of the units are zero for the whole batch"))
+                                       "of the units are zero for the whole batch", only=tuple(ACTIVATIONS)))
     if need("update_ratio", "stalled updates (watch with an optimizer to record update_ratio)"):
         findings.append(_stalled(h, t))
     order = {k: i for i, k in enumerate(KINDS)}

@@ -43,11 +43,11 @@ class History:
         """Add ``values[n, stats, layers]`` recorded at ``steps[n]``."""
         if len(steps):
             self._steps.append(np.asarray(steps, dtype=np.int64))
-            self._values.append(np.asarray(values, dtype=np.float32))
+            self._values.append(np.array(values, dtype=np.float32))  # a copy: never a view of a torch tensor
 
     def append_histogram(self, step: int, counts: np.ndarray) -> None:
         self._hist_steps.append(int(step))
-        self._hists.append(np.asarray(counts, dtype=np.float32))
+        self._hists.append(np.array(counts, dtype=np.float32))
 
     def _consolidate(self) -> None:
         if len(self._steps) > 1:

@@ -94,6 +94,7 @@ class Watcher:
             activations=[l.activation.fn.name if l.activation else None for l in self.layers],
             hist_edges=HIST_EDGES.tolist() if self._histograms else (),
             meta={"every": self.every, "sample_every": self.sample_every, "activation_scope": _scope(),
+                  "chain": _is_chain(unwrap(model)),
                   "param_names": list(param_names) if param_names is not None else None})
 
         self._params = [p for l in self.layers for p in l.params]
@@ -286,6 +287,12 @@ class Watcher:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<gradwatch watch of {type(unwrap(self.model)).__name__}: {len(self.layers)} layers, {state}>"
+
+
+def _is_chain(root: nn.Module) -> bool:
+    """Whether the layers form one chain (only ``nn.Sequential`` containers), so that their backward gains
+    multiply: the gradient reaching layer l is the product of the gains of the layers after it."""
+    return all(isinstance(m, nn.Sequential) for m in root.modules() if next(m.children(), None) is not None)
 
 
 def _scope() -> str:
