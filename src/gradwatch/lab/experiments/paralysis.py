@@ -97,12 +97,19 @@ class ParalysisResult:
 
 
 def mean_abs_weight_grad(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[tuple[str, int, float]]:
-    """One backward pass of the mean cross-entropy over (x, y); (layer path, units, mean |∂C/∂W|) per layer."""
+    """One backward pass of the mean cross-entropy over (x, y); (layer path, units, mean |∂C/∂W|) per layer.
+
+    The numbers are the watch's ``grad_abs_mean`` restricted to the weights (``param_names=("weight",)``).
+    """
+    from gradwatch.probe import watch
+
     model.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x), y).backward()
-    layers = linear_layers(model)
-    means = torch.stack([m.weight.grad.abs().mean() for _, m in layers]).tolist()  # one host copy
-    return [(name, m.out_features, v) for (name, m), v in zip(layers, means)]
+    with watch(model, stats=["grad_abs_mean"], param_names=("weight",)) as w:
+        F.cross_entropy(model(x), y).backward()
+        w.step()
+    means = w.history.stat("grad_abs_mean")[0].tolist()
+    units = {name: m.out_features for name, m in linear_layers(model)}
+    return [(name, units[name], v) for name, v in zip(w.history.layers, means)]
 
 
 def prepare(cfg: ParalysisConfig):
