@@ -22,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(lab_app, name="lab")
+app.add_typer(__import__("gradwatch.cli.theory", fromlist=["theory_app"]).theory_app, name="theory")
 
 
 def _version(value: bool) -> None:
