@@ -12,6 +12,7 @@ import typer
 
 from gradwatch._version import __version__
 from gradwatch.cli.lab import lab_app
+from gradwatch.cli.theory import theory_app
 from gradwatch.errors import ConfigError, DataError
 
 app = typer.Typer(
@@ -22,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(lab_app, name="lab")
-app.add_typer(__import__("gradwatch.cli.theory", fromlist=["theory_app"]).theory_app, name="theory")
+app.add_typer(theory_app, name="theory")
 
 
 def _version(value: bool) -> None:
