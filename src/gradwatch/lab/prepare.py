@@ -58,7 +58,8 @@ def _preprocess(cfg: Config, train: Tensor, *others: Tensor) -> tuple[Tensor, ..
         return (train, *others)
     flat = lambda t: t.reshape(-1, t.shape[-1])  # noqa: E731  [n·T, d] for sequences, [n, d] otherwise
     pre = Preprocessor(cfg.preprocess).fit(flat(train))
-    return tuple(pre.transform(flat(t)).reshape(*t.shape[:-1], -1) for t in (train, *others))
+    width = pre.out_features or train.shape[-1]
+    return tuple(pre.transform(flat(t)).reshape(*t.shape[:-1], width) for t in (train, *others))
 
 
 def prepare(cfg: Config) -> Prepared:
