@@ -22,7 +22,7 @@ def fold_linear_bn(linear: nn.Linear, bn: nn.BatchNorm1d) -> nn.Linear:
     s = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(bn.running_var + bn.eps)
     shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
     bias = linear.bias if linear.bias is not None else torch.zeros_like(bn.running_mean)
-    folded = nn.Linear(linear.in_features, linear.out_features, bias=True).to(linear.weight.device)
+    folded = nn.Linear(linear.in_features, linear.out_features, bias=True).to(linear.weight)
     folded.weight.copy_(linear.weight * s[:, None])
     folded.bias.copy_(s * (bias - bn.running_mean) + shift)
     return folded

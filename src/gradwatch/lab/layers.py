@@ -1,6 +1,6 @@
 """Building blocks of the lab's feed-forward nets that ``torch.nn`` does not have as such.
 
-- :class:`TestScaledDropout`: seed 001's dropout — zero a unit with probability p in training, multiply by the
+- :class:`ScaledAtTestDropout`: seed 001's dropout — zero a unit with probability p in training, multiply by the
   keep probability 1 − p at test time (PyTorch's ``nn.Dropout`` instead scales by 1/(1 − p) in training).
 - :class:`SparseLinear`: seed 003's "fixed (random) sparsity pattern" affine map.
 - :class:`Residual`: seed 003's z_{j+1} = z_j + σ(W_j z_j + b_j), a projection on the skip path when widths
@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 
-class TestScaledDropout(nn.Module):
+class ScaledAtTestDropout(nn.Module):
     """Dropout as in seed 001 (Srivastava et al.'s original): y = m ⊙ x, m ~ Bernoulli(1 − p) in training;
     y = (1 − p) x at test time. Same expected output as inverted dropout's, scaled at the other end."""
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from gradwatch.errors import ConfigError
-from gradwatch.lab.layers import Residual, SparseLinear, TestScaledDropout, conv_front
+from gradwatch.lab.layers import Residual, SparseLinear, ScaledAtTestDropout, conv_front
 from gradwatch.nn.activations import get_activation
 from gradwatch.nn.init import get_init, lsuv, scale_spectral_radius
 
@@ -53,7 +53,7 @@ def _hidden_layer(cfg: Config, i: int, n_in: int, n_out: int, generator: torch.G
         parts[f"norm{i}"] = norm()
     if cfg.dropout > 0:
         parts[f"drop{i}"] = (nn.Dropout(cfg.dropout) if cfg.dropout_variant == "inverted"
-                             else TestScaledDropout(cfg.dropout))
+                             else ScaledAtTestDropout(cfg.dropout))
     return parts
 
 

@@ -10,7 +10,7 @@ the ones fine-tuned.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +25,7 @@ class AutoencoderResult:
     layer: str
     error_before: float
     error_after: float
+    decoder: nn.Linear | None = field(default=None, repr=False)  # the trained decoder W'_j, b'_j
 
     def to_dict(self) -> dict:
         return {"layer": self.layer, "error_before": self.error_before, "error_after": self.error_after}
@@ -74,5 +75,5 @@ def pretrain_autoencoders(model: nn.Sequential, x: Tensor, *, epochs: int, lr: f
             after = float(_reconstruction_error(stage, decoder, inputs))
             inputs = stage(inputs)
         stage.train()
-        results.append(AutoencoderResult(name, before, after))
+        results.append(AutoencoderResult(name, before, after, decoder))
     return results

@@ -21,10 +21,11 @@ from torch import Tensor, nn
 from gradwatch.lab.config import Config
 from gradwatch.lab.constraints import clip_gradients, project_weights
 from gradwatch.lab.models import build_model
-from gradwatch.lab.penalties import pascanu_regularizer, weight_penalty
+from gradwatch.lab.bptt import recurrent_backward
+from gradwatch.lab.penalties import weight_penalty
 from gradwatch.lab.prepare import Prepared, accuracy, prepare, task_loss
 from gradwatch.lab.pretrain import pretrain_autoencoders
-from gradwatch.lab.recurrent import EchoStateNetwork, RecurrentNet, detach_states
+from gradwatch.lab.recurrent import EchoStateNetwork, RecurrentNet
 from gradwatch.lab.run import Run, new_run_id
 from gradwatch.lab.sampling import augment, epoch_order
 from gradwatch.lab.watching import attach_watch, history_rows
@@ -121,67 +122,12 @@ class _Trainer:
         return float(loss.detach()), per.detach()
 
     def _recurrent_backward(self, x: Tensor, y: Tensor, record_time: bool) -> tuple[float, Tensor]:
-        """Full BPTT (with Pascanu's Ω) or truncated BPTT(k1, k2); records ‖∂L/∂h_t‖ of the first layer."""
-        cfg, model = self.cfg, self.model
-        steps = x.shape[1]
-        grads: list[Tensor | None] = [None] * steps
-
-        def hook(t: int, h: Tensor) -> None:
-            if record_time and h.requires_grad and cfg.pascanu == 0:
-                def add(g: Tensor, t: int = t) -> None:
-                    grads[t] = g.detach() if grads[t] is None else grads[t] + g.detach()
-                h.register_hook(add)
-
-        initial = model.initial_state(x.shape[0], x)
-        if cfg.tbptt is None:
-            un = model.unroll(x, initial, on_first=hook)
-            out = model.head(un.top)
-            per = task_loss(out, y, cfg.loss_name, reduction="none")
-            loss = per.mean()
-            total = loss + weight_penalty(model, cfg.l1, cfg.l2)
-            if cfg.pascanu > 0:
-                states = [initial[0] if not isinstance(initial[0], tuple) else initial[0][0]] + un.first
-                omega, g = pascanu_regularizer(model.cells[0], x, states, loss)
-                total = total + cfg.pascanu * omega
-                grads = list(g.unbind(1))
-            total.backward()
-        else:
-            per, loss = self._truncated_backward(x, y, initial, hook)
-        if record_time:
-            norms = [torch.zeros(()) if g is None else torch.linalg.vector_norm(g) for g in grads]
-            self.time_grads.append(torch.stack(norms).tolist())
-        return float(loss.detach()), per
-
-    def _truncated_backward(self, x: Tensor, y: Tensor, initial: list, hook) -> tuple[Tensor, Tensor]:
-        """Williams & Peng's BPTT(k2; k1): every k1 steps, the losses of those k1 steps are back-propagated
-        through the last k2 steps only (the state k2 steps back is a constant). Gradients of all blocks are
-        accumulated into one optimizer step per batch."""
-        cfg, model = self.cfg, self.model
-        k1, k2 = cfg.tbptt
-        steps = x.shape[1]
-        with torch.no_grad():  # the state before every step, without a graph
-            states_at = [initial]
-            for t in range(steps):
-                states_at.append(model.unroll(x, states_at[-1], t, t + 1).states)
-        ends = list(range(k1, steps, k1)) + [steps]
-        per_total = torch.zeros(x.shape[0], device=x.device)
-        prev = 0
-        for end in ends:
-            if model.per_step or end == steps:
-                start = max(0, end - k2)
-                un = model.unroll(x, detach_states(states_at[start]), start, end, on_first=hook)
-                if model.per_step:
-                    out = model.output(torch.stack(un.top[prev - start:], 1))  # steps prev … end−1
-                    per = task_loss(out, y[:, prev:end], cfg.loss_name, "none") * ((end - prev) / steps)
-                else:
-                    per = task_loss(model.output(un.top[-1]), y, cfg.loss_name, "none")
-                per.mean().backward()
-                per_total += per.detach()
-            prev = end
-        penalty = weight_penalty(model, cfg.l1, cfg.l2)
-        if isinstance(penalty, Tensor):
-            penalty.backward()
-        return per_total, per_total.mean()
+        cfg = self.cfg
+        res = recurrent_backward(self.model, x, y, loss=cfg.loss_name, tbptt=cfg.tbptt, pascanu=cfg.pascanu,
+                                 l1=cfg.l1, l2=cfg.l2, record=record_time)
+        if res.time_grads is not None:
+            self.time_grads.append(res.time_grads.tolist())
+        return res.loss, res.per_example
 
     # --- the loop -------------------------------------------------------------------------------------------
     def run(self) -> Run:
