@@ -3,4 +3,13 @@
 from gradwatch._version import __version__
 from gradwatch.errors import ConfigError, DataError
 
-__all__ = ["__version__", "ConfigError", "DataError"]
+__all__ = ["__version__", "ConfigError", "DataError", "watch"]
+
+
+def __getattr__(name: str):
+    """``gradwatch.watch`` is imported on first use, so ``import gradwatch`` stays light (no torch)."""
+    if name == "watch":
+        from gradwatch.probe import watch
+
+        return watch
+    raise AttributeError(f"module 'gradwatch' has no attribute {name!r}")

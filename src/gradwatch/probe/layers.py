@@ -1,0 +1,122 @@
+"""Which modules of a model are layers, what they are called, and which activation follows each.
+
+A *layer* is a module that owns trainable parameters directly (``module.parameters(recurse=False)``):
+``nn.Linear``, ``nn.Conv2d``, ``nn.BatchNorm2d``, ``nn.LSTM``, ``nn.MultiheadAttention`` (its in-projection),
+``nn.LayerNorm``, ``nn.Embedding``… Containers such as ``nn.Sequential`` or ``nn.TransformerEncoderLayer`` own
+none and are not layers. Layers are listed in registration order (``named_modules()``), which for the usual
+``Sequential`` / ``__init__`` style is the input side first, and named by their module path.
+
+The elementwise activation module registered right after a layer (before the next layer) is taken to be the
+activation that *follows* it: its input z is where σ'(z) is evaluated for ``act_saturation`` and its backward
+pass is the activation-derivative part of the layer's backward gain. Activations applied functionally
+(``F.relu`` inside ``forward``) are not seen; those statistics are then NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from gradwatch.errors import ConfigError
+from gradwatch.nn.activations import ACTIVATIONS, Activation
+
+# nn module type → (name in gradwatch.nn.activations, how to read its α)
+_ACTIVATION_MODULES: dict[type, tuple[str, str | None]] = {
+    nn.Sigmoid: ("sigmoid", None), nn.Tanh: ("tanh", None), nn.ReLU: ("relu", None),
+    nn.LeakyReLU: ("leaky_relu", "negative_slope"), nn.ELU: ("elu", "alpha"), nn.SELU: ("selu", None),
+    nn.Softsign: ("softsign", None), nn.GELU: ("gelu", None),
+}
+_RECURRENT = (nn.RNNBase, nn.RNNCellBase)
+_CHANNEL_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
+                  nn.GroupNorm)
+
+
+@dataclass(frozen=True)
+class FollowingActivation:
+    """The activation module that follows a layer, with σ' from :mod:`gradwatch.nn.activations`."""
+
+    name: str  # module path
+    module: nn.Module
+    fn: Activation
+    alpha: float | None
+
+    def derivative(self, z: torch.Tensor) -> torch.Tensor:
+        return self.fn.derivative(z, self.alpha)
+
+    @property
+    def max_derivative(self) -> float:
+        return self.fn.max_derivative(self.alpha)
+
+
+@dataclass
+class Layer:
+    """One watched layer: its path, module, the parameters that count toward its statistics."""
+
+    name: str
+    module: nn.Module
+    params: list[nn.Parameter]
+    activation: FollowingActivation | None = None
+    numel: int = field(init=False)
+
+    def __post_init__(self):
+        self.numel = sum(p.numel() for p in self.params)
+
+    @property
+    def kind(self) -> str:
+        return type(self.module).__name__
+
+    @property
+    def recurrent(self) -> bool:
+        return isinstance(self.module, _RECURRENT)
+
+    @property
+    def unit_dim(self) -> int:
+        """The dimension of the layer's output that indexes its units (channels for conv/norm, else last)."""
+        return 1 if isinstance(self.module, _CHANNEL_FIRST) else -1
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's module inside ``DistributedDataParallel`` / ``DataParallel`` / ``torch.compile`` wrappers."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):  # torch.compile
+            model = model._orig_mod
+        else:
+            return model
+
+
+def as_activation(module: nn.Module) -> tuple[Activation, float | None] | None:
+    """(activation, α) if ``module`` is an elementwise activation gradwatch knows σ' of, else None."""
+    entry = _ACTIVATION_MODULES.get(type(module))
+    if entry is None:
+        return None
+    name, attr = entry
+    return ACTIVATIONS[name], (float(getattr(module, attr)) if attr else None)
+
+
+def find_layers(model: nn.Module, param_names: tuple[str, ...] | None = None) -> list[Layer]:
+    """The layers of ``model`` (input side first) with the activation following each.
+
+    ``param_names`` keeps only parameters with those local names (e.g. ``("weight",)``) and layers that own one.
+    """
+    root = unwrap(model)
+    layers: list[Layer] = []
+    last: Layer | None = None
+    for path, module in root.named_modules():
+        params = [p for n, p in module.named_parameters(recurse=False)
+                  if p.requires_grad and (param_names is None or n in param_names)]
+        if params:
+            last = Layer(path or type(root).__name__, module, params)
+            layers.append(last)
+            continue
+        act = as_activation(module)
+        if act is not None and last is not None and last.activation is None:
+            last.activation = FollowingActivation(path, module, *act)
+    if not layers:
+        raise ConfigError("model", type(root).__name__,
+                          "it has no trainable parameters to watch" if param_names is None else
+                          f"no trainable parameter is named one of {list(param_names)}")
+    return layers

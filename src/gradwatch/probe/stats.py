@@ -1,0 +1,238 @@
+"""The statistics the watch records: one small class per statistic, each with one ``compute`` method.
+
+Three families, by where their input comes from:
+
+* :class:`GradStat` — from ``p.grad`` after backward (the accumulated, all-reduced gradient the optimizer steps
+  on). All layers at once: the per-parameter reductions are fused (``torch._foreach_norm``) and shared through
+  :class:`StepGrads`, then summed per layer with one ``index_add_``. Result: a tensor ``[layers]`` on the device.
+* :class:`ParamStat` — from the parameters themselves (``weight_norm``) or the step just taken
+  (``update_ratio``).
+* :class:`ForwardStat` / :class:`BackwardStat` — from module hooks on sampled steps: the layer's output (or the
+  input/output of the activation that follows it) and the gradients w.r.t. a module's input and output. One
+  0-d tensor per layer per call.
+
+Nothing here calls ``.item()``; the watcher stacks the results and copies them to the host every few steps.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+
+import torch
+from torch import Tensor
+
+from gradwatch.probe.layers import FollowingActivation, Layer
+
+SATURATION_LEVEL = 0.01  # act_saturation counts σ'(z) < SATURATION_LEVEL · max σ'
+HIST_EDGES = torch.linspace(-12.0, 2.0, 57)  # log10|g| bin edges, 0.25 decade wide; ends are open
+_NAN = float("nan")
+
+
+class StepGrads:
+    """The gradients of one step grouped by layer, with fused per-parameter reductions computed at most once."""
+
+    def __init__(self, grads: list[Tensor], owner: Tensor, layer_numel: Tensor, n_layers: int):
+        self.grads, self.owner, self.layer_numel, self.n_layers = grads, owner, layer_numel, n_layers
+
+    def per_layer_sum(self, values: Tensor) -> Tensor:  # [params] -> [layers]
+        return values.new_zeros(self.n_layers).index_add_(0, self.owner, values)
+
+    def per_layer_max(self, values: Tensor) -> Tensor:  # [params] -> [layers]
+        return values.new_zeros(self.n_layers).scatter_reduce_(0, self.owner, values, "amax")
+
+    @cached_property
+    def l2(self) -> Tensor:  # [params]
+        return torch.stack(torch._foreach_norm(self.grads, 2))
+
+    @cached_property
+    def l1(self) -> Tensor:  # [params]
+        return torch.stack(torch._foreach_norm(self.grads, 1))
+
+    @cached_property
+    def linf(self) -> Tensor:  # [params]
+        return torch.stack(torch._foreach_norm(self.grads, math.inf))
+
+    @cached_property
+    def nonfinite(self) -> Tensor:  # [params]
+        """Count of non-finite elements per parameter. A finite L2 norm proves there are none: on the CPU
+        (where reading a flag costs no device sync) only parameters whose norm is not finite are counted."""
+        bad = ~torch.isfinite(self.l2)
+        if self.l2.device.type == "cpu" and not bool(bad.any()):
+            return torch.zeros_like(self.l2)
+        idx = bad.nonzero().flatten().tolist() if self.l2.device.type == "cpu" else range(len(self.grads))
+        counts = torch.zeros_like(self.l2)
+        for i in idx:
+            counts[i] = (~torch.isfinite(self.grads[i])).sum()
+        return counts
+
+
+class GradStat:
+    """A statistic of the layer's parameter gradients; ``compute`` returns a tensor ``[layers]``."""
+
+    name = ""
+    doc = ""
+
+    def compute(self, g: StepGrads) -> Tensor:
+        raise NotImplementedError
+
+
+class GradNorm(GradStat):
+    name, doc = "grad_norm", "L2 norm of all the layer's parameter gradients, ‖∂L/∂θ_layer‖₂"
+
+    def compute(self, g: StepGrads) -> Tensor:
+        return g.per_layer_sum(g.l2.square()).sqrt()
+
+
+class GradAbsMean(GradStat):
+    name, doc = "grad_abs_mean", "mean |∂L/∂θ| over the layer's parameter elements (seed 001's table)"
+
+    def compute(self, g: StepGrads) -> Tensor:
+        return g.per_layer_sum(g.l1) / g.layer_numel
+
+
+class GradAbsMax(GradStat):
+    name, doc = "grad_abs_max", "max |∂L/∂θ| over the layer's parameter elements"
+
+    def compute(self, g: StepGrads) -> Tensor:
+        return g.per_layer_max(g.linf)
+
+
+class NonFinite(GradStat):
+    name, doc = "nonfinite", "number of non-finite (inf or NaN) gradient elements in the layer"
+
+    def compute(self, g: StepGrads) -> Tensor:
+        return g.per_layer_sum(g.nonfinite)
+
+
+class ParamStat:
+    """A statistic of the parameters (``weight_norm``) or of the step just taken (``update_ratio``)."""
+
+    name = ""
+    doc = ""
+
+
+class WeightNorm(ParamStat):
+    name, doc = "weight_norm", "L2 norm of the layer's parameters, ‖θ_layer‖₂"
+
+    def compute(self, weight_sq: Tensor) -> Tensor:  # per-layer Σθ² -> [layers]
+        return weight_sq.sqrt()
+
+
+class UpdateRatio(ParamStat):
+    name, doc = "update_ratio", "‖Δθ‖/‖θ‖ of the optimizer step just taken (θ before the step); needs an optimizer"
+
+    def compute(self, delta_sq: Tensor, before_sq: Tensor) -> Tensor:  # per-layer Σ(Δθ)², Σθ² -> [layers]
+        return delta_sq.sqrt() / before_sq.sqrt()
+
+
+class ForwardStat:
+    """A statistic of a layer's activations on one forward call; ``compute`` returns a 0-d tensor.
+
+    ``a`` is the output of the activation that follows the layer (the layer's own output if none does), ``z`` the
+    activation's input (None without an activation).
+    """
+
+    name = ""
+    doc = ""
+
+    def compute(self, a: Tensor, z: Tensor | None, layer: Layer) -> Tensor:
+        raise NotImplementedError
+
+
+class ActMean(ForwardStat):
+    name, doc = "act_mean", "mean of the layer's activations over the batch and units"
+
+    def compute(self, a, z, layer):
+        return a.float().mean()
+
+
+class ActStd(ForwardStat):
+    name, doc = "act_std", "standard deviation of the layer's activations over the batch and units"
+
+    def compute(self, a, z, layer):
+        return a.float().std(correction=0) if a.numel() > 0 else a.new_tensor(_NAN)
+
+
+class ActSaturation(ForwardStat):
+    name = "act_saturation"
+    doc = ("fraction of the following activation's inputs z (examples × units) where σ'(z) < "
+           f"{SATURATION_LEVEL:g} · max σ'; NaN when no known elementwise activation follows the layer")
+
+    def compute(self, a, z, layer):
+        act: FollowingActivation | None = layer.activation
+        if act is None or z is None:
+            return a.new_tensor(_NAN, dtype=torch.float32)
+        return (act.derivative(z.float()).abs() < SATURATION_LEVEL * act.max_derivative).float().mean()
+
+
+class ActDead(ForwardStat):
+    name, doc = "act_dead", "fraction of the layer's units (channels for conv) that are zero for the whole batch"
+
+    def compute(self, a, z, layer):
+        dim = layer.unit_dim % a.dim() if a.dim() > 1 else 0
+        zero = (a == 0).movedim(dim, 0).reshape(a.shape[dim], -1)  # [units, everything else]
+        return zero.all(dim=1).float().mean()
+
+
+class ActNonFinite(ForwardStat):
+    name, doc = "act_nonfinite", "number of non-finite elements in the layer's output (locates where inf/NaN start)"
+
+    def compute(self, a, z, layer):
+        return (~torch.isfinite(a)).sum().float()
+
+
+class BackwardStat:
+    """The ratio ‖∂L/∂input‖ / ‖∂L/∂output‖ of a module on one backward call (a 0-d tensor)."""
+
+    name = ""
+    doc = ""
+
+    @staticmethod
+    def gain(grad_in: Tensor | None, grad_out: Tensor | None) -> Tensor | None:
+        if grad_in is None or grad_out is None:
+            return None
+        return torch.linalg.vector_norm(grad_in.float()) / torch.linalg.vector_norm(grad_out.float())
+
+
+class BackwardGain(BackwardStat):
+    name = "backward_gain"
+    doc = ("‖∂L/∂input‖/‖∂L/∂output‖ of the layer module: the part of the gradient it passes back that is due to "
+           "its weights (NaN for a layer whose input needs no gradient, e.g. the first)")
+
+
+class GainActivation(BackwardStat):
+    name = "gain_activation"
+    doc = ("‖∂L/∂z‖/‖∂L/∂σ(z)‖ of the activation that follows the layer: the activation-derivative part of the "
+           "gradient it passes back (seed 000: the σ'(z) factors)")
+
+
+def log10_histogram(grads: list[Tensor], edges: Tensor = HIST_EDGES) -> Tensor:
+    """Counts of log10|g| over the elements of ``grads`` in the bins ``edges`` (values outside the range, zeros
+    included, fall in the first or last bin). Returns ``[len(edges) - 1]``."""
+    lo, hi, bins = float(edges[0]), float(edges[-1]), len(edges) - 1
+    flat = torch.cat([g.detach().reshape(-1).float() for g in grads])
+    logs = torch.log10(flat.abs().clamp_min(10.0 ** lo)).clamp(lo, hi).nan_to_num(hi)  # [elements]
+    return torch.histc(logs, bins=bins, min=lo, max=hi)
+
+
+GRAD_STATS: dict[str, GradStat] = {s.name: s for s in (GradNorm(), GradAbsMean(), GradAbsMax(), NonFinite())}
+PARAM_STATS: dict[str, ParamStat] = {s.name: s for s in (WeightNorm(), UpdateRatio())}
+FORWARD_STATS: dict[str, ForwardStat] = {s.name: s for s in (ActMean(), ActStd(), ActSaturation(), ActDead(),
+                                                             ActNonFinite())}
+BACKWARD_STATS: dict[str, BackwardStat] = {s.name: s for s in (BackwardGain(), GainActivation())}
+HISTOGRAM = "grad_hist"
+
+DEFAULT_STATS = (*GRAD_STATS, *PARAM_STATS)
+SAMPLED_STATS = (*FORWARD_STATS, *BACKWARD_STATS, HISTOGRAM)
+ALL_STATS = (*DEFAULT_STATS, *SAMPLED_STATS)
+
+
+def describe(name: str) -> str:
+    """The one-line documentation of a statistic."""
+    for table in (GRAD_STATS, PARAM_STATS, FORWARD_STATS, BACKWARD_STATS):
+        if name in table:
+            return table[name].doc
+    if name == HISTOGRAM:
+        return "per-layer histogram of log10|∂L/∂θ| in fixed 0.25-decade bins (Glorot & Bengio 2010 pictures)"
+    raise KeyError(name)
