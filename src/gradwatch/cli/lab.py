@@ -1,18 +1,109 @@
-"""``gradwatch lab``: run the seeds' experiments."""
+"""``gradwatch lab``: run the catalogue of the seeds' experiments.
+
+One command per experiment, generated from the experiment's config class: every config field becomes a flag
+with the same name (dashes for underscores), plus ``--out DIR`` and ``--json``. ``gradwatch lab all`` runs
+the whole catalogue and writes an index page.
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+import inspect
+import types
+import typing
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
+from pydantic_core import PydanticUndefined
 
-from gradwatch.cli.common import console, out_dir, print_json, write_json
+from gradwatch.cli.common import console, err_console, out_dir, print_json
+from gradwatch.lab import experiments
 
 lab_app = typer.Typer(help="Reproduce the experiments of the lecture seeds.", no_args_is_help=True)
 
-EXPERIMENTS = {
-    "paralysis": "Seed 001: mean |∂C/∂W| per layer of a deep sigmoid net at initialisation (network paralysis).",
-}
+
+class RichProgress:
+    """Progress bars on stderr (so ``--json`` output stays clean); transient, one per loop."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+
+    def track(self, items, description: str, total: int | None = None):
+        if not self.enabled:
+            yield from items
+            return
+        from rich.progress import track
+
+        yield from track(items, description=description, total=total, console=err_console, transient=True)
+
+
+def _typer_annotation(ann: Any) -> Any:
+    """typer understands Optional[X] but not every PEP 604 union: normalise ``X | None``."""
+    if isinstance(ann, types.UnionType) or typing.get_origin(ann) is typing.Union:
+        args = [a for a in typing.get_args(ann) if a is not type(None)]
+        return Optional[args[0]] if len(args) == 1 else str
+    return ann
+
+
+def _show(result) -> None:
+    from gradwatch.report.terminal import plain_table
+
+    console.print(f"[bold]{result.name}[/] — {result.claim}", highlight=False)
+    for t in result.tables:
+        console.print(f"[dim]{t.title}[/]", highlight=False)
+        console.print(plain_table("", t.columns, t.rows))
+    mark = "[green]✓ claim supported[/]" if result.holds else "[red]✗ claim not supported in this run[/]"
+    console.print(f"{mark}: {result.evidence}", highlight=False)
+
+
+def run_and_report(name: str, options: dict[str, Any], out: str | None, as_json: bool,
+                   index_href: str | None = None, quiet: bool = False):
+    """Run one experiment with CLI options, print it (table or JSON) and write its files to ``out``."""
+    from gradwatch.report.experiment_files import json_payload, write_experiment
+
+    exp = experiments.get(name)
+    cfg = exp.config(**options)  # validate before any work
+    target = out_dir(out)
+    result = exp(RichProgress(enabled=not (as_json or quiet)), **cfg.model_dump())
+    if target is not None:
+        paths = write_experiment(result, target, index_href)
+    if quiet:
+        return result
+    if as_json:
+        print_json(json_payload(result))
+    else:
+        _show(result)
+        if target is not None:
+            console.print("wrote " + ", ".join(str(p) for p in paths.values()), highlight=False)
+    return result
+
+
+def _make_command(name: str):
+    exp = experiments.get(name)
+    params = []
+    for field_name, f in exp.config.model_fields.items():
+        default = None if f.default is PydanticUndefined else f.default
+        flag = "--" + field_name.replace("_", "-")
+        params.append(inspect.Parameter(
+            field_name, inspect.Parameter.KEYWORD_ONLY, annotation=_typer_annotation(f.annotation),
+            default=typer.Option(default, flag, help=f.description or "", show_default=default is not None)))
+    params.append(inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+                                    default=typer.Option(None, "--out", help="Write PNG plots, JSON and an HTML page here.")))
+    params.append(inspect.Parameter("json_", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                                    default=typer.Option(False, "--json", help="Print every number as JSON on stdout.")))
+
+    def command(**kwargs: Any) -> None:
+        out, as_json = kwargs.pop("out"), kwargs.pop("json_")
+        run_and_report(name, kwargs, out, as_json)
+
+    command.__signature__ = inspect.Signature(params)
+    command.__name__ = name.replace("-", "_")
+    command.__doc__ = f"{exp.summary} (seed {exp.seeds})"
+    return command
+
+
+for _name in experiments.NAMES:
+    lab_app.command(name=_name)(_make_command(_name))
 
 
 @lab_app.callback(invoke_without_command=True)
@@ -20,55 +111,36 @@ def _lab(ctx: typer.Context,
          list_: bool = typer.Option(False, "--list", help="List the experiments with one line each.")) -> None:
     """Reproduce the experiments of the lecture seeds."""
     if list_:
-        for name, line in EXPERIMENTS.items():
-            console.print(f"[bold]{name:<18}[/] {line}")
+        for name in experiments.NAMES:
+            exp = experiments.get(name)
+            console.print(f"[bold]{name:<18}[/] (seed {exp.seeds}) {exp.summary}", highlight=False)
         raise typer.Exit()
 
 
-@lab_app.command()
-def paralysis(
-    dataset: str = typer.Option("digits", help="digits (embedded), mnist or mnist1d."),
-    data_dir: Optional[str] = typer.Option(None, help="Directory with the MNIST *-ubyte.gz files."),
-    depth: int = typer.Option(5, help="Number of hidden layers."),
-    width: int = typer.Option(100, help="Units per hidden layer."),
-    activation: str = typer.Option("sigmoid", help="sigmoid, tanh, relu, leaky_relu, elu, selu, ..."),
-    init: str = typer.Option("normal", help="normal, xavier_uniform, xavier_normal, he_normal, ..."),
-    init_std: Optional[float] = typer.Option(None, help="σ of the normal init [default: 1/√300 ≈ 0.0577]."),
-    batch_size: int = typer.Option(1000, help="Training examples the gradient is averaged over."),
-    seed: int = typer.Option(0, help="Seed of the weights and of the batch."),
-    out: Optional[str] = typer.Option(None, help="Write paralysis.png (log-scale bars) and paralysis.json here."),
-    json_: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+@lab_app.command(name="all")
+def run_all(
+    quick: bool = typer.Option(False, "--quick", help="CI-sized runs."),
+    seed: int = typer.Option(0, help="Seed passed to every experiment."),
+    out: Optional[str] = typer.Option(None, help="Write every experiment's files and index.html here."),
+    json_: bool = typer.Option(False, "--json", help="Print all results as one JSON object."),
 ) -> None:
-    """Network paralysis (seed 001): gradients shrink layer by layer toward the input."""
-    from gradwatch.lab.experiments import paralysis as exp
-    from gradwatch.report.terminal import layer_gradient_table
+    """Run the whole catalogue (and, with --out, write a gallery index.html)."""
+    from gradwatch.report.experiment_files import json_payload, write_index
 
-    opts = dict(dataset=dataset, data_dir=data_dir, depth=depth, width=width, activation=activation,
-                init=init, batch_size=batch_size, seed=seed)
-    if init_std is not None:
-        opts["init_std"] = init_std
-    cfg = exp.ParalysisConfig(**opts)
     target = out_dir(out)
-    result = exp.run(cfg)
-    if target is not None:
-        from gradwatch.report.plots import LayerGradientBars
-
-        write_json(target / "paralysis.json", result.to_dict())
-        title = f"{cfg.depth}×{cfg.width} {cfg.activation}, init {cfg.init} — {cfg.dataset}"
-        LayerGradientBars(result.layers, result.mean_abs_grad, title=title).save(target / "paralysis.png")
+    results = []
+    for name in experiments.NAMES:
+        if not json_:
+            console.rule(name)
+        results.append(run_and_report(name, {"quick": quick, "seed": seed}, out, False,
+                                      index_href="index.html", quiet=json_))
     if json_:
-        print_json(result.to_dict())
-        return
-    console.print(f"[bold]{exp.CLAIM}[/]")
-    console.print(f"data: {result.dataset_source}; net {result.inputs} → {cfg.depth}×{cfg.width} {cfg.activation}"
-                  f" → {result.neurons[-1]}; init {cfg.init}"
-                  + (f" (σ = {cfg.init_std:.4g})" if cfg.init == "normal" else "")
-                  + f"; batch {cfg.batch_size}; seed {cfg.seed}", highlight=False)
-    console.print(layer_gradient_table(result.layers, result.neurons, result.mean_abs_grad,
-                                       result.ratio_to_next, inputs=result.inputs,
-                                       reference=exp.SEED_TABLE["mean_abs_grad"],
-                                       reference_header="seed 001 (841→5×100→26)"))
-    console.print(f"The first hidden layer gets {result.span:.3g}× less gradient than the output layer "
-                  f"(seed 001: {exp.SEED_SPAN:.3g}×).", highlight=False)
+        print_json({r.name: json_payload(r) for r in results})
     if target is not None:
-        console.print(f"wrote {target / 'paralysis.png'} and {target / 'paralysis.json'}", highlight=False)
+        index = write_index(Path(target), results)
+        if not json_:
+            console.print(f"gallery: {index}", highlight=False)
+    if not json_:
+        held = sum(r.holds for r in results)
+        console.print(f"{held}/{len(results)} claims supported; {sum(r.seconds for r in results):.0f} s in all",
+                      highlight=False)

@@ -21,7 +21,42 @@ def _pyplot():
     return plt
 
 
-class LayerGradientBars:
+# ---- shared plot objects for the experiment catalogue ---------------------------------------------------------
+# Colours are consistent across experiments: configurations take the tab10 cycle in the order given; layers
+# take viridis from input (dark) to output (yellow), as in LayerGradientBars.
+
+def layer_colors(n: int):
+    plt = _pyplot()
+    return plt.get_cmap("viridis")([i / max(1, n - 1) for i in range(n)])
+
+
+def config_color(i: int):
+    return _pyplot().get_cmap("tab10")(i % 10)
+
+
+class _Saveable:
+    figure = None
+
+    def plot(self, ax=None):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _axes(self, ax, size=(6.4, 4.2)):
+        if ax is None:
+            _, ax = _pyplot().subplots(figsize=size, layout="constrained")
+        self.ax, self.figure = ax, ax.figure
+        return ax
+
+    def save(self, path: str | os.PathLike, dpi: int = 120) -> Path:
+        if self.figure is None:
+            self.plot()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.figure.savefig(path, dpi=dpi)
+        _pyplot().close(self.figure)
+        return path
+
+
+class LayerGradientBars(_Saveable):
     """Log-scale bar chart of one value per layer (e.g. mean |∂C/∂W|), input side on the left.
 
     Example::
@@ -32,28 +67,91 @@ class LayerGradientBars:
     def __init__(self, layers: Sequence[str], values: Sequence[float], *, ylabel: str = "mean |∂C/∂W|",
                  title: str = "Gradient magnitude per layer at initialisation"):
         self.layers, self.values, self.ylabel, self.title = list(layers), list(values), ylabel, title
-        self.ax = self.figure = None
 
     def plot(self, ax=None) -> LayerGradientBars:
-        plt = _pyplot()
-        if ax is None:
-            _, ax = plt.subplots(figsize=(1.2 * len(self.layers) + 2.5, 4), layout="constrained")
-        colors = plt.get_cmap("viridis")([i / max(1, len(self.layers) - 1) for i in range(len(self.layers))])
-        bars = ax.bar(self.layers, self.values, color=colors)
+        ax = self._axes(ax, size=(1.2 * len(self.layers) + 2.5, 4))
+        bars = ax.bar(self.layers, self.values, color=layer_colors(len(self.layers)))
         ax.set_yscale("log")
         ax.set_ylabel(self.ylabel + " (log scale)")
         ax.set_xlabel("layer (input → output)")
         ax.set_title(self.title)
         ax.bar_label(bars, labels=[f"{v:.1e}" for v in self.values], fontsize=8, padding=2)
         ax.grid(axis="y", which="major", alpha=0.3)
-        self.ax, self.figure = ax, ax.figure
         return self
 
-    def save(self, path: str | os.PathLike, dpi: int = 120) -> Path:
-        if self.figure is None:
-            self.plot()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.figure.savefig(path, dpi=dpi)
-        _pyplot().close(self.figure)
-        return path
+
+class Curves(_Saveable):
+    """Several named series over a shared kind of x (steps, epochs, depth …): one line each.
+
+    ``series = {label: (xs, ys)}``; ``logy`` for values spanning orders of magnitude; ``hline`` draws a
+    reference level (e.g. chance accuracy) with its label. ``layer_colours`` colours the series as layers.
+    """
+
+    def __init__(self, series: dict[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str, ylabel: str,
+                 title: str, logy: bool = False, logx: bool = False, hline: tuple[float, str] | None = None,
+                 layer_colours: bool = False, markers: bool = False):
+        self.series, self.xlabel, self.ylabel, self.title = series, xlabel, ylabel, title
+        self.logy, self.logx, self.hline, self.layer_colours, self.markers = logy, logx, hline, layer_colours, markers
+
+    def plot(self, ax=None) -> Curves:
+        ax = self._axes(ax)
+        colours = layer_colors(len(self.series)) if self.layer_colours else [config_color(i) for i in range(len(self.series))]
+        for (label, (xs, ys)), c in zip(self.series.items(), colours):
+            ax.plot(list(xs), list(ys), label=label, color=c, marker="o" if self.markers else None, ms=3)
+        if self.hline is not None:
+            ax.axhline(self.hline[0], color="grey", ls="--", lw=1, label=self.hline[1])
+        if self.logy:
+            ax.set_yscale("log")
+        if self.logx:
+            ax.set_xscale("log")
+        ax.set_xlabel(self.xlabel)
+        ax.set_ylabel(self.ylabel + (" (log scale)" if self.logy else ""))
+        ax.set_title(self.title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        return self
+
+
+class LayerProfiles(_Saveable):
+    """One value per layer for several configurations (e.g. ‖∂C/∂W‖ at init, He vs Xavier), log-y.
+
+    ``profiles = {config label: values input→output}``; layers are numbered from 1 on the x axis.
+    """
+
+    def __init__(self, profiles: dict[str, Sequence[float]], *, ylabel: str, title: str, logy: bool = True,
+                 xlabel: str = "layer (1 = nearest the input)"):
+        self.profiles, self.ylabel, self.title, self.logy, self.xlabel = profiles, ylabel, title, logy, xlabel
+
+    def plot(self, ax=None) -> LayerProfiles:
+        ax = self._axes(ax)
+        for i, (label, values) in enumerate(self.profiles.items()):
+            ax.plot(range(1, len(values) + 1), list(values), marker="o", ms=3, color=config_color(i), label=label)
+        if self.logy:
+            ax.set_yscale("log")
+        ax.set_xlabel(self.xlabel)
+        ax.set_ylabel(self.ylabel + (" (log scale)" if self.logy else ""))
+        ax.set_title(self.title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        return self
+
+
+class ImageRow(_Saveable):
+    """Images side by side with captions (e.g. an input digit and its image in the first hidden layer)."""
+
+    def __init__(self, images: dict[str, Sequence[Sequence[float]]], *, title: str, cmap: str = "gray"):
+        self.images, self.title, self.cmap = images, title, cmap
+
+    def plot(self, ax=None) -> ImageRow:
+        plt = _pyplot()
+        fig, axes = plt.subplots(1, len(self.images), figsize=(2.6 * len(self.images), 3.0), layout="constrained")
+        axes = [axes] if len(self.images) == 1 else list(axes)
+        for a, (caption, img) in zip(axes, self.images.items()):
+            im = a.imshow(img, cmap=self.cmap)
+            a.set_title(caption, fontsize=9)
+            a.set_xticks([])
+            a.set_yticks([])
+            fig.colorbar(im, ax=a, shrink=0.75)
+        fig.suptitle(self.title)
+        self.ax, self.figure = axes[0], fig
+        return self

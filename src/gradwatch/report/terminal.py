@@ -35,3 +35,13 @@ def layer_gradient_table(layers: Sequence[str], neurons: Sequence[int], values: 
         extra = [fmt_sci(ref[i])] if ref else []
         table.add_row(name, str(n), fmt_sci(v), "" if r is None else f"{r:.1f}×", *extra, style=style)
     return table
+
+
+def plain_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Table:
+    """A rich table from plain rows; floats in compact scientific notation."""
+    table = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        table.add_column(c, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(fmt_sci(v) if isinstance(v, float) else "" if v is None else str(v) for v in row))
+    return table

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
 
-from gradwatch.config import StrictModel
+from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
 from gradwatch.lab.data import DATASETS, load_dataset
 from gradwatch.lab.models import initialize, linear_layers, mlp
 from gradwatch.nn.activations import ACTIVATIONS
@@ -31,18 +31,17 @@ SEED_TABLE = {"neurons": [100, 100, 100, 100, 100, 26], "mean_abs_grad": [6.2e-8
 SEED_SPAN = SEED_TABLE["mean_abs_grad"][-1] / SEED_TABLE["mean_abs_grad"][0]
 
 
-class ParalysisConfig(StrictModel):
+class ParalysisConfig(ExperimentConfig):
     """Settings of the paralysis experiment; the CLI flags have the same names with dashes."""
 
-    dataset: str = "digits"
-    data_dir: str | None = None
+    dataset: str = Field("digits", description="digits (embedded), mnist or mnist1d")
+    data_dir: str | None = Field(None, description="directory with the MNIST *-ubyte.gz files")
     depth: int = Field(5, ge=1, description="number of hidden layers")
     width: int = Field(100, ge=1, description="units per hidden layer")
-    activation: str = "sigmoid"
-    init: str = "normal"
+    activation: str = Field("sigmoid", description="sigmoid, tanh, relu, leaky_relu, elu, selu, ...")
+    init: str = Field("normal", description="normal, xavier_uniform, he_normal, ... (gradwatch.nn.init)")
     init_std: float = Field(DEFAULT_INIT_STD, gt=0, description="σ of the normal init")
     batch_size: int = Field(1000, ge=1, description="training examples the gradient is averaged over")
-    seed: int = 0
 
     @field_validator("dataset")
     @classmethod
@@ -135,3 +134,33 @@ def run(config: ParalysisConfig | None = None, **overrides: Any) -> ParalysisRes
         layers=[r[0] for r in rows], neurons=[r[1] for r in rows], mean_abs_grad=[r[2] for r in rows],
         config=cfg.to_dict(), inputs=data.n_features, dataset_source=data.source,
     )
+
+
+def _as_experiment(cfg: ParalysisConfig, progress: Progress) -> ExperimentResult:
+    r = run(cfg)
+    g = r.mean_abs_grad
+    monotone = all(a < b for a, b in zip(g, g[1:]))
+    seed_col = SEED_TABLE["mean_abs_grad"] if len(g) == len(SEED_TABLE["mean_abs_grad"]) else [None] * len(g)
+    rows = [["input", r.inputs, None, None, None]] + [
+        [name, n, v, None if q is None else round(q, 1), s]
+        for name, n, v, q, s in zip(r.layers, r.neurons, g, r.ratio_to_next, seed_col)]
+    net = f"{r.inputs} → {cfg.depth}×{cfg.width} {cfg.activation} → {r.neurons[-1]}"
+    init = f"{cfg.init}" + (f" (σ = {cfg.init_std:.4g})" if cfg.init == "normal" else "")
+    table = Table(f"{r.dataset_source}; net {net}; init {init}; batch {cfg.batch_size}; seed {cfg.seed}",
+                  ["layer", "neurons", "mean |∂C/∂W|", "next / this", "seed 001 (841→5×100→26)"], rows)
+    evidence = (f"mean |∂C/∂W| {'rises monotonically' if monotone else 'does not rise monotonically'} from "
+                f"{g[0]:.2g} ({r.layers[0]}) to {g[-1]:.2g} ({r.layers[-1]}): the first hidden layer gets "
+                f"{r.span:.3g}× less gradient than the output layer (seed 001: {SEED_SPAN:.3g}×)")
+    from gradwatch.report.plots import LayerGradientBars
+
+    title = f"{cfg.depth}×{cfg.width} {cfg.activation}, init {cfg.init} — {cfg.dataset}"
+    numbers = {k: v for k, v in r.to_dict().items() if k not in ("config", "claim")}
+    return ExperimentResult(
+        name="paralysis", claim=CLAIM, holds=monotone and r.span > 100, evidence=evidence, numbers=numbers,
+        config=cfg.to_dict(), tables=[table], figures={"main": LayerGradientBars(r.layers, g, title=title)})
+
+
+EXPERIMENT = Experiment(
+    name="paralysis", seeds="001",
+    summary="mean |∂C/∂W| per layer of a deep sigmoid net at initialisation (network paralysis)",
+    claim=CLAIM, config=ParalysisConfig, run=_as_experiment)
