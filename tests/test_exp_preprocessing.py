@@ -27,3 +27,12 @@ def test_quick_run_standardised_and_whitened_beat_raw_every_epoch(tmp_path):
         stored = [[m["train_loss"] for m in s.metrics(i)] for i in res.run_ids]
     ours = [c for k in n["train_loss"] for c in n["train_loss"][k]]
     assert sorted(map(tuple, np.round(stored, 6))) == sorted(map(tuple, np.round(ours, 6)))
+
+
+def test_bad_activation_is_reported_before_any_run(tmp_path):
+    import pytest
+
+    from gradwatch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="activation"):
+        get("preprocessing")(quick=True, activation="swishy", store=str(tmp_path / "r.sqlite"))

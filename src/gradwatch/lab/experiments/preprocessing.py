@@ -19,12 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from gradwatch.errors import check_choice
-from gradwatch.lab.data import DATASETS
 from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
-from gradwatch.nn.activations import ACTIVATIONS
 
 CLAIM = ("Standardised and whitened inputs reach a lower training loss than raw pixel intensities after every "
          "epoch of the same SGD, with or without reshuffling.")
@@ -45,16 +42,7 @@ class PreprocessingConfig(ExperimentConfig):
     epochs: int = Field(15, ge=1, description="epochs [quick: 6]")
     seeds: int = Field(2, ge=1, description="seeds per configuration (weights, data split, order)")
     store: str = Field("gradwatch-runs/runs.sqlite", description="run store the runs are recorded in")
-
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, v: str) -> str:
-        return check_choice("dataset", v, DATASETS)
-
-    @field_validator("activation")
-    @classmethod
-    def _activation(cls, v: str) -> str:
-        return check_choice("activation", v, ACTIVATIONS)
+    # dataset and activation are checked by lab.Config (same one-line error) before any run starts
 
 
 def _lab_config(cfg: PreprocessingConfig, preprocess: str, shuffle: bool, seed: int, epochs: int):
@@ -76,13 +64,14 @@ def _run(cfg: PreprocessingConfig, progress: Progress) -> ExperimentResult:
 
     epochs = 6 if cfg.quick else cfg.epochs
     seeds = [cfg.seed + s for s in range(cfg.seeds)]
-    jobs = [(p, sh, s) for s in seeds for sh in (True, False) for p in PREPROCESSINGS]
+    jobs = [(p, sh, _lab_config(cfg, p, sh, s, epochs)) for s in seeds for sh in (True, False)
+            for p in PREPROCESSINGS]  # every lab.Config validated before the first run
     curves: dict[str, list[list[float]]] = {}
     test_acc: dict[str, list[float]] = {}
     ids, source = [], ""
     with RunStore(cfg.store) as store:
-        for p, sh, s in progress.track(jobs, "preprocessing", total=len(jobs)):
-            run = lab.train(_lab_config(cfg, p, sh, s, epochs), store=store)
+        for p, sh, lab_cfg in progress.track(jobs, "preprocessing", total=len(jobs)):
+            run = lab.train(lab_cfg, store=store)
             ids.append(run.id)
             source = run.source
             curves.setdefault(_key(p, sh), []).append(run.metric("train_loss").tolist())
