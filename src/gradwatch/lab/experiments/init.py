@@ -18,7 +18,7 @@ import math
 from pydantic import Field
 
 from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.probing import first_step_reaching, layer_values_at
+from gradwatch.lab.experiments.probing import first_step_reaching, layer_values_at, single_threaded
 
 CHANCE = math.log(10)
 STALL_MARGIN = 0.05  # "stays at chance": final training loss within 5 % of ln 10
@@ -44,6 +44,11 @@ class InitConfig(ExperimentConfig):
 
 
 def _run(cfg: InitConfig, progress: Progress) -> ExperimentResult:
+    with single_threaded():
+        return _measure(cfg, progress)
+
+
+def _measure(cfg: InitConfig, progress: Progress) -> ExperimentResult:
     from gradwatch import lab
     from gradwatch.report.plots import Curves, LayerProfiles
 
