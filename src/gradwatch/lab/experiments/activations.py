@@ -20,7 +20,8 @@ import math
 from pydantic import Field, field_validator
 
 from gradwatch.errors import check_choice
-from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
+from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.experiments.probing import activation_stats, layer_values_at, single_threaded
 from gradwatch.nn.init import INITS
 
@@ -34,11 +35,9 @@ CLAIM = ("At the same depth the sigmoid's gradients vanish toward the input and 
          "train; at a large learning rate ReLU units die (zero on every input) and LeakyReLU units do not.")
 
 
-class ActivationsConfig(ExperimentConfig):
+class ActivationsConfig(TrainedExperimentConfig):
     """Settings of the activations experiment; the CLI flags have the same names with dashes."""
 
-    dataset: str = Field("digits", description="digits (embedded) or mnist")
-    data_dir: str | None = Field(None, description="directory with the MNIST *-ubyte.gz files")
     depth: int = Field(8, ge=2, description="hidden layers of every net")
     width: int | None = Field(None, ge=1, description="units per hidden layer [default: 64 quick, 128 full]")
     init: str = Field("xavier_normal", description="init of every net (gradwatch.nn.init names)")
@@ -47,7 +46,6 @@ class ActivationsConfig(ExperimentConfig):
     epochs: int | None = Field(None, ge=1, description="epochs of the comparison [default: 5 quick, 20 full]")
     dying_lr: float = Field(0.5, gt=0, description="the large SGD learning rate of the dying-ReLU runs")
     dying_depth: int = Field(6, ge=1, description="hidden layers of the dying-ReLU runs (He init)")
-    store: str = Field("gradwatch-runs/runs.sqlite", description="run store the trainings are recorded in")
 
     @field_validator("init")
     @classmethod

@@ -17,7 +17,8 @@ import math
 
 from pydantic import Field
 
-from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
+from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.experiments.probing import first_step_reaching, layer_values_at, single_threaded
 
 CHANCE = math.log(10)
@@ -29,18 +30,15 @@ CLAIM = ("In a 30-layer ReLU net Xavier initialisation (std √(1/n)) leaves the
          "He initialisation (std √(2/n)) trains it, and at 22 layers He starts reducing the loss earlier.")
 
 
-class InitConfig(ExperimentConfig):
+class InitConfig(TrainedExperimentConfig):
     """Settings of the init experiment; the CLI flags have the same names with dashes."""
 
-    dataset: str = Field("digits", description="digits (embedded) or mnist")
-    data_dir: str | None = Field(None, description="directory with the MNIST *-ubyte.gz files")
     shallow_depth: int = Field(22, ge=1, description="hidden ReLU layers of the net where both inits train")
     deep_depth: int = Field(30, ge=1, description="hidden ReLU layers of the net where Xavier stalls")
     width: int = Field(64, ge=1, description="units per hidden layer")
     lr: float = Field(0.01, gt=0, description="SGD learning rate (momentum 0.9), the same for both inits")
     batch_size: int = Field(64, ge=1, description="examples per step")
     epochs: int | None = Field(None, ge=1, description="passes over the training split [default: 12 quick, 40 full]")
-    store: str = Field("gradwatch-runs/runs.sqlite", description="run store the trainings are recorded in")
 
 
 def _run(cfg: InitConfig, progress: Progress) -> ExperimentResult:

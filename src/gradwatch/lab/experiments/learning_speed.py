@@ -19,14 +19,16 @@ run store are the lab's.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from gradwatch.errors import DataError, check_choice
+from gradwatch.errors import DataError
 from gradwatch.lab.data import load_dataset
-from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
+from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.experiments.probing import single_threaded
 from gradwatch.lab.models import linear_layers, mlp
 
@@ -38,12 +40,11 @@ CLAIM = ("In Nielsen's sigmoid nets the first hidden layer learns slowest: ‖�
          "layer to the last at initialisation, and averaged over training it is smallest in layer 1.")
 
 
-class LearningSpeedConfig(ExperimentConfig):
+class LearningSpeedConfig(TrainedExperimentConfig):
     """Settings of the learning-speed experiment; the CLI flags have the same names with dashes."""
 
     dataset: str = Field("auto", description="auto (mnist when its files are found, else digits; digits in "
                                              "quick mode), digits or mnist")
-    data_dir: str | None = Field(None, description="directory with the MNIST *-ubyte.gz files")
     width: int = Field(30, ge=1, description="units per hidden layer")
     eta: float = Field(0.1, gt=0, description="learning rate η")
     lmbda: float = Field(5.0, ge=0, description="L2 strength λ (the penalty is λ/2n Σw², n = training images)")
@@ -52,12 +53,8 @@ class LearningSpeedConfig(ExperimentConfig):
     accuracy_epochs: int | None = Field(None, ge=1, description="epochs of the accuracy-vs-depth runs "
                                                                 "[default: 10 quick, 30 full]")
     mini_batch: int = Field(10, ge=1, description="mini-batch size of the accuracy-vs-depth runs")
-    store: str = Field("gradwatch-runs/runs.sqlite", description="run store the trainings are recorded in")
 
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, v: str) -> str:
-        return check_choice("dataset", v, ("auto", "digits", "mnist"))
+    EXTRA_DATASETS: ClassVar[tuple[str, ...]] = ("auto",)
 
 
 def nielsen_net(sizes: list[int], generator: torch.Generator) -> torch.nn.Sequential:

@@ -23,7 +23,8 @@ import torch
 from pydantic import Field, field_validator
 
 from gradwatch.errors import ConfigError
-from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
+from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.experiments.probing import first_step_reaching, single_threaded
 
 ACTS = ("relu", "tanh")
@@ -32,11 +33,9 @@ CLAIM = ("A conv net with ReLUs reaches a fixed training error in fewer steps th
          "at its own best learning rate (Krizhevsky et al. 2012: 6× faster to 25 % on CIFAR-10).")
 
 
-class ReluVsTanhConfig(ExperimentConfig):
+class ReluVsTanhConfig(TrainedExperimentConfig):
     """Settings of the relu-vs-tanh experiment; the CLI flags have the same names with dashes."""
 
-    dataset: str = Field("digits", description="digits (embedded) or mnist")
-    data_dir: str | None = Field(None, description="directory with the MNIST *-ubyte.gz files")
     depth: int = Field(2, ge=1, description="dense hidden layers after the conv front end")
     width: int = Field(64, ge=1, description="units per dense hidden layer")
     conv_channels: int = Field(16, ge=1, description="channels of the conv layer")
@@ -46,7 +45,6 @@ class ReluVsTanhConfig(ExperimentConfig):
     batch_size: int = Field(32, ge=1, description="examples per step")
     steps: int | None = Field(None, ge=1, description="steps per run [default: 200 quick, 1000 full]")
     eval_every: int = Field(10, ge=1, description="measure the training error every this many steps")
-    store: str = Field("gradwatch-runs/runs.sqlite", description="run store the trainings are recorded in")
 
     @field_validator("lrs")
     @classmethod

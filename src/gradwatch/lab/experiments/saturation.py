@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
+from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.experiments.probing import activation_stats, backprop_gradients, single_threaded
 
 PROBE_EXAMPLES = 300  # G&B: activations of 300 fixed test examples
@@ -37,11 +38,9 @@ CLAIM = ("With the standard init the top sigmoid layer is driven toward saturati
          "the normalised init keeps their spread the same across layers.")
 
 
-class SaturationConfig(ExperimentConfig):
+class SaturationConfig(TrainedExperimentConfig):
     """Settings of the saturation experiment; the CLI flags have the same names with dashes."""
 
-    dataset: str = Field("digits", description="digits (embedded) or mnist")
-    data_dir: str | None = Field(None, description="directory with the MNIST *-ubyte.gz files")
     depth: int = Field(4, ge=2, description="hidden sigmoid layers of the training run (G&B Fig. 2: 4)")
     hist_depth: int = Field(5, ge=2, description="hidden tanh layers of the gradient histograms (G&B Fig. 7: 5)")
     width: int = Field(300, ge=1, description="units per hidden layer (G&B: 1000)")
@@ -49,7 +48,6 @@ class SaturationConfig(ExperimentConfig):
     batch_size: int = Field(10, ge=1, description="mini-batch size (G&B: 10)")
     epochs: int | None = Field(None, ge=1, description="epochs of the sigmoid run [default: 3 quick, 10 full]")
     probe_every: int = Field(20, ge=1, description="measure the activations every this many steps")
-    store: str = Field("gradwatch-runs/runs.sqlite", description="run store the training is recorded in")
 
 
 def _activations_over_training(cfg: SaturationConfig, width: int, epochs: int):
