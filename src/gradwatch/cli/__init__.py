@@ -12,6 +12,7 @@ import typer
 
 from gradwatch._version import __version__
 from gradwatch.cli.lab import lab_app
+from gradwatch.cli.train import register_train
 from gradwatch.errors import ConfigError, DataError
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(lab_app, name="lab")
+register_train(app)
 
 
 def _version(value: bool) -> None:

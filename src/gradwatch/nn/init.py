@@ -122,3 +122,59 @@ INITS: dict[str, Callable[..., Tensor]] = {
 def get_init(name: str, param: str = "init") -> Callable[..., Tensor]:
     """Look an initialisation up by name; a :class:`ConfigError` lists the known names otherwise."""
     return INITS[check_choice(param, name, INITS)]
+
+
+@torch.no_grad()
+def scale_spectral_radius(w: Tensor, radius: float) -> Tensor:
+    """Scale a square matrix so that its spectral radius max |λᵢ(W)| equals ``radius``.
+
+    The echo-state-network recipe (Jaeger 2001) and Pascanu et al. 2013's "smart tanh" init (ρ = 0.95).
+    """
+    if w.dim() != 2 or w.shape[0] != w.shape[1]:
+        raise ConfigError("weight.shape", tuple(w.shape), "spectral radius needs a square matrix")
+    if not radius > 0:
+        raise ConfigError("spectral_radius", radius, "must be > 0")
+    current = torch.linalg.eigvals(w.double()).abs().max()
+    if current == 0:
+        raise ConfigError("spectral_radius", radius, "the matrix is nilpotent (all eigenvalues 0): cannot scale")
+    return w.mul_((radius / current).to(w.dtype))
+
+
+LSUV_TOLERANCE = 0.1  # Mishkin & Matas 2016: stop when |Var(output) − 1| < tol
+LSUV_MAX_ITER = 10
+
+
+@torch.no_grad()
+def lsuv(model: torch.nn.Module, x: Tensor | None, *, tol: float = LSUV_TOLERANCE, max_iter: int = LSUV_MAX_ITER,
+         generator: torch.Generator | None = None, layers: list[torch.nn.Module] | None = None) -> torch.nn.Module:
+    """Layer-sequential unit-variance init (Mishkin & Matas 2016, "All you need is a good init").
+
+    Every linear/conv weight is first made orthogonal; then, input side first, the weight of each layer is
+    divided by the standard deviation of that layer's output on the batch ``x`` until its variance is within
+    ``tol`` of 1 (at most ``max_iter`` rescalings). Data-driven: ``x`` is required.
+    """
+    if x is None:
+        raise ConfigError("init", "lsuv", "LSUV is data-driven: pass a batch of inputs (data=...)")
+    kinds = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)
+    targets = layers if layers is not None else [m for m in model.modules() if isinstance(m, kinds)]
+    for m in targets:
+        orthogonal(m.weight, generator=generator)
+    was_training = model.training
+    model.eval()
+    try:
+        for m in targets:
+            seen: list[Tensor] = []
+            handle = m.register_forward_hook(lambda mod, inp, out: seen.append(out.detach()))
+            try:
+                for _ in range(max_iter):
+                    seen.clear()
+                    model(x)
+                    var = seen[-1].var()
+                    if not torch.isfinite(var) or var == 0 or abs(float(var) - 1.0) < tol:
+                        break
+                    m.weight.div_(var.sqrt())
+            finally:
+                handle.remove()
+    finally:
+        model.train(was_training)
+    return model

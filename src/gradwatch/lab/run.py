@@ -1,0 +1,63 @@
+"""What :func:`gradwatch.lab.train` returns: the config, per-epoch metrics, the watch history, the model."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from gradwatch.lab.config import Config
+
+
+def new_run_id() -> str:
+    """Sortable and unique: UTC time to the second and 4 random hex digits, e.g. ``20250101-120000-a1b2``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+@dataclass
+class Run:
+    """One training run. ``metrics`` has one dict per epoch (``epoch``, ``step``, ``loss`` — the mean batch
+    loss the optimizer saw —, ``train_loss``, ``accuracy``, ``test_loss``, ``test_accuracy``, ``val_loss`` and
+    ``val_accuracy`` when there is a validation split, ``grad_norm`` / ``grad_norm_max`` — the pre-clip global
+    gradient norm —, ``lr``, ``seconds``)."""
+
+    id: str
+    config: Config
+    model: nn.Module
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    history: Any = None                  # the watch history (None for an echo state network)
+    watcher: Any = field(default=None, repr=False)
+    status: str = "running"
+    source: str = ""
+    time_grad_norms: list[list[float]] = field(default_factory=list)  # recurrent: ‖∂L/∂h_t‖ per epoch, per t
+    pretraining: list[Any] = field(default_factory=list)  # AutoencoderResult per hidden layer
+    stopped_epoch: int | None = None
+    best_epoch: int | None = None
+
+    def metric(self, name: str) -> np.ndarray:
+        """One metric over the epochs (NaN where an epoch lacks it)."""
+        return np.array([m.get(name, np.nan) for m in self.metrics], dtype=float)
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.metrics[-1] if self.metrics else {}
+
+    def diagnose(self) -> Any:
+        """The watch's diagnosis of this run (None when no watch was attached)."""
+        return None if self.watcher is None or self.history is None else self.watcher.diagnose()
+
+    def summary(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.final.items() if k in ("epoch", "step", "loss", "accuracy", "test_loss",
+                                                            "test_accuracy", "val_loss", "val_accuracy")}
+        if self.pretraining:
+            out["pretraining"] = [r.to_dict() for r in self.pretraining]
+        if self.stopped_epoch is not None:
+            out["stopped_epoch"] = self.stopped_epoch
+        if self.best_epoch is not None:
+            out["best_epoch"] = self.best_epoch
+        out["source"] = self.source
+        return out

@@ -1,0 +1,254 @@
+"""The embedded run store: one SQLite database (WAL mode), no server, no pickle.
+
+Tables: ``runs`` (id, config JSON, seed, status, start/end times, gradwatch and torch versions, pid and host
+of the process writing it, summary JSON, error), ``metrics`` (run, epoch, name, value), ``layers`` (run, index,
+name), ``history`` (run, step, layer index, stat, value — the watch history), ``time_grads`` (run, epoch, t,
+‖∂L/∂h_t‖ of recurrent runs). Every write is one transaction (an epoch's metrics and history rows go in
+together with ``executemany``), so a process killed mid-run leaves the database consistent: the epochs written
+so far and a run whose status is still ``running``. On the next open, such a run whose process is gone is
+marked ``interrupted``. NaN is stored as NULL and read back as NaN; configs are JSON, tensors are never stored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gradwatch.errors import ConfigError, DataError
+
+DEFAULT_STORE = Path("gradwatch-runs") / "runs.sqlite"
+BUSY_TIMEOUT_S = 30.0
+STATUSES = ("running", "completed", "failed", "interrupted")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    seed INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'interrupted')),
+    started REAL NOT NULL,
+    ended REAL,
+    gradwatch_version TEXT,
+    torch_version TEXT,
+    pid INTEGER,
+    host TEXT,
+    summary TEXT,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, epoch, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS layers (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    stat TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    layer INTEGER NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, stat, step, layer)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS time_grads (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    t INTEGER NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, epoch, t)
+) WITHOUT ROWID;
+"""
+
+
+def _num(v: Any) -> float | None:
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class RunStore:
+    """``RunStore(path)`` opens (creating if needed) the database; usable as a context manager."""
+
+    def __init__(self, path: str | os.PathLike = DEFAULT_STORE):
+        self.path = Path(path).expanduser()
+        if self.path.exists() and self.path.is_dir():
+            raise ConfigError("store", str(path), "must be a database file, not a directory")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            with self._tx():
+                for stmt in filter(str.strip, SCHEMA.split(";")):
+                    self.conn.execute(stmt)
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{self.path} is not a gradwatch run store ({exc})") from None
+        self.host = socket.gethostname()
+        self.mark_interrupted()
+
+    # --- plumbing -------------------------------------------------------------------------------------------
+    def _tx(self):
+        store = self
+
+        class _Tx:
+            def __enter__(self):
+                store.conn.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, kind, exc, tb):
+                store.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+                return False
+
+        return _Tx()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # --- writing --------------------------------------------------------------------------------------------
+    def start_run(self, run_id: str, config: Any) -> None:
+        import torch
+
+        from gradwatch import __version__
+
+        cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+        with self._tx():
+            self.conn.execute(
+                "INSERT INTO runs (id, config, seed, status, started, gradwatch_version, torch_version, pid, host)"
+                " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                (run_id, json.dumps(cfg, sort_keys=True), cfg.get("seed"), time.time(), __version__,
+                 torch.__version__, os.getpid(), self.host))
+
+    def add_epoch(self, run_id: str, epoch: int, metrics: dict[str, Any], *, layers: Sequence[str] = (),
+                  history: Iterable[tuple[int, int, str, float]] = (), time_grads: Sequence[float] | None = None
+                  ) -> None:
+        """One epoch's metrics, the watch-history rows ``(step, layer index, stat, value)`` recorded since the
+        last call and the per-time-step gradient norms, in one transaction."""
+        with self._tx():
+            self.conn.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)",
+                                  [(run_id, epoch, k, _num(v)) for k, v in metrics.items()
+                                   if isinstance(v, (int, float)) and not isinstance(v, bool)])
+            if layers:
+                self.conn.executemany("INSERT OR IGNORE INTO layers VALUES (?, ?, ?)",
+                                      [(run_id, i, name) for i, name in enumerate(layers)])
+            self.conn.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?)",
+                                  [(run_id, stat, step, layer, _num(v)) for step, layer, stat, v in history])
+            if time_grads is not None:
+                self.conn.executemany("INSERT OR REPLACE INTO time_grads VALUES (?, ?, ?, ?)",
+                                      [(run_id, epoch, t, _num(v)) for t, v in enumerate(time_grads)])
+
+    def finish_run(self, run_id: str, status: str, *, summary: dict[str, Any] | None = None,
+                   error: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ConfigError("status", status, "expected one of " + ", ".join(STATUSES))
+        with self._tx():
+            self.conn.execute("UPDATE runs SET status = ?, ended = ?, summary = ?, error = ? WHERE id = ?",
+                              (status, time.time(), json.dumps(summary or {}, default=str), error, run_id))
+
+    def mark_interrupted(self) -> list[str]:
+        """Mark ``interrupted`` every run still ``running`` whose process (on this host) is gone."""
+        rows = self.conn.execute("SELECT id, pid, host FROM runs WHERE status = 'running'").fetchall()
+        dead = [rid for rid, pid, host in rows if host == self.host and pid is not None and not _pid_alive(pid)]
+        if dead:
+            with self._tx():
+                self.conn.executemany("UPDATE runs SET status = 'interrupted' WHERE id = ? AND status = 'running'",
+                                      [(rid,) for rid in dead])
+        return dead
+
+    def delete(self, run_id: str) -> None:
+        with self._tx():
+            self.conn.execute("DELETE FROM runs WHERE id = ?", (self.resolve(run_id),))
+
+    # --- reading --------------------------------------------------------------------------------------------
+    def resolve(self, run_id: str) -> str:
+        """The full id of the run whose id is ``run_id`` or starts with it (unique prefix)."""
+        rows = self.conn.execute("SELECT id FROM runs WHERE id = ? OR id LIKE ? ORDER BY id",
+                                 (run_id, run_id.replace("%", "").replace("_", "") + "%")).fetchall()
+        exact = [r[0] for r in rows if r[0] == run_id]
+        if exact:
+            return exact[0]
+        if len(rows) != 1:
+            allowed = "no run has this id" if not rows else f"ambiguous prefix ({len(rows)} runs match)"
+            raise ConfigError("run_id", run_id, allowed + "; list them with `gradwatch runs`")
+        return rows[0][0]
+
+    def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every run, newest first, with its config and summary."""
+        q = "SELECT * FROM runs ORDER BY started DESC" + (" LIMIT ?" if limit else "")
+        cur = self.conn.execute(q, (limit,) if limit else ())
+        names = [c[0] for c in cur.description]
+        out = []
+        for row in cur.fetchall():
+            d = dict(zip(names, row))
+            d["config"] = json.loads(d["config"])
+            d["summary"] = json.loads(d["summary"]) if d["summary"] else {}
+            out.append(d)
+        return out
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        rid = self.resolve(run_id)
+        return next(r for r in self.runs() if r["id"] == rid)
+
+    def metrics(self, run_id: str) -> list[dict[str, Any]]:
+        """Per-epoch metrics as a list of dicts (epoch order)."""
+        rid = self.resolve(run_id)
+        epochs: dict[int, dict[str, Any]] = {}
+        for epoch, name, value in self.conn.execute(
+                "SELECT epoch, name, value FROM metrics WHERE run_id = ? ORDER BY epoch", (rid,)):
+            epochs.setdefault(epoch, {"epoch": epoch})[name] = math.nan if value is None else value
+        return [epochs[e] for e in sorted(epochs)]
+
+    def history(self, run_id: str) -> dict[str, Any]:
+        """The stored watch history: ``layers``, ``steps`` and ``stats`` {name: array [steps, layers]}."""
+        rid = self.resolve(run_id)
+        layers = [r[0] for r in self.conn.execute("SELECT name FROM layers WHERE run_id = ? ORDER BY idx", (rid,))]
+        steps = [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT step FROM history WHERE run_id = ? ORDER BY step", (rid,))]
+        pos = {s: i for i, s in enumerate(steps)}
+        stats: dict[str, np.ndarray] = {}
+        for stat, step, layer, value in self.conn.execute(
+                "SELECT stat, step, layer, value FROM history WHERE run_id = ?", (rid,)):
+            arr = stats.setdefault(stat, np.full((len(steps), len(layers)), np.nan))
+            arr[pos[step], layer] = np.nan if value is None else value
+        return {"layers": layers, "steps": np.array(steps, dtype=int), "stats": stats}
+
+    def time_grads(self, run_id: str) -> dict[int, np.ndarray]:
+        """Recurrent runs: ‖∂L/∂h_t‖ over t, per recorded epoch."""
+        rid = self.resolve(run_id)
+        out: dict[int, list[float]] = {}
+        for epoch, _t, value in self.conn.execute(
+                "SELECT epoch, t, value FROM time_grads WHERE run_id = ? ORDER BY epoch, t", (rid,)):
+            out.setdefault(epoch, []).append(math.nan if value is None else value)
+        return {e: np.array(v) for e, v in out.items()}
+
+    def integrity_ok(self) -> bool:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

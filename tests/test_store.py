@@ -1,0 +1,106 @@
+"""The SQLite run store: round trip, WAL, transactional epochs, killed runs found as interrupted."""
+
+import json
+import math
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from gradwatch import lab
+from gradwatch.errors import ConfigError
+from gradwatch.store import RunStore
+
+from conftest import REPO
+
+
+def test_a_trained_run_round_trips(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    cfg = lab.Config(depth=1, width=8, epochs=2, batch_size=256)
+    run = lab.train(cfg, store=str(path))
+    with RunStore(path) as db:
+        (row,) = db.runs()
+        assert row["id"] == run.id and row["status"] == "completed" and row["seed"] == 0
+        assert lab.Config(**row["config"]) == cfg  # the config is JSON that rebuilds the same Config
+        stored = db.metrics(run.id[:12])  # a unique prefix is enough
+        assert [m["epoch"] for m in stored] == [1, 2]
+        for got, want in zip(stored, run.metrics):
+            for k, v in want.items():
+                assert got[k] == pytest.approx(v, rel=1e-12)
+        assert row["summary"]["test_accuracy"] == pytest.approx(run.final["test_accuracy"])
+        assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.integrity_ok()
+
+
+def test_history_rows_and_nan_round_trip(tmp_path):
+    with RunStore(tmp_path / "s.sqlite") as db:
+        db.start_run("r1", {"seed": 3})
+        db.add_epoch("r1", 1, {"loss": float("nan"), "acc": 0.5}, layers=["a", "b"],
+                     history=[(0, 0, "grad_norm", 1.0), (0, 1, "grad_norm", float("inf")), (1, 0, "grad_norm", 2.0)],
+                     time_grads=[0.1, 0.2])
+        h = db.history("r1")
+        assert h["layers"] == ["a", "b"] and h["steps"].tolist() == [0, 1]
+        np.testing.assert_array_equal(h["stats"]["grad_norm"], [[1.0, np.inf], [2.0, np.nan]])
+        (m,) = db.metrics("r1")
+        assert math.isnan(m["loss"]) and m["acc"] == 0.5
+        np.testing.assert_allclose(db.time_grads("r1")[1], [0.1, 0.2])
+
+
+def test_a_failed_epoch_write_leaves_nothing_half_written(tmp_path):
+    with RunStore(tmp_path / "s.sqlite") as db:
+        db.start_run("r1", {"seed": 0})
+        with pytest.raises(ValueError):  # the history row fails after the metrics rows went in
+            db.add_epoch("r1", 1, {"loss": 1.0}, layers=["a"], history=[(0, 0, "g", "not a number")])
+        assert db.metrics("r1") == []
+
+
+def test_unknown_run_id_names_the_parameter(tmp_path):
+    with RunStore(tmp_path / "s.sqlite") as db:
+        with pytest.raises(ConfigError, match="run_id='nope'"):
+            db.get("nope")
+
+
+def test_a_directory_is_not_a_store(tmp_path):
+    with pytest.raises(ConfigError, match="store="):
+        RunStore(tmp_path)
+
+
+def test_a_killed_run_is_found_interrupted_and_the_store_stays_readable(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from gradwatch import lab
+        def die(epoch, metrics):
+            if epoch == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+        lab.train(lab.Config(depth=1, width=8, epochs=5, batch_size=256), store={str(path)!r}, on_epoch=die)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == -9, p.stderr
+    with RunStore(path) as db:
+        (row,) = db.runs()
+        assert row["status"] == "interrupted"
+        assert [m["epoch"] for m in db.metrics(row["id"])] == [1, 2]
+        assert db.integrity_ok()
+
+
+def test_a_run_of_a_live_process_stays_running(tmp_path):
+    with RunStore(tmp_path / "s.sqlite") as db:
+        db.start_run("mine", {"seed": 0})
+    with RunStore(tmp_path / "s.sqlite") as db:  # reopened by the same (alive) process
+        assert db.get("mine")["status"] == "running"
+
+
+def test_configs_are_json_not_pickle(tmp_path):
+    run = lab.train(lab.Config(depth=1, width=4, epochs=1, steps=1), store=str(tmp_path / "s.sqlite"))
+    con = sqlite3.connect(tmp_path / "s.sqlite")
+    (text,) = con.execute("SELECT config FROM runs WHERE id = ?", (run.id,)).fetchone()
+    assert json.loads(text)["width"] == 4
+    types = {t for (t,) in con.execute("SELECT DISTINCT typeof(value) FROM metrics")}
+    assert types <= {"real", "integer", "null"}  # no blobs anywhere
+    con.close()
