@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
 
-from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
-from gradwatch.lab.data import DATASETS, load_dataset
+from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
+from gradwatch.lab.experiments.net_config import NetExperimentConfig
+from gradwatch.lab.data import load_dataset
 from gradwatch.lab.models import initialize, linear_layers, mlp
-from gradwatch.nn.activations import ACTIVATIONS
 from gradwatch.nn.init import INITS
 from gradwatch.errors import check_choice
 
@@ -31,27 +31,14 @@ SEED_TABLE = {"neurons": [100, 100, 100, 100, 100, 26], "mean_abs_grad": [6.2e-8
 SEED_SPAN = SEED_TABLE["mean_abs_grad"][-1] / SEED_TABLE["mean_abs_grad"][0]
 
 
-class ParalysisConfig(ExperimentConfig):
+class ParalysisConfig(NetExperimentConfig):
     """Settings of the paralysis experiment; the CLI flags have the same names with dashes."""
 
-    dataset: str = Field("digits", description="digits (embedded), mnist or mnist1d")
-    data_dir: str | None = Field(None, description="directory with the MNIST *-ubyte.gz files")
     depth: int = Field(5, ge=1, description="number of hidden layers")
     width: int = Field(100, ge=1, description="units per hidden layer")
-    activation: str = Field("sigmoid", description="sigmoid, tanh, relu, leaky_relu, elu, selu, ...")
     init: str = Field("normal", description="normal, xavier_uniform, he_normal, ... (gradwatch.nn.init)")
     init_std: float = Field(DEFAULT_INIT_STD, gt=0, description="σ of the normal init")
     batch_size: int = Field(1000, ge=1, description="training examples the gradient is averaged over")
-
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, v: str) -> str:
-        return check_choice("dataset", v, DATASETS)
-
-    @field_validator("activation")
-    @classmethod
-    def _activation(cls, v: str) -> str:
-        return check_choice("activation", v, ACTIVATIONS)
 
     @field_validator("init")
     @classmethod
