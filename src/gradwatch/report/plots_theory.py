@@ -55,6 +55,9 @@ class PhaseDiagramPlot(_Saveable):
         if self.measured:
             ax.plot(*zip(*self.measured), "o", color="white", mec="black", label="measured nets")
         ax.set_xscale("log")
+        from matplotlib.ticker import NullFormatter
+
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("σ_w² (weight variance × fan-in, log scale)")
         ax.set_ylabel("σ_b² (bias variance)")
         ax.set_title(self.title)
