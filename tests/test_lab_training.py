@@ -223,3 +223,13 @@ def test_public_contract_example_runs():
     assert run.config.depth == 10 and len(run.metrics) == 1 and run.id and run.model is not None
     for key in ("loss", "accuracy", "test_loss", "test_accuracy", "grad_norm"):
         assert key in run.metrics[0]
+
+
+def test_the_run_carries_the_watch_history_and_its_diagnosis():
+    sick = lab.train(lab.Config(depth=8, width=32, activation="sigmoid", init="normal", init_std=0.05,
+                                optimizer="sgd", lr=0.1, epochs=1))
+    assert sick.history.layers == [f"hidden{i}" for i in range(1, 9)] + ["output"]
+    assert len(sick.history.steps) == sick.final["step"]
+    assert "vanishing" in {f.kind for f in sick.diagnosis.findings}
+    healthy = lab.train(lab.Config(depth=8, width=32, epochs=1))
+    assert healthy.diagnosis.healthy

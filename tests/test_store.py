@@ -32,6 +32,13 @@ def test_a_trained_run_round_trips(tmp_path):
             for k, v in want.items():
                 assert got[k] == pytest.approx(v, rel=1e-12)
         assert row["summary"]["test_accuracy"] == pytest.approx(run.final["test_accuracy"])
+        assert row["summary"]["diagnosis"] == str(run.diagnosis)
+        # the watch history, step × layer × stat, as the watch recorded it
+        h = db.history(run.id)
+        assert h["layers"] == run.history.layers and h["steps"].tolist() == run.history.steps.tolist()
+        assert set(h["stats"]) == set(run.history.stats)
+        for stat in run.history.stats:
+            np.testing.assert_array_equal(h["stats"][stat], run.history.stat(stat))
         assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.integrity_ok()
 

@@ -136,10 +136,13 @@ def _print_run_footer(run: Any, store: str) -> None:
         console.print(t)
     if run.time_grad_norms:
         console.print(time_grad_line(run.time_grad_norms[0], "at the first step"), highlight=False)
-    if run.watcher is not None and run.history is not None and hasattr(run.watcher, "report"):
-        run.watcher.report()
-    elif cfg.model != "esn":
-        console.print("[dim]per-layer table and diagnosis: gradwatch's watch is not available in this build[/]")
+    if run.history is not None and run.diagnosis is not None:
+        from gradwatch.report.watch_table import print_watch_report
+
+        print_watch_report(run.history, run.diagnosis, console=console)
+    elif cfg.model == "esn":
+        console.print("echo state network: the reservoir is fixed and the readout solved in closed form, "
+                      "so no gradient flows and there is nothing to watch", highlight=False)
     console.print(f"run {run.id} ({run.status}) stored in {store}; see it again with "
                   f"`gradwatch show {run.id}`", highlight=False, soft_wrap=True)
 
@@ -231,24 +234,16 @@ def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), f
     for m in metrics:
         table.add_row(*[str(m["epoch"]) if c == "epoch" else _fmt(m.get(c)) for c in cols])
     console.print(table)
-    if history["layers"] and "grad_norm" in history["stats"]:
-        from gradwatch.report.terminal import layer_gradient_table
+    if history["layers"]:
+        from gradwatch.lab.watching import history_from_store
+        from gradwatch.report.watch_table import watch_table
 
-        g = history["stats"]["grad_norm"]
-        mean = [float(v) for v in _nanmean(g)]
-        ratios = [mean[i + 1] / mean[i] if mean[i] > 0 else None for i in range(len(mean) - 1)] + [None]
-        console.print(layer_gradient_table(history["layers"], [0] * len(mean), mean, ratios,
-                                           title=f"gradient norm per layer, mean over {len(history['steps'])} "
-                                                 f"recorded steps", value_header="‖∂L/∂θ‖"))
+        console.print(watch_table(history_from_store(history)))
+    if run["summary"].get("diagnosis"):
+        console.print(run["summary"]["diagnosis"], style="green" if run["summary"].get("healthy") else "yellow",
+                      markup=False, highlight=False)
     for epoch, norms in sorted(times.items())[:1] + sorted(times.items())[-1:]:
         console.print(time_grad_line(norms.tolist(), f"at the start of epoch {epoch}"), highlight=False)
-
-
-def _nanmean(a: Any) -> Any:
-    import numpy as np
-
-    with np.errstate(all="ignore"):
-        return np.nanmean(a, axis=0)
 
 
 def _fmt(v: Any) -> str:

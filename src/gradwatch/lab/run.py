@@ -29,8 +29,9 @@ class Run:
     config: Config
     model: nn.Module
     metrics: list[dict[str, Any]] = field(default_factory=list)
-    history: Any = None                  # the watch history (None for an echo state network)
+    history: Any = None                  # the watch's History (None for an echo state network)
     watcher: Any = field(default=None, repr=False)
+    diagnosis: Any = None                # the watch's Diagnosis of the run
     status: str = "running"
     source: str = ""
     time_grad_norms: list[list[float]] = field(default_factory=list)  # recurrent: ‖∂L/∂h_t‖ per epoch, per t
@@ -46,10 +47,6 @@ class Run:
     def final(self) -> dict[str, Any]:
         return self.metrics[-1] if self.metrics else {}
 
-    def diagnose(self) -> Any:
-        """The watch's diagnosis of this run (None when no watch was attached)."""
-        return None if self.watcher is None or self.history is None else self.watcher.diagnose()
-
     def summary(self) -> dict[str, Any]:
         out = {k: v for k, v in self.final.items() if k in ("epoch", "step", "loss", "accuracy", "test_loss",
                                                             "test_accuracy", "val_loss", "val_accuracy")}
@@ -59,5 +56,8 @@ class Run:
             out["stopped_epoch"] = self.stopped_epoch
         if self.best_epoch is not None:
             out["best_epoch"] = self.best_epoch
+        if self.diagnosis is not None:
+            out["diagnosis"] = str(self.diagnosis)
+            out["healthy"] = bool(self.diagnosis.healthy)
         out["source"] = self.source
         return out

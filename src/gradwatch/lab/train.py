@@ -165,7 +165,7 @@ class _Trainer:
         m = self._epoch_metrics(epoch, extra)
         self.metrics.append(m)
         if self.store is not None:
-            layers, rows = history_rows(getattr(watcher, "history", None), self.history_flushed)
+            layers, rows = history_rows(None if watcher is None else watcher.history, self.history_flushed)
             if rows:
                 self.history_flushed = max(r[0] for r in rows)
             times = self.time_grads[-1] if self.time_grads and self.cfg.recurrent else None
@@ -231,5 +231,6 @@ class _Trainer:
         if best[1] is not None:
             model.load_state_dict(best[1])
             run.best_epoch = best[2]
-        run.history = getattr(watcher, "history", None)
+        run.history = watcher.history
         run.watcher = watcher
+        run.diagnosis = watcher.diagnose()

@@ -1,52 +1,41 @@
 """The one place where the lab attaches gradwatch's ``watch`` to the model it trains, and reads its history
-back as rows for the run store."""
+back as rows for the run store (and rebuilds a history from stored rows)."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import Any
 
+import numpy as np
 from torch import nn
 
-
-class _Unwatched(AbstractContextManager):
-    """Stand-in while :func:`gradwatch.watch` is not available: records nothing."""
-
-    history = None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-    def diagnose(self) -> None:
-        return None
+from gradwatch.probe import watch
+from gradwatch.probe.history import History
 
 
-def attach_watch(model: nn.Module, optimizer: Any, every: int = 1) -> AbstractContextManager:
-    """``with attach_watch(model, opt) as w:`` around the training loop; ``w.history`` afterwards."""
-    try:
-        from gradwatch import watch
-    except ImportError:
-        return _Unwatched()
-    return watch(model, optimizer=optimizer)
+def attach_watch(model: nn.Module, optimizer: Any, every: int = 1):
+    """``with attach_watch(model, opt) as w:`` around the training loop; ``w.history`` afterwards. The
+    default statistics, taken in the optimizer's step pre-hook (after clipping: what the optimizer steps on)."""
+    return watch(model, optimizer=optimizer, every=every)
 
 
-def history_rows(history: Any, after_step: int = -1) -> tuple[list[str], list[tuple[int, int, str, float]]]:
+def history_rows(history: History | None, after_step: int = -1) -> tuple[list[str], list[tuple[int, int, str, float]]]:
     """(layer names, rows ``(step, layer index, stat, value)``) for the recorded steps after ``after_step``."""
-    if history is None:
+    if history is None or len(history) == 0:
         return [], []
-    import numpy as np
-
-    steps = np.asarray(history.steps)
+    steps = history.steps
     new = steps > after_step
     rows: list[tuple[int, int, str, float]] = []
-    for stat in history_stats(history):
-        values = np.asarray(history.stat(stat))[new]
+    for stat in history.stats:
+        values = history.stat(stat)[new]
         for step, row in zip(steps[new].tolist(), values.tolist()):
-            rows.extend((int(step), j, stat, float(v)) for j, v in enumerate(row))
+            rows.extend((step, j, stat, v) for j, v in enumerate(row))
     return list(history.layers), rows
 
 
-def history_stats(history: Any) -> list[str]:
-    """Names of the statistics a history holds."""
-    stats = getattr(history, "stats", None)
-    return list(stats() if callable(stats) else stats or [])
+def history_from_store(stored: dict[str, Any]) -> History:
+    """A :class:`History` from :meth:`RunStore.history`'s layers, steps and ``{stat: [steps, layers]}``."""
+    names = list(stored["stats"])
+    h = History(stored["layers"], names)
+    if names:
+        h.append(stored["steps"], np.stack([stored["stats"][n] for n in names], axis=1))  # [steps, stats, layers]
+    return h

@@ -156,7 +156,7 @@ class RunStore:
         with self._tx():
             self.conn.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)",
                                   [(run_id, epoch, k, _num(v)) for k, v in metrics.items()
-                                   if isinstance(v, (int, float)) and not isinstance(v, bool)])
+                                   if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)])
             if layers:
                 self.conn.executemany("INSERT OR IGNORE INTO layers VALUES (?, ?, ?)",
                                       [(run_id, i, name) for i, name in enumerate(layers)])
@@ -224,7 +224,8 @@ class RunStore:
         epochs: dict[int, dict[str, Any]] = {}
         for epoch, name, value in self.conn.execute(
                 "SELECT epoch, name, value FROM metrics WHERE run_id = ? ORDER BY epoch", (rid,)):
-            epochs.setdefault(epoch, {"epoch": epoch})[name] = math.nan if value is None else value
+            value = math.nan if value is None else int(value) if name == "step" else value
+            epochs.setdefault(epoch, {"epoch": epoch})[name] = value
         return [epochs[e] for e in sorted(epochs)]
 
     def history(self, run_id: str) -> dict[str, Any]:
