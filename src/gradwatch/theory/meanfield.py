@@ -117,17 +117,19 @@ def mean_field(activation: str, sigma_w2: float, sigma_b2: float, q0: float = 1.
                critical_tol: float = CRITICAL_TOL) -> MeanField:
     """q*, χ₁, c*, ξ_q, ξ_c and the phase for ``activation`` at (σ_w², σ_b²).
 
-    Where q* = inf (e.g. ReLU with σ_w² > 2), χ₁ is its limit for large lengths and c*, ξ's are nan.
+    Where q* = inf (e.g. ReLU with σ_w² > 2), χ₁ is its limit for large lengths and c*, ξ's are nan; where
+    q* = 0 (e.g. tanh with σ_b² = 0, σ_w² < 1), the limit for small lengths.
     """
     sigma_w2, sigma_b2 = check_variances(sigma_w2, sigma_b2)
     act = numpy_activation(activation)
     q = q_star(activation, sigma_w2, sigma_b2, q0)
-    q_eval = Q_GRID[-1] if math.isinf(q) else q
+    # at q* = 0 or inf, χ₁ is the limit q → 0⁺ or q → ∞ (for ReLU at q = 0 exactly, φ'(0) = 0 would be used)
+    q_eval = Q_GRID[-1] if math.isinf(q) else (Q_GRID[1] if q == 0 else q)
     chi1 = float(sigma_w2 * expect(lambda h: act.deriv(h) ** 2, q_eval))
     phase = "critical" if abs(chi1 - 1) <= critical_tol else ("ordered" if chi1 < 1 else "chaotic")
     if math.isinf(q):
         return MeanField(act.name, sigma_w2, sigma_b2, q0, q, chi1, math.nan, math.nan, math.nan, math.nan, phase)
-    slope_q = chi1 + sigma_w2 * float(expect(lambda h: act.deriv2(h) * act.fn(h), q))
+    slope_q = chi1 + sigma_w2 * float(expect(lambda h: act.deriv2(h) * act.fn(h), q_eval))
     c = 1.0 if phase != "chaotic" else _c_star(act, sigma_w2, sigma_b2, q)
     chi_c = chi1 if c == 1.0 else sigma_w2 * expect_pair(act.deriv, act.deriv, q, c)
     return MeanField(act.name, sigma_w2, sigma_b2, q0, q, chi1, c, chi_c, _depth_scale(slope_q, critical_tol),
@@ -157,7 +159,11 @@ def _depth_scale(slope: float, critical_tol: float) -> float:
 
 
 def critical_sigma_w2(activation: str, sigma_b2: float, lo: float = 1e-2, hi: float = 1e3) -> float:
-    """The σ_w² on the critical line χ₁(σ_w², σ_b²) = 1, the first crossing in [lo, hi]."""
+    """The σ_w² on the critical line χ₁(σ_w², σ_b²) = 1, the first crossing in [lo, hi].
+
+    Where χ₁ touches 1 tangentially (tanh at σ_b² = 0: χ₁ − 1 = O((σ_w² − 1)²) on the chaotic side) the root
+    is determined to about √(machine ε) ≈ 1e−7 only.
+    """
     check_variances(1.0, sigma_b2)
 
     def excess(sw2):
