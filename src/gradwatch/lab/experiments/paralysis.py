@@ -49,7 +49,7 @@ class ParalysisConfig(NetExperimentConfig):
     init: str = Field("normal", description="normal, xavier_uniform, he_normal, ... (gradwatch.nn.init)")
     init_std: float = Field(DEFAULT_INIT_STD, gt=0, description="σ of the normal init")
     batch_size: int = Field(1000, ge=1, description="training examples the gradient is averaged over")
-    train_steps: int = Field(2000, ge=0, description="optimizer steps of the 'after training' run (0: skip it; "
+    train_steps: int = Field(500, ge=0, description="optimizer steps of the 'after training' run (0: skip it; "
                                                      f"--quick: at most {QUICK_TRAIN_STEPS})")
     optimizer: Literal["sgd", "momentum", "nesterov", "adam"] = Field("sgd", description="optimizer of that run")
     lr: float = Field(0.1, gt=0, description="learning rate of that run")
