@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from gradwatch.errors import check_choice
-from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
-from gradwatch.nn.activations import ACTIVATIONS
+from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
+from gradwatch.lab.experiments.net_config import ActivationExperimentConfig
 from gradwatch.theory.chain import chain
 
 CLAIM = ("In the one-neuron-per-layer chain with w ~ N(0, 1) every sigmoid layer multiplies the gradient by "
@@ -36,17 +35,12 @@ BOUND_SLACK = 1 + 1e-12      # floating-point slack when checking |∂C/∂b_j| 
 SLOWER_FACTOR = 3.0          # sigmoid's median per-layer factor must be this many times below ReLU's
 
 
-class ChainConfig(ExperimentConfig):
+class ChainConfig(ActivationExperimentConfig):
     depth: int = Field(5, ge=1, description="layers L of the chain (seed 001: 5, seed 000: 4)")
     samples: int = Field(20000, ge=10, description=f"random chains drawn (--quick: {QUICK_SAMPLES})")
     weight_std: float = Field(1.0, gt=0, description="w_j ~ N(0, weight_std²) (seed 000: 1)")
     bias_std: float = Field(1.0, ge=0, description="b_j ~ N(0, bias_std²) (Nielsen: 1; seed 001: 0)")
     activation: str = Field("sigmoid", description="the saturating activation compared with relu")
-
-    @field_validator("activation")
-    @classmethod
-    def _activation(cls, v: str) -> str:
-        return check_choice("activation", v, ACTIVATIONS)
 
 
 @dataclass

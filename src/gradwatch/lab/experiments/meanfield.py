@@ -20,11 +20,11 @@ import math
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from gradwatch.errors import check_choice
-from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
-from gradwatch.nn.activations import ACTIVATIONS, get_activation
+from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
+from gradwatch.lab.experiments.net_config import ActivationExperimentConfig
+from gradwatch.nn.activations import get_activation
 from gradwatch.theory.meanfield import critical_sigma_w2, mean_field
 
 CLAIM = ("At initialisation the measured per-layer growth of the squared gradient in wide random nets matches the "
@@ -35,7 +35,7 @@ SIGMA_W2_GRID = [0.5, 1.0, 1.5, 1.76, 2.0, 2.5, 3.0, 4.0]
 QUICK_SIGMA_W2 = [0.5, 1.0, 1.76, 2.5, 4.0]
 
 
-class MeanFieldConfig(ExperimentConfig):
+class MeanFieldConfig(ActivationExperimentConfig):
     activation: str = Field("tanh", description="activation φ (Schoenholz et al.: tanh)")
     sigma_b2: float = Field(0.05, ge=0, description="bias variance σ_b² of the measured nets")
     width: int = Field(500, ge=10, description="units per layer N (--quick: 200)")
@@ -43,11 +43,6 @@ class MeanFieldConfig(ExperimentConfig):
     nets: int = Field(8, ge=1, description="random nets averaged per σ_w² (--quick: 3)")
     burn_in: int = Field(5, ge=0, description="layers skipped before fitting, while q settles at q*")
     grid: int = Field(24, ge=4, description="σ_w² points of the phase diagram (--quick: 12)")
-
-    @field_validator("activation")
-    @classmethod
-    def _activation(cls, v: str) -> str:
-        return check_choice("activation", v, ACTIVATIONS)
 
 
 def gradient_profile(act: str, sigma_w2: float, sigma_b2: float, width: int, depth: int, seed: int) -> np.ndarray:
