@@ -5,53 +5,56 @@ Seed 001's table (841 inputs → 5 × 100 sigmoid → 26 classes) reads, from th
 next. The default here is the same net on ``digits`` (64 inputs, 10 classes), weights N(0, σ²) with
 σ = 1/√300 ≈ 0.0577 — the spread of Glorot & Bengio's "standard" init U[±1/√n] for a 100-unit layer — and
 zero biases. It gives ratios of about 7 between hidden layers and about 20 at the output, as the seed does.
+
+"After training": the same net (same weights at the start) is then trained with :func:`gradwatch.lab.train`
+(plain SGD, η = 0.1, mini-batches of 32 by default; ``--train-steps 0`` skips it) and the per-layer mean
+|∂C/∂W| is measured again on the same batch. With plain SGD the net stays paralysed: the lower layers barely
+move, the test accuracy stays at chance and the span between layer 1 and the output stays in the thousands;
+``--optimizer adam`` (per-parameter step sizes) is the contrast that lifts it. The seed shows only the
+initialisation table.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
 
-from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
-from gradwatch.lab.data import DATASETS, load_dataset
+from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
+from gradwatch.lab.experiments.net_config import NetExperimentConfig
+from gradwatch.lab.data import load_dataset
 from gradwatch.lab.models import initialize, linear_layers, mlp
-from gradwatch.nn.activations import ACTIVATIONS
 from gradwatch.nn.init import INITS
 from gradwatch.errors import check_choice
+from gradwatch.store.sqlite import DEFAULT_STORE
 
 DEFAULT_INIT_STD = 1 / math.sqrt(300)
+QUICK_TRAIN_STEPS = 200  # --quick trains at most this many steps
+TRAINED_MIN_SPAN = 100   # "still paralysed after training": output over layer 1 stays above this
 CLAIM = ("In a deep sigmoid network at initialisation, layers nearer the input get mean |gradient| orders of "
          "magnitude smaller than layers nearer the output (network paralysis).")
 SEED_TABLE = {"neurons": [100, 100, 100, 100, 100, 26], "mean_abs_grad": [6.2e-8, 2.2e-6, 1.6e-5, 1.1e-4, 7e-4, 0.015]}
 SEED_SPAN = SEED_TABLE["mean_abs_grad"][-1] / SEED_TABLE["mean_abs_grad"][0]
 
 
-class ParalysisConfig(ExperimentConfig):
+class ParalysisConfig(NetExperimentConfig):
     """Settings of the paralysis experiment; the CLI flags have the same names with dashes."""
 
-    dataset: str = Field("digits", description="digits (embedded), mnist or mnist1d")
-    data_dir: str | None = Field(None, description="directory with the MNIST *-ubyte.gz files")
     depth: int = Field(5, ge=1, description="number of hidden layers")
     width: int = Field(100, ge=1, description="units per hidden layer")
-    activation: str = Field("sigmoid", description="sigmoid, tanh, relu, leaky_relu, elu, selu, ...")
     init: str = Field("normal", description="normal, xavier_uniform, he_normal, ... (gradwatch.nn.init)")
     init_std: float = Field(DEFAULT_INIT_STD, gt=0, description="σ of the normal init")
     batch_size: int = Field(1000, ge=1, description="training examples the gradient is averaged over")
-
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, v: str) -> str:
-        return check_choice("dataset", v, DATASETS)
-
-    @field_validator("activation")
-    @classmethod
-    def _activation(cls, v: str) -> str:
-        return check_choice("activation", v, ACTIVATIONS)
+    train_steps: int = Field(500, ge=0, description="optimizer steps of the 'after training' run (0: skip it; "
+                                                     f"--quick: at most {QUICK_TRAIN_STEPS})")
+    optimizer: Literal["sgd", "momentum", "nesterov", "adam"] = Field("sgd", description="optimizer of that run")
+    lr: float = Field(0.1, gt=0, description="learning rate of that run")
+    train_batch: int = Field(32, ge=1, description="mini-batch size of that run")
+    store: str = Field(str(DEFAULT_STORE), description="run store (SQLite file) the training run is recorded in")
 
     @field_validator("init")
     @classmethod
@@ -136,8 +139,47 @@ def run(config: ParalysisConfig | None = None, **overrides: Any) -> ParalysisRes
     )
 
 
+@dataclass
+class TrainedResult:
+    """Per-layer mean |∂C/∂W| of the net after ``steps`` optimizer steps, on the batch of :func:`prepare`."""
+
+    run_id: str
+    steps: int
+    test_accuracy: float
+    mean_abs_grad: list[float]
+    model: torch.nn.Module = field(repr=False, default=None)
+
+    @property
+    def span(self) -> float:
+        return self.mean_abs_grad[-1] / self.mean_abs_grad[0] if self.mean_abs_grad[0] > 0 else math.inf
+
+
+def train_and_measure(cfg: ParalysisConfig) -> TrainedResult:
+    """Train the net of ``cfg`` with :func:`gradwatch.lab.train` (stored in ``cfg.store``) and measure it again.
+
+    The lab draws the initial weights from the same distribution and seed (not the very same tensors as
+    :func:`prepare`); the gradient is measured on the same batch as at initialisation.
+    """
+    from gradwatch import lab
+
+    steps = min(cfg.train_steps, QUICK_TRAIN_STEPS) if cfg.quick else cfg.train_steps
+    lab_cfg = lab.Config(
+        sizes=[cfg.width] * cfg.depth, activation=cfg.activation, init=cfg.init, init_std=cfg.init_std,
+        dataset=cfg.dataset, data_dir=cfg.data_dir, optimizer=cfg.optimizer, lr=cfg.lr, batch_size=cfg.train_batch,
+        epochs=10 ** 6, steps=steps, seed=cfg.seed, watch_every=max(1, steps // 50))
+    trained = lab.train(lab_cfg, store=cfg.store)
+    _, x, y, _ = prepare(cfg)
+    grads = [v for _, _, v in mean_abs_weight_grad(trained.model, x, y)]
+    return TrainedResult(trained.id, int(trained.final.get("step", steps)),
+                         float(trained.final.get("test_accuracy", math.nan)), grads, trained.model)
+
+
 def _as_experiment(cfg: ParalysisConfig, progress: Progress) -> ExperimentResult:
     r = run(cfg)
+    trained = None
+    if cfg.train_steps > 0:
+        trained = next(iter(progress.track([cfg], "training the same net", total=1)))
+        trained = train_and_measure(trained)
     g = r.mean_abs_grad
     monotone = all(a < b for a, b in zip(g, g[1:]))
     seed_col = SEED_TABLE["mean_abs_grad"] if len(g) == len(SEED_TABLE["mean_abs_grad"]) else [None] * len(g)
@@ -155,9 +197,29 @@ def _as_experiment(cfg: ParalysisConfig, progress: Progress) -> ExperimentResult
 
     title = f"{cfg.depth}×{cfg.width} {cfg.activation}, init {cfg.init} — {cfg.dataset}"
     numbers = {k: v for k, v in r.to_dict().items() if k not in ("config", "claim")}
+    figures = {"main": LayerGradientBars(r.layers, g, title=title)}
+    tables, holds = [table], monotone and r.span > 100
+    if trained is not None:
+        t = trained.mean_abs_grad
+        how = f"{trained.steps} {cfg.optimizer} steps (η = {cfg.lr:g}, batch {cfg.train_batch})"
+        still = all(a < b for a, b in zip(t, t[1:])) and trained.span > TRAINED_MIN_SPAN
+        evidence += (f"; after {how} the test accuracy is {trained.test_accuracy:.3f} and layer 1 still gets "
+                     f"{trained.span:.3g}× less gradient than the output"
+                     + ("" if still else " — the paralysis is lifted"))
+        tables.append(Table(f"The same net after {how}, measured on the same batch (run {trained.run_id})",
+                            ["layer", "mean |∂C/∂W| at init", "after training", "after / at init"],
+                            [[name, a, b, b / a if a > 0 else None] for name, a, b in zip(r.layers, g, t)]))
+        numbers["trained"] = {"mean_abs_grad": t, "span": trained.span, "steps": trained.steps,
+                              "optimizer": cfg.optimizer, "lr": cfg.lr, "test_accuracy": trained.test_accuracy,
+                              "still_paralysed": still, "run_id": trained.run_id}
+        from gradwatch.report.plots import LayerProfiles
+
+        figures["trained"] = LayerProfiles({"at initialisation": g, f"after {how}": t}, ylabel="mean |∂C/∂W|",
+                                           title=f"{title}: before and after training")
+        holds = holds and still
     return ExperimentResult(
-        name="paralysis", claim=CLAIM, holds=monotone and r.span > 100, evidence=evidence, numbers=numbers,
-        config=cfg.to_dict(), tables=[table], figures={"main": LayerGradientBars(r.layers, g, title=title)})
+        name="paralysis", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers, config=cfg.to_dict(),
+        tables=tables, figures=figures, run_ids=[] if trained is None else [trained.run_id])
 
 
 EXPERIMENT = Experiment(
