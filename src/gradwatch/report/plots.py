@@ -34,6 +34,21 @@ def config_color(i: int):
     return _pyplot().get_cmap("tab10")(i % 10)
 
 
+def label_axes(ax, *, xlabel: str, ylabel: str, title: str, logy: bool = False, logx: bool = False,
+               legend: bool = True) -> None:
+    """The common finish of a line plot: scales, labels (log scale said in the label), title, grid, legend."""
+    if logy:
+        ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel + (" (log scale)" if logy else ""))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=8)
+
+
 class _Saveable:
     figure = None
 
@@ -100,15 +115,7 @@ class Curves(_Saveable):
             ax.plot(list(xs), list(ys), label=label, color=c, marker="o" if self.markers else None, ms=3)
         if self.hline is not None:
             ax.axhline(self.hline[0], color="grey", ls="--", lw=1, label=self.hline[1])
-        if self.logy:
-            ax.set_yscale("log")
-        if self.logx:
-            ax.set_xscale("log")
-        ax.set_xlabel(self.xlabel)
-        ax.set_ylabel(self.ylabel + (" (log scale)" if self.logy else ""))
-        ax.set_title(self.title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        label_axes(ax, xlabel=self.xlabel, ylabel=self.ylabel, title=self.title, logy=self.logy, logx=self.logx)
         return self
 
 
@@ -126,13 +133,7 @@ class LayerProfiles(_Saveable):
         ax = self._axes(ax)
         for i, (label, values) in enumerate(self.profiles.items()):
             ax.plot(range(1, len(values) + 1), list(values), marker="o", ms=3, color=config_color(i), label=label)
-        if self.logy:
-            ax.set_yscale("log")
-        ax.set_xlabel(self.xlabel)
-        ax.set_ylabel(self.ylabel + (" (log scale)" if self.logy else ""))
-        ax.set_title(self.title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        label_axes(ax, xlabel=self.xlabel, ylabel=self.ylabel, title=self.title, logy=self.logy)
         return self
 
 
