@@ -1,0 +1,79 @@
+"""What the catalogue experiments that train networks with :func:`gradwatch.lab.train` share: the dataset knob
+(MNIST when its files are found, the embedded digits otherwise or with ``--quick``), the run store they record
+their runs in, and a few readers of a finished :class:`~gradwatch.lab.Run`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Optional
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from gradwatch.errors import DataError, check_choice
+from gradwatch.lab.data import DATASETS
+from gradwatch.lab.experiments.base import ExperimentConfig
+from gradwatch.store import DEFAULT_STORE, RunStore
+
+
+class TrainedExperimentConfig(ExperimentConfig):
+    """:class:`ExperimentConfig` plus the dataset and the run store of experiments that train networks."""
+
+    dataset: Optional[str] = Field(None, description="digits, mnist or mnist1d [default: mnist when its files are "
+                                                     "found, digits otherwise and with --quick]")
+    data_dir: Optional[str] = Field(None, description="directory with the MNIST *-ubyte.gz files")
+    store: str = Field(str(DEFAULT_STORE), description="SQLite run store the training runs are recorded in")
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str | None) -> str | None:
+        return None if v is None else check_choice("dataset", v, DATASETS)
+
+
+def mnist_found(data_dir: str | None) -> bool:
+    """Whether the MNIST files can be read locally (never downloads)."""
+    from gradwatch.lab import mnist
+
+    try:
+        mnist.locate(data_dir, download=False)
+    except DataError:
+        return False
+    return True
+
+
+def chosen_dataset(cfg: TrainedExperimentConfig) -> str:
+    """``cfg.dataset``, or by default mnist when its files are found (full mode) and digits otherwise."""
+    if cfg.dataset is not None:
+        return cfg.dataset
+    return "mnist" if not cfg.quick and mnist_found(cfg.data_dir) else "digits"
+
+
+@contextmanager
+def open_store(cfg: TrainedExperimentConfig) -> Iterator[RunStore]:
+    """The experiment's run store, closed afterwards."""
+    with RunStore(cfg.store) as store:
+        yield store
+
+
+def error_rate(run, key: str = "accuracy") -> float:
+    """1 − the last epoch's accuracy (``accuracy`` is the training split's, ``test_accuracy`` the test's);
+    1.0 when training diverged (non-finite loss, hence no meaningful prediction)."""
+    final = run.final
+    if not np.isfinite(final.get("train_loss", np.nan)):
+        return 1.0
+    return 1.0 - float(final[key])
+
+
+def accuracy_curve(run, key: str = "test_accuracy") -> tuple[list[int], list[float]]:
+    """(optimizer steps, the metric) at the end of every epoch of ``run``."""
+    return [int(m["step"]) for m in run.metrics], [float(m.get(key, np.nan)) for m in run.metrics]
+
+
+def first_step_layer_norms(run, kind: str = "Linear") -> tuple[list[str], list[float]]:
+    """(layer names, ‖∂L/∂θ‖ of each layer of type ``kind``) at the first recorded step of ``run``'s watch."""
+    h = run.history
+    keep = [j for j, k in enumerate(h.kinds) if k == kind]
+    g = h.stat("grad_norm")[0]
+    return [h.layers[j] for j in keep], [float(g[j]) for j in keep]
