@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gradwatch.config import StrictModel
 from gradwatch.errors import ConfigError, check_choice
@@ -125,25 +125,11 @@ class Config(StrictModel):
         return data
 
     # --- single-field checks ---------------------------------------------------------------------------------
-    @field_validator("activation")
+    @field_validator("activation", "init", "recurrent_init", "dataset")
     @classmethod
-    def _activation(cls, v: str) -> str:
-        return check_choice("activation", v, ACTIVATIONS)
-
-    @field_validator("init")
-    @classmethod
-    def _init(cls, v: str) -> str:
-        return check_choice("init", v, LAB_INITS)
-
-    @field_validator("recurrent_init")
-    @classmethod
-    def _recurrent_init(cls, v: str | None) -> str | None:
-        return None if v is None else check_choice("recurrent_init", v, INITS)
-
-    @field_validator("dataset")
-    @classmethod
-    def _dataset(cls, v: str) -> str:
-        return check_choice("dataset", v, DATASET_NAMES)
+    def _choice(cls, v: str | None, info: ValidationInfo) -> str | None:
+        choices = {"activation": ACTIVATIONS, "init": LAB_INITS, "recurrent_init": INITS, "dataset": DATASET_NAMES}
+        return None if v is None else check_choice(info.field_name, v, choices[info.field_name])
 
     @field_validator("sizes")
     @classmethod
