@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import gradwatch as gw
+from gradwatch.probe import History
 from gradwatch.errors import ConfigError
 
 
@@ -145,7 +146,7 @@ def test_history_round_trips_through_json_and_pandas():
             nn.functional.cross_entropy(model(x), y).backward()
             w.step()
     h = w.history
-    back = gw.probe.History.from_dict(json.loads(json.dumps(h.to_dict())))
+    back = History.from_dict(json.loads(json.dumps(h.to_dict())))
     assert back.layers == h.layers and back.steps.tolist() == h.steps.tolist()
     np.testing.assert_allclose(back.stat("grad_norm"), h.stat("grad_norm"), rtol=1e-6)
     df = h.to_pandas()

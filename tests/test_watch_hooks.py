@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import gradwatch as gw
-from gradwatch.probe import NonFiniteGradientError
+from gradwatch.probe import History, NonFiniteGradientError
 from gradwatch.probe.stats import HIST_EDGES, SATURATION_LEVEL
 
 
@@ -199,3 +199,33 @@ def test_memory_stays_flat_over_thousands_of_steps():
         late = live_tensors()
     assert late <= early  # nothing piles up: no stored graph, no stale hook values, pending queue flushed
     assert len(w.history) == 3000 and w.history.stat("grad_norm").dtype == np.float64
+
+
+def test_history_plots_read_saved_numbers(tmp_path):
+    from gradwatch.report.watch_plots import GradientHistograms, LayerStatOverTime
+
+    net = _net()
+    x, y = _data()
+    with gw.watch(net, stats=["grad_norm", "grad_hist"], sample_every=1) as w:
+        for _ in range(2):
+            net.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            w.step()
+    back = History.from_dict(w.history.to_dict())  # plots work from a saved history, not live tensors
+    p = GradientHistograms(back).plot()
+    assert p.ax.get_xlabel().startswith("log10") and len(p.ax.lines) == 3
+    assert LayerStatOverTime(back).save(tmp_path / "g.png").stat().st_size > 0
+
+
+def test_on_nonfinite_warn_keeps_going_and_warns_once():
+    net = _inf_net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    with pytest.warns(RuntimeWarning, match="non-finite gradient at step 5") as record:
+        with gw.watch(net, opt, on_nonfinite="warn") as w:
+            for step in range(8):
+                x, y = _data(step)
+                opt.zero_grad()
+                nn.functional.cross_entropy(net(x), y).backward()
+                opt.step()
+    assert sum("non-finite gradient" in str(r.message) for r in record) == 1
+    assert w.history.steps.tolist() == list(range(8))

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -114,3 +115,81 @@ def get_activation(name: str, param: str = "activation") -> Activation:
     if not isinstance(name, str):
         raise ConfigError(param, name, "expected a name, one of " + ", ".join(ACTIVATIONS))
     return ACTIVATIONS[check_choice(param, name, ACTIVATIONS)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# NumPy evaluation (float64) with the second derivative, for gradwatch.reference (the slides' equations in NumPy)
+# and gradwatch.theory (Gaussian integrals of φ, φ', φ''). Same functions and the same values at kinks as above.
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NumpyActivation:
+    """σ, σ' and σ'' of one activation as NumPy functions of an array (``alpha`` already bound).
+
+    σ'' is the ordinary second derivative away from kinks; the Dirac masses of ReLU-like functions at 0 are left
+    out (every kinked activation here has σ(0) = 0, so they drop out of the mean-field integral ∫Dz σ''σ).
+    """
+
+    name: str
+    fn: Callable[[np.ndarray], np.ndarray]
+    deriv: Callable[[np.ndarray], np.ndarray]
+    deriv2: Callable[[np.ndarray], np.ndarray]
+
+
+def _np_sigmoid(x, a):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free form of 1/(1+e^-x)
+
+
+def _np_elu(x, a):
+    return np.where(x > 0, x, a * np.expm1(np.minimum(x, 0.0)))
+
+
+def _np_elu_d(x, a):
+    return np.where(x > 0, 1.0, a * np.exp(np.minimum(x, 0.0)))
+
+
+def _np_elu_d2(x, a):
+    return np.where(x > 0, 0.0, a * np.exp(np.minimum(x, 0.0)))
+
+
+def _np_gelu(x, a):
+    from scipy.special import ndtr
+
+    return x * ndtr(x)
+
+
+def _np_gelu_d(x, a):
+    from scipy.special import ndtr
+
+    return ndtr(x) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
+_NP = {  # name: (σ, σ', σ'')
+    "sigmoid": (_np_sigmoid, lambda x, a: _np_sigmoid(x, a) * (1 - _np_sigmoid(x, a)),
+                lambda x, a: _np_sigmoid(x, a) * (1 - _np_sigmoid(x, a)) * (1 - 2 * _np_sigmoid(x, a))),
+    "tanh": (lambda x, a: np.tanh(x), lambda x, a: 1 - np.tanh(x) ** 2,
+             lambda x, a: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
+    "relu": (lambda x, a: np.maximum(x, 0.0), lambda x, a: (x > 0).astype(float),
+             lambda x, a: np.zeros_like(x, dtype=float)),
+    "leaky_relu": (lambda x, a: np.where(x > 0, x, a * x), lambda x, a: np.where(x > 0, 1.0, a),
+                   lambda x, a: np.zeros_like(x, dtype=float)),
+    "elu": (_np_elu, _np_elu_d, _np_elu_d2),
+    "selu": (lambda x, a: SELU_SCALE * _np_elu(x, SELU_ALPHA), lambda x, a: SELU_SCALE * _np_elu_d(x, SELU_ALPHA),
+             lambda x, a: SELU_SCALE * _np_elu_d2(x, SELU_ALPHA)),
+    "softsign": (lambda x, a: x / (1 + np.abs(x)), lambda x, a: 1 / (1 + np.abs(x)) ** 2,
+                 lambda x, a: -2 * np.sign(x) / (1 + np.abs(x)) ** 3),
+    "gelu": (_np_gelu, _np_gelu_d, lambda x, a: np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi) * (2 - x * x)),
+    "linear": (lambda x, a: np.asarray(x, dtype=float), lambda x, a: np.ones_like(x, dtype=float),
+               lambda x, a: np.zeros_like(x, dtype=float)),
+}
+_NP["prelu"] = _NP["leaky_relu"]
+
+
+def numpy_activation(name: str, alpha: float | None = None, param: str = "activation") -> NumpyActivation:
+    """The NumPy σ, σ', σ'' of a registered activation (``alpha`` defaults to the activation's own)."""
+    act = get_activation(name, param)
+    a = act.default_alpha if alpha is None else float(alpha)
+    f, d1, d2 = _NP[act.name]
+    return NumpyActivation(act.name, lambda x: f(np.asarray(x, dtype=float), a),
+                           lambda x: d1(np.asarray(x, dtype=float), a),
+                           lambda x: d2(np.asarray(x, dtype=float), a))

@@ -168,7 +168,7 @@ class Watcher:
             if self._weight_norm:
                 row.append(PARAM_STATS["weight_norm"].compute(weight_sq))
             if self._update_ratio:
-                self._before = torch._foreach_mul(params, 1.0)  # a copy of θ
+                self._before = [p.clone() for p in params]  # a copy of θ (cheaper than a foreach op on CPU)
                 self._before_sq = weight_sq
         self._row = row
 
@@ -179,7 +179,8 @@ class Watcher:
         if self._recording(self._step):
             row = self._row
             if self._update_ratio and self._before is not None:
-                delta = torch._foreach_sub(self._before, [p.detach() for p in self._params])
+                delta = self._before
+                torch._foreach_sub_(delta, [p.detach() for p in self._params])  # Δθ, in place in the copy
                 row.append(PARAM_STATS["update_ratio"].compute(self._per_layer_sq(delta), self._before_sq))
                 self._before = None
             if self._probes.names:

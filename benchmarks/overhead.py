@@ -1,0 +1,170 @@
+"""Overhead of watching a training step, measured side by side (not a test).
+
+Every configuration trains its own copy of the same model on the same batches; the configurations take their
+steps in turn (interleaved, the order rotated every round) so that drifting machine load hits all of them
+alike, and each reports the median of its step times and the ratio to the plain step's median.
+
+Configurations: plain step; ``gw.watch`` with the default statistics (every step, and ``every=10``);
+``gw.watch(stats="full", sample_every=10)`` (default statistics every step, hook statistics every 10th); a per-layer ``.item()`` of the gradient norm (the naive way); TensorBoard
+``add_histogram`` of every parameter gradient; ``wandb.watch(log="gradients", log_freq=1)`` offline. The last two
+run only when their packages are installed.
+
+    PYTHONPATH=src python benchmarks/overhead.py [--steps 300] [--threads 1] [--models mlp,transformer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+import gradwatch as gw  # noqa: E402
+
+
+def mlp(depth=20, width=256):
+    layers = [nn.Linear(width, width) if i % 2 == 0 else nn.ReLU() for i in range(2 * depth)]
+    return nn.Sequential(*layers, nn.Linear(width, 10)), (lambda g: (torch.randn(128, width, generator=g),
+                                                                    torch.randint(0, 10, (128,), generator=g)))
+
+
+class Encoder(nn.Module):
+    def __init__(self, d=128, heads=4, layers=4, vocab=10):
+        super().__init__()
+        self.embed = nn.Linear(16, d)
+        block = nn.TransformerEncoderLayer(d, heads, dim_feedforward=4 * d, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(d, vocab)
+
+    def forward(self, x):
+        return self.head(self.encoder(self.embed(x)).mean(1))
+
+
+def transformer():
+    return Encoder(), (lambda g: (torch.randn(32, 32, 16, generator=g), torch.randint(0, 10, (32,), generator=g)))
+
+
+class Config:
+    """One way of running a step; ``setup`` returns a context that is open while it trains."""
+
+    def __init__(self, name, model, optimizer_name="adam"):
+        self.name, self.model = name, model
+        self.opt = (torch.optim.Adam(model.parameters(), lr=1e-4) if optimizer_name == "adam"
+                    else torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9))
+        self.times: list[float] = []
+        self.after_backward = None
+        self.after_step = None
+
+    def step(self, x, y):
+        t0 = time.perf_counter()
+        self.opt.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(self.model(x), y)
+        loss.backward()
+        if self.after_backward:
+            self.after_backward()
+        self.opt.step()
+        if self.after_step:
+            self.after_step(loss)
+        self.times.append(time.perf_counter() - t0)
+
+
+def build(base, which, optimizer_name, stack: contextlib.ExitStack, tmp: str):
+    cfg = Config(which, copy.deepcopy(base), optimizer_name)
+    if which == "default watch":
+        stack.enter_context(gw.watch(cfg.model, cfg.opt))
+    elif which == "default watch, every=10":
+        stack.enter_context(gw.watch(cfg.model, cfg.opt, every=10))
+    elif which == "full watch /10":
+        stack.enter_context(gw.watch(cfg.model, cfg.opt, stats="full", sample_every=10))
+    elif which == "per-layer .item()":
+        layers = [m for m in cfg.model.modules() if any(True for _ in m.parameters(recurse=False))]
+        log = []
+
+        def items():
+            for m in layers:
+                log.append(torch.linalg.vector_norm(
+                    torch.cat([p.grad.reshape(-1) for p in m.parameters(recurse=False)])).item())
+            del log[:-1000]
+        cfg.after_backward = items
+    elif which == "tensorboard hist":
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = stack.enter_context(SummaryWriter(os.path.join(tmp, "tb")))
+        count = [0]
+
+        def histograms():
+            for name, p in cfg.model.named_parameters():
+                writer.add_histogram(name, p.grad, count[0])
+            count[0] += 1
+        cfg.after_backward = histograms
+    elif which == "wandb.watch":
+        import wandb
+
+        os.environ["WANDB_MODE"] = "offline"
+        os.environ.setdefault("WANDB_SILENT", "true")
+        run = wandb.init(dir=tmp, project="gradwatch-overhead", mode="offline", reinit=True)
+        stack.callback(run.finish)
+        wandb.watch(cfg.model, log="gradients", log_freq=1)
+        cfg.after_step = lambda loss: run.log({"loss": loss.item()})
+    return cfg
+
+
+def available(which: str) -> bool:
+    try:
+        if which == "tensorboard hist":
+            import tensorboard  # noqa: F401
+            from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+        elif which == "wandb.watch":
+            import wandb  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+CONFIGS = ["plain", "default watch", "default watch, every=10", "full watch /10", "per-layer .item()", "tensorboard hist", "wandb.watch"]
+
+
+def measure(model_name: str, steps: int, warmup: int, optimizer_name: str) -> list[tuple[str, float, float]]:
+    base, batch = {"mlp": mlp, "transformer": transformer}[model_name]()
+    g = torch.Generator().manual_seed(0)
+    data = [batch(g) for _ in range(8)]
+    names = [c for c in CONFIGS if available(c)]
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        configs = [build(base, n, optimizer_name, stack, tmp) for n in names]
+        for i in range(warmup + steps):
+            order = configs[i % len(configs):] + configs[: i % len(configs)]  # rotate who goes first
+            for cfg in order:
+                cfg.step(*data[i % len(data)])
+        medians = {c.name: statistics.median(c.times[warmup:]) for c in configs}
+    plain = medians["plain"]
+    return [(n, medians[n] * 1e3, medians[n] / plain) for n in names]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    ap.add_argument("--models", default="mlp,transformer")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), optimizer {args.optimizer}, {args.steps} interleaved "
+          f"steps per configuration after {args.warmup} warm-up steps; median step time")
+    for model_name in args.models.split(","):
+        label = {"mlp": "MLP 20×256, batch 128", "transformer": "TransformerEncoder 4×d128, batch 32×32"}[model_name]
+        print(f"\n{label}\n| configuration | median step (ms) | ratio to plain |\n|---|---:|---:|")
+        for name, ms, ratio in measure(model_name, args.steps, args.warmup, args.optimizer):
+            print(f"| {name} | {ms:.2f} | {ratio:.3f}× |")
+
+
+if __name__ == "__main__":
+    main()

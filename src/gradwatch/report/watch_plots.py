@@ -1,0 +1,72 @@
+"""Plots of a watch's history: objects that read a :class:`~gradwatch.probe.History`, draw on ``ax`` (or a new
+figure) and return themselves (report/plots.py style; matplotlib imported lazily)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradwatch.report.plots import LayerGradientBars, _pyplot
+
+
+class _Saveable:
+    figure = None
+    save = LayerGradientBars.save  # the same save(path, dpi) as the other plots: draws if needed, writes, closes
+
+
+class GradientHistograms(_Saveable):
+    """Glorot & Bengio-style picture: the distribution of log10|∂L/∂θ| of every layer at one recorded step
+    (needs ``stats`` including ``"grad_hist"``). ``step=None`` takes the last histogram."""
+
+    def __init__(self, history, step: int | None = None):
+        self.history, self.step = history, step
+        self.ax = None
+
+    def plot(self, ax=None) -> GradientHistograms:
+        plt = _pyplot()
+        h = self.history
+        counts, steps = h.histograms(), h.hist_steps
+        if not len(steps):
+            raise ValueError("this history has no gradient histograms: watch with stats including 'grad_hist'")
+        i = len(steps) - 1 if self.step is None else int(np.flatnonzero(steps == self.step)[0])
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+        centres = (h.hist_edges[:-1] + h.hist_edges[1:]) / 2
+        colors = plt.get_cmap("viridis")(np.linspace(0, 1, len(h.layers)))
+        for layer, c, color in zip(h.layers, counts[i], colors):
+            total = c.sum()
+            if total > 0:
+                ax.plot(centres, c / total, label=layer, color=color)
+        ax.set_xlabel("log10 |∂L/∂θ| (decades)")
+        ax.set_ylabel("fraction of the layer's parameters")
+        ax.set_title(f"Backpropagated gradients per layer, step {int(steps[i])}")
+        if len(h.layers) <= 12:
+            ax.legend(fontsize=8, title="layer (input → output)")
+        self.ax, self.figure = ax, ax.figure
+        return self
+
+
+class LayerStatOverTime(_Saveable):
+    """One statistic of every layer over the recorded steps (log scale), input-side layers in dark colours."""
+
+    def __init__(self, history, stat: str = "grad_norm"):
+        self.history, self.stat = history, stat
+        self.ax = None
+
+    def plot(self, ax=None) -> LayerStatOverTime:
+        plt = _pyplot()
+        h = self.history
+        values = h.stat(self.stat)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+        colors = plt.get_cmap("viridis")(np.linspace(0, 1, len(h.layers)))
+        for j, (layer, color) in enumerate(zip(h.layers, colors)):
+            keep = np.isfinite(values[:, j]) & (values[:, j] > 0)
+            ax.plot(h.steps[keep], values[keep, j], label=layer, color=color)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"{self.stat} (log scale)")
+        ax.set_title(f"{self.stat} per layer")
+        if len(h.layers) <= 12:
+            ax.legend(fontsize=8, title="layer (input → output)")
+        self.ax, self.figure = ax, ax.figure
+        return self
