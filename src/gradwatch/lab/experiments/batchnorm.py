@@ -33,7 +33,8 @@ from torch import nn
 
 from gradwatch import lab
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import TrainedExperimentConfig, accuracy_curve, chosen_dataset, open_store
+from gradwatch.lab.experiments.trained import (TrainedExperimentConfig, accuracy_curve, open_store,
+                                               training_config)
 from gradwatch.lab.prepare import prepare
 
 CLAIM = ("Batch normalisation makes a 3×100 sigmoid net reach a higher test accuracy at the same step, keeps "
@@ -122,12 +123,9 @@ def _label(norm: str, factor: float) -> str:
 
 
 def run(cfg: BatchNormConfig, progress: Progress) -> ExperimentResult:
-    dataset = chosen_dataset(cfg)
     steps = cfg.steps or (QUICK_STEPS if cfg.quick else FULL_STEPS)
-    base = lab.Config(dataset=dataset, data_dir=cfg.data_dir, depth=cfg.depth, width=cfg.width,
-                      activation=cfg.activation, init="normal", init_std=cfg.init_std, optimizer="sgd", lr=cfg.lr,
-                      batch_size=cfg.batch_size, epochs=10**6, steps=steps, seed=cfg.seed,
-                      watch_every=max(1, steps // 200))
+    base = training_config(cfg, steps, records=200, depth=cfg.depth, width=cfg.width, activation=cfg.activation,
+                           init="normal", init_std=cfg.init_std, optimizer="sgd", lr=cfg.lr)
     x_probe = prepare(base).x_test[:cfg.probe_examples]
     at = {int(s) for s in np.linspace(1, steps, cfg.snapshots).round()}
     plan = [(norm, factor) for factor in (1.0, cfg.high_lr_factor) for norm in ("none", "batch")]

@@ -24,7 +24,7 @@ from torch import nn
 
 from gradwatch import lab
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import TrainedExperimentConfig, chosen_dataset, error_rate, open_store
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig, error_rate, open_store, training_config
 from gradwatch.lab.models import build_model, linear_layers
 from gradwatch.lab.prepare import prepare
 
@@ -91,12 +91,9 @@ def spectral_norms(model: nn.Module) -> list[float]:
 
 
 def run(cfg: ClippingConfig, progress: Progress) -> ExperimentResult:
-    dataset = chosen_dataset(cfg)
     steps = cfg.steps or (QUICK_STEPS if cfg.quick else FULL_STEPS)
-    base = lab.Config(dataset=dataset, data_dir=cfg.data_dir, depth=cfg.depth, width=cfg.width,
-                      activation=cfg.activation, init="normal", init_std=cfg.init_std, optimizer="sgd", lr=cfg.lr,
-                      batch_size=cfg.batch_size, epochs=10**6, steps=steps, seed=cfg.seed,
-                      watch_every=max(1, steps // 100))
+    base = training_config(cfg, steps, depth=cfg.depth, width=cfg.width, activation=cfg.activation,
+                           init="normal", init_std=cfg.init_std, optimizer="sgd", lr=cfg.lr)
     plan = {"no remedy": {}, f"clip norm {cfg.clip_norm:g}": {"clip_norm": cfg.clip_norm},
             f"clip value {cfg.clip_value:g}": {"clip_value": cfg.clip_value},
             "‖W‖₂ ≤ 1": {"init": "orthogonal", "max_spectral_norm": 1.0}}

@@ -20,8 +20,8 @@ from pydantic import Field
 
 from gradwatch import lab
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import (TrainedExperimentConfig, accuracy_curve, chosen_dataset, error_rate,
-                                               first_step_layer_norms, open_store)
+from gradwatch.lab.experiments.trained import (TrainedExperimentConfig, accuracy_curve, error_rate,
+                                               first_step_layer_norms, open_store, training_config)
 
 CLAIM = ("Greedy layer-wise autoencoder pretraining lets a deep sigmoid net that plain SGD leaves near chance "
          "reach a far higher accuracy with the same fine-tuning steps.")
@@ -48,13 +48,10 @@ class PretrainingConfig(TrainedExperimentConfig):
 
 
 def run(cfg: PretrainingConfig, progress: Progress) -> ExperimentResult:
-    dataset = chosen_dataset(cfg)
     steps = cfg.steps or (QUICK_STEPS if cfg.quick else FULL_STEPS)
     epochs = cfg.pretrain_epochs or (QUICK_PRETRAIN_EPOCHS if cfg.quick else FULL_PRETRAIN_EPOCHS)
-    base = lab.Config(dataset=dataset, data_dir=cfg.data_dir, depth=cfg.depth, width=cfg.width,
-                      activation=cfg.activation, init=cfg.init, optimizer="momentum", lr=cfg.lr,
-                      batch_size=cfg.batch_size, epochs=10**6, steps=steps, seed=cfg.seed,
-                      pretrain_epochs=epochs, pretrain_lr=cfg.pretrain_lr, watch_every=max(1, steps // 100))
+    base = training_config(cfg, steps, depth=cfg.depth, width=cfg.width, activation=cfg.activation, init=cfg.init,
+                           optimizer="momentum", lr=cfg.lr, pretrain_epochs=epochs, pretrain_lr=cfg.pretrain_lr)
     runs = {}
     with open_store(cfg) as store:
         for label, mode in progress.track([("random init", "none"), ("pretrained", "autoencoder")],

@@ -23,8 +23,8 @@ from pydantic import Field
 
 from gradwatch import lab
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import (TrainedExperimentConfig, chosen_dataset, error_rate,
-                                               first_step_layer_norms, open_store)
+from gradwatch.lab.experiments.trained import (TrainedExperimentConfig, error_rate, first_step_layer_norms,
+                                               open_store, training_config)
 
 CLAIM = ("Plain nets end with a higher training error as they get deeper (degradation) while residual nets of "
          "the same depth keep it low, also with stochastic depth.")
@@ -51,12 +51,10 @@ class ResidualConfig(TrainedExperimentConfig):
 
 
 def run(cfg: ResidualConfig, progress: Progress) -> ExperimentResult:
-    dataset = chosen_dataset(cfg)
     depths = sorted(cfg.depths or (QUICK_DEPTHS if cfg.quick else FULL_DEPTHS))
     steps = cfg.steps or (QUICK_STEPS if cfg.quick else FULL_STEPS)
-    base = lab.Config(dataset=dataset, data_dir=cfg.data_dir, width=cfg.width, activation=cfg.activation,
-                      init=cfg.init, norm=cfg.norm, optimizer="momentum", lr=cfg.lr, batch_size=cfg.batch_size,
-                      epochs=10**6, steps=steps, seed=cfg.seed, watch_every=max(1, steps // 100))
+    base = training_config(cfg, steps, width=cfg.width, activation=cfg.activation, init=cfg.init, norm=cfg.norm,
+                           optimizer="momentum", lr=cfg.lr)
     plan = [(d, kind) for d in depths for kind in ("plain", "residual")] + [(depths[-1], "stochastic depth")]
     runs = {}
     with open_store(cfg) as store:

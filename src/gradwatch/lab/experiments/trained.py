@@ -50,6 +50,16 @@ def chosen_dataset(cfg: TrainedExperimentConfig) -> str:
     return "mnist" if not cfg.quick and mnist_found(cfg.data_dir) else "digits"
 
 
+def training_config(cfg: TrainedExperimentConfig, steps: int, *, records: int = 100, **fields) -> "lab.Config":
+    """The ``lab.Config`` of the experiment's nets: its dataset, seed and batch size, ``steps`` optimizer steps
+    (epochs unbounded), the watch recording about ``records`` times, and the experiment's ``fields``."""
+    from gradwatch import lab
+
+    return lab.Config(dataset=chosen_dataset(cfg), data_dir=cfg.data_dir, seed=cfg.seed,
+                      batch_size=getattr(cfg, "batch_size"), epochs=10**6, steps=steps,
+                      watch_every=max(1, steps // records), **fields)
+
+
 @contextmanager
 def open_store(cfg: TrainedExperimentConfig) -> Iterator[RunStore]:
     """The experiment's run store, closed afterwards."""
