@@ -156,7 +156,10 @@ def _tables(cfg: ClippingConfig, numbers: dict) -> list[Table]:
 def _figures(cfg: ClippingConfig, numbers: dict) -> dict:
     from gradwatch.report.plots import Curves, LayerProfiles
 
-    main = Curves({label: (numbers["epoch_steps"][label], loss) for label, loss in numbers["train_loss"].items()},
+    diverged = {label: "" if np.isfinite(loss[-1]) else " (diverged: loss not finite, not drawn)"
+                for label, loss in numbers["train_loss"].items()}
+    main = Curves({label + diverged[label]: (numbers["epoch_steps"][label], loss)
+                   for label, loss in numbers["train_loss"].items()},
                   xlabel="training step", ylabel="training loss (cross-entropy)", logy=True,
                   title=f"Exploding {cfg.depth}×{cfg.width} {cfg.activation} net: plain SGD and remedies")
     profiles = LayerProfiles({"exploding init (no remedy)": numbers["delta_at_init"]["no remedy"]["mean_delta_norm"],
