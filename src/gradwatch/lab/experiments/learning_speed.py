@@ -19,13 +19,11 @@ run store are the lab's.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from gradwatch.errors import DataError
 from gradwatch.lab.data import load_dataset
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
 from gradwatch.lab.experiments.trained import TrainedExperimentConfig
@@ -43,8 +41,6 @@ CLAIM = ("In Nielsen's sigmoid nets the first hidden layer learns slowest: ‖�
 class LearningSpeedConfig(TrainedExperimentConfig):
     """Settings of the learning-speed experiment; the CLI flags have the same names with dashes."""
 
-    dataset: str = Field("auto", description="auto (mnist when its files are found, else digits; digits in "
-                                             "quick mode), digits or mnist")
     width: int = Field(30, ge=1, description="units per hidden layer")
     eta: float = Field(0.1, gt=0, description="learning rate η")
     lmbda: float = Field(5.0, ge=0, description="L2 strength λ (the penalty is λ/2n Σw², n = training images)")
@@ -53,8 +49,6 @@ class LearningSpeedConfig(TrainedExperimentConfig):
     accuracy_epochs: int | None = Field(None, ge=1, description="epochs of the accuracy-vs-depth runs "
                                                                 "[default: 10 quick, 30 full]")
     mini_batch: int = Field(10, ge=1, description="mini-batch size of the accuracy-vs-depth runs")
-
-    EXTRA_DATASETS: ClassVar[tuple[str, ...]] = ("auto",)
 
 
 def nielsen_net(sizes: list[int], generator: torch.Generator) -> torch.nn.Sequential:
@@ -110,13 +104,7 @@ def _accuracy(model, x, y) -> float:
 
 
 def _load(cfg: LearningSpeedConfig):
-    name = "digits" if cfg.dataset == "auto" and cfg.quick else cfg.dataset
-    if name == "auto":
-        try:
-            return load_dataset("mnist", data_dir=cfg.data_dir, seed=cfg.seed, download=False)
-        except DataError:
-            name = "digits"
-    return load_dataset(name, data_dir=cfg.data_dir, seed=cfg.seed)
+    return load_dataset(cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed)
 
 
 def _store(cfg: LearningSpeedConfig, settings: dict, history, metrics: dict) -> str:
