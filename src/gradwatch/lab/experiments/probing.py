@@ -12,13 +12,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gradwatch.lab.experiments.base import single_threaded  # noqa: F401  (re-exported for experiments)
 from gradwatch.lab.models import linear_layers
 
 
@@ -80,13 +80,3 @@ def first_step_reaching(xs: Sequence[float], ys: Sequence[float], target: float)
     return None
 
 
-@contextmanager
-def single_threaded():
-    """Run torch on one intra-op thread inside the block (restored afterwards). The catalogue's nets are small:
-    on a busy 2-core machine two threads made one epoch of a 30-unit net 40× slower (25 s against 0.6 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
