@@ -104,6 +104,7 @@ class Watcher:
         self._numel = torch.tensor([float(l.numel) for l in self.layers], device=self._device)
         self._index_cache: dict[tuple[bool, ...], tuple[Tensor, Tensor]] = {}
         self._before: list[Tensor] | None = None  # θ before the optimizer step (update_ratio)
+        self._theta_buffer: list[Tensor] | None = None  # where that copy lives, allocated once
         self._row: list[Tensor] = []  # the current step's statistics, one [layers] tensor each
         self._pending: list[Tensor] = []  # [stats, layers] per recorded step, on the device
         self._pending_steps: list[int] = []
@@ -168,7 +169,7 @@ class Watcher:
             if self._weight_norm:
                 row.append(PARAM_STATS["weight_norm"].compute(weight_sq))
             if self._update_ratio:
-                self._before = [p.clone() for p in params]  # a copy of θ (cheaper than a foreach op on CPU)
+                self._before = self._copy_of(params)
                 self._before_sq = weight_sq
         self._row = row
 
@@ -182,7 +183,7 @@ class Watcher:
                 delta = self._before
                 torch._foreach_sub_(delta, [p.detach() for p in self._params])  # Δθ, in place in the copy
                 row.append(PARAM_STATS["update_ratio"].compute(self._per_layer_sq(delta), self._before_sq))
-                self._before = None
+                self._before = None  # the buffer itself is kept in self._theta_buffer for the next step
             if self._probes.names:
                 sampled = self._probes.take(self._device) if self._sampling(self._step) else None
                 row.extend(sampled if sampled is not None else
@@ -195,6 +196,16 @@ class Watcher:
                 self.flush()
         self._step += 1
         self._arm()
+
+    def _copy_of(self, params: list[Tensor]) -> list[Tensor]:
+        """θ copied into a buffer allocated once and reused every step (update_ratio's one extra copy of the
+        weights): allocating it anew each step cost more than the copy itself on the CPU (measured)."""
+        buf = self._theta_buffer
+        if buf is None or any(b.shape != p.shape or b.dtype != p.dtype or b.device != p.device
+                              for b, p in zip(buf[:1], params[:1])) or len(buf) != len(params):
+            buf = self._theta_buffer = [torch.empty_like(p) for p in params]
+        torch._foreach_copy_(buf, params)
+        return buf
 
     def _per_layer_sq(self, tensors: list[Tensor]) -> Tensor:  # Σx² per layer -> [layers]
         sq = torch.stack(torch._foreach_norm(tensors, 2)).float().square()
@@ -255,6 +266,7 @@ class Watcher:
         self._handles = []
         self._probes.detach()
         self.flush()
+        self._before = self._theta_buffer = None  # free the copy of θ
         self._closed = True
 
     @property
