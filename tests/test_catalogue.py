@@ -1,5 +1,6 @@
 """The experiment catalogue's machinery: registry, generated CLI commands, JSON/PNG/HTML outputs, gallery."""
 
+import html
 import json
 
 import pytest
@@ -26,7 +27,7 @@ def test_experiment_writes_json_png_and_self_contained_html(tmp_path, capsys):
     data = json.loads((tmp_path / "paralysis.json").read_text())
     assert data["name"] == "paralysis" and data["holds"] in (True, False) and len(data["mean_abs_grad"]) == 3
     page = (tmp_path / "paralysis.html").read_text()
-    assert data["claim"] in page and "data:image/png;base64," in page and "<table>" in page
+    assert html.escape(data["claim"]) in page and "data:image/png;base64," in page and "<table>" in page
     assert "claim supported" in capsys.readouterr().out
 
 
@@ -38,5 +39,5 @@ def test_lab_all_runs_the_whole_catalogue_writes_a_gallery_and_one_json(tmp_path
     index = (tmp_path / "index.html").read_text()
     for name in experiments.NAMES:
         assert f"href='{name}.html'" in index
-        assert (tmp_path / f"{name}.html").is_file() and data[name]["claim"] in index
+        assert (tmp_path / f"{name}.html").is_file() and html.escape(data[name]["claim"]) in index
         assert json.loads((tmp_path / f"{name}.json").read_text())["holds"] == data[name]["holds"]

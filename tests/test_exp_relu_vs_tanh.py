@@ -39,3 +39,10 @@ def test_steps_to_target_and_best_learning_rate_follow_the_curves(result):
 def test_bad_learning_rate_grid_is_rejected():
     with pytest.raises(ConfigError, match="lrs"):
         ReluVsTanhConfig(lrs=[0.1, -1.0])
+
+
+def test_evidence_says_never_reaches_when_no_learning_rate_gets_there(tmp_path):
+    r = get("relu-vs-tanh")(quick=True, lrs=[1e-4], steps=20, store=str(tmp_path / "runs.sqlite"))
+    assert r.numbers["steps_to_target"] == {"relu": None, "tanh": None}  # 20 steps at lr 1e-4: error stays ~90 %
+    assert "ReLU never reaches it within 20 steps" in r.evidence and "tanh never reaches it within 20 steps" in r.evidence
+    assert "in never" not in r.evidence and not r.holds

@@ -8,11 +8,17 @@ both, SGD with momentum 0.9, mini-batch 32; for each activation every learning r
 training error on the whole training split is measured every ``eval_every`` steps; the fastest learning rate
 to reach the target error is kept; the result is the ratio of the two step counts.
 
-Measured outcome on ``digits`` (8×8, 1,437 training images): the effect is *not* reproduced — tanh reaches 25 %
-training error as fast as or faster than ReLU at every learning rate tried (also with He init, deeper nets and
-mean-subtracted raw pixels as in the paper). Small, well-scaled nets never drive tanh into saturation, which is
-what slows it on CIFAR-10; the experiment reports the measured ratio and ``holds`` says whether the paper's
-claim is supported in the run.
+Measured outcome on ``digits`` (8×8, 1,437 training images): the effect is *not* reproduced — at each
+activation's own best learning rate tanh reaches the target as fast as or faster than ReLU. Tried (seeds 0–2,
+grids widened until the best learning rate was inside them): Xavier or He init, 2–6 hidden layers, plain SGD and
+momentum, targets 25 %, 5 %, 2 % and 1 % (tanh/ReLU 0.27–1.0 with the lab's net); a genuinely four-layer conv
+net (three 3×3 conv layers with pooling and a dense output, built outside the lab, which has one conv layer)
+with PyTorch's default init on mean-subtracted raw pixels (tanh/ReLU 0.77–1.10 to 5 % and 1 %), with the paper's
+N(0, 0.01) init on raw pixels scaled to 0–255 (ReLU best 270–290 steps at lr 0.01, tanh 120–130 steps at lr
+0.3: 0.4–0.5), and with three extra conv layers (0.36–0.54). ReLU wins only when both share one learning rate;
+tanh tolerates larger ones, which the per-activation tuning of the paper's protocol picks. On MNIST t10k (full
+mode, the lab's net, 5 % target, seeds 0 and 1) the two tie (375 and 425 steps for both). The experiment
+reports the measured ratio and ``holds`` says whether the paper's claim is supported in the run.
 """
 
 from __future__ import annotations
@@ -79,6 +85,13 @@ def _training_error_curve(cfg: ReluVsTanhConfig, act: str, lr: float, steps: int
     return run, xs, errors
 
 
+def _reaching(name: str, steps_to_target: float, steps: int) -> str:
+    """'ReLU takes 60 steps' or 'tanh never reaches it within 200 steps'."""
+    if math.isfinite(steps_to_target):
+        return f"{name} takes {steps_to_target:g} steps"
+    return f"{name} never reaches it within {steps} steps"
+
+
 def _run(cfg: ReluVsTanhConfig, progress: Progress) -> ExperimentResult:
     with single_threaded():
         return _measure(cfg, progress)
@@ -106,10 +119,10 @@ def _measure(cfg: ReluVsTanhConfig, progress: Progress) -> ExperimentResult:
     tanh_steps = best["tanh"]["steps_to_target"] if best["tanh"] else math.inf
     ratio = tanh_steps / relu_steps if math.isfinite(relu_steps) else 0.0
     holds = relu_steps < tanh_steps
-    fmt = lambda s: "never" if not math.isfinite(s) else f"{s:g} steps"  # noqa: E731
-    evidence = (f"best learning rates reach {cfg.target_error:.0%} training error in {fmt(relu_steps)} with ReLU and "
-                f"{fmt(tanh_steps)} with tanh: tanh/ReLU = {ratio:.3g} (Krizhevsky et al. on CIFAR-10: "
-                f"{KRIZHEVSKY_RATIO:g})")
+    evidence = (f"to reach {cfg.target_error:.0%} training error, each at its best learning rate, "
+                f"{_reaching('ReLU', relu_steps, steps)} and {_reaching('tanh', tanh_steps, steps)}"
+                + (f": tanh/ReLU = {ratio:.3g}" if math.isfinite(relu_steps) and math.isfinite(tanh_steps) else "")
+                + f" (Krizhevsky et al. on CIFAR-10: {KRIZHEVSKY_RATIO:g})")
     rows = [[g["activation"], g["lr"], g["steps_to_target"], g["training_error"][-1]] for g in grid.values()]
     table = Table(f"conv({cfg.conv_channels}) + {cfg.depth}×{cfg.width} dense on {cfg.dataset}, init {cfg.init}, "
                   f"SGD momentum 0.9, batch {cfg.batch_size}, {steps} steps, seed {cfg.seed} (Krizhevsky et al.: "
