@@ -1,4 +1,5 @@
-"""Plots of theory's predictions; each reads saved numbers (a ``to_dict()``), draws on ``ax``, returns itself."""
+"""Plots of theory's predictions (the mean-field phase diagram, predicted vs measured gradients, seed 000's
+interval problem); each reads saved numbers (a ``to_dict()``), draws on ``ax``, returns itself."""
 
 from __future__ import annotations
 
@@ -7,7 +8,32 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gradwatch.report.plots import _Saveable
+from gradwatch.report.plots import _Saveable, config_color
+
+
+class IntervalWidth(_Saveable):
+    """Width of {a : |w σ'(wa + b)| ≥ 1} against |w|, several curves, the optimum marked with its value."""
+
+    def __init__(self, w: Sequence[float], widths: dict[str, Sequence[float]], *, optimum: tuple[float, float],
+                 title: str = "Where a sigmoid neuron can grow a gradient (seed 000, problem 1)"):
+        self.w, self.widths, self.optimum, self.title = list(w), widths, optimum, title
+
+    def plot(self, ax=None) -> IntervalWidth:
+        ax = self._axes(ax)
+        styles = ["-", "--", ":"]
+        for i, (label, ys) in enumerate(self.widths.items()):
+            ax.plot(self.w, list(ys), styles[i % 3], color=config_color(i), label=label, lw=2 if i == 0 else 1.5)
+        w_opt, width = self.optimum
+        ax.plot([w_opt], [width], "o", color="black", zorder=5)
+        ax.annotate(f"optimum |w| = {w_opt:.3f}\nwidth = {width:.4f}", (w_opt, width), xytext=(12, -4),
+                    textcoords="offset points", fontsize=8)
+        ax.axvline(4, color="grey", ls="--", lw=1, label="|w| = 4 = 1 / max σ'")
+        ax.set_xlabel("|w|")
+        ax.set_ylabel("interval width in a (activation units)")
+        ax.set_title(self.title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        return self
 
 
 class PhaseDiagramPlot(_Saveable):
@@ -21,8 +47,8 @@ class PhaseDiagramPlot(_Saveable):
     """
 
     def __init__(self, diagram: dict, *, depth: int | None = None, point: tuple[float, float] | None = None,
-                 title: str | None = None):
-        self.diagram, self.depth, self.point = diagram, depth, point
+                 measured: Sequence[tuple[float, float]] = (), title: str | None = None):
+        self.diagram, self.depth, self.point, self.measured = diagram, depth, point, list(measured)
         self.title = title or f"Mean-field phase diagram, {diagram['activation']}"
 
     def plot(self, ax=None) -> PhaseDiagramPlot:
@@ -36,9 +62,11 @@ class PhaseDiagramPlot(_Saveable):
         norm = LogNorm(vmin=max(finite.min(), 1e-1), vmax=finite.max()) if finite.size else None
         mesh = ax.pcolormesh(sw, sb, np.ma.masked_invalid(depth6), shading="nearest", cmap="viridis", norm=norm)
         ax.figure.colorbar(mesh, ax=ax, label="trainable depth 6·ξ_c (layers, log scale)")
-        line = np.array(self.diagram["critical_sigma_w2"], dtype=float)
+        fine = self.diagram.get("critical_line")  # optional, denser in σ_b²: {"sigma_w2": [...], "sigma_b2": [...]}
+        line = np.array(fine["sigma_w2"] if fine else self.diagram["critical_sigma_w2"], dtype=float)
+        line_b = np.array(fine["sigma_b2"]) if fine else sb
         ok = np.isfinite(line)
-        ax.plot(line[ok], sb[ok], color="white", lw=2.2, ls="--", label="critical line χ₁ = 1")
+        ax.plot(line[ok], line_b[ok], color="white", lw=2.2, ls="--", label="critical line χ₁ = 1")
         if self.depth is not None and finite.size and finite.min() < self.depth < finite.max():
             cs = ax.contour(sw, sb, depth6, levels=[self.depth], colors="red", linewidths=1.5)
             ax.clabel(cs, fmt={self.depth: f"6ξ_c = {self.depth}"}, fontsize=8)
@@ -46,11 +74,19 @@ class PhaseDiagramPlot(_Saveable):
         if self.point is not None:
             ax.plot(*self.point, marker="*", ms=14, color="orange", mec="black", ls="none",
                     label=f"σ_w² = {self.point[0]:g}, σ_b² = {self.point[1]:g}")
+        if self.measured:
+            ax.plot(*zip(*self.measured), "o", color="white", mec="black", ls="none", label="measured nets")
         ax.text(0.03, 0.95, "ordered: χ₁ < 1\ngradients vanish", transform=ax.transAxes, va="top", color="white",
                 fontsize=9)
         ax.text(0.97, 0.05, "chaotic: χ₁ > 1\ngradients explode", transform=ax.transAxes, ha="right",
                 color="white", fontsize=9)
-        ax.set_xlabel("σ_w² (weight variance × fan-in)")
+        log_x = sw.min() > 0 and sw.max() / sw.min() > 10
+        if log_x:
+            from matplotlib.ticker import NullFormatter
+
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("σ_w² (weight variance × fan-in" + (", log scale)" if log_x else ")"))
         ax.set_ylabel("σ_b² (bias variance)")
         ax.set_title(self.title)
         ax.legend(loc="upper right", fontsize=8, framealpha=0.8)

@@ -48,7 +48,7 @@ def _run(cfg: IntervalConfig, progress: Progress) -> ExperimentResult:
     table = Table("Width of {a : |w σ'(wa + b)| ≥ 1} (any b)", ["|w|", "closed form", "root finding", "tanh"],
                   [[m, nielsen_interval_width(m), interval_width_numeric(m), interval_width_numeric(m, "tanh")]
                    for m in marks])
-    from gradwatch.report.plots_theory import IntervalWidth
+    from gradwatch.report.theory_plots import IntervalWidth
 
     figure = IntervalWidth(w.tolist(), {"sigmoid, closed form": closed, "sigmoid, root finding": numeric,
                                         "tanh, root finding": tanh}, optimum=(opt.weight, opt.width))

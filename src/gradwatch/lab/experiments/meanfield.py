@@ -25,7 +25,7 @@ from pydantic import Field
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
 from gradwatch.lab.experiments.net_config import ActivationExperimentConfig
 from gradwatch.nn.activations import get_activation
-from gradwatch.theory.meanfield import critical_sigma_w2, mean_field
+from gradwatch.theory.meanfield import critical_line, critical_sigma_w2, mean_field, phase_diagram
 
 CLAIM = ("At initialisation the measured per-layer growth of the squared gradient in wide random nets matches the "
          "mean-field χ₁ across σ_w² — below 1 (vanishing) in the ordered phase, above 1 (exploding) in the chaotic "
@@ -86,12 +86,15 @@ def _run(cfg: MeanFieldConfig, progress: Progress) -> ExperimentResult:
         profiles[f"σ_w² = {sw2:g} (χ₁ = {mf.chi1:.3g})"] = prof.tolist()
     sw_grid = np.geomspace(0.25, 8.0, grid_n)
     sb_grid = np.linspace(0.0, 0.3, max(3, grid_n // 2))
-    chi = np.empty((len(sb_grid), len(sw_grid)))
-    xi = np.empty_like(chi)
-    points = [(i, k) for i in range(len(sb_grid)) for k in range(len(sw_grid))]
-    for i, k in progress.track(points, "phase diagram", total=len(points)):
-        mf = mean_field(cfg.activation, float(sw_grid[k]), float(sb_grid[i]))
-        chi[i, k], xi[i, k] = mf.chi1, mf.xi_c
+    diagram_rows = [phase_diagram(cfg.activation, sw_grid, [float(b)])
+                    for b in progress.track(sb_grid, "phase diagram", total=len(sb_grid))]
+    diagram = {"activation": cfg.activation, "sigma_w2": sw_grid.tolist(), "sigma_b2": sb_grid.tolist(),
+               "chi1": [r.chi1[0] for r in diagram_rows], "xi_c": [r.xi_c[0] for r in diagram_rows],
+               "critical_sigma_w2": [r.critical_sigma_w2[0] for r in diagram_rows]}
+    chi, xi = np.array(diagram["chi1"]), np.array(diagram["xi_c"])
+    line_b = np.linspace(sb_grid[0], sb_grid[-1], 31)  # the exact line, denser than the grid's rows
+    diagram["critical_line"] = {"sigma_b2": line_b.tolist(), "sigma_w2": critical_line(
+        cfg.activation, line_b, lo=float(sw_grid[0]), hi=float(sw_grid[-1]))}
     critical = critical_sigma_w2(cfg.activation, cfg.sigma_b2)
     errors = [abs(r["measured_chi1"] / r["chi1"] - 1) for r in rows]
     same_side = all((r["measured_chi1"] < 1) == (r["chi1"] < 1) for r in rows if abs(r["chi1"] - 1) > 0.05)
@@ -115,18 +118,16 @@ def _run(cfg: MeanFieldConfig, progress: Progress) -> ExperimentResult:
                   [[r["sigma_w2"], r["q_star"], r["chi1"], r["measured_chi1"], e, r["phase"], r["xi_c"],
                     r["trainable_depth"], r["grad_sq"][0] / r["grad_sq"][-1]] for r, e in zip(rows, errors)])
     from gradwatch.report.plots import LayerProfiles
-    from gradwatch.report.plots_theory import PhaseDiagramPlot
+    from gradwatch.report.theory_plots import PhaseDiagramPlot
 
     figures = {
-        "main": PhaseDiagramPlot(sw_grid.tolist(), sb_grid.tolist(), depth6.tolist(), chi.tolist(),
-                                 measured=[(r["sigma_w2"], cfg.sigma_b2) for r in rows],
+        "main": PhaseDiagramPlot(diagram, depth=depth, measured=[(r["sigma_w2"], cfg.sigma_b2) for r in rows],
                                  title=f"Mean-field phase diagram ({cfg.activation}): trainable depth 6 ξ_c"),
         "gradients": LayerProfiles(profiles, ylabel="‖∂L/∂h^l‖² (geometric mean over nets)",
                                    title=f"Measured gradients at initialisation, {depth}×{width} {cfg.activation}"),
     }
     numbers = {"sweep": rows, "critical_sigma_w2": critical, "phase_diagram": {
-        "sigma_w2": sw_grid.tolist(), "sigma_b2": sb_grid.tolist(), "chi1": chi.tolist(),
-        "trainable_depth": depth6.tolist(), "peak_sigma_w2": peak_at,
+        **diagram, "trainable_depth": depth6.tolist(), "peak_sigma_w2": peak_at,
         "nearest_critical_sigma_w2": [float(sw_grid[k]) for k in crossing]}, "width": width, "depth": depth, "nets": nets}
     return ExperimentResult(name="meanfield", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers,
                             config=cfg.to_dict(), tables=[table], figures=figures)
