@@ -8,8 +8,8 @@ import torch
 
 from gradwatch.errors import ConfigError
 from gradwatch.nn.activations import get_activation, numpy_activation
-from gradwatch.theory.meanfield import (correlation_map, critical_sigma_w2, length_map, mean_field, phase_diagram,
-                                        q_star)
+from gradwatch.theory.meanfield import (chi1, correlation_map, critical_line, critical_sigma_w2, length_map, mean_field,
+                                        phase_diagram, q_star)
 
 WIDTH = 1000
 
@@ -120,6 +120,17 @@ def test_tanh_critical_line_moves_right_with_bias_and_is_critical():
     assert mean_field("tanh", w, 0.05).phase == "critical"
     assert mean_field("tanh", w * 0.9, 0.05).phase == "ordered"
     assert mean_field("tanh", w * 1.1, 0.05).phase == "chaotic"
+
+
+@pytest.mark.parametrize("sw2", [0.5, 1.5, 3.0])
+def test_chi1_alone_is_the_closed_form_for_relu_and_mean_fields_for_tanh(sw2):
+    assert chi1("relu", sw2, 0.1) == pytest.approx(sw2 / 2, rel=1e-10)  # σ_w² ∫Dz 1[z > 0] = σ_w²/2
+    assert chi1("tanh", sw2, 0.05) == mean_field("tanh", sw2, 0.05).chi1
+
+
+def test_critical_line_is_nan_where_the_range_holds_no_crossing():
+    line = critical_line("relu", [0.0, 0.5], lo=0.5, hi=8.0) + critical_line("relu", [0.0], lo=3.0, hi=8.0)
+    assert line[:2] == [pytest.approx(2.0, rel=1e-9)] * 2 and math.isnan(line[2])
 
 
 def test_gradient_growth_is_chi1_to_the_depth():
