@@ -133,6 +133,9 @@ class LayerProfiles(_Saveable):
         ax = self._axes(ax)
         for i, (label, values) in enumerate(self.profiles.items()):
             ax.plot(range(1, len(values) + 1), list(values), marker="o", ms=3, color=config_color(i), label=label)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
         label_axes(ax, xlabel=self.xlabel, ylabel=self.ylabel, title=self.title, logy=self.logy)
         return self
 

@@ -192,7 +192,7 @@ def _figures(cfg: BatchNormConfig, numbers: dict, curves: dict, trackers: dict) 
     from gradwatch.report.plots_remedies import Panels
 
     main = Curves(curves, xlabel="training step", ylabel="test accuracy", hline=(0.1, "chance"),
-                  title=f"{cfg.depth}×{cfg.width} sigmoid with and without batch norm — {numbers['dataset'][:30]}")
+                  title=f"{cfg.depth}×{cfg.width} sigmoid with and without batch norm ({cfg.dataset})")
     bands = [Curves({f"{p}th percentile": (t.steps, [v[i] for v in t.values]) for i, p in enumerate(PERCENTILES)},
                     xlabel="training step", ylabel=f"input to sigmoid unit {cfg.unit} of layer {cfg.depth}",
                     title=label, layer_colours=True)
