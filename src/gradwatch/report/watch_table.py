@@ -6,6 +6,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from gradwatch.probe.stats import BACKWARD_STATS, FORWARD_STATS
 from gradwatch.report.terminal import fmt_sci
 
 # (statistic, column header) in the order shown; a column appears when the statistic was recorded
@@ -13,15 +14,18 @@ COLUMNS = [("grad_norm", "‖∂L/∂θ‖"), ("grad_abs_mean", "mean |∂L/∂�
            ("weight_norm", "‖θ‖"), ("update_ratio", "‖Δθ‖/‖θ‖"), ("act_saturation", "saturated"),
            ("act_dead", "dead"), ("backward_gain", "gain: weights"), ("gain_activation", "× σ'")]
 _PERCENT = ("act_saturation", "act_dead")
+_HOOKED = (*FORWARD_STATS, *BACKWARD_STATS)  # from module hooks: local to the rank under DDP
 
 
 def watch_table(history, *, title: str | None = None) -> Table:
     """Latest value of each recorded statistic per layer (input side first); non-finite counts are summed."""
     h = history
     last_step = int(h.steps[-1]) if len(h) else None
-    table = Table(title=title if title is not None else f"gradwatch: {len(h.layers)} layers, {len(h)} recorded "
-                  f"steps (last: {last_step}); activation statistics {h.meta.get('activation_scope', 'global')}",
-                  title_justify="left")
+    if title is None:
+        title = f"gradwatch: {len(h.layers)} layers, {len(h)} recorded steps (last: {last_step})"
+        if any(h.has(name) for name in _HOOKED):
+            title += f"; activation statistics {h.meta.get('activation_scope', 'global')}"
+    table = Table(title=title, title_justify="left")
     table.add_column("layer")
     table.add_column("type", style="dim")
     shown = [(name, header) for name, header in COLUMNS if h.has(name)]
