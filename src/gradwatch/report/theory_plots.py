@@ -78,9 +78,10 @@ class PhaseDiagramPlot(_Saveable):
             ax.plot(*zip(*self.measured), "o", color="white", mec="black", ls="none", label="measured nets")
         ax.text(0.03, 0.95, "ordered: χ₁ < 1\ngradients vanish", transform=ax.transAxes, va="top", color="white",
                 fontsize=9)
-        ax.text(0.97, 0.05, "chaotic: χ₁ > 1\ngradients explode", transform=ax.transAxes, ha="right",
+        ax.text(0.97, 0.55, "chaotic: χ₁ > 1\ngradients explode", transform=ax.transAxes, ha="right",
                 color="white", fontsize=9)
-        log_x = sw.min() > 0 and sw.max() / sw.min() > 10
+        steps = np.diff(np.log(sw)) if sw.min() > 0 and len(sw) > 2 else np.array([0.0])
+        log_x = bool(np.allclose(steps, steps[0], rtol=1e-6)) and sw.max() / sw.min() > 10  # a geometric grid
         if log_x:
             from matplotlib.ticker import NullFormatter
 
