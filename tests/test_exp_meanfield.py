@@ -8,9 +8,9 @@ import pytest
 from gradwatch.lab.experiments import meanfield as mfx
 
 
-@pytest.fixture(scope="module")
-def result():
-    return mfx.EXPERIMENT(quick=True)
+@pytest.fixture(scope="module", params=[0, 3], ids=["seed0", "seed3"])
+def result(request):
+    return mfx.EXPERIMENT(quick=True, seed=request.param)
 
 
 def test_measured_growth_matches_chi1_on_both_sides_of_the_critical_line(result):
