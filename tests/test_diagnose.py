@@ -161,3 +161,22 @@ def test_report_prints_table_and_diagnosis(digits):
     w.report(console=console)
     text = console.export_text()
     assert "hidden1" in text and "VANISHING" in text and "seed 000" in text
+
+
+def test_report_puts_sampled_hook_statistics_in_a_second_table_that_fits_80_columns(digits):
+    from rich.console import Console
+
+    console = Console(record=True, width=80)
+    _train(digits, "sigmoid", "normal", std=0.05, steps=2).report(console=console)  # sampled at step 0
+    text = console.export_text()
+    assert "activations and backward gains (last sampled step 0; global)" in text
+    assert "…" not in text.split("activations and backward gains")[0]  # no truncated cell in the first table
+    assert len([line for line in text.splitlines() if line.startswith("│ hidden1")]) == 2  # a row in each table
+    x, y = digits
+    model = mlp([64, 16, 10], "relu")
+    with gw.watch(model) as w:  # default statistics: no hook table
+        nn.functional.cross_entropy(model(x), y).backward()
+        w.step()
+    default = Console(record=True, width=80)
+    w.report(console=default)
+    assert "activations and backward gains" not in default.export_text()
