@@ -65,8 +65,9 @@ class StepGrads:
 
     @cached_property
     def _abs_sum_max(self) -> tuple[Tensor, Tensor]:
-        """(Σ|g|, max|g|) per parameter on the CPU from one |g| per tensor (both NaN where g holds a NaN): 28 %
-        faster than Σ|g| and aminmax separately on the 20 × 256 MLP of benchmarks/overhead.py (measured)."""
+        """(Σ|g|, max|g|) per parameter on the CPU from one |g| per tensor (both NaN where g holds a NaN): for the
+        41 tensors of the 20 × 256 MLP of benchmarks/overhead.py 0.72 ms against 1.0 ms for Σ|g| and aminmax
+        separately (timed alone; end to end the difference is within the benchmark's noise)."""
         sums, maxima = [], []
         for g in self.grads:  # one |g| at a time: the allocator reuses its block (41 alive at once cost 3× more)
             a = g.abs()

