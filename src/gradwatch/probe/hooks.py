@@ -111,6 +111,8 @@ class LayerProbes:
                                 "respect to module outputs", category=UserWarning)
         offset = len(self.forward)
         for col, layer in enumerate(self.layers):
+            if not layer.hookable:
+                continue
             act = layer.activation
             if self.forward:
                 self.hooks.add(layer.module.register_forward_hook(self._forward_hook(col, layer, False)))

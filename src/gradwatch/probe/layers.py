@@ -58,6 +58,8 @@ class Layer:
     module: nn.Module
     params: list[nn.Parameter]
     activation: FollowingActivation | None = None
+    hookable: bool = True  # False for parameters owned by the root module: its "output" is the model's
+    aliases: list[str] = field(default_factory=list)  # other modules that use the same parameters (tied weights)
     numel: int = field(init=False)
 
     def __post_init__(self):
@@ -65,7 +67,7 @@ class Layer:
 
     @property
     def kind(self) -> str:
-        return type(self.module).__name__
+        return type(self.module).__name__ if self.hookable else "Parameter"
 
     @property
     def recurrent(self) -> bool:
@@ -100,22 +102,39 @@ def as_activation(module: nn.Module) -> tuple[Activation, float | None] | None:
 def find_layers(model: nn.Module, param_names: tuple[str, ...] | None = None) -> list[Layer]:
     """The layers of ``model`` (input side first) with the activation following each.
 
+    Every module that owns parameters is a layer, frozen ones included: a parameter without a gradient on a step
+    is unmeasured (NaN) there, so a layer unfrozen later is watched from then on. A parameter shared by several
+    modules (tied embeddings: GPT-2's ``wte`` and ``lm_head``) counts once, in the first module that owns it; the
+    others are listed in that layer's ``aliases``. Parameters owned by the root module itself (a ViT's
+    ``cls_token``, ``pos_embed``) are one layer each, named after the parameter, without module hooks.
     ``param_names`` keeps only parameters with those local names (e.g. ``("weight",)``) and layers that own one.
     """
     root = unwrap(model)
     layers: list[Layer] = []
+    owner_of: dict[int, Layer] = {}  # id(parameter) -> the layer that counts it
     last: Layer | None = None
     for path, module in root.named_modules():
-        params = [p for n, p in module.named_parameters(recurse=False)
-                  if p.requires_grad and (param_names is None or n in param_names)]
-        if params:
-            last = Layer(path or type(root).__name__, module, params)
+        named = [(n, p) for n, p in module.named_parameters(recurse=False)
+                 if param_names is None or n in param_names]
+        shared = {owner_of[id(p)].name: owner_of[id(p)] for _, p in named if id(p) in owner_of}
+        for layer in shared.values():
+            layer.aliases.append(path)
+        named = [(n, p) for n, p in named if id(p) not in owner_of]
+        if module is root and next(root.children(), None) is not None:
+            for n, p in named:
+                layer = Layer(n, module, [p], hookable=False)
+                owner_of[id(p)] = layer
+                layers.append(layer)
+            continue
+        if named:
+            last = Layer(path or type(root).__name__, module, [p for _, p in named])
+            owner_of.update((id(p), last) for _, p in named)
             layers.append(last)
             continue
         act = as_activation(module)
-        if act is not None and last is not None and last.activation is None:
+        if act is not None and last is not None and last.activation is None and not shared:
             last.activation = FollowingActivation(path, module, *act)
-    if not layers:
+    if not any(p.requires_grad for l in layers for p in l.params):
         raise ConfigError("model", type(root).__name__,
                           "it has no trainable parameters to watch" if param_names is None else
                           f"no trainable parameter is named one of {list(param_names)}")

@@ -1,12 +1,13 @@
-"""The statistics the watch records: one small class per statistic, each with one ``compute`` method.
+"""The statistics the watch records: one small class per statistic, each with one method.
 
 Three families, by where their input comes from:
 
-* :class:`GradStat` — from ``p.grad`` after backward (the accumulated, all-reduced gradient the optimizer steps
-  on). All layers at once: the per-parameter reductions are fused (``torch._foreach_norm``) and shared through
-  :class:`StepGrads`, then summed per layer with one ``index_add_``. Result: a tensor ``[layers]`` on the device.
-* :class:`ParamStat` — from the parameters themselves (``weight_norm``) or the step just taken
-  (``update_ratio``).
+* :class:`Stat` — from ``p.grad`` after backward (the accumulated, unscaled, all-reduced gradient the optimizer
+  steps on), from the parameters (``weight_norm``) or from the step just taken (``update_ratio``). All layers at
+  once: the per-parameter reductions are fused (``torch._foreach_norm``) and shared through :class:`StepGrads`,
+  summed per layer into raw accumulators (:data:`RAW_REDUCE`) with one ``index_add_``, and finished at flush time
+  (so a sharded model's partial sums combine first). The cheap ones (``every_step``) are taken on every recorded
+  step, the others on sampled steps.
 * :class:`ForwardStat` / :class:`BackwardStat` — from module hooks on sampled steps: the layer's output (or the
   input/output of the activation that follows it) and the gradients w.r.t. a module's input and output. One
   0-d tensor per layer per call.
@@ -29,11 +30,35 @@ HIST_EDGES = torch.linspace(-12.0, 2.0, 57)  # log10|g| bin edges, 0.25 decade w
 _NAN = float("nan")
 
 
-class StepGrads:
-    """The gradients of one step grouped by layer, with fused per-parameter reductions computed at most once."""
+def local(t: Tensor) -> Tensor:
+    """The part of ``t`` this process holds: the local shard of a DTensor (FSDP2), ``t`` itself otherwise."""
+    to_local = getattr(t, "to_local", None)
+    return to_local() if to_local is not None else t
 
-    def __init__(self, grads: list[Tensor], owner: Tensor, layer_numel: Tensor, n_layers: int):
-        self.grads, self.owner, self.layer_numel, self.n_layers = grads, owner, layer_numel, n_layers
+
+# Raw per-layer accumulators. Each is a partial sum (or maximum) over the layer's parameter elements, so the
+# values of the shards of a sharded model (FSDP2) combine into the global one with one collective per flush; the
+# statistics are finished from them at flush time (see ``Stat.finish``). Unmeasured layers hold NaN.
+RAW_REDUCE: dict[str, str] = {
+    "grad_sq": "sum",      # Σ g²
+    "grad_abs": "sum",     # Σ |g|
+    "grad_max": "max",     # max |g|
+    "grad_bad": "sum",     # number of non-finite elements of g
+    "grad_count": "sum",   # number of gradient elements measured
+    "preclip_sq": "sum",   # Σ g² before clip_grad_norm_
+    "weight_sq": "sum",    # Σ θ²
+    "before_sq": "sum",    # Σ θ² before the optimizer step
+    "delta_sq": "sum",     # Σ (Δθ)² of the optimizer step
+}
+RAW = tuple(RAW_REDUCE)
+
+
+class StepGrads:
+    """The gradients of one measurement grouped by layer, with fused per-parameter reductions computed at most
+    once. ``grads`` are local tensors (a DTensor's shard), ``owner[i]`` the layer of ``grads[i]``."""
+
+    def __init__(self, grads: list[Tensor], owner: Tensor, n_layers: int):
+        self.grads, self.owner, self.n_layers = grads, owner, n_layers
 
     def per_layer_sum(self, values: Tensor) -> Tensor:  # [params] -> [layers]
         return values.new_zeros(self.n_layers).index_add_(0, self.owner, values)
@@ -43,7 +68,7 @@ class StepGrads:
 
     @cached_property
     def l2(self) -> Tensor:  # [params]
-        return torch.stack(torch._foreach_norm(self.grads, 2))
+        return torch.stack(torch._foreach_norm(self.grads, 2)).float()
 
     @property
     def _fused(self) -> bool:
@@ -52,28 +77,17 @@ class StepGrads:
         return self.grads[0].device.type != "cpu"
 
     @cached_property
-    def l1(self) -> Tensor:  # [params]
-        if self._fused:
-            return torch.stack(torch._foreach_norm(self.grads, 1))
-        return self._abs_sum_max[0]
-
-    @cached_property
-    def linf(self) -> Tensor:  # [params]
-        if self._fused:
-            return torch.stack(torch._foreach_norm(self.grads, math.inf))
-        return self._abs_sum_max[1]
-
-    @cached_property
     def _abs_sum_max(self) -> tuple[Tensor, Tensor]:
-        """(Σ|g|, max|g|) per parameter on the CPU from one |g| per tensor (both NaN where g holds a NaN): for the
-        41 tensors of the 20 × 256 MLP of benchmarks/overhead.py 0.72 ms against 1.0 ms for Σ|g| and aminmax
-        separately (timed alone; end to end the difference is within the benchmark's noise)."""
+        """(Σ|g|, max|g|) per parameter (both NaN where g holds a NaN; an empty shard gives 0, 0)."""
+        if self._fused:
+            return (torch.stack(torch._foreach_norm(self.grads, 1)).float(),
+                    torch.stack(torch._foreach_norm(self.grads, math.inf)).float())
         sums, maxima = [], []
         for g in self.grads:  # one |g| at a time: the allocator reuses its block (41 alive at once cost 3× more)
             a = g.abs()
             sums.append(a.sum())
-            maxima.append(a.amax())
-        return torch.stack(sums), torch.stack(maxima)
+            maxima.append(a.amax() if a.numel() else a.new_zeros(()))
+        return torch.stack(sums).float(), torch.stack(maxima).float()
 
     @cached_property
     def nonfinite(self) -> Tensor:  # [params]
@@ -88,64 +102,93 @@ class StepGrads:
             counts[i] = (~torch.isfinite(self.grads[i])).sum()
         return counts
 
+    def raw(self, name: str, numel: Tensor) -> Tensor:
+        """The per-layer accumulator ``name`` (a key of :data:`RAW_REDUCE` starting with ``grad_``): ``[layers]``.
+        ``numel[i]`` is the number of elements of ``grads[i]``."""
+        if name == "grad_sq":
+            return self.per_layer_sum(self.l2.square())
+        if name == "grad_abs":
+            return self.per_layer_sum(self._abs_sum_max[0])
+        if name == "grad_max":
+            return self.per_layer_max(self._abs_sum_max[1])
+        if name == "grad_bad":
+            return self.per_layer_sum(self.nonfinite)
+        if name == "grad_count":
+            return self.per_layer_sum(numel)
+        raise KeyError(name)
 
-class GradStat:
-    """A statistic of the layer's parameter gradients; ``compute`` returns a tensor ``[layers]``."""
+
+class Stat:
+    """A statistic finished from raw per-layer accumulators (after any cross-shard reduction), at flush time.
+
+    ``needs``: the accumulators it reads; ``every_step``: measured on every recorded step (cheap: one fused norm
+    for all layers) or only on sampled steps (``sample_every``)."""
 
     name = ""
     doc = ""
+    needs: tuple[str, ...] = ()
+    every_step = False
 
-    def compute(self, g: StepGrads) -> Tensor:
+    def finish(self, raw: dict[str, Tensor]) -> Tensor:
         raise NotImplementedError
 
 
-class GradNorm(GradStat):
-    name, doc = "grad_norm", "L2 norm of all the layer's parameter gradients, ‖∂L/∂θ_layer‖₂"
+class GradNorm(Stat):
+    name, doc = "grad_norm", "L2 norm of all the layer's parameter gradients, ‖∂L/∂θ_layer‖₂ (what the optimizer steps on)"
+    needs, every_step = ("grad_sq",), True
 
-    def compute(self, g: StepGrads) -> Tensor:
-        return g.per_layer_sum(g.l2.square()).sqrt()
-
-
-class GradAbsMean(GradStat):
-    name, doc = "grad_abs_mean", "mean |∂L/∂θ| over the layer's parameter elements (seed 001's table)"
-
-    def compute(self, g: StepGrads) -> Tensor:
-        return g.per_layer_sum(g.l1) / g.layer_numel
+    def finish(self, raw):
+        return raw["grad_sq"].sqrt()
 
 
-class GradAbsMax(GradStat):
-    name, doc = "grad_abs_max", "max |∂L/∂θ| over the layer's parameter elements"
-
-    def compute(self, g: StepGrads) -> Tensor:
-        return g.per_layer_max(g.linf)
-
-
-class NonFinite(GradStat):
+class NonFinite(Stat):
     name, doc = "nonfinite", "number of non-finite (inf or NaN) gradient elements in the layer"
+    needs, every_step = ("grad_bad",), True
 
-    def compute(self, g: StepGrads) -> Tensor:
-        return g.per_layer_sum(g.nonfinite)
-
-
-class ParamStat:
-    """A statistic of the parameters (``weight_norm``) or of the step just taken (``update_ratio``)."""
-
-    name = ""
-    doc = ""
+    def finish(self, raw):
+        return raw["grad_bad"]
 
 
-class WeightNorm(ParamStat):
+class GradNormPreclip(Stat):
+    name = "grad_norm_preclip"
+    doc = ("‖∂L/∂θ_layer‖₂ before gradient clipping (torch.nn.utils.clip_grad_norm_ or Watcher.record_preclip()); "
+           "NaN on steps that were not clipped")
+    needs, every_step = ("preclip_sq",), True
+
+    def finish(self, raw):
+        return raw["preclip_sq"].sqrt()
+
+
+class GradAbsMean(Stat):
+    name, doc = "grad_abs_mean", "mean |∂L/∂θ| over the layer's parameter elements (seed 001's table)"
+    needs = ("grad_abs", "grad_count")
+
+    def finish(self, raw):
+        return raw["grad_abs"] / raw["grad_count"]
+
+
+class GradAbsMax(Stat):
+    name, doc = "grad_abs_max", "max |∂L/∂θ| over the layer's parameter elements"
+    needs = ("grad_max",)
+
+    def finish(self, raw):
+        return raw["grad_max"]
+
+
+class WeightNorm(Stat):
     name, doc = "weight_norm", "L2 norm of the layer's parameters, ‖θ_layer‖₂"
+    needs = ("weight_sq",)
 
-    def compute(self, weight_sq: Tensor) -> Tensor:  # per-layer Σθ² -> [layers]
-        return weight_sq.sqrt()
+    def finish(self, raw):
+        return raw["weight_sq"].sqrt()
 
 
-class UpdateRatio(ParamStat):
+class UpdateRatio(Stat):
     name, doc = "update_ratio", "‖Δθ‖/‖θ‖ of the optimizer step just taken (θ before the step); needs an optimizer"
+    needs = ("delta_sq", "before_sq")
 
-    def compute(self, delta_sq: Tensor, before_sq: Tensor) -> Tensor:  # per-layer Σ(Δθ)², Σθ² -> [layers]
-        return delta_sq.sqrt() / before_sq.sqrt()
+    def finish(self, raw):
+        return raw["delta_sq"].sqrt() / raw["before_sq"].sqrt()
 
 
 class ForwardStat:
@@ -238,21 +281,21 @@ def log10_histogram(grads: list[Tensor], edges: Tensor = HIST_EDGES) -> Tensor:
     return torch.histc(logs, bins=bins, min=lo, max=hi)
 
 
-GRAD_STATS: dict[str, GradStat] = {s.name: s for s in (GradNorm(), GradAbsMean(), GradAbsMax(), NonFinite())}
-PARAM_STATS: dict[str, ParamStat] = {s.name: s for s in (WeightNorm(), UpdateRatio())}
+STATS: dict[str, Stat] = {s.name: s for s in (GradNorm(), GradAbsMean(), GradAbsMax(), NonFinite(), WeightNorm(),
+                                                UpdateRatio(), GradNormPreclip())}
 FORWARD_STATS: dict[str, ForwardStat] = {s.name: s for s in (ActMean(), ActStd(), ActSaturation(), ActDead(),
                                                              ActNonFinite())}
 BACKWARD_STATS: dict[str, BackwardStat] = {s.name: s for s in (BackwardGain(), GainActivation())}
 HISTOGRAM = "grad_hist"
 
-DEFAULT_STATS = (*GRAD_STATS, *PARAM_STATS)
+DEFAULT_STATS = tuple(STATS)
 SAMPLED_STATS = (*FORWARD_STATS, *BACKWARD_STATS, HISTOGRAM)
 ALL_STATS = (*DEFAULT_STATS, *SAMPLED_STATS)
 
 
 def describe(name: str) -> str:
     """The one-line documentation of a statistic."""
-    for table in (GRAD_STATS, PARAM_STATS, FORWARD_STATS, BACKWARD_STATS):
+    for table in (STATS, FORWARD_STATS, BACKWARD_STATS):
         if name in table:
             return table[name].doc
     if name == HISTOGRAM:

@@ -2,15 +2,21 @@
 
 How it measures (DESIGN.md, "How measurement should work"):
 
-* The default statistics are read from ``p.grad`` after backward — with an optimizer, in its step pre-hook, so
-  they describe the accumulated (and, with ``GradScaler``, unscaled) gradient the optimizer steps on, and under
-  DDP the all-reduced one; without an optimizer, when the user calls ``w.step()``. They are fused
-  (``torch._foreach_norm``), stay on the device, and are copied to the host every ``flush_every`` recorded steps
-  (one copy for all layers and statistics). No ``.item()`` per layer per step.
-* ``update_ratio`` copies θ before the optimizer step and compares after it (step post-hook).
-* Activation and backward-gain statistics and histograms need module hooks, which cost 20–30 % of a step: they
-  are opt-in (``stats="full"`` or by name) and sampled every ``sample_every`` steps — the hooks are attached only
-  for those steps.
+* The statistics are read from ``p.grad`` after backward — with optimizers, in their step pre-hooks, so they
+  describe the accumulated (and, with ``GradScaler``, unscaled) gradient the optimizer steps on, and under DDP
+  the all-reduced one; without an optimizer, when the user calls ``w.step()``. They are fused
+  (``torch._foreach_norm``), stay on the device as raw per-layer sums (so the shards of an FSDP2 model combine
+  with one collective per flush), and are copied to the host every ``flush_every`` recorded steps (one copy for
+  all layers and statistics). No ``.item()`` per layer per step.
+* ``grad_norm`` and ``nonfinite`` are taken on every recorded step; the other statistics (``grad_abs_mean``,
+  ``grad_abs_max``, ``weight_norm``, ``update_ratio`` — which copies θ before the step — and the module-hook
+  statistics) on every ``sample_every``-th step, step 0 included. Module hooks are attached only for those steps.
+* ``clip_grad_norm_`` is seen while the watch is open: the norm before clipping is ``grad_norm_preclip``.
+  A step that ``GradScaler`` skips is recorded from the gradients it would have taken (``meta["skipped_steps"]``).
+* Several optimizers (``optimizer=[opt_g, opt_d]``): each measures the layers it steps; a step of the watch ends
+  when every optimizer has stepped once (or one steps again). A parameter without a gradient on a step is
+  unmeasured there (NaN), never zero; so is a frozen layer, until it is unfrozen.
+* A failure inside the watch never stops training: it is reported once and that part of the watch is disabled.
 * ``on_nonfinite="raise"`` (or ``"warn"``) checks each recorded step for a non-finite gradient, which costs one
   host read per step; the default ``"record"`` only records the counts.
 """
@@ -26,13 +32,17 @@ import torch
 from torch import Tensor, nn
 
 from gradwatch.errors import ConfigError, check_choice
+from gradwatch.probe import patches
+from gradwatch.probe.guard import Guard
 from gradwatch.probe.history import History
 from gradwatch.probe.hooks import LayerProbes
 from gradwatch.probe.layers import Layer, find_layers, unwrap
-from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, DEFAULT_STATS, FORWARD_STATS, GRAD_STATS, HIST_EDGES,
-                                   HISTOGRAM, PARAM_STATS, StepGrads, log10_histogram)
+from gradwatch.probe.rows import RowQueue, is_sharded
+from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES, HISTOGRAM,
+                                   RAW, STATS, StepGrads, local, log10_histogram)
 
 NONFINITE_MODES = ("record", "warn", "raise")
+GRADS, UPDATES, HOOKS = "gradient statistics", "update statistics", "module-hook statistics"
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -49,12 +59,27 @@ def _positive_int(param: str, value: Any) -> int:
     return value
 
 
+def _optimizers(optimizer: Any) -> list[torch.optim.Optimizer]:
+    if optimizer is None:
+        return []
+    items = list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
+    for o in items:
+        if not isinstance(o, torch.optim.Optimizer):
+            raise ConfigError("optimizer", type(o).__name__,
+                              "expected a torch.optim.Optimizer, a list of them, or None")
+    if not items:
+        raise ConfigError("optimizer", [], "expected a torch.optim.Optimizer, a non-empty list of them, or None")
+    return items
+
+
 def _resolve_stats(stats: str | Iterable[str], has_optimizer: bool) -> list[str]:
     if isinstance(stats, str):
         check_choice("stats", stats, ("default", "full"))
         names = list(DEFAULT_STATS if stats == "default" else ALL_STATS)
     else:
         names = list(dict.fromkeys(stats))
+        if not names:
+            raise ConfigError("stats", [], "expected 'default', 'full' or a non-empty list of: " + ", ".join(ALL_STATS))
         for name in names:
             check_choice("stats", name, ALL_STATS)
     if not has_optimizer:
@@ -62,60 +87,83 @@ def _resolve_stats(stats: str | Iterable[str], has_optimizer: bool) -> list[str]
     return names
 
 
+class _Cached:
+    """Index tensors for one optimizer's watched parameters with a given pattern of present gradients."""
+
+    __slots__ = ("owner", "numel", "has", "all_present")
+
+    def __init__(self, owner: list[int], numel: list[float], n_layers: int, device: torch.device):
+        self.owner = torch.tensor(owner, dtype=torch.long, device=device)
+        self.numel = torch.tensor(numel, dtype=torch.float32, device=device)
+        has = torch.zeros(n_layers, dtype=torch.bool, device=device)
+        has[self.owner] = True
+        self.has = has
+        self.all_present = bool(has.all())
+
+
 class Watcher:
     """Records per-layer statistics of ``model`` while it trains; see :func:`watch`."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, every: int = 1, *,
+    def __init__(self, model: nn.Module, optimizer: Any = None, every: int = 1, *,
                  stats: str | Iterable[str] = "default", sample_every: int = 10, flush_every: int = 50,
                  on_nonfinite: str = "record", param_names: Sequence[str] | None = None, start_step: int = 0):
         if not isinstance(model, nn.Module):
             raise ConfigError("model", type(model).__name__, "expected a torch.nn.Module")
-        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-            raise ConfigError("optimizer", type(optimizer).__name__, "expected a torch.optim.Optimizer or None")
+        self.optimizers = _optimizers(optimizer)
         self.every = _positive_int("every", every)
         self.sample_every = _positive_int("sample_every", sample_every)
         self.flush_every = _positive_int("flush_every", flush_every)
         self.on_nonfinite = check_choice("on_nonfinite", on_nonfinite, NONFINITE_MODES)
-        names = _resolve_stats(stats, optimizer is not None)
-        self.model, self.optimizer = model, optimizer
+        if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
+            raise ConfigError("start_step", start_step, "expected an integer ≥ 0")
+        names = _resolve_stats(stats, bool(self.optimizers))
+        self.model = model
         self.layers: list[Layer] = find_layers(model, tuple(param_names) if param_names is not None else None)
+        n = len(self.layers)
 
-        self._grad_stats = [GRAD_STATS[n] for n in names if n in GRAD_STATS]
-        self._weight_norm = "weight_norm" in names
-        self._update_ratio = "update_ratio" in names
-        self._probes = LayerProbes(self.layers, [FORWARD_STATS[n] for n in names if n in FORWARD_STATS],
-                                   [BACKWARD_STATS[n] for n in names if n in BACKWARD_STATS])
+        self._stats = [STATS[s] for s in names if s in STATS]
+        raw = [r for r in RAW if any(r in s.needs for s in self._stats)]
+        self._raw_every = [r for r in raw if r.startswith("grad_")
+                           and any(r in s.needs for s in self._stats if s.every_step)]
+        self._raw_sampled = [r for r in raw if r.startswith("grad_") and r not in self._raw_every]
+        self._weight_sq = "weight_sq" in raw
+        self._update = "delta_sq" in raw
+        self._preclip = "preclip_sq" in raw
+        self._probes = LayerProbes(self.layers, [FORWARD_STATS[s] for s in names if s in FORWARD_STATS],
+                                   [BACKWARD_STATS[s] for s in names if s in BACKWARD_STATS])
         self._histograms = HISTOGRAM in names
-        columns = ([s.name for s in self._grad_stats] + ["weight_norm"] * self._weight_norm
-                   + ["update_ratio"] * self._update_ratio + self._probes.names)
+        self._params = [p for l in self.layers for p in l.params]
+        self._owner = [i for i, l in enumerate(self.layers) for _ in l.params]
+        self._device = self._params[0].device
+        self._queue = RowQueue(raw, self._stats, self._probes.names, n, self._device, is_sharded(self._params))
         self._history = History(
-            [l.name for l in self.layers], columns, kinds=[l.kind for l in self.layers],
-            numel=[l.numel for l in self.layers],
+            [l.name for l in self.layers], [s.name for s in self._stats] + self._probes.names,
+            kinds=[l.kind for l in self.layers], numel=[l.numel for l in self.layers],
             activations=[l.activation.fn.name if l.activation else None for l in self.layers],
             hist_edges=HIST_EDGES.tolist() if self._histograms else (),
             meta={"every": self.every, "sample_every": self.sample_every, "activation_scope": _scope(),
-                  "chain": _is_chain(unwrap(model)),
-                  "param_names": list(param_names) if param_names is not None else None})
+                  "chain": _is_chain(unwrap(model)), "optimizers": [type(o).__name__ for o in self.optimizers],
+                  "aliases": {l.name: l.aliases for l in self.layers if l.aliases},
+                  "param_names": list(param_names) if param_names is not None else None,
+                  "sharded": self._queue.sharded, "skipped_steps": [], "disabled": {}})
 
-        self._params = [p for l in self.layers for p in l.params]
-        owner = [i for i, l in enumerate(self.layers) for _ in l.params]
-        self._device = self._params[0].device
-        self._owner_all = torch.tensor(owner, device=self._device)
-        self._numel = torch.tensor([float(l.numel) for l in self.layers], device=self._device)
-        self._index_cache: dict[tuple[bool, ...], tuple[Tensor, Tensor]] = {}
-        self._before: list[Tensor] | None = None  # θ before the optimizer step (update_ratio)
-        self._theta_buffer: list[Tensor] | None = None  # where that copy lives, allocated once
-        self._row: list[Tensor] = []  # the current step's statistics, one [layers] tensor each
-        self._pending: list[Tensor] = []  # [stats, layers] per recorded step, on the device
-        self._pending_steps: list[int] = []
+        self._index = {id(p): i for i, p in enumerate(self._params)}
+        self._measured: dict[int, tuple[tuple[int, ...], list[int]]] = {}  # optimizer -> (signature, indices)
+        self._cache: dict[tuple, _Cached] = {}
+        self._before: dict[int, tuple[list[int], list[Tensor], _Cached]] = {}  # θ before optimizer k's step
+        self._theta: dict[int, list[Tensor]] = {}  # buffers for that copy, allocated once per optimizer
+        self._stepped: set[int] = set()  # optimizers that stepped in the current row
         self._pending_hists: list[tuple[int, Tensor]] = []
+        self._guard = Guard(passthrough=(NonFiniteGradientError,))
         self._warned = False
+        self._optimizer_steps = 0
         self._step = start_step
         self._closed = False
         self._handles = []
-        if optimizer is not None:
-            self._handles = [optimizer.register_step_pre_hook(lambda *_: self._measure()),
-                             optimizer.register_step_post_hook(lambda *_: self._finish())]
+        for k, opt in enumerate(self.optimizers):
+            self._handles += [opt.register_step_pre_hook(lambda *_, k=k: self._before_step(k)),
+                              opt.register_step_post_hook(lambda *_, k=k: self._after_step(k))]
+        patches.register(self)
         self._arm()
 
     # ---- schedule --------------------------------------------------------------------------------------------
@@ -124,103 +172,153 @@ class Watcher:
         """The number the next recorded step will carry."""
         return self._step
 
-    def _recording(self, step: int) -> bool:
-        return step % self.every == 0
+    def _recording(self, step: int | None = None) -> bool:
+        return (self._step if step is None else step) % self.every == 0
 
-    def _sampling(self, step: int) -> bool:
+    def _sampling(self, step: int | None = None) -> bool:
+        step = self._step if step is None else step
         return self._recording(step) and step % self.sample_every == 0
 
     def _arm(self) -> None:
         """Attach the module hooks for the coming step if it is sampled, detach them otherwise."""
-        if self._probes.names and self._sampling(self._step) and not self._closed:
-            self._probes.attach()
+        if self._probes.names and self._sampling() and not self._closed and self._guard.enabled(HOOKS):
+            with self._guard(HOOKS, "attaching module hooks"):
+                self._probes.attach()
         else:
             self._probes.detach()
 
+    # ---- which parameters each optimizer steps ---------------------------------------------------------------
+    def _indices(self, k: int | None) -> list[int]:
+        """Indices (into the watched parameters) measured at optimizer ``k``'s step (all of them for None).
+        Parameters that no optimizer steps are measured with the first optimizer. Recomputed when the optimizer's
+        parameter groups change (``add_param_group`` after unfreezing)."""
+        if k is None:
+            return list(range(len(self._params)))
+        signature = tuple(len(g["params"]) for o in self.optimizers for g in o.param_groups)
+        known = self._measured.get(k)
+        if known is not None and known[0] == signature:
+            return known[1]
+        owned = [[self._index[id(p)] for g in o.param_groups for p in g["params"] if id(p) in self._index]
+                 for o in self.optimizers]
+        claimed = {i for idx in owned for i in idx}
+        owned[0] += [i for i in range(len(self._params)) if i not in claimed]
+        for j, idx in enumerate(owned):
+            self._measured[j] = (signature, sorted(set(idx)))
+        return self._measured[k][1]
+
+    def _present(self, k: int | None, indices: list[int]) -> tuple[list[int], _Cached | None]:
+        """The indices whose parameter has a gradient now, with their cached index tensors."""
+        params = self._params
+        present = [i for i in indices if params[i].grad is not None]
+        if not present:
+            return present, None
+        key = (k, tuple(present))
+        cached = self._cache.get(key)
+        if cached is None:
+            if len(self._cache) > 256:  # patterns of unused parameters (mixture of experts) are bounded here
+                self._cache.clear()
+            cached = self._cache[key] = _Cached([self._owner[i] for i in present],
+                                                [float(local(params[i]).numel()) for i in present],
+                                                len(self.layers), self._device)
+        return present, cached
+
     # ---- one step --------------------------------------------------------------------------------------------
-    def _grads(self) -> StepGrads:
-        present = tuple(p.grad is not None for p in self._params)
-        if present not in self._index_cache:
-            owner = self._owner_all[torch.tensor(present, device=self._device)]
-            has = torch.zeros(len(self.layers), dtype=torch.bool, device=self._device)
-            has[owner] = True
-            self._index_cache[present] = (owner, has)
-        owner, has = self._index_cache[present]
-        grads = [p.grad.detach() for p in self._params if p.grad is not None]
-        self._has_grad = has
-        return StepGrads(grads, owner, self._numel, len(self.layers))
+    def _measure_grads(self, k: int | None, raw_names: list[str], prefix: str = "") -> tuple[list[int], _Cached | None]:
+        present, cached = self._present(k, self._indices(k))
+        if cached is None:
+            return present, None
+        g = StepGrads([local(self._params[i].grad.detach()) for i in present], cached.owner, len(self.layers))
+        has = None if cached.all_present else cached.has
+        for name in raw_names:
+            self._queue.put(prefix or name, g.raw(name, cached.numel), has)
+        if not prefix and self.on_nonfinite != "record":
+            self._check_finite(g)
+        return present, cached
 
-    def _measure(self) -> None:
-        """Statistics of the gradients and weights now (before the optimizer step)."""
-        if self._closed or not self._recording(self._step):
-            return
-        row: list[Tensor] = []
-        if self._grad_stats or self._histograms:
-            g = self._grads()
-            nan = torch.full((len(self.layers),), float("nan"), device=self._device)
-            row = [torch.where(self._has_grad, s.compute(g).float(), nan) for s in self._grad_stats]
-            if self._histograms and self._sampling(self._step):
-                self._pending_hists.append((self._step, self._histogram()))
-            if self.on_nonfinite != "record":
-                self._check_finite(g)
-        if self._weight_norm or self._update_ratio:
-            params = [p.detach() for p in self._params]
-            weight_sq = self._per_layer_sq(params)
-            if self._weight_norm:
-                row.append(PARAM_STATS["weight_norm"].compute(weight_sq))
-            if self._update_ratio:
-                self._before = self._copy_of(params)
-                self._before_sq = weight_sq
-        self._row = row
-
-    def _finish(self) -> None:
-        """After the optimizer step (or at ``w.step()``): complete the row, queue it, advance the counter."""
+    def _before_step(self, k: int | None) -> None:
+        """Optimizer ``k`` is about to step (or ``w.step()`` was called): measure its gradients and weights."""
         if self._closed:
             return
-        if self._recording(self._step):
-            row = self._row
-            if self._update_ratio and self._before is not None:
-                delta = self._before
-                torch._foreach_sub_(delta, [p.detach() for p in self._params])  # Δθ, in place in the copy
-                row.append(PARAM_STATS["update_ratio"].compute(self._per_layer_sq(delta), self._before_sq))
-                self._before = None  # the buffer itself is kept in self._theta_buffer for the next step
-            if self._probes.names:
-                sampled = self._probes.take(self._device) if self._sampling(self._step) else None
-                row.extend(sampled if sampled is not None else
-                           torch.full((len(self._probes.names), len(self.layers)), float("nan"),
-                                      device=self._device))
-            self._pending.append(torch.stack(row) if row else torch.zeros(0, len(self.layers)))
-            self._pending_steps.append(self._step)
-            self._row = []
-            if len(self._pending) >= self.flush_every:
+        if k is not None and k in self._stepped:  # it steps again before the others did: the row is complete
+            self._end_row()
+        if not self._recording():
+            return
+        sampled = self._sampling()
+        if self._guard.enabled(GRADS):
+            with self._guard(GRADS, f"step {self._step}"):
+                raw = self._raw_every + (self._raw_sampled if sampled else [])
+                present, cached = self._measure_grads(k, raw)
+                if sampled and self._histograms:
+                    self._pending_hists.append((self._step, self._histogram()))
+        if sampled and (self._weight_sq or self._update) and self._guard.enabled(UPDATES):
+            with self._guard(UPDATES, f"step {self._step}"):
+                present, cached = self._present(k, self._indices(k))
+                if cached is not None:
+                    params = [local(self._params[i].detach()) for i in present]
+                    weight_sq = self._per_layer_sq(params, cached)
+                    has = None if cached.all_present else cached.has
+                    if self._weight_sq:
+                        self._queue.put("weight_sq", weight_sq, has)
+                    if self._update and k is not None:
+                        self._before[k] = (present, self._copy_of(k, params), cached)
+                        self._queue.put("before_sq", weight_sq, has)
+
+    def _after_step(self, k: int) -> None:
+        """Optimizer ``k`` has stepped: the size of its update; end the row when every optimizer has stepped."""
+        if self._closed:
+            return
+        self._optimizer_steps += 1
+        before = self._before.pop(k, None)
+        if before is not None and self._guard.enabled(UPDATES):
+            with self._guard(UPDATES, f"step {self._step}"):
+                present, delta, cached = before
+                torch._foreach_sub_(delta, [local(self._params[i].detach()) for i in present])  # Δθ, in place
+                self._queue.put("delta_sq", self._per_layer_sq(delta, cached),
+                                None if cached.all_present else cached.has)
+        self._stepped.add(k)
+        if len(self._stepped) == len(self.optimizers):
+            self._end_row()
+
+    def _end_row(self) -> None:
+        """Queue the current row (with the hook statistics of a sampled step), advance the step counter."""
+        if self._recording():
+            hooks = None
+            if self._probes.names and self._sampling() and self._probes.attached:
+                with self._guard(HOOKS, f"step {self._step}"):
+                    hooks = self._probes.take(self._device)
+            self._queue.end(self._step, hooks)
+            if len(self._queue) >= self.flush_every:
                 self.flush()
+        else:
+            self._queue.discard()
+        self._stepped.clear()
         self._step += 1
         self._arm()
 
-    def _copy_of(self, params: list[Tensor]) -> list[Tensor]:
-        """θ copied into a buffer allocated once and reused every step (update_ratio's one extra copy of the
-        weights): allocating it anew each step cost more than the copy itself on the CPU (measured)."""
-        buf = self._theta_buffer
-        if buf is None or any(b.shape != p.shape or b.dtype != p.dtype or b.device != p.device
-                              for b, p in zip(buf[:1], params[:1])) or len(buf) != len(params):
-            buf = self._theta_buffer = [torch.empty_like(p) for p in params]
+    def _copy_of(self, k: int, params: list[Tensor]) -> list[Tensor]:
+        """θ copied into buffers allocated once per optimizer and reused (allocating anew each step cost more
+        than the copy itself on the CPU, measured); reallocated when the set of parameters changes."""
+        buf = self._theta.get(k)
+        if buf is None or len(buf) != len(params) or any(b.shape != p.shape or b.dtype != p.dtype
+                                                         for b, p in zip(buf, params)):
+            buf = self._theta[k] = [torch.empty_like(p) for p in params]
         torch._foreach_copy_(buf, params)
         return buf
 
-    def _per_layer_sq(self, tensors: list[Tensor]) -> Tensor:  # Σx² per layer -> [layers]
+    def _per_layer_sq(self, tensors: list[Tensor], cached: _Cached) -> Tensor:  # Σx² per layer -> [layers]
         sq = torch.stack(torch._foreach_norm(tensors, 2)).float().square()
-        return sq.new_zeros(len(self.layers)).index_add_(0, self._owner_all, sq)
+        return sq.new_zeros(len(self.layers)).index_add_(0, cached.owner, sq)
 
     def _histogram(self) -> Tensor:  # [layers, bins]
         edges = HIST_EDGES.to(self._device)
         rows = []
         for layer in self.layers:
-            grads = [p.grad for p in layer.params if p.grad is not None]
+            grads = [local(p.grad) for p in layer.params if p.grad is not None]
             rows.append(log10_histogram(grads, edges) if grads else torch.zeros(len(edges) - 1, device=self._device))
         return torch.stack(rows)
 
     def _check_finite(self, g: StepGrads) -> None:
-        counts = GRAD_STATS["nonfinite"].compute(g)
+        counts = g.per_layer_sum(g.nonfinite)
         if not bool((counts > 0).any()):  # one host read per step, only with on_nonfinite="raise"/"warn"
             return
         counts = counts.cpu().numpy()
@@ -233,41 +331,77 @@ class Watcher:
             message += f"; the first layer whose output was non-finite (forward order): {self.layers[emitted].name}"
         layer = self.layers[emitted].name if emitted is not None else backward_first
         if self.on_nonfinite == "raise":
-            raise NonFiniteGradientError(message, self._step, layer)
+            self._end_row()  # the raising step stays in the history, so diagnose() reports it
+            if not self._queue.sharded:  # a flush under FSDP is a collective that the other ranks may not join
+                self.flush()
+            raise NonFiniteGradientError(message, self._step - 1, layer)
         if not self._warned:
-            warnings.warn(message, RuntimeWarning, stacklevel=4)
+            warnings.warn(message, RuntimeWarning, stacklevel=5)
             self._warned = True
 
+    # ---- what patches.py shows of the loop -------------------------------------------------------------------
+    def _watches_optimizer(self, optimizer: Any) -> bool:
+        return any(o is optimizer for o in self.optimizers)
+
+    def _before_clip(self, param_ids: set[int]) -> None:
+        if self._preclip and not self._closed and any(id(p) in param_ids for p in self._params):
+            self.record_preclip()
+
+    def _skipped_step(self, optimizer: Any) -> None:
+        """GradScaler skipped ``optimizer``'s step: record the gradients it would have stepped on."""
+        k = next(i for i, o in enumerate(self.optimizers) if o is optimizer)
+        if self._recording():
+            self._history.meta["skipped_steps"].append(self._step)
+        self._before_step(k)
+        self._before.pop(k, None)
+        self._optimizer_steps -= 1  # _after_step counts optimizer steps; this one was not taken
+        self._after_step(k)
+
     # ---- public ----------------------------------------------------------------------------------------------
+    def record_preclip(self) -> None:
+        """Record the per-layer gradient norm now as ``grad_norm_preclip`` of the coming step. Called for you
+        when the loop calls ``torch.nn.utils.clip_grad_norm_``; call it yourself before another clipping."""
+        if self._closed or not self._preclip or not self._recording() or not self._guard.enabled(GRADS):
+            return
+        with self._guard(GRADS, f"step {self._step} (pre-clip)"):
+            self._measure_grads(None, ["grad_sq"], prefix="preclip_sq")
+
     def step(self) -> None:
         """Record the statistics of the gradients now in ``p.grad``: call it after ``backward()`` when the watch
         has no optimizer (with one, its step hooks do this)."""
         if self._closed:
             raise RuntimeError("this watch is closed; create a new one with gradwatch.watch(model)")
-        if self.optimizer is not None:
+        if self.optimizers:
             raise RuntimeError("this watch follows its optimizer's steps; do not call w.step() as well")
-        self._measure()
-        self._finish()
+        self._before_step(None)
+        self._end_row()
 
     def flush(self) -> None:
-        """Copy the queued statistics to the host (one copy for all steps, layers and statistics)."""
-        if self._pending:
-            values = torch.stack(self._pending).cpu().numpy()  # [steps, stats, layers]
-            self._history.append(np.asarray(self._pending_steps), values)
-            self._pending, self._pending_steps = [], []
+        """Copy the queued statistics to the host (one copy for all steps, layers and statistics; under FSDP2 one
+        collective as well, so call it on every rank)."""
+        if len(self._queue):
+            with self._guard(GRADS, "flush"):
+                steps, values = self._queue.take()
+                self._history.append(steps, values)
         for step, counts in self._pending_hists:
             self._history.append_histogram(step, counts.cpu().numpy())
         self._pending_hists = []
+        self._history.meta["disabled"] = dict(self._guard.disabled)
 
     def close(self) -> None:
-        """Remove every hook from the model and optimizer and copy what is queued to the history. Idempotent."""
+        """Remove every hook from the model and optimizers and copy what is queued to the history. Idempotent."""
+        if self._closed:
+            return
         for h in self._handles:
             h.remove()
         self._handles = []
+        patches.unregister(self)
         self._probes.detach()
-        self.flush()
-        self._before = self._theta_buffer = None  # free the copy of θ
+        if self._stepped:  # a step that not every optimizer took
+            self._end_row()
         self._closed = True
+        self.flush()
+        self._before, self._theta = {}, {}  # free the copies of θ
 
     @property
     def closed(self) -> bool:
@@ -281,7 +415,8 @@ class Watcher:
 
     @property
     def history(self) -> History:
-        """The record so far (reading it first copies what is queued to the host)."""
+        """The record so far (reading it first copies what is queued to the host; under FSDP2 read it on every
+        rank, or after ``close()``)."""
         self.flush()
         return self._history
 
@@ -316,20 +451,20 @@ def _scope() -> str:
     return "global"
 
 
-def watch(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, every: int = 1, **options: Any
-          ) -> Watcher:
+def watch(model: nn.Module, optimizer: Any = None, every: int = 1, **options: Any) -> Watcher:
     """Watch ``model``'s per-layer gradient flow while it trains.
 
     Use as a context manager, ``with gw.watch(model, optimizer=opt) as w: ...``, or ``w = gw.watch(...)`` and
-    ``w.close()`` when done. With an optimizer the statistics are taken at each ``optimizer.step()``; without
-    one, call ``w.step()`` after each backward.
+    ``w.close()`` when done. With an optimizer (or a list of them) the statistics are taken at each
+    ``optimizer.step()``; without one, call ``w.step()`` after each backward.
 
-    Options: ``every`` (record every n-th step, default 1); ``stats`` (``"default"``: grad_norm, grad_abs_mean,
-    grad_abs_max, nonfinite, weight_norm and, with an optimizer, update_ratio; ``"full"``: also act_mean,
-    act_std, act_saturation, act_dead, act_nonfinite, backward_gain, gain_activation and log10|g| histograms;
-    or a list of names); ``sample_every`` (hook statistics on every k-th step, default 10); ``flush_every``
-    (host copy every n recorded steps, default 50); ``on_nonfinite`` (``"record"`` (default), ``"warn"`` or
-    ``"raise"``); ``param_names`` (only parameters with these local names, e.g. ``("weight",)``);
-    ``start_step`` (number of the first step, default 0).
+    Options: ``every`` (record every n-th step, default 1); ``stats`` (``"default"``: grad_norm and nonfinite on
+    every recorded step, grad_norm_preclip when the loop clips, and on sampled steps grad_abs_mean, grad_abs_max,
+    weight_norm and, with an optimizer, update_ratio; ``"full"``: also act_mean, act_std, act_saturation,
+    act_dead, act_nonfinite, backward_gain, gain_activation and log10|g| histograms on sampled steps; or a list of
+    names); ``sample_every`` (the sampled statistics on every k-th recorded step, default 10; step 0 is always
+    sampled); ``flush_every`` (host copy every n recorded steps, default 50); ``on_nonfinite`` (``"record"``
+    (default), ``"warn"`` or ``"raise"``); ``param_names`` (only parameters with these local names, e.g.
+    ``("weight",)``); ``start_step`` (number of the first step, default 0).
     """
     return Watcher(model, optimizer, every, **options)
