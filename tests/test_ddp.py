@@ -55,7 +55,7 @@ def test_ddp_statistics_equal_the_single_process_all_reduced_ones(tmp_path):
     # single process, whole batch: the mean loss over 16 = the average of the two ranks' means over 8
     model = _model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    with gw.watch(model, opt) as single:
+    with gw.watch(model, opt, sample_every=1) as single:
         local_act = []
         for step in range(STEPS):
             x, y = _data(step)

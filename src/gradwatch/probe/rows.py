@@ -85,4 +85,4 @@ class RowQueue:
         dist.all_gather(gathered, raw.contiguous())
         every = torch.stack(gathered)  # [ranks, steps, raw, layers]
         return torch.stack([every[:, :, i].amax(0) if RAW_REDUCE[n] == "max" else every[:, :, i].sum(0)
-                            for i, n in enumerate(self.raw)], dim=2)
+                            for i, n in enumerate(self.raw)], dim=1)
