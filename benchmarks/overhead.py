@@ -36,6 +36,17 @@ def mlp(depth=20, width=256):
                                                                     torch.randint(0, 10, (128,), generator=g)))
 
 
+def tiny():
+    """The teaching case: 64 → 10 × 100 sigmoid → 10 on sklearn's digits (a step of about a millisecond)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x, y = torch.tensor(d.data / 16.0, dtype=torch.float32), torch.tensor(d.target)
+    layers = [nn.Linear(64, 100), nn.Sigmoid()] + [m for _ in range(9) for m in (nn.Linear(100, 100), nn.Sigmoid())]
+    return nn.Sequential(*layers, nn.Linear(100, 10)), (
+        lambda g: (lambda i: (x[i], y[i]))(torch.randint(0, len(x), (64,), generator=g)))
+
+
 class Encoder(nn.Module):
     def __init__(self, d=128, heads=4, layers=4, vocab=10):
         super().__init__()
@@ -133,7 +144,7 @@ CONFIGS = ["plain", "default watch", "default watch, every=10", "full watch /10"
 
 
 def measure(model_name: str, steps: int, warmup: int, optimizer_name: str) -> list[tuple[str, float, float]]:
-    base, batch = {"mlp": mlp, "transformer": transformer}[model_name]()
+    base, batch = {"mlp": mlp, "transformer": transformer, "tiny": tiny}[model_name]()
     g = torch.Generator().manual_seed(0)
     data = [batch(g) for _ in range(8)]
     names = [c for c in CONFIGS if available(c)]
@@ -154,13 +165,14 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
-    ap.add_argument("--models", default="mlp,transformer")
+    ap.add_argument("--models", default="mlp,tiny,transformer")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), optimizer {args.optimizer}, {args.steps} interleaved "
           f"steps per configuration after {args.warmup} warm-up steps; median step time")
     for model_name in args.models.split(","):
-        label = {"mlp": "MLP 20×256, batch 128", "transformer": "TransformerEncoder 4×d128, batch 32×32"}[model_name]
+        label = {"mlp": "MLP 20×256, batch 128", "transformer": "TransformerEncoder 4×d128, batch 32×32",
+                 "tiny": "sigmoid MLP 64 → 10×100 → 10 on digits, batch 64"}[model_name]
         print(f"\n{label}\n| configuration | median step (ms) | ratio to plain |\n|---|---:|---:|")
         for name, ms, ratio in measure(model_name, args.steps, args.warmup, args.optimizer):
             print(f"| {name} | {ms:.2f} | {ratio:.3f}× |")

@@ -1,12 +1,14 @@
 """The rows a watch queues on the device and turns into host statistics at flush time.
 
-A row is one recorded step: ``[raw accumulators + hook statistics, layers]``. Raw accumulators
-(:data:`~gradwatch.probe.stats.RAW_REDUCE`) are partial sums or maxima; when the model is sharded (FSDP2:
-parameters are DTensors) every process holds only its shard's part, and :meth:`RowQueue.take` combines the
-ranks' rows with **one** collective for all queued steps, layers and accumulators (an all-gather, then a sum or
-max per accumulator) before the statistics are finished from them. Hook statistics (activations, backward
-gains) describe the local batch and are never combined. Without sharding no collective is made: under DDP the
-gradients are already all-reduced.
+A row is one recorded step. Its measurements are per *parameter* (``[measurements, parameters]``: what one
+fused reduction over the gradients gives, so a step costs a handful of tensor operations whatever the model),
+with a ``present`` row that says which parameters had a gradient; module-hook statistics come per layer. At
+:meth:`RowQueue.take` the queued steps are reduced per layer all at once (sums of squares, sums, maxima over the
+layer's present parameters; a layer none of whose parameters was measured is NaN) and, when the model is sharded
+(FSDP2: parameters are DTensors, each process holds a shard), the ranks' partial per-layer accumulators are
+combined with **one** collective for all queued steps, layers and accumulators (an all-gather, then a sum or
+max each) before the statistics are finished from them. Hook statistics describe the local batch and are never
+combined. Without sharding no collective is made: under DDP the gradients are already all-reduced.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gradwatch.probe.stats import RAW_REDUCE, Stat
+from gradwatch.probe.stats import COUNT, LAYER_REDUCE, PER_PARAM, Stat
+
+PRESENT = "present"
 
 
 def is_sharded(params: Sequence[Tensor]) -> bool:
@@ -29,31 +33,41 @@ def is_sharded(params: Sequence[Tensor]) -> bool:
 
 
 class RowQueue:
-    """Rows of raw accumulators and hook statistics, queued on the device, finished at :meth:`take`."""
+    """Per-parameter measurements and per-layer hook statistics, queued on the device, finished at take()."""
 
-    def __init__(self, raw: Sequence[str], stats: Sequence[Stat], hook_names: Sequence[str], n_layers: int,
-                 device: torch.device, sharded: bool):
+    def __init__(self, raw: Sequence[str], stats: Sequence[Stat], hook_names: Sequence[str], owner: Sequence[int],
+                 numel: Sequence[int], n_layers: int, device: torch.device, sharded: bool):
         self.raw, self.stats, self.hook_names = list(raw), list(stats), list(hook_names)
         self.n_layers, self.device, self.sharded = n_layers, device, sharded
-        self.nan = torch.full((n_layers,), float("nan"), device=device)  # never written to
+        self.owner = torch.tensor(list(owner), dtype=torch.long, device=device)
+        self.numel = torch.tensor([float(n) for n in numel], device=device)
+        self.nan = torch.full((len(self.owner),), float("nan"), device=device)  # shared: never written to
+        self.ones = torch.ones(len(self.owner), device=device)  # shared: never written to
+        self.layer_nan = torch.full((len(hook_names), n_layers), float("nan"), device=device)
         self._rows: list[Tensor] = []
+        self._hooks: list[Tensor] = []
         self._steps: list[int] = []
         self._current: dict[str, Tensor] = {}
 
     # ---- the row being measured ------------------------------------------------------------------------------
-    def put(self, name: str, values: Tensor, has: Tensor | None) -> None:
-        """Set accumulator ``name`` for the layers where ``has`` (all layers when None) in the current row."""
-        if has is not None:
-            values = torch.where(has, values, self._current.get(name, self.nan))
-        self._current[name] = values
+    def put(self, name: str, values: Tensor, index: Tensor | None) -> None:
+        """Set measurement ``name`` of the parameters ``index`` (all of them, in order, when None)."""
+        if index is None:
+            self._current[name] = values
+            return
+        base = self._current.get(name, self.nan).clone()
+        self._current[name] = base.index_copy_(0, index, values.to(base.dtype))
+
+    def mark_present(self, index: Tensor | None, ones: Tensor | None = None) -> None:
+        """The parameters ``index`` had a gradient (all of them when None)."""
+        self.put(PRESENT, self.ones if index is None else ones, index)
 
     def end(self, step: int, hook_values: Tensor | None) -> None:
         """Queue the current row as ``step`` (``hook_values``: ``[hook statistics, layers]`` or None)."""
-        parts = [torch.stack([self._current.get(n, self.nan) for n in self.raw])] if self.raw else []
+        current = self._current
+        self._rows.append(torch.stack([current.get(PRESENT, self.nan)] + [current.get(n, self.nan) for n in self.raw]))
         if self.hook_names:
-            parts.append(hook_values if hook_values is not None else
-                         self.nan.expand(len(self.hook_names), self.n_layers))
-        self._rows.append(torch.cat(parts) if parts else self.nan.new_zeros(0, self.n_layers))
+            self._hooks.append(hook_values if hook_values is not None else self.layer_nan)
         self._steps.append(step)
         self._current = {}
 
@@ -66,23 +80,48 @@ class RowQueue:
     # ---- flush -----------------------------------------------------------------------------------------------
     def take(self) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values ``[steps, statistics + hook statistics, layers]``) on the host; empties the queue."""
+        n_out = len(self.stats) + len(self.hook_names)
         if not self._rows:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, len(self.stats) + len(self.hook_names), self.n_layers))
-        values = torch.stack(self._rows)  # [steps, raw + hooks, layers]
+            return np.zeros(0, dtype=np.int64), np.zeros((0, n_out, self.n_layers))
+        rows = torch.stack(self._rows)  # [steps, 1 + raw, params]
+        hooks = torch.stack(self._hooks) if self.hook_names else None  # [steps, hooks, layers]
         steps = np.asarray(self._steps, dtype=np.int64)
-        self._rows, self._steps = [], []
-        k = len(self.raw)
-        raw = self._combine(values[:, :k]) if self.sharded and k else values[:, :k]
-        acc = {n: raw[:, i] for i, n in enumerate(self.raw)}
-        out = [s.finish(acc) for s in self.stats] + [values[:, k + j] for j in range(len(self.hook_names))]
-        stacked = torch.stack(out, dim=1) if out else values[:, :0]
+        self._rows, self._hooks, self._steps = [], [], []
+
+        present = rows[:, 0] == 1  # [steps, params]; NaN (never marked) is False
+        acc = self._per_layer(rows[:, 1:], present)  # {accumulator: [steps, layers]}
+        if self.sharded:
+            acc = self._combine(acc)
+        measured = self._sum(present.float()) > 0  # [steps, layers]
+        acc = {k: torch.where(measured, v, torch.full_like(v, float("nan"))) for k, v in acc.items()}
+        out = [s.finish(acc) for s in self.stats] + ([hooks[:, j] for j in range(len(self.hook_names))]
+                                                     if hooks is not None else [])
+        stacked = torch.stack(out, dim=1) if out else rows.new_zeros(len(steps), 0, self.n_layers)
         return steps, stacked.float().cpu().numpy()
 
-    def _combine(self, raw: Tensor) -> Tensor:
+    def _sum(self, values: Tensor) -> Tensor:  # [steps, params] -> [steps, layers]
+        return values.new_zeros(values.shape[0], self.n_layers).index_add_(1, self.owner, values)
+
+    def _per_layer(self, raw: Tensor, present: Tensor) -> dict[str, Tensor]:
+        acc: dict[str, Tensor] = {}
+        zero = raw.new_zeros(())
+        for i, name in enumerate(self.raw):
+            values = torch.where(present, raw[:, i], zero)  # absent parameters count 0 (the layer is NaN if none)
+            key, how = PER_PARAM[name]
+            if how == "max":
+                index = self.owner.expand(len(values), -1)
+                acc[key] = values.new_zeros(len(values), self.n_layers).scatter_reduce_(1, index, values, "amax")
+            else:
+                acc[key] = self._sum(values.square() if how == "sumsq" else values)
+        acc[COUNT] = self._sum(present.float() * self.numel)
+        return acc
+
+    def _combine(self, acc: dict[str, Tensor]) -> dict[str, Tensor]:
         """The ranks' partial accumulators combined: one all-gather, then sum or max per accumulator."""
         dist = torch.distributed
-        gathered = [torch.empty_like(raw) for _ in range(dist.get_world_size())]
-        dist.all_gather(gathered, raw.contiguous())
-        every = torch.stack(gathered)  # [ranks, steps, raw, layers]
-        return torch.stack([every[:, :, i].amax(0) if RAW_REDUCE[n] == "max" else every[:, :, i].sum(0)
-                            for i, n in enumerate(self.raw)], dim=1)
+        keys = list(acc)
+        packed = torch.stack([acc[k] for k in keys]).contiguous()  # [accumulators, steps, layers]
+        gathered = [torch.empty_like(packed) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, packed)
+        every = torch.stack(gathered)  # [ranks, accumulators, steps, layers]
+        return {k: every[:, i].amax(0) if LAYER_REDUCE[k] == "max" else every[:, i].sum(0) for i, k in enumerate(keys)}

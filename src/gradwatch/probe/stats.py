@@ -36,35 +36,32 @@ def local(t: Tensor) -> Tensor:
     return to_local() if to_local is not None else t
 
 
-# Raw per-layer accumulators. Each is a partial sum (or maximum) over the layer's parameter elements, so the
-# values of the shards of a sharded model (FSDP2) combine into the global one with one collective per flush; the
-# statistics are finished from them at flush time (see ``Stat.finish``). Unmeasured layers hold NaN.
-RAW_REDUCE: dict[str, str] = {
-    "grad_sq": "sum",      # Σ g²
-    "grad_abs": "sum",     # Σ |g|
-    "grad_max": "max",     # max |g|
-    "grad_bad": "sum",     # number of non-finite elements of g
-    "grad_count": "sum",   # number of gradient elements measured
-    "preclip_sq": "sum",   # Σ g² before clip_grad_norm_
-    "weight_sq": "sum",    # Σ θ²
-    "before_sq": "sum",    # Σ θ² before the optimizer step
-    "delta_sq": "sum",     # Σ (Δθ)² of the optimizer step
+# What is measured per parameter on a step (a vector ``[parameters]`` each, from one fused reduction), and the
+# per-layer accumulator each becomes at flush time: a sum of squares, a sum or a maximum over the layer's
+# parameters. The accumulators are partial over a shard, so the shards of an FSDP2 model combine with one
+# collective per flush before the statistics are finished from them (see ``Stat.finish``).
+PER_PARAM: dict[str, tuple[str, str]] = {
+    "grad_l2": ("grad_sq", "sumsq"),       # ‖g‖₂ per parameter → Σ g² per layer
+    "grad_l1": ("grad_abs", "sum"),        # Σ |g|
+    "grad_linf": ("grad_max", "max"),      # max |g|
+    "grad_bad": ("grad_bad", "sum"),       # number of non-finite elements of g
+    "preclip_l2": ("preclip_sq", "sumsq"),  # ‖g‖₂ before clip_grad_norm_
+    "weight_l2": ("weight_sq", "sumsq"),   # ‖θ‖₂
+    "before_l2": ("before_sq", "sumsq"),   # ‖θ‖₂ before the optimizer step
+    "delta_l2": ("delta_sq", "sumsq"),     # ‖Δθ‖₂ of the optimizer step
 }
-RAW = tuple(RAW_REDUCE)
+COUNT = "grad_count"  # per layer: the number of gradient elements measured (from the parameters present)
+LAYER_REDUCE: dict[str, str] = {**{acc: ("max" if how == "max" else "sum") for acc, how in PER_PARAM.values()},
+                                COUNT: "sum"}
+RAW = tuple(PER_PARAM)
 
 
 class StepGrads:
-    """The gradients of one measurement grouped by layer, with fused per-parameter reductions computed at most
-    once. ``grads`` are local tensors (a DTensor's shard), ``owner[i]`` the layer of ``grads[i]``."""
+    """The gradients of one measurement, with fused per-parameter reductions computed at most once. ``grads`` are
+    local tensors (a DTensor's shard). Every result is a vector ``[len(grads)]``."""
 
-    def __init__(self, grads: list[Tensor], owner: Tensor, n_layers: int):
-        self.grads, self.owner, self.n_layers = grads, owner, n_layers
-
-    def per_layer_sum(self, values: Tensor) -> Tensor:  # [params] -> [layers]
-        return values.new_zeros(self.n_layers).index_add_(0, self.owner, values)
-
-    def per_layer_max(self, values: Tensor) -> Tensor:  # [params] -> [layers]
-        return values.new_zeros(self.n_layers).scatter_reduce_(0, self.owner, values, "amax")
+    def __init__(self, grads: list[Tensor]):
+        self.grads = grads
 
     @cached_property
     def l2(self) -> Tensor:  # [params]
@@ -95,27 +92,35 @@ class StepGrads:
         (where reading a flag costs no device sync) only parameters whose norm is not finite are counted."""
         bad = ~torch.isfinite(self.l2)
         if self.l2.device.type == "cpu" and not bool(bad.any()):
-            return torch.zeros_like(self.l2)
+            return _zeros(len(self.grads))
         idx = bad.nonzero().flatten().tolist() if self.l2.device.type == "cpu" else range(len(self.grads))
         counts = torch.zeros_like(self.l2)
         for i in idx:
             counts[i] = (~torch.isfinite(self.grads[i])).sum()
         return counts
 
-    def raw(self, name: str, numel: Tensor) -> Tensor:
-        """The per-layer accumulator ``name`` (a key of :data:`RAW_REDUCE` starting with ``grad_``): ``[layers]``.
-        ``numel[i]`` is the number of elements of ``grads[i]``."""
-        if name == "grad_sq":
-            return self.per_layer_sum(self.l2.square())
-        if name == "grad_abs":
-            return self.per_layer_sum(self._abs_sum_max[0])
-        if name == "grad_max":
-            return self.per_layer_max(self._abs_sum_max[1])
+    def raw(self, name: str) -> Tensor:
+        """The per-parameter measurement ``name`` (a key of :data:`PER_PARAM` starting with ``grad_``)."""
+        if name == "grad_l2":
+            return self.l2
+        if name == "grad_l1":
+            return self._abs_sum_max[0]
+        if name == "grad_linf":
+            return self._abs_sum_max[1]
         if name == "grad_bad":
-            return self.per_layer_sum(self.nonfinite)
-        if name == "grad_count":
-            return self.per_layer_sum(numel)
+            return self.nonfinite
         raise KeyError(name)
+
+
+_ZEROS: dict[int, Tensor] = {}
+
+
+def _zeros(n: int) -> Tensor:
+    """A float32 CPU vector of ``n`` zeros, shared (never written to)."""
+    z = _ZEROS.get(n)
+    if z is None:
+        z = _ZEROS[n] = torch.zeros(n)
+    return z
 
 
 class Stat:

@@ -38,8 +38,8 @@ from gradwatch.probe.history import History
 from gradwatch.probe.hooks import LayerProbes
 from gradwatch.probe.layers import Layer, find_layers, unwrap
 from gradwatch.probe.rows import RowQueue, is_sharded
-from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES, HISTOGRAM,
-                                   RAW, STATS, StepGrads, local, log10_histogram)
+from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, COUNT, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
+                                   HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, local, log10_histogram)
 
 NONFINITE_MODES = ("record", "warn", "raise")
 GRADS, UPDATES, HOOKS = "gradient statistics", "update statistics", "module-hook statistics"
@@ -90,15 +90,13 @@ def _resolve_stats(stats: str | Iterable[str], has_optimizer: bool) -> list[str]
 class _Cached:
     """Index tensors for one optimizer's watched parameters with a given pattern of present gradients."""
 
-    __slots__ = ("owner", "numel", "has", "all_present")
+    __slots__ = ("index", "ones", "present")
 
-    def __init__(self, owner: list[int], numel: list[float], n_layers: int, device: torch.device):
-        self.owner = torch.tensor(owner, dtype=torch.long, device=device)
-        self.numel = torch.tensor(numel, dtype=torch.float32, device=device)
-        has = torch.zeros(n_layers, dtype=torch.bool, device=device)
-        has[self.owner] = True
-        self.has = has
-        self.all_present = bool(has.all())
+    def __init__(self, present: list[int], n_params: int, device: torch.device):
+        self.present = present
+        identity = present == list(range(n_params))
+        self.index = None if identity else torch.tensor(present, dtype=torch.long, device=device)
+        self.ones = None if identity else torch.ones(len(present), device=device)
 
 
 class Watcher:
@@ -122,20 +120,27 @@ class Watcher:
         n = len(self.layers)
 
         self._stats = [STATS[s] for s in names if s in STATS]
-        raw = [r for r in RAW if any(r in s.needs for s in self._stats)]
-        self._raw_every = [r for r in raw if r.startswith("grad_")
-                           and any(r in s.needs for s in self._stats if s.every_step)]
+
+        def measured(every_step: bool | None) -> list[str]:  # the per-parameter measurements these stats need
+            needs = {a for s in self._stats if every_step is None or s.every_step == every_step for a in s.needs}
+            return [r for r in RAW if PER_PARAM[r][0] in needs]
+        raw = measured(None)
+        self._raw_every = [r for r in measured(True) if r.startswith("grad_")]
         self._raw_sampled = [r for r in raw if r.startswith("grad_") and r not in self._raw_every]
-        self._weight_sq = "weight_sq" in raw
-        self._update = "delta_sq" in raw
-        self._preclip = "preclip_sq" in raw
+        if any(COUNT in s.needs for s in self._stats) and "grad_l1" not in raw:
+            raise AssertionError("grad_count is only used with grad_l1")  # pragma: no cover - a coding error
+        self._weight_sq = "weight_l2" in raw
+        self._update = "delta_l2" in raw
+        self._preclip = "preclip_l2" in raw
         self._probes = LayerProbes(self.layers, [FORWARD_STATS[s] for s in names if s in FORWARD_STATS],
                                    [BACKWARD_STATS[s] for s in names if s in BACKWARD_STATS])
         self._histograms = HISTOGRAM in names
         self._params = [p for l in self.layers for p in l.params]
         self._owner = [i for i, l in enumerate(self.layers) for _ in l.params]
         self._device = self._params[0].device
-        self._queue = RowQueue(raw, self._stats, self._probes.names, n, self._device, is_sharded(self._params))
+        self._queue = RowQueue(raw, self._stats, self._probes.names, self._owner,
+                               [local(p).numel() for p in self._params], n, self._device, is_sharded(self._params))
+        self._local = local if self._queue.sharded else (lambda t: t)
         self._history = History(
             [l.name for l in self.layers], [s.name for s in self._stats] + self._probes.names,
             kinds=[l.kind for l in self.layers], numel=[l.numel for l in self.layers],
@@ -206,34 +211,33 @@ class Watcher:
             self._measured[j] = (signature, sorted(set(idx)))
         return self._measured[k][1]
 
-    def _present(self, k: int | None, indices: list[int]) -> tuple[list[int], _Cached | None]:
-        """The indices whose parameter has a gradient now, with their cached index tensors."""
+    def _present(self, k: int | None, indices: list[int]) -> _Cached | None:
+        """The parameters among ``indices`` that have a gradient now, with their cached index tensors."""
         params = self._params
         present = [i for i in indices if params[i].grad is not None]
         if not present:
-            return present, None
+            return None
         key = (k, tuple(present))
         cached = self._cache.get(key)
         if cached is None:
             if len(self._cache) > 256:  # patterns of unused parameters (mixture of experts) are bounded here
                 self._cache.clear()
-            cached = self._cache[key] = _Cached([self._owner[i] for i in present],
-                                                [float(local(params[i]).numel()) for i in present],
-                                                len(self.layers), self._device)
-        return present, cached
+            cached = self._cache[key] = _Cached(present, len(params), self._device)
+        return cached
 
     # ---- one step --------------------------------------------------------------------------------------------
-    def _measure_grads(self, k: int | None, raw_names: list[str], prefix: str = "") -> tuple[list[int], _Cached | None]:
-        present, cached = self._present(k, self._indices(k))
+    def _measure_grads(self, k: int | None, raw_names: list[str], rename: str = "") -> _Cached | None:
+        cached = self._present(k, self._indices(k))
         if cached is None:
-            return present, None
-        g = StepGrads([local(self._params[i].grad.detach()) for i in present], cached.owner, len(self.layers))
-        has = None if cached.all_present else cached.has
+            return None
+        g = StepGrads([self._local(self._params[i].grad.detach()) for i in cached.present])
         for name in raw_names:
-            self._queue.put(prefix or name, g.raw(name, cached.numel), has)
-        if not prefix and self.on_nonfinite != "record":
-            self._check_finite(g)
-        return present, cached
+            self._queue.put(rename or name, g.raw(name), cached.index)
+        if not rename:
+            self._queue.mark_present(cached.index, cached.ones)
+            if self.on_nonfinite != "record":
+                self._check_finite(g, cached)
+        return cached
 
     def _before_step(self, k: int | None) -> None:
         """Optimizer ``k`` is about to step (or ``w.step()`` was called): measure its gradients and weights."""
@@ -245,23 +249,25 @@ class Watcher:
             return
         sampled = self._sampling()
         if self._guard.enabled(GRADS):
-            with self._guard(GRADS, f"step {self._step}"):
-                raw = self._raw_every + (self._raw_sampled if sampled else [])
-                present, cached = self._measure_grads(k, raw)
+            try:
+                cached = self._measure_grads(k, self._raw_every + self._raw_sampled if sampled else self._raw_every)
                 if sampled and self._histograms:
                     self._pending_hists.append((self._step, self._histogram()))
+            except NonFiniteGradientError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - never break the user's training
+                self._guard.fail(GRADS, exc, f"step {self._step}")
         if sampled and (self._weight_sq or self._update) and self._guard.enabled(UPDATES):
             with self._guard(UPDATES, f"step {self._step}"):
-                present, cached = self._present(k, self._indices(k))
+                cached = self._present(k, self._indices(k))
                 if cached is not None:
-                    params = [local(self._params[i].detach()) for i in present]
-                    weight_sq = self._per_layer_sq(params, cached)
-                    has = None if cached.all_present else cached.has
+                    params = [self._local(self._params[i].detach()) for i in cached.present]
+                    norms = torch.stack(torch._foreach_norm(params, 2)).float()
                     if self._weight_sq:
-                        self._queue.put("weight_sq", weight_sq, has)
+                        self._queue.put("weight_l2", norms, cached.index)
                     if self._update and k is not None:
-                        self._before[k] = (present, self._copy_of(k, params), cached)
-                        self._queue.put("before_sq", weight_sq, has)
+                        self._before[k] = (self._copy_of(k, params), cached)
+                        self._queue.put("before_l2", norms, cached.index)
 
     def _after_step(self, k: int) -> None:
         """Optimizer ``k`` has stepped: the size of its update; end the row when every optimizer has stepped."""
@@ -271,10 +277,9 @@ class Watcher:
         before = self._before.pop(k, None)
         if before is not None and self._guard.enabled(UPDATES):
             with self._guard(UPDATES, f"step {self._step}"):
-                present, delta, cached = before
-                torch._foreach_sub_(delta, [local(self._params[i].detach()) for i in present])  # Δθ, in place
-                self._queue.put("delta_sq", self._per_layer_sq(delta, cached),
-                                None if cached.all_present else cached.has)
+                delta, cached = before
+                torch._foreach_sub_(delta, [self._local(self._params[i].detach()) for i in cached.present])  # Δθ
+                self._queue.put("delta_l2", torch.stack(torch._foreach_norm(delta, 2)).float(), cached.index)
         self._stepped.add(k)
         if len(self._stepped) == len(self.optimizers):
             self._end_row()
@@ -305,10 +310,6 @@ class Watcher:
         torch._foreach_copy_(buf, params)
         return buf
 
-    def _per_layer_sq(self, tensors: list[Tensor], cached: _Cached) -> Tensor:  # Σx² per layer -> [layers]
-        sq = torch.stack(torch._foreach_norm(tensors, 2)).float().square()
-        return sq.new_zeros(len(self.layers)).index_add_(0, cached.owner, sq)
-
     def _histogram(self) -> Tensor:  # [layers, bins]
         edges = HIST_EDGES.to(self._device)
         rows = []
@@ -317,11 +318,12 @@ class Watcher:
             rows.append(log10_histogram(grads, edges) if grads else torch.zeros(len(edges) - 1, device=self._device))
         return torch.stack(rows)
 
-    def _check_finite(self, g: StepGrads) -> None:
-        counts = g.per_layer_sum(g.nonfinite)
-        if not bool((counts > 0).any()):  # one host read per step, only with on_nonfinite="raise"/"warn"
+    def _check_finite(self, g: StepGrads, cached: _Cached) -> None:
+        per_param = g.nonfinite
+        if not bool((per_param > 0).any()):  # one host read per step, only with on_nonfinite="raise"/"warn"
             return
-        counts = counts.cpu().numpy()
+        counts = np.zeros(len(self.layers))
+        np.add.at(counts, [self._owner[i] for i in cached.present], per_param.cpu().numpy())
         backward_first = self.layers[int(np.flatnonzero(counts)[-1])].name
         message = (f"non-finite gradient at step {self._step}: {int(counts.sum())} elements in "
                    f"{int((counts > 0).sum())} of {len(self.layers)} layers; first in backward order: "
@@ -364,7 +366,7 @@ class Watcher:
         if self._closed or not self._preclip or not self._recording() or not self._guard.enabled(GRADS):
             return
         with self._guard(GRADS, f"step {self._step} (pre-clip)"):
-            self._measure_grads(None, ["grad_sq"], prefix="preclip_sq")
+            self._measure_grads(None, ["grad_l2"], rename="preclip_l2")
 
     def step(self) -> None:
         """Record the statistics of the gradients now in ``p.grad``: call it after ``backward()`` when the watch
