@@ -140,7 +140,7 @@ class Watcher:
         self._device = self._params[0].device
         self._queue = RowQueue(raw, self._stats, self._probes.names, self._owner,
                                [local(p).numel() for p in self._params], n, self._device, is_sharded(self._params))
-        self._local = local if self._queue.sharded else (lambda t: t)
+        self._local = local if self._queue.sharded else _same
         self._history = History(
             [l.name for l in self.layers], [s.name for s in self._stats] + self._probes.names,
             kinds=[l.kind for l in self.layers], numel=[l.numel for l in self.layers],
@@ -230,7 +230,10 @@ class Watcher:
         cached = self._present(k, self._indices(k))
         if cached is None:
             return None
-        g = StepGrads([self._local(self._params[i].grad.detach()) for i in cached.present])
+        params = self._params
+        grads = ([local(params[i].grad) for i in cached.present] if self._queue.sharded
+                 else [params[i].grad for i in cached.present])
+        g = StepGrads(grads)
         for name in raw_names:
             self._queue.put(rename or name, g.raw(name), cached.index)
         if not rename:
@@ -249,14 +252,10 @@ class Watcher:
             return
         sampled = self._sampling()
         if self._guard.enabled(GRADS):
-            try:
-                cached = self._measure_grads(k, self._raw_every + self._raw_sampled if sampled else self._raw_every)
+            with self._guard(GRADS, f"step {self._step}"), torch.no_grad():  # no graph from create_graph grads
+                self._measure_grads(k, self._raw_every + self._raw_sampled if sampled else self._raw_every)
                 if sampled and self._histograms:
                     self._pending_hists.append((self._step, self._histogram()))
-            except NonFiniteGradientError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - never break the user's training
-                self._guard.fail(GRADS, exc, f"step {self._step}")
         if sampled and (self._weight_sq or self._update) and self._guard.enabled(UPDATES):
             with self._guard(UPDATES, f"step {self._step}"):
                 cached = self._present(k, self._indices(k))
@@ -437,6 +436,10 @@ class Watcher:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<gradwatch watch of {type(unwrap(self.model)).__name__}: {len(self.layers)} layers, {state}>"
+
+
+def _same(t: Tensor) -> Tensor:
+    return t
 
 
 def _is_chain(root: nn.Module) -> bool:
