@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from gradwatch.errors import ConfigError, check_choice
 from gradwatch.probe import patches
+from gradwatch.probe.graph import GraphProbe
 from gradwatch.probe.guard import Guard
 from gradwatch.probe.history import History
 from gradwatch.probe.hooks import LayerProbes
@@ -168,6 +169,7 @@ class Watcher:
         for k, opt in enumerate(self.optimizers):
             self._handles += [opt.register_step_pre_hook(lambda *_, k=k: self._before_step(k)),
                               opt.register_step_post_hook(lambda *_, k=k: self._after_step(k))]
+        self._graph = GraphProbe(unwrap(model), {id(p): o for p, o in zip(self._params, self._owner)}, n, self._guard)
         patches.register(self)
         self._arm()
 
@@ -387,7 +389,11 @@ class Watcher:
         for step, counts in self._pending_hists:
             self._history.append_histogram(step, counts.cpu().numpy())
         self._pending_hists = []
-        self._history.meta["disabled"] = dict(self._guard.disabled)
+        meta = self._history.meta
+        meta["disabled"] = dict(self._guard.disabled)
+        facts = self._graph.facts
+        if facts is not None and "depth" not in meta:
+            meta.update(depth=facts.depth, residual=facts.residual, graph_nodes=facts.nodes)
 
     def close(self) -> None:
         """Remove every hook from the model and optimizers and copy what is queued to the history. Idempotent."""
@@ -397,6 +403,7 @@ class Watcher:
             h.remove()
         self._handles = []
         patches.unregister(self)
+        self._graph.remove()
         self._probes.detach()
         if self._stepped:  # a step that not every optimizer took
             self._end_row()
