@@ -10,7 +10,7 @@ SELU; L2 = weight decay. A remedy that no seed states says so in its ``source``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -18,10 +18,15 @@ class Remedy:
     key: str
     title: str
     detail: str
-    source: str  # the seed (file prefix and slide) it comes from
+    source: str  # the seed (file prefix and slide) it comes from, or the paper/practice when no seed states it
+    why: str = ""  # why it applies to this model and loop
 
     def __str__(self) -> str:
-        return f"{self.title} — {self.detail} [{self.source}]"
+        why = f" Here: {self.why}" if self.why else ""
+        return f"{self.title} — {self.detail}.{why} [{self.source}]"
+
+    def because(self, why: str) -> Remedy:
+        return replace(self, why=why)
 
 
 CATALOGUE: dict[str, Remedy] = {r.key: r for r in [
@@ -73,36 +78,106 @@ CATALOGUE: dict[str, Remedy] = {r.key: r for r in [
     Remedy("recurrent_init", "Initialise W_rec with spectral radius ≈ 1 (orthogonal or scaled identity)",
            "Pascanu: ∂x_t/∂x_k is a product of W_recᵀ diag(σ'); its norm grows or decays like ρ(W_rec)^(t−k)",
            "seed 002 (weight initialisation; small / large W_rec)"),
+    Remedy("warmup", "Warm the learning rate up over the first steps",
+           "Adam's first steps are as large as the learning rate whatever the gradient; a warm-up keeps them small "
+           "while its moment estimates settle",
+           "not stated in the seeds (Goyal et al. 2017; Liu et al. 2020 on Adam's early variance)"),
+    Remedy("init_scale", "Initialise with a smaller scale (e.g. std 0.02, output projections scaled by 1/√(2·layers))",
+           "keeps each residual branch's contribution, and so the gradient through the stack, bounded at the start",
+           "not stated in the seeds (GPT-2, Radford et al. 2019; seed 001's variance argument)"),
+    Remedy("norm_placement", "Normalise before each sub-layer (pre-LN) rather than after it",
+           "with post-LN the gradient of the early layers depends on the depth and needs a warm-up; pre-LN keeps "
+           "an identity path through every block",
+           "not stated in the seeds (Xiong et al. 2020)"),
+    Remedy("attention_scale", "Check the attention scaling (1/√d_head) and compute softmax in float32",
+           "unscaled or low-precision attention logits saturate the softmax and overflow",
+           "not stated in the seeds (Vaswani et al. 2017)"),
+    Remedy("raise_lr", "Raise the learning rate (or lower Adam's eps if the gradients are below it)",
+           "a step smaller than 1e-6 of the weights leaves them where they are",
+           "not stated in the seeds (general practice; Karpathy's update-ratio rule of thumb ≈ 1e-3)"),
 ]}
 
 
-def ranked(kind: str, *, recurrent: bool = False, activation_limited: bool | None = None,
-           saturating: bool = False) -> list[Remedy]:
-    """The remedies for a finding of ``kind``, most relevant first.
+
+
+def _pick(*entries: tuple[str, str, bool]) -> list[Remedy]:
+    """The remedies whose condition holds, in the order given, each with why it applies here."""
+    return [CATALOGUE[key].because(why) for key, why, applies in entries if applies]
+
+
+def remedies_for(kind: str, facts, *, activation_limited: bool | None = None, update_ratio: float | None = None
+                 ) -> list[Remedy]:
+    """The remedies for a finding of ``kind`` that fit the model and loop (:class:`~gradwatch.diagnose.facts.Facts`),
+    most relevant first; nothing the model or loop already has is proposed.
 
     ``activation_limited`` (vanishing): True when the activation-derivative part of the backward gain is the
-    smaller factor (change the activation first), False when the weight part is (change the initialisation
-    first), None when unknown. ``saturating``: the layers use a saturating activation (sigmoid, tanh).
+    smaller factor, False when the weights' part is, None when unknown.
     """
+    f = facts
+    sat_only = f.saturating and not f.relu_family
     if kind == "vanishing":
-        if recurrent:
-            keys = ["lstm", "recurrent_init", "esn", "tbptt", "residual"]
-        else:
-            act_first = activation_limited if activation_limited is not None else saturating
-            keys = (["activation", "init"] if act_first else ["init", "activation"]) + [
-                "batchnorm", "residual", "pretraining"]
-    elif kind == "exploding":
-        keys = (["clipping", "tbptt", "recurrent_init", "penalties", "lower_lr"] if recurrent else
-                ["clipping", "init", "lower_lr", "constraints", "batchnorm", "penalties"])
-    elif kind == "saturation":
-        keys = ["activation", "init", "batchnorm", "preprocess", "lower_lr"]
-    elif kind == "dead_units":
-        keys = ["leaky", "init", "lower_lr", "batchnorm"]
-    elif kind == "nonfinite":
-        keys = ["check_data", "clipping", "lower_lr", "init"] + (["tbptt"] if recurrent else [])
-    elif kind == "stalled_updates":
-        keys = ((["lstm", "recurrent_init"] if recurrent else ["init", "activation"])
-                + ["batchnorm", "residual"])
-    else:
-        raise KeyError(kind)
-    return [CATALOGUE[k] for k in keys]
+        if f.recurrent:
+            return _pick(("lstm", "a plain recurrent layer multiplies the gradient by W_recᵀ·diag(σ') every time step",
+                          not f.gated),
+                         ("recurrent_init", "the per-step factor of the recurrence sets how fast the gradient decays",
+                          True),
+                         ("esn", "only the readout would be trained", not f.gated),
+                         ("tbptt", "shorter backpropagation paths", True))
+        act_first = activation_limited if activation_limited is not None else sat_only
+        entries = [("activation", "these layers use a saturating activation (σ' ≤ 1/4 for the sigmoid)", sat_only),
+                   ("init", "the weights' part of each layer's backward gain is below 1", True)]
+        if not act_first:
+            entries.reverse()
+        return _pick(*entries,
+                     ("init_scale", "a transformer's residual stack is sensitive to its initial scale", f.transformer),
+                     ("norm_placement", "attention stacks with post-LN starve their early layers", f.transformer),
+                     ("batchnorm", "the model has no normalisation layer", not f.normalised),
+                     ("residual", "the model has no skip connection", f.residual is False),
+                     ("warmup", "under Adam the early layers recover once the first steps settle",
+                      bool(f.adaptive) and f.transformer),
+                     ("pretraining", "a last resort for deep stacks without skip connections", f.residual is False))
+    if kind == "exploding":
+        return _pick(("clipping", "the loop does not clip the gradient norm yet", not f.clips),
+                     ("lower_lr", "large steps let the weights, and so the per-layer gain, grow", True),
+                     ("warmup", "the explosion comes early under an adaptive optimizer", bool(f.adaptive)),
+                     ("recurrent_init", "ρ(W_rec) > 1 makes the gradient grow like ρ^T through time", f.recurrent),
+                     ("tbptt", "shorter paths through time bound the product of Jacobians", f.recurrent),
+                     ("init", "a per-layer gain above 1 compounds with depth", not f.recurrent),
+                     ("init_scale", "a transformer's residual stack is sensitive to its initial scale", f.transformer),
+                     ("constraints", "bounded weights cannot make the backward pass grow", not f.transformer),
+                     ("batchnorm", "the model has no normalisation layer", not f.normalised))
+    if kind == "large_updates":
+        return _pick(("lower_lr", "the step is comparable to the weights themselves", True),
+                     ("warmup", "Adam's first steps are as large as the learning rate", bool(f.adaptive)),
+                     ("clipping", "under SGD the step is lr·‖g‖; clipping bounds it",
+                      not f.clips and f.adaptive is False))
+    if kind == "nonfinite":
+        return _pick(("check_data", "a non-finite input or loss makes every gradient non-finite", True),
+                     ("lower_lr", "weights that grow until they overflow", True),
+                     ("clipping", "the loop does not clip the gradient norm yet", not f.clips),
+                     ("attention_scale", "attention logits are a common overflow point", f.transformer),
+                     ("init", "a per-layer gain above 1 compounds with depth", not f.transformer),
+                     ("tbptt", "long products through time overflow", f.recurrent))
+    if kind == "saturation":
+        return _pick(("activation", "the saturated units use a sigmoid/tanh-like activation", sat_only),
+                     ("init", "large weights push the pre-activations into the flat tails", True),
+                     ("batchnorm", "the model has no normalisation layer", not f.normalised),
+                     ("preprocess", "inputs far from zero saturate the first layer", True),
+                     ("lower_lr", "large steps push units into saturation", True))
+    if kind == "dead_units":
+        return _pick(("leaky", "ReLU units whose input is negative for every example pass no gradient", True),
+                     ("lower_lr", "a large step can push a unit's bias far negative for good", True),
+                     ("init", "with He init about half the units are active at the start", True),
+                     ("batchnorm", "the model has no normalisation layer", not f.normalised))
+    if kind == "stalled_updates":
+        if f.adaptive:
+            return _pick(("raise_lr", "an adaptive optimizer's step is about lr whatever the gradient", True))
+        return _pick(("raise_lr", "under SGD the step is lr·‖g‖", True),
+                     *(((k, w, c) for k, w, c in (
+                         ("lstm", "a plain recurrent layer lets the gradient decay through time", f.recurrent
+                          and not f.gated),
+                         ("init", "the gradient reaching these layers is small", True),
+                         ("activation", "a saturating activation shrinks the gradient", sat_only),
+                         ("batchnorm", "the model has no normalisation layer", not f.normalised),
+                         ("residual", "the model has no skip connection", f.residual is False)))))
+    raise KeyError(kind)

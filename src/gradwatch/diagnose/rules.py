@@ -1,113 +1,39 @@
-"""Findings from a :class:`~gradwatch.probe.History`: which layers vanish, explode, saturate, die, go
-non-finite or stop moving, since which step, on what evidence, and what to change.
+"""Findings from a :class:`~gradwatch.probe.History`: which layers vanish, explode, take too-large steps,
+saturate, die, go non-finite or stop moving; since which step, on what evidence, and what to change.
 
-Every threshold is a named field of :class:`Thresholds` with its default documented there. A condition must hold
-on at least ``persist_fraction`` of the steps where it could be measured (so one noisy step is not a finding);
-the finding's ``step`` is the first step where it held. Non-finite values are reported from their first step.
+How the rules judge (DESIGN.md, "How diagnosis should judge"; every threshold is a field of :class:`Thresholds`):
+
+* Layers are compared through scale-free numbers: the relative gradient ‖g‖/‖θ‖ and the update ratio ‖Δθ‖/‖θ‖,
+  never per-element mean |g| across layers of different type and size.
+* "Near the input" means far from the loss in the autograd graph. *Vanishing* is a state of the input side: the
+  best relative gradient of a layer **and of every layer farther from the loss** is below ``vanishing_ratio`` of
+  the model's best — so one small layer among healthy ones (a transformer's query/key projections at
+  initialisation, a sparse embedding) is not vanishing. It is reported as episodes: the steps it lasted and when
+  it recovered.
+* *Exploding* is an event: the model's gradient norm (before clipping) jumps ``spike_factor`` above its recent
+  and whole-run medians, or is ``explode_relative`` times the weights' norm at any step, the first included;
+  with backward gains recorded, a chain whose gains multiply above ``exploding_ratio`` too. Growth from a tiny
+  start is neither.
+* *Large updates*: an optimizer step changes a layer's weights by more than ``large_update_ratio`` of their norm.
+* A parameter without a gradient on a step is unmeasured there (NaN), never vanishing or stalled.
+* The non-finite origin follows :mod:`gradwatch.diagnose.nonfinite`.
+* Remedies fit the model and loop (:mod:`gradwatch.diagnose.facts`): nothing already there is proposed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-import warnings
-
 import numpy as np
-from pydantic import Field
 
-from gradwatch.config import StrictModel
+from gradwatch.diagnose.facts import RECURRENT, SATURATING, Facts
+from gradwatch.diagnose.findings import KINDS, Diagnosis, Finding
+from gradwatch.diagnose.nonfinite import nonfinite
+from gradwatch.diagnose.remedies import remedies_for
+from gradwatch.diagnose.signals import Signals, episodes, fmt, nanmax, nanmedian
+from gradwatch.diagnose.thresholds import Thresholds
 from gradwatch.nn.activations import ACTIVATIONS
-from gradwatch.diagnose.remedies import Remedy, ranked
 from gradwatch.probe.history import History
-
-KINDS = ("nonfinite", "exploding", "vanishing", "saturation", "dead_units", "stalled_updates")
-SATURATING = ("sigmoid", "tanh", "softsign")
-
-
-class Thresholds(StrictModel):
-    """When a per-layer number becomes a finding. Defaults in brackets.
-
-    The gradient *scale* of a layer is its ``grad_abs_mean`` (mean |∂L/∂θ|, seed 001's table); it is compared with
-    the output-side layer's (the last layer in the history) at the same step.
-    """
-
-    vanishing_ratio: float = Field(1e-2, gt=0, description="[1e-2] scale / output layer's scale below this: vanishing")
-    exploding_ratio: float = Field(1e2, gt=0, description="[1e2] scale / output layer's scale above this: exploding")
-    growth_ratio: float = Field(1e3, gt=1, description="[1e3] grad_norm / its first recorded value above this: "
-                                                       "exploding over time")
-    saturation_fraction: float = Field(0.5, gt=0, le=1, description="[0.5] act_saturation above this: saturation")
-    dead_fraction: float = Field(0.5, gt=0, le=1, description="[0.5] act_dead above this: dead units")
-    stalled_ratio: float = Field(1e-5, gt=0, description="[1e-5] update_ratio below this: stalled updates")
-    persist_fraction: float = Field(0.5, gt=0, le=1, description="[0.5] share of measured steps a condition must "
-                                                                 "hold on")
-
-
-@dataclass
-class Finding:
-    """One diagnosed problem: its kind, the layers (input side first), the first step, the numbers, remedies."""
-
-    kind: str
-    layers: list[str]
-    step: int
-    summary: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-    remedies: list[Remedy] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        lines = [f"{self.kind.upper()} in {', '.join(self.layers)} (from step {self.step}): {self.summary}"]
-        lines += [f"    {line}" for line in self.evidence.get("lines", [])]
-        if self.remedies:
-            lines.append("  remedies, most relevant first:")
-            lines += [f"    {i}. {r}" for i, r in enumerate(self.remedies, 1)]
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "layers": self.layers, "step": self.step, "summary": self.summary,
-                "evidence": self.evidence, "remedies": [vars(r) for r in self.remedies]}
-
-
-@dataclass
-class Diagnosis:
-    findings: list[Finding]
-    thresholds: Thresholds
-    not_checked: list[str] = field(default_factory=list)
-
-    @property
-    def healthy(self) -> bool:
-        return not self.findings
-
-    def kinds(self) -> list[str]:
-        return [f.kind for f in self.findings]
-
-    def __getitem__(self, kind: str) -> Finding:
-        for f in self.findings:
-            if f.kind == kind:
-                return f
-        raise KeyError(f"no {kind!r} finding; found: {', '.join(self.kinds()) or 'none'}")
-
-    def __str__(self) -> str:
-        head = ("healthy: no vanishing, exploding, saturated, dead or non-finite layers found" if self.healthy
-                else f"{len(self.findings)} finding(s): {', '.join(self.kinds())}")
-        parts = [head, *map(str, self.findings)]
-        if self.not_checked:
-            parts.append("not checked: " + "; ".join(self.not_checked))
-        return "\n".join(parts)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"healthy": self.healthy, "findings": [f.to_dict() for f in self.findings],
-                "not_checked": self.not_checked, "thresholds": self.thresholds.to_dict()}
-
-
-def _nanmedian(a: np.ndarray, axis: int = 0) -> np.ndarray:
-    """np.nanmedian without the warning for all-NaN columns (they stay NaN)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(a, axis=axis)
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.2g}" if 1e-2 <= abs(v) < 1e3 else f"{v:.1e}"
 
 
 def _persistent(cond: np.ndarray, measured: np.ndarray, fraction: float) -> np.ndarray:
@@ -116,35 +42,22 @@ def _persistent(cond: np.ndarray, measured: np.ndarray, fraction: float) -> np.n
     return (n > 0) & (cond.sum(axis=0) >= fraction * np.maximum(n, 1))
 
 
-def _first_step(h: History, cond: np.ndarray, cols: np.ndarray) -> int:
-    rows = np.flatnonzero(cond[:, cols].any(axis=1))
-    return int(h.steps[rows[0]]) if len(rows) else int(h.steps[0])
+def _first_step(s: Signals, cond: np.ndarray, cols) -> int:
+    rows = np.flatnonzero(cond[:, list(cols)].any(axis=1))
+    return int(s.steps[rows[0]]) if len(rows) else int(s.steps[0])
 
 
-def _scale_ratio(h: History) -> np.ndarray:
-    """grad_abs_mean of each layer over the output-side layer's, per step: ``[steps, layers]``."""
-    s = h.stat("grad_abs_mean")
-    usable = np.isfinite(s) & (s > 0)
-    ref = np.full(len(s), np.nan)
-    for t in range(len(s)):  # the last layer with a usable value at that step
-        cols = np.flatnonzero(usable[t])
-        if len(cols):
-            ref[t] = s[t, cols[-1]]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return s / ref[:, None]
-
-
-def _gain_lines(h: History) -> tuple[list[str], dict[str, list[float]], float | None]:
+def _gains(h: History) -> tuple[list[str], dict[str, list[float]], bool | None]:
     """The backward gain of each layer with its activation, split into weights × activation derivative."""
     if not (h.has("backward_gain") and h.has("gain_activation")):
         return [], {}, None
-    w = _nanmedian(h.stat("backward_gain", sampled_only=True), axis=0)
-    a = _nanmedian(h.stat("gain_activation", sampled_only=True), axis=0)
+    w = nanmedian(h.stat("backward_gain", sampled_only=True), axis=0)
+    a = nanmedian(h.stat("gain_activation", sampled_only=True), axis=0)
     lines, ws, acts = [], [], []
     for name, wi, ai in zip(h.layers, w, a):
         if np.isfinite(wi) and np.isfinite(ai):
-            lines.append(f"layer {name} passes back {_fmt(wi * ai)} of its gradient: weights {_fmt(wi)} × "
-                         f"activation derivative {_fmt(ai)}")
+            lines.append(f"layer {name} passes back {fmt(wi * ai)} of its gradient: weights {fmt(wi)} × "
+                         f"activation derivative {fmt(ai)}")
             ws.append(float(wi))
             acts.append(float(ai))
     limited = None if not ws else bool(np.exp(np.mean(np.log(acts))) < np.exp(np.mean(np.log(ws))))
@@ -152,177 +65,217 @@ def _gain_lines(h: History) -> tuple[list[str], dict[str, list[float]], float | 
 
 
 def _reach(h: History) -> np.ndarray | None:
-    """For a chain of layers (``meta["chain"]``) with backward gains recorded: the gradient w.r.t. each layer's
-    output (after its activation) over the gradient w.r.t. the last layer's output — the product of the backward
-    gains (weights × activation derivative) of the layers after it (seed 000: ∂C/∂b1 = σ'(z1) w2 σ'(z2) …).
+    """For a chain of layers with backward gains recorded: the gradient w.r.t. each layer's output over the one
+    w.r.t. the last layer's output, the product of the gains after it (seed 000: ∂C/∂b1 = σ'(z1) w2 σ'(z2) …).
     ``[sampled steps, layers]``; None when it cannot be formed."""
     if not (h.meta.get("chain") and h.has("backward_gain") and h.has("gain_activation")):
         return None
     w = h.stat("backward_gain", sampled_only=True)
     a = np.nan_to_num(h.stat("gain_activation", sampled_only=True), nan=1.0)  # no activation module: factor 1
-    block = w * a  # [steps, layers]; the first layer's is NaN (its input needs no gradient)
+    block = w * a
     reach = np.ones_like(block)
     for l in range(len(h.layers) - 2, -1, -1):
         reach[:, l] = reach[:, l + 1] * block[:, l + 1]
     return reach
 
 
-def _recurrent(h: History, names: list[str]) -> bool:
-    kinds = dict(zip(h.layers, h.kinds))
-    return any(kinds.get(n, "") in ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell") for n in names)
+def _envelope(s: Signals) -> np.ndarray:
+    """Per step and layer: the best relative gradient among the layer and every layer farther from the loss."""
+    rel = s.rel
+    out = np.full_like(rel, np.nan)
+    depths = sorted(set(s.depth.tolist()), reverse=True)
+    running = np.full(len(rel), np.nan)
+    for d in depths:  # from the input side toward the loss
+        cols = np.flatnonzero(s.depth == d)
+        running = np.fmax(running, nanmax(rel[:, cols], axis=1))
+        out[:, cols] = running[:, None]
+    return out
 
 
-def _nonfinite(h: History, t: Thresholds) -> Finding | None:
-    g = np.nan_to_num(h.stat("nonfinite"))
-    a = np.nan_to_num(h.stat("act_nonfinite")) if "act_nonfinite" in h.stats else np.zeros_like(g)
-    rows = np.flatnonzero((g > 0).any(axis=1) | (a > 0).any(axis=1))
-    if not len(rows):
+def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
+    rel = s.rel
+    valid = np.isfinite(rel)
+    enough = valid.sum(axis=1) >= 3
+    ref = nanmax(rel, axis=1)
+    env = _envelope(s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = env / ref[:, None]
+    cond = valid & enough[:, None] & (ratio < t.vanishing_ratio)
+    min_len = min(t.min_episode, len(s.steps))
+    runs = [(a, b) for a, b in episodes(cond.any(axis=1)) if b - a + 1 >= min_len]
+    if not runs:
         return None
-    r = rows[0]
-    step = int(h.steps[r])
-    lines = [f"{int(g[r].sum())} non-finite gradient elements in {int((g[r] > 0).sum())} of {len(h.layers)} layers "
-             f"at step {step}; {len(rows)} of {len(h)} recorded steps have some"]
-    if (a[r] > 0).any():
-        col = int(np.flatnonzero(a[r] > 0)[0])
-        where = f"layer {h.layers[col]} is the first (forward order) whose output was non-finite"
-    elif (g[r] > 0).any():
-        col = int(np.flatnonzero(g[r] > 0)[-1])
-        where = f"layer {h.layers[col]} is the first in backward order with a non-finite gradient"
-        if (g[r] > 0).all():
-            lines.append("every layer's gradient is non-finite: the inf/NaN probably came from the forward pass or "
-                         "the loss; record act_nonfinite (stats='full', sample_every=1) to see which layer emitted it")
-    else:
-        col = 0
-        where = "no gradient is non-finite but an activation is"
-    names = [h.layers[col]]
-    return Finding("nonfinite", names, step, where, {"lines": lines, "first_row_counts": g[r].tolist()},
-                   ranked("nonfinite", recurrent=_recurrent(h, names)))
-
-
-def _exploding(h: History, t: Thresholds) -> Finding | None:
-    ratio = _scale_ratio(h)
-    measured = np.isfinite(ratio)
-    cond = measured & (ratio > t.exploding_ratio)
-    cols = np.flatnonzero(_persistent(cond, measured, t.persist_fraction))
-    norm = h.stat("grad_norm")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        growth = norm / norm[:1]
-    grow_cond = np.isfinite(growth) & (growth > t.growth_ratio)  # inf/NaN are the nonfinite finding's
-    grow_cols = np.flatnonzero(grow_cond.any(axis=0))
+    in_runs = np.zeros(len(s.steps), dtype=bool)
+    for a, b in runs:
+        in_runs[a:b + 1] = True
+    held = cond[in_runs].sum(axis=0) >= 0.5 * in_runs.sum()
+    cols = s.input_side_first(np.flatnonzero(held)) or s.input_side_first(np.flatnonzero(cond[in_runs].any(axis=0)))
+    h = s.h
+    r = nanmedian(ratio[in_runs][:, cols], axis=0)
+    span = [(int(s.steps[a]), int(s.steps[b])) for a, b in runs]
+    last = runs[-1][1]
+    recovered = int(s.steps[last + 1]) if last + 1 < len(s.steps) else None
+    lines = [f"layer {h.layers[c]}: the best ‖g‖/‖θ‖ at or below it is {fmt(v)} of the model's best"
+             for c, v in zip(cols, r)]
+    lines.append("steps " + ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in span)
+                 + (f"; recovered at step {recovered}" if recovered is not None else "; still vanishing at the end"))
+    if facts.adaptive and "update_ratio" in h.stats:
+        u = nanmedian(h.stat("update_ratio")[in_runs][:, cols])
+        if np.isfinite(u):
+            lines.append(f"under {', '.join(h.meta.get('optimizers') or ['an adaptive optimizer'])} these layers "
+                         f"still move by {fmt(float(u))} of their weights per step (the optimizer rescales the "
+                         f"gradient), so the vanishing slows them less than under SGD")
     reach = _reach(h)
-    reach_cols = np.array([], dtype=int)
+    if reach is not None:
+        lines += [f"the gradient reaching layer {h.layers[c]}'s output is {fmt(v)}× the one at the output layer "
+                  f"(product of the backward gains after it)" for c, v in zip(cols, nanmedian(reach[:, cols], 0))]
+    gain_lines, gains, act_limited = _gains(h)
+    names = [h.layers[c] for c in cols]
+    summary = (f"{len(names)} layer(s) nearest the input get at most {fmt(float(nanmax(r)))} of the model's best "
+               f"relative gradient ‖g‖/‖θ‖ (threshold {t.vanishing_ratio:g})")
+    recurrent = any(h.kinds[c] in RECURRENT for c in cols)
+    return Finding("vanishing", names, span[0][0], summary,
+                   {"lines": lines + gain_lines, "ratio_to_best": r.tolist(), "steps": span,
+                    "recovered_at": recovered, **gains},
+                   remedies_for("vanishing", facts if not recurrent else _recurrent(facts),
+                                activation_limited=act_limited))
+
+
+def _recurrent(facts: Facts) -> Facts:
+    from dataclasses import replace
+
+    return replace(facts, recurrent=True)
+
+
+def _exploding(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
+    h = s.h
+    G = s.total_grad
+    finite = np.isfinite(G) & (G > 0)
+    events: list[tuple[int, str, list[int]]] = []  # (row, why, layers)
+    W = s.total_weight
+    if W is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            R = G / W
+        for i in np.flatnonzero(finite & (R > t.explode_relative)):
+            cols = [c for c in range(s.n_layers) if np.isfinite(s.rel[i, c]) and s.rel[i, c] > t.explode_relative]
+            events.append((int(i), f"the gradient norm is {fmt(float(R[i]))}× the weights' norm (healthy training: "
+                                   f"1e-3 to 1)", cols))
+    med_all = nanmedian(np.where(finite, G, np.nan))
+    for i in range(3, len(G)):
+        if not finite[i]:
+            continue
+        prev = G[max(0, i - t.spike_window):i]
+        prev = prev[np.isfinite(prev) & (prev > 0)]
+        if len(prev) < 3:
+            continue
+        med = float(np.median(prev))
+        if G[i] > t.spike_factor * med and G[i] > t.spike_factor * med_all:
+            before = nanmedian(s.grad[max(0, i - t.spike_window):i], axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                jump = s.grad[i] / before
+            cols = [c for c in range(s.n_layers) if np.isfinite(jump[c]) and jump[c] > t.spike_factor]
+            events.append((i, f"the gradient norm jumped to {fmt(float(G[i]))}, {fmt(float(G[i] / med))}× its median "
+                              f"over the previous {len(prev)} steps", cols))
+    reach = _reach(h)
+    reach_cols: list[int] = []
     if reach is not None:
         reach_cond = np.isfinite(reach) & (reach > t.exploding_ratio)
-        reach_cols = np.flatnonzero(_persistent(reach_cond, np.isfinite(reach), t.persist_fraction))
-    if not len(cols) and not len(grow_cols) and not len(reach_cols):
+        reach_cols = list(np.flatnonzero(_persistent(reach_cond, np.isfinite(reach), t.persist_fraction)))
+    if not events and not reach_cols:
         return None
-    lines = []
-    if len(reach_cols):
-        r = _nanmedian(reach[:, reach_cols], axis=0)
-        lines += [f"the gradient reaching layer {h.layers[c]}'s output is {_fmt(v)}× the one at the output layer "
-                  f"(product of the backward gains after it)" for c, v in zip(reach_cols, r)]
-    if len(cols):
-        r = _nanmedian(np.where(cond, ratio, np.nan)[:, cols], axis=0)
-        lines += [f"mean |∂L/∂θ| of layer {h.layers[c]} is {_fmt(v)}× the output layer's (median over the steps "
-                  f"where it is above {t.exploding_ratio:g}×)" for c, v in zip(cols, r)]
-        summary = (f"the gradient grows toward the input: up to {_fmt(float(np.nanmax(r)))}× the output layer's "
-                   f"mean |∂L/∂θ|")
-        step = _first_step(h, cond, cols)
-    elif len(reach_cols):
-        summary = (f"each layer passes back more gradient than it receives: the gradient reaching the first "
-                   f"layers is {_fmt(float(np.nanmax(r)))}× the output layer's")
-        sampled = np.flatnonzero(~np.isnan(h.stat("backward_gain")).all(axis=1))
-        step = int(h.steps[sampled[np.flatnonzero(reach_cond[:, reach_cols].any(axis=1))[0]]])
+    lines: list[str] = []
+    events.sort()
+    if events:
+        row = events[0][0]
+        step = int(s.steps[row])
+        cols = sorted({c for r, _, cs in events if r == row for c in cs})
+        lines += [f"step {int(s.steps[r])}: {why}" for r, why, _ in events[:5]]
+        if len(events) > 5:
+            lines.append(f"… {len(events) - 5} more such steps")
+        summary = events[0][1]
     else:
-        summary = f"the gradient norm grew more than {t.growth_ratio:g}× since step {int(h.steps[0])}"
-        step = _first_step(h, grow_cond, grow_cols)
-    if len(grow_cols):
-        g = np.nanmax(np.where(grow_cond, growth, np.nan)[:, grow_cols], axis=0)
-        lines += [f"grad_norm of layer {h.layers[c]} grew {_fmt(v)}× since step {int(h.steps[0])}"
-                  for c, v in zip(grow_cols, g)]
-    gain_lines, gains, _ = _gain_lines(h)
-    names = [h.layers[c] for c in sorted(set(cols) | set(grow_cols) | set(reach_cols))]
-    return Finding("exploding", names, step, summary, {"lines": lines + gain_lines, **gains},
-                   ranked("exploding", recurrent=_recurrent(h, names)))
+        sampled = np.flatnonzero(~np.isnan(h.stat("backward_gain")).all(axis=1))
+        step = int(s.steps[sampled[np.flatnonzero(reach_cond[:, reach_cols].any(axis=1))[0]]])
+        cols = []
+        summary = "each layer passes back more gradient than it receives"
+    if reach_cols:
+        r = nanmedian(reach[:, reach_cols], axis=0)
+        lines += [f"the gradient reaching layer {h.layers[c]}'s output is {fmt(v)}× the one at the output layer "
+                  f"(product of the backward gains after it)" for c, v in zip(reach_cols, r)]
+    if facts.clips:
+        lines.append("values before clipping (grad_norm_preclip): the loop clips, the model produced these")
+    cols = s.input_side_first(set(cols) | set(reach_cols)) or s.input_side_first(
+        [c for c in range(s.n_layers) if np.isfinite(s.grad[events[0][0], c])] if events else [])
+    gain_lines, gains, _ = _gains(h)
+    recurrent = any(h.kinds[c] in RECURRENT for c in cols)
+    return Finding("exploding", [h.layers[c] for c in cols], step, summary,
+                   {"lines": lines + gain_lines, "event_steps": [int(s.steps[r]) for r, _, _ in events], **gains},
+                   remedies_for("exploding", facts if not recurrent else _recurrent(facts)))
 
 
-def _vanishing(h: History, t: Thresholds) -> Finding | None:
-    ratio = _scale_ratio(h)
-    measured = np.isfinite(ratio)
-    cond = measured & (ratio < t.vanishing_ratio)
-    cols = np.flatnonzero(_persistent(cond, measured, t.persist_fraction))
-    reach = _reach(h)
-    if reach is not None:  # the activation gradient may vanish while the weight gradients stay balanced (ReLU)
-        reach_cond = np.isfinite(reach) & (reach < t.vanishing_ratio)
-        reach_cols = np.flatnonzero(_persistent(reach_cond, np.isfinite(reach), t.persist_fraction))
-        cols = np.union1d(cols, reach_cols).astype(int)
-    if not len(cols):
+def _large_updates(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
+    u = s.stat("update_ratio")
+    if u is None or s.weight_ok is None:
         return None
-    s = h.stat("grad_abs_mean")
-    r = _nanmedian(ratio[:, cols], axis=0)
-    lines = [f"mean |∂L/∂θ| of layer {h.layers[c]} is {_fmt(float(_nanmedian(s[:, c])))}, {_fmt(1 / v) + '×' if v > 0 else 'infinitely'} "
-             f"smaller than the output layer's" for c, v in zip(cols, r)]
-    per_layer = None
-    if len(h.layers) > 1:
-        first = _nanmedian(ratio[:, 0])
-        if np.isfinite(first) and first > 0:
-            per_layer = float(first ** (-1 / (len(h.layers) - 1)))
-            lines.append(f"on average the gradient shrinks {_fmt(per_layer)}× per layer toward the input")
-    if reach is not None:
-        lines += [f"the gradient reaching layer {h.layers[c]}'s output is {_fmt(v)}× the one at the output layer "
-                  f"(product of the backward gains after it)" for c, v in zip(cols, _nanmedian(reach[:, cols]))]
-    gain_lines, gains, act_limited = _gain_lines(h)
-    names = [h.layers[c] for c in cols]
-    saturating = any(h.activations[c] in SATURATING for c in range(len(h.layers)))
-    return Finding("vanishing", names, _first_step(h, cond, cols),
-                   f"{len(names)} layer(s) near the input get less than {t.vanishing_ratio:g} of the output layer's "
-                   f"mean |∂L/∂θ|", {"lines": lines + gain_lines, "ratio_to_output": r.tolist(),
-                                     "shrink_per_layer": per_layer, **gains},
-                   ranked("vanishing", recurrent=_recurrent(h, names), activation_limited=act_limited,
-                          saturating=saturating))
+    cond = np.isfinite(u) & s.weight_ok & (u > t.large_update_ratio)
+    cols = s.input_side_first(np.flatnonzero(cond.any(axis=0)))
+    if not cols:
+        return None
+    h = s.h
+    peak = nanmax(np.where(cond, u, np.nan)[:, cols], axis=0)
+    step = _first_step(s, cond, cols)
+    lines = [f"layer {h.layers[c]}: ‖Δθ‖/‖θ‖ up to {fmt(v)}" for c, v in zip(cols, peak)]
+    n_steps = int(cond.any(axis=1).sum())
+    lines.append(f"{n_steps} of {int(np.isfinite(u).any(axis=1).sum())} measured steps have such updates")
+    return Finding("large_updates", [h.layers[c] for c in cols], step,
+                   f"an optimizer step changed {len(cols)} layer(s)' weights by up to {fmt(float(nanmax(peak)))}× their "
+                   f"norm (healthy: about 1e-3)", {"lines": lines, "update_ratio": peak.tolist()},
+                   remedies_for("large_updates", facts))
 
 
-def _fraction_rule(h: History, t: Thresholds, stat: str, limit: float, kind: str, what: str,
-                   only: tuple[str, ...] | None = None) -> Finding | None:
-    v = h.stat(stat)
-    if only is not None:  # e.g. saturation: ReLU's zero half is not saturation (dead units cover it)
-        v = np.where(np.isin(np.asarray(h.activations, dtype=object), only), v, np.nan)
+def _stalled(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
+    u = s.stat("update_ratio")
+    if u is None or s.weight_ok is None:
+        return None
+    measured = np.isfinite(u) & s.weight_ok
+    cond = measured & (u < t.stalled_ratio)
+    cols = s.input_side_first(np.flatnonzero(_persistent(cond, measured, t.persist_fraction)))
+    if not cols:
+        return None
+    h = s.h
+    med = nanmedian(np.where(measured, u, np.nan)[:, cols], axis=0)
+    return Finding("stalled_updates", [h.layers[c] for c in cols], _first_step(s, cond, cols),
+                   f"each optimizer step changes these layers' weights by less than {t.stalled_ratio:g} of their norm",
+                   {"lines": [f"layer {h.layers[c]}: ‖Δθ‖/‖θ‖ = {fmt(m)}" for c, m in zip(cols, med)],
+                    "update_ratio": med.tolist()}, remedies_for("stalled_updates", facts))
+
+
+def _fraction_rule(s: Signals, t: Thresholds, facts: Facts, stat: str, limit: float, kind: str, what: str,
+                   eligible: np.ndarray) -> Finding | None:
+    h = s.h
+    v = np.where(eligible[None, :], h.stat(stat), np.nan)
     measured = np.isfinite(v)
     cond = measured & (v > limit)
-    cols = np.flatnonzero(_persistent(cond, measured, t.persist_fraction))
-    if not len(cols):
+    cols = s.input_side_first(np.flatnonzero(_persistent(cond, measured, t.persist_fraction)))
+    if not cols:
         return None
-    med = _nanmedian(v[:, cols], axis=0)
+    med = nanmedian(v[:, cols], axis=0)
     names = [h.layers[c] for c in cols]
-    lines = [f"layer {h.layers[c]} ({h.activations[c] or 'no activation module'}): {m:.0%} {what}"
-             for c, m in zip(cols, med)]
-    return Finding(kind, names, _first_step(h, cond, cols), f"more than {limit:.0%} {what} in {len(names)} layer(s)",
-                   {"lines": lines, stat: med.tolist()}, ranked(kind, recurrent=_recurrent(h, names)))
-
-
-def _stalled(h: History, t: Thresholds) -> Finding | None:
-    u = h.stat("update_ratio")
-    measured = np.isfinite(u)
-    cond = measured & (u < t.stalled_ratio)
-    cols = np.flatnonzero(_persistent(cond, measured, t.persist_fraction))
-    if not len(cols):
-        return None
-    med = _nanmedian(u[:, cols], axis=0)
-    names = [h.layers[c] for c in cols]
-    return Finding("stalled_updates", names, _first_step(h, cond, cols),
-                   f"each optimizer step changes these layers' weights by less than {t.stalled_ratio:g} of their norm",
-                   {"lines": [f"layer {n}: ‖Δθ‖/‖θ‖ = {_fmt(m)}" for n, m in zip(names, med)],
-                    "update_ratio": med.tolist()}, ranked("stalled_updates", recurrent=_recurrent(h, names)))
+    lines = [f"layer {h.layers[c]} ({h.activations[c] or h.kinds[c]}): {m:.0%} {what}" for c, m in zip(cols, med)]
+    return Finding(kind, names, _first_step(s, cond, cols), f"more than {limit:.0%} {what} in {len(names)} layer(s)",
+                   {"lines": lines, stat: med.tolist()}, remedies_for(kind, facts))
 
 
 def diagnose(history: History, **thresholds: Any) -> Diagnosis:
     """Findings of every kind that the recorded statistics allow; see :class:`Thresholds` for the keywords."""
     t = Thresholds(**thresholds)
     h = history
-    findings: list[Finding | None] = []
-    not_checked: list[str] = []
     if len(h) == 0:
         return Diagnosis([], t, ["nothing: no step was recorded"])
+    s = Signals(h, t)
+    facts = Facts.of(h)
+    findings: list[Finding | None] = []
+    not_checked: list[str] = []
 
     def need(stat: str, why: str) -> bool:
         if h.has(stat):
@@ -331,16 +284,26 @@ def diagnose(history: History, **thresholds: Any) -> Diagnosis:
         return False
 
     if need("nonfinite", "non-finite values (nonfinite not recorded)"):
-        findings.append(_nonfinite(h, t))
-    if need("grad_abs_mean", "vanishing/exploding (grad_abs_mean not recorded)") and h.has("grad_norm"):
-        findings += [_exploding(h, t), _vanishing(h, t)]
+        findings.append(nonfinite(s, facts))
+    if need("grad_norm", "exploding (grad_norm not recorded)"):
+        findings.append(_exploding(s, t, facts))
+    if need("weight_norm", "vanishing (weight_norm not recorded: the relative gradient ‖g‖/‖θ‖ needs it)"):
+        findings.append(_vanishing(s, t, facts))
+    if need("update_ratio", "too-large and stalled updates (watch with an optimizer to record update_ratio)"):
+        findings += [_large_updates(s, t, facts), _stalled(s, t, facts)]
+    acts = np.asarray([a or "" for a in h.activations], dtype=object)
+    kinds = np.asarray(h.kinds, dtype=object)
     if need("act_saturation", "saturation (record activation statistics: stats='full')"):
-        findings.append(_fraction_rule(h, t, "act_saturation", t.saturation_fraction, "saturation",
-                                       "of the activation inputs have σ' below 1% of its maximum", only=SATURATING))
+        eligible = np.isin(acts, SATURATING) | np.isin(kinds, RECURRENT)
+        findings.append(_fraction_rule(s, t, facts, "act_saturation", t.saturation_fraction, "saturation",
+                                       "of the activation inputs have σ' below 1% of its maximum", eligible))
     if need("act_dead", "dead units (record activation statistics: stats='full')"):
-        findings.append(_fraction_rule(h, t, "act_dead", t.dead_fraction, "dead_units",
-                                       "of the units are zero for the whole batch", only=tuple(ACTIVATIONS)))
-    if need("update_ratio", "stalled updates (watch with an optimizer to record update_ratio)"):
-        findings.append(_stalled(h, t))
+        eligible = np.isin(acts, tuple(ACTIVATIONS)) & ~np.isin(acts, SATURATING)
+        findings.append(_fraction_rule(s, t, facts, "act_dead", t.dead_fraction, "dead_units",
+                                       "of the units are zero for the whole batch", eligible))
+    notes = []
+    if facts.describe():
+        notes.append(facts.describe() + ": remedies leave those out")
     order = {k: i for i, k in enumerate(KINDS)}
-    return Diagnosis(sorted((f for f in findings if f is not None), key=lambda f: order[f.kind]), t, not_checked)
+    found = sorted((f for f in findings if f is not None), key=lambda f: order[f.kind])
+    return Diagnosis(found, t, not_checked, notes)

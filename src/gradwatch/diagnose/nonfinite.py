@@ -1,0 +1,80 @@
+"""Where a non-finite value started: the origin of the first step with an inf or NaN.
+
+In this order of evidence (the first that exists at that step decides):
+
+1. a layer whose own weights are non-finite (``weight_norm``) — the first such from the input side;
+2. forward evidence (``act_nonfinite``, module hooks on that step): the first layer, in forward order, whose
+   output was non-finite;
+3. backward evidence (``bwd_nonfinite``, with ``on_nonfinite="locate"``): the first module, in backward order,
+   whose input-gradient was non-finite while its output-gradient was finite;
+4. none: the layers with a non-finite gradient, output side first, and what to record to know more.
+
+Tied parameters are one layer (the watch lists them once), so a tied output head never makes a layer "first".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradwatch.diagnose.facts import Facts
+from gradwatch.diagnose.findings import Finding
+from gradwatch.diagnose.remedies import remedies_for
+from gradwatch.diagnose.signals import Signals
+
+
+def _counts(s: Signals, name: str) -> np.ndarray:
+    v = s.stat(name)
+    return np.zeros((len(s.steps), s.n_layers)) if v is None else np.nan_to_num(v, nan=0.0)
+
+
+def nonfinite(s: Signals, facts: Facts) -> Finding | None:
+    h = s.h
+    g = _counts(s, "nonfinite")
+    a = _counts(s, "act_nonfinite")
+    b = _counts(s, "bwd_nonfinite")
+    raw_w = s.stat("weight_norm")
+    if raw_w is None:
+        w_bad = np.zeros_like(g, dtype=bool)
+    else:  # on steps where weights were measured: inf, or NaN in a layer that had a gradient (not unmeasured)
+        measured = ~np.isnan(raw_w).all(axis=1)
+        had_grad = (g > 0) | np.isfinite(s.h.stat("grad_norm"))
+        w_bad = measured[:, None] & (np.isinf(raw_w) | (np.isnan(raw_w) & had_grad))
+    any_row = (g > 0).any(axis=1) | (a > 0).any(axis=1) | (b > 0).any(axis=1) | w_bad.any(axis=1)
+    rows = np.flatnonzero(any_row)
+    if not len(rows):
+        return None
+    r = int(rows[0])
+    step = int(s.steps[r])
+    n = s.n_layers
+    lines = [f"{int(g[r].sum())} non-finite gradient elements in {int((g[r] > 0).sum())} of {n} layers at step "
+             f"{step}; {len(rows)} of {len(s.steps)} recorded steps have some"]
+    skipped = h.meta.get("skipped_steps") or []
+    if skipped:
+        lines.append(f"GradScaler skipped {len(skipped)} of {len(s.steps)} recorded steps (non-finite gradients)"
+                     + (": every step, so the model never trained" if len(skipped) >= len(s.steps) else ""))
+    forward_order = s.input_side_first(range(n))
+    if w_bad[r].any():
+        origin = [c for c in forward_order if w_bad[r, c]]
+        where = f"layer {h.layers[origin[0]]}'s own weights are non-finite"
+        evidence = "weights"
+    elif (a[r] > 0).any():
+        origin = [c for c in forward_order if a[r, c] > 0]
+        where = f"layer {h.layers[origin[0]]} is the first, in forward order, whose output was non-finite"
+        evidence = "forward"
+    elif (b[r] > 0).any():
+        origin = [c for c in reversed(forward_order) if b[r, c] > 0]
+        where = (f"layer {h.layers[origin[0]]} is the first, in backward order, whose input-gradient was non-finite "
+                 f"while its output-gradient was finite")
+        evidence = "backward"
+    else:
+        origin = [c for c in reversed(forward_order) if g[r, c] > 0] or list(reversed(forward_order))
+        where = (f"origin unknown: {h.layers[origin[0]]} is the first layer, in backward order, with a non-finite "
+                 f"gradient")
+        evidence = "none"
+        lines.append("no forward or backward evidence was recorded at that step: watch with on_nonfinite='locate' "
+                     "(a finite check on every module, every step) to name the module where it started")
+    names = [h.layers[c] for c in origin]
+    return Finding("nonfinite", names, step, where,
+                   {"lines": lines, "origin_evidence": evidence, "first_row_counts": g[r].tolist(),
+                    "skipped_steps": list(skipped)},
+                   remedies_for("nonfinite", facts))

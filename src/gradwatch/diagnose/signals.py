@@ -1,0 +1,132 @@
+"""Scale-free numbers derived from a history, shared by the rules.
+
+* ``grad``: each layer's gradient norm as the model produced it (before clipping when the loop clips),
+  ``[steps, layers]``; NaN where the layer had no gradient.
+* ``weight``: each layer's weight norm, carried forward between the sampled steps it is measured on.
+* ``rel``: the relative gradient ‖g‖/‖θ‖, NaN for zero-initialised weights (no meaningful ratio).
+* ``depth``: the distance of each layer from the loss (larger: nearer the input) from the autograd graph the
+  watch read, registration order where the graph is unknown.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+
+import numpy as np
+
+from gradwatch.diagnose.thresholds import Thresholds
+from gradwatch.probe.history import History
+
+
+def nanmedian(a: np.ndarray, axis=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(a, axis=axis)
+
+
+def nanmax(a: np.ndarray, axis=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmax(a, axis=axis)
+
+
+def fmt(v: float) -> str:
+    if not np.isfinite(v):
+        return str(v)
+    return f"{v:.2g}" if 1e-2 <= abs(v) < 1e3 else f"{v:.1e}"
+
+
+def forward_fill(a: np.ndarray) -> np.ndarray:
+    """Each NaN replaced by the last non-NaN value above it in its column (rows: steps)."""
+    out = a.copy()
+    for t in range(1, len(out)):
+        gap = np.isnan(out[t])
+        out[t, gap] = out[t - 1, gap]
+    return out
+
+
+def episodes(cond: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of True in a 1-d boolean array as (first index, last index)."""
+    runs, start = [], None
+    for i, c in enumerate(cond):
+        if c and start is None:
+            start = i
+        elif not c and start is not None:
+            runs.append((start, i - 1))
+            start = None
+    if start is not None:
+        runs.append((start, len(cond) - 1))
+    return runs
+
+
+class Signals:
+    def __init__(self, h: History, t: Thresholds):
+        self.h, self.t = h, t
+        self.steps = h.steps
+        self.n_layers = len(h.layers)
+
+    def stat(self, name: str) -> np.ndarray | None:
+        return self.h.stat(name) if name in self.h.stats else None
+
+    @cached_property
+    def grad(self) -> np.ndarray:
+        g = self.h.stat("grad_norm")
+        pre = self.stat("grad_norm_preclip")
+        return np.where(np.isfinite(pre), pre, g) if pre is not None else g
+
+    @cached_property
+    def weight(self) -> np.ndarray | None:
+        w = self.stat("weight_norm")
+        return None if w is None else forward_fill(w)
+
+    @cached_property
+    def weight_ok(self) -> np.ndarray | None:
+        """Layers whose weights are large enough for ratios to mean something: ``[steps, layers]``."""
+        if self.weight is None:
+            return None
+        numel = np.maximum(np.asarray(self.h.numel, dtype=float), 1.0)
+        with np.errstate(invalid="ignore"):
+            return np.isfinite(self.weight) & (self.weight / np.sqrt(numel) > self.t.min_weight_rms)
+
+    @cached_property
+    def rel(self) -> np.ndarray | None:
+        if self.weight is None:
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = self.grad / self.weight
+        return np.where(self.weight_ok & np.isfinite(r), r, np.nan)
+
+    @cached_property
+    def depth(self) -> np.ndarray:
+        n = self.n_layers
+        depth = self.h.meta.get("depth")
+        if not depth or all(d is None for d in depth):
+            return np.arange(n, 0, -1, dtype=float)  # registration order: the first layer is the deepest
+        out = np.full(n, np.nan)
+        known = [(i, d) for i, d in enumerate(depth) if d is not None]
+        for i, d in known:
+            out[i] = d
+        for i in range(n):  # unused at the first forward pass: beside its registration neighbour
+            if np.isnan(out[i]):
+                prev = [d for j, d in known if j < i]
+                out[i] = prev[-1] if prev else max(d for _, d in known) + 1
+        return out
+
+    @cached_property
+    def total_grad(self) -> np.ndarray:  # [steps]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            g = np.where(np.isnan(self.grad), 0.0, self.grad)
+            return np.sqrt(np.sum(g ** 2, axis=1))
+
+    @cached_property
+    def total_weight(self) -> np.ndarray | None:
+        if self.weight is None:
+            return None
+        w = np.where(np.isnan(self.weight), 0.0, self.weight)
+        return np.sqrt(np.sum(w ** 2, axis=1))
+
+    def input_side_first(self, cols) -> list[int]:
+        """Layer indices ordered from the input side (farthest from the loss) to the output side."""
+        return sorted(cols, key=lambda c: (-self.depth[c], c))
