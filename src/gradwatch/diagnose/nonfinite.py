@@ -30,7 +30,7 @@ def _counts(s: Signals, name: str) -> np.ndarray:
 def nonfinite(s: Signals, facts: Facts) -> Finding | None:
     h = s.h
     g = _counts(s, "nonfinite")
-    a = _counts(s, "act_nonfinite")
+    a = _counts(s, "act_nonfinite") + _counts(s, "fwd_nonfinite")
     b = _counts(s, "bwd_nonfinite")
     raw_w = s.stat("weight_norm")
     if raw_w is None:

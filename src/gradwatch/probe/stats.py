@@ -60,6 +60,8 @@ class StepGrads:
     """The gradients of one measurement, with fused per-parameter reductions computed at most once. ``grads`` are
     local tensors (a DTensor's shard). Every result is a vector ``[len(grads)]``."""
 
+    any_nonfinite: bool | None = None  # known without a device sync (CPU) once ``nonfinite`` was computed
+
     def __init__(self, grads: list[Tensor]):
         self.grads = grads
 
@@ -91,8 +93,10 @@ class StepGrads:
         """Count of non-finite elements per parameter. A finite L2 norm proves there are none: on the CPU
         (where reading a flag costs no device sync) only parameters whose norm is not finite are counted."""
         bad = ~torch.isfinite(self.l2)
-        if self.l2.device.type == "cpu" and not bool(bad.any()):
-            return _zeros(len(self.grads))
+        if self.l2.device.type == "cpu":
+            self.any_nonfinite = bool(bad.any())
+            if not self.any_nonfinite:
+                return _zeros(len(self.grads))
         idx = bad.nonzero().flatten().tolist() if self.l2.device.type == "cpu" else range(len(self.grads))
         counts = torch.zeros_like(self.l2)
         for i in idx:

@@ -38,12 +38,14 @@ from gradwatch.probe.guard import Guard
 from gradwatch.probe.history import History
 from gradwatch.probe.hooks import LayerProbes
 from gradwatch.probe.layers import Layer, find_layers, unwrap
+from gradwatch.probe.locate import Locator
 from gradwatch.probe.rows import RowQueue, is_sharded
 from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, COUNT, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
                                    HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, local, log10_histogram)
 
-NONFINITE_MODES = ("record", "warn", "raise")
+NONFINITE_MODES = ("record", "warn", "raise", "locate")
 GRADS, UPDATES, HOOKS = "gradient statistics", "update statistics", "module-hook statistics"
+LOCATE = "non-finite location checks"
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -136,14 +138,16 @@ class Watcher:
         self._probes = LayerProbes(self.layers, [FORWARD_STATS[s] for s in names if s in FORWARD_STATS],
                                    [BACKWARD_STATS[s] for s in names if s in BACKWARD_STATS])
         self._histograms = HISTOGRAM in names
+        self._locator = Locator(self.layers) if self.on_nonfinite == "locate" else None
+        hook_names = self._probes.names + (list(self._locator.names) if self._locator else [])
         self._params = [p for l in self.layers for p in l.params]
         self._owner = [i for i, l in enumerate(self.layers) for _ in l.params]
         self._device = self._params[0].device
-        self._queue = RowQueue(raw, self._stats, self._probes.names, self._owner,
+        self._queue = RowQueue(raw, self._stats, hook_names, self._owner,
                                [local(p).numel() for p in self._params], n, self._device, is_sharded(self._params))
         self._local = local if self._queue.sharded else _same
         self._history = History(
-            [l.name for l in self.layers], [s.name for s in self._stats] + self._probes.names,
+            [l.name for l in self.layers], [s.name for s in self._stats] + hook_names,
             kinds=[l.kind for l in self.layers], numel=[l.numel for l in self.layers],
             activations=[l.activation.fn.name if l.activation else None for l in self.layers],
             hist_edges=HIST_EDGES.tolist() if self._histograms else (),
@@ -193,6 +197,9 @@ class Watcher:
                 self._probes.attach()
         else:
             self._probes.detach()
+        if self._locator is not None and not self._closed and self._guard.enabled(LOCATE):
+            with self._guard(LOCATE, "attaching the finite checks"):
+                self._locator.attach()
 
     # ---- which parameters each optimizer steps ---------------------------------------------------------------
     def _indices(self, k: int | None) -> list[int]:
@@ -228,7 +235,7 @@ class Watcher:
         return cached
 
     # ---- one step --------------------------------------------------------------------------------------------
-    def _measure_grads(self, k: int | None, raw_names: list[str], rename: str = "") -> _Cached | None:
+    def _measure_grads(self, k: int | None, raw_names: list[str], rename: str = "") -> StepGrads | None:
         cached = self._present(k, self._indices(k))
         if cached is None:
             return None
@@ -240,9 +247,9 @@ class Watcher:
             self._queue.put(rename or name, g.raw(name), cached.index)
         if not rename:
             self._queue.mark_present(cached.index, cached.ones)
-            if self.on_nonfinite != "record":
+            if self.on_nonfinite in ("warn", "raise"):
                 self._check_finite(g, cached)
-        return cached
+        return g
 
     def _before_step(self, k: int | None) -> None:
         """Optimizer ``k`` is about to step (or ``w.step()`` was called): measure its gradients and weights."""
@@ -253,12 +260,16 @@ class Watcher:
         if not self._recording():
             return
         sampled = self._sampling()
+        g = None
         if self._guard.enabled(GRADS):
             with self._guard(GRADS, f"step {self._step}"), torch.no_grad():  # no graph from create_graph grads
-                self._measure_grads(k, self._raw_every + self._raw_sampled if sampled else self._raw_every)
+                g = self._measure_grads(k, self._raw_every + self._raw_sampled if sampled else self._raw_every)
                 if sampled and self._histograms:
                     self._pending_hists.append((self._step, self._histogram()))
-        if sampled and (self._weight_sq or self._update) and self._guard.enabled(UPDATES):
+        # the weights are measured on sampled steps, and on a step whose gradient is known (on the CPU, without a
+        # device sync) to be non-finite: a weight that holds the inf/NaN itself is then named as the origin
+        weights_now = sampled or (g is not None and g.any_nonfinite is True)
+        if weights_now and (self._weight_sq or self._update) and self._guard.enabled(UPDATES):
             with self._guard(UPDATES, f"step {self._step}"):
                 cached = self._present(k, self._indices(k))
                 if cached is not None:
@@ -288,11 +299,7 @@ class Watcher:
     def _end_row(self) -> None:
         """Queue the current row (with the hook statistics of a sampled step), advance the step counter."""
         if self._recording():
-            hooks = None
-            if self._probes.names and self._sampling() and self._probes.attached:
-                with self._guard(HOOKS, f"step {self._step}"):
-                    hooks = self._probes.take(self._device)
-            self._queue.end(self._step, hooks)
+            self._queue.end(self._step, self._hook_values())
             if len(self._queue) >= self.flush_every:
                 self.flush()
         else:
@@ -300,6 +307,23 @@ class Watcher:
         self._stepped.clear()
         self._step += 1
         self._arm()
+
+    def _hook_values(self) -> Tensor | None:
+        """The step's module-hook statistics and finite checks ``[hook columns, layers]`` (None: none taken)."""
+        parts: list[Tensor] = []
+        if self._probes.names:
+            values = None
+            if self._sampling() and self._probes.attached:
+                with self._guard(HOOKS, f"step {self._step}"):
+                    values = self._probes.take(self._device)
+            parts.append(values if values is not None else self._queue.layer_nan[:len(self._probes.names)])
+        if self._locator is not None:
+            values = None
+            if self._guard.enabled(LOCATE):
+                with self._guard(LOCATE, f"step {self._step}"):
+                    values = self._locator.take(self._device)
+            parts.append(values if values is not None else self._queue.layer_nan[:len(self._locator.names)])
+        return torch.cat(parts) if parts else None
 
     def _copy_of(self, k: int, params: list[Tensor]) -> list[Tensor]:
         """θ copied into buffers allocated once per optimizer and reused (allocating anew each step cost more
@@ -405,6 +429,8 @@ class Watcher:
         patches.unregister(self)
         self._graph.remove()
         self._probes.detach()
+        if self._locator is not None:
+            self._locator.detach()
         if self._stepped:  # a step that not every optimizer took
             self._end_row()
         self._closed = True
@@ -476,7 +502,8 @@ def watch(model: nn.Module, optimizer: Any = None, every: int = 1, **options: An
     act_dead, act_nonfinite, backward_gain, gain_activation and log10|g| histograms on sampled steps; or a list of
     names); ``sample_every`` (the sampled statistics on every k-th recorded step, default 10; step 0 is always
     sampled); ``flush_every`` (host copy every n recorded steps, default 50); ``on_nonfinite`` (``"record"``
-    (default), ``"warn"`` or ``"raise"``); ``param_names`` (only parameters with these local names, e.g.
+    (default), ``"warn"``, ``"raise"`` or ``"locate"``: a finite check on every layer's output and gradients every
+    step, so the diagnosis names the module where an inf/NaN started); ``param_names`` (only parameters with these local names, e.g.
     ``("weight",)``); ``start_step`` (number of the first step, default 0).
     """
     return Watcher(model, optimizer, every, **options)
