@@ -34,7 +34,7 @@ from gradwatch.errors import ConfigError, check_choice
 
 MAX_REDUCED = ("nonfinite", "act_nonfinite")  # counts of events: a window's default value is its max
 REDUCTIONS = ("mean", "min", "max", "sum")
-HIST_SPECIAL = ("zero", "underflow", "overflow", "nonfinite")  # per-layer counts outside the regular log10 bins
+HIST_SPECIAL = ("zero", "underflow", "overflow", "nan")  # per-layer counts outside the regular log10 bins
 
 
 def _optional_positive(param: str, value: Any) -> int | None:

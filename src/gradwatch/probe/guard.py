@@ -1,0 +1,65 @@
+"""Never break the training loop: run a statistic, and if it raises, report it once and switch it off.
+
+A monitoring hook that raises inside ``forward``, ``backward`` or ``optimizer.step()`` aborts the user's training
+run. Every piece of gradwatch code that runs inside such a hook goes through :meth:`Guard.run`::
+
+    guard = Guard()
+    value = guard.run("act_saturation", "encoder.0", stat.compute, a, z, layer)  # None if it failed or is off
+
+The first exception of a (statistic, layer) pair is caught, the pair is disabled for the rest of the watch (later
+calls return None at once), and one :class:`HookFailureWarning` per statistic names the statistic, the layer and
+the exception. ``layer=None`` stands for the statistic as a whole (all layers): a failure there disables the
+statistic everywhere. :attr:`Guard.failures` lists every failure (for ``history.meta``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class HookFailureWarning(RuntimeWarning):
+    """A gradwatch statistic raised inside a hook; it was disabled and training went on."""
+
+
+class Guard:
+    """Catches the exceptions of the code gradwatch runs inside hooks: report once, disable, go on."""
+
+    def __init__(self):
+        self.failures: dict[tuple[str, str | None], str] = {}  # (statistic, layer or None) -> "Type: message"
+        self._warned: set[str] = set()
+
+    def active(self, name: str, layer: str | None = None) -> bool:
+        """Whether ``name`` (on ``layer``) is still measured."""
+        return (name, None) not in self.failures and (layer is None or (name, layer) not in self.failures)
+
+    def run(self, name: str, layer: str | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """``fn(*args, **kwargs)``, or None when it raises (then ``name`` is disabled on ``layer``) or is disabled.
+        Exceptions that are not ``Exception`` (KeyboardInterrupt, SystemExit) pass through."""
+        if not self.active(name, layer):
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the point: nothing a statistic does may stop training
+            self.fail(name, layer, exc)
+            return None
+
+    def fail(self, name: str, layer: str | None, exc: BaseException) -> None:
+        """Disable ``name`` on ``layer`` (all layers when None) because of ``exc``; warn the first time per name."""
+        why = f"{type(exc).__name__}: {exc}"
+        self.failures[(name, layer)] = why
+        if name in self._warned:
+            return
+        self._warned.add(name)
+        where = f"on layer {layer!r}" if layer is not None else "(all layers)"
+        warnings.warn(f"gradwatch: the statistic {name!r} failed {where} ({why}); it is switched off there for the "
+                      "rest of this watch (NaN) and training goes on. Further failures of this statistic are not "
+                      "reported one by one; see Guard.failures / history.meta['hook_failures'].",
+                      HookFailureWarning, stacklevel=3)
+
+    def summary(self) -> dict[str, str]:
+        """``{"statistic @ layer": "Type: message"}`` of every failure (JSON-ready, for ``history.meta``)."""
+        return {f"{name} @ {layer if layer is not None else '*'}": why for (name, layer), why in self.failures.items()}
