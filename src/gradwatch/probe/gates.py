@@ -53,6 +53,7 @@ def _gates(kind: str, x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_i
 
 def _saturated(nonlinearity: str, p: Tensor, level: float) -> Tensor:
     """Boolean mask of σ'(p) < level · max σ' (never true for ReLU: its zero half is inactive, not saturated)."""
+    p = p if p.dtype == torch.float64 else p.float()
     if nonlinearity == "sigmoid":
         s = torch.sigmoid(p)
         return s * (1 - s) < level * _SIGMOID_MAX_DERIV
@@ -147,7 +148,7 @@ def gate_saturation_by_gate(module: nn.Module, inputs: tuple, output, level: flo
     σ'(p) < level · max σ'}."""
     result = {}
     for name, pairs in gate_preactivations(module, inputs, output).items():
-        hits = sum(_saturated(nl, p.float(), level).sum() for nl, p in pairs)
+        hits = sum(_saturated(nl, p, level).sum() for nl, p in pairs)
         result[name] = hits.float() / sum(p.numel() for _, p in pairs)
     return result
 
@@ -159,6 +160,6 @@ def gate_saturation(module: nn.Module, inputs: tuple, output, level: float) -> T
     hits, total = 0, 0
     for pairs in gate_preactivations(module, inputs, output).values():
         for nl, p in pairs:
-            hits = hits + _saturated(nl, p.float(), level).sum()
+            hits = hits + _saturated(nl, p, level).sum()
             total += p.numel()
     return torch.as_tensor(hits).float() / total
