@@ -119,3 +119,17 @@ def test_histograms_are_thinned_keeping_first_and_latest():
 def test_bad_bounds_raise_config_errors(kwargs):
     with pytest.raises(ConfigError):
         History(["a"], ["x"], **kwargs)
+
+
+def test_plots_read_a_downsampled_history(tmp_path):
+    pytest.importorskip("matplotlib")
+    from gradwatch.report.watch_plots import GradientHistograms, LayerStatOverTime
+
+    h = History(["a", "b"], STATS, max_rows=300, recent_rows=50, head_rows=5, hist_edges=[-38.0, -37.75, -37.5])
+    _feed(h, 2_000, spike_at=700)
+    h.append_histogram(0, np.array([[3, 1, 2, 0, 0, 0], [0, 4, 0, 0, 0, 0]]))  # 2 bins + zero/underflow/...
+    p = LayerStatOverTime(h).plot()
+    assert len(p.ax.collections) == 2 and max(p.ax.get_ylim()) >= 1e6  # the spike's band is drawn
+    g = GradientHistograms(h).plot()
+    assert "zero 33%" in g.ax.lines[0].get_label()
+    assert g.save(tmp_path / "h.png").stat().st_size > 0
