@@ -181,7 +181,8 @@ def test_report_puts_sampled_hook_statistics_in_a_second_table_that_fits_80_colu
     text = console.export_text()
     assert "activations and backward gains (last sampled step 0; global)" in text
     assert "…" not in text.split("activations and backward gains")[0]  # no truncated cell in the first table
-    assert len([line for line in text.splitlines() if line.startswith("│ hidden1")]) == 2  # a row in each table
+    # a row in each table: step 1's gradient norms, step 0's sampled gradient/weight statistics, the hook table
+    assert len([line for line in text.splitlines() if line.startswith("│ hidden1")]) == 3
     x, y = digits
     model = mlp([64, 16, 10], "relu")
     with gw.watch(model) as w:  # default statistics: no hook table

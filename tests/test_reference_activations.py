@@ -22,7 +22,14 @@ def test_numpy_values_and_derivative_equal_torch(name):
 def test_second_derivative_equals_double_backward(name):
     x = torch.tensor(X, requires_grad=True)
     (d1,) = torch.autograd.grad(get_activation(name).make().double()(x).sum(), x, create_graph=True)
-    d2 = torch.autograd.grad(d1.sum(), x, allow_unused=True)[0] if d1.requires_grad else None
+    try:
+        d2 = torch.autograd.grad(d1.sum(), x, allow_unused=True)[0] if d1.requires_grad else None
+    except RuntimeError as exc:  # hardsigmoid: PyTorch has no double backward; σ' is piecewise constant
+        assert "not implemented" in str(exc)
+        h = 1e-6
+        fd = (get_activation(name).derivative(x.detach() + h) - get_activation(name).derivative(x.detach() - h)) / (2 * h)
+        np.testing.assert_allclose(numpy_activation(name).deriv2(X), fd.numpy(), atol=1e-6)
+        return
     d2 = torch.zeros_like(x) if d2 is None else d2  # σ' constant on each piece
     np.testing.assert_allclose(numpy_activation(name).deriv2(X), d2.detach().numpy(), rtol=1e-9, atol=1e-12)
 

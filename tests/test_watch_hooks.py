@@ -41,7 +41,8 @@ def _manual(net, x, y):
     return {
         "act_mean": [a1.mean(), a2.mean(), z3.mean()],
         "act_std": [a1.std(correction=0), a2.std(correction=0), z3.std(correction=0)],
-        "act_saturation": [(s1 < SATURATION_LEVEL * 0.25).double().mean(), (z2 <= 0).double().mean(), np.nan],
+        # ReLU's zero half (z2 <= 0) is inactive, not saturated: 0 there (act_dead covers it)
+        "act_saturation": [(s1 < SATURATION_LEVEL * 0.25).double().mean(), 0.0, np.nan],
         "act_dead": [(a1 == 0).all(0).double().mean(), (a2 == 0).all(0).double().mean(),
                      (z3 == 0).all(0).double().mean()],
         "backward_gain": [np.nan, n(ga1) / n(gz2), n(ga2) / n(gz3)],  # first layer: its input needs no grad
@@ -91,12 +92,15 @@ def test_histograms_equal_numpy_histogram_of_log10_abs_grad():
         nn.functional.cross_entropy(net(x), y).backward()
         w.step()
     edges = HIST_EDGES.double().numpy()
-    got = w.history.histograms()[0]
+    got, outside = w.history.histograms()[0], w.history.hist_outside()[0]
     for i, m in enumerate(net[::2]):
         g = np.concatenate([p.grad.numpy().ravel() for p in m.parameters()])
-        logs = np.clip(np.log10(np.maximum(np.abs(g), 10.0 ** edges[0])), edges[0], edges[-1])
+        zero = g == 0
+        logs = np.log10(np.abs(g[~zero]))
         np.testing.assert_array_equal(got[i], np.histogram(logs, bins=edges)[0])
-    assert got.sum(axis=1).tolist() == [sum(p.numel() for p in m.parameters()) for m in net[::2]]
+        assert outside[i].tolist() == [zero.sum(), (logs < edges[0]).sum(), (logs > edges[-1]).sum(), 0]
+    assert (got.sum(axis=1) + outside.sum(axis=1)).tolist() == [sum(p.numel() for p in m.parameters())
+                                                               for m in net[::2]]
 
 
 def test_hooks_are_attached_only_on_sampled_steps_and_skip_evaluation():

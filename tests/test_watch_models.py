@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import gradwatch as gw
+from gradwatch.probe.stats import HIST_EDGES
 
 
 class TinyCNN(nn.Module):
@@ -79,7 +80,7 @@ def test_every_statistic_on_cnn_lstm_transformer(case):
     for name in ("act_mean", "act_std", "act_dead"):
         assert np.isfinite(h.stat(name)[:, called]).all(), name
     assert np.isfinite(h.stat("backward_gain")[:, called][:, 1:]).all()  # all after the first pass a gradient back
-    assert h.histograms().shape == (2, len(h.layers), 56)
+    assert h.histograms().shape == (2, len(h.layers), len(HIST_EDGES) - 1)
     for m in model.modules():
         assert not m._forward_hooks and not m._backward_hooks
     str(w.diagnose())  # the diagnosis runs on any architecture

@@ -1,38 +1,78 @@
-"""A monitoring hook must never break the user's training: catch, report once, disable, go on.
+"""Never break the training loop: run a statistic, and if it raises, report it once and switch it off.
 
-:class:`Guard` runs a piece of the watch's work (``with guard("gradient statistics", layer): ...``). If it raises,
-the exception is swallowed, one ``RuntimeWarning`` names what failed, where and why, and that piece is disabled
-for the rest of the run (``guard.enabled(what)`` is then False and ``guard.disabled`` says why). Exceptions the
-user asked for (``on_nonfinite="raise"``) pass through: list their types in ``passthrough``.
+A monitoring hook that raises inside ``forward``, ``backward`` or ``optimizer.step()`` aborts the user's training
+run. Every piece of gradwatch code that runs inside such a hook goes through :meth:`Guard.run`::
+
+    guard = Guard()
+    value = guard.run("act_saturation", "encoder.0", stat.compute, a, z, layer)  # None if it failed or is off
+
+The first exception of a (statistic, layer) pair is caught, the pair is disabled for the rest of the watch (later
+calls return None at once), and one :class:`HookFailureWarning` per statistic names the statistic, the layer and
+the exception. ``layer=None`` stands for the statistic as a whole (all layers): a failure there disables the
+statistic everywhere. :attr:`Guard.failures` lists every failure (for ``history.meta``).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class HookFailureWarning(RuntimeWarning):
+    """A gradwatch statistic raised inside a hook; it was disabled and training went on."""
 
 
 class Guard:
-    def __init__(self, passthrough: tuple[type[BaseException], ...] = ()):
-        self.passthrough = passthrough
-        self.disabled: dict[str, str] = {}  # what -> why (with where)
+    """Catches the exceptions of the code gradwatch runs inside hooks: report once, disable, go on."""
 
-    def enabled(self, what: str) -> bool:
-        return what not in self.disabled
+    def __init__(self, passthrough: tuple[type[BaseException], ...] = ()):
+        self.passthrough = passthrough  # exceptions the user asked for (on_nonfinite="raise") go through
+        self.failures: dict[tuple[str, str | None], str] = {}  # (statistic, layer or None) -> "Type: message"
+        self._warned: set[str] = set()
+
+    def active(self, name: str, layer: str | None = None) -> bool:
+        """Whether ``name`` (on ``layer``) is still measured."""
+        return (name, None) not in self.failures and (layer is None or (name, layer) not in self.failures)
+
+    def run(self, name: str, layer: str | None, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """``fn(*args, **kwargs)``, or None when it raises (then ``name`` is disabled on ``layer``) or is disabled.
+        Exceptions that are not ``Exception`` (KeyboardInterrupt, SystemExit) pass through."""
+        if not self.active(name, layer):
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the point: nothing a statistic does may stop training
+            self.fail(name, layer, exc)
+            return None
 
     @contextmanager
-    def __call__(self, what: str, where: str = ""):
+    def __call__(self, name: str, where: str = ""):
+        """``with guard("gradient statistics", "step 5"): ...``: the block's exception (unless in ``passthrough``)
+        disables ``name`` for all layers; ``where`` says when it happened."""
         try:
             yield
         except self.passthrough:
             raise
-        except Exception as exc:  # noqa: BLE001 - the point is that nothing escapes into the training loop
-            self.fail(what, exc, where)
+        except Exception as exc:  # noqa: BLE001 - nothing the watch does may stop training
+            self.fail(name, None, exc, where)
 
-    def fail(self, what: str, exc: BaseException, where: str = "") -> None:
-        if what in self.disabled:
+    def fail(self, name: str, layer: str | None, exc: BaseException, when: str = "") -> None:
+        """Disable ``name`` on ``layer`` (all layers when None) because of ``exc``; warn the first time per name."""
+        why = f"{type(exc).__name__}: {exc}" + (f" (at {when})" if when else "")
+        self.failures[(name, layer)] = why
+        if name in self._warned:
             return
-        reason = f"{type(exc).__name__}: {exc}"
-        self.disabled[what] = f"{reason}{f' (at {where})' if where else ''}"
-        warnings.warn(f"gradwatch: {what} failed{f' at {where}' if where else ''} and is disabled for the rest of "
-                      f"this watch; training goes on ({reason})", RuntimeWarning, stacklevel=3)
+        self._warned.add(name)
+        where = f"on layer {layer!r}" if layer is not None else "(all layers)"
+        warnings.warn(f"gradwatch: {name!r} failed {where} ({why}); it is switched off there for the rest of this "
+                      "watch (NaN) and training goes on. Further failures of it are not reported one by one; see "
+                      "history.meta['disabled'].",
+                      HookFailureWarning, stacklevel=3)
+
+    def summary(self) -> dict[str, str]:
+        """``{"statistic @ layer": "Type: message"}`` of every failure (JSON-ready, for ``history.meta``)."""
+        return {f"{name} @ {layer if layer is not None else '*'}": why for (name, layer), why in self.failures.items()}

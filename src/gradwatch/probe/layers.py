@@ -26,8 +26,20 @@ from gradwatch.nn.activations import ACTIVATIONS, Activation
 _ACTIVATION_MODULES: dict[type, tuple[str, str | None]] = {
     nn.Sigmoid: ("sigmoid", None), nn.Tanh: ("tanh", None), nn.ReLU: ("relu", None),
     nn.LeakyReLU: ("leaky_relu", "negative_slope"), nn.ELU: ("elu", "alpha"), nn.SELU: ("selu", None),
-    nn.Softsign: ("softsign", None), nn.GELU: ("gelu", None),
+    nn.Softsign: ("softsign", None), nn.GELU: ("gelu", None), nn.SiLU: ("silu", None), nn.Mish: ("mish", None),
+    nn.Hardtanh: ("hardtanh", None), nn.ReLU6: ("relu6", None), nn.Hardswish: ("hardswish", None),
+    nn.Hardsigmoid: ("hardsigmoid", None),
 }
+# activation classes of Hugging Face transformers (transformers.activations) and timm (timm.layers.activations),
+# recognised by class name and package without importing either
+_NAMED_ACTIVATIONS: dict[str, str] = {
+    "GELUActivation": "gelu", "NewGELUActivation": "gelu_tanh", "GELUTanh": "gelu_tanh",
+    "PytorchGELUTanh": "gelu_tanh", "FastGELUActivation": "gelu_tanh", "AccurateGELUActivation": "gelu_tanh",
+    "QuickGELUActivation": "quick_gelu", "QuickGELU": "quick_gelu", "SiLUActivation": "silu", "Swish": "silu",
+    "SiLU": "silu", "MishActivation": "mish", "Mish": "mish", "GELU": "gelu", "HardSwish": "hardswish",
+    "HardSigmoid": "hardsigmoid", "Sigmoid": "sigmoid", "Tanh": "tanh",
+}
+_NAMED_PACKAGES = ("transformers", "timm")
 _RECURRENT = (nn.RNNBase, nn.RNNCellBase)
 _CHANNEL_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
                   nn.GroupNorm)
@@ -48,6 +60,10 @@ class FollowingActivation:
     @property
     def max_derivative(self) -> float:
         return self.fn.max_derivative(self.alpha)
+
+    def saturated(self, z: torch.Tensor, level: float) -> torch.Tensor:
+        """Where σ is saturated at z (see :meth:`Activation.saturated`: ReLU's zero half never is)."""
+        return self.fn.saturated(z, level, self.alpha)
 
 
 @dataclass
@@ -74,6 +90,14 @@ class Layer:
         return isinstance(self.module, _RECURRENT)
 
     @property
+    def saturation_source(self) -> str | None:
+        """What ``act_saturation`` measures for this layer: the following activation's name, ``"gates"`` for a
+        recurrent layer (its sigmoid/tanh gates, :mod:`gradwatch.probe.gates`), or None (not measured)."""
+        if self.recurrent:
+            return "gates"
+        return self.activation.fn.name if self.activation is not None else None
+
+    @property
     def unit_dim(self) -> int:
         """The dimension of the layer's output that indexes its units (channels for conv/norm, else last)."""
         return 1 if isinstance(self.module, _CHANNEL_FIRST) else -1
@@ -94,8 +118,15 @@ def as_activation(module: nn.Module) -> tuple[Activation, float | None] | None:
     """(activation, α) if ``module`` is an elementwise activation gradwatch knows σ' of, else None."""
     entry = _ACTIVATION_MODULES.get(type(module))
     if entry is None:
-        return None
+        name = _NAMED_ACTIVATIONS.get(type(module).__name__)
+        if name is None or type(module).__module__.split(".")[0] not in _NAMED_PACKAGES:
+            return None
+        entry = (name, None)
     name, attr = entry
+    if name == "gelu" and getattr(module, "approximate", "none") == "tanh":
+        name = "gelu_tanh"
+    if name == "hardtanh" and (module.min_val, module.max_val) != (-1.0, 1.0):
+        return None  # only the default clamp to [-1, 1] is registered
     return ACTIVATIONS[name], (float(getattr(module, attr)) if attr else None)
 
 

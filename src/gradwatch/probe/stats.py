@@ -23,10 +23,16 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
+from gradwatch.probe.gates import gate_saturation
+from gradwatch.probe.history import HIST_SPECIAL
 from gradwatch.probe.layers import FollowingActivation, Layer
 
 SATURATION_LEVEL = 0.01  # act_saturation counts σ'(z) < SATURATION_LEVEL · max σ'
-HIST_EDGES = torch.linspace(-12.0, 2.0, 57)  # log10|g| bin edges, 0.25 decade wide; ends are open
+# log10|g| bin edges, 0.25 decade wide, from 1e-38 (below float32's smallest normal 1.18e-38, log10 −37.93: a
+# vanishing layer's gradients are resolved down to where float32 underflows) to 1e4; what falls outside is counted
+# in the extra columns HIST_SPECIAL (exact zeros, underflow — e.g. float64 or subnormal values below 1e-38 —,
+# overflow including ±inf, NaN)
+HIST_EDGES = torch.linspace(-38.0, 4.0, 169)
 _NAN = float("nan")
 
 
@@ -204,11 +210,14 @@ class ForwardStat:
     """A statistic of a layer's activations on one forward call; ``compute`` returns a 0-d tensor.
 
     ``a`` is the output of the activation that follows the layer (the layer's own output if none does), ``z`` the
-    activation's input (None without an activation).
+    activation's input (None without an activation). A statistic with ``reads_input`` reads only ``z``: the hooks
+    compute it before the activation runs, so an in-place activation (``ReLU(inplace=True)``) has not yet
+    overwritten it.
     """
 
     name = ""
     doc = ""
+    reads_input = False
 
     def compute(self, a: Tensor, z: Tensor | None, layer: Layer) -> Tensor:
         raise NotImplementedError
@@ -230,14 +239,23 @@ class ActStd(ForwardStat):
 
 class ActSaturation(ForwardStat):
     name = "act_saturation"
-    doc = ("fraction of the following activation's inputs z (examples × units) where σ'(z) < "
-           f"{SATURATION_LEVEL:g} · max σ'; NaN when no known elementwise activation follows the layer")
+    doc = ("fraction of the following activation's inputs z (examples × units) where it is saturated: σ'(z) < "
+           f"{SATURATION_LEVEL:g} · max σ' on a flat tail (sigmoid, tanh, softsign, hardtanh, hardsigmoid; ELU/SELU "
+           "below 0; ReLU6 above 6); 0 for activations without one (ReLU's zero half, GELU's and SiLU's negative "
+           "tails are inactive, not saturated); for LSTM/GRU/RNN layers the fraction of their gate values "
+           "(sigmoid gates and tanh candidates, every step) that are saturated; NaN when no known activation "
+           "follows the layer")
+    reads_input = True
 
     def compute(self, a, z, layer):
         act: FollowingActivation | None = layer.activation
         if act is None or z is None:
             return a.new_tensor(_NAN, dtype=torch.float32)
-        return (act.derivative(z.float()).abs() < SATURATION_LEVEL * act.max_derivative).float().mean()
+        return act.saturated(z.float(), SATURATION_LEVEL).float().mean()
+
+    def compute_gates(self, module, inputs, output) -> Tensor:
+        """A recurrent layer's value, from one forward call (:func:`gradwatch.probe.gates.gate_saturation`)."""
+        return gate_saturation(module, inputs, output, SATURATION_LEVEL)
 
 
 class ActDead(ForwardStat):
@@ -282,12 +300,21 @@ class GainActivation(BackwardStat):
 
 
 def log10_histogram(grads: list[Tensor], edges: Tensor = HIST_EDGES) -> Tensor:
-    """Counts of log10|g| over the elements of ``grads`` in the bins ``edges`` (values outside the range, zeros
-    included, fall in the first or last bin). Returns ``[len(edges) - 1]``."""
+    """Counts of log10|g| over the elements of ``grads``: ``[len(edges) - 1 + 4]``, the regular bins ``edges`` (the
+    last one closed on the right, as ``numpy.histogram``) then the counts :data:`HIST_SPECIAL`: exact zeros,
+    underflow (0 < |g| < 10^edges[0]), overflow (|g| > 10^edges[-1], ±inf included) and NaN. The logarithm is
+    taken in float64 for float64 gradients and in float32 otherwise (so 1e-300 is underflow, not zero).
+    An empty ``grads`` (a layer without gradients this step) gives zeros."""
     lo, hi, bins = float(edges[0]), float(edges[-1]), len(edges) - 1
-    flat = torch.cat([g.detach().reshape(-1).float() for g in grads])
-    logs = torch.log10(flat.abs().clamp_min(10.0 ** lo)).clamp(lo, hi).nan_to_num(hi)  # [elements]
-    return torch.histc(logs, bins=bins, min=lo, max=hi)
+    if not grads:
+        return torch.zeros(bins + len(HIST_SPECIAL), device=edges.device)
+    flat = torch.cat([g.detach().reshape(-1) for g in grads])  # [elements]
+    flat = flat if flat.dtype == torch.float64 else flat.float()
+    logs = torch.log10(flat.abs()).float()  # 0 -> -inf, inf -> inf, NaN -> NaN
+    counts = torch.histc(logs, bins=bins, min=lo, max=hi)  # ignores what is outside [lo, hi] and NaN
+    special = torch.stack([(flat == 0).sum(), ((logs < lo) & (flat != 0)).sum(), (logs > hi).sum(),
+                           torch.isnan(flat).sum()]).to(counts)
+    return torch.cat([counts, special])
 
 
 STATS: dict[str, Stat] = {s.name: s for s in (GradNorm(), GradAbsMean(), GradAbsMax(), NonFinite(), WeightNorm(),
@@ -308,5 +335,6 @@ def describe(name: str) -> str:
         if name in table:
             return table[name].doc
     if name == HISTOGRAM:
-        return "per-layer histogram of log10|∂L/∂θ| in fixed 0.25-decade bins (Glorot & Bengio 2010 pictures)"
+        return ("per-layer histogram of log10|∂L/∂θ| in fixed 0.25-decade bins from 1e-38 to 1e4, with exact zeros, "
+                "underflow, overflow and NaN counted apart (Glorot & Bengio 2010 pictures)")
     raise KeyError(name)

@@ -135,8 +135,9 @@ class Watcher:
         self._weight_sq = "weight_l2" in raw
         self._update = "delta_l2" in raw
         self._preclip = "preclip_l2" in raw
+        self._guard = Guard(passthrough=(NonFiniteGradientError,))
         self._probes = LayerProbes(self.layers, [FORWARD_STATS[s] for s in names if s in FORWARD_STATS],
-                                   [BACKWARD_STATS[s] for s in names if s in BACKWARD_STATS])
+                                   [BACKWARD_STATS[s] for s in names if s in BACKWARD_STATS], self._guard)
         self._histograms = HISTOGRAM in names
         self._locator = Locator(self.layers) if self.on_nonfinite == "locate" else None
         hook_names = self._probes.names + (list(self._locator.names) if self._locator else [])
@@ -164,7 +165,6 @@ class Watcher:
         self._theta: dict[int, list[Tensor]] = {}  # buffers for that copy, allocated once per optimizer
         self._stepped: set[int] = set()  # optimizers that stepped in the current row
         self._pending_hists: list[tuple[int, Tensor]] = []
-        self._guard = Guard(passthrough=(NonFiniteGradientError,))
         self._warned = False
         self._optimizer_steps = 0
         self._step = start_step
@@ -192,12 +192,12 @@ class Watcher:
 
     def _arm(self) -> None:
         """Attach the module hooks for the coming step if it is sampled, detach them otherwise."""
-        if self._probes.names and self._sampling() and not self._closed and self._guard.enabled(HOOKS):
+        if self._probes.names and self._sampling() and not self._closed and self._guard.active(HOOKS):
             with self._guard(HOOKS, "attaching module hooks"):
                 self._probes.attach()
         else:
             self._probes.detach()
-        if self._locator is not None and not self._closed and self._guard.enabled(LOCATE):
+        if self._locator is not None and not self._closed and self._guard.active(LOCATE):
             with self._guard(LOCATE, "attaching the finite checks"):
                 self._locator.attach()
 
@@ -261,7 +261,7 @@ class Watcher:
             return
         sampled = self._sampling()
         g = None
-        if self._guard.enabled(GRADS):
+        if self._guard.active(GRADS):
             with self._guard(GRADS, f"step {self._step}"), torch.no_grad():  # no graph from create_graph grads
                 g = self._measure_grads(k, self._raw_every + self._raw_sampled if sampled else self._raw_every)
                 if sampled and self._histograms:
@@ -269,7 +269,7 @@ class Watcher:
         # the weights are measured on sampled steps, and on a step whose gradient is known (on the CPU, without a
         # device sync) to be non-finite: a weight that holds the inf/NaN itself is then named as the origin
         weights_now = sampled or (g is not None and g.any_nonfinite is True)
-        if weights_now and (self._weight_sq or self._update) and self._guard.enabled(UPDATES):
+        if weights_now and (self._weight_sq or self._update) and self._guard.active(UPDATES):
             with self._guard(UPDATES, f"step {self._step}"):
                 cached = self._present(k, self._indices(k))
                 if cached is not None:
@@ -287,7 +287,7 @@ class Watcher:
             return
         self._optimizer_steps += 1
         before = self._before.pop(k, None)
-        if before is not None and self._guard.enabled(UPDATES):
+        if before is not None and self._guard.active(UPDATES):
             with self._guard(UPDATES, f"step {self._step}"):
                 delta, cached = before
                 torch._foreach_sub_(delta, [self._local(self._params[i].detach()) for i in cached.present])  # Δθ
@@ -319,7 +319,7 @@ class Watcher:
             parts.append(values if values is not None else self._queue.layer_nan[:len(self._probes.names)])
         if self._locator is not None:
             values = None
-            if self._guard.enabled(LOCATE):
+            if self._guard.active(LOCATE):
                 with self._guard(LOCATE, f"step {self._step}"):
                     values = self._locator.take(self._device)
             parts.append(values if values is not None else self._queue.layer_nan[:len(self._locator.names)])
@@ -340,7 +340,7 @@ class Watcher:
         rows = []
         for layer in self.layers:
             grads = [local(p.grad) for p in layer.params if p.grad is not None]
-            rows.append(log10_histogram(grads, edges) if grads else torch.zeros(len(edges) - 1, device=self._device))
+            rows.append(log10_histogram(grads, edges))
         return torch.stack(rows)
 
     def _check_finite(self, g: StepGrads, cached: _Cached) -> None:
@@ -388,7 +388,7 @@ class Watcher:
     def record_preclip(self) -> None:
         """Record the per-layer gradient norm now as ``grad_norm_preclip`` of the coming step. Called for you
         when the loop calls ``torch.nn.utils.clip_grad_norm_``; call it yourself before another clipping."""
-        if self._closed or not self._preclip or not self._recording() or not self._guard.enabled(GRADS):
+        if self._closed or not self._preclip or not self._recording() or not self._guard.active(GRADS):
             return
         with self._guard(GRADS, f"step {self._step} (pre-clip)"):
             self._measure_grads(None, ["grad_l2"], rename="preclip_l2")
@@ -414,7 +414,7 @@ class Watcher:
             self._history.append_histogram(step, counts.cpu().numpy())
         self._pending_hists = []
         meta = self._history.meta
-        meta["disabled"] = dict(self._guard.disabled)
+        meta["disabled"] = self._guard.summary()
         facts = self._graph.facts
         if facts is not None and "depth" not in meta:
             meta.update(depth=facts.depth, residual=facts.residual, graph_nodes=facts.nodes)

@@ -1,4 +1,10 @@
-"""The watch's terminal report: one row per layer with its latest statistics, then the diagnosis (rich)."""
+"""The watch's terminal report: one row per layer with its latest statistics, then the diagnosis (rich).
+
+Every table shows the values of **one** recorded step (or one down-sampled window), named in its title: the last
+step at which its statistics were recorded. A statistic last recorded at another step (sampled on other steps,
+or NaN everywhere at the last one) goes into a table of its own, titled with that step — never under another
+step's label.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,8 @@ from rich.table import Table
 from gradwatch.report.terminal import fmt_sci
 
 # (statistic, column header) in the order shown; a column appears when the statistic was recorded. Gradient and
-# weight statistics (every recorded step) and the sampled hook statistics go in two tables, so that each fits an
-# 80-column terminal.
+# weight statistics (every recorded step) and the sampled hook statistics go in separate tables, so that each fits
+# an 80-column terminal.
 GRADIENT_COLUMNS = [("grad_norm", "‖∂L/∂θ‖"), ("grad_abs_mean", "mean |∂L/∂θ|"), ("grad_abs_max", "max |∂L/∂θ|"),
                     ("weight_norm", "‖θ‖"), ("update_ratio", "‖Δθ‖/‖θ‖")]
 HOOK_COLUMNS = [("act_mean", "mean act"), ("act_std", "std act"), ("act_saturation", "saturated"),
@@ -18,18 +24,34 @@ HOOK_COLUMNS = [("act_mean", "mean act"), ("act_std", "std act"), ("act_saturati
 _PERCENT = ("act_saturation", "act_dead")
 
 
-def _table(history, columns, title: str, *, nonfinite: bool) -> Table:
+def _groups(history, columns) -> list[tuple[int, list[tuple[str, str]]]]:
+    """The recorded columns grouped by the row (index) of their last value, the latest row first."""
+    h = history
+    by_row: dict[int, list[tuple[str, str]]] = {}
+    for name, header in columns:
+        if not h.has(name):
+            continue
+        rows = np.flatnonzero(~np.isnan(h.stat(name)).all(axis=1))
+        by_row.setdefault(int(rows[-1]), []).append((name, header))
+    return sorted(by_row.items(), key=lambda item: -item[0])
+
+
+def _where(history, row: int) -> str:
+    first, last = (int(s) for s in history.spans[row])
+    return f"step {first}" if first == last else f"steps {first}–{last}, window mean"
+
+
+def _table(history, shown, row: int, title: str, *, nonfinite: bool) -> Table:
     h = history
     table = Table(title=title, title_justify="left")
     table.add_column("layer")
     table.add_column("type", style="dim")
-    shown = [(name, header) for name, header in columns if h.has(name)]
     for _, header in shown:
         table.add_column(header, justify="right")
-    counts = np.nansum(h.stat("nonfinite"), axis=0) if nonfinite and h.has("nonfinite") else None
+    counts = np.nansum(h.stat("nonfinite", reduce="sum"), axis=0) if nonfinite and h.has("nonfinite") else None
     if counts is not None:
         table.add_column("inf/NaN", justify="right")
-    values = {name: h.last(name) for name, _ in shown}
+    values = {name: h.stat(name)[row] for name, _ in shown}
     for i, (layer, kind) in enumerate(zip(h.layers, h.kinds)):
         cells = []
         for name, _ in shown:
@@ -42,33 +64,48 @@ def _table(history, columns, title: str, *, nonfinite: bool) -> Table:
     return table
 
 
-def watch_table(history, *, title: str | None = None) -> Table:
-    """Latest value of each gradient and weight statistic per layer (input side first); non-finite counts are
-    summed over the run."""
+def watch_tables(history, *, title: str | None = None) -> list[Table]:
+    """The gradient and weight statistics per layer (input side first), one table per step shown (usually one:
+    the last recorded step); non-finite counts are summed over the run in the first."""
     h = history
-    last_step = int(h.steps[-1]) if len(h) else None
-    if title is None:
-        title = f"gradwatch: {len(h.layers)} layers, {len(h)} recorded steps (last: {last_step})"
-    return _table(h, GRADIENT_COLUMNS, title, nonfinite=True)
+    groups = _groups(h, GRADIENT_COLUMNS)
+    if not groups:
+        return [_table(h, [], len(h) - 1, title or f"gradwatch: {len(h.layers)} layers, nothing recorded yet",
+                       nonfinite=False)]
+    tables = []
+    for k, (row, shown) in enumerate(groups):
+        if k == 0:
+            head = title or (f"gradwatch: {len(h.layers)} layers, {h.n_recorded} recorded steps; values at "
+                             f"{_where(h, row)}")
+        else:
+            head = f"last recorded at {_where(h, row)}"
+        tables.append(_table(h, shown, row, head, nonfinite=k == 0))
+    return tables
+
+
+def watch_table(history, *, title: str | None = None) -> Table:
+    """The first of :func:`watch_tables`: the statistics recorded at the last step."""
+    return watch_tables(history, title=title)[0]
+
+
+def hook_tables(history) -> list[Table]:
+    """The sampled activation and backward-gain statistics per layer, one table per sampled step shown (usually
+    one: the last sampled step); empty when none were recorded."""
+    h = history
+    scope = h.meta.get("activation_scope", "global")
+    return [_table(h, shown, row, f"activations and backward gains (last sampled {_where(h, row)}; {scope})",
+                   nonfinite=False) for row, shown in _groups(h, HOOK_COLUMNS)]
 
 
 def hook_table(history) -> Table | None:
-    """Latest sampled activation and backward-gain statistics per layer, or None when none were recorded."""
-    h = history
-    recorded = [name for name, _ in HOOK_COLUMNS if h.has(name)]
-    if not recorded:
-        return None
-    steps = h.sampled_steps(recorded[0])
-    sampled = f"last sampled step {int(steps[-1])}" if len(steps) else "no sampled step yet"
-    return _table(h, HOOK_COLUMNS, f"activations and backward gains ({sampled}; "
-                  f"{h.meta.get('activation_scope', 'global')})", nonfinite=False)
+    """The first of :func:`hook_tables`, or None when no hook statistic was recorded."""
+    tables = hook_tables(history)
+    return tables[0] if tables else None
 
 
 def print_watch_report(history, diagnosis, console: Console | None = None) -> None:
-    """The table, then the diagnosis as text (green when healthy, yellow otherwise)."""
+    """The tables, then the diagnosis as text (green when healthy, yellow otherwise)."""
     console = console or Console()
-    console.print(watch_table(history))
-    hooks = hook_table(history)
-    if hooks is not None:
-        console.print(hooks)
+    for table in watch_tables(history) + hook_tables(history):
+        console.print(table)
     console.print(str(diagnosis), style="green" if diagnosis.healthy else "yellow", markup=False, highlight=False)
