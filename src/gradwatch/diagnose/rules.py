@@ -96,7 +96,9 @@ def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     rel = s.rel
     valid = np.isfinite(rel)
     enough = valid.sum(axis=1) >= 3
-    ref = nanmax(rel, axis=1)
+    # the reference: the typical relative gradient of the output-side half (robust to one large head)
+    upper = s.depth <= np.median(s.depth)
+    ref = nanmedian(rel[:, upper], axis=1)
     env = _envelope(s)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = env / ref[:, None]
@@ -115,8 +117,8 @@ def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     span = [(int(s.steps[a]), int(s.steps[b])) for a, b in runs]
     last = runs[-1][1]
     recovered = int(s.steps[last + 1]) if last + 1 < len(s.steps) else None
-    lines = [f"layer {h.layers[c]}: the best ‖g‖/‖θ‖ at or below it is {fmt(v)} of the model's best"
-             for c, v in zip(cols, r)]
+    lines = [f"layer {h.layers[c]}: the best ‖g‖/‖θ‖ at or below it is {fmt(v)} of the output-side layers' "
+             f"median" for c, v in zip(cols, r)]
     lines.append("steps " + ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in span)
                  + (f"; recovered at step {recovered}" if recovered is not None else "; still vanishing at the end"))
     if facts.adaptive and "update_ratio" in h.stats:
@@ -131,11 +133,11 @@ def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
                   f"(product of the backward gains after it)" for c, v in zip(cols, nanmedian(reach[:, cols], 0))]
     gain_lines, gains, act_limited = _gains(h)
     names = [h.layers[c] for c in cols]
-    summary = (f"{len(names)} layer(s) nearest the input get at most {fmt(float(nanmax(r)))} of the model's best "
-               f"relative gradient ‖g‖/‖θ‖ (threshold {t.vanishing_ratio:g})")
+    summary = (f"{len(names)} layer(s) nearest the input get at most {fmt(float(nanmax(r)))} of the relative "
+               f"gradient ‖g‖/‖θ‖ of the output-side half of the model (threshold {t.vanishing_ratio:g})")
     recurrent = any(h.kinds[c] in RECURRENT for c in cols)
     return Finding("vanishing", names, span[0][0], summary,
-                   {"lines": lines + gain_lines, "ratio_to_best": r.tolist(), "steps": span,
+                   {"lines": lines + gain_lines, "ratio_to_output_side": r.tolist(), "steps": span,
                     "recovered_at": recovered, **gains},
                    remedies_for("vanishing", facts if not recurrent else _recurrent(facts),
                                 activation_limited=act_limited))
@@ -161,6 +163,7 @@ def _exploding(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
             events.append((int(i), f"the gradient norm is {fmt(float(R[i]))}× the weights' norm (healthy training: "
                                    f"1e-3 to 1)", cols))
     med_all = nanmedian(np.where(finite, G, np.nan))
+    factor = t.spike_factor_adaptive if facts.adaptive else t.spike_factor
     for i in range(3, len(G)):
         if not finite[i]:
             continue
@@ -169,11 +172,11 @@ def _exploding(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
         if len(prev) < 3:
             continue
         med = float(np.median(prev))
-        if G[i] > t.spike_factor * med and G[i] > t.spike_factor * med_all:
+        if G[i] > factor * med and G[i] > factor * med_all:
             before = nanmedian(s.grad[max(0, i - t.spike_window):i], axis=0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 jump = s.grad[i] / before
-            cols = [c for c in range(s.n_layers) if np.isfinite(jump[c]) and jump[c] > t.spike_factor]
+            cols = [c for c in range(s.n_layers) if np.isfinite(jump[c]) and jump[c] > factor]
             events.append((i, f"the gradient norm jumped to {fmt(float(G[i]))}, {fmt(float(G[i] / med))}× its median "
                               f"over the previous {len(prev)} steps", cols))
     reach = _reach(h)

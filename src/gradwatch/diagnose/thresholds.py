@@ -17,10 +17,11 @@ class Thresholds(StrictModel):
     """
 
     vanishing_ratio: float = Field(
-        1e-3, gt=0, lt=1,
-        description="[1e-3] vanishing: the best relative gradient of a layer and every layer farther from the loss "
-                    "is below this fraction of the model's best (SageMaker Debugger's VanishingGradient rule uses an "
-                    "absolute 1e-7; a ratio is independent of the loss scale)")
+        1e-2, gt=0, lt=1,
+        description="[1e-2] vanishing: the best relative gradient of a layer and every layer farther from the loss "
+                    "is below this fraction of the median relative gradient of the output-side half of the model "
+                    "(SageMaker Debugger's VanishingGradient rule uses an absolute 1e-7; a ratio is independent of "
+                    "the loss scale, and the median of the output side of one large head)")
     exploding_ratio: float = Field(
         1e2, gt=1,
         description="[1e2] exploding (with backward gains, stats='full'): the gradient reaching a layer's output is "
@@ -30,6 +31,10 @@ class Thresholds(StrictModel):
         description="[10] exploding event: the total gradient norm (before clipping) is this many times its median "
                     "over the previous spike_window steps and over the whole run (a gradient-norm spike, as in the "
                     "loss/gradient spike monitors of LLM training recipes)")
+    spike_factor_adaptive: float = Field(
+        1e2, gt=1,
+        description="[1e2] the same under an adaptive optimizer (Adam, RMSprop…), whose step does not grow with "
+                    "the gradient: only a larger jump is an explosion there")
     spike_window: int = Field(20, ge=3, description="[20] recorded steps of history a spike is compared with")
     explode_relative: float = Field(
         1e3, gt=0,
