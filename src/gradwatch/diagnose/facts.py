@@ -44,11 +44,14 @@ class Facts:
         transformer = any(ATTENTION.search(n) for n in h.layers) or "MultiheadAttention" in kinds
         optimizers = h.meta.get("optimizers") or []
         clips = "grad_norm_preclip" in h.stats and bool(np.isfinite(h.stat("grad_norm_preclip")).any())
+        recurrent = bool(kinds & set(RECURRENT))
+        if recurrent and not transformer:
+            residual = False  # the additions inside a recurrence (W_ih·x + W_hh·h) look like skips; they are not
         return cls(normalised=any(NORM_KINDS.search(k) for k in kinds),
                    residual=bool(residual) or transformer if residual is not None or transformer else None,
                    relu_family=bool(acts & set(RELU_FAMILY)) or transformer,
                    saturating=bool(acts & set(SATURATING)),
-                   gated=bool(kinds & set(GATED)), recurrent=bool(kinds & set(RECURRENT)),
+                   gated=bool(kinds & set(GATED)), recurrent=recurrent,
                    transformer=transformer, clips=clips,
                    adaptive=(any(ADAPTIVE.search(o) for o in optimizers) if optimizers else None))
 
