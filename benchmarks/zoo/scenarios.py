@@ -129,12 +129,12 @@ def resnet_bn_inplace() -> Run:
 
 @scenario("hf_resnet", needs=("transformers",))
 def hf_resnet() -> Run:
-    """Hugging Face ResNetForImageClassification (tiny random config) on 16×16 digits: healthy."""
+    """Hugging Face ResNetForImageClassification (tiny random config) on 16×16 digits, default statistics: healthy.
+    (``resnet_bn_inplace`` watches with ``stats="full"``, whose module hooks meet the blocks' in-place residual add.)"""
     x, y = data.digit_images(16)
     model = models.hf_resnet()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    w, losses = fit(model, opt, classify_step(lambda_logits(model), opt, data.batches(x, y, 64, gen())), 60,
-                    stats="full")
+    w, losses = fit(model, opt, classify_step(lambda_logits(model), opt, data.batches(x, y, 64, gen())), 60)
     return done(w, HEALTHY, **learned(losses, 0.6))
 
 
@@ -148,10 +148,10 @@ def hf_vit() -> Run:
     """Hugging Face ViTForImageClassification (8×8 digits, 2×2 patches, width 32, 2 layers): healthy."""
     x, y = data.digit_images(8)
     model = models.hf_vit()
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    w, losses = fit(model, opt, classify_step(lambda_logits(model), opt, data.batches(x, y, 64, gen())), 80,
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    w, losses = fit(model, opt, classify_step(lambda_logits(model), opt, data.batches(x, y, 64, gen())), 100,
                     stats="full")
-    return done(w, HEALTHY, **learned(losses, 0.6))
+    return done(w, HEALTHY, **learned(losses, 0.7))
 
 
 @scenario("hf_bert", needs=("transformers",))
@@ -344,13 +344,19 @@ def _rel_ratio(model: nn.Module, first: str, last: str) -> float:
     return rel[first] / rel[last]
 
 
+_FUNCTIONAL = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.Sigmoid: torch.sigmoid}
+
+
 def _activation_gain(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> float:
-    """‖∂L/∂(fc1's output)‖ / ‖∂L/∂(logits)‖ by autograd through the layers run one by one."""
+    """‖∂L/∂(fc1's output)‖ / ‖∂L/∂(logits)‖ by autograd, re-running the MLP functionally (F.linear, torch.tanh…)
+    so that no module hook — the watch's included — sees this extra pass."""
     h, outs = x, []
     for module in model:
-        h = module(h)
         if isinstance(module, nn.Linear):
+            h = F.linear(h, module.weight, module.bias)
             outs.append(h)
+        else:
+            h = _FUNCTIONAL[type(module)](h)
     grads = torch.autograd.grad(F.cross_entropy(h, y), [outs[0], outs[-1]])
     return float(grads[0].norm() / grads[1].norm())
 
@@ -535,9 +541,9 @@ def stalled_lr_typo() -> Run:
 
 @scenario("dead_relu_lr1")
 def dead_relu_lr1() -> Run:
-    """A ReLU MLP under SGD with lr = 1.0: large steps kill most units of the hidden layers."""
+    """A ReLU MLP under SGD with lr = 1.0 and momentum 0.9: large steps kill the units of fc2 and fc3."""
     model = models.mlp([64, 64, 64, 64, 10], "relu")
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    opt = torch.optim.SGD(model.parameters(), lr=1.0, momentum=0.9)
     with truth.UnitFractions(model) as units:
         w, losses = fit(model, opt, classify_step(model, opt, digit_batches()), 60, stats="full", sample_every=5)
     dead = {k: sorted(v[-10:])[5] for k, v in units.dead.items()}
@@ -582,6 +588,8 @@ def tanh_saturated_inputs() -> Run:
 def _nan_mlp() -> nn.Sequential:
     return models.mlp([64, 32, 32, 32, 32, 10], "relu")
 
+
+LOCATE = {"on_nonfinite": "locate"}  # per-module finite checks on every step, so the origin is exact
 
 NONFINITE_ONLY = tuple(k for k in KINDS if k != "nonfinite")
 
@@ -635,7 +643,7 @@ def inf_from_input() -> Run:
     def inject(x):
         x[0, 10] = math.inf
 
-    w, origin, _ = _traced_fault_run(model, opt, digit_batches(), fault, inject, fault + 3, on_nonfinite="locate")
+    w, origin, _ = _traced_fault_run(model, opt, digit_batches(), fault, inject, fault + 3, **LOCATE)
     check(origin == ("fc1", "forward output"), f"the traced origin is {origin}")
     return done(w, broken(Expect("nonfinite", ("fc1",), fault), forbid=NONFINITE_ONLY), origin=origin[0])
 
@@ -651,7 +659,7 @@ def nan_from_backward_sqrt() -> Run:
         with torch.no_grad():
             model.proto.p[0] = model.features(x)[0]  # the same ops on the same input: bit-identical
 
-    w, origin, _ = _traced_fault_run(model, opt, digit_batches(), fault, inject, fault + 3, on_nonfinite="locate")
+    w, origin, _ = _traced_fault_run(model, opt, digit_batches(), fault, inject, fault + 3, **LOCATE)
     check(origin == ("proto", "backward input-gradient"), f"the traced origin is {origin}")
     return done(w, broken(Expect("nonfinite", ("proto",), fault), forbid=NONFINITE_ONLY), origin=origin[0])
 
@@ -677,14 +685,16 @@ def nan_tied_gpt2() -> Run:
             opt.step()
             return loss.item()
 
-        with gw.watch(model, optimizer=opt, on_nonfinite="locate") as w:
+        with gw.watch(model, optimizer=opt, **LOCATE) as w:
             for t in range(40):
                 step(t)
                 if state["step"] is not None and t >= state["step"] + 2:
                     break
     check(state["step"] is not None, "GPT-2 did not go non-finite in 40 steps")
     origin = state["origin"][0]
-    return done(w, broken(Expect("nonfinite", (origin,), state["step"]), forbid=NONFINITE_ONLY),
+    # the huge steps before the NaN may be reported as exploding or large updates: tolerated, not required
+    forbid = ("vanishing", "saturation", "dead_units", "stalled_updates")
+    return done(w, broken(Expect("nonfinite", (origin,), state["step"]), forbid=forbid),
                 origin=origin, how=state["origin"][1], nonfinite_step=state["step"])
 
 
@@ -723,7 +733,7 @@ def nonfinite_raise() -> Run:
 def scaler_every_step_skipped() -> Run:
     """GradScaler over a hand-written log-sigmoid BCE on raw pixels: log(0) = −inf on every batch, so the scaler
     skips every optimizer step. Not healthy: the gradients were non-finite from step 0."""
-    model = models.mlp([64, 32, 1], "relu", init_std=4.0, gen=gen())
+    model = models.mlp([64, 32, 1], "relu", init_std=8.0, gen=gen())
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     scaler = _scaler()
     x, y = data.digits(centre=False)

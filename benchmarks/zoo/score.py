@@ -83,7 +83,7 @@ class Verdict:
         if self.skipped:
             return [f"skipped: {self.skipped}"]
         if self.error:
-            return [f"error: {self.error}"]
+            return [f"error: {self.error if len(self.error) <= 200 else self.error[:200] + '…'}"]
         out = [p for c in self.checks if (p := c.problem())]
         out += [f"false {f['kind']} in {', '.join(f['layers'][:3])}{'…' if len(f['layers']) > 3 else ''} "
                 f"(step {f['step']})" for f in self.false]
