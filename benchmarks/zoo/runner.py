@@ -27,9 +27,9 @@ def judge(scenario: Scenario) -> tuple[Verdict, Run | None]:
     except NotImplementedError as exc:
         return Verdict(scenario.name, skipped=str(exc)), None
     except PremiseError as exc:
-        return Verdict(scenario.name, error=f"premise failed: {exc}"), None
+        return Verdict(scenario.name, error=f"premise failed: {exc}", expects=scenario.expects), None
     except Exception as exc:  # noqa: BLE001 - a scenario that crashes is reported, the zoo goes on
-        return Verdict(scenario.name, error=f"{type(exc).__name__}: {exc}"), None
+        return Verdict(scenario.name, error=f"{type(exc).__name__}: {exc}", expects=scenario.expects), None
     finally:
         torch.set_num_threads(threads)
     v = verdict(scenario.name, run)

@@ -26,8 +26,12 @@ STEP_FN = Callable[[int], float]
 
 @dataclass(frozen=True)
 class Scenario:
+    """A registered scenario. ``expects``: the kinds its label requires (none for a healthy run), declared up front
+    so that a scenario that crashes still counts as missing them."""
+
     name: str
     fn: Callable[[], Run]
+    expects: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()  # optional packages (import names)
 
     @property
@@ -46,15 +50,19 @@ class Scenario:
 
     def __call__(self) -> Run:
         torch.manual_seed(0)
-        return self.fn()
+        run = self.fn()
+        got = tuple(e.kind for e in run.label.expect)
+        if sorted(got) != sorted(self.expects):
+            raise RuntimeError(f"scenario {self.name} declares {self.expects} but its label expects {got}")
+        return run
 
 
 SCENARIOS: dict[str, Scenario] = {}
 
 
-def scenario(name: str, needs: tuple[str, ...] = ()):
+def scenario(name: str, expects: tuple[str, ...] = (), needs: tuple[str, ...] = ()):
     def register(fn: Callable[[], Run]) -> Callable[[], Run]:
-        SCENARIOS[name] = Scenario(name, fn, needs)
+        SCENARIOS[name] = Scenario(name, fn, expects, needs)
         return fn
     return register
 
@@ -361,7 +369,7 @@ def _activation_gain(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> 
     return float(grads[0].norm() / grads[1].norm())
 
 
-@scenario("sigmoid_mlp_vanishing")
+@scenario("sigmoid_mlp_vanishing", expects=("vanishing",))
 def sigmoid_mlp_vanishing() -> Run:
     """8 hidden sigmoid layers (PyTorch default init), SGD: the gradient vanishes toward the input from step 0."""
     model = models.mlp([64] + [32] * 8 + [10], "sigmoid")
@@ -376,7 +384,7 @@ def sigmoid_mlp_vanishing() -> Run:
                 fc1_over_fc9_step0=ratios[0], fc1_over_fc9_max=max(ratios))
 
 
-@scenario("tanh16_vanishing_recovers")
+@scenario("tanh16_vanishing_recovers", expects=("vanishing",))
 def tanh16_vanishing_recovers() -> Run:
     """16 tanh layers initialised small (0.7/√fan_in): the gradient vanishes at init and Adam repairs it in steps."""
     model = models.mlp([64] + [32] * 16 + [10], "tanh", init_std=0.7, gen=gen())
@@ -416,7 +424,7 @@ def _adding_batches(T: int, size: int, seed: int = 0, scale: float = 1.0):
         yield torch.stack([values, marks], -1) * scale, (values * marks).sum(1)
 
 
-@scenario("rnn_rho3_step0_explosion")
+@scenario("rnn_rho3_step0_explosion", expects=("exploding",))
 def rnn_rho3_step0_explosion() -> Run:
     """Vanilla RNN (hidden 64) with ρ(W_hh) = 3 on the adding problem, T = 64: the chaotic regime gives a catastrophic
     gradient at step 0; the SGD step it causes saturates the RNN for good."""
@@ -439,7 +447,7 @@ def rnn_rho3_step0_explosion() -> Run:
                 grad_norm_step0=norms[0], grad_norm_later_median=later, update_ratio_step0=updates[0]["rnn"])
 
 
-@scenario("relu_mlp_exploding_init")
+@scenario("relu_mlp_exploding_init", expects=("exploding",))
 def relu_mlp_exploding_init() -> Run:
     """12 ReLU layers initialised at 3/√fan_in (gain ≈ 2.1 per layer, He is √2): exploding from step 0."""
     model = models.mlp([64] + [32] * 12 + [10], "relu", init_std=3.0, gen=gen())
@@ -453,7 +461,7 @@ def relu_mlp_exploding_init() -> Run:
     return done(w, broken(Expect("exploding", step=0), forbid=("nonfinite", "vanishing")), activation_gain_step0=gain0)
 
 
-@scenario("rnn_clipped_exploding")
+@scenario("rnn_clipped_exploding", expects=("exploding",))
 def rnn_clipped_exploding() -> Run:
     """Vanilla RNN with ρ(W_hh) = 3 trained with clip_grad_norm_(1): the raw gradient explodes on every step
     (norms ~1e5), clipping hides it from the optimizer."""
@@ -484,7 +492,7 @@ def _big_update_layers(updates: dict[str, float], limit: float = 1.0) -> tuple[s
     return tuple(n for n, r in updates.items() if r > limit)
 
 
-@scenario("mlp_adam_lr5_large_updates")
+@scenario("mlp_adam_lr5_large_updates", expects=("large_updates",))
 def mlp_adam_lr5_large_updates() -> Run:
     """An MLP under Adam with lr = 5: the first update is many times the weights themselves."""
     model = models.mlp([64, 64, 64, 10])
@@ -500,7 +508,7 @@ def mlp_adam_lr5_large_updates() -> Run:
     return done(w, broken(Expect("large_updates", layers, 0)), update_ratio_step0=updates[0])
 
 
-@scenario("gpt2_adam_lr5_large_updates", needs=("transformers",))
+@scenario("gpt2_adam_lr5_large_updates", expects=("large_updates",), needs=("transformers",))
 def gpt2_adam_lr5_large_updates() -> Run:
     """Hugging Face GPT-2 tiny under Adam with lr = 5: the first update replaces the weights."""
     model = models.hf_gpt2()
@@ -517,7 +525,7 @@ def gpt2_adam_lr5_large_updates() -> Run:
                 max_update_ratio_step0=max(updates[0].values()))
 
 
-@scenario("stalled_lr_typo")
+@scenario("stalled_lr_typo", expects=("stalled_updates",))
 def stalled_lr_typo() -> Run:
     """An MLP whose first layer sits in a parameter group with lr = 1e-9 (a typo): fc1 never moves."""
     model = models.mlp([64, 64, 64, 10])
@@ -539,7 +547,7 @@ def stalled_lr_typo() -> Run:
 
 # ---- units -------------------------------------------------------------------------------------------------------
 
-@scenario("dead_relu_lr1")
+@scenario("dead_relu_lr1", expects=("dead_units",))
 def dead_relu_lr1() -> Run:
     """A ReLU MLP under SGD with lr = 1.0 and momentum 0.9: large steps kill the units of fc2 and fc3."""
     model = models.mlp([64, 64, 64, 64, 10], "relu")
@@ -553,7 +561,7 @@ def dead_relu_lr1() -> Run:
     return done(w, broken(Expect("dead_units", layers), forbid=("nonfinite",)), dead_fraction_end=dead)
 
 
-@scenario("dead_relu_bias_init")
+@scenario("dead_relu_bias_init", expects=("dead_units",))
 def dead_relu_bias_init() -> Run:
     """A ReLU MLP whose fc2 biases start at −5 on 80 % of its units: those units are dead from step 0 on."""
     model = models.mlp([64, 64, 64, 10], "relu")
@@ -568,7 +576,7 @@ def dead_relu_bias_init() -> Run:
                 fc2_dead_step0=units.dead["fc2"][0], fc2_dead_end=units.dead["fc2"][-1])
 
 
-@scenario("tanh_saturated_inputs")
+@scenario("tanh_saturated_inputs", expects=("saturation",))
 def tanh_saturated_inputs() -> Run:
     """A tanh MLP fed raw pixel values 0…16 (not centred or scaled): the first layer's units saturate."""
     model = models.mlp([64, 64, 64, 10], "tanh", init_std=1.0, gen=gen())
@@ -618,7 +626,7 @@ def _traced_fault_run(model, opt, batches, fault_step: int, inject: Callable[[to
     return w, found[0] if found else None, losses
 
 
-@scenario("nan_from_weight")
+@scenario("nan_from_weight", expects=("nonfinite",))
 def nan_from_weight() -> Run:
     """fc4.weight set to inf before step 5 of an MLP: nonfinite, origin fc4, step 5."""
     model, fault = _nan_mlp(), 5
@@ -634,7 +642,7 @@ def nan_from_weight() -> Run:
     return done(w, broken(Expect("nonfinite", ("fc4",), fault), forbid=NONFINITE_ONLY), origin=origin[0])
 
 
-@scenario("inf_from_input")
+@scenario("inf_from_input", expects=("nonfinite",))
 def inf_from_input() -> Run:
     """An inf pixel in the batch of step 4: nonfinite, origin fc1 (the first layer whose output is non-finite)."""
     model, fault = _nan_mlp(), 4
@@ -648,7 +656,7 @@ def inf_from_input() -> Run:
     return done(w, broken(Expect("nonfinite", ("fc1",), fault), forbid=NONFINITE_ONLY), origin=origin[0])
 
 
-@scenario("nan_from_backward_sqrt")
+@scenario("nan_from_backward_sqrt", expects=("nonfinite",))
 def nan_from_backward_sqrt() -> Run:
     """A prototype layer computing √(Σ(h−p)²): at step 6 a prototype equals a feature vector, so the forward is
     finite but d√u/du at 0 makes the backward NaN; origin the prototype layer ``proto``."""
@@ -664,7 +672,7 @@ def nan_from_backward_sqrt() -> Run:
     return done(w, broken(Expect("nonfinite", ("proto",), fault), forbid=NONFINITE_ONLY), origin=origin[0])
 
 
-@scenario("nan_tied_gpt2", needs=("transformers",))
+@scenario("nan_tied_gpt2", expects=("nonfinite",), needs=("transformers",))
 def nan_tied_gpt2() -> Run:
     """Hugging Face GPT-2 tiny (lm_head tied to wte) under SGD with lr = 30 until it goes non-finite: the origin is
     the first layer that made the non-finite value (traced by the zoo), never the tied lm_head/wte unless it is."""
@@ -698,7 +706,7 @@ def nan_tied_gpt2() -> Run:
                 origin=origin, how=state["origin"][1], nonfinite_step=state["step"])
 
 
-@scenario("nonfinite_raise")
+@scenario("nonfinite_raise", expects=("nonfinite",))
 def nonfinite_raise() -> Run:
     """on_nonfinite='raise' with fc4.weight set to inf at step 3: the raising step is in the history and diagnosed."""
     model, fault = _nan_mlp(), 3
@@ -729,7 +737,7 @@ def nonfinite_raise() -> Run:
     return done(w, broken(Expect("nonfinite", ("fc4",), fault), forbid=NONFINITE_ONLY), raised_at=raised_at)
 
 
-@scenario("scaler_every_step_skipped")
+@scenario("scaler_every_step_skipped", expects=("nonfinite",))
 def scaler_every_step_skipped() -> Run:
     """GradScaler over a hand-written log-sigmoid BCE on raw pixels: log(0) = −inf on every batch, so the scaler
     skips every optimizer step. Not healthy: the gradients were non-finite from step 0."""

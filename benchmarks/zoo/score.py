@@ -1,7 +1,7 @@
 """Scoring: one scenario's verdict against its label, and precision / recall / layer and step accuracy over the zoo.
 
 Counting, per kind, over the scenarios: a *true positive* is an expected finding that the diagnosis made; a *false
-negative* an expected one it did not make; a *false positive* a finding of a kind the label forbids (every kind
+negative* an expected one it did not make (or one a scenario declares when the scenario raised); a *false positive* a finding of a kind the label forbids (every kind
 on a healthy run; a kind several findings share counts once per scenario). Kinds a label neither expects nor
 forbids are not counted. Layer accuracy: of the true positives whose first layer the truth knows, the share whose
 ``Finding.layers[0]`` is one the label accepts; step accuracy likewise with ``Finding.step``.
@@ -68,6 +68,7 @@ class Verdict:
     facts: dict[str, Any] = field(default_factory=dict)
     error: str | None = None  # the scenario raised (an unsupported watch option, a failed premise…)
     skipped: str | None = None  # an optional package is missing
+    expects: tuple[str, ...] = ()  # the kinds the scenario declares: counted as missed when it raised
 
     @property
     def passed(self) -> bool:
@@ -95,7 +96,7 @@ class Verdict:
         return {"name": self.name, "passed": self.passed, "problems": self.problems(),
                 "label": self.label.to_dict() if self.label else None, "checks": [c.to_dict() for c in self.checks],
                 "false": self.false, "reported_healthy": self.reported_healthy, "facts": _plain(self.facts),
-                "error": self.error, "skipped": self.skipped}
+                "error": self.error, "skipped": self.skipped, "expects": list(self.expects)}
 
 
 def _plain(x: Any) -> Any:
@@ -151,10 +152,12 @@ def summarise(verdicts: list[Verdict]) -> dict[str, Any]:
     """Per kind precision and recall, layer and step accuracy, false findings on healthy runs, errors, and
     whether each target of issue 9 is met."""
     judged = [v for v in verdicts if v.label is not None and not v.skipped and not v.error]
+    crashed = [v for v in verdicts if v.error]
     per_kind = {}
     for kind in KINDS:
         tp = sum(c.found for v in judged for c in v.checks if c.expect.kind == kind)
-        fn = sum(not c.found for v in judged for c in v.checks if c.expect.kind == kind)
+        fn = (sum(not c.found for v in judged for c in v.checks if c.expect.kind == kind)
+              + sum(v.expects.count(kind) for v in crashed))
         fp = sum(f["kind"] == kind for v in judged for f in v.false)
         per_kind[kind] = {"tp": tp, "fn": fn, "fp": fp, "precision": _ratio(tp, tp + fp),
                           "recall": _ratio(tp, tp + fn)}

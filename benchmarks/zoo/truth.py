@@ -8,6 +8,7 @@ shared parameters are not layers of their own.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -60,6 +61,10 @@ class NonfiniteTrace:
     def __enter__(self) -> NonfiniteTrace:
         self._layers = layer_modules(self.model)
         self._handles = []
+        # the first layer's input needs no gradient: its ∂L/∂input is None, which PyTorch warns about
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
         for path, module, _ in self._layers:
             self._handles.append(module.register_forward_hook(self._on_forward(path)))
             self._handles.append(module.register_full_backward_hook(self._on_backward(path)))
@@ -68,6 +73,7 @@ class NonfiniteTrace:
     def __exit__(self, *exc) -> None:
         for h in self._handles:
             h.remove()
+        self._warnings.__exit__(*exc)
 
     def _on_forward(self, path: str):
         def hook(module, inputs, output):
