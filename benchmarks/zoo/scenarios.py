@@ -241,6 +241,57 @@ def two_optimizers() -> Run:
     return done(w, HEALTHY, **learned(losses, 0.6))
 
 
+@scenario("two_optimizers_one_watched")
+def two_optimizers_one_watched() -> Run:
+    """The same two-optimizer MLP watched through the body's optimizer only: the head, stepped by the other
+    optimizer, moves between the watched steps and is not stalled. Healthy."""
+    model = models.mlp([64, 64, 64, 10])
+    body = [p for n, p in model.named_parameters() if not n.startswith("fc3")]
+    opt_a = torch.optim.SGD(body, lr=0.05, momentum=0.9)
+    opt_b = torch.optim.Adam(model.fc3.parameters(), lr=1e-3)
+    batches = digit_batches()
+    head_moves = []
+
+    def step(t: int) -> float:
+        x, y = next(batches)
+        opt_a.zero_grad()
+        opt_b.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt_a.step()
+        before = model.fc3.weight.detach().clone()
+        opt_b.step()
+        head_moves.append(float((model.fc3.weight.detach() - before).norm() / before.norm()))
+        return loss.item()
+
+    w, losses = fit(model, opt_a, step, 60, stats="full")
+    check(min(head_moves) > 1e-4, f"the head moved by only {min(head_moves):.2g} of its norm on some step")
+    return done(w, HEALTHY, head_min_update_ratio=min(head_moves), **learned(losses, 0.6))
+
+
+@scenario("torch_transformer_preln")
+def torch_transformer_preln() -> Run:
+    """PyTorch's own nn.TransformerEncoder (pre-LN, GELU, width 32, 2 layers) on 'does token 3 occur': healthy."""
+    class Encoder(nn.Module):
+        def __init__(self, vocab: int = 32, d: int = 32, seq: int = 16):
+            super().__init__()
+            self.embed = nn.Embedding(vocab, d)
+            self.pos = nn.Parameter(torch.randn(seq, d) * 0.02)
+            layer = nn.TransformerEncoderLayer(d, 2, 64, dropout=0.0, activation="gelu", batch_first=True,
+                                               norm_first=True)
+            self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.head = nn.Linear(d, 2)
+
+        def forward(self, ids):  # [B, T] -> [B, 2]
+            return self.head(self.encoder(self.embed(ids) + self.pos).mean(1))
+
+    model = Encoder()
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    w, losses = fit(model, opt, classify_step(model, opt, data.presence_batches(32, 16, 32, gen())), 80,
+                    stats="full")
+    return done(w, HEALTHY, **learned(losses, 0.6))
+
+
 @scenario("aux_head_some_steps")
 def aux_head_some_steps() -> Run:
     """A classifier with an auxiliary head (digit parity) used on 1 step in 4 (no gradient on the others): healthy."""
@@ -386,19 +437,20 @@ def sigmoid_mlp_vanishing() -> Run:
 
 @scenario("tanh16_vanishing_recovers", expects=("vanishing",))
 def tanh16_vanishing_recovers() -> Run:
-    """16 tanh layers initialised small (0.7/√fan_in): the gradient vanishes at init and Adam repairs it in steps."""
-    model = models.mlp([64] + [32] * 16 + [10], "tanh", init_std=0.7, gen=gen())
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    """16 tanh layers initialised small (0.6/√fan_in): the gradient reaching fc1 is ~3e-4 of the logits' at init;
+    Adam repairs it in about 10 steps (then ~1), so the vanishing is an episode that recovered."""
+    model = models.mlp([64] + [32] * 16 + [10], "tanh", init_std=0.6, gen=gen())
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gains = []  # ‖∂L/∂(fc1 output)‖ / ‖∂L/∂logits‖ on each step's batch, by autograd
     step = classify_step(model, opt, digit_batches(), before=lambda t, x, y: gains.append(_activation_gain(model, x, y)))
-    w, losses = fit(model, opt, step, 80, stats="full")
+    w, losses = fit(model, opt, step, 100, stats="full")
     low = [t for t, g in enumerate(gains) if g < VANISHED]
     recovered = next((t for t in range(len(gains)) if all(g >= VANISHED for g in gains[t:])), None)
     check(gains[0] < VANISHED, f"the gradient at fc1's output is {gains[0]:.2g}× the logits' at step 0")
     check(recovered is not None and recovered <= 20, f"no lasting recovery by step 20 (gains {gains[:5]}…)")
     return done(w, broken(Expect("vanishing", ("fc1",), 0, evidence=("recovered_at",)),
                           forbid=("nonfinite", "exploding", "dead_units")),
-                vanishing_steps=low, recovered_at=recovered, gain_step0=gains[0], **learned(losses, 0.8))
+                vanishing_steps=low, recovered_at=recovered, gain_step0=gains[0], **learned(losses, 0.85))
 
 
 # ---- exploding ---------------------------------------------------------------------------------------------------
