@@ -218,33 +218,9 @@ def moe_top1() -> Run:
     return done(w, HEALTHY, idle_expert_steps=len(idle_steps), **learned(losses, 0.7))
 
 
-@scenario("two_optimizers")
-def two_optimizers() -> Run:
-    """An MLP whose body is stepped by SGD+momentum and head by Adam, both watched (optimizer=[a, b]): healthy."""
-    model = models.mlp([64, 64, 64, 10])
-    body = [p for n, p in model.named_parameters() if not n.startswith("fc3")]
-    opt_a = torch.optim.SGD(body, lr=0.05, momentum=0.9)
-    opt_b = torch.optim.Adam(model.fc3.parameters(), lr=1e-3)
-    batches = digit_batches()
-
-    def step(t: int) -> float:
-        x, y = next(batches)
-        opt_a.zero_grad()
-        opt_b.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt_a.step()
-        opt_b.step()
-        return loss.item()
-
-    w, losses = fit(model, [opt_a, opt_b], step, 60, stats="full")
-    return done(w, HEALTHY, **learned(losses, 0.6))
-
-
-@scenario("two_optimizers_one_watched")
-def two_optimizers_one_watched() -> Run:
-    """The same two-optimizer MLP watched through the body's optimizer only: the head, stepped by the other
-    optimizer, moves between the watched steps and is not stalled. Healthy."""
+def _two_optimizer_run(watched: str) -> Run:
+    """An MLP whose body (fc1, fc2) is stepped by SGD+momentum and head (fc3) by Adam; ``watched``: ``"both"``
+    (``optimizer=[a, b]``) or ``"body"`` (the body's optimizer only). The zoo measures the head's own update."""
     model = models.mlp([64, 64, 64, 10])
     body = [p for n, p in model.named_parameters() if not n.startswith("fc3")]
     opt_a = torch.optim.SGD(body, lr=0.05, momentum=0.9)
@@ -264,9 +240,22 @@ def two_optimizers_one_watched() -> Run:
         head_moves.append(float((model.fc3.weight.detach() - before).norm() / before.norm()))
         return loss.item()
 
-    w, losses = fit(model, opt_a, step, 60, stats="full")
+    w, losses = fit(model, [opt_a, opt_b] if watched == "both" else opt_a, step, 60, stats="full")
     check(min(head_moves) > 1e-4, f"the head moved by only {min(head_moves):.2g} of its norm on some step")
     return done(w, HEALTHY, head_min_update_ratio=min(head_moves), **learned(losses, 0.6))
+
+
+@scenario("two_optimizers")
+def two_optimizers() -> Run:
+    """An MLP whose body is stepped by SGD+momentum and head by Adam, both watched (optimizer=[a, b]): healthy."""
+    return _two_optimizer_run("both")
+
+
+@scenario("two_optimizers_one_watched")
+def two_optimizers_one_watched() -> Run:
+    """The same two-optimizer MLP watched through the body's optimizer only: the head, stepped by the other
+    optimizer, moves between the watched steps and is not stalled. Healthy."""
+    return _two_optimizer_run("body")
 
 
 @scenario("torch_transformer_preln")
@@ -426,9 +415,8 @@ def sigmoid_mlp_vanishing() -> Run:
     model = models.mlp([64] + [32] * 8 + [10], "sigmoid")
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     ratios = []
-    hook = opt.register_step_pre_hook(lambda *_: ratios.append(_rel_ratio(model, "fc1", "fc9")))
-    w, _ = fit(model, opt, classify_step(model, opt, digit_batches()), 60, stats="full")
-    hook.remove()
+    with truth.recorded_updates(model, opt, lambda: ratios.append(_rel_ratio(model, "fc1", "fc9"))):
+        w, _ = fit(model, opt, classify_step(model, opt, digit_batches()), 60, stats="full")
     check(max(ratios) < 1e-2, f"fc1's relative gradient reached {max(ratios):.2g} of fc9's")
     return done(w, broken(Expect("vanishing", ("fc1",), 0),
                           forbid=("nonfinite", "exploding", "dead_units", "large_updates")),
@@ -482,16 +470,9 @@ def rnn_rho3_step0_explosion() -> Run:
     gradient at step 0; the SGD step it causes saturates the RNN for good."""
     model = _spectral_rnn(3.0)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    norms, meter, updates = [], truth.UpdateMeter(model), []
-
-    def pre(*_):
-        norms.append(truth.grad_norms(model)["rnn"])
-        meter.before()
-
-    hooks = [opt.register_step_pre_hook(pre), opt.register_step_post_hook(lambda *_: updates.append(meter.after()))]
-    w, losses = fit(model, opt, classify_step(model, opt, _adding_batches(64, 32), F.mse_loss), 30)
-    for h in hooks:
-        h.remove()
+    norms = []
+    with truth.recorded_updates(model, opt, lambda: norms.append(truth.grad_norms(model)["rnn"])) as updates:
+        w, _ = fit(model, opt, classify_step(model, opt, _adding_batches(64, 32), F.mse_loss), 30)
     later = sorted(norms[1:])[len(norms[1:]) // 2]
     check(norms[0] > 1e3 * later, f"step-0 gradient {norms[0]:.3g} is not ≫ the later median {later:.3g}")
     check(all(math.isfinite(n) for n in norms), "the run went non-finite")
@@ -501,7 +482,8 @@ def rnn_rho3_step0_explosion() -> Run:
 
 @scenario("relu_mlp_exploding_init", expects=("exploding",))
 def relu_mlp_exploding_init() -> Run:
-    """12 ReLU layers initialised at 3/√fan_in (gain ≈ 2.1 per layer, He is √2): exploding from step 0."""
+    """12 ReLU layers initialised at 3/√fan_in (gain ≈ 2.1 per layer, He is √2): exploding from step 0. SGD with
+    lr = 1e-7 keeps the run finite, so that the explosion is all there is to see."""
     model = models.mlp([64] + [32] * 12 + [10], "relu", init_std=3.0, gen=gen())
     opt = torch.optim.SGD(model.parameters(), lr=1e-7)
     batches = digit_batches()
@@ -540,8 +522,14 @@ def rnn_clipped_exploding() -> Run:
 
 # ---- updates -----------------------------------------------------------------------------------------------------
 
-def _big_update_layers(updates: dict[str, float], limit: float = 1.0) -> tuple[str, ...]:
-    return tuple(n for n, r in updates.items() if r > limit)
+def _large_updates_run(model: nn.Module, opt, step: STEP_FN, steps: int) -> Run:
+    """Train under a watch; the truth: the layers whose step-0 update ‖Δθ‖/‖θ‖ (the zoo's own hooks) exceeds 1."""
+    with truth.recorded_updates(model, opt) as updates:
+        w, _ = fit(model, opt, step, steps)
+    layers = tuple(n for n, r in updates[0].items() if r > 1.0)
+    check(bool(layers), f"no layer's step-0 update exceeded its weights: {updates[0]}")
+    return done(w, broken(Expect("large_updates", layers, 0)), layers_over_1=list(layers),
+                max_update_ratio_step0=max(updates[0].values()))
 
 
 @scenario("mlp_adam_lr5_large_updates", expects=("large_updates",))
@@ -549,15 +537,7 @@ def mlp_adam_lr5_large_updates() -> Run:
     """An MLP under Adam with lr = 5: the first update is many times the weights themselves."""
     model = models.mlp([64, 64, 64, 10])
     opt = torch.optim.Adam(model.parameters(), lr=5.0)
-    meter, updates = truth.UpdateMeter(model), []
-    hooks = [opt.register_step_pre_hook(lambda *_: meter.before()),
-             opt.register_step_post_hook(lambda *_: updates.append(meter.after()))]
-    w, _ = fit(model, opt, classify_step(model, opt, digit_batches()), 20)
-    for h in hooks:
-        h.remove()
-    layers = _big_update_layers(updates[0])
-    check(bool(layers), f"no layer's step-0 update exceeded its weights: {updates[0]}")
-    return done(w, broken(Expect("large_updates", layers, 0)), update_ratio_step0=updates[0])
+    return _large_updates_run(model, opt, classify_step(model, opt, digit_batches()), 20)
 
 
 @scenario("gpt2_adam_lr5_large_updates", expects=("large_updates",), needs=("transformers",))
@@ -565,16 +545,7 @@ def gpt2_adam_lr5_large_updates() -> Run:
     """Hugging Face GPT-2 tiny under Adam with lr = 5: the first update replaces the weights."""
     model = models.hf_gpt2()
     opt = torch.optim.Adam(model.parameters(), lr=5.0)
-    meter, updates = truth.UpdateMeter(model), []
-    hooks = [opt.register_step_pre_hook(lambda *_: meter.before()),
-             opt.register_step_post_hook(lambda *_: updates.append(meter.after()))]
-    w, _ = fit(model, opt, lm_step(model, opt, data.text_batches(32, 16, gen()), hf=True), 10)
-    for h in hooks:
-        h.remove()
-    layers = _big_update_layers(updates[0])
-    check(bool(layers), "no layer's step-0 update exceeded its weights")
-    return done(w, broken(Expect("large_updates", layers, 0)), layers_over_1=list(layers),
-                max_update_ratio_step0=max(updates[0].values()))
+    return _large_updates_run(model, opt, lm_step(model, opt, data.text_batches(32, 16, gen()), hf=True), 10)
 
 
 @scenario("stalled_lr_typo", expects=("stalled_updates",))
@@ -583,12 +554,8 @@ def stalled_lr_typo() -> Run:
     model = models.mlp([64, 64, 64, 10])
     rest = [p for n, p in model.named_parameters() if not n.startswith("fc1.")]
     opt = torch.optim.SGD([{"params": model.fc1.parameters(), "lr": 1e-9}, {"params": rest}], lr=0.1, momentum=0.9)
-    meter, updates = truth.UpdateMeter(model), []
-    hooks = [opt.register_step_pre_hook(lambda *_: meter.before()),
-             opt.register_step_post_hook(lambda *_: updates.append(meter.after()))]
-    w, losses = fit(model, opt, classify_step(model, opt, digit_batches()), 40)
-    for h in hooks:
-        h.remove()
+    with truth.recorded_updates(model, opt) as updates:
+        w, losses = fit(model, opt, classify_step(model, opt, digit_batches()), 40)
     worst = max(u["fc1"] for u in updates)
     check(worst < 1e-6, f"fc1 moved by up to {worst:.2g} of its norm")
     check(min(u["fc2"] for u in updates) > 1e-4, "the other layers did not train")
@@ -649,6 +616,12 @@ def _nan_mlp() -> nn.Sequential:
     return models.mlp([64, 32, 32, 32, 32, 10], "relu")
 
 
+def _inf_weight(layer: nn.Linear) -> None:
+    """The fault: one weight of ``layer`` set to inf."""
+    with torch.no_grad():
+        layer.weight[0, 0] = math.inf
+
+
 LOCATE = {"on_nonfinite": "locate"}  # per-module finite checks on every step, so the origin is exact
 
 NONFINITE_ONLY = tuple(k for k in KINDS if k != "nonfinite")
@@ -684,11 +657,8 @@ def nan_from_weight() -> Run:
     model, fault = _nan_mlp(), 5
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
 
-    def inject(x):
-        with torch.no_grad():
-            model.fc4.weight[0, 0] = math.inf
-
-    w, origin, losses = _traced_fault_run(model, opt, digit_batches(), fault, inject, fault + 3)
+    w, origin, losses = _traced_fault_run(model, opt, digit_batches(), fault, lambda x: _inf_weight(model.fc4),
+                                          fault + 3)
     check(origin == ("fc4", "parameter"), f"the traced origin is {origin}")
     check(all(math.isfinite(l) for l in losses[:fault]), "non-finite before the fault")
     return done(w, broken(Expect("nonfinite", ("fc4",), fault), forbid=NONFINITE_ONLY), origin=origin[0])
@@ -764,10 +734,6 @@ def nonfinite_raise() -> Run:
     model, fault = _nan_mlp(), 3
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
 
-    def inject(x):
-        with torch.no_grad():
-            model.fc4.weight[0, 0] = math.inf
-
     from gradwatch.probe.watcher import NonFiniteGradientError
 
     batches = digit_batches()
@@ -777,7 +743,7 @@ def nonfinite_raise() -> Run:
         for t in range(fault + 3):
             x, y = next(batches)
             if t == fault:
-                inject(x)
+                _inf_weight(model.fc4)
             opt.zero_grad()
             F.cross_entropy(model(x), y).backward()
             opt.step()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -148,6 +150,27 @@ class UpdateMeter:
             w = math.sqrt(sum(float(o.double().square().sum()) for o in old))
             out[path] = d / w if w > 0 else math.inf
         return out
+
+
+@contextmanager
+def recorded_updates(model: nn.Module, optimizer, before: Callable[[], None] | None = None
+                     ) -> Iterator[list[dict[str, float]]]:
+    """Inside the block, ‖Δθ‖/‖θ‖ per layer of every step ``optimizer`` takes (one dict per step), from the zoo's
+    own step hooks; ``before()`` is also called before each step, when ``p.grad`` holds the step's gradient."""
+    meter, updates = UpdateMeter(model), []
+
+    def pre(*_):
+        if before is not None:
+            before()
+        meter.before()
+
+    handles = [optimizer.register_step_pre_hook(pre),
+               optimizer.register_step_post_hook(lambda *_: updates.append(meter.after()))]
+    try:
+        yield updates
+    finally:
+        for h in handles:
+            h.remove()
 
 
 class UnitFractions:
