@@ -1,11 +1,10 @@
-"""Data for the zoo, all local: scikit-learn's digits (1797 real 8×8 images), byte text, synthetic token tasks.
+"""Data for the zoo, all local: scikit-learn's digits (1797 real 8×8 images), the text of its data-set descriptions
+(bytes), synthetic token tasks.
 Every batch stream is drawn from a seeded ``torch.Generator`` so that a scenario replays exactly."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -47,10 +46,14 @@ def batches(x: Tensor, y: Tensor, size: int, gen: torch.Generator):
 
 @lru_cache(maxsize=1)
 def text_bytes() -> Tensor:
-    """ASCII bytes of real text (this zoo's own source files), values below 128: ``[n]`` long."""
-    here = Path(__file__).parent
-    raw = b"".join(p.read_bytes() for p in sorted(here.glob("*.py")))
-    return torch.tensor([b for b in raw if b < 128], dtype=torch.long)
+    """ASCII bytes of real English text that ships with scikit-learn (the descriptions of its bundled data sets),
+    values below 128: ``[n]`` long."""
+    from sklearn import datasets
+
+    loaders = (datasets.load_digits, datasets.load_iris, datasets.load_wine, datasets.load_breast_cancer,
+               datasets.load_diabetes, datasets.load_linnerud)
+    raw = "\n\n".join(load().DESCR for load in loaders).encode("ascii", "ignore")
+    return torch.tensor(list(raw), dtype=torch.long)
 
 
 def text_batches(seq: int, size: int, gen: torch.Generator):
