@@ -73,3 +73,15 @@ def presence_batches(vocab: int, seq: int, size: int, gen: torch.Generator, toke
         where = torch.randint(0, seq, (size,), generator=gen)
         ids[label.bool(), where[label.bool()]] = token
         yield ids, label
+
+
+def adding_batches(T: int, size: int, seed: int = 0, scale: float = 1.0):
+    """The adding problem (Hochreiter & Schmidhuber 1997): values and a two-hot marker; target their marked sum."""
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        values = torch.rand(size, T, generator=g)
+        marks = torch.zeros(size, T)
+        idx = torch.stack([torch.randint(0, T // 2, (size,), generator=g),
+                           torch.randint(T // 2, T, (size,), generator=g)], 1)
+        marks.scatter_(1, idx, 1.0)
+        yield torch.stack([values, marks], -1) * scale, (values * marks).sum(1)

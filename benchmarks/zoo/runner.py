@@ -8,7 +8,7 @@ import time
 import torch
 
 from .label import Run
-from .scenarios import Scenario
+from .registry import Scenario
 from .score import Verdict, verdict
 from .truth import PremiseError
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -132,6 +133,29 @@ def grad_norms(model: nn.Module) -> dict[str, float]:
         grads = [p.grad for p in params if p.grad is not None]
         out[path] = math.sqrt(sum(float(x.double().square().sum()) for x in grads)) if grads else math.nan
     return out
+
+
+def relative_ratio(model: nn.Module, first: str, last: str) -> float:
+    """‖g‖/‖θ‖ of layer ``first`` over that of layer ``last``, from autograd's p.grad."""
+    rel = relative_grads(model)
+    return rel[first] / rel[last]
+
+
+_FUNCTIONAL = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh, nn.Sigmoid: torch.sigmoid}
+
+
+def activation_gain(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> float:
+    """‖∂L/∂(fc1's output)‖ / ‖∂L/∂(logits)‖ by autograd, re-running the MLP functionally (F.linear, torch.tanh…)
+    so that no module hook — the watch's included — sees this extra pass."""
+    h, outs = x, []
+    for module in model:
+        if isinstance(module, nn.Linear):
+            h = F.linear(h, module.weight, module.bias)
+            outs.append(h)
+        else:
+            h = _FUNCTIONAL[type(module)](h)
+    grads = torch.autograd.grad(F.cross_entropy(h, y), [outs[0], outs[-1]])
+    return float(grads[0].norm() / grads[1].norm())
 
 
 class UpdateMeter:
