@@ -34,6 +34,16 @@ def mlp(widths: list[int], activation: str = "relu", init_std: float | None = No
     return nn.Sequential(OrderedDict(parts))
 
 
+def cnn(depth: int = 8, width: int = 8, activation: str = "sigmoid", classes: int = 10) -> nn.Sequential:
+    """``conv1, act1, …, convN, actN, pool, flat, fc``: 3×3 convolutions (padding 1) on one-channel images."""
+    parts: list[tuple[str, nn.Module]] = []
+    for i in range(1, depth + 1):
+        parts += [(f"conv{i}", nn.Conv2d(1 if i == 1 else width, width, 3, padding=1)),
+                  (f"act{i}", ACTIVATIONS[activation]())]
+    parts += [("pool", nn.AdaptiveAvgPool2d(1)), ("flat", nn.Flatten()), ("fc", nn.Linear(width, classes))]
+    return nn.Sequential(OrderedDict(parts))
+
+
 class BasicBlock(nn.Module):
     """torchvision's ``BasicBlock``: conv3×3-BN-ReLU(in place)-conv3×3-BN, plus the shortcut, then ReLU(in place)."""
 

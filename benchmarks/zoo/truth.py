@@ -197,6 +197,33 @@ def recorded_updates(model: nn.Module, optimizer, before: Callable[[], None] | N
             h.remove()
 
 
+class OutputGradNorms:
+    """‖∂L/∂(output)‖ of the named modules on every backward of the real training pass: a forward hook puts a
+    tensor hook on each output (no extra pass, nothing the watch's module hooks see)."""
+
+    def __init__(self, model: nn.Module, names: list[str]):
+        self.modules = {n: model.get_submodule(n) for n in names}
+        self.norms: dict[str, list[float]] = {n: [] for n in names}
+
+    def __enter__(self) -> OutputGradNorms:
+        self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.modules.items()]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+
+    def _hook(self, name: str):
+        def hook(module, inputs, output):
+            if output.requires_grad:
+                output.register_hook(lambda g: self.norms[name].append(float(g.norm())))
+        return hook
+
+    def ratio(self, first: str, last: str) -> list[float]:
+        """Per step, the gradient at ``first``'s output over that at ``last``'s."""
+        return [a / b for a, b in zip(self.norms[first], self.norms[last])]
+
+
 class UnitFractions:
     """Per activation module (``nn.ReLU``/``nn.Tanh``/``nn.Sigmoid``, by the path of the layer before it) on each
     forward: the fraction of units zero for the whole batch (ReLU) and the fraction of inputs where σ'(z) is below

@@ -33,6 +33,21 @@ def sigmoid_mlp_vanishing() -> Run:
                 fc1_over_fc9_step0=ratios[0], fc1_over_fc9_max=max(ratios))
 
 
+@scenario("sigmoid_cnn_vanishing", expects=("vanishing",))
+def sigmoid_cnn_vanishing() -> Run:
+    """8 sigmoid 3×3 convolutions (PyTorch default init) on digit images, SGD: the gradient vanishes toward conv1."""
+    model = models.cnn(8, 8, "sigmoid")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = data.digit_images(8)
+    with truth.OutputGradNorms(model, ["conv1", "fc"]) as grads:
+        w, _ = fit(model, opt, classify_step(model, opt, data.batches(x, y, 64, gen())), 40, stats="full")
+    ratios = grads.ratio("conv1", "fc")
+    check(max(ratios) < VANISHED, f"the gradient at conv1's output reached {max(ratios):.2g} of the logits'")
+    return done(w, broken(Expect("vanishing", ("conv1",), 0),
+                          forbid=("nonfinite", "exploding", "dead_units", "large_updates")),
+                conv1_over_logits_step0=ratios[0], conv1_over_logits_max=max(ratios))
+
+
 @scenario("tanh16_vanishing_recovers", expects=("vanishing",))
 def tanh16_vanishing_recovers() -> Run:
     """16 tanh layers initialised small (0.6/√fan_in): the gradient reaching fc1 is ~3e-4 of the logits' at init;

@@ -55,3 +55,17 @@ def tanh_saturated_inputs() -> Run:
     check(sat > 0.5, f"only {sat:.0%} of fc1's tanh inputs are saturated at step 0")
     return done(w, broken(Expect("saturation", ("fc1",), 0), forbid=("nonfinite", "exploding", "large_updates")),
                 fc1_saturated_step0=sat)
+
+
+@scenario("sigmoid_large_init_saturation", expects=("saturation",))
+def sigmoid_large_init_saturation() -> Run:
+    """A sigmoid MLP initialised at 25/√fan_in on centred digits: most pre-activations sit where σ' ≈ 0."""
+    model = models.mlp([64, 64, 64, 64, 10], "sigmoid", init_std=25.0, gen=gen())
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with truth.UnitFractions(model) as units:
+        w, _ = fit(model, opt, classify_step(model, opt, digit_batches()), 30, stats="full")
+    step0 = {k: v[0] for k, v in units.saturated.items()}
+    layers = tuple(k for k, v in step0.items() if v > 0.5)
+    check(bool(layers), f"no layer has more than half its sigmoid inputs saturated at step 0: {step0}")
+    return done(w, broken(Expect("saturation", layers, 0), forbid=("nonfinite", "large_updates", "dead_units")),
+                saturated_step0=step0)

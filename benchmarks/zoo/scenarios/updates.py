@@ -38,6 +38,29 @@ def gpt2_adam_lr5_large_updates() -> Run:
     return _large_updates_run(model, opt, lm_step(model, opt, data.text_batches(32, 16, gen()), hf=True), 10)
 
 
+@scenario("mlp_sgd_lr50_large_updates", expects=("large_updates",))
+def mlp_sgd_lr50_large_updates() -> Run:
+    """An MLP under plain SGD with lr = 50: the step-0 update lr·‖g‖ is larger than the weights."""
+    model = models.mlp([64, 64, 64, 10])
+    opt = torch.optim.SGD(model.parameters(), lr=50.0)
+    return _large_updates_run(model, opt, classify_step(model, opt, digit_batches()), 5)
+
+
+@scenario("adam_lr_1e8_stalled", expects=("stalled_updates",))
+def adam_lr_1e8_stalled() -> Run:
+    """An MLP under Adam with lr = 1e-8 (a scale forgotten): every layer moves by ~1e-7 of its norm per step."""
+    model = models.mlp([64, 64, 64, 10])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-8)
+    with truth.recorded_updates(model, opt) as updates:
+        w, losses = fit(model, opt, classify_step(model, opt, digit_batches()), 30)
+    worst = {n: max(u[n] for u in updates) for n in updates[0]}
+    check(max(worst.values()) < 1e-6, f"some layer moved by more than 1e-6 of its norm: {worst}")
+    check(not truth.falls(losses, 0.95), "the loss fell")
+    return done(w, broken(Expect("stalled_updates", tuple(worst), 0),
+                          forbid=("nonfinite", "exploding", "vanishing", "dead_units", "saturation", "large_updates")),
+                max_update_ratio=max(worst.values()))
+
+
 @scenario("stalled_lr_typo", expects=("stalled_updates",))
 def stalled_lr_typo() -> Run:
     """An MLP whose first layer sits in a parameter group with lr = 1e-9 (a typo): fc1 never moves."""
