@@ -173,6 +173,35 @@ def test_every_kind_is_expected_somewhere_and_healthy_runs_exist():
     assert sum(not sc.expects for sc in SCENARIOS.values()) >= 10
 
 
+def _raise_premise():
+    raise truth.PremiseError("the loss did not fall")
+
+
+def test_runner_reports_a_failed_premise_as_an_error():
+    from zoo.registry import Scenario
+    from zoo.runner import judge
+
+    v, run = judge(Scenario("p", _raise_premise, expects=("vanishing",)))
+    assert run is None and v.error == "premise failed: the loss did not fall" and not v.passed
+    assert summarise([v])["kinds"]["vanishing"]["fn"] == 1
+
+
+def test_runner_skips_a_scenario_whose_package_is_missing():
+    from zoo.registry import Scenario
+    from zoo.runner import judge
+
+    v, run = judge(Scenario("m", _raise_premise, needs=("no_such_package_for_the_zoo",)))
+    assert run is None and v.skipped.startswith("needs no_such_package_for_the_zoo") and v.passed
+
+
+def test_a_label_that_contradicts_the_declaration_is_refused():
+    from zoo.registry import Scenario
+
+    scenario = Scenario("d", lambda: run(NAN_FC4), expects=("vanishing",))
+    with pytest.raises(RuntimeError, match="declares"):
+        scenario()
+
+
 # ---- the zoo's own truth helpers, checked another way ------------------------------------------------------------
 
 def test_relative_grads_by_hand():
@@ -230,6 +259,39 @@ def test_trace_finds_a_backward_only_nan():
 
 def test_trace_is_none_when_finite():
     assert _traced(nn.Sequential(nn.Linear(3, 1)), torch.randn(2, 3)) is None
+
+
+def test_output_grad_norms_match_autograd():
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    x = torch.randn(5, 3)
+    with truth.OutputGradNorms(model, ["0", "2"]) as grads:
+        model(x).square().sum().backward()
+    h = model[0](x)
+    out = model[2](model[1](h))
+    g_h, g_out = torch.autograd.grad(out.square().sum(), [h, out])
+    assert grads.norms["0"] == [pytest.approx(float(g_h.norm()), rel=1e-6)]
+    assert grads.ratio("0", "2") == [pytest.approx(float(g_h.norm() / g_out.norm()), rel=1e-6)]
+
+
+def test_update_ratios_by_hand():
+    lin = nn.Linear(3, 2)
+    opt = torch.optim.SGD(lin.parameters(), lr=0.5)
+    lin(torch.randn(4, 3)).sum().backward()
+    theta = torch.cat([p.detach().flatten() for p in lin.parameters()])
+    step = 0.5 * torch.cat([p.grad.flatten() for p in lin.parameters()])
+    with truth.recorded_updates(lin, opt) as updates:
+        opt.step()
+    assert updates == [{"": pytest.approx(float(step.norm() / theta.norm()), rel=1e-6)}]
+
+
+def test_unit_fractions_by_hand():
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
+        model[0].bias.zero_()
+    with truth.UnitFractions(model) as units:
+        model(torch.tensor([[1.0, 2.0], [3.0, -1.0]]))  # unit 3 is negative for both rows: dead
+    assert units.dead["0"] == [pytest.approx(1 / 3)]
 
 
 def test_falls():
