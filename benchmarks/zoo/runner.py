@@ -27,11 +27,19 @@ def judge(scenario: Scenario) -> tuple[Verdict, Run | None]:
     except NotImplementedError as exc:
         return Verdict(scenario.name, skipped=str(exc)), None
     except PremiseError as exc:
-        return Verdict(scenario.name, error=f"premise failed: {exc}", expects=scenario.expects), None
+        return _crashed(scenario, f"premise failed: {exc}", start), None
     except Exception as exc:  # noqa: BLE001 - a scenario that crashes is reported, the zoo goes on
-        return Verdict(scenario.name, error=f"{type(exc).__name__}: {exc}", expects=scenario.expects), None
+        return _crashed(scenario, f"{type(exc).__name__}: {exc}", start), None
     finally:
         torch.set_num_threads(threads)
     v = verdict(scenario.name, run)
-    v.facts["seconds"] = round(time.perf_counter() - start, 2)
+    v.facts["seconds"] = _since(start)
     return v, run
+
+
+def _since(start: float) -> float:
+    return round(time.perf_counter() - start, 2)
+
+
+def _crashed(scenario: Scenario, error: str, start: float) -> Verdict:
+    return Verdict(scenario.name, error=error, expects=scenario.expects, facts={"seconds": _since(start)})
