@@ -31,6 +31,7 @@ from gradwatch.probe.hooks import LayerProbes
 from gradwatch.probe.layers import Layer, find_layers, unwrap
 from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, DEFAULT_STATS, FORWARD_STATS, GRAD_STATS, HIST_EDGES,
                                    HISTOGRAM, PARAM_STATS, StepGrads, log10_histogram)
+from gradwatch.sinks.outputs import Outputs
 
 NONFINITE_MODES = ("record", "warn", "raise")
 
@@ -67,7 +68,8 @@ class Watcher:
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, every: int = 1, *,
                  stats: str | Iterable[str] = "default", sample_every: int = 10, flush_every: int = 50,
-                 on_nonfinite: str = "record", param_names: Sequence[str] | None = None, start_step: int = 0):
+                 on_nonfinite: str = "record", param_names: Sequence[str] | None = None, start_step: int = 0,
+                 sinks: Sequence[Any] = (), store: Any = None, name: str | None = None, config: Any = None):
         if not isinstance(model, nn.Module):
             raise ConfigError("model", type(model).__name__, "expected a torch.nn.Module")
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
@@ -113,6 +115,8 @@ class Watcher:
         self._step = start_step
         self._closed = False
         self._handles = []
+        self.sinks, self.store, self.name, self.config = sinks, store, name, config
+        self._outputs = Outputs(self)  # sinks and the stored run (gradwatch/sinks/outputs.py)
         if optimizer is not None:
             self._handles = [optimizer.register_step_pre_hook(lambda *_: self._measure()),
                              optimizer.register_step_post_hook(lambda *_: self._finish())]
@@ -251,13 +255,17 @@ class Watcher:
 
     def flush(self) -> None:
         """Copy the queued statistics to the host (one copy for all steps, layers and statistics)."""
+        steps = values = None
         if self._pending:
             values = torch.stack(self._pending).cpu().numpy()  # [steps, stats, layers]
-            self._history.append(np.asarray(self._pending_steps), values)
+            steps = np.asarray(self._pending_steps)
+            self._history.append(steps, values)
             self._pending, self._pending_steps = [], []
-        for step, counts in self._pending_hists:
-            self._history.append_histogram(step, counts.cpu().numpy())
+        hists = [(step, counts.cpu().numpy()) for step, counts in self._pending_hists]
+        for step, counts in hists:
+            self._history.append_histogram(step, counts)
         self._pending_hists = []
+        self._outputs.write(self._history, steps, values, hists)  # to the sinks and the run store
 
     def close(self) -> None:
         """Remove every hook from the model and optimizer and copy what is queued to the history. Idempotent."""
@@ -266,6 +274,7 @@ class Watcher:
         self._handles = []
         self._probes.detach()
         self.flush()
+        self._outputs.close(self.diagnose)  # the diagnosis to the sinks and the run store; closes them
         self._before = self._theta_buffer = None  # free the copy of θ
         self._closed = True
 
@@ -291,8 +300,14 @@ class Watcher:
 
         return diagnose(self.history, **thresholds)
 
-    def report(self, console=None, **thresholds: Any) -> None:
-        """Print the per-layer table and the diagnosis (rich) to ``console`` (stdout by default)."""
+    def report(self, console=None, *, html: Any = None, **thresholds: Any) -> Any:
+        """Print the per-layer table and the diagnosis (rich) to ``console`` (stdout by default); with
+        ``html=PATH``, write the self-contained report page there instead and return its path."""
+        if html is not None:
+            from gradwatch.report.watch_page import write_watch_page
+
+            return write_watch_page(html, self.history, self.diagnose(**thresholds),
+                                    title=self.name or type(unwrap(self.model)).__name__)
         from gradwatch.report.watch_table import print_watch_report
 
         print_watch_report(self.history, self.diagnose(**thresholds), console=console)
@@ -330,6 +345,8 @@ def watch(model: nn.Module, optimizer: torch.optim.Optimizer | None = None, ever
     or a list of names); ``sample_every`` (hook statistics on every k-th step, default 10); ``flush_every``
     (host copy every n recorded steps, default 50); ``on_nonfinite`` (``"record"`` (default), ``"warn"`` or
     ``"raise"``); ``param_names`` (only parameters with these local names, e.g. ``("weight",)``);
-    ``start_step`` (number of the first step, default 0).
+    ``start_step`` (number of the first step, default 0); ``sinks`` (e.g. ``[gradwatch.sinks.TensorBoard(dir)]``,
+    written at every flush); ``store`` (a run-store path: the run, ``name`` and the ``config`` you pass are
+    stored, for ``gradwatch runs / show / report / compare``).
     """
     return Watcher(model, optimizer, every, **options)
