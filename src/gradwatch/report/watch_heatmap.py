@@ -52,8 +52,7 @@ class LayerStepHeatmap(_Saveable):
         ax = self._axes(ax, size=(9, figure_height(n_layers)))
         with np.errstate(divide="ignore", invalid="ignore"):
             logs = np.where(np.isfinite(values) & (values > 0), np.log10(values), np.nan)
-        cmap = plt.get_cmap("viridis").copy()
-        cmap.set_bad(UNMEASURED_COLOR)
+        cmap = plt.get_cmap("viridis").with_extremes(bad=UNMEASURED_COLOR)
         x0, x1 = (float(steps[0]) - 0.5, float(steps[-1]) + 0.5) if len(steps) else (0, 1)
         extent = (x0, x1, -0.5, n_layers - 0.5)
         image = ax.imshow(np.ma.masked_invalid(logs.T), aspect="auto", origin="lower", cmap=cmap,
