@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ DPI = 90
 HEATMAP_STATS = ("grad_norm", "grad_abs_mean", "grad_abs_max", "weight_norm", "update_ratio", "grad_norm_preclip",
                  "act_std", "act_saturation", "act_dead", "backward_gain", "gain_activation")
 LINE_STATS = ("grad_norm", "update_ratio")
+EVIDENCE_OPEN = 15  # evidence lists up to this long are shown open; longer ones start folded
 
 
 def _png(figure) -> str:
@@ -48,9 +50,10 @@ def _diagnosis_html(diagnosis: Any) -> str:
         parts.append(f"<h3>{html.escape(f.kind)} — from step {f.step}</h3>"
                      f"<p><b>Layers:</b> {html.escape(', '.join(f.layers))}</p><p>{html.escape(f.summary)}</p>")
         lines = f.evidence.get("lines", [])
-        if lines:
-            parts.append("<p><b>Evidence</b></p><ul>" + "".join(f"<li>{html.escape(l)}</li>" for l in lines)
-                         + "</ul>")
+        if lines:  # a native disclosure (no script): open when short, one click away for a 100-layer model
+            opened = " open" if len(lines) <= EVIDENCE_OPEN else ""
+            parts.append(f"<details{opened}><summary><b>Evidence</b> ({len(lines)} lines)</summary><ul>"
+                         + "".join(f"<li>{html.escape(l)}</li>" for l in lines) + "</ul></details>")
         if f.remedies:
             parts.append("<p><b>Remedies, most relevant first</b></p><ol>" + "".join(
                 f"<li><b>{html.escape(r.title)}</b> — {html.escape(r.detail)} <small>[{html.escape(r.source)}]"
@@ -97,8 +100,10 @@ def _gains(history):
     """Median backward gain per layer split into weights × activation derivative (log scale), input at the
     bottom."""
     plt = _pyplot()
-    w = np.nanmedian(history.stat("backward_gain", sampled_only=True), axis=0)
-    a = np.nanmedian(history.stat("gain_activation", sampled_only=True), axis=0)
+    with warnings.catch_warnings():  # a layer never measured (the first has no input gradient) stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        w = np.nanmedian(history.stat("backward_gain", sampled_only=True), axis=0)
+        a = np.nanmedian(history.stat("gain_activation", sampled_only=True), axis=0)
     n = len(history.layers)
     y = np.arange(n)
     fig, ax = plt.subplots(figsize=(9, figure_height(n)), layout="constrained")
