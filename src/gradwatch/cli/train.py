@@ -187,7 +187,8 @@ def _runs(store: str = _store_option(),
         return
     table = Table(title=f"runs in {store}", title_justify="left")
     for col in ("id", "status", "model", "dataset", "net", "init", "epochs", "test acc", "started"):
-        table.add_column(col, justify="right" if col in ("epochs", "test acc") else "left")
+        table.add_column(col, justify="right" if col in ("epochs", "test acc") else "left",
+                         overflow="fold" if col == "id" else "ellipsis")  # an id is never cut short
     for r in rows:
         c, s = r["config"], r["summary"]
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"]))
