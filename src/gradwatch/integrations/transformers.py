@@ -23,7 +23,9 @@ What is recorded, and when:
   other options are :func:`gradwatch.watch`'s.
 
 A ``TrainerCallback`` is not given the trainer, so the callback must be attached to it: ``attach`` adds it to
-the trainer's callbacks (if it is not there already) and keeps the reference.
+the trainer's callbacks (if it is not there already) and keeps the reference. The Trainer has no event for a
+training that raises: then ``on_train_end`` is not called, so close the watch yourself
+(``callback.watcher.close()``) if you keep using the model.
 """
 
 from __future__ import annotations
