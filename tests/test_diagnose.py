@@ -156,13 +156,13 @@ def test_every_remedy_names_its_source_and_findings_serialise(digits):
 
 
 def test_recurrent_layers_get_the_rnn_remedies():
-    """A history written by hand: an embedding and a plain RNN with 1e-7 of the head's relative gradient."""
-    h = History(["embed", "rnn", "head"], ["grad_norm", "weight_norm", "nonfinite"], kinds=["Embedding", "RNN", "Linear"],
+    """A history written by hand: an input projection and a plain RNN with 1e-7 of the head's relative gradient."""
+    h = History(["proj", "rnn", "head"], ["grad_norm", "weight_norm", "nonfinite"], kinds=["Linear", "RNN", "Linear"],
                 numel=[100, 100, 100])
     h.append(np.arange(3), np.array([[[1e-8, 1e-7, 0.1], [1.0, 1.0, 1.0], [0, 0, 0]]] * 3))
     f = diagnose(h)["vanishing"]
     # no graph was read: registration order stands for depth; the reference is the median of rnn and head
-    assert f.layers == ["embed", "rnn"]
+    assert f.layers == ["proj", "rnn"]
     assert f.evidence["ratio_to_output_side"] == pytest.approx([1e-8 / 0.05, 1e-7 / 0.05], rel=1e-5)
     assert [r.key for r in f.remedies][:2] == ["lstm", "recurrent_init"]
     assert all("seed 002" in r.source for r in f.remedies[:3])

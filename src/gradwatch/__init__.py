@@ -3,7 +3,7 @@
 from gradwatch._version import __version__
 from gradwatch.errors import ConfigError, DataError
 
-__all__ = ["__version__", "ConfigError", "DataError", "watch"]
+__all__ = ["__version__", "ConfigError", "DataError", "sinks", "watch"]
 
 
 def __getattr__(name: str):
@@ -12,4 +12,8 @@ def __getattr__(name: str):
         from gradwatch.probe import watch
 
         return watch
+    if name == "sinks":  # gw.sinks.TensorBoard(...), gw.sinks.MLflow(...), gw.sinks.WandB(...)
+        import gradwatch.sinks as sinks
+
+        return sinks
     raise AttributeError(f"module 'gradwatch' has no attribute {name!r}")

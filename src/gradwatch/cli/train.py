@@ -176,7 +176,9 @@ def _runs(store: str = _store_option(),
     """List the stored runs, newest first."""
     import time
 
+    from gradwatch.cli.runs import watched_row
     from gradwatch.store import RunStore
+    from gradwatch.store.watched import is_watched
 
     with RunStore(store) as db:
         rows = db.runs(limit=limit)
@@ -185,15 +187,21 @@ def _runs(store: str = _store_option(),
         return
     table = Table(title=f"runs in {store}", title_justify="left")
     for col in ("id", "status", "model", "dataset", "net", "init", "epochs", "test acc", "started"):
-        table.add_column(col, justify="right" if col in ("epochs", "test acc") else "left")
+        table.add_column(col, justify="right" if col in ("epochs", "test acc") else "left",
+                         overflow="fold" if col == "id" else "ellipsis")  # an id is never cut short
     for r in rows:
         c, s = r["config"], r["summary"]
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"]))
+        if is_watched(r):  # a watched run of the user's own model
+            w = watched_row(r)
+            table.add_row(r["id"], r["status"], w["model"], w["dataset"], w["net"], w["init"], w["epochs"], w["acc"],
+                          started)
+            continue
         net = (f"{len(c['sizes'])}×{c['sizes']}" if c.get("sizes") is not None
                else f"{c.get('depth')}×{c.get('width')} {c.get('activation')}")
         acc = s.get("test_accuracy")
         table.add_row(r["id"], r["status"], c.get("model", ""), c.get("dataset", ""), net, c.get("init", ""),
-                      str(s.get("epoch", "")), "" if acc is None else f"{acc:.3f}",
-                      time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"])))
+                      str(s.get("epoch", "")), "" if acc is None else f"{acc:.3f}", started)
     console.print(table)
     if not rows:
         console.print("no runs yet: `gradwatch train` makes one")
@@ -205,6 +213,7 @@ def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), f
     """Show one stored run: its config, metrics per epoch and per-layer gradient summary."""
     from gradwatch.lab.config import Config
     from gradwatch.store import RunStore
+    from gradwatch.store.watched import is_watched, load_history
 
     if not Path(store).expanduser().is_file():
         raise ConfigError("store", store, "no run store there; train a run first or pass --store")
@@ -213,11 +222,17 @@ def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), f
         metrics = db.metrics(run["id"])
         history = db.history(run["id"])
         times = db.time_grads(run["id"])
+        watched = load_history(db, run["id"]) if is_watched(run) else None
     if json_:
         print_json({**run, "metrics": metrics,
                     "history": {"layers": history["layers"], "steps": history["steps"].tolist(),
                                 "stats": {k: v.tolist() for k, v in history["stats"].items()}},
                     "time_grads": {str(k): v.tolist() for k, v in times.items()}})
+        return
+    if is_watched(run):
+        from gradwatch.cli.runs import show_watched
+
+        show_watched(run, watched)
         return
     defaults = Config().to_dict()
     changed = {k: v for k, v in run["config"].items() if defaults.get(k) != v}

@@ -79,9 +79,11 @@ def _reach(h: History) -> np.ndarray | None:
     return reach
 
 
-def _envelope(s: Signals) -> np.ndarray:
+LOOKUP_KINDS = ("Embedding", "EmbeddingBag")  # lookup tables: left out of the vanishing comparison
+
+
+def _envelope(s: Signals, rel: np.ndarray) -> np.ndarray:
     """Per step and layer: the best relative gradient among the layer and every layer farther from the loss."""
-    rel = s.rel
     out = np.full_like(rel, np.nan)
     depths = sorted(set(s.depth.tolist()), reverse=True)
     running = np.full(len(rel), np.nan)
@@ -93,13 +95,14 @@ def _envelope(s: Signals) -> np.ndarray:
 
 
 def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
-    rel = s.rel
+    lookup = np.isin(np.asarray(s.h.kinds, dtype=object), LOOKUP_KINDS)
+    rel = np.where(lookup[None, :], np.nan, s.rel)  # an embedding's gradient is sparse and its init (N(0, 1)) other
     valid = np.isfinite(rel)
     enough = valid.sum(axis=1) >= 3
     # the reference: the typical relative gradient of the output-side half (robust to one large head)
     upper = s.depth <= np.median(s.depth)
     ref = nanmedian(rel[:, upper], axis=1)
-    env = _envelope(s)
+    env = _envelope(s, rel)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = env / ref[:, None]
     cond = valid & enough[:, None] & (ratio < t.vanishing_ratio)

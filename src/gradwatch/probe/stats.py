@@ -67,6 +67,7 @@ class StepGrads:
     local tensors (a DTensor's shard). Every result is a vector ``[len(grads)]``."""
 
     any_nonfinite: bool | None = None  # known without a device sync (CPU) once ``nonfinite`` was computed
+    present: list[int] = []  # the watcher's indices of the parameters these gradients belong to
 
     def __init__(self, grads: list[Tensor]):
         self.grads = grads

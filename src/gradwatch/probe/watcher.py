@@ -42,6 +42,7 @@ from gradwatch.probe.locate import Locator
 from gradwatch.probe.rows import RowQueue, is_sharded
 from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, COUNT, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
                                    HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, local, log10_histogram)
+from gradwatch.sinks.outputs import Outputs
 
 NONFINITE_MODES = ("record", "warn", "raise", "locate")
 GRADS, UPDATES, HOOKS = "gradient statistics", "update statistics", "module-hook statistics"
@@ -107,7 +108,8 @@ class Watcher:
 
     def __init__(self, model: nn.Module, optimizer: Any = None, every: int = 1, *,
                  stats: str | Iterable[str] = "default", sample_every: int = 10, flush_every: int = 50,
-                 on_nonfinite: str = "record", param_names: Sequence[str] | None = None, start_step: int = 0):
+                 on_nonfinite: str = "record", param_names: Sequence[str] | None = None, start_step: int = 0,
+                 sinks: Sequence[Any] = (), store: Any = None, name: str | None = None, config: Any = None):
         if not isinstance(model, nn.Module):
             raise ConfigError("model", type(model).__name__, "expected a torch.nn.Module")
         self.optimizers = _optimizers(optimizer)
@@ -159,7 +161,8 @@ class Watcher:
                   "sharded": self._queue.sharded, "skipped_steps": [], "disabled": {}})
 
         self._index = {id(p): i for i, p in enumerate(self._params)}
-        self._measured: dict[int, tuple[tuple[int, ...], list[int]]] = {}  # optimizer -> (signature, indices)
+        self._measured: dict[int, tuple[tuple[int, ...], list[int], list[int]]] = {}  # k -> (signature, measured,
+        #                                                                                         stepped by k)
         self._cache: dict[tuple, _Cached] = {}
         self._before: dict[int, tuple[list[int], list[Tensor], _Cached]] = {}  # θ before optimizer k's step
         self._theta: dict[int, list[Tensor]] = {}  # buffers for that copy, allocated once per optimizer
@@ -175,6 +178,8 @@ class Watcher:
                               opt.register_step_post_hook(lambda *_, k=k: self._after_step(k))]
         self._graph = GraphProbe(unwrap(model), {id(p): o for p, o in zip(self._params, self._owner)}, n, self._guard)
         patches.register(self)
+        self.sinks, self.store, self.name, self.config = sinks, store, name, config
+        self._outputs = Outputs(self)  # sinks and the stored run (gradwatch/sinks/outputs.py)
         self._arm()
 
     # ---- schedule --------------------------------------------------------------------------------------------
@@ -202,23 +207,24 @@ class Watcher:
                 self._locator.attach()
 
     # ---- which parameters each optimizer steps ---------------------------------------------------------------
-    def _indices(self, k: int | None) -> list[int]:
+    def _indices(self, k: int | None, stepped: bool = False) -> list[int]:
         """Indices (into the watched parameters) measured at optimizer ``k``'s step (all of them for None).
-        Parameters that no optimizer steps are measured with the first optimizer. Recomputed when the optimizer's
-        parameter groups change (``add_param_group`` after unfreezing)."""
+        Parameters that no watched optimizer steps are measured with the first one, but only ``stepped=True``
+        (the update statistics) leaves them out: whatever steps them is not watched. Recomputed when the
+        optimizers' parameter groups change (``add_param_group`` after unfreezing)."""
         if k is None:
             return list(range(len(self._params)))
         signature = tuple(len(g["params"]) for o in self.optimizers for g in o.param_groups)
         known = self._measured.get(k)
-        if known is not None and known[0] == signature:
-            return known[1]
-        owned = [[self._index[id(p)] for g in o.param_groups for p in g["params"] if id(p) in self._index]
-                 for o in self.optimizers]
-        claimed = {i for idx in owned for i in idx}
-        owned[0] += [i for i in range(len(self._params)) if i not in claimed]
-        for j, idx in enumerate(owned):
-            self._measured[j] = (signature, sorted(set(idx)))
-        return self._measured[k][1]
+        if known is None or known[0] != signature:
+            owned = [sorted({self._index[id(p)] for g in o.param_groups for p in g["params"] if id(p) in self._index})
+                     for o in self.optimizers]
+            claimed = {i for idx in owned for i in idx}
+            unclaimed = [i for i in range(len(self._params)) if i not in claimed]
+            for j, idx in enumerate(owned):
+                self._measured[j] = (signature, sorted(idx + unclaimed) if j == 0 else idx, idx)
+            known = self._measured[k]
+        return known[2] if stepped else known[1]
 
     def _present(self, k: int | None, indices: list[int]) -> _Cached | None:
         """The parameters among ``indices`` that have a gradient now, with their cached index tensors."""
@@ -247,8 +253,7 @@ class Watcher:
             self._queue.put(rename or name, g.raw(name), cached.index)
         if not rename:
             self._queue.mark_present(cached.index, cached.ones)
-            if self.on_nonfinite in ("warn", "raise"):
-                self._check_finite(g, cached)
+            g.present = cached.present
         return g
 
     def _before_step(self, k: int | None) -> None:
@@ -277,9 +282,15 @@ class Watcher:
                     norms = torch.stack(torch._foreach_norm(params, 2)).float()
                     if self._weight_sq:
                         self._queue.put("weight_l2", norms, cached.index)
-                    if self._update and k is not None:
-                        self._before[k] = (self._copy_of(k, params), cached)
-                        self._queue.put("before_l2", norms, cached.index)
+                if self._update and k is not None:
+                    stepped = self._present(("stepped", k), self._indices(k, stepped=True))
+                    if stepped is not None:
+                        params = [self._local(self._params[i].detach()) for i in stepped.present]
+                        before = torch.stack(torch._foreach_norm(params, 2)).float()
+                        self._before[k] = (self._copy_of(k, params), stepped)
+                        self._queue.put("before_l2", before, stepped.index)
+        if g is not None and self.on_nonfinite in ("warn", "raise"):  # after the weights: they may be the origin
+            self._check_finite(g)
 
     def _after_step(self, k: int) -> None:
         """Optimizer ``k`` has stepped: the size of its update; end the row when every optimizer has stepped."""
@@ -343,12 +354,12 @@ class Watcher:
             rows.append(log10_histogram(grads, edges))
         return torch.stack(rows)
 
-    def _check_finite(self, g: StepGrads, cached: _Cached) -> None:
+    def _check_finite(self, g: StepGrads) -> None:
         per_param = g.nonfinite
         if not bool((per_param > 0).any()):  # one host read per step, only with on_nonfinite="raise"/"warn"
             return
         counts = np.zeros(len(self.layers))
-        np.add.at(counts, [self._owner[i] for i in cached.present], per_param.cpu().numpy())
+        np.add.at(counts, [self._owner[i] for i in g.present], per_param.cpu().numpy())
         backward_first = self.layers[int(np.flatnonzero(counts)[-1])].name
         message = (f"non-finite gradient at step {self._step}: {int(counts.sum())} elements in "
                    f"{int((counts > 0).sum())} of {len(self.layers)} layers; first in backward order: "
@@ -405,19 +416,22 @@ class Watcher:
 
     def flush(self) -> None:
         """Copy the queued statistics to the host (one copy for all steps, layers and statistics; under FSDP2 one
-        collective as well, so call it on every rank)."""
+        collective as well, so call it on every rank) and hand the new rows to the sinks and the run store."""
+        steps = values = None
         if len(self._queue):
             with self._guard(GRADS, "flush"):
                 steps, values = self._queue.take()
                 self._history.append(steps, values)
-        for step, counts in self._pending_hists:
-            self._history.append_histogram(step, counts.cpu().numpy())
+        hists = [(step, counts.cpu().numpy()) for step, counts in self._pending_hists]
+        for step, counts in hists:
+            self._history.append_histogram(step, counts)
         self._pending_hists = []
         meta = self._history.meta
         meta["disabled"] = self._guard.summary()
         facts = self._graph.facts
         if facts is not None and "depth" not in meta:
             meta.update(depth=facts.depth, residual=facts.residual, graph_nodes=facts.nodes)
+        self._outputs.write(self._history, steps, values, hists)  # to the sinks and the run store
 
     def close(self) -> None:
         """Remove every hook from the model and optimizers and copy what is queued to the history. Idempotent."""
@@ -435,6 +449,7 @@ class Watcher:
             self._end_row()
         self._closed = True
         self.flush()
+        self._outputs.close(self.diagnose)  # the diagnosis to the sinks and the run store; closes them
         self._before, self._theta = {}, {}  # free the copies of θ
 
     @property
@@ -460,8 +475,14 @@ class Watcher:
 
         return diagnose(self.history, **thresholds)
 
-    def report(self, console=None, **thresholds: Any) -> None:
-        """Print the per-layer table and the diagnosis (rich) to ``console`` (stdout by default)."""
+    def report(self, console=None, *, html: Any = None, **thresholds: Any) -> Any:
+        """Print the per-layer table and the diagnosis (rich) to ``console`` (stdout by default); with
+        ``html=PATH``, write the self-contained report page there instead and return its path."""
+        if html is not None:
+            from gradwatch.report.watch_page import write_watch_page
+
+            return write_watch_page(html, self.history, self.diagnose(**thresholds),
+                                    title=self.name or type(unwrap(self.model)).__name__)
         from gradwatch.report.watch_table import print_watch_report
 
         print_watch_report(self.history, self.diagnose(**thresholds), console=console)
@@ -503,7 +524,9 @@ def watch(model: nn.Module, optimizer: Any = None, every: int = 1, **options: An
     names); ``sample_every`` (the sampled statistics on every k-th recorded step, default 10; step 0 is always
     sampled); ``flush_every`` (host copy every n recorded steps, default 50); ``on_nonfinite`` (``"record"``
     (default), ``"warn"``, ``"raise"`` or ``"locate"``: a finite check on every layer's output and gradients every
-    step, so the diagnosis names the module where an inf/NaN started); ``param_names`` (only parameters with these local names, e.g.
-    ``("weight",)``); ``start_step`` (number of the first step, default 0).
+    step, so the diagnosis names the module where an inf/NaN started); ``param_names`` (only parameters with these
+    local names, e.g. ``("weight",)``); ``start_step`` (number of the first step, default 0); ``sinks`` (e.g.
+    ``[gradwatch.sinks.TensorBoard(dir)]``, written at every flush); ``store`` (a run-store path: the run, ``name``
+    and the ``config`` you pass are stored, for ``gradwatch runs / show / report / compare``).
     """
     return Watcher(model, optimizer, every, **options)

@@ -2,7 +2,8 @@
 
 Tables: ``runs`` (id, config JSON, seed, status, start/end times, gradwatch and torch versions, pid and host
 of the process writing it, summary JSON, error), ``metrics`` (run, epoch, name, value), ``layers`` (run, index,
-name), ``history`` (run, step, layer index, stat, value — the watch history), ``time_grads`` (run, epoch, t,
+name), ``history`` (run, step, layer index, stat, value — the watch history), ``histograms`` (run, step,
+layer index, the log10|g| bin counts as JSON), ``time_grads`` (run, epoch, t,
 ‖∂L/∂h_t‖ of recurrent runs). Every write is one transaction (an epoch's metrics and history rows go in
 together with ``executemany``), so a process killed mid-run leaves the database consistent: the epochs written
 so far and a run whose status is still ``running``. On the next open, such a run whose process is gone is
@@ -64,6 +65,13 @@ CREATE TABLE IF NOT EXISTS history (
     layer INTEGER NOT NULL,
     value REAL,
     PRIMARY KEY (run_id, stat, step, layer)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS histograms (
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    layer INTEGER NOT NULL,
+    counts TEXT NOT NULL,
+    PRIMARY KEY (run_id, step, layer)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS time_grads (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -157,14 +165,28 @@ class RunStore:
             self.conn.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)",
                                   [(run_id, epoch, k, _num(v)) for k, v in metrics.items()
                                    if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)])
-            if layers:
-                self.conn.executemany("INSERT OR IGNORE INTO layers VALUES (?, ?, ?)",
-                                      [(run_id, i, name) for i, name in enumerate(layers)])
-            self.conn.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?)",
-                                  [(run_id, stat, step, layer, _num(v)) for step, layer, stat, v in history])
+            self._insert_history(run_id, layers, history)
             if time_grads is not None:
                 self.conn.executemany("INSERT OR REPLACE INTO time_grads VALUES (?, ?, ?, ?)",
                                       [(run_id, epoch, t, _num(v)) for t, v in enumerate(time_grads)])
+
+    def add_history(self, run_id: str, rows: Iterable[tuple[int, int, str, float]], *, layers: Sequence[str] = (),
+                    histograms: Iterable[tuple[int, int, Sequence[float]]] = ()) -> None:
+        """Watch-history rows ``(step, layer index, stat, value)`` and histogram rows ``(step, layer index,
+        counts)`` of a run that has no epochs (a watched run of the user's own model), in one transaction."""
+        with self._tx():
+            self._insert_history(run_id, layers, rows)
+            self.conn.executemany("INSERT OR REPLACE INTO histograms VALUES (?, ?, ?, ?)",
+                                  [(run_id, step, layer, json.dumps([float(c) for c in counts]))
+                                   for step, layer, counts in histograms])
+
+    def _insert_history(self, run_id: str, layers: Sequence[str], rows: Iterable[tuple[int, int, str, float]]
+                        ) -> None:
+        if layers:
+            self.conn.executemany("INSERT OR IGNORE INTO layers VALUES (?, ?, ?)",
+                                  [(run_id, i, name) for i, name in enumerate(layers)])
+        self.conn.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?)",
+                              [(run_id, stat, step, layer, _num(v)) for step, layer, stat, v in rows])
 
     def finish_run(self, run_id: str, status: str, *, summary: dict[str, Any] | None = None,
                    error: str | None = None) -> None:
@@ -241,6 +263,23 @@ class RunStore:
             arr = stats.setdefault(stat, np.full((len(steps), len(layers)), np.nan))
             arr[pos[step], layer] = np.nan if value is None else value
         return {"layers": layers, "steps": np.array(steps, dtype=int), "stats": stats}
+
+    def histograms(self, run_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """The stored log10|g| histograms: (steps ``[n]``, counts ``[n, layers, bins]``; zeros where a layer has
+        none at a step)."""
+        rid = self.resolve(run_id)
+        rows = self.conn.execute("SELECT step, layer, counts FROM histograms WHERE run_id = ? ORDER BY step, layer",
+                                 (rid,)).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=int), np.zeros((0, 0, 0))
+        steps = sorted({r[0] for r in rows})
+        n_layers = self.conn.execute("SELECT COUNT(*) FROM layers WHERE run_id = ?", (rid,)).fetchone()[0]
+        bins = len(json.loads(rows[0][2]))
+        counts = np.zeros((len(steps), max(n_layers, 1 + max(r[1] for r in rows)), bins))
+        pos = {s: i for i, s in enumerate(steps)}
+        for step, layer, text in rows:
+            counts[pos[step], layer] = json.loads(text)
+        return np.array(steps, dtype=int), counts
 
     def time_grads(self, run_id: str) -> dict[int, np.ndarray]:
         """Recurrent runs: ‖∂L/∂h_t‖ over t, per recorded epoch."""

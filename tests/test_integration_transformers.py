@@ -1,0 +1,116 @@
+"""The Hugging Face Trainer callback on a tiny random-config BERT: the history's gradient norms equal the ones
+computed by hand at the same step, they reach the Trainer's TensorBoard integration, and pre-clip values are
+captured before the Trainer's clipping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers", reason="transformers is not installed (gradwatch[transformers])")
+pytest.importorskip("accelerate", reason="accelerate (needed by transformers' Trainer) is not installed")
+pytest.importorskip("tensorboard", reason="tensorboard is not installed (gradwatch[tensorboard])")
+
+from gradwatch.integrations.transformers import GradwatchCallback  # noqa: E402
+from gradwatch.probe import Watcher  # noqa: E402
+
+STEPS = 4
+MAX_NORM = 0.05  # small enough that the Trainer's clipping changes every step's gradients
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.setenv(var, "1")
+    monkeypatch.setenv("WANDB_DISABLED", "true")
+
+
+def _bert():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                     max_position_embeddings=32, num_labels=2)
+    return BertForSequenceClassification(cfg)
+
+
+def _dataset(n=4 * STEPS):
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(1, 64, (n, 12), generator=g)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    return [{"input_ids": ids[i], "attention_mask": torch.ones(12, dtype=torch.long), "labels": labels[i]}
+            for i in range(n)]
+
+
+class HandNorms(transformers.TrainerCallback):
+    """The reference: the classifier's gradient norm computed directly from p.grad right before the optimizer
+    step (after the Trainer's clipping, like the watch's optimizer hook), keyed by the step being made."""
+
+    def __init__(self):
+        self.norms = {}
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        grads = [p.grad.reshape(-1) for p in model.classifier.parameters()]
+        self.norms[state.global_step + 1] = float(torch.linalg.vector_norm(torch.cat(grads)))
+
+
+def _trainer(tmp_path, callbacks, report_to=()):
+    from transformers import Trainer, TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=STEPS, per_device_train_batch_size=4,
+                             learning_rate=1e-3, max_grad_norm=MAX_NORM, logging_steps=1, save_strategy="no",
+                             report_to=list(report_to), use_cpu=True, disable_tqdm=True, seed=0)
+    return Trainer(model=_bert(), args=args, train_dataset=_dataset(), callbacks=callbacks)
+
+
+def test_trainer_history_equals_hand_norms_and_reaches_tensorboard(tmp_path, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "tb"))
+    hand = HandNorms()
+    trainer = _trainer(tmp_path, [hand], report_to=["tensorboard"])
+    callback = GradwatchCallback(flush_every=2, report=False).attach(trainer)
+    trainer.train()
+
+    h = callback.watcher.history
+    assert callback.watcher.closed and h.steps.tolist() == list(range(1, STEPS + 1))
+    col = h.layers.index("classifier")
+    for step, value in zip(h.steps.tolist(), h.stat("grad_norm")[:, col]):
+        assert value == pytest.approx(hand.norms[step], rel=1e-5)
+    # post-clip: the layers' norms add up (in squares) to the clipping threshold, while the Trainer's own
+    # logged norm (measured before clipping) was above it
+    logged = [e["grad_norm"] for e in trainer.state.log_history if "grad_norm" in e]
+    assert len(logged) == STEPS and min(logged) > MAX_NORM
+    np.testing.assert_allclose(np.sqrt(np.nansum(h.stat("grad_norm") ** 2, axis=1)), MAX_NORM, rtol=1e-4)
+    # the same values went through the Trainer's TensorBoard integration, at the Trainer's step numbers
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0})
+    events.Reload()
+    points = events.Scalars("train/gradwatch/grad_norm/classifier")
+    assert {p.step: p.value for p in points} == pytest.approx(hand.norms, rel=1e-5)
+    assert "train/gradwatch/update_ratio/bert.encoder.layer.1.output.dense" in events.Tags()["scalars"]
+    assert "gradwatch" not in str(trainer.state.log_history)  # the Trainer's own log stays small
+    # the clip wrapper is gone after training
+    assert "clip_grad_norm_" not in trainer.accelerator.__dict__
+
+
+def test_trainer_preclip_values_are_taken_before_the_clip(tmp_path, monkeypatch):
+    recorded = []
+
+    def record_preclip(self):  # stands in for the watch's own record_preclip: the total norm at call time
+        grads = [p.grad.reshape(-1) for p in self.model.parameters() if p.grad is not None]
+        recorded.append(float(torch.linalg.vector_norm(torch.cat(grads))))
+
+    monkeypatch.setattr(Watcher, "record_preclip", record_preclip, raising=False)
+    trainer = _trainer(tmp_path, [])
+    GradwatchCallback(report=False).attach(trainer)
+    trainer.train()
+    logged = [e["grad_norm"] for e in trainer.state.log_history if "grad_norm" in e]  # accelerate's pre-clip norm
+    assert len(recorded) == STEPS and min(logged) > MAX_NORM
+    np.testing.assert_allclose(recorded, logged, rtol=1e-5)
+
+
+def test_callback_without_its_trainer_says_how_to_attach(tmp_path):
+    trainer = _trainer(tmp_path, [GradwatchCallback()])
+    with pytest.raises(RuntimeError, match=r"attach\(trainer\)"):
+        trainer.train()

@@ -1,0 +1,151 @@
+"""TensorBoard and MLflow sinks: one key per statistic and layer, the values of a hand computation at every
+step, NaN written as NaN (never dropped), histograms and the diagnosis."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import gradwatch as gw
+from gradwatch.errors import ConfigError
+from gradwatch.sinks import Metrics
+
+STEPS, NAN_STEP = 6, 3
+LAYERS = ["0", "2"]
+
+
+def _train(sinks, stats=("grad_norm", "grad_abs_mean", "nonfinite", "grad_hist")):
+    """A 2-layer net trained STEPS steps; at NAN_STEP one gradient element of layer "0" is set to NaN (and the
+    optimizer's step then skipped for that layer). Returns the hand-computed norms {step: {layer: norm}}."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(16, 5), torch.randint(0, 2, (16,))
+    hand = {}
+    with gw.watch(model, opt, stats=list(stats), sample_every=2, flush_every=4, sinks=sinks):
+        for step in range(STEPS):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            if step == NAN_STEP:
+                model[0].weight.grad[0, 0] = float("nan")
+            hand[step] = {name: float(torch.linalg.vector_norm(torch.cat([p.grad.reshape(-1)
+                                                                          for p in model[int(name)].parameters()])))
+                          for name in LAYERS}
+            opt.step()
+            if step == NAN_STEP:
+                with torch.no_grad():
+                    model[0].weight.nan_to_num_(0.0)
+    return hand
+
+
+def test_metrics_sink_passes_every_layer_and_keeps_nan():
+    got = {}
+    texts = []
+    hand = _train([Metrics(lambda m, step: got.__setitem__(step, m), text=texts.append)])
+    assert sorted(got) == list(range(STEPS))
+    for step, metrics in got.items():
+        assert set(metrics) == {f"gradwatch/{s}/{l}" for s in ("grad_norm", "grad_abs_mean", "nonfinite")
+                                for l in LAYERS}
+        for layer in LAYERS:
+            want, value = hand[step][layer], metrics[f"gradwatch/grad_norm/{layer}"]
+            assert (math.isnan(value) and math.isnan(want)) or value == pytest.approx(want, rel=1e-5)
+    assert math.isnan(got[NAN_STEP]["gradwatch/grad_norm/0"]) and got[NAN_STEP]["gradwatch/nonfinite/0"] == 1
+    assert len(texts) == 1 and texts[0].splitlines()[0].startswith("1 finding(s): nonfinite")
+
+
+def test_tensorboard_sink_writes_scalars_histograms_and_diagnosis(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (gradwatch[tensorboard])")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    hand = _train([gw.sinks.TensorBoard(tmp_path / "tb")])
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {f"gradwatch/{s}/{l}" for s in ("grad_norm", "grad_abs_mean", "nonfinite") for l in LAYERS} == \
+        set(tags["scalars"])
+    for layer in LAYERS:
+        points = events.Scalars(f"gradwatch/grad_norm/{layer}")
+        assert [p.step for p in points] == list(range(STEPS))  # the NaN step is there, not dropped
+        for p in points:
+            want = hand[p.step][layer]
+            assert (math.isnan(p.value) and math.isnan(want)) or p.value == pytest.approx(want, rel=1e-5)
+    assert math.isnan(events.Scalars("gradwatch/grad_norm/0")[NAN_STEP].value)
+    # histograms at the sampled steps (every 2nd), counting every parameter of the layer
+    hists = events.Histograms("gradwatch/log10_abs_grad/2")
+    assert [h.step for h in hists] == [0, 2, 4] and hists[0].histogram_value.num == 8 * 2 + 2
+    (text,) = events.Tensors("gradwatch/diagnosis/text_summary")
+    assert "nonfinite" in text.tensor_proto.string_val[0].decode()
+
+
+def test_mlflow_sink_logs_to_a_local_file_store_and_keeps_nan(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason="mlflow is not installed (gradwatch[mlflow])")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 keeps the file store behind this switch
+    from mlflow.tracking import MlflowClient
+
+    uri = (tmp_path / "mlruns").as_uri()
+    sink = gw.sinks.MLflow(tracking_uri=uri, experiment="gw-test", run_name="tiny")
+    hand = _train([sink])
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(sink.run_id)
+    assert run.info.status == "FINISHED"
+    assert set(run.data.metrics) == {f"gradwatch/{s}/{l}" for s in ("grad_norm", "grad_abs_mean", "nonfinite")
+                                     for l in LAYERS}
+    for layer in LAYERS:
+        points = sorted(client.get_metric_history(sink.run_id, f"gradwatch/grad_norm/{layer}"), key=lambda m: m.step)
+        assert [m.step for m in points] == list(range(STEPS))
+        for m in points:
+            want = hand[m.step][layer]
+            assert (math.isnan(m.value) and math.isnan(want)) or m.value == pytest.approx(want, rel=1e-5)
+    assert math.isnan(next(m.value for m in client.get_metric_history(sink.run_id, "gradwatch/grad_norm/0")
+                           if m.step == NAN_STEP))
+    (tmp_path / "dl").mkdir()
+    local = client.download_artifacts(sink.run_id, "gradwatch/diagnosis.txt", str(tmp_path / "dl"))
+    text = open(local, encoding="utf-8").read()
+    assert text.startswith("1 finding(s): nonfinite")
+
+
+def test_a_sink_that_is_not_one_is_refused():
+    with pytest.raises(ConfigError, match="sinks"):
+        gw.watch(nn.Linear(2, 2), sinks=["tensorboard"])
+
+
+def test_config_without_a_store_is_refused():
+    with pytest.raises(ConfigError, match="store"):
+        gw.watch(nn.Linear(2, 2), config={"lr": 0.1})
+
+
+def test_wandb_sink_logs_each_step_once_in_order_with_its_histograms(monkeypatch):
+    """W&B itself is not needed to check what the sink hands it: a stand-in module records the calls."""
+    import sys
+    import types
+
+    logged, finished = [], []
+
+    class Run:
+        summary: dict = {}
+
+        def log(self, row, step):
+            logged.append((step, row))
+
+        def finish(self):
+            finished.append(True)
+
+    fake = types.SimpleNamespace(run=None, init=lambda **kw: Run(),
+                                 Histogram=lambda np_histogram: ("hist", np_histogram[0].sum()))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    sink = gw.sinks.WandB(project="p")
+    hand = _train([sink])
+    steps = [s for s, _ in logged]
+    assert steps == list(range(STEPS))  # once each, in order (W&B drops out-of-order steps)
+    for step, row in logged:
+        for layer in LAYERS:
+            want, value = hand[step][layer], row[f"gradwatch/grad_norm/{layer}"]
+            assert (math.isnan(value) and math.isnan(want)) or value == pytest.approx(want, rel=1e-5)
+        has_hist = "gradwatch/log10_abs_grad/2" in row
+        assert has_hist == (step % 2 == 0)
+        if has_hist:
+            assert row["gradwatch/log10_abs_grad/2"] == ("hist", 8 * 2 + 2)  # every parameter of the layer
+    assert sink.run.summary["gradwatch/diagnosis"].startswith("1 finding(s): nonfinite") and finished
