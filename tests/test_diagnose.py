@@ -53,7 +53,7 @@ def test_deep_sigmoid_with_small_init_vanishes_in_its_early_layers(digits):
     rows = (h.steps >= a) & (h.steps <= b)
     depth = np.asarray(h.meta["depth"], dtype=float)  # from the autograd graph: hidden1 is the farthest
     assert depth[0] == depth.max()
-    upper = depth <= np.median(depth)  # the output-side half of the layers
+    upper = np.argsort(depth)[:int(np.ceil(len(depth) / 4))]  # the quarter of the layers nearest the loss
     ref = np.median(rel[rows][:, upper], axis=1)
     assert f.evidence["ratio_to_output_side"][0] == pytest.approx(np.median(rel[rows, 0] / ref), rel=1e-6)
     assert rel[0, 0] / np.median(rel[0, upper]) < 1e-2
@@ -161,9 +161,9 @@ def test_recurrent_layers_get_the_rnn_remedies():
                 numel=[100, 100, 100])
     h.append(np.arange(3), np.array([[[1e-8, 1e-7, 0.1], [1.0, 1.0, 1.0], [0, 0, 0]]] * 3))
     f = diagnose(h)["vanishing"]
-    # no graph was read: registration order stands for depth; the reference is the median of rnn and head
+    # no graph was read: registration order stands for depth; the reference is the head (a quarter of 3 layers)
     assert f.layers == ["proj", "rnn"]
-    assert f.evidence["ratio_to_output_side"] == pytest.approx([1e-8 / 0.05, 1e-7 / 0.05], rel=1e-5)
+    assert f.evidence["ratio_to_output_side"] == pytest.approx([1e-8 / 0.1, 1e-7 / 0.1], rel=1e-5)
     assert [r.key for r in f.remedies][:2] == ["lstm", "recurrent_init"]
     assert all("seed 002" in r.source for r in f.remedies[:3])
 

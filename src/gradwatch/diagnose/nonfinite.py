@@ -32,13 +32,12 @@ def nonfinite(s: Signals, facts: Facts) -> Finding | None:
     g = _counts(s, "nonfinite")
     a = _counts(s, "act_nonfinite") + _counts(s, "fwd_nonfinite")
     b = _counts(s, "bwd_nonfinite")
-    raw_w = s.stat("weight_norm")
-    if raw_w is None:
-        w_bad = np.zeros_like(g, dtype=bool)
-    else:  # on steps where weights were measured: inf, or NaN in a layer that had a gradient (not unmeasured)
-        measured = ~np.isnan(raw_w).all(axis=1)
-        had_grad = (g > 0) | np.isfinite(s.h.stat("grad_norm"))
-        w_bad = measured[:, None] & (np.isinf(raw_w) | (np.isnan(raw_w) & had_grad))
+    counted = s.stat("weight_nonfinite")
+    if counted is not None:  # non-finite weight elements, counted (an overflowing norm of finite weights is 0)
+        w_bad = np.nan_to_num(counted, nan=0.0) > 0
+    else:
+        raw_w = s.stat("weight_norm")
+        w_bad = np.isinf(raw_w) if raw_w is not None else np.zeros_like(g, dtype=bool)
     any_row = (g > 0).any(axis=1) | (a > 0).any(axis=1) | (b > 0).any(axis=1) | w_bad.any(axis=1)
     rows = np.flatnonzero(any_row)
     if not len(rows):

@@ -99,9 +99,11 @@ def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     rel = np.where(lookup[None, :], np.nan, s.rel)  # an embedding's gradient is sparse and its init (N(0, 1)) other
     valid = np.isfinite(rel)
     enough = valid.sum(axis=1) >= 3
-    # the reference: the typical relative gradient of the output-side half (robust to one large head)
-    upper = s.depth <= np.median(s.depth)
-    ref = nanmedian(rel[:, upper], axis=1)
+    # the reference: the median relative gradient of the quarter of the layers nearest the loss (robust to one
+    # large head, near enough to the output to see a decay that spans the whole depth)
+    ranked = [c for c in s.input_side_first(range(s.n_layers))[::-1] if not lookup[c]]
+    top = ranked[:max(1, -(-len(ranked) // 4))]
+    ref = nanmedian(rel[:, top], axis=1)
     env = _envelope(s, rel)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = env / ref[:, None]
@@ -121,7 +123,7 @@ def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     last = runs[-1][1]
     recovered = int(s.steps[last + 1]) if last + 1 < len(s.steps) else None
     lines = [f"layer {h.layers[c]}: the best ‖g‖/‖θ‖ at or below it is {fmt(v)} of the output-side layers' "
-             f"median" for c, v in zip(cols, r)]
+             f"median ({', '.join(h.layers[c] for c in top)})" for c, v in zip(cols, r)]
     lines.append("steps " + ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in span)
                  + (f"; recovered at step {recovered}" if recovered is not None else "; still vanishing at the end"))
     if facts.adaptive and "update_ratio" in h.stats:
@@ -137,10 +139,10 @@ def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     gain_lines, gains, act_limited = _gains(h)
     names = [h.layers[c] for c in cols]
     summary = (f"{len(names)} layer(s) nearest the input get at most {fmt(float(nanmax(r)))} of the relative "
-               f"gradient ‖g‖/‖θ‖ of the output-side half of the model (threshold {t.vanishing_ratio:g})")
+               f"gradient ‖g‖/‖θ‖ of the layers nearest the loss (threshold {t.vanishing_ratio:g})")
     recurrent = any(h.kinds[c] in RECURRENT for c in cols)
     return Finding("vanishing", names, span[0][0], summary,
-                   {"lines": lines + gain_lines, "ratio_to_output_side": r.tolist(), "steps": span,
+                   {"lines": lines + gain_lines, "ratio_to_output_side": r.tolist(), "reference_layers": [h.layers[c] for c in top], "steps": span,
                     "recovered_at": recovered, **gains},
                    remedies_for("vanishing", facts if not recurrent else _recurrent(facts),
                                 activation_limited=act_limited))
@@ -165,7 +167,13 @@ def _exploding(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
             cols = [c for c in range(s.n_layers) if np.isfinite(s.rel[i, c]) and s.rel[i, c] > t.explode_relative]
             events.append((int(i), f"the gradient norm is {fmt(float(R[i]))}× the weights' norm (healthy training: "
                                    f"1e-3 to 1)", cols))
+    bad = s.stat("nonfinite")
+    overflow = np.isinf(G) & ((np.nan_to_num(bad, nan=0.0).sum(axis=1) == 0) if bad is not None else True)
+    for i in np.flatnonzero(overflow):  # every element finite, but their norm overflows the float type
+        events.append((int(i), "the gradient norm overflows the float type although every element is finite",
+                       [c for c in range(s.n_layers) if np.isinf(s.grad[i, c])]))
     med_all = nanmedian(np.where(finite, G, np.nan))
+    start = nanmedian(np.where(finite, G, np.nan)[:t.spike_window])  # the run's normal level at its start
     factor = t.spike_factor_adaptive if facts.adaptive else t.spike_factor
     for i in range(3, len(G)):
         if not finite[i]:
@@ -175,7 +183,7 @@ def _exploding(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
         if len(prev) < 3:
             continue
         med = float(np.median(prev))
-        if G[i] > factor * med and G[i] > factor * med_all:
+        if G[i] > factor * max(med, med_all, start):  # above the recent, the usual and the starting level
             before = nanmedian(s.grad[max(0, i - t.spike_window):i], axis=0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 jump = s.grad[i] / before

@@ -19,9 +19,9 @@ class Thresholds(StrictModel):
     vanishing_ratio: float = Field(
         1e-2, gt=0, lt=1,
         description="[1e-2] vanishing: the best relative gradient of a layer and every layer farther from the loss "
-                    "is below this fraction of the median relative gradient of the output-side half of the model "
-                    "(SageMaker Debugger's VanishingGradient rule uses an absolute 1e-7; a ratio is independent of "
-                    "the loss scale, and the median of the output side of one large head)")
+                    "is below this fraction of the median relative gradient of the quarter of the layers nearest the "
+                    "loss (SageMaker Debugger's VanishingGradient rule uses an absolute 1e-7; a ratio is independent "
+                    "of the loss scale, and a median of one large head)")
     exploding_ratio: float = Field(
         1e2, gt=1,
         description="[1e2] exploding (with backward gains, stats='full'): the gradient reaching a layer's output is "
@@ -37,9 +37,9 @@ class Thresholds(StrictModel):
                     "the gradient: only a larger jump is an explosion there")
     spike_window: int = Field(20, ge=3, description="[20] recorded steps of history a spike is compared with")
     explode_relative: float = Field(
-        1e3, gt=0,
-        description="[1e3] exploding at any step, the first included: the model's gradient norm is this many times "
-                    "its weight norm (healthy training: 1e-3 to 1)")
+        1e2, gt=0,
+        description="[1e2] exploding at any step, the first included: the model's gradient norm is this many times "
+                    "its weight norm (healthy training with a mean loss: 1e-3 to 1)")
     large_update_ratio: float = Field(
         1.0, gt=0,
         description="[1.0] large updates: one optimizer step changes a layer's weights by more than this fraction of "

@@ -55,6 +55,7 @@ PER_PARAM: dict[str, tuple[str, str]] = {
     "weight_l2": ("weight_sq", "sumsq"),   # ‖θ‖₂
     "before_l2": ("before_sq", "sumsq"),   # ‖θ‖₂ before the optimizer step
     "delta_l2": ("delta_sq", "sumsq"),     # ‖Δθ‖₂ of the optimizer step
+    "weight_bad": ("weight_bad", "sum"),   # number of non-finite elements of θ
 }
 COUNT = "grad_count"  # per layer: the number of gradient elements measured (from the parameters present)
 LAYER_REDUCE: dict[str, str] = {**{acc: ("max" if how == "max" else "sum") for acc, how in PER_PARAM.values()},
@@ -103,7 +104,7 @@ class StepGrads:
         if self.l2.device.type == "cpu":
             self.any_nonfinite = bool(bad.any())
             if not self.any_nonfinite:
-                return _zeros(len(self.grads))
+                return zeros(len(self.grads))
         idx = bad.nonzero().flatten().tolist() if self.l2.device.type == "cpu" else range(len(self.grads))
         counts = torch.zeros_like(self.l2)
         for i in idx:
@@ -126,7 +127,7 @@ class StepGrads:
 _ZEROS: dict[int, Tensor] = {}
 
 
-def _zeros(n: int) -> Tensor:
+def zeros(n: int) -> Tensor:
     """A float32 CPU vector of ``n`` zeros, shared (never written to)."""
     z = _ZEROS.get(n)
     if z is None:
@@ -199,6 +200,16 @@ class WeightNorm(Stat):
         return raw["weight_sq"].sqrt()
 
 
+class WeightNonFinite(Stat):
+    name = "weight_nonfinite"
+    doc = ("number of non-finite (inf or NaN) elements in the layer's weights, counted on sampled steps and on "
+           "steps whose gradient is non-finite (a weight that holds the inf/NaN is its origin)")
+    needs = ("weight_bad",)
+
+    def finish(self, raw):
+        return raw["weight_bad"]
+
+
 class UpdateRatio(Stat):
     name, doc = "update_ratio", "‖Δθ‖/‖θ‖ of the optimizer step just taken (θ before the step); needs an optimizer"
     needs = ("delta_sq", "before_sq")
@@ -259,12 +270,19 @@ class ActSaturation(ForwardStat):
         return gate_saturation(module, inputs, output, SATURATION_LEVEL)
 
 
+MIN_DEAD_SAMPLES = 16  # a unit zero on fewer examples than this (an expert given 3 tokens) is not judged
+
+
 class ActDead(ForwardStat):
-    name, doc = "act_dead", "fraction of the layer's units (channels for conv) that are zero for the whole batch"
+    name = "act_dead"
+    doc = ("fraction of the layer's units (channels for conv) that are zero for the whole batch (NaN when a unit "
+           f"saw fewer than {MIN_DEAD_SAMPLES} values on the step)")
 
     def compute(self, a, z, layer):
         dim = layer.unit_dim % a.dim() if a.dim() > 1 else 0
         zero = (a == 0).movedim(dim, 0).reshape(a.shape[dim], -1)  # [units, everything else]
+        if zero.shape[1] < MIN_DEAD_SAMPLES:
+            return a.new_tensor(_NAN, dtype=torch.float32)
         return zero.all(dim=1).float().mean()
 
 
@@ -319,7 +337,7 @@ def log10_histogram(grads: list[Tensor], edges: Tensor = HIST_EDGES) -> Tensor:
 
 
 STATS: dict[str, Stat] = {s.name: s for s in (GradNorm(), GradAbsMean(), GradAbsMax(), NonFinite(), WeightNorm(),
-                                                UpdateRatio(), GradNormPreclip())}
+                                                UpdateRatio(), GradNormPreclip(), WeightNonFinite())}
 FORWARD_STATS: dict[str, ForwardStat] = {s.name: s for s in (ActMean(), ActStd(), ActSaturation(), ActDead(),
                                                              ActNonFinite())}
 BACKWARD_STATS: dict[str, BackwardStat] = {s.name: s for s in (BackwardGain(), GainActivation())}

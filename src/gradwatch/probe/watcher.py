@@ -41,7 +41,7 @@ from gradwatch.probe.layers import Layer, find_layers, unwrap
 from gradwatch.probe.locate import Locator
 from gradwatch.probe.rows import RowQueue, is_sharded
 from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, COUNT, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
-                                   HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, local, log10_histogram)
+                                   HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, local, log10_histogram, zeros)
 from gradwatch.sinks.outputs import Outputs
 
 NONFINITE_MODES = ("record", "warn", "raise", "locate")
@@ -134,7 +134,8 @@ class Watcher:
         self._raw_sampled = [r for r in raw if r.startswith("grad_") and r not in self._raw_every]
         if any(COUNT in s.needs for s in self._stats) and "grad_l1" not in raw:
             raise AssertionError("grad_count is only used with grad_l1")  # pragma: no cover - a coding error
-        self._weight_sq = "weight_l2" in raw
+        self._weight_sq = "weight_l2" in raw or "weight_bad" in raw
+        self._weight_bad = "weight_bad" in raw
         self._update = "delta_l2" in raw
         self._preclip = "preclip_l2" in raw
         self._guard = Guard(passthrough=(NonFiniteGradientError,))
@@ -282,6 +283,8 @@ class Watcher:
                     norms = torch.stack(torch._foreach_norm(params, 2)).float()
                     if self._weight_sq:
                         self._queue.put("weight_l2", norms, cached.index)
+                    if self._weight_bad:
+                        self._queue.put("weight_bad", self._nonfinite_weights(params, norms, g), cached.index)
                 if self._update and k is not None:
                     stepped = self._present(("stepped", k), self._indices(k, stepped=True))
                     if stepped is not None:
@@ -318,6 +321,14 @@ class Watcher:
         self._stepped.clear()
         self._step += 1
         self._arm()
+
+    @staticmethod
+    def _nonfinite_weights(params: list[Tensor], norms: Tensor, g: StepGrads | None) -> Tensor:
+        """Non-finite elements per parameter. On the CPU they are counted only when the gradient or a weight norm
+        is not finite (an overflowing norm of finite weights counts 0); elsewhere always (no device sync)."""
+        if norms.device.type == "cpu" and not (g is not None and g.any_nonfinite) and bool(torch.isfinite(norms).all()):
+            return zeros(len(params))
+        return torch.stack([(~torch.isfinite(p)).sum() for p in params]).float()
 
     def _hook_values(self) -> Tensor | None:
         """The step's module-hook statistics and finite checks ``[hook columns, layers]`` (None: none taken)."""
