@@ -199,3 +199,36 @@ def test_raise_keeps_the_raising_step_in_the_history():
     h = w.history
     assert h.steps.tolist() == [0, 1] and h.stat("nonfinite")[1].sum() > 0
     assert "nonfinite" in w.diagnose().kinds()
+
+
+def test_no_host_read_per_step_where_reads_would_sync(monkeypatch):
+    """On an accelerator a host read (.item(), .tolist(), .cpu(), bool(tensor)) waits for the device. With the
+    CPU treated like one, the default watch reads nothing on the host between flushes."""
+    from gradwatch.probe import stats
+
+    monkeypatch.setattr(stats, "FREE_READ_DEVICES", set())
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 4))
+    opt = torch.optim.SGD(model.parameters(), 1e-2, momentum=0.9)  # (Adam itself reads its step count on the CPU)
+    reads = []
+    real = {name: getattr(torch.Tensor, name) for name in ("item", "tolist", "cpu", "__bool__", "numpy")}
+
+    def counting(name):
+        def read(self, *args, **kwargs):
+            reads.append(name)
+            return real[name](self, *args, **kwargs)
+        return read
+
+    with gw.watch(model, opt, flush_every=1000) as w:
+        for step in range(12):
+            x, y = _batch(step)
+            x = x.float()
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            with monkeypatch.context() as m:  # only the optimizer step, where the watch measures
+                for name in real:
+                    m.setattr(torch.Tensor, name, counting(name))
+                opt.step()
+    assert reads == []
+    assert w.history.steps.tolist() == list(range(12))  # and everything was recorded (read at the flush)

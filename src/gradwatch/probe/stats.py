@@ -36,6 +36,14 @@ HIST_EDGES = torch.linspace(-38.0, 4.0, 169)
 _NAN = float("nan")
 
 
+FREE_READ_DEVICES = {"cpu"}  # where reading a flag on the host costs no device sync (tests empty it)
+
+
+def free_reads(device: torch.device) -> bool:
+    """Whether the watch may read a value on the host in a step on ``device`` (only where it costs no sync)."""
+    return device.type in FREE_READ_DEVICES
+
+
 def local(t: Tensor) -> Tensor:
     """The part of ``t`` this process holds: the local shard of a DTensor (FSDP2), ``t`` itself otherwise."""
     to_local = getattr(t, "to_local", None)
@@ -67,7 +75,7 @@ class StepGrads:
     """The gradients of one measurement, with fused per-parameter reductions computed at most once. ``grads`` are
     local tensors (a DTensor's shard). Every result is a vector ``[len(grads)]``."""
 
-    any_nonfinite: bool | None = None  # known without a device sync (CPU) once ``nonfinite`` was computed
+    any_nonfinite: bool | None = None  # known without a device sync (free_reads) once ``nonfinite`` was computed
     present: list[int] = []  # the watcher's indices of the parameters these gradients belong to
 
     def __init__(self, grads: list[Tensor]):
@@ -101,11 +109,12 @@ class StepGrads:
         """Count of non-finite elements per parameter. A finite L2 norm proves there are none: on the CPU
         (where reading a flag costs no device sync) only parameters whose norm is not finite are counted."""
         bad = ~torch.isfinite(self.l2)
-        if self.l2.device.type == "cpu":
+        free = free_reads(self.l2.device)
+        if free:
             self.any_nonfinite = bool(bad.any())
             if not self.any_nonfinite:
-                return zeros(len(self.grads))
-        idx = bad.nonzero().flatten().tolist() if self.l2.device.type == "cpu" else range(len(self.grads))
+                return zeros(len(self.grads), self.l2.device)
+        idx = bad.nonzero().flatten().tolist() if free else range(len(self.grads))
         counts = torch.zeros_like(self.l2)
         for i in idx:
             counts[i] = (~torch.isfinite(self.grads[i])).sum()
@@ -124,14 +133,15 @@ class StepGrads:
         raise KeyError(name)
 
 
-_ZEROS: dict[int, Tensor] = {}
+_ZEROS: dict[tuple[int, str], Tensor] = {}
 
 
-def zeros(n: int) -> Tensor:
-    """A float32 CPU vector of ``n`` zeros, shared (never written to)."""
-    z = _ZEROS.get(n)
+def zeros(n: int, device: torch.device) -> Tensor:
+    """A float32 vector of ``n`` zeros on ``device``, shared (never written to)."""
+    key = (n, str(device))
+    z = _ZEROS.get(key)
     if z is None:
-        z = _ZEROS[n] = torch.zeros(n)
+        z = _ZEROS[key] = torch.zeros(n, device=device)
     return z
 
 

@@ -41,7 +41,8 @@ from gradwatch.probe.layers import Layer, find_layers, unwrap
 from gradwatch.probe.locate import Locator
 from gradwatch.probe.rows import RowQueue, is_sharded
 from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, COUNT, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
-                                   HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, local, log10_histogram, zeros)
+                                   HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, free_reads, local,
+                                   log10_histogram, zeros)
 from gradwatch.sinks.outputs import Outputs
 
 NONFINITE_MODES = ("record", "warn", "raise", "locate")
@@ -326,8 +327,8 @@ class Watcher:
     def _nonfinite_weights(params: list[Tensor], norms: Tensor, g: StepGrads | None) -> Tensor:
         """Non-finite elements per parameter. On the CPU they are counted only when the gradient or a weight norm
         is not finite (an overflowing norm of finite weights counts 0); elsewhere always (no device sync)."""
-        if norms.device.type == "cpu" and not (g is not None and g.any_nonfinite) and bool(torch.isfinite(norms).all()):
-            return zeros(len(params))
+        if free_reads(norms.device) and not (g is not None and g.any_nonfinite) and bool(torch.isfinite(norms).all()):
+            return zeros(len(params), norms.device)
         return torch.stack([(~torch.isfinite(p)).sum() for p in params]).float()
 
     def _hook_values(self) -> Tensor | None:
