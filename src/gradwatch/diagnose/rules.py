@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from gradwatch.diagnose.facts import RECURRENT, SATURATING, Facts
+from gradwatch.diagnose.facts import NORM_KINDS, RECURRENT, SATURATING, Facts
 from gradwatch.diagnose.findings import KINDS, Diagnosis, Finding
 from gradwatch.diagnose.nonfinite import nonfinite
 from gradwatch.diagnose.remedies import remedies_for
@@ -79,44 +79,68 @@ def _reach(h: History) -> np.ndarray | None:
     return reach
 
 
-LOOKUP_KINDS = ("Embedding", "EmbeddingBag")  # lookup tables: left out of the vanishing comparison
+LOOKUP_KINDS = ("Embedding", "EmbeddingBag")  # lookup tables: a sparse gradient and their own init scale
+DEPTH_SLACK = 0.1  # layers this fraction of the depth range nearer the loss still count as "at" a layer's depth
+
+
+def _comparable(h: History) -> np.ndarray:
+    """Layers whose relative gradient the vanishing rule compares: not lookup tables, not normalisation layers
+    (their weights start at one, their gradient follows the layer they normalise)."""
+    kinds = [k or "" for k in h.kinds]
+    return np.array([k not in LOOKUP_KINDS and not NORM_KINDS.search(k) for k in kinds], dtype=bool)
 
 
 def _envelope(s: Signals, rel: np.ndarray) -> np.ndarray:
-    """Per step and layer: the best relative gradient among the layer and every layer farther from the loss."""
-    out = np.full_like(rel, np.nan)
-    depths = sorted(set(s.depth.tolist()), reverse=True)
-    running = np.full(len(rel), np.nan)
-    for d in depths:  # from the input side toward the loss
-        cols = np.flatnonzero(s.depth == d)
-        running = np.fmax(running, nanmax(rel[:, cols], axis=1))
-        out[:, cols] = running[:, None]
+    """Per step and layer: the best relative gradient among the layer and every layer farther from the loss (or
+    within ``DEPTH_SLACK`` of its depth: a query projection sits a few nodes deeper than its value projection)."""
+    depth = s.depth
+    slack = DEPTH_SLACK * (depth.max() - depth.min())
+    out = np.empty_like(rel)
+    for l in range(s.n_layers):
+        out[:, l] = nanmax(rel[:, depth >= depth[l] - slack], axis=1)
     return out
 
 
+def _slow(s: Signals, t: Thresholds, a: int, b: int, strict: np.ndarray) -> bool:
+    """Whether the layers that vanish in rows a..b also move slowly (median update ratio below
+    ``slow_update_ratio``). Under an adaptive optimizer a gradient that shrinks later in training matters only
+    through the update; at initialisation (an episode from the first step) it is reported in any case."""
+    u = s.stat("update_ratio")
+    cols = np.flatnonzero(strict[a:b + 1].any(axis=0))
+    if u is None or not len(cols):
+        return True
+    med = nanmedian(u[a:b + 1][:, cols])
+    return not np.isfinite(med) or med < t.slow_update_ratio
+
+
 def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
-    lookup = np.isin(np.asarray(s.h.kinds, dtype=object), LOOKUP_KINDS)
-    rel = np.where(lookup[None, :], np.nan, s.rel)  # an embedding's gradient is sparse and its init (N(0, 1)) other
+    comparable = _comparable(s.h)
+    rel = np.where(comparable[None, :], s.rel, np.nan)
     valid = np.isfinite(rel)
     enough = valid.sum(axis=1) >= 3
     # the reference: the median relative gradient of the quarter of the layers nearest the loss (robust to one
     # large head, near enough to the output to see a decay that spans the whole depth)
-    ranked = [c for c in s.input_side_first(range(s.n_layers))[::-1] if not lookup[c]]
+    ranked = [c for c in s.input_side_first(range(s.n_layers))[::-1] if comparable[c]]
     top = ranked[:max(1, -(-len(ranked) // 4))]
     ref = nanmedian(rel[:, top], axis=1)
     env = _envelope(s, rel)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = env / ref[:, None]
-    cond = valid & enough[:, None] & (ratio < t.vanishing_ratio)
+    usable = valid & enough[:, None]
+    strict = usable & (ratio < t.vanishing_ratio)
+    loose = usable & (ratio < np.sqrt(t.vanishing_ratio))  # an episode lasts while the ratio stays this low
     min_len = min(t.min_episode, len(s.steps))
-    runs = [(a, b) for a, b in episodes(cond.any(axis=1)) if b - a + 1 >= min_len]
+    runs = [(a, b) for a, b in episodes(loose.any(axis=1))
+            if b - a + 1 >= min_len and strict[a:b + 1].any()]
+    if facts.adaptive:
+        runs = [(a, b) for a, b in runs if a == 0 or _slow(s, t, a, b, strict)]
     if not runs:
         return None
     in_runs = np.zeros(len(s.steps), dtype=bool)
     for a, b in runs:
         in_runs[a:b + 1] = True
-    held = cond[in_runs].sum(axis=0) >= 0.5 * in_runs.sum()
-    cols = s.input_side_first(np.flatnonzero(held)) or s.input_side_first(np.flatnonzero(cond[in_runs].any(axis=0)))
+    held = (loose[in_runs].sum(axis=0) >= 0.5 * in_runs.sum()) & strict[in_runs].any(axis=0)
+    cols = s.input_side_first(np.flatnonzero(held)) or s.input_side_first(np.flatnonzero(strict[in_runs].any(axis=0)))
     h = s.h
     r = nanmedian(ratio[in_runs][:, cols], axis=0)
     span = [(int(s.steps[a]), int(s.steps[b])) for a, b in runs]
@@ -142,8 +166,8 @@ def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
                f"gradient ‖g‖/‖θ‖ of the layers nearest the loss (threshold {t.vanishing_ratio:g})")
     recurrent = any(h.kinds[c] in RECURRENT for c in cols)
     return Finding("vanishing", names, span[0][0], summary,
-                   {"lines": lines + gain_lines, "ratio_to_output_side": r.tolist(), "reference_layers": [h.layers[c] for c in top], "steps": span,
-                    "recovered_at": recovered, **gains},
+                   {"lines": lines + gain_lines, "ratio_to_output_side": r.tolist(), "steps": span,
+                    "reference_layers": [h.layers[c] for c in top], "recovered_at": recovered, **gains},
                    remedies_for("vanishing", facts if not recurrent else _recurrent(facts),
                                 activation_limited=act_limited))
 
