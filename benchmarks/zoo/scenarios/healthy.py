@@ -16,7 +16,7 @@ from ..truth import check
 
 @scenario("resnet_bn_inplace")
 def resnet_bn_inplace() -> Run:
-    """Hand-built torchvision-style ResNet (BasicBlocks, BatchNorm, in-place ReLU) on digits: healthy."""
+    """Hand-built torchvision-style ResNet (BasicBlocks, BatchNorm, in-place ReLU) on digits, stats="full": healthy."""
     x, y = data.digit_images(8)
     model = models.ResNet((8, 16, 32))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
