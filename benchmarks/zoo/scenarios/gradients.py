@@ -129,3 +129,30 @@ def rnn_clipped_exploding() -> Run:
     check(big >= len(pre_clip) // 2, f"the pre-clip norm exceeded 100 on only {big} of {len(pre_clip)} steps")
     return done(w, broken(Expect("exploding"), forbid=("nonfinite",)), steps_pre_clip_over_100=big,
                 pre_clip_median=sorted(pre_clip)[len(pre_clip) // 2])
+
+
+@scenario("spike_from_bad_batch", expects=("exploding",))
+def spike_from_bad_batch() -> Run:
+    """A healthy MLP under Adam meets one corrupted batch at step 30 (its pixels ×1000, a unit bug in one shard):
+    a one-step gradient spike, dated, in the layers it hit. Training goes on, slowed: the spike also fills Adam's
+    second-moment estimate, which shrinks the following steps."""
+    model, fault = models.mlp([64, 64, 64, 10]), 30
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def corrupt(t, x, y):
+        if t == fault:
+            x.mul_(1000.0)
+
+    norms = []
+    with truth.recorded_updates(model, opt, lambda: norms.append(truth.grad_norms(model))):
+        w, losses = fit(model, opt, classify_step(model, opt, digit_batches(), before=corrupt), 60)
+    median = {n: sorted(g[n] for g in norms)[len(norms) // 2] for n in norms[0]}
+    spike = {n: norms[fault][n] / median[n] for n in median}
+    layers = tuple(n for n, f in spike.items() if f > 100)
+    others = max(norms[t][n] / median[n] for t in range(len(norms)) if t != fault for n in median)
+    check(bool(layers), f"no layer's gradient at step {fault} exceeded 100× its median: {spike}")
+    check(others < 20, f"another step's gradient reached {others:.3g}× its median")
+    check(all(math.isfinite(l) for l in losses), "the run went non-finite")
+    return done(w, broken(Expect("exploding", layers, fault), forbid=("nonfinite", "vanishing", "dead_units")),
+                spike_over_median=spike, max_other_step_over_median=others, loss_before=losses[fault - 1],
+                loss_end=losses[-1])
