@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
 from rich.console import Console  # noqa: E402
+from rich.markup import escape  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -78,14 +79,14 @@ def print_report(verdicts: list, summary: dict, console: Console) -> None:
     console.print(f"false findings on healthy runs: {len(false)}")
     for f in false:
         layers = ", ".join(f["layers"][:4]) + ("…" if len(f["layers"]) > 4 else "")
-        console.print(f"  {f['scenario']}: {f['kind']} in {layers} (step {f['step']})")
+        console.print(f"  {f['scenario']}: {f['kind']} in {layers} (step {f['step']})", markup=False)
     table = Table(title="scenarios")
     for col in ("scenario", "verdict", "problems"):
         table.add_column(col)
     for v in verdicts:
         state = ("[yellow]skipped" if v.skipped else "[green]pass" if v.passed else
                  "[magenta]error" if v.error else "[red]fail")
-        table.add_row(v.name, state, "; ".join(v.problems()))
+        table.add_row(v.name, state, escape("; ".join(v.problems())))
     console.print(table)
     for target, met in summary["targets"].items():
         console.print(f"{'[green]met' if met else '[red]MISSED'}[/]  {target}")
@@ -99,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(stderr=args.json == "-")
     if args.list:
+        table = Table("scenario", "expects", "what it is")
         for name, sc in SCENARIOS.items():
-            console.print(f"{name:32s} {sc.doc}", highlight=False)
+            table.add_row(name, ", ".join(sc.expects) or "healthy", escape(sc.doc))
+        console.print(table)
         return 0
     try:
         names = select(args.only)

@@ -22,7 +22,8 @@ class Scenario:
 
     @property
     def doc(self) -> str:
-        return (self.fn.__doc__ or "").strip().splitlines()[0]
+        """The first paragraph of the scenario function's docstring, on one line."""
+        return " ".join((self.fn.__doc__ or "").strip().split("\n\n")[0].split())
 
     def missing(self) -> list[str]:
         """The optional packages this scenario needs that do not import here."""

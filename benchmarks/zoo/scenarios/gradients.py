@@ -94,16 +94,24 @@ def rnn_rho3_step0_explosion() -> Run:
 @scenario("relu_mlp_exploding_init", expects=("exploding",))
 def relu_mlp_exploding_init() -> Run:
     """12 ReLU layers initialised at 3/√fan_in (gain ≈ 2.1 per layer, He is √2): exploding from step 0. SGD with
-    lr = 1e-7 keeps the run finite, so that the explosion is all there is to see."""
-    model = models.mlp([64] + [32] * 12 + [10], "relu", init_std=3.0, gen=gen())
+    lr = 1e-7 keeps the run finite, so that the explosion is all there is to see. Truth: the gradient at fc1's
+    output over the one at the logits (autograd), and each layer's ‖g‖/‖θ‖ against the same net at He init."""
+    widths = [64] + [32] * 12 + [10]
+    model = models.mlp(widths, "relu", init_std=3.0, gen=gen())
+    he = models.mlp(widths, "relu", init_std=2 ** 0.5, gen=gen())
     opt = torch.optim.SGD(model.parameters(), lr=1e-7)
-    batches = digit_batches()
-    x0, y0 = next(digit_batches())
+    x0, y0 = next(digit_batches())  # the first batch the run will see
     gain0 = truth.activation_gain(model, x0, y0)
-    w, losses = fit(model, opt, classify_step(model, opt, batches), 20)
+    F.cross_entropy(he(x0), y0).backward()
+    he_rel = sorted(truth.relative_grads(he).values())
+    rel = []
+    with truth.recorded_updates(model, opt, lambda: rel.append(sorted(truth.relative_grads(model).values()))):
+        w, losses = fit(model, opt, classify_step(model, opt, digit_batches()), 20, stats="full")
     check(gain0 > 1e3, f"the gradient at fc1's output is only {gain0:.3g}× the one at the logits")
+    check(rel[0][0] > 100 * he_rel[-1], "some layer's ‖g‖/‖θ‖ at step 0 is within 100× of the He-init net's")
     check(all(math.isfinite(l) for l in losses), "the run went non-finite")
-    return done(w, broken(Expect("exploding", step=0), forbid=("nonfinite", "vanishing")), activation_gain_step0=gain0)
+    return done(w, broken(Expect("exploding", step=0), forbid=("nonfinite", "vanishing")), activation_gain_step0=gain0,
+                relative_grad_step0_min=rel[0][0], he_init_relative_grad_max=he_rel[-1])
 
 
 @scenario("rnn_clipped_exploding", expects=("exploding",))
@@ -129,3 +137,30 @@ def rnn_clipped_exploding() -> Run:
     check(big >= len(pre_clip) // 2, f"the pre-clip norm exceeded 100 on only {big} of {len(pre_clip)} steps")
     return done(w, broken(Expect("exploding"), forbid=("nonfinite",)), steps_pre_clip_over_100=big,
                 pre_clip_median=sorted(pre_clip)[len(pre_clip) // 2])
+
+
+@scenario("spike_from_bad_batch", expects=("exploding",))
+def spike_from_bad_batch() -> Run:
+    """A healthy MLP under Adam meets one corrupted batch at step 30 (its pixels ×1000, a unit bug in one shard):
+    a one-step gradient spike, dated, in the layers it hit. Training goes on, slowed: the spike also fills Adam's
+    second-moment estimate, which shrinks the following steps."""
+    model, fault = models.mlp([64, 64, 64, 10]), 30
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def corrupt(t, x, y):
+        if t == fault:
+            x.mul_(1000.0)
+
+    norms = []
+    with truth.recorded_updates(model, opt, lambda: norms.append(truth.grad_norms(model))):
+        w, losses = fit(model, opt, classify_step(model, opt, digit_batches(), before=corrupt), 60)
+    median = {n: sorted(g[n] for g in norms)[len(norms) // 2] for n in norms[0]}
+    spike = {n: norms[fault][n] / median[n] for n in median}
+    layers = tuple(n for n, f in spike.items() if f > 100)
+    others = max(norms[t][n] / median[n] for t in range(len(norms)) if t != fault for n in median)
+    check(bool(layers), f"no layer's gradient at step {fault} exceeded 100× its median: {spike}")
+    check(others < 20, f"another step's gradient reached {others:.3g}× its median")
+    check(all(math.isfinite(l) for l in losses), "the run went non-finite")
+    return done(w, broken(Expect("exploding", layers, fault), forbid=("nonfinite", "vanishing", "dead_units")),
+                spike_over_median=spike, max_other_step_over_median=others, loss_before=losses[fault - 1],
+                loss_end=losses[-1])

@@ -119,6 +119,8 @@ def nan_tied_gpt2() -> Run:
             loss.backward()
             if state["step"] is None and not truth.grads_finite(model):
                 state["step"], state["origin"] = t, trace.origin()
+                # the largest weight then: finite, though its float32 norm may already overflow
+                state["max_abs_weight"] = max(float(p.detach().abs().max()) for p in model.parameters())
             opt.step()
             return loss.item()
 
@@ -132,7 +134,8 @@ def nan_tied_gpt2() -> Run:
     # the huge steps before the NaN may be reported as exploding or large updates: tolerated, not required
     forbid = ("vanishing", "saturation", "dead_units", "stalled_updates")
     return done(w, broken(Expect("nonfinite", (origin,), state["step"]), forbid=forbid),
-                origin=origin, how=state["origin"][1], nonfinite_step=state["step"])
+                origin=origin, how=state["origin"][1], nonfinite_step=state["step"],
+                max_abs_weight_at_that_step=state["max_abs_weight"])
 
 
 @scenario("nonfinite_raise", expects=("nonfinite",))
