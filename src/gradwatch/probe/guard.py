@@ -56,8 +56,8 @@ class Guard:
         self._warned.add(name)
         where = f"on layer {layer!r}" if layer is not None else "(all layers)"
         warnings.warn(f"gradwatch: the statistic {name!r} failed {where} ({why}); it is switched off there for the "
-                      "rest of this watch (NaN) and training goes on. Further failures of this statistic are not "
-                      "reported one by one; see Guard.failures / history.meta['hook_failures'].",
+                      "rest of this watch (NaN) and training goes on. Further failures of this statistic (on other "
+                      "layers) are not reported one by one.",
                       HookFailureWarning, stacklevel=3)
 
     def summary(self) -> dict[str, str]:

@@ -224,16 +224,20 @@ class ActNonFinite(ForwardStat):
 
 
 class BackwardStat:
-    """The ratio ‖∂L/∂input‖ / ‖∂L/∂output‖ of a module on one backward call (a 0-d tensor)."""
+    """The ratio ‖∂L/∂input‖ / ‖∂L/∂output‖ of a module on one backward call (a 0-d tensor). The two gradients
+    arrive at different moments of the backward pass (tensor hooks, see :mod:`gradwatch.probe.hooks`): ``norm`` is
+    taken of each as it comes (only the output's 0-d norm is kept meanwhile), then ``gain`` divides."""
 
     name = ""
     doc = ""
 
     @staticmethod
-    def gain(grad_in: Tensor | None, grad_out: Tensor | None) -> Tensor | None:
-        if grad_in is None or grad_out is None:
-            return None
-        return torch.linalg.vector_norm(grad_in.float()) / torch.linalg.vector_norm(grad_out.float())
+    def norm(grad: Tensor) -> Tensor:
+        return torch.linalg.vector_norm(grad.detach().float())
+
+    @staticmethod
+    def gain(norm_in: Tensor, norm_out: Tensor) -> Tensor:
+        return norm_in / norm_out
 
 
 class BackwardGain(BackwardStat):
