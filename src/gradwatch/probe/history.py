@@ -108,7 +108,8 @@ class _Windows:
         ends = np.append(starts[1:], len(self)) - 1
         self._set(self.first[starts], self.last[ends], np.add.reduceat(self.rows, starts),
                   np.fmin.reduceat(self.min, starts, axis=0), np.fmax.reduceat(self.max, starts, axis=0),
-                  np.add.reduceat(self._sum(), starts, axis=0), np.add.reduceat(self.n.astype(np.int64), starts, axis=0))
+                  np.add.reduceat(self._sum(), starts, axis=0),
+                  np.add.reduceat(self.n.astype(np.int64), starts, axis=0))
         self.length *= 2
 
     def value(self, index: int, reduce: str) -> np.ndarray:  # [windows, layers] for stat ``index``
