@@ -11,7 +11,7 @@ from gradwatch.probe.history import History
 STATS = ["grad_norm", "nonfinite", "act_mean"]
 
 
-def _feed(h, n_steps, chunk=50, spike_at=None, nan_at=None):
+def _feed(h, n_steps, chunk=50, spike_at=None, nan_at=None, check=False):
     """Rows like a watcher's flushes: grad_norm = 1 + step/1000 per layer, act_mean sampled every 10 steps."""
     for start in range(0, n_steps, chunk):
         steps = np.arange(start, min(start + chunk, n_steps))
@@ -23,11 +23,13 @@ def _feed(h, n_steps, chunk=50, spike_at=None, nan_at=None):
             values[steps == spike_at, 0, 1] = 1e6
             values[steps == spike_at, 1, 0] = 3
         h.append(steps, values)
+        if check:
+            assert len(h) <= (h.max_rows or np.inf)
 
 
 def test_60000_steps_fit_in_a_fixed_number_of_rows():
     h = History(["a", "b"], STATS)
-    _feed(h, 60_000)
+    _feed(h, 60_000, check=True)  # never above the bound, after any flush
     assert len(h) <= 10_000 and h.n_recorded == 60_000 and h.downsampled
     spans = h.spans
     assert spans[0].tolist() == [0, 0] and spans[-1].tolist() == [59_999, 59_999]

@@ -133,3 +133,16 @@ def test_layers_get_recurrent_saturation_source():
     net.add_module("act", nn.SiLU())
     layers = find_layers(net)
     assert [l.saturation_source for l in layers] == ["gates", "silu"]
+
+
+def test_large_layers_are_histogrammed_on_a_sample_with_unbiased_fractions():
+    torch.manual_seed(0)
+    big = torch.cat([10.0 ** (-30 * torch.rand(300_000)), torch.zeros(20_000)])  # 320k elements, 6.25 % zeros
+    g = [big[:256 * 1000].reshape(1000, 256), big[256 * 1000:]]
+    counts = log10_histogram(g)
+    assert float(counts.sum()) == pytest.approx(big.numel(), rel=1e-6)  # scaled to the layer's size
+    exact = log10_histogram(g, max_elements=None)
+    np.testing.assert_allclose((counts / counts.sum()).numpy(), (exact / exact.sum()).numpy(), atol=0.01)
+    zero = len(HIST_EDGES) - 1
+    assert float(counts[zero] / counts.sum()) == pytest.approx(20_000 / 320_000, abs=0.005)
+    torch.testing.assert_close(log10_histogram(g), counts)  # the same sample every step

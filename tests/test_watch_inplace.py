@@ -166,34 +166,64 @@ def _hf():
     return pytest.importorskip("transformers", reason="needs transformers (pip install 'gradwatch[test]')")
 
 
-def test_bert_tiny_random_full_stats_recognise_gelu_and_run():
+def _captured_gains(model, loss_fn, modules):
+    """‖∂L/∂in‖/‖∂L/∂out‖ of each module (its first input and output, through the module only), by
+    torch.autograd.grad on tensors captured with plain forward hooks (no gradwatch) in one forward pass."""
+    seen = {}
+
+    def keep(name):
+        def hook(module, inputs, output):  # returns None: the output is left as it is
+            seen.setdefault(name, (inputs[0], output))
+        return hook
+
+    handles = [m.register_forward_hook(keep(name)) for name, m in modules.items()]
+    loss = loss_fn()
+    for h in handles:
+        h.remove()
+    gains = {}
+    for name, (inp, out) in seen.items():
+        (g_out,) = torch.autograd.grad(loss, out, retain_graph=True)
+        (g_in,) = torch.autograd.grad(out, inp, grad_outputs=g_out, retain_graph=True)
+        gains[name] = float(N(g_in) / N(g_out))
+    return gains
+
+
+def test_bert_tiny_random_full_stats_recognise_gelu_and_equal_autograd():
     transformers = _hf()
     torch.manual_seed(0)
     cfg = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                  intermediate_size=32, max_position_embeddings=16, num_labels=3)
+                                  intermediate_size=32, max_position_embeddings=16, num_labels=3,
+                                  hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     model = transformers.BertForSequenceClassification(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     ids, y = torch.randint(0, 50, (4, 10)), torch.randint(0, 3, (4,))
+    inter = model.bert.encoder.layer[1].intermediate
+    expected = _captured_gains(model, lambda: model(input_ids=ids, labels=y).loss,
+                               {"dense": inter.dense, "gelu": inter.intermediate_act_fn})
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     with gw.watch(model, opt, stats="full", sample_every=1) as w:
         for _ in range(2):
             opt.zero_grad()
             model(input_ids=ids, labels=y).loss.backward()
             opt.step()
     h = w.history
-    inter = [i for i, name in enumerate(h.layers) if name.endswith("intermediate.dense")]
-    assert len(inter) == 2 and all(h.activations[i] == "gelu" for i in inter)
-    assert np.isfinite(h.stat("gain_activation")[:, inter]).all()
-    assert (h.stat("act_saturation")[:, inter] == 0).all()  # GELU's negative tail is inactive, not saturated
+    cols = [i for i, name in enumerate(h.layers) if name.endswith("intermediate.dense")]
+    assert len(cols) == 2 and all(h.activations[i] == "gelu" for i in cols)
+    assert h.stat("backward_gain")[0, cols[1]] == pytest.approx(expected["dense"], rel=1e-5)
+    assert h.stat("gain_activation")[0, cols[1]] == pytest.approx(expected["gelu"], rel=1e-5)
+    assert (h.stat("act_saturation")[:, cols] == 0).all()  # GELU's negative tail is inactive, not saturated
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
 
-def test_gpt2_tiny_random_full_stats_run_and_recognise_new_gelu():
+def test_gpt2_tiny_random_full_stats_run_recognise_new_gelu_and_equal_autograd():
     transformers = _hf()
     torch.manual_seed(0)
-    cfg = transformers.GPT2Config(n_embd=16, n_layer=2, n_head=2, vocab_size=50, n_positions=16)
+    cfg = transformers.GPT2Config(n_embd=16, n_layer=2, n_head=2, vocab_size=50, n_positions=16, resid_pdrop=0.0,
+                                  embd_pdrop=0.0, attn_pdrop=0.0)
     model = transformers.GPT2LMHeadModel(cfg)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
     ids = torch.randint(0, 50, (3, 8))
+    attn = model.transformer.h[1].attn.c_attn
+    expected = _captured_gains(model, lambda: model(input_ids=ids, labels=ids).loss, {"c_attn": attn})
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
     with gw.watch(model, opt, stats="full", sample_every=1) as w:
         for _ in range(2):
             opt.zero_grad()
@@ -201,6 +231,5 @@ def test_gpt2_tiny_random_full_stats_run_and_recognise_new_gelu():
             opt.step()
     h = w.history
     assert "gelu_tanh" in h.activations  # NewGELUActivation, recognised by class name
-    gains = h.stat("backward_gain")[-1]
-    attn = [i for i, n in enumerate(h.layers) if n.endswith("attn.c_attn")]
-    assert np.isfinite(gains[attn]).all()
+    col = h.layers.index("transformer.h.1.attn.c_attn")
+    assert h.stat("backward_gain")[0, col] == pytest.approx(expected["c_attn"], rel=1e-5)

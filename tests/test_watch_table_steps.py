@@ -37,7 +37,7 @@ def test_statistics_last_recorded_at_different_steps_get_their_own_tables():
 
 def test_gradient_table_names_its_step():
     tables = watch_tables(_history())
-    assert len(tables) == 1 and "values at step 11" in tables[0].title and "12 recorded steps" in tables[0].title
+    assert len(tables) == 1 and tables[0].title == "gradwatch: 2 layers, 12 recorded steps (last: 11)"
     assert "12" in _text(tables) and "11" in _text(tables)  # 11.5 and 11.25 at 2 significant digits
 
 

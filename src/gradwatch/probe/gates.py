@@ -47,7 +47,8 @@ def _gates(kind: str, x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_i
     if kind == "gru":
         (ir, iz, in_), (hr, hz, hn) = gi.chunk(3, dim=-1), gh.chunk(3, dim=-1)
         r = ir + hr
-        return {"reset": ("sigmoid", r), "update": ("sigmoid", iz + hz), "candidate": ("tanh", in_ + torch.sigmoid(r) * hn)}
+        return {"reset": ("sigmoid", r), "update": ("sigmoid", iz + hz),
+                "candidate": ("tanh", in_ + torch.sigmoid(r) * hn)}
     return {"hidden": ("relu" if kind == "rnn_relu" else "tanh", gi + gh)}
 
 

@@ -108,7 +108,8 @@ class _Windows:
         ends = np.append(starts[1:], len(self)) - 1
         self._set(self.first[starts], self.last[ends], np.add.reduceat(self.rows, starts),
                   np.fmin.reduceat(self.min, starts, axis=0), np.fmax.reduceat(self.max, starts, axis=0),
-                  np.add.reduceat(self._sum(), starts, axis=0), np.add.reduceat(self.n.astype(np.int64), starts, axis=0))
+                  np.add.reduceat(self._sum(), starts, axis=0),
+                  np.add.reduceat(self.n.astype(np.int64), starts, axis=0))
         self.length *= 2
 
     def value(self, index: int, reduce: str) -> np.ndarray:  # [windows, layers] for stat ``index``
@@ -157,9 +158,13 @@ class History:
             head = _optional_positive("head_rows", head_rows)
             self.recent_rows = recent if recent is not None else max(self.max_rows // 5, 1)
             self.head_rows = head if head is not None else max(self.max_rows // 100, 1)
-            if self.max_rows < self.recent_rows + self.head_rows + 2:
-                raise ConfigError("max_rows", max_rows, f"expected at least recent_rows + head_rows + 2 = "
-                                  f"{self.recent_rows + self.head_rows + 2} (room for two windows)")
+            # exact rows may exceed recent_rows by this much before they are folded (folding is batched)
+            self._slack = max(min(self.recent_rows // 4, (self.max_rows - self.recent_rows - self.head_rows) // 4), 0)
+            least = self.recent_rows + self.head_rows + self._slack + 2
+            if self.max_rows < least:
+                raise ConfigError("max_rows", max_rows, f"expected at least {least}: recent_rows ({self.recent_rows}) "
+                                  f"+ head_rows ({self.head_rows}) + {self._slack} rows to batch the down-sampling "
+                                  "+ 2 windows")
         shape = (0, len(self.stats), len(self.layers))
         self._head_steps, self._head = np.zeros(0, dtype=np.int64), np.zeros(shape, dtype=np.float32)
         self._windows = _Windows(len(self.stats), len(self.layers))
@@ -183,7 +188,7 @@ class History:
         if len(steps):
             self._steps.append(steps)
             self._values.append(values)
-        if self.max_rows is not None and self._n_exact() > self.recent_rows + max(self.recent_rows // 4, 1):
+        if self.max_rows is not None and self._n_exact() > self.recent_rows + self._slack:
             self._fold()  # with some slack, so that a flush of a few rows does not fold every time
 
     def append_histogram(self, step: int, counts: np.ndarray) -> None:
@@ -210,7 +215,7 @@ class History:
         if extra <= 0:
             return
         steps, values = self._steps[0], self._values[0]
-        budget = self.max_rows - self.head_rows - self.recent_rows
+        budget = self.max_rows - self.head_rows - self.recent_rows - self._slack
         self._windows.add(steps[:extra], values[:extra], budget)
         self._steps, self._values = [steps[extra:]], [values[extra:]]
 

@@ -75,10 +75,6 @@ def _first_tensor(x) -> Tensor | None:
     return None
 
 
-def _norm(g: Tensor) -> Tensor:
-    return torch.linalg.vector_norm(g.detach().float())
-
-
 class _Module:
     """What the hooks of one module (a layer or its activation) measure, fixed at ``attach()``."""
 
@@ -192,7 +188,7 @@ class LayerProbes:
 
         def hook(grad: Tensor) -> None:
             if gen == self._generation and record[0] is not None:
-                self._put(row, m.col, self.guard.run(stat.name, name, lambda: _norm(grad) / record[0]))
+                self._put(row, m.col, self.guard.run(stat.name, name, lambda: stat.gain(stat.norm(grad), record[0])))
         return hook
 
     def _output_grad_hook(self, m: _Module, record: list) -> Callable:
@@ -200,7 +196,7 @@ class LayerProbes:
 
         def hook(grad: Tensor) -> None:
             if gen == self._generation:
-                record[0] = self.guard.run(stat.name, name, _norm, grad)  # kept until the input's gradient comes
+                record[0] = self.guard.run(stat.name, name, stat.norm, grad)  # kept until the input's gradient comes
         return hook
 
     def _post_hook(self, m: _Module) -> Callable:

@@ -17,6 +17,7 @@ Nothing here calls ``.item()``; the watcher stacks the results and copies them t
 
 from __future__ import annotations
 
+import functools
 import math
 from functools import cached_property
 
@@ -304,16 +305,20 @@ class ActNonFinite(ForwardStat):
 
 
 class BackwardStat:
-    """The ratio ‖∂L/∂input‖ / ‖∂L/∂output‖ of a module on one backward call (a 0-d tensor)."""
+    """The ratio ‖∂L/∂input‖ / ‖∂L/∂output‖ of a module on one backward call (a 0-d tensor). The two gradients
+    arrive at different moments of the backward pass (tensor hooks, see :mod:`gradwatch.probe.hooks`): ``norm`` is
+    taken of each as it comes (only the output's 0-d norm is kept meanwhile), then ``gain`` divides."""
 
     name = ""
     doc = ""
 
     @staticmethod
-    def gain(grad_in: Tensor | None, grad_out: Tensor | None) -> Tensor | None:
-        if grad_in is None or grad_out is None:
-            return None
-        return torch.linalg.vector_norm(grad_in.float()) / torch.linalg.vector_norm(grad_out.float())
+    def norm(grad: Tensor) -> Tensor:
+        return torch.linalg.vector_norm(grad.detach().float())
+
+    @staticmethod
+    def gain(norm_in: Tensor, norm_out: Tensor) -> Tensor:
+        return norm_in / norm_out
 
 
 class BackwardGain(BackwardStat):
@@ -328,22 +333,49 @@ class GainActivation(BackwardStat):
            "gradient it passes back (seed 000: the σ'(z) factors)")
 
 
-def log10_histogram(grads: list[Tensor], edges: Tensor = HIST_EDGES) -> Tensor:
+HIST_SAMPLE = 1 << 13  # a layer with more gradient elements is histogrammed on a random sample of about this many
+
+
+@functools.lru_cache(maxsize=512)
+def _sample_index(n: int, k: int, device: str) -> Tensor:
+    """``k`` fixed random positions in ``range(n)`` (with replacement; the same every step: cached)."""
+    g = torch.Generator().manual_seed(n * 1_000_003 + k)
+    return torch.randint(0, n, (k,), generator=g).to(device)
+
+
+def log10_histogram(grads: list[Tensor], edges: Tensor = HIST_EDGES, max_elements: int | None = HIST_SAMPLE) -> Tensor:
     """Counts of log10|g| over the elements of ``grads``: ``[len(edges) - 1 + 4]``, the regular bins ``edges`` (the
     last one closed on the right, as ``numpy.histogram``) then the counts :data:`HIST_SPECIAL`: exact zeros,
     underflow (0 < |g| < 10^edges[0]), overflow (|g| > 10^edges[-1], ±inf included) and NaN. The logarithm is
     taken in float64 for float64 gradients and in float32 otherwise (so 1e-300 is underflow, not zero).
+
+    Cost: when the layer has more than ``max_elements`` elements, the counts come from a fixed random sample of
+    about ``max_elements`` of them (each tensor in proportion to its size) scaled to the layer's size: unbiased
+    fractions (with 8,192 samples the standard error of a bin holding a fraction p is √(p(1−p)/8192): 0.0024 at
+    p = 5 %), at a fixed cost per layer; exact counts of zeros or NaN come from the other statistics (``nonfinite``).
+    ``None`` counts every element.
     An empty ``grads`` (a layer without gradients this step) gives zeros."""
     lo, hi, bins = float(edges[0]), float(edges[-1]), len(edges) - 1
     if not grads:
         return torch.zeros(bins + len(HIST_SPECIAL), device=edges.device)
-    flat = torch.cat([g.detach().reshape(-1) for g in grads])  # [elements]
+    total = sum(g.numel() for g in grads)
+    parts = [g.detach().reshape(-1) for g in grads]
+    if max_elements is not None and total > max_elements:
+        parts = [p[_sample_index(p.numel(), -(-max_elements * p.numel() // total), str(p.device))]
+                 for p in parts if p.numel()]
+    flat = torch.cat(parts)  # [elements or sample]
     flat = flat if flat.dtype == torch.float64 else flat.float()
     logs = torch.log10(flat.abs()).float()  # 0 -> -inf, inf -> inf, NaN -> NaN
-    counts = torch.histc(logs, bins=bins, min=lo, max=hi)  # ignores what is outside [lo, hi] and NaN
-    special = torch.stack([(flat == 0).sum(), ((logs < lo) & (flat != 0)).sum(), (logs > hi).sum(),
-                           torch.isnan(flat).sum()]).to(counts)
-    return torch.cat([counts, special])
+    # one bincount over a category per element (bins 0…bins-1, then zero, underflow, overflow, NaN): faster on the
+    # CPU than torch.histc (which alone took 3.3 ms for 65,536 elements, 1 thread); needs equal-width bins
+    width = (hi - lo) / bins
+    if not torch.allclose(edges.diff().double().cpu(), torch.full((bins,), width, dtype=torch.float64)):
+        raise ValueError("log10_histogram needs equally spaced edges")
+    cat = ((logs - lo) / width).floor_().clamp_(0, bins - 1)  # [elements]; the last bin closed on the right
+    cat.masked_fill_(logs > hi, bins + 2).masked_fill_(logs < lo, bins + 1)
+    cat.masked_fill_(flat == 0, bins).masked_fill_(torch.isnan(flat), bins + 3)
+    counts = torch.bincount(cat.to(torch.int32), minlength=bins + len(HIST_SPECIAL)).float()
+    return counts if len(flat) == total else counts * (total / len(flat))
 
 
 STATS: dict[str, Stat] = {s.name: s for s in (GradNorm(), GradAbsMean(), GradAbsMax(), NonFinite(), WeightNorm(),

@@ -75,8 +75,10 @@ def watch_tables(history, *, title: str | None = None) -> list[Table]:
     tables = []
     for k, (row, shown) in enumerate(groups):
         if k == 0:
-            head = title or (f"gradwatch: {len(h.layers)} layers, {h.n_recorded} recorded steps; values at "
-                             f"{_where(h, row)}")
+            last = int(h.spans[-1, 1])
+            head = title or (f"gradwatch: {len(h.layers)} layers, {h.n_recorded} recorded steps (last: {last})"
+                             + ("" if row == len(h) - 1 and _where(h, row) == f"step {last}" else
+                                f"; values at {_where(h, row)}"))
         else:
             head = f"last recorded at {_where(h, row)}"
         tables.append(_table(h, shown, row, head, nonfinite=k == 0))
