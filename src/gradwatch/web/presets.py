@@ -1,0 +1,47 @@
+"""One-click playground setups reproducing the seeds' experiments (``gradwatch lab NAME`` runs the full versions).
+
+Each preset is a run ``a`` and, where the experiment is a comparison, a run ``b`` drawn over it. Settings
+follow the experiments' own defaults (see their modules in :mod:`gradwatch.lab.experiments`), with fewer steps
+so that they train in seconds to a minute on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+_PARALYSIS = dict(dataset="digits", depth=5, width=100, activation="sigmoid", init="normal",
+                  init_std=round(1 / math.sqrt(300), 5), optimizer="sgd", lr=0.1, batch_size=32, steps=500)
+_INIT = dict(dataset="digits", depth=30, width=64, activation="relu", optimizer="momentum", lr=0.01, batch_size=64,
+             steps=400)
+_BN = dict(dataset="digits", depth=3, width=100, activation="sigmoid", init="normal", init_std=0.1, optimizer="sgd",
+           lr=0.5, batch_size=60, steps=600)
+_RESIDUAL = dict(dataset="digits", depth=32, width=32, activation="relu", init="he_normal", norm="batch",
+                 optimizer="momentum", lr=0.05, batch_size=64, steps=300)
+_ACTIVATIONS = dict(dataset="digits", depth=8, width=64, init="xavier_normal", optimizer="sgd", lr=0.05,
+                    batch_size=32, steps=500)
+_ADDING = dict(dataset="adding", seq_len=30, depth=1, width=16, n_train=2000, n_test=1000, batch_size=50,
+               optimizer="adam", lr=0.01, steps=400)
+
+PRESETS: list[dict[str, Any]] = [
+    {"name": "paralysis", "seed": "001", "title": "Network paralysis",
+     "text": "5 × 100 sigmoid, weights N(0, 0.058²): the first layer gets ~10⁴× less gradient than the output. "
+             "Overlay: the same net with ReLU and He init.",
+     "a": _PARALYSIS, "b": {**_PARALYSIS, "activation": "relu", "init": "he_normal"}},
+    {"name": "xavier-vs-he", "seed": "001", "title": "Xavier vs He at 30 layers",
+     "text": "30 ReLU layers: Xavier (std √(1/n)) halves the signal per layer and the loss stalls; He (√(2/n)) "
+             "keeps it and trains.",
+     "a": {**_INIT, "init": "xavier_normal"}, "b": {**_INIT, "init": "he_normal"}},
+    {"name": "batchnorm", "seed": "001", "title": "Batch norm off / on",
+     "text": "3 × 100 sigmoid, N(0, 0.1²), SGD η = 0.5 (Ioffe & Szegedy's MNIST net): without and with BN.",
+     "a": _BN, "b": {**_BN, "norm": "batch"}},
+    {"name": "residual", "seed": "003", "title": "Plain vs residual at 32 layers",
+     "text": "32 ReLU layers with batch norm: the plain net degrades, skip connections carry the gradient.",
+     "a": _RESIDUAL, "b": {**_RESIDUAL, "residual": True}},
+    {"name": "sigmoid-vs-relu", "seed": "003, 004", "title": "Sigmoid vs ReLU",
+     "text": "8 layers, Xavier init, SGD: sigmoid gradients vanish toward the input; ReLU's do not.",
+     "a": {**_ACTIVATIONS, "activation": "sigmoid"}, "b": {**_ACTIVATIONS, "activation": "relu"}},
+    {"name": "rnn-vs-lstm", "seed": "002", "title": "RNN vs LSTM on the adding problem",
+     "text": "T = 30: the tanh RNN's gradient fades through time; the LSTM's cell carries it.",
+     "a": {**_ADDING, "model": "rnn"}, "b": {**_ADDING, "model": "lstm"}},
+]

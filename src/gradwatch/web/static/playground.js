@@ -1,0 +1,308 @@
+/* The gradient playground: build a lab config, train it on the server, watch per-layer gradients live. */
+"use strict";
+
+const GROUPS = [
+  ["Data", ["dataset", "seq_len"]],
+  ["Network", ["model", "depth", "width", "activation", "init", "init_std", "norm", "residual", "dropout"]],
+  ["Training", ["optimizer", "lr", "batch_size", "steps", "clip_norm", "seed"]],
+];
+const COLORS = { A: "#2f6fdf", B: "#e07b39" };
+const MAX_CURVES = 6;
+const $ = (id) => document.getElementById(id);
+
+let OPTIONS = null;
+const runs = { A: null, B: null };   // per slot: {id, cfg, source, layers, steps, stats{}, loss[], lossSteps[], sat, prediction, state}
+let bConfig = null;                   // the overlay's setup (from a preset or the URL)
+let aConfig = null;                   // the setup run A was started with
+let charts = {}, drawPending = false;
+
+// ---- the controls and the URL ---------------------------------------------------------------------------------
+function defaults() {
+  const d = {};
+  for (const [name, f] of Object.entries(OPTIONS.fields)) d[name] = f.default;
+  return d;
+}
+
+function buildControls() {
+  const form = $("controls");
+  for (const [group, names] of GROUPS) {
+    const g = document.createElement("div"); g.className = "group"; g.textContent = group; form.appendChild(g);
+    for (const name of names) {
+      const f = OPTIONS.fields[name];
+      if (!f) continue;
+      const label = document.createElement("label");
+      label.title = f.description || "";
+      label.append(name.replace(/_/g, " "));
+      let input;
+      if (f.type === "bool") {
+        input = document.createElement("input"); input.type = "checkbox"; label.className = "check";
+      } else if (f.choices) {
+        input = document.createElement("select");
+        for (const c of f.choices) input.add(new Option(c === null ? "(default)" : c, c === null ? "" : c));
+      } else {
+        input = document.createElement("input"); input.type = "number";
+        input.step = f.type === "int" ? "1" : "any";
+        if (f.type === "int") input.min = name === "seed" ? "0" : "1";
+        if (f.max) input.max = String(f.max);
+        if (f.default === null) input.placeholder = "off";
+      }
+      input.name = name; input.id = "f-" + name;
+      input.addEventListener("change", () => { syncUrl(); updateVisibility(); });
+      label.appendChild(input);
+      form.appendChild(label);
+    }
+  }
+}
+
+function readControls() {
+  const cfg = {};
+  for (const [, names] of GROUPS) for (const name of names) {
+    const el = $("f-" + name), f = OPTIONS.fields[name];
+    if (!el || el.closest("label").hidden) continue;
+    if (f.type === "bool") cfg[name] = el.checked;
+    else if (f.choices) { if (el.value !== "") cfg[name] = el.value; }
+    else if (el.value !== "") cfg[name] = f.type === "int" ? parseInt(el.value, 10) : parseFloat(el.value);
+  }
+  return cfg;
+}
+
+function writeControls(cfg) {
+  const d = defaults();
+  for (const [, names] of GROUPS) for (const name of names) {
+    const el = $("f-" + name), f = OPTIONS.fields[name];
+    if (!el) continue;
+    const v = name in cfg ? cfg[name] : d[name];
+    if (f.type === "bool") el.checked = !!v; else el.value = v === null || v === undefined ? "" : v;
+  }
+  updateVisibility();
+}
+
+function updateVisibility() {
+  const seq = ["adding", "temporal_order", "copy_memory"].includes($("f-dataset").value);
+  $("f-seq_len").closest("label").hidden = !seq;
+  const mlp = $("f-model").value === "mlp";
+  for (const n of ["norm", "residual"]) $("f-" + n).closest("label").hidden = !mlp;
+  $("f-init_std").closest("label").hidden = !["normal", "uniform"].includes($("f-init").value);
+}
+
+// The setup in the URL: run A's fields that differ from the defaults; run B as b=key:value,… (its differences).
+function diff(cfg, base) {
+  return Object.entries(cfg).filter(([k, v]) => base[k] !== v && !(base[k] === undefined && v === null));
+}
+function syncUrl() {
+  const a = bConfig && aConfig ? aConfig : readControls(), u = new URL(location.origin + location.pathname);
+  for (const [k, v] of diff(a, defaults())) u.searchParams.set(k, v);
+  if (bConfig) u.searchParams.set("b", diff(bConfig, a).map(([k, v]) => `${k}:${v}`).join(",") || "same");
+  history.replaceState(null, "", u);
+}
+function parseValue(name, text) {
+  const f = OPTIONS.fields[name];
+  if (!f) return text;
+  if (f.type === "bool") return text === "true" || text === "1";
+  if (f.type === "int") return parseInt(text, 10);
+  if (f.type === "float") return parseFloat(text);
+  return text;
+}
+function fromUrl() {
+  const p = new URLSearchParams(location.search), a = {};
+  for (const [k, v] of p) if (k !== "b" && OPTIONS.fields[k]) a[k] = parseValue(k, v);
+  writeControls(a);
+  if (p.has("b")) {
+    bConfig = { ...readControls() };
+    for (const kv of p.get("b").split(",")) {
+      const i = kv.indexOf(":");
+      if (i > 0) bConfig[kv.slice(0, i)] = parseValue(kv.slice(0, i), kv.slice(i + 1));
+    }
+  }
+}
+
+// ---- presets ----------------------------------------------------------------------------------------------------
+function buildPresets() {
+  for (const p of OPTIONS.presets) {
+    const b = document.createElement("button");
+    b.textContent = `${p.title} (${p.seed})`; b.dataset.name = p.name;
+    b.addEventListener("click", () => {
+      document.querySelectorAll(".presets button").forEach((x) => x.classList.toggle("active", x === b));
+      $("preset-text").textContent = p.text;
+      writeControls(p.a);
+      bConfig = p.b ? { ...p.b } : null;
+      syncUrl();
+      startRun("A", readControls()).then(() => { if (bConfig) startRun("B", bConfig); });
+    });
+    $("presets").appendChild(b);
+  }
+}
+
+// ---- runs and streams -------------------------------------------------------------------------------------------
+function setStatus(text, error) {
+  $("status").textContent = text;
+  $("status").className = "status" + (error ? " error" : "");
+}
+
+function stopSlot(slot) {
+  const r = runs[slot];
+  if (!r) return;
+  if (r.source) r.source.close();
+  if (r.state === "running" || r.state === "queued")
+    fetch("/api/playground/" + r.id, { method: "DELETE", keepalive: true }).catch(() => {});
+}
+
+async function startRun(slot, cfg) {
+  if (slot === "A") { stopSlot("A"); stopSlot("B"); runs.B = null; if (!bConfig) clearB(); }
+  else stopSlot("B");
+  let res;
+  try {
+    res = await GW.api("/api/playground", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(cfg) });
+  } catch (e) {
+    setStatus(`run ${slot}: ${e.message}`, true);
+    return;
+  }
+  if (slot === "B") bConfig = cfg; else aConfig = cfg;
+  const r = runs[slot] = { id: res.id, cfg: res.config, layers: [], steps: [], stats: {}, loss: [], lossSteps: [],
+    sat: null, prediction: null, state: "queued", events: 0 };
+  const es = r.source = new EventSource(`/api/playground/${res.id}/events`);
+  es.addEventListener("prediction", (e) => { r.prediction = JSON.parse(e.data); schedule(); });
+  es.addEventListener("step", (e) => {
+    const ev = JSON.parse(e.data);
+    r.state = "running"; r.events++;
+    r.layers = ev.layers;
+    r.steps.push(ev.step);
+    for (const k of ["grad_norm", "relative_grad", "update_ratio"]) if (ev[k]) (r.stats[k] = r.stats[k] || []).push(ev[k]);
+    if (ev.loss !== null) { r.loss.push(ev.loss); r.lossSteps.push(ev.step); }
+    if (ev.saturation && ev.saturation.some((v) => v !== null)) r.sat = ev.saturation;
+    schedule();
+  });
+  es.addEventListener("end", (e) => {
+    const ev = JSON.parse(e.data);
+    r.state = ev.state; r.runId = ev.run_id; r.error = ev.error;
+    if (slot === "A") $("diagnosis").textContent = ev.diagnosis || (ev.error ? "" : "—");
+    es.close(); schedule();
+  });
+  es.onerror = () => { if (r.state === "completed" || r.state === "failed" || r.state === "stopped") es.close(); };
+  syncUrl();
+  schedule();
+}
+
+function clearB() { runs.B = null; }
+
+// ---- drawing ----------------------------------------------------------------------------------------------------
+function schedule() {
+  if (drawPending) return;
+  drawPending = true;
+  requestAnimationFrame(() => { drawPending = false; draw(); });
+}
+
+function statusLine() {
+  const parts = [];
+  for (const slot of ["A", "B"]) {
+    const r = runs[slot];
+    if (!r) continue;
+    let s = `run ${slot}: ${r.state}`;
+    if (r.steps.length) s += `, step ${r.steps[r.steps.length - 1]} of ${r.cfg.steps}`;
+    if (r.loss.length) s += `, loss ${GW.fmt(r.loss[r.loss.length - 1])}`;
+    if (r.error) s += ` — ${r.error}`;
+    if (r.runId) s += ` (stored as ${r.runId})`;
+    parts.push(s);
+  }
+  const active = ["A", "B"].some((k) => runs[k] && ["queued", "running"].includes(runs[k].state));
+  $("stop").disabled = !active;
+  $("overlay").disabled = !runs.A;
+  setStatus(parts.join(" · "), ["A", "B"].some((k) => runs[k] && runs[k].state === "failed"));
+}
+
+function lastRow(r, stat) { const v = r && r.stats[stat]; return v && v.length ? v[v.length - 1] : null; }
+
+function theory(r) {
+  // the prediction's shape, scaled to the measured output layer at the first step
+  const p = r && r.prediction, g = r && r.stats.grad_norm;
+  if (!p || !p.available || !g || !g.length || p.ratio_to_output.length !== g[0].length) return null;
+  const out = g[0][g[0].length - 1];
+  return out > 0 ? p.ratio_to_output.map((x) => x * out) : null;
+}
+
+function ensure(name, make) {
+  if (!charts[name] || charts[name].key !== make.key) {
+    if (charts[name]) charts[name].destroy();
+    charts[name] = make();
+    charts[name].key = make.key;
+  }
+  return charts[name];
+}
+
+function draw() {
+  statusLine();
+  const A = runs.A, B = runs.B, stat = $("stat").value;
+  const n = Math.max(A ? A.layers.length : 0, B ? B.layers.length : 0);
+  // 1. per-layer profile with the theory
+  const xs = [...Array(n).keys()].map((j) => j + 1);
+  const pad = (arr) => xs.map((_, j) => (arr && arr[j] > 0 ? arr[j] : null));
+  const tA = stat === "grad_norm" ? theory(A) : null, tB = stat === "grad_norm" ? theory(B) : null;
+  const pmake = () => GW.lineChart($("profile"), {
+    xLabel: "layer (input → output)", yLabel: stat, yLog: true, legend: false, height: 260,
+    xValues: (u, vals) => vals.map((v) => { const L = (A && A.layers) || []; return Number.isInteger(v) && L[v - 1] ? L[v - 1] : ""; }),
+    series: [{ label: "A", stroke: COLORS.A, points: true, width: 2 }, { label: "B", stroke: COLORS.B, points: true, width: 2 },
+      { label: "theory A", stroke: COLORS.A, dash: [6, 4], width: 1.4 }, { label: "theory B", stroke: COLORS.B, dash: [6, 4], width: 1.4 }],
+  });
+  pmake.key = "p" + n + stat;
+  ensure("profile", pmake).setData([xs, pad(lastRow(A, stat)), pad(lastRow(B, stat)), pad(tA), pad(tB)]);
+  $("profile-step").textContent = A && A.steps.length ? A.steps[A.steps.length - 1] : "–";
+  $("profile").dataset.steps = A ? String(A.steps.length) : "0";
+  const pa = A && A.prediction;
+  $("theory-note").textContent = stat !== "grad_norm" ? "The theory line is drawn for the gradient norm." :
+    pa ? (pa.available ? "Theory: variance propagation at init (seed 001), its per-layer shape scaled to run A's measured output layer at step 1."
+      : "No theory line for run A: " + pa.reason) : "";
+  // 2. curves over the steps
+  const picked = [];
+  for (let k = 0; k < Math.min(MAX_CURVES, n); k++) picked.push(Math.round(k * (n - 1) / Math.max(1, Math.min(MAX_CURVES, n) - 1)));
+  const uniq = [...new Set(picked)];
+  const stepsAll = [...new Set([...(A ? A.steps : []), ...(B ? B.steps : [])])].sort((a, b) => a - b);
+  const series = [], data = [stepsAll];
+  for (const [slot, r] of [["A", A], ["B", B]]) {
+    if (!r) continue;
+    const pos = new Map(r.steps.map((s, i) => [s, i]));
+    const vals = r.stats[stat] || [];
+    for (const j of uniq) {
+      if (j >= r.layers.length) continue;
+      series.push({ label: `${slot} ${r.layers[j]}`, stroke: GW.layerColor(j, n), dash: slot === "B" ? [5, 4] : undefined });
+      data.push(stepsAll.map((s) => { const i = pos.get(s); const v = i === undefined ? null : vals[i] && vals[i][j]; return v > 0 ? v : null; }));
+    }
+  }
+  const cmake = () => GW.lineChart($("curves"), { xLabel: "step", yLabel: stat, yLog: true, series, height: 260 });
+  cmake.key = series.map((s) => s.label).join() + stat;
+  ensure("curves", cmake).setData(data);
+  // 3. loss
+  const lossSteps = [...new Set([...(A ? A.lossSteps : []), ...(B ? B.lossSteps : [])])].sort((a, b) => a - b);
+  const lossOf = (r) => { if (!r) return lossSteps.map(() => null); const m = new Map(r.lossSteps.map((s, i) => [s, r.loss[i]])); return lossSteps.map((s) => m.has(s) ? m.get(s) : null); };
+  const lmake = () => GW.lineChart($("loss"), { xLabel: "step", yLabel: "loss", series: [{ label: "A", stroke: COLORS.A }, { label: "B", stroke: COLORS.B }] });
+  lmake.key = "loss";
+  ensure("loss", lmake).setData([lossSteps, lossOf(A), lossOf(B)]);
+  // 4. saturation
+  const smake = () => GW.lineChart($("saturation"), {
+    xLabel: "layer (input → output)", yLabel: "saturated share", legend: false,
+    series: [{ label: "A", stroke: COLORS.A, points: true }, { label: "B", stroke: COLORS.B, points: true }] });
+  smake.key = "sat";
+  const satPad = (arr) => xs.map((_, j) => (arr && arr[j] !== null && arr[j] !== undefined ? arr[j] : null));
+  ensure("saturation", smake).setData([xs, satPad(A && A.sat), satPad(B && B.sat)]);
+  // 5. heatmap of run A
+  if (A && A.steps.length) {
+    GW.drawHeatmap($("heatmap"), A.layers, A.steps, A.stats[stat] || []);
+    $("hm-note").textContent = `(${stat}, log colour scale)`;
+  }
+}
+
+// ---- wiring -----------------------------------------------------------------------------------------------------
+async function main() {
+  OPTIONS = await GW.api("/api/playground/options");
+  buildControls();
+  buildPresets();
+  fromUrl();
+  $("start").addEventListener("click", () => { bConfig = null; startRun("A", readControls()); });
+  $("overlay").addEventListener("click", () => startRun("B", readControls()));
+  $("stop").addEventListener("click", () => { stopSlot("A"); stopSlot("B"); });
+  $("stat").addEventListener("change", schedule);
+  window.addEventListener("beforeunload", () => { stopSlot("A"); stopSlot("B"); });
+  draw();
+}
+window.GWPlayground = { runs };
+main().catch((e) => setStatus(e.message, true));
