@@ -40,9 +40,10 @@ EpochCallback = Callable[[int, dict], None]
 
 @dataclass(frozen=True)
 class StepProgress:
-    """What ``on_progress`` sees after every optimizer step: the step (1-based), the epoch, the batch's task
-    loss and the live watch (``watcher.history`` copies its queued rows to the host when read)."""
+    """What ``on_progress`` sees after every optimizer step: the run's id, the step (1-based), the epoch, the
+    batch's task loss and the live watch (``watcher.history`` copies its queued rows to the host when read)."""
 
+    run_id: str
     step: int
     epoch: int
     loss: float
@@ -66,7 +67,7 @@ def train(cfg: Config | None = None, *, store: Any = None, on_step: StepCallback
         store: a :class:`gradwatch.store.RunStore` (or a path to one) to record the run in.
         on_step: called as ``on_step(step, model)`` after every optimizer step (and projection).
         on_epoch: called as ``on_epoch(epoch, metrics)`` after every epoch.
-        on_progress: called as ``on_progress(StepProgress(step, epoch, loss, watcher))`` after every optimizer
+        on_progress: called as ``on_progress(StepProgress(run_id, step, epoch, loss, watcher))`` after every optimizer
             step (after ``on_step``), to follow a run live (the playground of ``gradwatch serve`` does).
         watch_options: extra options of :func:`gradwatch.watch` (e.g. ``{"stats": "full"}``).
     """
@@ -238,7 +239,7 @@ class _Trainer:
                     if self.on_step is not None:
                         self.on_step(self.step, model)
                     if self.on_progress is not None:
-                        self.on_progress(StepProgress(self.step, epoch, loss, watcher))
+                        self.on_progress(StepProgress(run.id, self.step, epoch, loss, watcher))
                     if cfg.steps is not None and self.step >= cfg.steps:
                         break
                 norm_t = torch.stack(norms) if norms else torch.zeros(1)

@@ -187,6 +187,7 @@ class _Training:
     def on_progress(self, p: Any) -> None:
         from gradwatch.lab.train import StopTraining
 
+        self.job.run_id = p.run_id
         if self.job.stop_requested.is_set():
             raise StopTraining
         if p.step % self.every and p.step != 1:
@@ -196,7 +197,7 @@ class _Training:
             return
         self.last_sent = int(h.steps[-1])
         grad = h.last("grad_norm")
-        event: dict[str, Any] = {"step": p.step, "epoch": p.epoch, "loss": p.loss if math.isfinite(p.loss) else None,
+        event: dict[str, Any] = {"run_id": p.run_id, "step": p.step, "epoch": p.epoch, "loss": p.loss if math.isfinite(p.loss) else None,
                                  "layers": list(h.layers), "grad_norm": _floats(grad)}
         if "weight_norm" in h.stats:
             with np.errstate(divide="ignore", invalid="ignore"):

@@ -15,6 +15,7 @@ const runs = { A: null, B: null };   // per slot: {id, cfg, source, layers, step
 let bConfig = null;                   // the overlay's setup (from a preset or the URL)
 let aConfig = null;                   // the setup run A was started with
 let charts = {}, drawPending = false;
+let notice = "";                      // the last refusal of the server (e.g. a 422), shown under the runs
 
 // ---- the controls and the URL ---------------------------------------------------------------------------------
 function defaults() {
@@ -134,30 +135,33 @@ function buildPresets() {
 }
 
 // ---- runs and streams -------------------------------------------------------------------------------------------
-function setStatus(text, error) {
-  $("status").textContent = text;
-  $("status").className = "status" + (error ? " error" : "");
+function setStatus(text) {
+  notice = text;
+  schedule();
 }
 
-function stopSlot(slot) {
+// Stop the slot's training; ``detach`` also closes its stream (when a new run replaces it), otherwise the
+// stream stays open to receive the run's end.
+function stopSlot(slot, detach) {
   const r = runs[slot];
   if (!r) return;
-  if (r.source) r.source.close();
+  if (detach && r.source) r.source.close();
   if (r.state === "running" || r.state === "queued")
     fetch("/api/playground/" + r.id, { method: "DELETE", keepalive: true }).catch(() => {});
 }
 
 async function startRun(slot, cfg) {
-  if (slot === "A") { stopSlot("A"); stopSlot("B"); runs.B = null; if (!bConfig) clearB(); }
-  else stopSlot("B");
+  if (slot === "A") { stopSlot("A", true); stopSlot("B", true); runs.B = null; }
+  else stopSlot("B", true);
   let res;
   try {
     res = await GW.api("/api/playground", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify(cfg) });
   } catch (e) {
-    setStatus(`run ${slot}: ${e.message}`, true);
+    setStatus(`run ${slot} refused: ${e.message}`);
     return;
   }
+  notice = "";
   if (slot === "B") bConfig = cfg; else aConfig = cfg;
   const r = runs[slot] = { id: res.id, cfg: res.config, layers: [], steps: [], stats: {}, loss: [], lossSteps: [],
     sat: null, prediction: null, state: "queued", events: 0 };
@@ -165,7 +169,7 @@ async function startRun(slot, cfg) {
   es.addEventListener("prediction", (e) => { r.prediction = JSON.parse(e.data); schedule(); });
   es.addEventListener("step", (e) => {
     const ev = JSON.parse(e.data);
-    r.state = "running"; r.events++;
+    r.state = "running"; r.events++; r.runId = ev.run_id;
     r.layers = ev.layers;
     r.steps.push(ev.step);
     for (const k of ["grad_norm", "relative_grad", "update_ratio"]) if (ev[k]) (r.stats[k] = r.stats[k] || []).push(ev[k]);
@@ -184,8 +188,6 @@ async function startRun(slot, cfg) {
   schedule();
 }
 
-function clearB() { runs.B = null; }
-
 // ---- drawing ----------------------------------------------------------------------------------------------------
 function schedule() {
   if (drawPending) return;
@@ -194,7 +196,8 @@ function schedule() {
 }
 
 function statusLine() {
-  const parts = [];
+  const el = $("status");
+  el.replaceChildren();
   for (const slot of ["A", "B"]) {
     const r = runs[slot];
     if (!r) continue;
@@ -202,13 +205,24 @@ function statusLine() {
     if (r.steps.length) s += `, step ${r.steps[r.steps.length - 1]} of ${r.cfg.steps}`;
     if (r.loss.length) s += `, loss ${GW.fmt(r.loss[r.loss.length - 1])}`;
     if (r.error) s += ` — ${r.error}`;
-    if (r.runId) s += ` (stored as ${r.runId})`;
-    parts.push(s);
+    const line = document.createElement("div");
+    line.textContent = s;
+    if (r.runId) {
+      const a = document.createElement("a");
+      a.href = "/runs/" + encodeURIComponent(r.runId); a.textContent = "stored run"; a.target = "_blank";
+      line.append(" (", a, ")");
+    }
+    el.appendChild(line);
+  }
+  if (notice) {
+    const line = document.createElement("div");
+    line.className = "error"; line.textContent = notice;
+    el.appendChild(line);
   }
   const active = ["A", "B"].some((k) => runs[k] && ["queued", "running"].includes(runs[k].state));
   $("stop").disabled = !active;
   $("overlay").disabled = !runs.A;
-  setStatus(parts.join(" · "), ["A", "B"].some((k) => runs[k] && runs[k].state === "failed"));
+  el.className = "status" + (["A", "B"].some((k) => runs[k] && runs[k].state === "failed") ? " error" : "");
 }
 
 function lastRow(r, stat) { const v = r && r.stats[stat]; return v && v.length ? v[v.length - 1] : null; }
@@ -301,8 +315,8 @@ async function main() {
   $("overlay").addEventListener("click", () => startRun("B", readControls()));
   $("stop").addEventListener("click", () => { stopSlot("A"); stopSlot("B"); });
   $("stat").addEventListener("change", schedule);
-  window.addEventListener("beforeunload", () => { stopSlot("A"); stopSlot("B"); });
+  window.addEventListener("beforeunload", () => { stopSlot("A", true); stopSlot("B", true); });
   draw();
 }
 window.GWPlayground = { runs };
-main().catch((e) => setStatus(e.message, true));
+main().catch((e) => { $("status").textContent = e.message; $("status").className = "status error"; });
