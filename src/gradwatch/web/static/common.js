@@ -24,7 +24,15 @@ GW.fmt = function (v, digits) {
 GW.time = function (t) {
   if (!t) return "";
   const d = new Date(t * 1000);
-  return d.toISOString().slice(0, 16).replace("T", " ");
+  return d.toISOString().slice(5, 16).replace("T", " ");
+};
+
+// axis labels: powers of ten as 1e-4, others as GW.fmt
+GW.tick = function (v) {
+  if (v === null || v === undefined) return "";
+  const l = Math.log10(Math.abs(v));
+  if (v !== 0 && Math.abs(l - Math.round(l)) < 1e-9 && (Math.abs(v) < 1e-2 || Math.abs(v) >= 1e4)) return "1e" + Math.round(l);
+  return GW.fmt(v, 2);
 };
 
 // Viridis, 9 stops: dark blue (small) to yellow (large).
@@ -101,15 +109,17 @@ GW.lineChart = function (el, opts) {
     title: opts.title,
     scales: { x: { time: false, distr: opts.xLog ? 3 : 1 }, y: { distr: opts.yLog ? 3 : 1, auto: true } },
     axes: [
-      { label: opts.xLabel, stroke: "#6b7385", grid: { stroke: "#eef0f4" }, values: opts.xValues },
+      { label: opts.xLabel, stroke: "#6b7385", grid: { stroke: "#eef0f4" }, values: opts.xValues,
+        incrs: opts.xInt ? [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] : undefined },
       { label: opts.yLabel, stroke: "#6b7385", grid: { stroke: "#eef0f4" }, size: 62,
-        values: (u, vals) => vals.map((v) => GW.fmt(v, 2)) },
+        values: (u, vals) => vals.map(GW.tick) },
     ],
     legend: { show: opts.legend !== false, live: false },
     cursor: { drag: { x: false, y: false } },
     series: [{ label: opts.xLabel || "x" }].concat(opts.series.map((s) => ({
       label: s.label, stroke: s.stroke, width: s.width || 1.6, dash: s.dash, spanGaps: true,
-      points: { show: !!s.points, size: 5, fill: s.stroke },
+      paths: s.line === false ? () => null : undefined,
+      points: { show: !!s.points, size: s.size || 5, fill: s.fill || s.stroke },
     }))),
   }, opts.data || [[]].concat(opts.series.map(() => [])), el);
   window.addEventListener("resize", () => chart.setSize({ width: width(), height: chart.height }));

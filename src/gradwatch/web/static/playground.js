@@ -254,12 +254,17 @@ function draw() {
   const tA = stat === "grad_norm" ? theory(A) : null, tB = stat === "grad_norm" ? theory(B) : null;
   const pmake = () => GW.lineChart($("profile"), {
     xLabel: "layer (input → output)", yLabel: stat, yLog: true, legend: false, height: 260,
-    xValues: (u, vals) => vals.map((v) => { const L = (A && A.layers) || []; return Number.isInteger(v) && L[v - 1] ? L[v - 1] : ""; }),
+    xValues: (u, vals) => vals.map((v) => { const L = (runs.A && runs.A.layers) || []; return Number.isInteger(v) && L[v - 1] ? L[v - 1] : ""; }),
+    xInt: true,
     series: [{ label: "A", stroke: COLORS.A, points: true, width: 2 }, { label: "B", stroke: COLORS.B, points: true, width: 2 },
+      { label: "A at step 1", stroke: COLORS.A, fill: "#fff", points: true, size: 8, line: false },
+      { label: "B at step 1", stroke: COLORS.B, fill: "#fff", points: true, size: 8, line: false },
       { label: "theory A", stroke: COLORS.A, dash: [6, 4], width: 1.4 }, { label: "theory B", stroke: COLORS.B, dash: [6, 4], width: 1.4 }],
   });
   pmake.key = "p" + n + stat;
-  ensure("profile", pmake).setData([xs, pad(lastRow(A, stat)), pad(lastRow(B, stat)), pad(tA), pad(tB)]);
+  const firstRow = (r) => { const v = r && r.stats[stat]; return v && v.length ? v[0] : null; };
+  ensure("profile", pmake).setData([xs, pad(lastRow(A, stat)), pad(lastRow(B, stat)), pad(firstRow(A)), pad(firstRow(B)),
+    pad(tA), pad(tB)]);
   $("profile-step").textContent = A && A.steps.length ? A.steps[A.steps.length - 1] : "–";
   $("profile").dataset.steps = A ? String(A.steps.length) : "0";
   const pa = A && A.prediction;
@@ -282,7 +287,7 @@ function draw() {
       data.push(stepsAll.map((s) => { const i = pos.get(s); const v = i === undefined ? null : vals[i] && vals[i][j]; return v > 0 ? v : null; }));
     }
   }
-  const cmake = () => GW.lineChart($("curves"), { xLabel: "step", yLabel: stat, yLog: true, series, height: 260 });
+  const cmake = () => GW.lineChart($("curves"), { xLabel: "step", yLabel: stat, yLog: true, series, height: 260, legend: false });
   cmake.key = series.map((s) => s.label).join() + stat;
   ensure("curves", cmake).setData(data);
   // 3. loss
@@ -293,7 +298,8 @@ function draw() {
   ensure("loss", lmake).setData([lossSteps, lossOf(A), lossOf(B)]);
   // 4. saturation
   const smake = () => GW.lineChart($("saturation"), {
-    xLabel: "layer (input → output)", yLabel: "saturated share", legend: false,
+    xLabel: "layer (input → output)", yLabel: "share", legend: false, xInt: true,
+    xValues: (u, vals) => vals.map((v) => { const L = (runs.A && runs.A.layers) || []; return Number.isInteger(v) && L[v - 1] ? L[v - 1] : ""; }),
     series: [{ label: "A", stroke: COLORS.A, points: true }, { label: "B", stroke: COLORS.B, points: true }] });
   smake.key = "sat";
   const satPad = (arr) => xs.map((_, j) => (arr && arr[j] !== null && arr[j] !== undefined ? arr[j] : null));

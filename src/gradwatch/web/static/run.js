@@ -52,7 +52,7 @@ function renderHistory() {
   const pdata = [idx, first, last];
   if (!charts.profile) {
     charts.profile = GW.lineChart($("profile"), {
-      xLabel: "layer (input → output)", yLabel: stat, yLog: true, data: pdata,
+      xLabel: "layer (input → output)", yLabel: stat, yLog: true, data: pdata, xInt: true,
       xValues: (u, vals) => vals.map((v) => (Number.isInteger(v) && h.layers[v - 1] ? h.layers[v - 1] : "")),
       series: [{ label: `step ${h.steps[0] ?? ""}`, stroke: "#2f6fdf", points: true },
         { label: `step ${h.steps[h.steps.length - 1] ?? ""}`, stroke: "#e07b39", points: true }],
@@ -68,7 +68,7 @@ function renderMetrics() {
   const colors = { loss: "#2f6fdf", test_loss: "#7aa4f0", accuracy: "#2e8b57", test_accuracy: "#8cc9a4" };
   if (charts.metrics) charts.metrics.destroy();
   charts.metrics = GW.lineChart($("metrics"), {
-    xLabel: "epoch", yLabel: "", data, series: keys.map((k) => ({ label: k, stroke: colors[k], points: true })),
+    xLabel: "epoch", yLabel: "", data, xInt: true, series: keys.map((k) => ({ label: k, stroke: colors[k], points: true })),
   });
   const times = Object.keys(run.time_grads || {});
   $("time-panel").hidden = times.length === 0;
