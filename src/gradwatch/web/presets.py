@@ -25,23 +25,27 @@ _ADDING = dict(dataset="adding", seq_len=30, depth=1, width=16, n_train=2000, n_
 
 PRESETS: list[dict[str, Any]] = [
     {"name": "paralysis", "seed": "001", "title": "Network paralysis",
-     "text": "5 × 100 sigmoid, weights N(0, 0.058²): the first layer gets ~10⁴× less gradient than the output. "
-             "Overlay: the same net with ReLU and He init.",
+     "text": "5 × 100 sigmoid, weights N(0, 0.058²), SGD: the first layer gets about 10⁴× less gradient than "
+             "the output and the net does not learn. Overlay: the same net with ReLU and He init.",
      "a": _PARALYSIS, "b": {**_PARALYSIS, "activation": "relu", "init": "he_normal"}},
     {"name": "xavier-vs-he", "seed": "001", "title": "Xavier vs He at 30 layers",
-     "text": "30 ReLU layers: Xavier (std √(1/n)) halves the signal per layer and the loss stalls; He (√(2/n)) "
-             "keeps it and trains.",
+     "text": "30 ReLU layers: with Xavier (std √(1/n)) each layer halves the signal's variance and the loss "
+             "stays at chance; He (√(2/n)) keeps it and trains.",
      "a": {**_INIT, "init": "xavier_normal"}, "b": {**_INIT, "init": "he_normal"}},
     {"name": "batchnorm", "seed": "001", "title": "Batch norm off / on",
-     "text": "3 × 100 sigmoid, N(0, 0.1²), SGD η = 0.5 (Ioffe & Szegedy's MNIST net): without and with BN.",
+     "text": "3 × 100 sigmoid, N(0, 0.1²), SGD η = 0.5 (Ioffe & Szegedy's MNIST net): without BN the first layer "
+             "gets about 1/100 of the output layer's gradient and learning is slow; with BN it trains fast.",
      "a": _BN, "b": {**_BN, "norm": "batch"}},
     {"name": "residual", "seed": "003", "title": "Plain vs residual at 32 layers",
-     "text": "32 ReLU layers with batch norm: the plain net degrades, skip connections carry the gradient.",
+     "text": "32 ReLU layers with batch norm: the plain net trains far worse than the same net with skip "
+             "connections (degradation).",
      "a": _RESIDUAL, "b": {**_RESIDUAL, "residual": True}},
     {"name": "sigmoid-vs-relu", "seed": "003, 004", "title": "Sigmoid vs ReLU",
-     "text": "8 layers, Xavier init, SGD: sigmoid gradients vanish toward the input; ReLU's do not.",
+     "text": "8 layers, Xavier init, SGD: the sigmoid's gradients vanish toward the input and it does not learn; "
+             "ReLU's reach the first layer and it trains.",
      "a": {**_ACTIVATIONS, "activation": "sigmoid"}, "b": {**_ACTIVATIONS, "activation": "relu"}},
     {"name": "rnn-vs-lstm", "seed": "002", "title": "RNN vs LSTM on the adding problem",
-     "text": "T = 30: the tanh RNN's gradient fades through time; the LSTM's cell carries it.",
+     "text": "Adding problem with T = 30: the LSTM learns to add the two marked numbers, the tanh RNN lags far "
+             "behind.",
      "a": {**_ADDING, "model": "rnn"}, "b": {**_ADDING, "model": "lstm"}},
 ]

@@ -52,7 +52,7 @@ GW.layerColor = (i, n) => GW.rgb(GW.viridis(n <= 1 ? 0.5 : 0.05 + 0.85 * i / (n 
 GW.drawHeatmap = function (canvas, layers, steps, values, opts) {
   opts = opts || {};
   const dpr = window.devicePixelRatio || 1;
-  const cssW = canvas.clientWidth || 800, rowH = Math.max(10, Math.min(26, 320 / Math.max(1, layers.length)));
+  const cssW = canvas.clientWidth || 800, rowH = Math.max(4, Math.min(26, 320 / Math.max(1, layers.length)));
   const left = opts.left || 96, right = 70, top = 8, bottom = 34;
   const cssH = top + bottom + rowH * layers.length;
   canvas.style.height = cssH + "px";

@@ -226,13 +226,24 @@ function statusLine() {
 }
 
 function lastRow(r, stat) { const v = r && r.stats[stat]; return v && v.length ? v[v.length - 1] : null; }
+function firstRow(r, stat) { const v = r && r.stats[stat]; return v && v.length ? v[0] : null; }
 
-function theory(r) {
+// Runs A and B may have different layers (B adds batch norm, skip connections, …): both are drawn on A's layers,
+// matched by the last part of the name ("block3.branch.hidden3" is "hidden3"); unmatched layers are left out.
+const short = (name) => name.split(".").pop();
+function align(layers, row, axis) {
+  if (!layers || !row) return axis.map(() => null);
+  const idx = new Map();
+  layers.forEach((l, j) => { if (!idx.has(short(l))) idx.set(short(l), j); });
+  return axis.map((l) => { const j = idx.get(short(l)); return j === undefined ? null : row[j]; });
+}
+
+function theory(r, axis) {
   // the prediction's shape, scaled to the measured output layer at the first step
-  const p = r && r.prediction, g = r && r.stats.grad_norm;
-  if (!p || !p.available || !g || !g.length || p.ratio_to_output.length !== g[0].length) return null;
-  const out = g[0][g[0].length - 1];
-  return out > 0 ? p.ratio_to_output.map((x) => x * out) : null;
+  const p = r && r.prediction, g = firstRow(r, "grad_norm");
+  if (!p || !p.available || !g) return null;
+  const out = g[g.length - 1];
+  return out > 0 ? align(p.layers, p.ratio_to_output.map((x) => x * out), axis) : null;
 }
 
 function ensure(name, make) {
@@ -247,24 +258,24 @@ function ensure(name, make) {
 function draw() {
   statusLine();
   const A = runs.A, B = runs.B, stat = $("stat").value;
-  const n = Math.max(A ? A.layers.length : 0, B ? B.layers.length : 0);
+  const axis = (A || B) ? (A || B).layers : [], n = axis.length;
+  const label = (u, vals) => vals.map((v) => (Number.isInteger(v) && axis[v - 1] ? short(axis[v - 1]) : ""));
   // 1. per-layer profile with the theory
   const xs = [...Array(n).keys()].map((j) => j + 1);
-  const pad = (arr) => xs.map((_, j) => (arr && arr[j] > 0 ? arr[j] : null));
-  const tA = stat === "grad_norm" ? theory(A) : null, tB = stat === "grad_norm" ? theory(B) : null;
+  const pos = (arr) => arr.map((v) => (v > 0 ? v : null));
+  const on = (r, row) => pos(align(r && r.layers, row, axis));
+  const orNull = (arr) => (arr ? pos(arr) : axis.map(() => null));
+  const tA = stat === "grad_norm" ? theory(A, axis) : null, tB = stat === "grad_norm" ? theory(B, axis) : null;
   const pmake = () => GW.lineChart($("profile"), {
-    xLabel: "layer (input → output)", yLabel: stat, yLog: true, legend: false, height: 260,
-    xValues: (u, vals) => vals.map((v) => { const L = (runs.A && runs.A.layers) || []; return Number.isInteger(v) && L[v - 1] ? L[v - 1] : ""; }),
-    xInt: true,
+    xLabel: "layer (input → output)", yLabel: stat, yLog: true, legend: false, height: 260, xValues: label, xInt: true,
     series: [{ label: "A", stroke: COLORS.A, points: true, width: 2 }, { label: "B", stroke: COLORS.B, points: true, width: 2 },
       { label: "A at step 1", stroke: COLORS.A, fill: "#fff", points: true, size: 8, line: false },
       { label: "B at step 1", stroke: COLORS.B, fill: "#fff", points: true, size: 8, line: false },
       { label: "theory A", stroke: COLORS.A, dash: [6, 4], width: 1.4 }, { label: "theory B", stroke: COLORS.B, dash: [6, 4], width: 1.4 }],
   });
-  pmake.key = "p" + n + stat;
-  const firstRow = (r) => { const v = r && r.stats[stat]; return v && v.length ? v[0] : null; };
-  ensure("profile", pmake).setData([xs, pad(lastRow(A, stat)), pad(lastRow(B, stat)), pad(firstRow(A)), pad(firstRow(B)),
-    pad(tA), pad(tB)]);
+  pmake.key = "p" + axis.join() + stat;
+  ensure("profile", pmake).setData([xs, on(A, lastRow(A, stat)), on(B, lastRow(B, stat)), on(A, firstRow(A, stat)),
+    on(B, firstRow(B, stat)), orNull(tA), orNull(tB)]);
   $("profile-step").textContent = A && A.steps.length ? A.steps[A.steps.length - 1] : "–";
   $("profile").dataset.steps = A ? String(A.steps.length) : "0";
   const pa = A && A.prediction;
@@ -279,12 +290,14 @@ function draw() {
   const series = [], data = [stepsAll];
   for (const [slot, r] of [["A", A], ["B", B]]) {
     if (!r) continue;
-    const pos = new Map(r.steps.map((s, i) => [s, i]));
+    const at = new Map(r.steps.map((st, i) => [st, i]));
     const vals = r.stats[stat] || [];
+    const cols = align(r.layers, r.layers.map((_, j) => j), axis);
     for (const j of uniq) {
-      if (j >= r.layers.length) continue;
-      series.push({ label: `${slot} ${r.layers[j]}`, stroke: GW.layerColor(j, n), dash: slot === "B" ? [5, 4] : undefined });
-      data.push(stepsAll.map((s) => { const i = pos.get(s); const v = i === undefined ? null : vals[i] && vals[i][j]; return v > 0 ? v : null; }));
+      const c = cols[j];
+      if (c === null || c === undefined) continue;
+      series.push({ label: `${slot} ${axis[j]}`, stroke: GW.layerColor(j, n), dash: slot === "B" ? [5, 4] : undefined });
+      data.push(stepsAll.map((st) => { const i = at.get(st); const v = i === undefined ? null : vals[i] && vals[i][c]; return v > 0 ? v : null; }));
     }
   }
   const cmake = () => GW.lineChart($("curves"), { xLabel: "step", yLabel: stat, yLog: true, series, height: 260, legend: false });
@@ -298,12 +311,10 @@ function draw() {
   ensure("loss", lmake).setData([lossSteps, lossOf(A), lossOf(B)]);
   // 4. saturation
   const smake = () => GW.lineChart($("saturation"), {
-    xLabel: "layer (input → output)", yLabel: "share", legend: false, xInt: true,
-    xValues: (u, vals) => vals.map((v) => { const L = (runs.A && runs.A.layers) || []; return Number.isInteger(v) && L[v - 1] ? L[v - 1] : ""; }),
+    xLabel: "layer (input → output)", yLabel: "share", legend: false, xInt: true, xValues: label,
     series: [{ label: "A", stroke: COLORS.A, points: true }, { label: "B", stroke: COLORS.B, points: true }] });
-  smake.key = "sat";
-  const satPad = (arr) => xs.map((_, j) => (arr && arr[j] !== null && arr[j] !== undefined ? arr[j] : null));
-  ensure("saturation", smake).setData([xs, satPad(A && A.sat), satPad(B && B.sat)]);
+  smake.key = "sat" + axis.join();
+  ensure("saturation", smake).setData([xs, align(A && A.layers, A && A.sat, axis), align(B && B.layers, B && B.sat, axis)]);
   // 5. heatmap of run A
   if (A && A.steps.length) {
     GW.drawHeatmap($("heatmap"), A.layers, A.steps, A.stats[stat] || []);
