@@ -212,6 +212,37 @@ def test_presets_are_valid_playground_configs():
                 assert playground_config(p[side], Limits(), datasets).steps <= Limits().max_steps
 
 
+def test_lab_train_reports_progress_and_stops_on_request(tmp_path):
+    seen = []
+
+    def follow(p):
+        seen.append((p.step, p.watcher.history.steps[-1], p.loss))
+        if p.step == 3:
+            raise lab.StopTraining
+
+    with pytest.raises(lab.StopTraining):
+        lab.train(lab.Config(**TINY), store=tmp_path / "runs.sqlite", on_progress=follow)
+    assert [s for s, _, _ in seen] == [1, 2, 3] and [w for _, w, _ in seen] == [0, 1, 2]  # the watch counts from 0
+    with RunStore(tmp_path / "runs.sqlite") as db:
+        run = db.runs()[0]
+    assert run["status"] == "interrupted" and run["error"] == "StopTraining"
+
+
+def test_cli_serve_names_bad_ports_and_the_missing_extra(monkeypatch, capsys):
+    from gradwatch.cli import main
+    from gradwatch.web import app as web_app
+
+    assert main(["serve", "--port", "99999", "--no-browser"]) == 2
+    assert "--port 99999 is not allowed" in capsys.readouterr().err
+
+    def missing():
+        raise ImportError('gradwatch serve needs FastAPI and uvicorn (fastapi is missing): pip install "gradwatch[web]"')
+
+    monkeypatch.setattr(web_app, "require_web", missing)
+    assert main(["serve", "--no-browser"]) == 1
+    assert 'pip install "gradwatch[web]"' in capsys.readouterr().err
+
+
 # ---- the worker pool, without HTTP -----------------------------------------------------------------------------------
 
 def test_queue_beyond_the_concurrency_limit_and_refusal_when_full(tmp_path):

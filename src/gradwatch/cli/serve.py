@@ -29,7 +29,7 @@ def _serve(store: str = typer.Option(None, "--store", help="SQLite run store to 
     try:
         require_web()
     except ImportError as exc:
-        err_console.print(f"error: {exc}", highlight=False, markup=False)
+        err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
     import uvicorn
 
@@ -39,7 +39,7 @@ def _serve(store: str = typer.Option(None, "--store", help="SQLite run store to 
     if host not in LOOPBACK_HOSTS:
         err_console.print(f"warning: listening on {host}: anyone who can reach this address can see your runs and "
                           "start trainings on this machine. Use the default 127.0.0.1 unless you mean it.",
-                          style="yellow", highlight=False)
+                          style="yellow", highlight=False, soft_wrap=True)
         hosts = ("*",)
     app = create_app(store or DEFAULT_STORE, hosts=hosts)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
@@ -52,7 +52,7 @@ def _serve(store: str = typer.Option(None, "--store", help="SQLite run store to 
             bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
             url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{bound}/"
             err_console.print(f"gradwatch serve: {url}  (runs in {store or DEFAULT_STORE}; Ctrl+C stops)",
-                              highlight=False)
+                              highlight=False, soft_wrap=True)
             if not no_browser:
                 webbrowser.open(url)
 

@@ -18,7 +18,8 @@ FORBIDDEN = ("data_dir", "device")  # paths and devices are the server's choice,
 
 # Other fields with an upper bound (memory and time), beside depth, width, sizes and steps.
 FIELD_CAPS = {"batch_size": 4096, "n_train": 20_000, "n_test": 10_000, "seq_len": 200, "input_dim": 1024,
-              "teacher_width": 1024, "degree": 20, "conv_channels": 64, "pretrain_epochs": 20, "epochs": UNBOUNDED_EPOCHS}
+              "teacher_width": 1024, "degree": 20, "conv_channels": 64, "pretrain_epochs": 20,
+              "epochs": UNBOUNDED_EPOCHS}
 
 
 @dataclass(frozen=True)

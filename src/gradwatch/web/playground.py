@@ -197,8 +197,9 @@ class _Training:
             return
         self.last_sent = int(h.steps[-1])
         grad = h.last("grad_norm")
-        event: dict[str, Any] = {"run_id": p.run_id, "step": p.step, "epoch": p.epoch, "loss": p.loss if math.isfinite(p.loss) else None,
-                                 "layers": list(h.layers), "grad_norm": _floats(grad)}
+        event: dict[str, Any] = {"run_id": p.run_id, "step": p.step, "epoch": p.epoch,
+                                 "loss": p.loss if math.isfinite(p.loss) else None, "layers": list(h.layers),
+                                 "grad_norm": _floats(grad)}
         if "weight_norm" in h.stats:
             with np.errstate(divide="ignore", invalid="ignore"):
                 event["relative_grad"] = _floats(grad / h.last("weight_norm"))
