@@ -99,6 +99,7 @@ def test_runs_are_listed_and_filtered(server, stored):
     assert mine["status"] == "completed" and mine["config"]["depth"] == TINY["depth"]
     assert [r["id"] for r in server.http.get("/api/runs", params={"q": f"width={TINY['width']}"}).json()] == [run.id]
     assert server.http.get("/api/runs", params={"q": "width=999"}).json() == []
+    assert server.http.get("/api/runs", params={"q": "width=32"}).json() == []  # not teacher_width=32
     assert server.http.get("/api/runs", params={"status": "failed"}).json() == []
 
 

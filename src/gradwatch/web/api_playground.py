@@ -61,26 +61,22 @@ def list_jobs(request: Request) -> list[dict[str, Any]]:
 
 
 def _field_info(name: str, field: Any, limits: Any, datasets: tuple[str, ...]) -> dict[str, Any]:
-    from gradwatch.lab.config import Config  # noqa: F401  (the choices below are Config's)
+    """Type (bool, int, float, str or list), default, choices (None: free), cap and description of a field."""
     from gradwatch.lab.config import LAB_INITS
     from gradwatch.nn.activations import ACTIVATIONS
 
-    ann = field.annotation
-    args = [a for a in typing.get_args(ann) if a is not type(None)]
-    if typing.get_origin(ann) is typing.Literal:
-        choices = list(typing.get_args(ann))
-    elif args and typing.get_origin(args[0]) is typing.Literal:
-        choices = list(typing.get_args(args[0]))
+    args = [a for a in typing.get_args(field.annotation) if a is not type(None)] or [field.annotation]
+    literal = next((a for a in [field.annotation, *args] if typing.get_origin(a) is typing.Literal), None)
+    named = {"activation": list(ACTIVATIONS), "init": list(LAB_INITS), "dataset": list(datasets),
+             "recurrent_init": [None] + [i for i in LAB_INITS if i != "lsuv"], "model": list(PLAYGROUND_MODELS)}
+    choices = named.get(name) or (list(typing.get_args(literal)) if literal is not None else None)
+    if literal is not None:
+        kind = type(typing.get_args(literal)[0]).__name__
     else:
-        choices = {"activation": list(ACTIVATIONS), "init": list(LAB_INITS), "recurrent_init": [None] + [
-            i for i in LAB_INITS if i != "lsuv"], "dataset": list(datasets), "model": list(PLAYGROUND_MODELS)}.get(name)
-    if name == "model":
-        choices = list(PLAYGROUND_MODELS)
-    kind = next((t.__name__ for t in (bool, int, float, str) if t is ann or t in args), "list")
+        kind = next((t.__name__ for t in (bool, int, float, str) if t in args), "list")
     caps = {"depth": limits.max_depth, "width": limits.max_width, "steps": limits.max_steps, **limits.field_caps}
-    default = DEFAULT_STEPS if name == "steps" else field.default
-    return {"type": kind, "default": default, "choices": choices, "max": caps.get(name),
-            "description": field.description}
+    return {"type": kind, "default": DEFAULT_STEPS if name == "steps" else field.default, "choices": choices,
+            "max": caps.get(name), "description": field.description}
 
 
 @router.get("/options")

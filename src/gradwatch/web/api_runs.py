@@ -34,15 +34,18 @@ def _matches(run: dict[str, Any], status: str | None, model: str | None, dataset
     if dataset and cfg.get("dataset") != dataset:
         return False
     if q:
-        text = " ".join([run["id"], run["status"], *(f"{k}={v}" for k, v in cfg.items())]).lower()
-        return all(word in text for word in q.lower().split())
+        tokens = [run["id"], run["status"], *(f"{k}={v}" for k, v in cfg.items())]
+        tokens = [t.lower() for t in tokens]
+        # key=value must match a field exactly; a bare word may be part of any
+        return all(word in tokens if "=" in word else any(word in t for t in tokens) for word in q.lower().split())
     return True
 
 
 @router.get("")
 def list_runs(request: Request, status: str | None = None, model: str | None = None, dataset: str | None = None,
-              q: str | None = Query(None, max_length=200, description="words that must all appear in the id, "
-                                                                       "status or key=value of the config"),
+              q: str | None = Query(None, max_length=200, description="words that must all match: key=value a "
+                                                                       "config field exactly, a bare word part of the "
+                                                                       "id, status or any key=value"),
               limit: int = Query(500, ge=1, le=5000)) -> list[dict[str, Any]]:
     """The stored runs, newest first: id, status, times, the main config keys and the summary."""
     store = _store(request)

@@ -48,11 +48,21 @@ function buildControls() {
         if (f.default === null) input.placeholder = "off";
       }
       input.name = name; input.id = "f-" + name;
-      input.addEventListener("change", () => { syncUrl(); updateVisibility(); });
+      input.addEventListener("change", () => {
+        if (name === "model") modelDefaults(input.value);
+        syncUrl(); updateVisibility();
+      });
       label.appendChild(input);
       form.appendChild(label);
     }
   }
+}
+
+// lab.Config's defaults that depend on the model: tanh and Xavier for recurrent nets, ReLU and He for MLPs
+function modelDefaults(model) {
+  const recurrent = model !== "mlp";
+  $("f-activation").value = recurrent ? "tanh" : "relu";
+  $("f-init").value = recurrent ? "xavier_uniform" : "he_normal";
 }
 
 function readControls() {

@@ -5,8 +5,10 @@ const REFRESH_MS = 4000;
 const $ = (id) => document.getElementById(id);
 
 function net(c) {
-  if (c.sizes) return `${c.sizes.length}×[${c.sizes.join(",")}] ${c.activation || ""}`;
-  return `${c.depth}×${c.width} ${c.activation || ""}`;
+  const act = ["lstm", "gru"].includes(c.model) ? "" : " " + (c.activation || "");
+  const shape = c.sizes ? `${c.sizes.length}×[${c.sizes.join(",")}]` : `${c.depth}×${c.width}`;
+  const extras = [c.norm && c.norm !== "none" ? c.norm + " norm" : "", c.residual ? "residual" : ""].filter(Boolean);
+  return shape + act + (extras.length ? " · " + extras.join(" · ") : "");
 }
 
 function row(r) {
@@ -15,7 +17,6 @@ function row(r) {
   const health = s.healthy === undefined ? "" : (s.healthy ? "✓ healthy" : "⚠ findings");
   const cells = [
     [r.id], [`<span class="badge ${r.status}">${r.status}</span>`, true], [c.model], [c.dataset], [net(c)], [c.init],
-    [[c.norm !== "none" ? c.norm + " norm" : "", c.residual ? "residual" : ""].filter(Boolean).join(", ") || "—"],
     [`${c.optimizer} ${GW.fmt(c.lr)}`], [s.step, false, "num"], [GW.fmt(s.loss), false, "num"],
     [GW.fmt(s.test_accuracy), false, "num"], [health], [GW.time(r.started)],
   ];
