@@ -284,7 +284,8 @@ def test_shutdown_stops_trainings_and_leaves_nothing_running(tmp_path):
     finally:
         s.close()
     assert not s.thread.is_alive()
-    assert [t.name for t in threading.enumerate() if t.name.startswith("gradwatch-playground")] == []
+    assert s.app.state.playground.running() == []
+    assert f"gradwatch-playground-{job}" not in [t.name for t in threading.enumerate()]
     assert s.app.state.playground.get(job).state == "stopped"
     with RunStore(store) as db:
         assert [r["status"] for r in db.runs()] == ["interrupted"]
