@@ -21,8 +21,11 @@ function column(values, j) { return values.map((row) => row[j]); }
 function renderConfig() {
   const c = run.config, kv = $("config");
   kv.replaceChildren();
+  const SEQUENCES = ["adding", "temporal_order", "copy_memory"];
+  const irrelevant = { init_std: !["normal", "uniform"].includes(c.init), seq_len: !SEQUENCES.includes(c.dataset),
+    epochs: c.steps && c.epochs >= 1e6, norm: c.model !== "mlp", residual: c.model !== "mlp" };
   for (const k of SHOWN_KEYS) {
-    if (c[k] === null || c[k] === undefined) continue;
+    if (c[k] === null || c[k] === undefined || irrelevant[k]) continue;
     const b = document.createElement("b"); b.textContent = k;
     const v = document.createElement("span"); v.textContent = Array.isArray(c[k]) ? c[k].join(", ") : String(c[k]);
     kv.append(b, v);
