@@ -163,6 +163,10 @@ def test_playground_streams_the_sigmoid_paralysis(server):
     for e in steps:  # paralysis all along: the first layer gets orders of magnitude less than the output
         assert e["grad_norm"][-1] > 100 * e["grad_norm"][0]
         assert e["grad_norm"] == sorted(e["grad_norm"])
+    hist = next(e["histogram"] for e in steps if "histogram" in e)
+    sizes = [64] + [PARALYSIS["width"]] * PARALYSIS["depth"] + [10]  # digits: 64 inputs, 10 classes
+    assert [sum(c) for c in hist["counts"]] == [(n_in + 1) * n_out for n_in, n_out in zip(sizes, sizes[1:])]
+    assert len(hist["edges"]) == len(hist["counts"][0]) + 1
     prediction = next(e for kind, e in events if kind == "prediction")
     assert prediction["available"] and prediction["ratio_to_output"][0] < 1e-2  # the theory agrees in kind
     stored = server.http.get(f"/api/runs/{events[-1][1]['run_id']}").json()

@@ -2,7 +2,8 @@
 
 At most ``limits.max_concurrent`` run at once; more wait in a queue (up to ``limits.max_queued``). Every run is
 stored in the server's run store like any lab run. A run's events (``prediction``, then ``step`` — per-layer
-gradient norms, relative norms, update ratios, saturation and the batch loss —, ``epoch`` and a final ``end``)
+gradient norms, relative norms, update ratios, saturation, the batch loss and, on sampled steps, the log10|g|
+histograms —, ``epoch`` and a final ``end``)
 are kept in memory for its stream. ``stop(id)`` makes the next step raise :class:`~gradwatch.lab.StopTraining`,
 so the run ends as ``interrupted`` with its watch closed; an exception in training ends it as ``failed`` with
 the message; :meth:`Playground.shutdown` stops everything and joins the threads.
@@ -24,6 +25,7 @@ from gradwatch.web.limits import Limits
 
 MAX_EVENTS = 500  # step events per run at most: a longer run is streamed every k-th step
 SATURATION = "act_saturation"
+HISTOGRAM = "grad_hist"  # log10|g| histograms per layer, taken on the sampled steps
 QUEUED, RUNNING, COMPLETED, STOPPED, FAILED = "queued", "running", "completed", "stopped", "failed"
 FINISHED = (COMPLETED, STOPPED, FAILED)
 
@@ -163,6 +165,7 @@ class _Training:
         steps = job.config.steps
         self.every = max(1, math.ceil(steps / MAX_EVENTS)) if steps else 1
         self.last_sent = -1
+        self.hists_sent = 0
 
     def run(self) -> None:
         from gradwatch import lab
@@ -177,7 +180,7 @@ class _Training:
             raise lab.StopTraining
         x = data.x_train
         job.add("prediction", **prediction_at_init(cfg, data.n_in, data.n_out, float((x.float() ** 2).mean())))
-        options = {"stats": [*DEFAULT_STATS, SATURATION], "sample_every": self.every * 5 if self.every > 1 else 5}
+        options = {"stats": [*DEFAULT_STATS, SATURATION, HISTOGRAM], "sample_every": self.every * 5 if self.every > 1 else 5}
         with RunStore(self.store_path) as store:
             run = lab.train(cfg, store=store, on_progress=self.on_progress, on_epoch=self.on_epoch,
                             watch_options=options)
@@ -206,6 +209,11 @@ class _Training:
         if "update_ratio" in h.stats:
             event["update_ratio"] = _floats(h.last("update_ratio"))
         event["saturation"] = _floats(h.last(SATURATION)) if SATURATION in h.stats else None
+        n_hists = len(h.hist_steps)
+        if n_hists > self.hists_sent:
+            self.hists_sent = n_hists
+            event["histogram"] = {"watch_step": int(h.hist_steps[-1]), "edges": _floats(h.hist_edges),
+                                  "counts": [_floats(c) for c in h.histograms()[-1]]}
         self.job.add("step", **event)
 
     def on_epoch(self, epoch: int, metrics: dict[str, Any]) -> None:

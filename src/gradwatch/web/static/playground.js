@@ -185,6 +185,7 @@ async function startRun(slot, cfg) {
     for (const k of ["grad_norm", "relative_grad", "update_ratio"]) if (ev[k]) (r.stats[k] = r.stats[k] || []).push(ev[k]);
     if (ev.loss !== null) { r.loss.push(ev.loss); r.lossSteps.push(ev.step); }
     if (ev.saturation && ev.saturation.some((v) => v !== null)) r.sat = ev.saturation;
+    if (ev.histogram) r.hist = ev.histogram;
     schedule();
   });
   es.addEventListener("end", (e) => {
@@ -325,7 +326,21 @@ function draw() {
     series: [{ label: "A", stroke: COLORS.A, points: true }, { label: "B", stroke: COLORS.B, points: true }] });
   smake.key = "sat" + axis.join();
   ensure("saturation", smake).setData([xs, align(A && A.layers, A && A.sat, axis), align(B && B.layers, B && B.sat, axis)]);
-  // 5. heatmap of run A
+  // 5. log10|g| histograms of run A's picked layers (share of the layer's entries per 0.25-decade bin)
+  if (A && A.hist) {
+    const h = A.hist, centers = h.edges.slice(1).map((e, k) => (e + h.edges[k]) / 2);
+    const hs = uniq.filter((j) => j < A.layers.length);
+    const hmake = () => GW.lineChart($("histogram"), {
+      xLabel: "log10 |∂L/∂θ|", yLabel: "share of entries", height: 220,
+      series: hs.map((j) => ({ label: A.layers[j], stroke: GW.layerColor(j, A.layers.length) })) });
+    hmake.key = "h" + hs.map((j) => A.layers[j]).join();
+    ensure("histogram", hmake).setData([centers].concat(hs.map((j) => {
+      const c = h.counts[j], total = c.reduce((a, b) => a + (b || 0), 0);
+      return c.map((v) => (total > 0 ? v / total : null));
+    })));
+    $("hist-note").textContent = `(run A, at the watch's step ${h.watch_step}, counted from 0)`;
+  }
+  // 6. heatmap of run A
   if (A && A.steps.length) {
     GW.drawHeatmap($("heatmap"), A.layers, A.steps, A.stats[stat] || []);
     $("hm-note").textContent = `(${stat}, log colour scale)`;
