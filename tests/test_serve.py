@@ -241,7 +241,7 @@ def test_cli_serve_names_bad_ports_and_the_missing_extra(monkeypatch, capsys):
     assert "--port 99999 is not allowed" in capsys.readouterr().err
 
     def missing():
-        raise ImportError('gradwatch serve needs FastAPI and uvicorn (fastapi is missing): pip install "gradwatch[web]"')
+        raise ImportError('gradwatch serve needs FastAPI and uvicorn: pip install "gradwatch[web]"')
 
     monkeypatch.setattr(web_app, "require_web", missing)
     assert main(["serve", "--no-browser"]) == 1

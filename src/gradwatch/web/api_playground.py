@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from gradwatch.errors import ConfigError
 from gradwatch.web.encode import clean
 from gradwatch.web.limits import DEFAULT_STEPS, FORBIDDEN, PLAYGROUND_MODELS, playground_config
 from gradwatch.web.playground import FINISHED, Job, PlaygroundFull

@@ -24,6 +24,7 @@ import numpy as np
 from gradwatch.web.limits import Limits
 
 MAX_EVENTS = 500  # step events per run at most: a longer run is streamed every k-th step
+SAMPLE_EVERY = 5  # saturation and histograms (module hooks, extra cost) on every 5th streamed step
 SATURATION = "act_saturation"
 HISTOGRAM = "grad_hist"  # log10|g| histograms per layer, taken on the sampled steps
 QUEUED, RUNNING, COMPLETED, STOPPED, FAILED = "queued", "running", "completed", "stopped", "failed"
@@ -180,7 +181,7 @@ class _Training:
             raise lab.StopTraining
         x = data.x_train
         job.add("prediction", **prediction_at_init(cfg, data.n_in, data.n_out, float((x.float() ** 2).mean())))
-        options = {"stats": [*DEFAULT_STATS, SATURATION, HISTOGRAM], "sample_every": self.every * 5 if self.every > 1 else 5}
+        options = {"stats": [*DEFAULT_STATS, SATURATION, HISTOGRAM], "sample_every": SAMPLE_EVERY * self.every}
         with RunStore(self.store_path) as store:
             run = lab.train(cfg, store=store, on_progress=self.on_progress, on_epoch=self.on_epoch,
                             watch_options=options)
