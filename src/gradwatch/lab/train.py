@@ -54,8 +54,8 @@ ProgressCallback = Callable[[StepProgress], None]
 
 
 class StopTraining(Exception):
-    """Raise it from ``on_step`` or ``on_epoch`` to stop a run early: the run is stored as ``interrupted`` and
-    the exception propagates to the caller of :func:`train` (as ``KeyboardInterrupt`` does)."""
+    """Raise it from ``on_step``, ``on_epoch`` or ``on_progress`` to stop a run early: the run is stored as
+    ``interrupted`` and the exception propagates to the caller of :func:`train` (as ``KeyboardInterrupt`` does)."""
 
 
 def train(cfg: Config | None = None, *, store: Any = None, on_step: StepCallback | None = None,
