@@ -9,6 +9,6 @@ from gradwatch.lab.config import Config
 from gradwatch.lab.data import Dataset, load_dataset
 from gradwatch.lab.fold import fold_batchnorm
 from gradwatch.lab.run import Run
-from gradwatch.lab.train import train
+from gradwatch.lab.train import StepProgress, StopTraining, train
 
-__all__ = ["Config", "Dataset", "Run", "fold_batchnorm", "load_dataset", "train"]
+__all__ = ["Config", "Dataset", "Run", "StepProgress", "StopTraining", "fold_batchnorm", "load_dataset", "train"]

@@ -13,6 +13,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,14 +38,38 @@ StepCallback = Callable[[int, nn.Module], None]
 EpochCallback = Callable[[int, dict], None]
 
 
+@dataclass(frozen=True)
+class StepProgress:
+    """What ``on_progress`` sees after every optimizer step: the run's id, the step (1-based), the epoch, the
+    batch's task loss and the live watch (``watcher.history`` copies its queued rows to the host when read)."""
+
+    run_id: str
+    step: int
+    epoch: int
+    loss: float
+    watcher: Any
+
+
+ProgressCallback = Callable[[StepProgress], None]
+
+
+class StopTraining(Exception):
+    """Raise it from ``on_step``, ``on_epoch`` or ``on_progress`` to stop a run early: the run is stored as
+    ``interrupted`` and the exception propagates to the caller of :func:`train` (as ``KeyboardInterrupt`` does)."""
+
+
 def train(cfg: Config | None = None, *, store: Any = None, on_step: StepCallback | None = None,
-          on_epoch: EpochCallback | None = None, **overrides: Any) -> Run:
+          on_epoch: EpochCallback | None = None, on_progress: ProgressCallback | None = None,
+          watch_options: dict[str, Any] | None = None, **overrides: Any) -> Run:
     """Train ``cfg`` (or ``Config(**overrides)``; overrides also patch a given ``cfg``) and return the Run.
 
     Args:
         store: a :class:`gradwatch.store.RunStore` (or a path to one) to record the run in.
         on_step: called as ``on_step(step, model)`` after every optimizer step (and projection).
         on_epoch: called as ``on_epoch(epoch, metrics)`` after every epoch.
+        on_progress: called as ``on_progress(StepProgress(run_id, step, epoch, loss, watcher))`` after every optimizer
+            step (after ``on_step``), to follow a run live (the playground of ``gradwatch serve`` does).
+        watch_options: extra options of :func:`gradwatch.watch` (e.g. ``{"stats": "full"}``).
     """
     if cfg is None:
         cfg = Config(**overrides)
@@ -56,7 +81,7 @@ def train(cfg: Config | None = None, *, store: Any = None, on_step: StepCallback
         store = RunStore(store)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        return _Trainer(cfg, store, on_step, on_epoch).run()
+        return _Trainer(cfg, store, on_step, on_epoch, on_progress, watch_options).run()
 
 
 def _optimizer(cfg: Config, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -75,8 +100,10 @@ def _scheduler(cfg: Config, opt: torch.optim.Optimizer):
 
 
 class _Trainer:
-    def __init__(self, cfg: Config, store: Any, on_step: StepCallback | None, on_epoch: EpochCallback | None):
+    def __init__(self, cfg: Config, store: Any, on_step: StepCallback | None, on_epoch: EpochCallback | None,
+                 on_progress: ProgressCallback | None = None, watch_options: dict[str, Any] | None = None):
         self.cfg, self.store, self.on_step, self.on_epoch = cfg, store, on_step, on_epoch
+        self.on_progress, self.watch_options = on_progress, dict(watch_options or {})
         self.data: Prepared = prepare(cfg)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         d = self.data
@@ -146,8 +173,8 @@ class _Trainer:
             else:
                 self._fit(run)
             run.status = "completed"
-        except KeyboardInterrupt:
-            self._finish(run, "interrupted", "KeyboardInterrupt")
+        except (KeyboardInterrupt, StopTraining) as exc:
+            self._finish(run, "interrupted", type(exc).__name__)
             raise
         except Exception as exc:
             self._finish(run, "failed", f"{type(exc).__name__}: {exc}")
@@ -187,7 +214,7 @@ class _Trainer:
         example_loss = torch.ones(len(d.x_train), device=d.x_train.device)
         best = (math.inf, None, 0)  # (val loss, state, epoch)
         params = [p for p in model.parameters() if p.requires_grad]
-        with attach_watch(model, opt, cfg.watch_every) as watcher:
+        with attach_watch(model, opt, cfg.watch_every, **self.watch_options) as watcher:
             for epoch in range(1, cfg.epochs + 1):
                 start, losses, norms = time.perf_counter(), [], []
                 order = epoch_order(len(d.x_train), cfg.batch_size, cfg.shuffle, cfg.hard_examples, example_loss,
@@ -211,6 +238,8 @@ class _Trainer:
                     losses.append(loss)
                     if self.on_step is not None:
                         self.on_step(self.step, model)
+                    if self.on_progress is not None:
+                        self.on_progress(StepProgress(run.id, self.step, epoch, loss, watcher))
                     if cfg.steps is not None and self.step >= cfg.steps:
                         break
                 norm_t = torch.stack(norms) if norms else torch.zeros(1)

@@ -12,10 +12,11 @@ from gradwatch.probe import watch
 from gradwatch.probe.history import History
 
 
-def attach_watch(model: nn.Module, optimizer: Any, every: int = 1):
+def attach_watch(model: nn.Module, optimizer: Any, every: int = 1, **options: Any):
     """``with attach_watch(model, opt) as w:`` around the training loop; ``w.history`` afterwards. The
-    default statistics, taken in the optimizer's step pre-hook (after clipping: what the optimizer steps on)."""
-    return watch(model, optimizer=optimizer, every=every)
+    default statistics (or ``options`` of :func:`gradwatch.watch`), taken in the optimizer's step pre-hook
+    (after clipping: what the optimizer steps on)."""
+    return watch(model, optimizer=optimizer, every=every, **options)
 
 
 def history_rows(history: History | None, after_step: int = -1) -> tuple[list[str], list[tuple[int, int, str, float]]]:

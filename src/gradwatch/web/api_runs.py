@@ -1,0 +1,93 @@
+"""``GET /api/runs`` (the stored runs, filterable) and ``GET /api/runs/{id}`` (one run: config, metrics, the watch
+history as layers × steps per statistic, the diagnosis). Every request opens the run store afresh, so runs that
+another process is training show their new rows on the next request (the store is SQLite in WAL mode)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from gradwatch.errors import ConfigError
+from gradwatch.web.encode import clean
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+MAX_POINTS = 400  # default number of steps a run's history is thinned to (the last step always kept)
+LIST_KEYS = ("model", "dataset", "depth", "width", "sizes", "activation", "init", "norm", "residual", "optimizer",
+             "lr", "batch_size", "steps", "epochs")
+
+
+def _store(request: Request):
+    from gradwatch.store import RunStore
+
+    path = request.app.state.store_path
+    if not path.is_file():
+        return None
+    return RunStore(path)
+
+
+def _matches(run: dict[str, Any], status: str | None, model: str | None, dataset: str | None, q: str | None) -> bool:
+    cfg = run["config"]
+    if status and run["status"] != status or model and cfg.get("model") != model:
+        return False
+    if dataset and cfg.get("dataset") != dataset:
+        return False
+    if q:
+        tokens = [run["id"], run["status"], *(f"{k}={v}" for k, v in cfg.items())]
+        tokens = [t.lower() for t in tokens]
+        # key=value must match a field exactly; a bare word may be part of any
+        return all(word in tokens if "=" in word else any(word in t for t in tokens) for word in q.lower().split())
+    return True
+
+
+@router.get("")
+def list_runs(request: Request, status: str | None = None, model: str | None = None, dataset: str | None = None,
+              q: str | None = Query(None, max_length=200, description="words that must all match: key=value a "
+                                                                       "config field exactly, a bare word part of the "
+                                                                       "id, status or any key=value"),
+              limit: int = Query(500, ge=1, le=5000)) -> list[dict[str, Any]]:
+    """The stored runs, newest first: id, status, times, the main config keys and the summary."""
+    store = _store(request)
+    if store is None:
+        return []
+    with store:
+        runs = store.runs()
+    out = []
+    for r in runs:
+        if _matches(r, status, model, dataset, q):
+            out.append({"id": r["id"], "status": r["status"], "started": r["started"], "ended": r["ended"],
+                        "config": {k: r["config"].get(k) for k in LIST_KEYS}, "summary": r["summary"]})
+        if len(out) >= limit:
+            break
+    return clean(out)
+
+
+def _thin(steps: np.ndarray, after_step: int, max_points: int) -> np.ndarray:
+    """Indices of the steps after ``after_step``, at most ``max_points`` evenly spaced, the last one kept."""
+    idx = np.flatnonzero(steps > after_step)
+    if len(idx) > max_points:
+        keep = np.unique(np.linspace(0, len(idx) - 1, max_points).round().astype(int))
+        idx = idx[keep]
+    return idx
+
+
+@router.get("/{run_id}")
+def get_run(request: Request, run_id: str, after_step: int = Query(-1, description="only history steps after it"),
+            max_points: int = Query(MAX_POINTS, ge=2, le=100_000)) -> dict[str, Any]:
+    """One run: its config, status, per-epoch metrics, the watch history (``layers``, ``steps`` and ``stats``
+    {name: [steps][layers]}) thinned to ``max_points`` steps, and the diagnosis of its summary."""
+    store = _store(request)
+    if store is None:
+        raise HTTPException(404, {"parameter": "run_id", "value": run_id, "allowed": "the run store is empty"})
+    with store:
+        try:
+            run = store.get(run_id)
+        except ConfigError as exc:
+            raise HTTPException(404, {"parameter": exc.param, "value": exc.value, "allowed": exc.allowed}) from None
+        metrics, history, times = store.metrics(run["id"]), store.history(run["id"]), store.time_grads(run["id"])
+    idx = _thin(history["steps"], after_step, max_points)
+    return clean({**run, "metrics": metrics, "diagnosis": run["summary"].get("diagnosis"),
+                  "history": {"layers": history["layers"], "steps": history["steps"][idx],
+                              "stats": {k: v[idx] for k, v in history["stats"].items()}},
+                  "time_grads": {str(k): v for k, v in times.items()}})

@@ -1,0 +1,339 @@
+"""``gradwatch serve``: the server on a free port, driven over HTTP, and its pages in headless Chromium.
+
+Every number checked is computed a second way: a run's served history against the in-memory history that
+``lab.train`` returned, the playground's streamed per-layer gradient norms against a direct autograd
+computation of the same net on the same first batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+fastapi = pytest.importorskip("fastapi", reason="gradwatch serve needs the extra web (fastapi)")
+uvicorn = pytest.importorskip("uvicorn", reason="gradwatch serve needs the extra web (uvicorn)")
+httpx = pytest.importorskip("httpx", reason="the HTTP tests need httpx")
+
+from gradwatch import lab  # noqa: E402
+from gradwatch.store import RunStore  # noqa: E402
+from gradwatch.web import create_app  # noqa: E402
+from gradwatch.web.limits import Limits, playground_config  # noqa: E402
+from gradwatch.web.playground import Playground, PlaygroundFull  # noqa: E402
+from gradwatch.web.presets import PRESETS  # noqa: E402
+
+CHROMIUM = os.environ.get("GRADWATCH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+# seed 001's paralysis net, scaled down: 5 × 100 sigmoid, weights N(0, 1/300), SGD, batches in order
+PARALYSIS = dict(depth=5, width=100, activation="sigmoid", init="normal", init_std=300 ** -0.5, optimizer="sgd",
+                 lr=0.1, batch_size=64, shuffle=False, steps=12)
+TINY = dict(depth=2, width=8, steps=6, epochs=2, batch_size=256)
+
+
+class Server:
+    """uvicorn in a thread on a free port (port 0: the OS picks one)."""
+
+    def __init__(self, store: Path, limits: Limits | None = None):
+        self.app = create_app(store, limits=limits or Limits())
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, name="test-uvicorn", daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the server did not start")
+            self.thread.join(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+
+    def events(self, job_id: str, stop_after_steps: int | None = None) -> list[tuple[str, dict]]:
+        """Read the job's event stream to its end (or, after ``stop_after_steps`` step events, stop the job and
+        read on to the end)."""
+        out, kind, steps = [], None, 0
+        with self.http.stream("GET", f"/api/playground/{job_id}/events") as res:
+            assert res.status_code == 200 and res.headers["content-type"].startswith("text/event-stream")
+            for line in res.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    out.append((kind, json.loads(line[6:])))
+                    steps += kind == "step"
+                    if stop_after_steps is not None and steps == stop_after_steps:
+                        assert self.http.delete(f"/api/playground/{job_id}").status_code == 200
+        return out
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.should_exit = True
+        self.thread.join(60)
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """A run store holding one finished lab run (and that run, as lab.train returned it)."""
+    path = tmp_path_factory.mktemp("serve") / "runs.sqlite"
+    run = lab.train(lab.Config(**TINY), store=path)
+    return path, run
+
+
+@pytest.fixture(scope="module")
+def server(stored):
+    s = Server(stored[0], Limits(max_steps=400))
+    yield s
+    s.close()
+
+
+# ---- runs ----------------------------------------------------------------------------------------------------------
+
+def test_runs_are_listed_and_filtered(server, stored):
+    run = stored[1]
+    listed = server.http.get("/api/runs").json()
+    assert run.id in [r["id"] for r in listed]
+    mine = next(r for r in listed if r["id"] == run.id)
+    assert mine["status"] == "completed" and mine["config"]["depth"] == TINY["depth"]
+    assert [r["id"] for r in server.http.get("/api/runs", params={"q": f"width={TINY['width']}"}).json()] == [run.id]
+    assert server.http.get("/api/runs", params={"q": "width=999"}).json() == []
+    assert server.http.get("/api/runs", params={"q": "width=32"}).json() == []  # not teacher_width=32
+    assert server.http.get("/api/runs", params={"status": "failed"}).json() == []
+
+
+def test_run_history_matches_the_training(server, stored):
+    run = stored[1]
+    served = server.http.get(f"/api/runs/{run.id}").json()
+    h = served["history"]
+    assert h["layers"] == run.history.layers == ["hidden1", "hidden2", "output"]
+    assert h["steps"] == run.history.steps.tolist()
+    expected = run.history.stat("grad_norm")  # the in-memory history, not read from the store
+    assert torch.allclose(torch.tensor(h["stats"]["grad_norm"], dtype=torch.float64),
+                          torch.from_numpy(expected), rtol=1e-6)
+    assert [m["epoch"] for m in served["metrics"]] == [m["epoch"] for m in run.metrics]
+    assert served["metrics"][-1]["test_loss"] == pytest.approx(run.metrics[-1]["test_loss"])
+    assert served["diagnosis"] == str(run.diagnosis)
+    thinned = server.http.get(f"/api/runs/{run.id}", params={"max_points": 2}).json()["history"]["steps"]
+    assert thinned == [run.history.steps[0], run.history.steps[-1]]
+
+
+def test_unknown_run_is_404_naming_the_id(server):
+    res = server.http.get("/api/runs/no-such-run")
+    assert res.status_code == 404 and res.json()["detail"]["value"] == "no-such-run"
+
+
+def test_pages_and_the_charting_library_are_served(server):
+    for path in ("/", "/playground", "/runs/x", "/static/vendor/uPlot.iife.min.js", "/static/vendor/uPlot.LICENSE"):
+        assert server.http.get(path).status_code == 200, path
+
+
+# ---- playground ----------------------------------------------------------------------------------------------------
+
+def _autograd_layer_norms(cfg: lab.Config) -> list[float]:
+    """‖∂L/∂(W, b)‖ per Linear layer at the first step, by autograd on the net lab.train builds (same seed), on
+    the first batch of an unshuffled epoch."""
+    from gradwatch.lab.models import build_model
+    from gradwatch.lab.prepare import prepare, task_loss
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        d = prepare(cfg)
+        model = build_model(cfg, d.n_in, d.n_out, image_shape=d.image_shape, per_step=d.per_step,
+                            generator=torch.Generator().manual_seed(cfg.seed))
+    x, y = d.x_train[:cfg.batch_size], d.y_train[:cfg.batch_size]
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    grads = torch.autograd.grad(task_loss(model(x), y, cfg.loss_name).mean(),
+                                [p for m in linears for p in (m.weight, m.bias)])
+    return [float(torch.sqrt(gw.pow(2).sum() + gb.pow(2).sum())) for gw, gb in zip(grads[::2], grads[1::2])]
+
+
+def test_playground_streams_the_sigmoid_paralysis(server):
+    res = server.http.post("/api/playground", json=PARALYSIS)
+    assert res.status_code == 201, res.text
+    events = server.events(res.json()["id"])
+    steps = [e for kind, e in events if kind == "step"]
+    assert len(steps) >= 10 and [e["step"] for e in steps] == list(range(1, PARALYSIS["steps"] + 1))
+    assert events[-1][0] == "end" and events[-1][1]["state"] == "completed"
+    first = steps[0]
+    assert first["layers"] == [f"hidden{i}" for i in range(1, 6)] + ["output"]
+    expected = _autograd_layer_norms(playground_config(PARALYSIS, Limits(), ("digits",)))
+    assert first["grad_norm"] == pytest.approx(expected, rel=1e-4)
+    for e in steps:  # paralysis all along: the first layer gets orders of magnitude less than the output
+        assert e["grad_norm"][-1] > 100 * e["grad_norm"][0]
+        assert e["grad_norm"] == sorted(e["grad_norm"])
+    hist = next(e["histogram"] for e in steps if "histogram" in e)
+    sizes = [64] + [PARALYSIS["width"]] * PARALYSIS["depth"] + [10]  # digits: 64 inputs, 10 classes
+    assert [sum(c) for c in hist["counts"]] == [(n_in + 1) * n_out for n_in, n_out in zip(sizes, sizes[1:])]
+    assert len(hist["edges"]) == len(hist["counts"][0]) + 1
+    prediction = next(e for kind, e in events if kind == "prediction")
+    assert prediction["available"] and prediction["ratio_to_output"][0] < 1e-2  # the theory agrees in kind
+    stored = server.http.get(f"/api/runs/{events[-1][1]['run_id']}").json()
+    assert stored["status"] == "completed" and len(stored["history"]["steps"]) == PARALYSIS["steps"]
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"depth": 0}, "depth"),
+    ({"activation": "sigmoidd"}, "activation"),
+    ({"depth": 10_000}, "depth"),
+    ({"steps": 100_000}, "steps"),
+    ({"colour": "red"}, "colour"),
+    ({"data_dir": "/"}, "data_dir"),
+    ({"model": "esn"}, "model"),
+    ({"dataset": "adding", "model": "mlp", "residual": True, "layer_drop": 0.5, "norm": "none", "depth": 2,
+      "width": 4, "seq_len": 1}, "seq_len"),
+], ids=["depth-zero", "activation-typo", "depth-cap", "steps-cap", "unknown-key", "data-dir", "esn", "seq-len"])
+def test_bad_config_is_422_naming_parameter_value_and_allowed(server, body, param):
+    res = server.http.post("/api/playground", json=body)
+    assert res.status_code == 422, res.text
+    detail = res.json()["detail"]
+    assert detail["parameter"] == param and detail["value"] == body[param] and detail["allowed"]
+
+
+def test_playground_rejects_foreign_origins_hosts_and_large_bodies(server):
+    res = server.http.post("/api/playground", json=TINY, headers={"Origin": "http://evil.example"})
+    assert res.status_code == 403 and res.json()["detail"]["parameter"] == "Origin"
+    assert server.http.get("/api/runs", headers={"Host": "evil.example"}).status_code == 400
+    big = {"sizes": [1] * 20_000}
+    assert server.http.post("/api/playground", json=big).status_code == 413
+
+
+def test_stop_ends_the_run_as_interrupted(server):
+    job = server.http.post("/api/playground", json={**PARALYSIS, "steps": 400}).json()["id"]
+    events = server.events(job, stop_after_steps=3)
+    assert events[-1][0] == "end" and events[-1][1]["state"] == "stopped"
+    assert len([e for kind, e in events if kind == "step"]) < 400
+    assert server.http.get(f"/api/playground/{job}").json()["state"] == "stopped"
+    stored = server.http.get(f"/api/runs/{events[-1][1]['run_id']}").json()
+    assert stored["status"] == "interrupted" and stored["error"] == "StopTraining"
+
+
+def test_presets_are_valid_playground_configs():
+    datasets = ("digits", "mnist1d", "adding")
+    for p in PRESETS:
+        for side in ("a", "b"):
+            if p.get(side):
+                assert playground_config(p[side], Limits(), datasets).steps <= Limits().max_steps
+
+
+def test_lab_train_reports_progress_and_stops_on_request(tmp_path):
+    seen = []
+
+    def follow(p):
+        seen.append((p.step, p.watcher.history.steps[-1], p.loss))
+        if p.step == 3:
+            raise lab.StopTraining
+
+    with pytest.raises(lab.StopTraining):
+        lab.train(lab.Config(**TINY), store=tmp_path / "runs.sqlite", on_progress=follow)
+    assert [s for s, _, _ in seen] == [1, 2, 3] and [w for _, w, _ in seen] == [0, 1, 2]  # the watch counts from 0
+    with RunStore(tmp_path / "runs.sqlite") as db:
+        run = db.runs()[0]
+    assert run["status"] == "interrupted" and run["error"] == "StopTraining"
+
+
+def test_cli_serve_names_bad_ports_and_the_missing_extra(monkeypatch, capsys):
+    from gradwatch.cli import main
+    from gradwatch.web import app as web_app
+
+    assert main(["serve", "--port", "99999", "--no-browser"]) == 2
+    assert "--port 99999 is not allowed" in capsys.readouterr().err
+
+    def missing():
+        raise ImportError('gradwatch serve needs FastAPI and uvicorn: pip install "gradwatch[web]"')
+
+    monkeypatch.setattr(web_app, "require_web", missing)
+    assert main(["serve", "--no-browser"]) == 1
+    assert 'pip install "gradwatch[web]"' in capsys.readouterr().err
+
+
+# ---- the worker pool, without HTTP -----------------------------------------------------------------------------------
+
+def test_queue_beyond_the_concurrency_limit_and_refusal_when_full(tmp_path):
+    pg = Playground(tmp_path / "runs.sqlite", Limits(max_concurrent=1, max_queued=1))
+    cfg = playground_config({**PARALYSIS, "steps": 5000}, Limits(), ("digits",))
+    first, second = pg.submit(cfg), pg.submit(cfg)
+    assert (first.state, second.state) == ("running", "queued")
+    with pytest.raises(PlaygroundFull):
+        pg.submit(cfg)
+    pg.stop(second.id)
+    assert second.state == "stopped" and second.events[-1]["type"] == "end"
+    pg.shutdown()
+    assert first.state == "stopped" and pg.running() == []
+
+
+def test_a_crash_ends_the_run_cleanly(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(lab, "train", broken)
+    pg = Playground(tmp_path / "runs.sqlite", Limits())
+    job = pg.submit(playground_config(TINY, Limits(), ("digits",)))
+    assert job.done.wait(60)
+    assert job.state == "failed" and job.error == "RuntimeError: injected fault"
+    assert job.events[-1] == {"type": "end", "state": "failed", "run_id": None, "error": "RuntimeError: injected fault",
+                              "diagnosis": None}
+    pg.shutdown()
+    assert pg.running() == []
+
+
+def test_shutdown_stops_trainings_and_leaves_nothing_running(tmp_path):
+    store = tmp_path / "runs.sqlite"
+    s = Server(store)
+    try:
+        job = s.http.post("/api/playground", json={**PARALYSIS, "steps": 5000}).json()["id"]
+        with s.http.stream("GET", f"/api/playground/{job}/events") as res:
+            next(line for line in res.iter_lines() if line == "event: step")
+    finally:
+        s.close()
+    assert not s.thread.is_alive()
+    assert s.app.state.playground.running() == []
+    assert f"gradwatch-playground-{job}" not in [t.name for t in threading.enumerate()]
+    assert s.app.state.playground.get(job).state == "stopped"
+    with RunStore(store) as db:
+        assert [r["status"] for r in db.runs()] == ["interrupted"]
+
+
+# ---- the pages in a real browser -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright")
+    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set GRADWATCH_CHROMIUM)")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_browser_playground_starts_a_run_and_its_chart_updates(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/playground?depth=4&width=32&activation=sigmoid&steps=200")
+    assert page.input_value("#f-activation") == "sigmoid"  # the setup came from the URL
+    page.click("#start")
+    page.wait_for_function("Number(document.getElementById('profile').dataset.steps) >= 2", timeout=60_000)
+    seen = int(page.get_attribute("#profile", "data-steps"))
+    page.wait_for_function(f"Number(document.getElementById('profile').dataset.steps) > {seen}", timeout=60_000)
+    assert page.locator("#profile canvas").count() >= 1
+    page.click("#stop")
+    page.wait_for_function("document.getElementById('status').textContent.includes('stopped') || "
+                           "document.getElementById('status').textContent.includes('completed')", timeout=60_000)
+    assert errors == []
+    page.close()
+
+
+def test_browser_run_page_renders_its_heatmap(server, stored, browser):
+    run = stored[1]
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server.url}/runs/{run.id}")
+    page.wait_for_function("Number(document.getElementById('heatmap').dataset.drawn) > 0", timeout=30_000)
+    assert int(page.get_attribute("#heatmap", "data-drawn")) == len(run.history.steps)
+    assert page.locator("#curves canvas").count() >= 1
+    assert errors == []
+    page.close()
