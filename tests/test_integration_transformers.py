@@ -97,7 +97,8 @@ def test_trainer_history_equals_hand_norms_and_reaches_tensorboard(tmp_path, mon
 def test_trainer_preclip_values_are_taken_before_the_clip(tmp_path, monkeypatch):
     recorded = []
 
-    def record_preclip(self):  # stands in for the watch's own record_preclip: the total norm at call time
+    def record_preclip(self):  # stands in for the watch's record_preclip (which the open watch calls from
+        # torch.nn.utils.clip_grad_norm_): the total norm at call time
         grads = [p.grad.reshape(-1) for p in self.model.parameters() if p.grad is not None]
         recorded.append(float(torch.linalg.vector_norm(torch.cat(grads))))
 

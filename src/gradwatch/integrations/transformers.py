@@ -7,12 +7,10 @@ What is recorded, and when:
   hooks: ``grad_norm`` and the other gradient statistics are the accumulated gradients the optimizer steps on —
   **after** the Trainer's clipping (``max_grad_norm``), because the Trainer clips before ``optimizer.step()``
   (and before ``on_pre_optimizer_step``) — and ``update_ratio`` is the step actually taken.
-* Pre-clip values: while training, the callback wraps ``trainer.accelerator.clip_grad_norm_`` (which the
-  Trainer calls once per optimizer step — to clip, or with ``max_norm=inf`` only to measure the norm it logs)
-  and, just before it runs, calls ``watcher.record_preclip()`` when the watch has that method: the per-layer
-  norms of the accumulated gradients before clipping, stored as ``grad_norm_preclip``. Under fp16 mixed
-  precision with a gradient scaler, accelerate unscales inside that call, so the values before it would be
-  scaled: the callback then records no pre-clip values and says so once.
+* Pre-clip values: the Trainer calls ``accelerator.clip_grad_norm_`` once per optimizer step (to clip, or with
+  ``max_norm=inf`` only to measure the norm it logs); accelerate unscales (fp16) and then calls
+  ``torch.nn.utils.clip_grad_norm_``, which an open watch sees: the per-layer norms of the accumulated, unscaled
+  gradients before clipping are stored as ``grad_norm_preclip``.
 * Step numbers are the Trainer's ``global_step`` after the update (the first optimizer step is step 1), the
   numbering of the Trainer's own logs.
 * At each flush, every recorded step goes to the Trainer's reporting integrations (``report_to``: TensorBoard,
@@ -31,7 +29,6 @@ training that raises: then ``on_train_end`` is not called, so close the watch yo
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any
 
 try:
@@ -54,7 +51,6 @@ class GradwatchCallback(TrainerCallback):
         self.log, self.report, self.options = log, report, watch_options
         self.trainer = None
         self.watcher = None
-        self._clip_patch = None
 
     def attach(self, trainer: Any) -> GradwatchCallback:
         """Give the callback its trainer and put it first among the trainer's callbacks (so that at the end of
@@ -79,40 +75,12 @@ class GradwatchCallback(TrainerCallback):
         optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # inside accelerate's wrapper
         options = {"start_step": state.global_step + 1, **options}
         self.watcher = watch(trainer.model, optimizer, sinks=sinks, **options)
-        self._wrap_clip(trainer.accelerator)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._unwrap_clip()
         if self.watcher is not None and not self.watcher.closed:
             self.watcher.close()
             if self.report:
                 print("gradwatch: " + str(self.watcher.diagnose()))
-
-    # ---- pre-clip values -------------------------------------------------------------------------------------
-    def _wrap_clip(self, accelerator: Any) -> None:
-        real = accelerator.clip_grad_norm_
-        watcher = self.watcher
-        if not hasattr(watcher, "record_preclip"):
-            return
-        if getattr(accelerator, "scaler", None) is not None:
-            warnings.warn("gradwatch: fp16 with a gradient scaler — pre-clip gradient norms are not recorded "
-                          "(accelerate unscales them inside clip_grad_norm_)", RuntimeWarning, stacklevel=2)
-            return
-
-        def clip_grad_norm_(*args: Any, **kwargs: Any) -> Any:
-            if not watcher.closed:
-                watcher.record_preclip()
-            return real(*args, **kwargs)
-
-        accelerator.clip_grad_norm_ = clip_grad_norm_  # an instance attribute, removed at the end of training
-        self._clip_patch = (accelerator, clip_grad_norm_)
-
-    def _unwrap_clip(self) -> None:
-        if self._clip_patch is not None:
-            accelerator, wrapper = self._clip_patch
-            if accelerator.__dict__.get("clip_grad_norm_") is wrapper:
-                del accelerator.clip_grad_norm_
-            self._clip_patch = None
 
     # ---- reporting -------------------------------------------------------------------------------------------
     def _report_to_integrations(self, metrics: dict[str, float], step: int) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from gradwatch.probe.history import HIST_SPECIAL
+
 from gradwatch.web.limits import Limits
 
 MAX_EVENTS = 500  # step events per run at most: a longer run is streamed every k-th step
@@ -213,8 +215,10 @@ class _Training:
         n_hists = len(h.hist_steps)
         if n_hists > self.hists_sent:
             self.hists_sent = n_hists
+            outside = h.hist_outside()[-1]  # [layers, zero / underflow / overflow / nan]
             event["histogram"] = {"watch_step": int(h.hist_steps[-1]), "edges": _floats(h.hist_edges),
-                                  "counts": [_floats(c) for c in h.histograms()[-1]]}
+                                  "counts": [_floats(c) for c in h.histograms()[-1]],
+                                  "outside": {name: _floats(outside[:, i]) for i, name in enumerate(HIST_SPECIAL)}}
         self.job.add("step", **event)
 
     def on_epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
