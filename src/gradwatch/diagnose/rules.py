@@ -22,6 +22,7 @@ How the rules judge (DESIGN.md, "How diagnosis should judge"; every threshold is
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -83,11 +84,16 @@ LOOKUP_KINDS = ("Embedding", "EmbeddingBag")  # lookup tables: a sparse gradient
 DEPTH_SLACK = 0.1  # layers this fraction of the depth range nearer the loss still count as "at" a layer's depth
 
 
+ATTENTION_SCORES = re.compile(r"(^|\.)(query|key|q_proj|k_proj|q_lin|k_lin)$")
+
+
 def _comparable(h: History) -> np.ndarray:
     """Layers whose relative gradient the vanishing rule compares: not lookup tables, not normalisation layers
-    (their weights start at one, their gradient follows the layer they normalise)."""
+    (their weights start at one, their gradient follows the layer they normalise), not attention's query/key
+    projections (their gradient passes through the softmax: tiny while attention is uniform, at any depth)."""
     kinds = [k or "" for k in h.kinds]
-    return np.array([k not in LOOKUP_KINDS and not NORM_KINDS.search(k) for k in kinds], dtype=bool)
+    return np.array([k not in LOOKUP_KINDS and not NORM_KINDS.search(k) and not ATTENTION_SCORES.search(n)
+                     for n, k in zip(h.layers, kinds)], dtype=bool)
 
 
 def _envelope(s: Signals, rel: np.ndarray) -> np.ndarray:
@@ -99,18 +105,6 @@ def _envelope(s: Signals, rel: np.ndarray) -> np.ndarray:
     for l in range(s.n_layers):
         out[:, l] = nanmax(rel[:, depth >= depth[l] - slack], axis=1)
     return out
-
-
-def _slow(s: Signals, t: Thresholds, a: int, b: int, strict: np.ndarray) -> bool:
-    """Whether the layers that vanish in rows a..b also move slowly (median update ratio below
-    ``slow_update_ratio``). Under an adaptive optimizer a gradient that shrinks later in training matters only
-    through the update; at initialisation (an episode from the first step) it is reported in any case."""
-    u = s.stat("update_ratio")
-    cols = np.flatnonzero(strict[a:b + 1].any(axis=0))
-    if u is None or not len(cols):
-        return True
-    med = nanmedian(u[a:b + 1][:, cols])
-    return not np.isfinite(med) or med < t.slow_update_ratio
 
 
 def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
@@ -132,8 +126,8 @@ def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     min_len = min(t.min_episode, len(s.steps))
     runs = [(a, b) for a, b in episodes(loose.any(axis=1))
             if b - a + 1 >= min_len and strict[a:b + 1].any()]
-    if facts.adaptive:
-        runs = [(a, b) for a, b in runs if a == 0 or _slow(s, t, a, b, strict)]
+    if facts.adaptive:  # Adam rescales the gradient: a shrinking one later in training (converging) is no obstacle;
+        runs = [(a, b) for a, b in runs if a == 0]  # one from initialisation means updates driven by noise
     if not runs:
         return None
     in_runs = np.zeros(len(s.steps), dtype=bool)

@@ -44,11 +44,6 @@ class Thresholds(StrictModel):
         1.0, gt=0,
         description="[1.0] large updates: one optimizer step changes a layer's weights by more than this fraction of "
                     "their norm (Karpathy's rule of thumb puts healthy updates near 1e-3)")
-    slow_update_ratio: float = Field(
-        1e-4, gt=0,
-        description="[1e-4] under an adaptive optimizer, a vanishing that begins after the first step is reported "
-                    "only when those layers' updates are below this fraction of their weights (Adam rescales the "
-                    "gradient: a small one matters through the update)")
     stalled_ratio: float = Field(1e-6, gt=0, description="[1e-6] update_ratio below this: stalled updates")
     saturation_fraction: float = Field(0.5, gt=0, le=1, description="[0.5] act_saturation above this: saturation")
     dead_fraction: float = Field(
