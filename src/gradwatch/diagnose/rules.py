@@ -1,19 +1,23 @@
 """Findings from a :class:`~gradwatch.probe.History`: which layers vanish, explode, take too-large steps,
 saturate, die, go non-finite or stop moving; since which step, on what evidence, and what to change.
 
-How the rules judge (DESIGN.md, "How diagnosis should judge"; every threshold is a field of :class:`Thresholds`):
+How the rules judge (DESIGN.md, "How diagnosis should judge"; every threshold is a field of :class:`Thresholds`;
+every rule is judged on the labelled zoo of benchmarks/zoo/):
 
 * Layers are compared through scale-free numbers: the relative gradient ‖g‖/‖θ‖ and the update ratio ‖Δθ‖/‖θ‖,
   never per-element mean |g| across layers of different type and size.
 * "Near the input" means far from the loss in the autograd graph. *Vanishing* is a state of the input side: the
   best relative gradient of a layer **and of every layer farther from the loss** is below ``vanishing_ratio`` of
-  the model's best — so one small layer among healthy ones (a transformer's query/key projections at
-  initialisation, a sparse embedding) is not vanishing. It is reported as episodes: the steps it lasted and when
-  it recovered.
-* *Exploding* is an event: the model's gradient norm (before clipping) jumps ``spike_factor`` above its recent
-  and whole-run medians, or is ``explode_relative`` times the weights' norm at any step, the first included;
-  with backward gains recorded, a chain whose gains multiply above ``exploding_ratio`` too. Growth from a tiny
-  start is neither.
+  the median of the quarter of the layers nearest the loss — so one small layer among healthy ones is not
+  vanishing, and one large head is no reference. Lookup tables, normalisation layers and attention's query/key
+  projections have gradients of another scale and are left out of that comparison. It is reported as episodes
+  (from a step below the threshold while the ratio stays below its square root): the steps it lasted and when it
+  recovered. Under an adaptive optimizer, which rescales the gradient, only a vanishing from initialisation is
+  reported; a gradient that shrinks as training converges is not an obstacle there.
+* *Exploding* is an event: the model's gradient norm (before clipping) jumps ``spike_factor`` (under adaptive
+  optimizers ``spike_factor_adaptive``) above its recent, whole-run and starting levels, overflows the float type,
+  or is ``explode_relative`` times the weights' norm at any step, the first included; with backward gains
+  recorded, a chain whose gains multiply above ``exploding_ratio`` too. Growth from a tiny start is neither.
 * *Large updates*: an optimizer step changes a layer's weights by more than ``large_update_ratio`` of their norm.
 * A parameter without a gradient on a step is unmeasured there (NaN), never vanishing or stalled.
 * The non-finite origin follows :mod:`gradwatch.diagnose.nonfinite`.
