@@ -91,7 +91,9 @@ def test_resnet_with_inplace_relu_runs_under_full_stats_and_gains_equal_autograd
     # the ReLU after bn1 (stem) and the block's ReLU (after layer1.bn1, called twice) are in place
     assert ga[1] == pytest.approx(expected["relu"], rel=1e-6)
     assert ga[3] == pytest.approx(expected["layer1.relu"], rel=1e-6)
-    assert np.isfinite(h.stat("act_mean")[0]).all() and np.isfinite(h.stat("act_dead")[0]).all()
+    assert np.isfinite(h.stat("act_mean")[0]).all()
+    # act_dead judges a unit on at least MIN_DEAD_SAMPLES values: the convolutions' channels (batch × pixels)
+    assert np.isfinite(h.stat("act_dead")[0][:-1]).all()
 
 
 def test_resnet_trains_several_steps_with_an_optimizer_and_leaves_no_hook():

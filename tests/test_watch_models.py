@@ -44,7 +44,8 @@ class TinyTransformer(nn.Module):
         return self.head(self.encoder(self.embed(x)).mean(1))
 
 
-CASES = {"cnn": (TinyCNN, (6, 1, 8, 8)), "lstm": (TinyLSTM, (6, 7, 3)), "transformer": (TinyTransformer, (6, 5, 3))}
+CASES = {"cnn": (TinyCNN, (16, 1, 8, 8)), "lstm": (TinyLSTM, (16, 7, 3)), "transformer": (TinyTransformer, (16, 5, 3))}
+# (batches of 16: act_dead judges a unit only on at least MIN_DEAD_SAMPLES values)
 
 
 def _expected_grad_norms(model):

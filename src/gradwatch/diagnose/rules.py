@@ -8,8 +8,9 @@ every rule is judged on the labelled zoo of benchmarks/zoo/):
   never per-element mean |g| across layers of different type and size.
 * "Near the input" means far from the loss in the autograd graph. *Vanishing* is a state of the input side: the
   best relative gradient of a layer **and of every layer farther from the loss** is below ``vanishing_ratio`` of
-  the median of the quarter of the layers nearest the loss — so one small layer among healthy ones is not
-  vanishing, and one large head is no reference. Lookup tables, normalisation layers and attention's query/key
+  the median of the quarter of the layers nearest the loss (``vanishing_ratio_residual`` with skip connections,
+  whose identity paths carry the gradient past the blocks: there a gap between head and body is no chain
+  decay) — so one small layer among healthy ones is not vanishing, and one large head is no reference. Lookup tables, normalisation layers and attention's query/key
   projections have gradients of another scale and are left out of that comparison. It is reported as episodes
   (from a step below the threshold while the ratio stays below its square root): the steps it lasted and when it
   recovered. Under an adaptive optimizer, which rescales the gradient, only a vanishing from initialisation is
@@ -125,8 +126,9 @@ def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = env / ref[:, None]
     usable = valid & enough[:, None]
-    strict = usable & (ratio < t.vanishing_ratio)
-    loose = usable & (ratio < np.sqrt(t.vanishing_ratio))  # an episode lasts while the ratio stays this low
+    limit = t.vanishing_ratio_residual if facts.residual else t.vanishing_ratio
+    strict = usable & (ratio < limit)
+    loose = usable & (ratio < np.sqrt(limit))  # an episode lasts while the ratio stays this low
     min_len = min(t.min_episode, len(s.steps))
     runs = [(a, b) for a, b in episodes(loose.any(axis=1))
             if b - a + 1 >= min_len and strict[a:b + 1].any()]
@@ -161,7 +163,7 @@ def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     gain_lines, gains, act_limited = _gains(h)
     names = [h.layers[c] for c in cols]
     summary = (f"{len(names)} layer(s) nearest the input get at most {fmt(float(nanmax(r)))} of the relative "
-               f"gradient ‖g‖/‖θ‖ of the layers nearest the loss (threshold {t.vanishing_ratio:g})")
+               f"gradient ‖g‖/‖θ‖ of the layers nearest the loss (threshold {limit:g})")
     recurrent = any(h.kinds[c] in RECURRENT for c in cols)
     return Finding("vanishing", names, span[0][0], summary,
                    {"lines": lines + gain_lines, "ratio_to_output_side": r.tolist(), "steps": span,

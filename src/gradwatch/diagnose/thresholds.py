@@ -22,6 +22,11 @@ class Thresholds(StrictModel):
                     "is below this fraction of the median relative gradient of the quarter of the layers nearest the "
                     "loss (SageMaker Debugger's VanishingGradient rule uses an absolute 1e-7; a ratio is independent "
                     "of the loss scale, and a median of one large head)")
+    vanishing_ratio_residual: float = Field(
+        1e-4, gt=0, lt=1,
+        description="[1e-4] the same for a model with skip connections (ResNets, transformers): identity paths carry "
+                    "the gradient past every block, so the usual gap between a head and the body is not a decay "
+                    "through depth; only a far larger one is reported")
     exploding_ratio: float = Field(
         1e2, gt=1,
         description="[1e2] exploding (with backward gains, stats='full'): the gradient reaching a layer's output is "

@@ -57,6 +57,7 @@ class TensorBoard:
         centres = (edges[:-1] + edges[1:]) / 2
         for step, per_layer in zip(np.asarray(steps).tolist(), counts):
             for layer, c in zip(history.layers, per_layer):
+                c = c[:len(centres)]  # the regular bins (zeros, underflow, overflow and NaN follow them)
                 num = float(c.sum())
                 if num == 0:  # no gradient in this layer at this step
                     continue
