@@ -232,3 +232,25 @@ def test_no_host_read_per_step_where_reads_would_sync(monkeypatch):
                 opt.step()
     assert reads == []
     assert w.history.steps.tolist() == list(range(12))  # and everything was recorded (read at the flush)
+
+
+def test_history_of_a_long_run_stays_bounded():
+    """60,000 steps of a tiny model: the history keeps a bounded number of rows (default max_rows), the first
+    and last steps exact, and a single spike survives as its window's maximum."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    spike_at = 31_337
+    with gw.watch(model, stats=["grad_norm"], flush_every=1000) as w:
+        for step in range(60_000):
+            if step in (spike_at, spike_at + 1):
+                for p in model.parameters():
+                    p.grad.mul_(1e6 if step == spike_at else 1e-6)
+            w.step()
+    h = w.history
+    assert h.n_recorded == 60_000 and len(h) <= h.max_rows
+    steps = h.steps
+    assert steps[0] == 0 and steps[-1] == 59_999
+    by_hand = np.sqrt(12 + 4)  # ‖1‖ over the 16 parameter elements of the first layer
+    assert h.stat("grad_norm", reduce="max")[:, 0].max() == pytest.approx(by_hand * 1e6, rel=1e-5)
