@@ -24,6 +24,20 @@ def _offline_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(autouse=True)
+def _never_the_users_store(tmp_path_factory, monkeypatch):
+    """Run every test in an empty temporary working directory, so the default run store
+    (``gradwatch-runs/runs.sqlite``, relative to the working directory) lands in tmp; and fail the test if it
+    still created ``gradwatch-runs`` in the checkout."""
+    leftover = REPO / "gradwatch-runs"
+    existed = leftover.exists()
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    monkeypatch.delenv("GRADWATCH_DOWNLOAD", raising=False)
+    yield
+    if not existed and leftover.exists():
+        pytest.fail(f"the test wrote the user's run store {leftover.name}/ in the checkout; give it a tmp store")
+
+
 @pytest.fixture
 def no_download(monkeypatch):
     """Make every MNIST download attempt fail as it would offline."""

@@ -26,7 +26,7 @@ from gradwatch.lab.penalties import weight_penalty
 from gradwatch.lab.prepare import Prepared, accuracy, prepare, task_loss
 from gradwatch.lab.pretrain import pretrain_autoencoders
 from gradwatch.lab.recurrent import EchoStateNetwork, RecurrentNet
-from gradwatch.lab.run import Run, new_run_id
+from gradwatch.lab.run import Run, first_nonfinite_epoch, new_run_id
 from gradwatch.lab.sampling import augment, epoch_order
 from gradwatch.lab.watching import attach_watch, history_rows
 
@@ -145,18 +145,21 @@ class _Trainer:
                 self._fit_esn(run)
             else:
                 self._fit(run)
-            run.status = "completed"
         except KeyboardInterrupt:
             self._finish(run, "interrupted", "KeyboardInterrupt")
             raise
         except Exception as exc:
             self._finish(run, "failed", f"{type(exc).__name__}: {exc}")
             raise
-        self._finish(run, "completed")
+        bad = first_nonfinite_epoch(self.metrics)
+        if bad is None:
+            self._finish(run, "completed")
+        else:
+            self._finish(run, "diverged", f"the {bad[1].replace('_', ' ')} became non-finite in epoch {bad[0]}")
         return run
 
     def _finish(self, run: Run, status: str, error: str | None = None) -> None:
-        run.status, run.metrics = status, self.metrics
+        run.status, run.metrics, run.error = status, self.metrics, error
         run.time_grad_norms = self.time_grads
         if self.store is not None:
             self.store.finish_run(run.id, status, summary=run.summary(), error=error)
