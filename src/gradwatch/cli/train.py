@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from gradwatch.cli.common import console, open_store, print_json
@@ -200,19 +201,20 @@ def _runs(store: str = _store_option(),
     if json_:
         print_json(rows)
         return
-    table = Table(title=plain(f"runs in {store}"), title_justify="left")
-    # The id comes first and is never cut: it is what `gradwatch show` takes. The other columns fold.
+    table = Table(title=plain(f"runs in {store}"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    # The id comes first and is never cut: it is what `gradwatch show` takes. The other columns wrap.
     table.add_column("id", no_wrap=True, min_width=max([len(r["id"]) for r in rows], default=2))
-    for col in ("status", "model", "data", "net", "init", "epochs", "test acc"):
+    for col in ("status", "network", "data", "epochs", "test acc"):
         table.add_column(col, justify="right" if col in ("epochs", "test acc") else "left", overflow="fold")
     for r in rows:
         c, s = r["config"], r["summary"]
-        net = (f"{len(c['sizes'])}×{c['sizes']}" if c.get("sizes") is not None
-               else f"{c.get('depth')}×{c.get('width')} {c.get('activation')}")
+        net = (f"{c.get('model')} {c['sizes']}" if c.get("sizes") is not None
+               else f"{c.get('model')} {c.get('depth')}×{c.get('width')}")
+        net += f" {c.get('activation', '')} {c.get('init', '')}"
         acc = s.get("test_accuracy")
-        table.add_row(plain(r["id"]), plain(r["status"]), plain(c.get("model", "")), plain(c.get("dataset", "")),
-                      plain(net), plain(c.get("init", "")), plain(s.get("epoch", "")),
-                      "" if not isinstance(acc, (int, float)) else f"{acc:.3f}")
+        table.add_row(plain(r["id"]), plain(r["status"]), plain(net), plain(c.get("dataset", "")),
+                      plain(s.get("epoch", "")), "" if not isinstance(acc, (int, float)) else f"{acc:.3f}",
+                      style="red" if r["status"] in ("diverged", "failed") else None)
     console.print(table)
     if not rows:
         console.print("no runs yet: `gradwatch train` makes one")

@@ -146,6 +146,8 @@ class Config(StrictModel):
     def _tbptt(cls, v: Any) -> Any:
         if isinstance(v, int) and not isinstance(v, bool):
             v = [v, v]
+        if isinstance(v, (list, tuple)) and len(v) == 1:  # one number k: k1 = k2 = k
+            v = [v[0], v[0]]
         if v is not None and (not isinstance(v, (list, tuple)) or len(v) != 2):
             raise ConfigError("tbptt", v, "expected k1,k2 (two positive integers) or one integer k")
         if v is not None and any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in v):
