@@ -95,7 +95,7 @@ class EpochLines:
         return "epoch " + " ".join(f"{label:>{self._width(label)}}" for _, label in self.columns) + "  seconds"
 
     def row(self, m: dict[str, Any]) -> str:
-        cells = [f"{_fmt(m.get(k)):>{self._width(label)}}" for k, label in self.columns or []]
+        cells = [f"{_compact(m.get(k)):>{self._width(label)}}" for k, label in self.columns or []]
         return f"{m['epoch']:>5} " + " ".join(cells) + f"  {m.get('seconds', 0):>7.2f}"
 
     @staticmethod
@@ -263,6 +263,15 @@ def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), f
                       markup=False, highlight=False)
     for epoch, norms in sorted(times.items())[:1] + sorted(times.items())[-1:]:
         console.print(time_grad_line(norms.tolist(), f"at the start of epoch {epoch}"), highlight=False)
+
+
+def _compact(v: Any) -> str:
+    """At most 8 characters: 4 significant digits in [0.01, 10⁴), else 2 in scientific notation."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return ""
+    if v == 0 or not math.isfinite(v) or 1e-2 <= abs(v) < 1e4:
+        return f"{v:.4g}"
+    return f"{v:.1e}"
 
 
 def _fmt(v: Any) -> str:
