@@ -8,7 +8,9 @@ the whole catalogue and writes an index page.
 from __future__ import annotations
 
 import inspect
+import os
 import types
+from contextlib import contextmanager
 import typing
 from pathlib import Path
 from typing import Any, Optional
@@ -21,6 +23,26 @@ from gradwatch.lab import experiments
 from gradwatch.report.safe_text import markup_safe
 
 lab_app = typer.Typer(help="Reproduce the experiments of the lecture seeds.", no_args_is_help=True)
+
+
+DOWNLOAD_HELP = "Download MNIST into the cache when its files are not found (or set GRADWATCH_DOWNLOAD=1)."
+
+
+@contextmanager
+def downloads_allowed(allow: bool):
+    """Inside the block, MNIST may be downloaded (``GRADWATCH_DOWNLOAD=1``) when ``allow``; restored after."""
+    from gradwatch.lab.mnist import DOWNLOAD_ENV
+
+    before = os.environ.get(DOWNLOAD_ENV)
+    if allow:
+        os.environ[DOWNLOAD_ENV] = "1"
+    try:
+        yield
+    finally:
+        if allow and before is None:
+            os.environ.pop(DOWNLOAD_ENV, None)
+        elif allow:
+            os.environ[DOWNLOAD_ENV] = before
 
 
 class RichProgress:
@@ -92,10 +114,14 @@ def _make_command(name: str):
                                     default=typer.Option(None, "--out", help="Write PNG plots, JSON and an HTML page here.")))
     params.append(inspect.Parameter("json_", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                                     default=typer.Option(False, "--json", help="Print every number as JSON on stdout.")))
+    if "dataset" in exp.config.model_fields:
+        params.append(inspect.Parameter("download", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                                        default=typer.Option(False, "--download", help=DOWNLOAD_HELP)))
 
     def command(**kwargs: Any) -> None:
         out, as_json = kwargs.pop("out"), kwargs.pop("json_")
-        run_and_report(name, kwargs, out, as_json)
+        with downloads_allowed(kwargs.pop("download", False)):
+            run_and_report(name, kwargs, out, as_json)
 
     command.__signature__ = inspect.Signature(params)
     command.__name__ = name.replace("-", "_")

@@ -69,6 +69,8 @@ class Config(StrictModel):
     dataset: str = Field("digits", description="digits, mnist, mnist1d, adding, temporal_order, copy_memory, "
                                                "teacher_student, polynomial")
     data_dir: Optional[str] = Field(None, description="directory of the MNIST files")
+    download: bool = Field(False, description="download MNIST into the cache when its files are not found "
+                                              "(also allowed by GRADWATCH_DOWNLOAD=1)")
     scale: Literal["unit", "standardize", "none"] = Field("unit", description="input scaling of image data")
     preprocess: Literal["none", "center", "standardize", "pca", "zca"] = Field(
         "none", description="fitted on the training split only (seed 001)")

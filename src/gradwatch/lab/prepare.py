@@ -41,7 +41,8 @@ class Prepared:
 
 def _load(cfg: Config) -> Dataset:
     if cfg.dataset in DATASETS:
-        return load_dataset(cfg.dataset, data_dir=cfg.data_dir, scale=cfg.scale, seed=cfg.seed, flatten=True)
+        return load_dataset(cfg.dataset, data_dir=cfg.data_dir, scale=cfg.scale, seed=cfg.seed, flatten=True,
+                            download=cfg.download or None)
     return make_task(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed, seq_len=cfg.seq_len,
                      input_dim=cfg.input_dim, teacher_width=cfg.teacher_width, degree=cfg.degree, noise=cfg.noise)
 
