@@ -129,7 +129,7 @@ def _train(store: str, json_: bool, **options: Any) -> None:
                 steps_per_epoch = m["step"]
                 total = steps_per_epoch * cfg.epochs
                 progress.update(task, total=min(total, cfg.steps) if cfg.steps else total)
-            progress.update(task, description=f"epoch {epoch}/{cfg.epochs}")
+            progress.update(task, description=f"epoch {min(epoch + 1, cfg.epochs)}/{cfg.epochs}")
             if not json_:
                 if lines.columns is None:
                     progress.console.print(lines.header(m), highlight=False, markup=False, style="bold")
@@ -196,6 +196,12 @@ def _runs(store: str = _store_option(),
           limit: int = typer.Option(20, help="Show at most this many runs, newest first."),
           json_: bool = typer.Option(False, "--json", help="Print the runs as JSON on stdout.")) -> None:
     """List the stored runs, newest first."""
+    if not Path(store).expanduser().exists():  # nothing trained here yet: not an error
+        if json_:
+            print_json([])
+        else:
+            console.print(f"no runs yet in {markup_safe(store)}: `gradwatch train` makes one", highlight=False)
+        return
     with open_store(store, must_exist=True) as db:
         rows = db.runs(limit=limit)
     if json_:
