@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from gradwatch import lab
-from gradwatch.errors import ConfigError
-from gradwatch.errors import PathError
+from gradwatch.errors import ConfigError, PathError
 from gradwatch.store import RunStore
 
 from conftest import REPO

@@ -8,8 +8,8 @@ the CLI and the Python API can never disagree.
 from __future__ import annotations
 
 import inspect
-import re
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -108,7 +108,6 @@ def _train(store: str, json_: bool, **options: Any) -> None:
 
     from gradwatch.lab import train as lab_train
     from gradwatch.lab.prepare import prepare  # noqa: F401  (import cost paid before the bar starts)
-    from gradwatch.store import RunStore
 
     cfg = config_from_options(options)
     steps_per_epoch = None
