@@ -1,6 +1,7 @@
 """The docs cannot drift from the code: the site builds with ``mkdocs build --strict``, and every ```python
 block of the hand-written pages runs, in order, in one namespace per page; a ```text block right after a
-```python block is that block's output and must be what it prints. ```bash blocks are shown, not run.
+```python block is that block's output and must be what it prints. ```bash blocks are shown, not run, and so
+is a ```python block whose first line is "# not run: REASON".
 
 The README's "watch your own model" block runs too, and the output the README shows is what it prints.
 """
@@ -18,6 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
+NOT_RUN = "# not run:"  # first line of a block that cannot run in the tests (a GPU, a server); says why
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 
 
@@ -36,7 +38,7 @@ def run_blocks(text: str, where: str) -> list[tuple[str, str]]:
     namespace: dict = {"__name__": "__docs__"}
     found, pairs = blocks(text), []
     for i, (lang, code) in enumerate(found):
-        if lang != "python":
+        if lang != "python" or code.lstrip().startswith(NOT_RUN):
             continue
         out = io.StringIO()
         try:
