@@ -60,3 +60,27 @@ def test_markup_and_escapes_in_paths_and_stored_values_are_printed_as_text(tmp_p
         assert "\x1b" not in q.stdout and "\\x1b[31mred" in q.stdout.replace("\n", "").replace(" ", "")
     with RunStore(store) as db:
         assert db.get(rid)["config"]["activation"] == "[/]\x1b[31mred"  # stored as given, only shown escaped
+
+
+def test_in_a_terminal_the_bar_stays_below_whole_epoch_rows(tmp_path, monkeypatch):
+    """The bar and the rows share one console, so every row reaches the terminal whole, above the bar."""
+    import io
+
+    from rich.console import Console
+
+    from gradwatch.cli import main
+    from gradwatch.cli import train as train_cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(train_cli, "console", Console(file=screen, force_terminal=True, width=80))
+    assert main(["train", "--depth", "1", "--width", "8", "--epochs", "3", "--store", str(tmp_path / "s.sqlite")]) == 0
+    with RunStore(tmp_path / "s.sqlite") as db:
+        run = db.runs()[0]
+        metrics = db.metrics(run["id"])
+    lines = EpochLines()
+    lines.header({**metrics[0], "seconds": 0})
+    text = screen.getvalue()
+    assert "━" in text  # the bar was drawn
+    for m in metrics:  # each row whole (up to the seconds, measured separately), in order
+        row = lines.row({**m, "seconds": 0}).rsplit(" ", 1)[0].rstrip()
+        assert row in text, row
