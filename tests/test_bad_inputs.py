@@ -58,6 +58,8 @@ BAD_THEORY_AND_LAB = [
     (["theory", "meanfield", "--grid", "100000"], 2, "--grid 100000", "1000"),
     (["theory", "meanfield", "--plot", "plot"], 2, "--plot 'plot'", ".png"),
     (["theory", "compare", "--width", str(10**7)], 2, f"--width {10**7}", "GiB"),
+    (["theory", "compare", f"--seed={2**70}"], 2, f"--seed {2**70}", "[0, "),
+    (["theory", "compare", "--seed=-1"], 2, "--seed -1", "[0, "),
     (["lab", "paralysis", "--quick", "--width", str(10**9)], 2, f"--width {10**9}", "GiB"),
     (["lab", "paralysis", "--quick", "--seed", "-1"], 2, "--seed -1", "≥ 0"),
     (["lab", "paralysis", "--quick", "--init-std", "nan"], 2, "--init-std nan", "finite"),

@@ -8,7 +8,7 @@ import math
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis", reason="property tests need hypothesis (pip install 'gradwatch[test]')")
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from gradwatch import lab  # noqa: E402
@@ -94,6 +94,8 @@ THEORY = {
 
 
 @SETTINGS
+@example(("compare", {"--seed": str(2**70)}))   # inputs that once ended in a traceback
+@example(("meanfield", {"--activation": "relu", "--depth": str(10**6)}))
 @given(st.sampled_from(sorted(THEORY)).flatmap(
     lambda cmd: st.tuples(st.just(cmd), st.dictionaries(st.sampled_from(THEORY[cmd]), option_values, max_size=2))))
 def test_theory_options_never_give_a_traceback(monkeypatch, command_and_options):

@@ -21,6 +21,9 @@ from gradwatch.nn.mlp import init_linear_layers, mlp
 from gradwatch.theory.init_variance import variance_propagation
 
 
+MAX_SEED = 2**63 - 1  # torch.Generator takes seeds in [0, 2⁶⁴); numpy and the lab use [0, 2⁶³)
+
+
 @dataclass(frozen=True)
 class InitComparison:
     activation: str
@@ -52,6 +55,8 @@ def compare_at_init(width: int = 256, depth: int = 8, activation: str = "tanh", 
     for name, v in (("width", width), ("depth", depth), ("nets", nets), ("examples", examples)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(name, v, "expected a positive integer")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError("seed", seed, f"expected an integer in [0, {MAX_SEED}]")
     sizes = [inputs or width] + [width] * depth + [outputs or width]
     check_fits("width" if width / 256 >= depth / 8 else "depth", width if width / 256 >= depth / 8 else depth,
                f"a {depth}×{width} net", mlp_bytes(sizes[0], sizes[1:-1], sizes[-1], 1))

@@ -63,8 +63,10 @@ class VariancePrediction:
 
     @property
     def ratio_to_output(self) -> list[float]:
-        """‖∂L/∂W^l‖ / ‖∂L/∂W^L‖: < 1 toward the input means vanishing gradients."""
-        return [g / self.grad_norm[-1] for g in self.grad_norm]
+        """‖∂L/∂W^l‖ / ‖∂L/∂W^L‖: < 1 toward the input means vanishing gradients (NaN when the output layer's
+        gradient is 0, e.g. for zero inputs)."""
+        last = self.grad_norm[-1]
+        return [g / last if last > 0 else math.nan for g in self.grad_norm]
 
     def to_dict(self) -> dict:
         return asdict(self) | {"ratio_to_output": self.ratio_to_output}
