@@ -16,7 +16,7 @@ from gradwatch.cli import app  # noqa: E402
 from gradwatch.errors import ConfigError, DataError  # noqa: E402
 from gradwatch.lab import experiments  # noqa: E402
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 numbers = st.one_of(
     st.integers(min_value=-(2**80), max_value=2**80),
