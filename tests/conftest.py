@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 torch.set_num_threads(1)  # tests may run two at a time on 2 cores
+# hypothesis keeps caches (.hypothesis/) in the working directory unless told otherwise: not in the checkout
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="gradwatch-hypothesis-"))
 
 
 @pytest.fixture(autouse=True)
