@@ -165,3 +165,14 @@ def test_config_errors_name_the_field_for_the_python_api():
         lab.Config(lr=float("inf"))
     with pytest.raises(ConfigError, match=r"device='cuda:7'"):
         lab.Config(device="cuda:7")
+
+
+@pytest.mark.parametrize("call,param", [
+    (lambda: lab.fold_batchnorm(1), "model="),
+    (lambda: lab.train(lab.Config(depth=1, width=2, epochs=1, steps=1), store=123), "store=123"),
+    (lambda: RunStore(123), "store=123"),
+    (lambda: lab.Config(model="rnn", dataset="adding", tbptt=[5, 5, 5]), "tbptt="),
+], ids=["fold_batchnorm", "train-store", "RunStore", "tbptt-three"])
+def test_python_api_errors_name_the_parameter(call, param):
+    with pytest.raises(ConfigError, match=param):
+        call()

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gradwatch.errors import ConfigError
 from gradwatch.lab.config import Config
 from gradwatch.lab.constraints import clip_gradients, project_weights
 from gradwatch.lab.models import build_model
@@ -54,6 +55,8 @@ def train(cfg: Config | None = None, *, store: Any = None, on_step: StepCallback
         from gradwatch.store import RunStore
 
         store = RunStore(store)
+    elif store is not None and not hasattr(store, "start_run"):
+        raise ConfigError("store", store, "expected a RunStore, the path of one, or None")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return _Trainer(cfg, store, on_step, on_epoch).run()

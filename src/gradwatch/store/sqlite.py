@@ -111,6 +111,8 @@ class RunStore:
     def __init__(self, path: str | os.PathLike = DEFAULT_STORE, *, readonly: bool = False):
         """``readonly=True`` opens an existing store for reading only (a read-only file or directory works);
         a missing, unreadable or unwritable store raises :class:`~gradwatch.errors.PathError`."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigError("store", path, "expected the path of an SQLite file")
         self.path = Path(path).expanduser()
         self.readonly = readonly
         if self.path.is_dir():
