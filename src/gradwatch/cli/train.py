@@ -206,18 +206,19 @@ def _runs(store: str = _store_option(),
     if json_:
         print_json(rows)
         return
-    table = Table(title=plain(f"runs in {store}"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(title=plain(f"runs in {store}"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
     # The id comes first and is never cut: it is what `gradwatch show` takes. The other columns wrap.
     table.add_column("id", no_wrap=True, min_width=max([len(r["id"]) for r in rows], default=2))
-    for col in ("status", "network", "data", "epochs", "test acc"):
+    for col in ("status", "network and data", "epochs", "test acc"):
         table.add_column(col, justify="right" if col in ("epochs", "test acc") else "left", overflow="fold")
     for r in rows:
         c, s = r["config"], r["summary"]
         net = (f"{c.get('model')} {c['sizes']}" if c.get("sizes") is not None
                else f"{c.get('model')} {c.get('depth')}×{c.get('width')}")
-        net += f" {c.get('activation', '')} {c.get('init', '')}"
+        net += f" {c.get('activation', '')} {c.get('init', '')} on {c.get('dataset', '')}"
         acc = s.get("test_accuracy")
-        table.add_row(plain(r["id"]), plain(r["status"]), plain(net), plain(c.get("dataset", "")),
+        table.add_row(plain(r["id"]), plain(r["status"]), plain(net),
                       plain(s.get("epoch", "")), "" if not isinstance(acc, (int, float)) else f"{acc:.3f}",
                       style="red" if r["status"] in ("diverged", "failed") else None)
     console.print(table)
