@@ -1,4 +1,4 @@
-"""The README's watch example: a 6 × 64 sigmoid net with N(0, 0.05²) weights on the embedded digits, 20 SGD steps,
+"""A watch example: a 6 × 64 sigmoid net with N(0, 0.05²) weights on the embedded digits, 20 SGD steps,
 watched with every statistic; prints the report (tables and diagnosis).
 
     python examples/watch_sigmoid.py

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 torch.set_num_threads(1)  # tests may run two at a time on 2 cores
+# hypothesis keeps caches (.hypothesis/) in the working directory unless told otherwise: not in the checkout
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="gradwatch-hypothesis-"))
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +25,20 @@ def _offline_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GRADWATCH_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("GRADWATCH_DATA", raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(autouse=True)
+def _never_the_users_store(tmp_path_factory, monkeypatch):
+    """Run every test in an empty temporary working directory, so the default run store
+    (``gradwatch-runs/runs.sqlite``, relative to the working directory) lands in tmp; and fail the test if it
+    still created ``gradwatch-runs`` in the checkout."""
+    leftover = REPO / "gradwatch-runs"
+    existed = leftover.exists()
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    monkeypatch.delenv("GRADWATCH_DOWNLOAD", raising=False)
+    yield
+    if not existed and leftover.exists():
+        pytest.fail(f"the test wrote the user's run store {leftover.name}/ in the checkout; give it a tmp store")
 
 
 @pytest.fixture

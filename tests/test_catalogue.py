@@ -33,7 +33,8 @@ def test_experiment_writes_json_png_and_self_contained_html(tmp_path, capsys):
 
 def test_lab_all_runs_the_whole_catalogue_writes_a_gallery_and_one_json(tmp_path, capsys):
     """The whole catalogue once, end to end (each experiment's claim is asserted in its own test file)."""
-    assert main(["lab", "all", "--quick", "--out", str(tmp_path), "--json"]) == 0
+    store = tmp_path / "runs.sqlite"
+    assert main(["lab", "all", "--quick", "--out", str(tmp_path), "--store", str(store), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert list(data) == experiments.NAMES
     index = (tmp_path / "index.html").read_text()
@@ -41,3 +42,8 @@ def test_lab_all_runs_the_whole_catalogue_writes_a_gallery_and_one_json(tmp_path
         assert f"href='{name}.html'" in index
         assert (tmp_path / f"{name}.html").is_file() and html.escape(data[name]["claim"]) in index
         assert json.loads((tmp_path / f"{name}.json").read_text())["holds"] == data[name]["holds"]
+    from gradwatch.store import RunStore
+
+    with RunStore(store) as db:  # the training experiments recorded their runs in the given store
+        stored = {r["id"] for r in db.runs()}
+    assert {rid for name in experiments.NAMES for rid in data[name].get("run_ids", [])} <= stored

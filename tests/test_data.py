@@ -114,6 +114,25 @@ def test_mnist_missing_files_say_what_to_put_where(tmp_path, no_download):
         load_dataset("mnist", data_dir=tmp_path)
 
 
+def test_mnist_is_never_downloaded_unless_allowed(tmp_path, monkeypatch):
+    """Without --download or GRADWATCH_DOWNLOAD=1 no mirror is contacted, and the error says how to allow it."""
+    contacted = []
+
+    def offline(url, timeout):
+        contacted.append(url)
+        raise OSError("offline")
+
+    monkeypatch.setattr(mnist_io.urllib.request, "urlopen", offline)
+    with pytest.raises(DataError, match=r"put t10k-images.* or allow the download into .* with --download or "
+                                        r"GRADWATCH_DOWNLOAD=1"):
+        load_dataset("mnist", data_dir=tmp_path)
+    assert contacted == []
+    monkeypatch.setenv("GRADWATCH_DOWNLOAD", "1")
+    with pytest.raises(DataError, match="no mirror answered"):
+        load_dataset("mnist", data_dir=tmp_path)
+    assert len(contacted) >= 1  # the opt-in makes it try
+
+
 def test_mnist_missing_directory(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_dataset("mnist", data_dir=tmp_path / "nowhere")
@@ -130,6 +149,6 @@ def test_mnist_download_writes_verified_files_into_cache(mnist_dir, monkeypatch)
         return io.BytesIO((mnist_dir / name).read_bytes())
 
     monkeypatch.setattr(mnist_io.urllib.request, "urlopen", fake_urlopen)
-    d = load_dataset("mnist")
+    d = load_dataset("mnist", download=True)
     assert len(d.x_train) == 8000
     assert sorted(p.name for p in mnist_io.cache_dir().iterdir()) == sorted(mnist_io.TEST)

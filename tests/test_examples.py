@@ -1,4 +1,4 @@
-"""The README's example scripts run as written and print what the README shows."""
+"""The example scripts run as written and print what their docstrings say."""
 
 import runpy
 from pathlib import Path

@@ -19,8 +19,10 @@ def test_train_prints_a_line_per_epoch_then_runs_and_show(tmp_path):
     p = run_cli("train", "--depth", "2", "--width", "16", "--epochs", "2", "--activation", "tanh",
                 "--sizes", "16,8", "--no-shuffle", "--store", store)
     assert p.returncode == 0, p.stderr
-    lines = [line for line in p.stdout.splitlines() if line.startswith("epoch")]
-    assert len(lines) == 2 and "test acc" in lines[0]
+    lines = p.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("epoch"))
+    assert "test acc" in lines[header]  # a header, then one row per epoch
+    assert [line.split()[0] for line in lines[header + 1:header + 3]] == ["1", "2"]
     run_id = p.stdout.split("run ")[-1].split()[0]
     listed = run_cli("runs", "--json", "--store", store)
     rows = json.loads(listed.stdout)
@@ -61,5 +63,7 @@ def test_bad_train_options_exit_2_with_one_line(tmp_path):
 
 def test_show_unknown_run_exits_2(tmp_path):
     store = str(tmp_path / "s.sqlite")
-    run_cli("runs", "--store", store)  # creates the empty store
+    from gradwatch.store import RunStore
+
+    RunStore(store).close()  # an empty store (listing one never creates it)
     _one_line_error(run_cli("show", "nope", "--store", store), "nope", "gradwatch runs")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gradwatch import lab
-from gradwatch.errors import ConfigError
+from gradwatch.errors import ConfigError, PathError
 from gradwatch.store import RunStore
 
 from conftest import REPO
@@ -72,7 +72,7 @@ def test_unknown_run_id_names_the_parameter(tmp_path):
 
 
 def test_a_directory_is_not_a_store(tmp_path):
-    with pytest.raises(ConfigError, match="store="):
+    with pytest.raises(PathError, match="store=.*is a directory"):
         RunStore(tmp_path)
 
 

@@ -21,6 +21,8 @@ _BOUNDS = {"greater_than_equal": ("ge", "≥"), "greater_than": ("gt", ">"),
 
 def _explain(err: dict[str, Any]) -> str:
     kind, msg, ctx = err.get("type", ""), err.get("msg", "invalid value"), err.get("ctx", {})
+    if kind == "finite_number":
+        return "must be a finite number (not NaN or infinite)"
     if kind in _BOUNDS:
         key, sign = _BOUNDS[kind]
         return f"must be {sign} {ctx.get(key)}"
@@ -28,8 +30,13 @@ def _explain(err: dict[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
+FINITE = ConfigDict(allow_inf_nan=False)  # NaN and ±inf are errors in every float field
+
+
 class StrictModel(BaseModel):
-    """Base class for gradwatch configurations (pydantic v2, ``extra="forbid"``)."""
+    """Base class for gradwatch configurations (pydantic v2, ``extra="forbid"``).
+
+    Subclasses whose floats must be finite say ``model_config = FINITE`` (merged with this one)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 

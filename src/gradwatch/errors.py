@@ -30,6 +30,21 @@ class DataError(RuntimeError):
 
     exit_code = 1
 
+    def cli_message(self) -> str:
+        return str(self)
+
+
+class PathError(DataError):
+    """A file or directory given by a parameter cannot be used: missing, unreadable, read-only, a directory where
+    a file is expected (CLI exit code 1). The message names the parameter, the path and the problem."""
+
+    def __init__(self, param: str, path: Any, problem: str):
+        self.param, self.path, self.problem = param, str(path), problem
+        super().__init__(f"{param}={self.path!r}: {problem}")
+
+    def cli_message(self) -> str:
+        return f"--{self.param.replace('_', '-')} {self.path}: {self.problem}"
+
 
 def check_choice(param: str, value: str, choices: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``choices``; otherwise raise a :class:`ConfigError` listing them."""

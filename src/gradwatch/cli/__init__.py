@@ -17,6 +17,7 @@ from gradwatch.cli.serve import register_serve
 from gradwatch.cli.theory import theory_app
 from gradwatch.cli.train import register_train
 from gradwatch.errors import ConfigError, DataError
+from gradwatch.report.safe_text import clean
 
 app = typer.Typer(
     name="gradwatch",
@@ -53,12 +54,16 @@ def main(argv: list[str] | None = None) -> int:
         rc = 0
     except SystemExit as exc:  # typer's own exits: --help, --version, usage errors (code 2)
         rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc.cli_message()}", err=True)
+    except (ConfigError, DataError) as exc:
+        typer.echo(f"error: {clean(exc.cli_message())}", err=True)
         rc = exc.exit_code
-    except DataError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        rc = exc.exit_code
+    except MemoryError:
+        typer.echo("error: out of memory; choose smaller sizes (--width, --depth, --batch-size)", err=True)
+        rc = 1
+    except OSError as exc:  # a file-system failure the checks could not foresee (disk full, a file removed)
+        where = f" ({clean(exc.filename)})" if exc.filename else ""
+        typer.echo(f"error: {clean(exc.strerror or exc)}{where}", err=True)
+        rc = 1
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         rc = 130

@@ -8,7 +8,9 @@ the whole catalogue and writes an index page.
 from __future__ import annotations
 
 import inspect
+import os
 import types
+from contextlib import contextmanager
 import typing
 from pathlib import Path
 from typing import Any, Optional
@@ -18,8 +20,29 @@ from pydantic_core import PydanticUndefined
 
 from gradwatch.cli.common import console, err_console, out_dir, print_json
 from gradwatch.lab import experiments
+from gradwatch.report.safe_text import markup_safe
 
 lab_app = typer.Typer(help="Reproduce the experiments of the lecture seeds.", no_args_is_help=True)
+
+
+DOWNLOAD_HELP = "Download MNIST into the cache when its files are not found (or set GRADWATCH_DOWNLOAD=1)."
+
+
+@contextmanager
+def downloads_allowed(allow: bool):
+    """Inside the block, MNIST may be downloaded (``GRADWATCH_DOWNLOAD=1``) when ``allow``; restored after."""
+    from gradwatch.lab.mnist import DOWNLOAD_ENV
+
+    before = os.environ.get(DOWNLOAD_ENV)
+    if allow:
+        os.environ[DOWNLOAD_ENV] = "1"
+    try:
+        yield
+    finally:
+        if allow and before is None:
+            os.environ.pop(DOWNLOAD_ENV, None)
+        elif allow:
+            os.environ[DOWNLOAD_ENV] = before
 
 
 class RichProgress:
@@ -48,12 +71,12 @@ def _typer_annotation(ann: Any) -> Any:
 def _show(result) -> None:
     from gradwatch.report.terminal import plain_table
 
-    console.print(f"[bold]{result.name}[/] — {result.claim}", highlight=False)
+    console.print(f"[bold]{result.name}[/] — {markup_safe(result.claim)}", highlight=False)
     for t in result.tables:
-        console.print(f"[dim]{t.title}[/]", highlight=False)
+        console.print(f"[dim]{markup_safe(t.title)}[/]", highlight=False)
         console.print(plain_table("", t.columns, t.rows))
     mark = "[green]✓ claim supported[/]" if result.holds else "[red]✗ claim not supported in this run[/]"
-    console.print(f"{mark}: {result.evidence}", highlight=False)
+    console.print(f"{mark}: {markup_safe(result.evidence)}", highlight=False)
 
 
 def run_and_report(name: str, options: dict[str, Any], out: str | None, as_json: bool,
@@ -74,7 +97,7 @@ def run_and_report(name: str, options: dict[str, Any], out: str | None, as_json:
     else:
         _show(result)
         if target is not None:
-            console.print("wrote " + ", ".join(str(p) for p in paths.values()), highlight=False)
+            console.print("wrote " + ", ".join(markup_safe(p) for p in paths.values()), highlight=False)
     return result
 
 
@@ -91,10 +114,14 @@ def _make_command(name: str):
                                     default=typer.Option(None, "--out", help="Write PNG plots, JSON and an HTML page here.")))
     params.append(inspect.Parameter("json_", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                                     default=typer.Option(False, "--json", help="Print every number as JSON on stdout.")))
+    if "dataset" in exp.config.model_fields:
+        params.append(inspect.Parameter("download", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                                        default=typer.Option(False, "--download", help=DOWNLOAD_HELP)))
 
     def command(**kwargs: Any) -> None:
         out, as_json = kwargs.pop("out"), kwargs.pop("json_")
-        run_and_report(name, kwargs, out, as_json)
+        with downloads_allowed(kwargs.pop("download", False)):
+            run_and_report(name, kwargs, out, as_json)
 
     command.__signature__ = inspect.Signature(params)
     command.__name__ = name.replace("-", "_")
@@ -122,6 +149,8 @@ def run_all(
     quick: bool = typer.Option(False, "--quick", help="CI-sized runs."),
     seed: int = typer.Option(0, help="Seed passed to every experiment."),
     out: Optional[str] = typer.Option(None, help="Write every experiment's files and index.html here."),
+    store: Optional[str] = typer.Option(None, help="SQLite run store the training runs are recorded in "
+                                                   "[default: gradwatch-runs/runs.sqlite]."),
     json_: bool = typer.Option(False, "--json", help="Print all results as one JSON object."),
 ) -> None:
     """Run the whole catalogue (and, with --out, write a gallery index.html)."""
@@ -132,14 +161,17 @@ def run_all(
     for name in experiments.NAMES:
         if not json_:
             console.rule(name)
-        results.append(run_and_report(name, {"quick": quick, "seed": seed}, out, False,
+        options: dict[str, Any] = {"quick": quick, "seed": seed}
+        if store is not None and "store" in experiments.get(name).config.model_fields:
+            options["store"] = store
+        results.append(run_and_report(name, options, out, False,
                                       index_href="index.html", quiet=json_))
     if json_:
         print_json({r.name: json_payload(r) for r in results})
     if target is not None:
         index = write_index(Path(target), results)
         if not json_:
-            console.print(f"gallery: {index}", highlight=False)
+            console.print(f"gallery: {markup_safe(index)}", highlight=False)
     if not json_:
         held = sum(r.holds for r in results)
         console.print(f"{held}/{len(results)} claims supported; {sum(r.seconds for r in results):.0f} s in all",

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from gradwatch.cli.common import console, print_json
 from gradwatch.errors import ConfigError
+from gradwatch.report.safe_text import markup_safe, plain
 from gradwatch.report.terminal import fmt_sci
 
 
@@ -46,15 +47,15 @@ def show_watched(run: dict[str, Any], history) -> None:
     from gradwatch.report.watch_table import watch_table
 
     c = run["config"]
-    console.print(f"[bold]run {run['id']}[/] — {run['status']}; a watched run of {c.get('model')} "
-                  f"(optimizer {c.get('optimizer') or 'none'}); gradwatch {run['gradwatch_version']}, "
-                  f"torch {run['torch_version']}", highlight=False)
+    console.print(f"[bold]run {markup_safe(run['id'])}[/] — {markup_safe(run['status'])}; a watched run of "
+                  f"{markup_safe(c.get('model'))} (optimizer {markup_safe(c.get('optimizer') or 'none')}); gradwatch "
+                  f"{markup_safe(run['gradwatch_version'])}, torch {markup_safe(run['torch_version'])}", highlight=False)
     if c.get("name"):
-        console.print(f"name: {c['name']}", highlight=False)
-    console.print("config: " + (json.dumps(c.get("user")) if c.get("user") else "none given"), highlight=False)
-    console.print("watch: " + ", ".join(f"{k}={v}" for k, v in c.get("watch", {}).items()), highlight=False)
+        console.print(plain(f"name: {c['name']}"), highlight=False)
+    console.print(plain("config: " + (json.dumps(c.get("user")) if c.get("user") else "none given")), highlight=False)
+    console.print(plain("watch: " + ", ".join(f"{k}={v}" for k, v in c.get("watch", {}).items())), highlight=False)
     if run.get("error"):
-        console.print(f"[red]error:[/] {run['error']}", highlight=False)
+        console.print(f"[red]error:[/] {markup_safe(run['error'])}", highlight=False)
     if history.layers:
         console.print(watch_table(history))
     if run["summary"].get("diagnosis"):
@@ -77,7 +78,7 @@ def _report(run_id: str = typer.Argument(..., help="Run id (or a unique prefix),
     if not len(history):
         raise ConfigError("run_id", run_id, "this run has no recorded watch history to report")
     path = write_watch_page(html, history, diagnose(history), title=run["id"])
-    console.print(f"report of run {run['id']} written to {path}", highlight=False, soft_wrap=True)
+    console.print(plain(f"report of run {run['id']} written to {path}"), highlight=False, soft_wrap=True)
 
 
 # ---- compare -----------------------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ def _compare(run_a: str = typer.Argument(..., help="First run id (or a unique pr
         table.add_row(r["layer"], *(fmt_sci(r[k]) if np.isfinite(r[k]) else "—" for k in (ids[0], ids[1], "ratio")))
     console.print(table)
     if plot is not None:
-        console.print(f"plot written to {plot}", highlight=False, soft_wrap=True)
+        console.print(plain(f"plot written to {plot}"), highlight=False, soft_wrap=True)
 
 
 def register_runs(app: typer.Typer) -> None:

@@ -8,9 +8,12 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from gradwatch.cli.common import console, err_console, print_json
+from gradwatch.cli.common import console, err_console, output_file, print_json
 from gradwatch.errors import ConfigError
+from gradwatch.report.safe_text import markup_safe
 from gradwatch.report.terminal import fmt_sci
+
+MAX_GRID = 1000  # points per axis of the phase diagram
 
 theory_app = typer.Typer(help="Predict gradient flow before training: closed forms and mean-field theory.",
                          no_args_is_help=True)
@@ -39,7 +42,7 @@ def _progress(description: str):
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(TextColumn(description), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeRemainingColumn(), console=err_console, transient=True)
+                    TimeRemainingColumn(), console=err_console, transient=True, disable=not err_console.is_terminal)
 
 
 @theory_app.command()
@@ -118,8 +121,9 @@ def meanfield(
 
     if depth < 1:
         raise ConfigError("depth", depth, "expected a positive integer")
-    if grid < 3:
-        raise ConfigError("grid", grid, "expected at least 3 points per axis")
+    if not 3 <= grid <= MAX_GRID:
+        raise ConfigError("grid", grid, f"expected 3 to {MAX_GRID} points per axis (each is a fixed-point solve)")
+    plot_path = output_file(plot)
     mf = mean_field(activation, sigma_w2, sigma_b2, q0=q0)
     out = mf.to_dict(depth=depth)
     try:
@@ -134,7 +138,7 @@ def meanfield(
         with _progress("phase diagram") as bar:
             task = bar.add_task("", total=grid * (grid + 1))
             diagram = phase_diagram(activation, sw, sb, progress=lambda i, n: bar.update(task, completed=i))
-        PhaseDiagramPlot(diagram.to_dict(), depth=depth, point=(sigma_w2, sigma_b2)).save(plot)
+        PhaseDiagramPlot(diagram.to_dict(), depth=depth, point=(sigma_w2, sigma_b2)).save(plot_path)
         out["plot"] = plot
     if json_:
         print_json(out)
@@ -161,7 +165,7 @@ def meanfield(
     console.print(f"A {depth}-layer network {verdict} (L {'≤' if depth <= mf.trainable_depth else '>'} 6ξ_c = "
                   f"{mf.trainable_depth:.3g}).", highlight=False)
     if plot is not None:
-        console.print(f"wrote {plot}", highlight=False)
+        console.print(f"wrote {markup_safe(plot_path)}", highlight=False)
 
 
 @theory_app.command()
@@ -204,6 +208,7 @@ def compare(
     """Random networks at initialisation: per-layer gradient norms measured by watch beside the prediction."""
     from gradwatch.theory import compare_at_init
 
+    plot_path = output_file(plot)
     with _progress("networks") as bar:
         task = bar.add_task("", total=nets)
         res = compare_at_init(width, depth, activation, init, nets=nets, examples=examples, seed=seed,
@@ -212,7 +217,7 @@ def compare(
         from gradwatch.report.theory_plots import PredictedVsMeasured
 
         PredictedVsMeasured(res.layers, res.predicted, res.measured,
-                            title=f"{depth}×{width} {activation}, init {init}").save(plot)
+                            title=f"{depth}×{width} {activation}, init {init}").save(plot_path)
     if json_:
         print_json(res.to_dict() | ({"plot": plot} if plot else {}))
         return
@@ -224,4 +229,4 @@ def compare(
         table.add_row(name, fmt_sci(p), fmt_sci(m), f"{r:.3f}")
     console.print(table)
     if plot is not None:
-        console.print(f"wrote {plot}", highlight=False)
+        console.print(f"wrote {markup_safe(plot_path)}", highlight=False)

@@ -8,20 +8,23 @@ the CLI and the Python API can never disagree.
 from __future__ import annotations
 
 import inspect
-import re
 import math
+import re
 import types
 import typing
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
-from gradwatch.cli.common import console, err_console, print_json
+from gradwatch.cli.common import console, open_store, print_json
 from gradwatch.errors import ConfigError
+from gradwatch.report.safe_text import clean, markup_safe, plain
 from gradwatch.report.terminal import fmt_sci
 
+DIVERGED_EXIT = 3  # `gradwatch train`'s exit code when the run diverged to a non-finite loss
 LIST_FIELDS = ("sizes", "tbptt")  # given on the command line as comma-separated integers
 EPOCH_COLUMNS = (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val loss"), ("val_accuracy", "val acc"),
                  ("test_loss", "test loss"), ("test_accuracy", "test acc"), ("grad_norm", "‖g‖"))
@@ -81,13 +84,23 @@ def config_from_options(options: dict[str, Any]):
     return Config(**given)
 
 
-def _epoch_line(m: dict[str, Any]) -> str:
-    parts = [f"epoch {m['epoch']:>3}"]
-    for key, label in EPOCH_COLUMNS:
-        if key in m:
-            parts.append(f"{label} {m[key]:.4g}")
-    parts.append(f"{m.get('seconds', 0):.2f} s")
-    return "  ".join(parts)
+class EpochLines:
+    """Per-epoch metrics as fixed-width rows under one header, so they stay aligned and fit 80 columns."""
+
+    def __init__(self) -> None:
+        self.columns: list[tuple[str, str]] | None = None
+
+    def header(self, m: dict[str, Any]) -> str:
+        self.columns = [(k, label) for k, label in EPOCH_COLUMNS if k in m]
+        return "epoch " + " ".join(f"{label:>{self._width(label)}}" for _, label in self.columns) + "  seconds"
+
+    def row(self, m: dict[str, Any]) -> str:
+        cells = [f"{_compact(m.get(k)):>{self._width(label)}}" for k, label in self.columns or []]
+        return f"{m['epoch']:>5} " + " ".join(cells) + f"  {m.get('seconds', 0):>7.2f}"
+
+    @staticmethod
+    def _width(label: str) -> int:
+        return max(len(label), 8)
 
 
 def _train(store: str, json_: bool, **options: Any) -> None:
@@ -95,13 +108,15 @@ def _train(store: str, json_: bool, **options: Any) -> None:
 
     from gradwatch.lab import train as lab_train
     from gradwatch.lab.prepare import prepare  # noqa: F401  (import cost paid before the bar starts)
-    from gradwatch.store import RunStore
 
     cfg = config_from_options(options)
     steps_per_epoch = None
-    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), console=err_console, transient=True, disable=json_)
-    with RunStore(store) as db, progress:
+    lines = EpochLines()
+    # One console for the bar and the epoch rows: rows are printed above the live bar, never through it. The bar
+    # is shown only when stdout is a terminal (a pipe or file gets the rows alone).
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=console, transient=True, disable=json_ or not console.is_terminal)
+    with open_store(store) as db, progress:
         task = progress.add_task("training", total=None)
 
         def on_step(step: int, model: Any) -> None:
@@ -113,16 +128,20 @@ def _train(store: str, json_: bool, **options: Any) -> None:
                 steps_per_epoch = m["step"]
                 total = steps_per_epoch * cfg.epochs
                 progress.update(task, total=min(total, cfg.steps) if cfg.steps else total)
-            progress.update(task, description=f"epoch {epoch}/{cfg.epochs}")
+            progress.update(task, description=f"epoch {min(epoch + 1, cfg.epochs)}/{cfg.epochs}")
             if not json_:
-                console.print(_epoch_line(m), highlight=False, soft_wrap=True)
+                if lines.columns is None:
+                    progress.console.print(lines.header(m), highlight=False, markup=False, style="bold")
+                progress.console.print(lines.row(m), highlight=False, markup=False)
 
         run = lab_train(cfg, store=db, on_step=on_step, on_epoch=on_epoch)
     if json_:
         print_json({"id": run.id, "status": run.status, "config": cfg.to_dict(), "metrics": run.metrics,
                     "summary": run.summary(), "store": str(Path(store))})
-        return
-    _print_run_footer(run, store)
+    else:
+        _print_run_footer(run, store)
+    if run.status == "diverged":
+        raise typer.Exit(DIVERGED_EXIT)
 
 
 def _print_run_footer(run: Any, store: str) -> None:
@@ -143,8 +162,10 @@ def _print_run_footer(run: Any, store: str) -> None:
     elif cfg.model == "esn":
         console.print("echo state network: the reservoir is fixed and the readout solved in closed form, "
                       "so no gradient flows and there is nothing to watch", highlight=False)
-    console.print(f"run {run.id} ({run.status}) stored in {store}; see it again with "
-                  f"`gradwatch show {run.id}`", highlight=False, soft_wrap=True)
+    if run.status == "diverged":
+        console.print(f"[red]the run diverged: {markup_safe(run.error or 'a non-finite loss')}[/]", highlight=False)
+    console.print(f"run {run.id} ({run.status}) stored in {markup_safe(store)}; see it again with "
+                  f"`gradwatch show {run.id}`", highlight=False)
 
 
 def time_grad_line(norms: list[float], when: str) -> str:
@@ -174,34 +195,40 @@ def _runs(store: str = _store_option(),
           limit: int = typer.Option(20, help="Show at most this many runs, newest first."),
           json_: bool = typer.Option(False, "--json", help="Print the runs as JSON on stdout.")) -> None:
     """List the stored runs, newest first."""
-    import time
-
     from gradwatch.cli.runs import watched_row
-    from gradwatch.store import RunStore
     from gradwatch.store.watched import is_watched
 
-    with RunStore(store) as db:
+    if not Path(store).expanduser().exists():  # nothing trained here yet: not an error
+        if json_:
+            print_json([])
+        else:
+            console.print(f"no runs yet in {markup_safe(store)}: `gradwatch train` makes one", highlight=False)
+        return
+    with open_store(store, must_exist=True) as db:
         rows = db.runs(limit=limit)
     if json_:
         print_json(rows)
         return
-    table = Table(title=f"runs in {store}", title_justify="left")
-    for col in ("id", "status", "model", "dataset", "net", "init", "epochs", "test acc", "started"):
-        table.add_column(col, justify="right" if col in ("epochs", "test acc") else "left",
-                         overflow="fold" if col == "id" else "ellipsis")  # an id is never cut short
+    table = Table(title=plain(f"runs in {store}"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    # The id comes first and is never cut: it is what `gradwatch show` takes. The other columns wrap.
+    table.add_column("id", no_wrap=True, min_width=max([len(r["id"]) for r in rows], default=2))
+    for col in ("status", "network and data", "epochs", "test acc"):
+        table.add_column(col, justify="right" if col in ("epochs", "test acc") else "left", overflow="fold")
     for r in rows:
         c, s = r["config"], r["summary"]
-        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"]))
         if is_watched(r):  # a watched run of the user's own model
             w = watched_row(r)
-            table.add_row(r["id"], r["status"], w["model"], w["dataset"], w["net"], w["init"], w["epochs"], w["acc"],
-                          started)
+            table.add_row(plain(r["id"]), plain(r["status"]), plain(f"{w['model']} {w['net']}"),
+                          plain(w["epochs"]), plain(w["acc"]))
             continue
-        net = (f"{len(c['sizes'])}×{c['sizes']}" if c.get("sizes") is not None
-               else f"{c.get('depth')}×{c.get('width')} {c.get('activation')}")
+        net = (f"{c.get('model')} {c['sizes']}" if c.get("sizes") is not None
+               else f"{c.get('model')} {c.get('depth')}×{c.get('width')}")
+        net += f" {c.get('activation', '')} {c.get('init', '')} on {c.get('dataset', '')}"
         acc = s.get("test_accuracy")
-        table.add_row(r["id"], r["status"], c.get("model", ""), c.get("dataset", ""), net, c.get("init", ""),
-                      str(s.get("epoch", "")), "" if acc is None else f"{acc:.3f}", started)
+        table.add_row(plain(r["id"]), plain(r["status"]), plain(net),
+                      plain(s.get("epoch", "")), "" if not isinstance(acc, (int, float)) else f"{acc:.3f}",
+                      style="red" if r["status"] in ("diverged", "failed") else None)
     console.print(table)
     if not rows:
         console.print("no runs yet: `gradwatch train` makes one")
@@ -212,12 +239,9 @@ def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), f
           json_: bool = typer.Option(False, "--json", help="Print the run as JSON on stdout.")) -> None:
     """Show one stored run: its config, metrics per epoch and per-layer gradient summary."""
     from gradwatch.lab.config import Config
-    from gradwatch.store import RunStore
     from gradwatch.store.watched import is_watched, load_history
 
-    if not Path(store).expanduser().is_file():
-        raise ConfigError("store", store, "no run store there; train a run first or pass --store")
-    with RunStore(store) as db:
+    with open_store(store, must_exist=True) as db:
         run = db.get(run_id)
         metrics = db.metrics(run["id"])
         history = db.history(run["id"])
@@ -236,12 +260,13 @@ def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), f
         return
     defaults = Config().to_dict()
     changed = {k: v for k, v in run["config"].items() if defaults.get(k) != v}
-    console.print(f"[bold]run {run['id']}[/] — {run['status']}; gradwatch {run['gradwatch_version']}, "
-                  f"torch {run['torch_version']}", highlight=False)
-    console.print("config (non-default): " + (", ".join(f"{k}={v}" for k, v in changed.items()) or "defaults"),
+    console.print(f"[bold]run {markup_safe(run['id'])}[/] — {markup_safe(run['status'])}; gradwatch "
+                  f"{markup_safe(run['gradwatch_version'])}, torch {markup_safe(run['torch_version'])}",
                   highlight=False)
+    console.print(plain("config (non-default): " + (", ".join(f"{k}={v}" for k, v in changed.items())
+                                                    or "defaults")), highlight=False)
     if run.get("error"):
-        console.print(f"[red]error:[/] {run['error']}", highlight=False)
+        console.print(f"[red]error:[/] {markup_safe(run['error'])}", highlight=False)
     table = Table(title="metrics per epoch", title_justify="left")
     cols = ["epoch"] + [k for k, _ in EPOCH_COLUMNS if any(k in m for m in metrics)]
     for c in cols:
@@ -255,10 +280,19 @@ def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), f
 
         console.print(watch_table(history_from_store(history)))
     if run["summary"].get("diagnosis"):
-        console.print(run["summary"]["diagnosis"], style="green" if run["summary"].get("healthy") else "yellow",
+        console.print(clean(run["summary"]["diagnosis"], keep_newlines=True), style="green" if run["summary"].get("healthy") else "yellow",
                       markup=False, highlight=False)
     for epoch, norms in sorted(times.items())[:1] + sorted(times.items())[-1:]:
         console.print(time_grad_line(norms.tolist(), f"at the start of epoch {epoch}"), highlight=False)
+
+
+def _compact(v: Any) -> str:
+    """At most 8 characters: 4 significant digits in [0.01, 10⁴), else 2 in scientific notation."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return ""
+    if v == 0 or not math.isfinite(v) or 1e-2 <= abs(v) < 1e4:
+        return f"{v:.4g}"
+    return f"{v:.1e}"
 
 
 def _fmt(v: Any) -> str:

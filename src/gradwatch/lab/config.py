@@ -11,13 +11,14 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from gradwatch.config import StrictModel
+from gradwatch.config import FINITE, StrictModel
 from gradwatch.errors import ConfigError, check_choice
 from gradwatch.lab.data import DATASETS
 from gradwatch.lab.tasks import IMAGE_DATASETS, REGRESSION_TASKS, SEQUENCE_TASKS, TASKS, check_seq_len
 from gradwatch.nn.activations import ACTIVATIONS
 from gradwatch.nn.init import INITS
 
+MAX_SEED = 2**63 - 1  # torch and numpy take seeds in [0, 2⁶³)
 MODELS = ("mlp", "rnn", "lstm", "gru", "esn")
 RECURRENT = ("rnn", "lstm", "gru", "esn")
 DATASET_NAMES = tuple(DATASETS) + tuple(TASKS)
@@ -26,6 +27,8 @@ LAB_INITS = tuple(INITS) + ("lsuv",)
 
 class Config(StrictModel):
     """Everything that defines one training run. ``Config(**cfg.to_dict())`` rebuilds it exactly."""
+
+    model_config = FINITE
 
     # --- architecture --------------------------------------------------------------------------------------
     model: Literal["mlp", "rnn", "lstm", "gru", "esn"] = Field("mlp", description="mlp, rnn, lstm, gru or esn")
@@ -66,6 +69,8 @@ class Config(StrictModel):
     dataset: str = Field("digits", description="digits, mnist, mnist1d, adding, temporal_order, copy_memory, "
                                                "teacher_student, polynomial")
     data_dir: Optional[str] = Field(None, description="directory of the MNIST files")
+    download: bool = Field(False, description="download MNIST into the cache when its files are not found "
+                                              "(also allowed by GRADWATCH_DOWNLOAD=1)")
     scale: Literal["unit", "standardize", "none"] = Field("unit", description="input scaling of image data")
     preprocess: Literal["none", "center", "standardize", "pca", "zca"] = Field(
         "none", description="fitted on the training split only (seed 001)")
@@ -109,7 +114,7 @@ class Config(StrictModel):
                                                                          "pretraining (seed 000, remedy f)")
     pretrain_epochs: int = Field(5, ge=1, description="epochs per autoencoder")
     pretrain_lr: float = Field(1e-3, gt=0, description="Adam learning rate of the autoencoders")
-    seed: int = Field(0, ge=0, description="seed of data split, weights, shuffling and dropout")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of data split, weights, shuffling and dropout")
     device: str = Field("cpu", description="torch device")
     watch_every: int = Field(1, ge=1, description="record the watch statistics every this many steps")
 
@@ -143,6 +148,8 @@ class Config(StrictModel):
     def _tbptt(cls, v: Any) -> Any:
         if isinstance(v, int) and not isinstance(v, bool):
             v = [v, v]
+        if isinstance(v, (list, tuple)) and len(v) == 1:  # one number k: k1 = k2 = k
+            v = [v[0], v[0]]
         if v is not None and (not isinstance(v, (list, tuple)) or len(v) != 2):
             raise ConfigError("tbptt", v, "expected k1,k2 (two positive integers) or one integer k")
         if v is not None and any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in v):
@@ -152,13 +159,9 @@ class Config(StrictModel):
     @field_validator("device")
     @classmethod
     def _device(cls, v: str) -> str:
-        import torch
+        from gradwatch.nn.devices import check_device
 
-        try:
-            torch.device(v)
-        except (RuntimeError, TypeError):
-            raise ConfigError("device", v, "expected a torch device such as cpu, cuda, cuda:0") from None
-        return v
+        return check_device("device", v)
 
     # --- combinations -------------------------------------------------------------------------------------
     @model_validator(mode="after")
@@ -204,6 +207,9 @@ class Config(StrictModel):
                                                          "no conv front end)")
         if self.model == "esn" and self.init == "lsuv":
             raise ConfigError("init", self.init, "the esn reservoir is not trained: use a random init")
+        from gradwatch.lab.memory import check_config_size
+
+        check_config_size(self)
         return self
 
     # --- derived values -----------------------------------------------------------------------------------

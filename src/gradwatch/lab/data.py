@@ -53,14 +53,14 @@ class _Raw:
     source: str
 
 
-def _digits(data_dir: str | os.PathLike | None, download: bool) -> _Raw:
+def _digits(data_dir: str | os.PathLike | None, download: bool | None) -> _Raw:
     from sklearn.datasets import load_digits
 
     d = load_digits()
     return _Raw(d.images, d.target, None, None, 16.0, "scikit-learn load_digits (UCI 8x8 digits)")
 
 
-def _mnist(data_dir: str | os.PathLike | None, download: bool) -> _Raw:
+def _mnist(data_dir: str | os.PathLike | None, download: bool | None) -> _Raw:
     from gradwatch.lab import mnist
 
     found = mnist.locate(data_dir, download=download)
@@ -71,7 +71,7 @@ def _mnist(data_dir: str | os.PathLike | None, download: bool) -> _Raw:
     return _Raw(x_test, y_test, None, None, 255.0, f"MNIST t10k from {found['test'][0].parent} (split)")
 
 
-def _mnist1d(data_dir: str | os.PathLike | None, download: bool) -> _Raw:
+def _mnist1d(data_dir: str | os.PathLike | None, download: bool | None) -> _Raw:
     from gradwatch.lab.mnist1d import make_mnist1d
 
     x, y = make_mnist1d()
@@ -112,19 +112,20 @@ def load_dataset(
     scale: str = "unit",
     test_fraction: float = 0.2,
     seed: int = 0,
-    download: bool = True,
+    download: bool | None = None,
 ) -> Dataset:
     """Load a dataset as float32 inputs and int64 labels, split into train and test.
 
     Args:
         name: ``digits`` (default, offline), ``mnist`` or ``mnist1d``.
-        data_dir: where the MNIST files are (else ``GRADWATCH_DATA``, else the cache, else download).
+        data_dir: where the MNIST files are (else ``GRADWATCH_DATA``, else the cache).
         flatten: return inputs as ``[n, features]`` (else ``[n, *image_shape]``).
         scale: ``unit`` (to [0, 1]), ``standardize`` (zero mean, unit variance per feature, fitted on the
             training split), or ``none``.
         test_fraction: share of examples held out when the dataset has no fixed test set.
         seed: seed of that split (stratified by class).
-        download: allow downloading MNIST into the cache when it is not found.
+        download: allow downloading MNIST into the cache when it is not found; None (the default) allows it
+            only when the environment has ``GRADWATCH_DOWNLOAD=1``.
     """
     check_choice("dataset", name, DATASETS)
     check_choice("scale", scale, SCALES)

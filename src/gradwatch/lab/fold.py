@@ -15,6 +15,8 @@ import copy
 import torch
 from torch import nn
 
+from gradwatch.errors import ConfigError
+
 
 @torch.no_grad()
 def fold_linear_bn(linear: nn.Linear, bn: nn.BatchNorm1d) -> nn.Linear:
@@ -33,6 +35,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
     BN placed after the activation is left as it is (there is no linear layer right before it).
     """
+    if not isinstance(model, nn.Module):
+        raise ConfigError("model", type(model).__name__, "expected a torch.nn.Module")
     folded = copy.deepcopy(model).eval()
     for seq in [m for m in folded.modules() if isinstance(m, nn.Sequential)]:
         names = list(seq._modules)

@@ -1,9 +1,12 @@
-"""MNIST from the four standard IDX files: find, verify (md5), download when online, parse.
+"""MNIST from the four standard IDX files: find, verify (md5), download only when allowed, parse.
 
 Where the files are looked for, in order: the ``data_dir`` argument (``--data-dir``), the ``GRADWATCH_DATA``
 environment variable, and the cache directory (``GRADWATCH_CACHE`` or ``~/.cache/gradwatch``); in each, the
 directory itself and its ``mnist/`` subfolder. A directory that holds only the t10k pair is enough: the
 caller then splits those 10,000 images into train and test.
+
+Downloading is opt-in: ``download=True`` (the CLI's ``--download``) or ``GRADWATCH_DOWNLOAD=1``. Otherwise a
+missing file is an error that says which files to put where and how to allow the download.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
 DOWNLOAD_TIMEOUT_S = 20.0
+DOWNLOAD_ENV = "GRADWATCH_DOWNLOAD"
+
+
+def download_allowed(download: bool | None = None) -> bool:
+    """``download`` when given, else whether ``GRADWATCH_DOWNLOAD`` is set to 1 (or true, yes)."""
+    if download is not None:
+        return bool(download)
+    return os.environ.get(DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def cache_dir() -> Path:
@@ -85,7 +96,7 @@ def _verify(path: Path) -> Path:
     if got != MD5[path.name]:
         raise DataError(
             f"MNIST file {path} has md5 {got}, expected {MD5[path.name]}: the file is corrupt or not the "
-            "original; delete it and put the original there (or let gradwatch download it)"
+            "original; delete it and put the original there (or allow the download with --download)"
         )
     return path
 
@@ -121,20 +132,26 @@ def _download(names: tuple[str, ...]) -> tuple[Path, ...] | None:
     return tuple(out)
 
 
-def locate(data_dir: str | os.PathLike | None = None, download: bool = True) -> dict[str, tuple[Path, Path]]:
-    """Find (or fetch) MNIST: ``{"train": (images, labels), "test": (images, labels)}``, or only ``"test"``."""
+def locate(data_dir: str | os.PathLike | None = None, download: bool | None = None
+           ) -> dict[str, tuple[Path, Path]]:
+    """Find MNIST: ``{"train": (images, labels), "test": (images, labels)}``, or only ``"test"``. When the files
+    are missing, download them into the cache only if :func:`download_allowed` (``download`` or
+    ``GRADWATCH_DOWNLOAD=1``)."""
     dirs = _candidates(data_dir)
     test = _find(TEST, dirs)
     train = _find(TRAIN, dirs)
-    if test is None and download:
+    allowed = download_allowed(download)
+    if test is None and allowed:
         test = _download(TEST)
         train = _download(TRAIN) if test is not None else None
     if test is None:
         where = str(data_dir) if data_dir is not None else os.environ.get("GRADWATCH_DATA") or str(cache_dir())
-        raise DataError(
-            f"MNIST not found and could not be downloaded: put {TEST[0]} and {TEST[1]} (and optionally "
-            f"{TRAIN[0]}, {TRAIN[1]}) in {where}, or pass --data-dir DIR / set GRADWATCH_DATA"
-        )
+        files = f"put {TEST[0]} and {TEST[1]} (and optionally {TRAIN[0]}, {TRAIN[1]}) in {where}"
+        if allowed:
+            raise DataError(f"MNIST not found and no mirror answered the download: {files}, or pass --data-dir DIR "
+                            "/ set GRADWATCH_DATA")
+        raise DataError(f"MNIST not found: {files}, or pass --data-dir DIR / set GRADWATCH_DATA; or allow the "
+                        f"download into {cache_dir()} with --download or {DOWNLOAD_ENV}=1")
     return {"test": test} if train is None else {"train": train, "test": test}
 
 

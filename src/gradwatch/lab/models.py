@@ -16,27 +16,15 @@ from torch import nn
 from gradwatch.errors import ConfigError
 from gradwatch.lab.layers import Residual, SparseLinear, ScaledAtTestDropout, conv_front
 from gradwatch.nn.activations import get_activation
-from gradwatch.nn.init import get_init, lsuv, scale_spectral_radius
+from gradwatch.nn.init import lsuv, scale_spectral_radius
+from gradwatch.nn.mlp import fill_weight, mlp
+
+__all__ = ["build_model", "feedforward", "initialize", "linear_layers", "mlp"]
 
 if TYPE_CHECKING:
     from gradwatch.lab.config import Config
 
 LSTM_FORGET_BIAS = 1.0  # Gers, Schmidhuber & Cummins 2000: start with the forget gate open
-
-
-def mlp(sizes: list[int], activation: str = "sigmoid") -> nn.Sequential:
-    """``sizes = [n_in, h_1, …, h_k, n_out]``: Linear layers ``hidden1 … hiddenk`` each followed by the
-    activation (``act1 …``), and a linear ``output`` layer producing logits (the softmax lives in the loss).
-    """
-    if len(sizes) < 2 or any(not isinstance(s, int) or s < 1 for s in sizes):
-        raise ConfigError("sizes", sizes, "expected at least two positive integers [inputs, ..., outputs]")
-    act = get_activation(activation)
-    layers: OrderedDict[str, nn.Module] = OrderedDict()
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-2], sizes[1:-1]), start=1):
-        layers[f"hidden{i}"] = nn.Linear(n_in, n_out)
-        layers[f"act{i}"] = act.make()
-    layers["output"] = nn.Linear(sizes[-2], sizes[-1])
-    return nn.Sequential(layers)
 
 
 def _hidden_layer(cfg: Config, i: int, n_in: int, n_out: int, generator: torch.Generator | None
@@ -112,9 +100,7 @@ def initialize(model: nn.Module, init: str = "xavier_uniform", *, init_std: floa
         raise ConfigError("init", "lsuv", "LSUV is data-driven: pass a batch of inputs (data=...)")
 
     def fill(name: str, w: torch.Tensor) -> None:
-        kwargs = {"normal": {"std": init_std}, "uniform": {"a": init_std}, "he_normal": {"mode": mode},
-                  "he_uniform": {"mode": mode}}.get(name, {})
-        get_init(name)(w, generator=generator, **kwargs)
+        fill_weight(w, name, init_std=init_std, mode=mode, generator=generator)
 
     base = "orthogonal" if init == "lsuv" else init
     in_cells = {id(c) for m in model.modules() if isinstance(m, RNNCell) for c in m.children()}

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from gradwatch.errors import ConfigError
 from gradwatch.lab.config import Config
 from gradwatch.lab.data import DATASETS, Dataset, load_dataset
 from gradwatch.lab.preprocess import Preprocessor
@@ -40,7 +41,8 @@ class Prepared:
 
 def _load(cfg: Config) -> Dataset:
     if cfg.dataset in DATASETS:
-        return load_dataset(cfg.dataset, data_dir=cfg.data_dir, scale=cfg.scale, seed=cfg.seed, flatten=True)
+        return load_dataset(cfg.dataset, data_dir=cfg.data_dir, scale=cfg.scale, seed=cfg.seed, flatten=True,
+                            download=cfg.download or None)
     return make_task(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed, seq_len=cfg.seq_len,
                      input_dim=cfg.input_dim, teacher_width=cfg.teacher_width, degree=cfg.degree, noise=cfg.noise)
 
@@ -71,6 +73,11 @@ def prepare(cfg: Config) -> Prepared:
     if not cfg.recurrent and sequence_task:
         x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
     n_val = int(round(cfg.val_fraction * len(x_train)))
+    if cfg.val_fraction > 0 and not 1 <= n_val < len(x_train):
+        most = (len(x_train) - 1) / len(x_train)
+        raise ConfigError("val_fraction", cfg.val_fraction, f"leaves an empty {'validation' if n_val < 1 else 'training'}"
+                          f" split of the {len(x_train)} training examples; use a value in "
+                          f"[{1 / len(x_train):.2g}, {most:.4g}]")
     g = torch.Generator().manual_seed(cfg.seed)
     order = torch.randperm(len(x_train), generator=g)
     val_idx, train_idx = order[:n_val], order[n_val:]

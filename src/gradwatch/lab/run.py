@@ -13,6 +13,17 @@ from torch import nn
 from gradwatch.lab.config import Config
 
 
+def first_nonfinite_epoch(metrics: list[dict[str, Any]]) -> tuple[int, str] | None:
+    """(epoch, metric) of the first epoch whose training loss (the optimizer's or the evaluated one) is NaN or
+    infinite, or None: a run with such an epoch diverged."""
+    for m in metrics:
+        for name in ("loss", "train_loss"):
+            v = m.get(name)
+            if isinstance(v, (int, float)) and not np.isfinite(v):
+                return m["epoch"], name
+    return None
+
+
 def new_run_id() -> str:
     """Sortable and unique: UTC time to the second and 4 random hex digits, e.g. ``20250101-120000-a1b2``."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
@@ -32,7 +43,8 @@ class Run:
     history: Any = None                  # the watch's History (None for an echo state network)
     watcher: Any = field(default=None, repr=False)
     diagnosis: Any = None                # the watch's Diagnosis of the run
-    status: str = "running"
+    status: str = "running"              # completed, diverged (a non-finite loss), failed or interrupted
+    error: str | None = None             # why the run diverged or failed
     source: str = ""
     time_grad_norms: list[list[float]] = field(default_factory=list)  # recurrent: ‖∂L/∂h_t‖ per epoch, per t
     pretraining: list[Any] = field(default_factory=list)  # AutoencoderResult per hidden layer
@@ -60,4 +72,6 @@ class Run:
             out["diagnosis"] = str(self.diagnosis)
             out["healthy"] = bool(self.diagnosis.healthy)
         out["source"] = self.source
+        if self.error is not None:
+            out["error"] = self.error
         return out

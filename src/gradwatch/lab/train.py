@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gradwatch.errors import ConfigError
 from gradwatch.lab.config import Config
 from gradwatch.lab.constraints import clip_gradients, project_weights
 from gradwatch.lab.models import build_model
@@ -27,7 +28,7 @@ from gradwatch.lab.penalties import weight_penalty
 from gradwatch.lab.prepare import Prepared, accuracy, prepare, task_loss
 from gradwatch.lab.pretrain import pretrain_autoencoders
 from gradwatch.lab.recurrent import EchoStateNetwork, RecurrentNet
-from gradwatch.lab.run import Run, new_run_id
+from gradwatch.lab.run import Run, first_nonfinite_epoch, new_run_id
 from gradwatch.lab.sampling import augment, epoch_order
 from gradwatch.lab.watching import attach_watch, history_rows
 
@@ -79,6 +80,8 @@ def train(cfg: Config | None = None, *, store: Any = None, on_step: StepCallback
         from gradwatch.store import RunStore
 
         store = RunStore(store)
+    elif store is not None and not hasattr(store, "start_run"):
+        raise ConfigError("store", store, "expected a RunStore, the path of one, or None")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         return _Trainer(cfg, store, on_step, on_epoch, on_progress, watch_options).run()
@@ -172,18 +175,21 @@ class _Trainer:
                 self._fit_esn(run)
             else:
                 self._fit(run)
-            run.status = "completed"
         except (KeyboardInterrupt, StopTraining) as exc:
             self._finish(run, "interrupted", type(exc).__name__)
             raise
         except Exception as exc:
             self._finish(run, "failed", f"{type(exc).__name__}: {exc}")
             raise
-        self._finish(run, "completed")
+        bad = first_nonfinite_epoch(self.metrics)
+        if bad is None:
+            self._finish(run, "completed")
+        else:
+            self._finish(run, "diverged", f"the {bad[1].replace('_', ' ')} became non-finite in epoch {bad[0]}")
         return run
 
     def _finish(self, run: Run, status: str, error: str | None = None) -> None:
-        run.status, run.metrics = status, self.metrics
+        run.status, run.metrics, run.error = status, self.metrics, error
         run.time_grad_norms = self.time_grads
         if self.store is not None:
             self.store.finish_run(run.id, status, summary=run.summary(), error=error)

@@ -22,7 +22,7 @@ def json_payload(result) -> dict[str, Any]:
 
 def write_experiment(result, out: Path, index_href: str | None = None) -> dict[str, Path]:
     """Write JSON, PNGs and HTML for ``result`` into ``out``; returns {kind: path}."""
-    from gradwatch.cli.common import write_json
+    from gradwatch.io import write_json
 
     out.mkdir(parents=True, exist_ok=True)
     images = {key: fig.save(out / figure_filename(result.name, key)) for key, fig in result.figures.items()}

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from rich.table import Table
 
+from gradwatch.report.safe_text import plain
+
 
 def fmt_sci(v: float | None) -> str:
     return "—" if v is None else f"{v:.2g}" if 1e-2 <= abs(v) < 1e3 else f"{v:.1e}"
@@ -43,5 +45,5 @@ def plain_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
     for i, c in enumerate(columns):
         table.add_column(c, justify="left" if i == 0 else "right")
     for row in rows:
-        table.add_row(*(fmt_sci(v) if isinstance(v, float) else "" if v is None else str(v) for v in row))
+        table.add_row(*(fmt_sci(v) if isinstance(v, float) else "" if v is None else plain(v) for v in row))
     return table

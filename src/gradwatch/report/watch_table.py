@@ -12,6 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from gradwatch.report.safe_text import plain
 from gradwatch.report.terminal import fmt_sci
 
 # (statistic, column header) in the order shown; a column appears when the statistic was recorded. Gradient and
@@ -43,7 +44,7 @@ def _where(history, row: int) -> str:
 
 def _table(history, shown, row: int, title: str, *, nonfinite: bool) -> Table:
     h = history
-    table = Table(title=title, title_justify="left")
+    table = Table(title=plain(title), title_justify="left")
     table.add_column("layer")
     table.add_column("type", style="dim")
     for _, header in shown:
@@ -60,7 +61,7 @@ def _table(history, shown, row: int, title: str, *, nonfinite: bool) -> Table:
         if counts is not None:
             cells.append(str(int(counts[i])))
         style = "red" if counts is not None and counts[i] > 0 else None
-        table.add_row(layer, kind, *cells, style=style)
+        table.add_row(plain(layer), plain(kind), *cells, style=style)
     return table
 
 

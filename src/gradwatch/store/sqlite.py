@@ -24,18 +24,18 @@ from typing import Any
 
 import numpy as np
 
-from gradwatch.errors import ConfigError, DataError
+from gradwatch.errors import ConfigError, DataError, PathError
 
 DEFAULT_STORE = Path("gradwatch-runs") / "runs.sqlite"
 BUSY_TIMEOUT_S = 30.0
-STATUSES = ("running", "completed", "failed", "interrupted")
+STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     config TEXT NOT NULL,
     seed INTEGER,
-    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'interrupted')),
+    status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'diverged', 'failed', 'interrupted')),
     started REAL NOT NULL,
     ended REAL,
     gradwatch_version TEXT,
@@ -88,6 +88,21 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(v) else v
 
 
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """Open for reading only; when SQLite cannot create its WAL side files (a read-only directory), read the file
+    as immutable."""
+    from urllib.parse import quote
+
+    uri = "file:" + quote(str(path.resolve()))
+    try:
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        conn = sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return conn
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -101,23 +116,54 @@ def _pid_alive(pid: int) -> bool:
 class RunStore:
     """``RunStore(path)`` opens (creating if needed) the database; usable as a context manager."""
 
-    def __init__(self, path: str | os.PathLike = DEFAULT_STORE):
+    def __init__(self, path: str | os.PathLike = DEFAULT_STORE, *, readonly: bool = False):
+        """``readonly=True`` opens an existing store for reading only (a read-only file or directory works);
+        a missing, unreadable or unwritable store raises :class:`~gradwatch.errors.PathError`."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigError("store", path, "expected the path of an SQLite file")
         self.path = Path(path).expanduser()
-        if self.path.exists() and self.path.is_dir():
-            raise ConfigError("store", str(path), "must be a database file, not a directory")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        if self.path.is_dir():
+            raise PathError("store", path, "is a directory; expected an SQLite file (e.g. DIR/runs.sqlite)")
+        if readonly and not self.path.is_file():
+            raise PathError("store", path, "no run store there; train a run first or pass --store")
+        if self.path.exists() and not os.access(self.path, os.R_OK):
+            raise PathError("store", path, "cannot be read (permission denied)")
         try:
-            self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-            with self._tx():
-                for stmt in filter(str.strip, SCHEMA.split(";")):
-                    self.conn.execute(stmt)
+            if readonly:
+                self.conn = _connect_readonly(self.path)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                self._create_or_migrate()
+                self.conn.execute("PRAGMA foreign_keys=ON")
+        except OSError as exc:
+            raise PathError("store", path, f"cannot be created ({exc.strerror or exc})") from None
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc) or "unable to open" in str(exc):
+                raise PathError("store", path, f"cannot be written ({exc}); pass a writable --store") from None
+            raise DataError(f"{self.path} is not a gradwatch run store ({exc})") from None
         except sqlite3.DatabaseError as exc:
             raise DataError(f"{self.path} is not a gradwatch run store ({exc})") from None
         self.host = socket.gethostname()
-        self.mark_interrupted()
+        if not readonly:
+            self.mark_interrupted()
+
+    def _create_or_migrate(self) -> None:
+        """Create the tables; rebuild a ``runs`` table from before the ``diverged`` status (its CHECK lists
+        the allowed statuses, which SQLite cannot alter in place). Foreign keys are off here, so the rebuild
+        keeps every run's metrics and history."""
+        row = self.conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
+        with self._tx():
+            if row is not None and "'diverged'" not in row[0]:
+                self.conn.execute(SCHEMA.split(";")[0].replace("EXISTS runs", "EXISTS runs_new"))
+                self.conn.execute("INSERT INTO runs_new SELECT * FROM runs")
+                self.conn.execute("DROP TABLE runs")
+                self.conn.execute("ALTER TABLE runs_new RENAME TO runs")
+            for stmt in filter(str.strip, SCHEMA.split(";")):
+                self.conn.execute(stmt)
 
     # --- plumbing -------------------------------------------------------------------------------------------
     def _tx(self):

@@ -16,8 +16,12 @@ import numpy as np
 import torch
 
 from gradwatch.errors import ConfigError
-from gradwatch.lab.models import initialize, mlp
+from gradwatch.nn.memory import check_fits, mlp_bytes
+from gradwatch.nn.mlp import init_linear_layers, mlp
 from gradwatch.theory.init_variance import variance_propagation
+
+
+MAX_SEED = 2**63 - 1  # torch.Generator takes seeds in [0, 2⁶⁴); numpy and the lab use [0, 2⁶³)
 
 
 @dataclass(frozen=True)
@@ -51,12 +55,16 @@ def compare_at_init(width: int = 256, depth: int = 8, activation: str = "tanh", 
     for name, v in (("width", width), ("depth", depth), ("nets", nets), ("examples", examples)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(name, v, "expected a positive integer")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError("seed", seed, f"expected an integer in [0, {MAX_SEED}]")
     sizes = [inputs or width] + [width] * depth + [outputs or width]
+    check_fits("width" if width / 256 >= depth / 8 else "depth", width if width / 256 >= depth / 8 else depth,
+               f"a {depth}×{width} net", mlp_bytes(sizes[0], sizes[1:-1], sizes[-1], 1))
     prediction = variance_propagation(sizes, activation, init, input_var=input_var, init_std=init_std)
     gen = torch.Generator().manual_seed(seed)
     squares = []
     for n in range(nets):
-        model = initialize(mlp(sizes, activation), init, init_std=init_std, generator=gen)
+        model = init_linear_layers(mlp(sizes, activation), init, init_std=init_std, generator=gen)
         with gw.watch(model, param_names=("weight",)) as w:
             for _ in range(examples):
                 x = torch.randn(1, sizes[0], generator=gen) * math.sqrt(input_var)   # one example   (1, n_0)

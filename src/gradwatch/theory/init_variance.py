@@ -40,12 +40,14 @@ def weight_variance(init: str, fan_in: int, fan_out: int, init_std: float = 0.01
     """Var W_ij of an (fan_out × fan_in) matrix drawn by ``init``."""
     if init not in WEIGHT_VARIANCE:
         raise ConfigError("init", init, "expected one of " + ", ".join(WEIGHT_VARIANCE))
+    if init == "normal" and not (isinstance(init_std, (int, float)) and math.isfinite(init_std) and init_std > 0):
+        raise ConfigError("init_std", init_std, "σ of the normal init must be > 0 and finite")
     return WEIGHT_VARIANCE[init](fan_in, fan_out, init_std)
 
 
 @dataclass(frozen=True)
 class VariancePrediction:
-    """Per layer (``hidden1`` … ``output``, the names of :func:`gradwatch.lab.models.mlp`)."""
+    """Per layer (``hidden1`` … ``output``, the names of :func:`gradwatch.nn.mlp.mlp`)."""
 
     activation: str
     init: str
@@ -61,8 +63,10 @@ class VariancePrediction:
 
     @property
     def ratio_to_output(self) -> list[float]:
-        """‖∂L/∂W^l‖ / ‖∂L/∂W^L‖: < 1 toward the input means vanishing gradients."""
-        return [g / self.grad_norm[-1] for g in self.grad_norm]
+        """‖∂L/∂W^l‖ / ‖∂L/∂W^L‖: < 1 toward the input means vanishing gradients (NaN when the output layer's
+        gradient is 0, e.g. for zero inputs)."""
+        last = self.grad_norm[-1]
+        return [g / last if last > 0 else math.nan for g in self.grad_norm]
 
     def to_dict(self) -> dict:
         return asdict(self) | {"ratio_to_output": self.ratio_to_output}
@@ -77,6 +81,8 @@ def variance_propagation(sizes: list[int], activation: str = "tanh", init: str =
     for name, v in (("input_var", input_var), ("bias_var", bias_var), ("output_grad_var", output_grad_var)):
         if not (math.isfinite(v) and v >= 0):
             raise ConfigError(name, v, "a variance must be ≥ 0 and finite")
+    if not (isinstance(init_std, (int, float)) and math.isfinite(init_std) and init_std > 0):
+        raise ConfigError("init_std", init_std, "σ of the normal init must be > 0 and finite")
     act = numpy_activation(activation)
     L = len(sizes) - 1
     wvar = [weight_variance(init, sizes[l - 1], sizes[l], init_std) for l in range(1, L + 1)]

@@ -55,7 +55,10 @@ class MeanField:
 
     def gradient_growth(self, depth: int) -> float:
         """Predicted ‖∂L/∂h_l‖² / ‖∂L/∂h_{l+depth}‖² = χ₁^depth: > 1 means gradients grow toward the input."""
-        return self.chi1 ** depth
+        try:
+            return self.chi1 ** depth
+        except OverflowError:  # χ₁ > 1 over very many layers: beyond the largest float
+            return math.inf
 
     def to_dict(self, depth: int | None = None) -> dict:
         out = asdict(self) | {"trainable_depth": self.trainable_depth}

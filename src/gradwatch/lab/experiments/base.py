@@ -15,18 +15,28 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from gradwatch.config import StrictModel
+from gradwatch.config import FINITE, StrictModel
 
 T = TypeVar("T")
 
 
 class ExperimentConfig(StrictModel):
-    """Options every experiment accepts; experiments subclass it and add their knobs."""
+    """Options every experiment accepts; experiments subclass it and add their knobs. Floats must be finite, and
+    the sizes of the nets an experiment builds must fit in memory (see :mod:`gradwatch.lab.memory`)."""
+
+    model_config = FINITE
 
     quick: bool = Field(False, description="CI-sized run: fewer steps and smaller nets, same claim")
-    seed: int = Field(0, description="seed of weights, data order and splits")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="seed of weights, data order and splits")
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self):
+        from gradwatch.lab.memory import check_experiment_size
+
+        check_experiment_size(self)
+        return self
 
 
 @dataclass

@@ -1,0 +1,86 @@
+"""What the CLI prints fits an 80-column terminal and survives any stored string: full run ids that `show`
+accepts, epoch rows that fit, rich markup and control characters in paths and stored configs printed as text."""
+
+import json
+import re
+import sqlite3
+
+from gradwatch import lab
+from gradwatch.cli.train import EPOCH_COLUMNS, EpochLines
+from gradwatch.store import RunStore
+
+from conftest import run_cli
+
+NARROW = {"COLUMNS": "80"}
+
+
+def test_runs_at_80_columns_shows_whole_ids_that_show_accepts(tmp_path):
+    store = tmp_path / "runs.sqlite"
+    ids = [lab.train(lab.Config(depth=1, width=4, epochs=1, steps=1, seed=s), store=str(store)).id for s in (0, 1)]
+    p = run_cli("runs", "--store", str(store), env=NARROW)
+    assert p.returncode == 0, p.stderr
+    assert max(len(line) for line in p.stdout.splitlines()) <= 80
+    shown = re.findall(r"\b\d{8}-\d{6}-[0-9a-f]{4}\b", p.stdout)
+    assert sorted(shown) == sorted(ids)  # every id whole, read back from the table
+    s = run_cli("show", shown[0], "--store", str(store), env=NARROW)
+    assert s.returncode == 0 and f"run {shown[0]}" in s.stdout
+
+
+def test_epoch_rows_fit_80_columns_with_every_metric():
+    m = {"epoch": 100, "seconds": 1234.5, **{k: -1.23456e-05 for k, _ in EPOCH_COLUMNS}}
+    lines = EpochLines()
+    header, row = lines.header(m), lines.row(m)
+    assert len(header) <= 80 and len(row) <= 80 and len(header) == len(row)
+    assert row.split()[1:-1] == ["-1.2e-05"] * len(EPOCH_COLUMNS)
+    m.update({k: 0.123456 for k, _ in EPOCH_COLUMNS})
+    assert lines.row(m).split()[1:-1] == ["0.1235"] * len(EPOCH_COLUMNS)
+
+
+def _tamper(store, **config_values):
+    """A store received from someone else: a stored config holding markup and an ANSI escape."""
+    conn = sqlite3.connect(store)
+    rid, cfg = conn.execute("SELECT id, config FROM runs").fetchone()
+    conn.execute("UPDATE runs SET config = ?, error = ? WHERE id = ?",
+                 (json.dumps({**json.loads(cfg), **config_values}), "[/]\x1b[2J", rid))
+    conn.commit()
+    conn.close()
+    return rid
+
+
+def test_markup_and_escapes_in_paths_and_stored_values_are_printed_as_text(tmp_path):
+    store = tmp_path / "a[/]b [bold]" / "runs.sqlite"
+    p = run_cli("train", "--depth", "1", "--width", "4", "--epochs", "1", "--steps", "1", "--store", str(store),
+                env=NARROW)
+    assert p.returncode == 0, p.stderr
+    assert str(store) in p.stdout.replace("\n", "")
+    rid = _tamper(store, activation="[/]\x1b[31mred", init="[bold]x")
+    for args in (["runs"], ["show", rid]):
+        q = run_cli(*args, "--store", str(store), env=NARROW)
+        assert q.returncode == 0 and "Traceback" not in q.stderr, q.stderr
+        assert "\x1b" not in q.stdout and "\\x1b[31mred" in q.stdout.replace("\n", "").replace(" ", "")
+    with RunStore(store) as db:
+        assert db.get(rid)["config"]["activation"] == "[/]\x1b[31mred"  # stored as given, only shown escaped
+
+
+def test_in_a_terminal_the_bar_stays_below_whole_epoch_rows(tmp_path, monkeypatch):
+    """The bar and the rows share one console, so every row reaches the terminal whole, above the bar."""
+    import io
+
+    from rich.console import Console
+
+    from gradwatch.cli import main
+    from gradwatch.cli import train as train_cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr(train_cli, "console", Console(file=screen, force_terminal=True, width=80))
+    assert main(["train", "--depth", "1", "--width", "8", "--epochs", "3", "--store", str(tmp_path / "s.sqlite")]) == 0
+    with RunStore(tmp_path / "s.sqlite") as db:
+        run = db.runs()[0]
+        metrics = db.metrics(run["id"])
+    lines = EpochLines()
+    lines.header({**metrics[0], "seconds": 0})
+    text = screen.getvalue()
+    assert "━" in text  # the bar was drawn
+    for m in metrics:  # each row whole (up to the seconds, measured separately), in order
+        row = lines.row({**m, "seconds": 0}).rsplit(" ", 1)[0].rstrip()
+        assert row in text, row
