@@ -1,20 +1,14 @@
 """Under DistributedDataParallel (2 gloo processes on CPU) the per-layer statistics are those of the all-reduced
 gradient: equal to a single process training on the whole batch. Activation statistics are labelled local."""
 
-import json
-import os
-
 import numpy as np
-import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 import gradwatch as gw
-from gradwatch.probe import History
+from distributed import WORLD, watched_ranks
 
-WORLD, STEPS, BATCH = 2, 3, 16
+STEPS, BATCH = 3, 16
 
 
 def _model():
@@ -27,30 +21,12 @@ def _data(step):
     return torch.randn(BATCH, 5, generator=g), torch.randint(0, 3, (BATCH,), generator=g)
 
 
-def _worker(rank, init_file, out_dir):
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
-    try:
-        model = nn.parallel.DistributedDataParallel(_model())
-        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        half = slice(rank * BATCH // WORLD, (rank + 1) * BATCH // WORLD)
-        with gw.watch(model, opt, stats="full", sample_every=1) as w:
-            for step in range(STEPS):
-                x, y = _data(step)
-                opt.zero_grad()
-                nn.functional.cross_entropy(model(x[half]), y[half]).backward()
-                opt.step()
-        with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
-            json.dump(w.history.to_dict(), f)
-    finally:
-        dist.destroy_process_group()
+def _ddp(model):
+    return nn.parallel.DistributedDataParallel(model)
 
 
 def test_ddp_statistics_equal_the_single_process_all_reduced_ones(tmp_path):
-    if not dist.is_available() or not dist.is_gloo_available():
-        pytest.skip("torch.distributed with gloo is not available in this build")
-    mp.spawn(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD, join=True)
-    ranks = [History.from_dict(json.loads((tmp_path / f"rank{r}.json").read_text())) for r in range(WORLD)]
+    ranks = watched_ranks(tmp_path, _ddp, _model, _data, STEPS, stats="full", sample_every=1)
 
     # single process, whole batch: the mean loss over 16 = the average of the two ranks' means over 8
     model = _model()

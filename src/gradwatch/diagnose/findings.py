@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
 from gradwatch.diagnose.remedies import Remedy
 from gradwatch.diagnose.thresholds import Thresholds
 
+WRAP = 116  # the headline and remedy lines are wrapped at this width (the evidence lines are short)
 KINDS = ("nonfinite", "exploding", "large_updates", "vanishing", "saturation", "dead_units", "stalled_updates")
 
 
@@ -25,11 +27,13 @@ class Finding:
 
     def __str__(self) -> str:
         shown = ", ".join(self.layers[:8]) + (f" and {len(self.layers) - 8} more" if len(self.layers) > 8 else "")
-        lines = [f"{self.kind.upper()} in {shown} (from step {self.step}): {self.summary}"]
+        lines = textwrap.wrap(f"{self.kind.upper()} in {shown} (from step {self.step}): {self.summary}", WRAP,
+                              subsequent_indent="    ")
         lines += [f"    {line}" for line in self.evidence.get("lines", [])]
         if self.remedies:
             lines.append("  remedies, most relevant first:")
-            lines += [f"    {i}. {r}" for i, r in enumerate(self.remedies, 1)]
+            for i, r in enumerate(self.remedies, 1):
+                lines += textwrap.wrap(f"{i}. {r}", WRAP, initial_indent="    ", subsequent_indent="       ")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
