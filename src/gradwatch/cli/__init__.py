@@ -12,6 +12,7 @@ import typer
 
 from gradwatch._version import __version__
 from gradwatch.cli.lab import lab_app
+from gradwatch.cli.sweep import register_sweep
 from gradwatch.cli.theory import theory_app
 from gradwatch.cli.train import register_train
 from gradwatch.errors import ConfigError, DataError
@@ -26,6 +27,7 @@ app = typer.Typer(
 app.add_typer(lab_app, name="lab")
 app.add_typer(theory_app, name="theory")
 register_train(app)
+register_sweep(app)
 
 
 def _version(value: bool) -> None:
