@@ -21,7 +21,7 @@ from gradwatch.cli.train import config_parameters, given_options, store_option
 
 COLUMN_LABELS = {  # the table's metrics (the JSON has every one of summary.METRICS)
     "test_accuracy": "test acc", "test_loss": "test loss", "accuracy": "train acc",
-                 "grad_ratio": "‖g₁‖/‖g_L‖"}
+    "grad_ratio": "‖g₁‖/‖g_L‖"}
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 

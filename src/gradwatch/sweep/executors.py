@@ -46,7 +46,8 @@ class InlineExecutor:
 
 
 class ProcessExecutor:
-    """A pool of ``workers`` spawned processes (spawn: safe with torch's threads)."""
+    """A pool of ``workers`` processes forked from a fork server that has imported what runs need
+    (:mod:`gradwatch.sweep.preload`): safe with torch's threads, and the imports are paid once."""
 
     def __init__(self, workers: int):
         self.workers = workers
@@ -56,7 +57,9 @@ class ProcessExecutor:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["gradwatch.sweep.preload"])
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
                                         initializer=_die_with_parent)
         return self
 
