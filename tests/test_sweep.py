@@ -173,3 +173,13 @@ def test_ray_backend_matches_local_runs(grid_sweep, tmp_path):
         assert a["params"] == b["params"]
         for m in ("test_accuracy", "test_loss", "loss", "grad_ratio"):
             assert a[m]["values"] == pytest.approx(b[m]["values"], rel=1e-6)
+
+
+def test_vmap_sweep_stores_the_same_results(grid_sweep, tmp_path):
+    _, plain = grid_sweep
+    batched = _sweep(tmp_path, "--workers", "1", "--vmap")   # depth 1 and 2: two groups of 2 lr × 2 seeds
+    assert batched["done"] == 8
+    for a, b in zip(plain["configs"], batched["configs"]):
+        assert a["params"] == b["params"]
+        for m in ("test_accuracy", "test_loss", "loss", "grad_ratio"):
+            assert b[m]["values"] == pytest.approx(a[m]["values"], rel=1e-4)
