@@ -197,6 +197,10 @@ def _runs(store: str = store_option(),
         net = (f"{len(c['sizes'])}×{c['sizes']}" if c.get("sizes") is not None
                else f"{c.get('depth')}×{c.get('width')} {c.get('activation')}")
         acc = s.get("test_accuracy")
+        if "experiment" in c:  # a `gradwatch lab all` record of a whole experiment
+            table.add_row(r["id"], r["status"], f"lab {c['experiment']}", "", "", "", "", "",
+                          time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"])))
+            continue
         table.add_row(r["id"], r["status"], c.get("model", ""), c.get("dataset", ""), net, c.get("init", ""),
                       str(s.get("epoch", "")), "" if acc is None else f"{acc:.3f}",
                       time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"])))

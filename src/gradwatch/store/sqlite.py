@@ -199,6 +199,11 @@ class RunStore:
             self.conn.execute("UPDATE runs SET status = ?, ended = ?, summary = ?, error = ? WHERE id = ?",
                               (status, time.time(), json.dumps(summary or {}, default=str), error, run_id))
 
+    def keep_only(self, key: str, run_id: str) -> None:
+        """Delete every other run with this key (a forced re-run replaces the completed one)."""
+        with self._tx():
+            self.conn.execute("DELETE FROM runs WHERE key = ? AND id != ?", (key, run_id))
+
     def mark_interrupted(self) -> list[str]:
         """Mark ``interrupted`` every run still ``running`` whose process (on this host) is gone."""
         rows = self.conn.execute("SELECT id, pid, host FROM runs WHERE status = 'running'").fetchall()
