@@ -10,7 +10,7 @@ side by side with their speed-ups:
 
 On a GPU (``--device cuda``) the same comparison runs there.
 
-    PYTHONPATH=src python benchmarks/sweep_speed.py [--steps 200] [--threads 2] [--repeats 3] [--device cpu]
+    PYTHONPATH=src python benchmarks/sweep_speed.py [--steps 200] [--threads 1] [--repeats 3] [--device cpu]
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def timed(fn) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=200, help="optimizer steps per run")
-    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (2 threads on a busy 2-core "
+                                                          "machine slow small nets down many times)")
     ap.add_argument("--repeats", type=int, default=3, help="timings per way (median reported)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
@@ -83,8 +84,7 @@ def main() -> None:
         "plain torch loop one by one": lambda: [plain_loop(c) for c in cfgs],
         "vmap-batched (one model)": lambda: train_batched(dicts),
     }
-    for fn in ways.values():  # warm-up: imports, allocator, data caches
-        fn()
+    train(cfgs[0]), plain_loop(cfgs[0]), train_batched(dicts[:2])  # warm-up: imports and lazy initialisation
     times: dict[str, list[float]] = {k: [] for k in ways}
     for _ in range(args.repeats):  # interleaved, so drifting machine load hits every way alike
         for name, fn in ways.items():

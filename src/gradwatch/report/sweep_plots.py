@@ -104,9 +104,12 @@ class SweepHeatmap(_Saveable):
             ax.set_xscale("log")
         if logy:
             ax.set_yscale("log")
-        if numeric:
+        if numeric:  # one tick per swept value, written as given
             ax.set_xlim(xe[0], xe[-1])
             ax.set_ylim(ye[0], ye[-1])
+            ax.set_xticks(self.xs, [f"{v:g}" for v in self.xs])
+            ax.set_yticks(self.ys, [f"{v:g}" for v in self.ys])
+            ax.minorticks_off()
         else:
             ax.set_xticks(xc, [str(v) for v in self.xs])
             ax.set_yticks(yc, [str(v) for v in self.ys])
