@@ -33,7 +33,8 @@ def test_experiment_writes_json_png_and_self_contained_html(tmp_path, capsys):
 
 def test_lab_all_runs_the_whole_catalogue_writes_a_gallery_and_one_json(tmp_path, capsys):
     """The whole catalogue once, end to end (each experiment's claim is asserted in its own test file)."""
-    assert main(["lab", "all", "--quick", "--out", str(tmp_path), "--json"]) == 0
+    assert main(["lab", "all", "--quick", "--out", str(tmp_path), "--store", str(tmp_path / "runs.sqlite"),
+                 "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert list(data) == experiments.NAMES
     index = (tmp_path / "index.html").read_text()

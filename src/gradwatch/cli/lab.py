@@ -199,6 +199,8 @@ def run_all(
                 options["store"] = store
             key, _ = experiment_key(name, options)
             done = None if force else db.completed([key]).get(key)
+            if done and target is not None and not (target / f"{name}.json").exists():
+                done = None  # completed, but its files are not in this --out: run it again to write them
             if not json_:
                 console.rule(name + (" (completed before: skipped)" if done else ""))
             if done:
