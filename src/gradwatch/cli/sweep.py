@@ -95,15 +95,16 @@ def _sweep(param: Optional[list[str]], seeds: Optional[int], file: Optional[str]
     if json_:
         print_json(payload)
         return
-    table = Table(title=f"sweep: {len(rows)} configurations × seeds, mean ± spread over seeds "
+    n_seeds = len(spec.seeds) if "seed" not in spec.params else 1
+    table = Table(title=f"sweep: {len(rows)} configurations × {n_seeds} seed(s), mean ± spread over seeds "
                         "(‖g₁‖/‖g_L‖: first-to-last layer gradient norm, geometric mean ×/÷ factor)", title_justify="left")
     for i, c in enumerate(columns):
         table.add_column(c, justify="left" if i <= len(names) else "right")
     for cells in body:
         table.add_row(*cells)
     console.print(table)
-    console.print(f"{outcome.done} run, {outcome.skipped} skipped (already completed), {outcome.failed} failed "
-                  f"in {outcome.seconds:.1f} s; store: {store}", highlight=False)
+    console.print(f"{outcome.done} trained now, {outcome.skipped} skipped (completed before), {outcome.failed} "
+                  f"failed, in {outcome.seconds:.1f} s; store: {store}", highlight=False)
     if top is not None:
         console.print(f"best by {metric}: {label} ({top.stats[metric].text()})", highlight=False)
     if target is not None:
