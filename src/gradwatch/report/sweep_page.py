@@ -17,12 +17,18 @@ def sweep_figures(runs: list[dict[str, Any]], names: list[str], metric: str) -> 
     figs: dict[str, Any] = {}
     if not names or not runs:
         return figs
+    from gradwatch.report.sweep_plots import METRIC_LABELS
+
     hue = names[1] if len(names) > 1 else None
+    pooled = "mean over seeds" + "".join(f", {n}" for n in names[2:])  # knobs not on the axes are averaged
     for m in (metric, "grad_ratio"):
         if any(m in r["summary"] for r in runs):
-            figs[f"lines-{m}"] = SweepLines(runs, names[0], m, hue=hue)
+            label = METRIC_LABELS.get(m, m)
+            figs[f"lines-{m}"] = SweepLines(runs, names[0], m, hue=hue, title=f"{label} over {names[0]} "
+                                            f"({pooled}; band ±1 sd over seeds)")
             if len(names) > 1:
-                figs[f"heatmap-{m}"] = SweepHeatmap(runs, names[0], names[1], m)
+                figs[f"heatmap-{m}"] = SweepHeatmap(runs, names[0], names[1], m, title=f"{label} over {names[0]} × "
+                                                    f"{names[1]} ({pooled})")
     return figs
 
 
