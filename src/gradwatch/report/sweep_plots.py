@@ -48,6 +48,13 @@ def _edges(values: Sequence[float], log: bool) -> np.ndarray:
     return np.exp(e) if log else e
 
 
+def _ordered(values) -> list:
+    """Numbers sorted; anything else (activations, inits) in the order first seen, i.e. as swept."""
+    values = list(dict.fromkeys(values))
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return sorted(values) if numeric else values
+
+
 def metric_grid(runs: Sequence[dict[str, Any]], x: Knob, y: Knob, metric: str):
     """(x values, y values, mean metric [len(y), len(x)] with NaN where no run) over stored runs."""
     cells: dict[tuple[Any, Any], list[float]] = {}
@@ -55,8 +62,8 @@ def metric_grid(runs: Sequence[dict[str, Any]], x: Knob, y: Knob, metric: str):
         v = r["summary"].get(metric)
         key = (knob_value(x, r["config"]), knob_value(y, r["config"]))
         cells.setdefault(key, []).append(math.nan if v is None else float(v))
-    xs = sorted({k[0] for k in cells})
-    ys = sorted({k[1] for k in cells})
+    xs = _ordered(k[0] for k in cells)
+    ys = _ordered(k[1] for k in cells)
     grid = np.full((len(ys), len(xs)), np.nan)
     for (a, b), vals in cells.items():
         finite = [v for v in vals if math.isfinite(v)]
@@ -121,33 +128,41 @@ class SweepHeatmap(_Saveable):
 
 class SweepLines(_Saveable):
     """A metric over one knob: the mean over seeds as a line and mean ± one standard deviation as a band, one
-    line per value of ``hue`` (another knob) when given."""
+    line per value of ``hue`` (another knob) when given. With ``logy`` (the default for the gradient ratio) the
+    mean is geometric and the band is ×/÷ the spread factor."""
 
     def __init__(self, runs: Sequence[dict[str, Any]], x: Knob, metric: str, *, hue: Knob | None = None,
                  title: str | None = None, logy: bool | None = None):
         self.series: dict[str, dict[Any, list[float]]] = {}
+        by_hue: dict[Any, dict[Any, list[float]]] = {}
         for r in runs:
-            label = "" if hue is None else f"{knob_label(hue)}={knob_value(hue, r['config'])}"
             v = r["summary"].get(metric)
-            self.series.setdefault(label, {}).setdefault(knob_value(x, r["config"]), []).append(
-                math.nan if v is None else float(v))
+            by_hue.setdefault(None if hue is None else knob_value(hue, r["config"]), {}).setdefault(
+                knob_value(x, r["config"]), []).append(math.nan if v is None else float(v))
+        for h in _ordered(by_hue):
+            self.series["" if hue is None else f"{knob_label(hue)}={h}"] = by_hue[h]
         self.x, self.metric, self.hue = x, metric, hue
         self.logy = metric == "grad_ratio" if logy is None else logy
         self.title = title or f"{METRIC_LABELS.get(metric, metric)} over {knob_label(x)} (band: ±1 sd over seeds)"
 
     def plot(self, ax=None) -> SweepLines:
         ax = self._axes(ax)
-        xs_all = sorted({x for pts in self.series.values() for x in pts})
+        xs_all = _ordered(x for pts in self.series.values() for x in pts)
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xs_all)
-        for i, (label, pts) in enumerate(sorted(self.series.items())):
-            xs = sorted(pts)
+        for i, (label, pts) in enumerate(self.series.items()):
+            xs = [x for x in xs_all if x in pts]
             pos = xs if numeric else [xs_all.index(v) for v in xs]
-            vals = [np.array([v for v in pts[x] if math.isfinite(v)]) for x in xs]
+            # on a log axis: geometric mean and a ×/÷ band (the mean and sd of log10), as the summary table does
+            vals = [np.array([v for v in pts[x] if math.isfinite(v) and (v > 0 or not self.logy)]) for x in xs]
+            vals = [np.log10(v) if self.logy else v for v in vals]
             mean = np.array([v.mean() if len(v) else np.nan for v in vals])
             sd = np.array([v.std(ddof=1) if len(v) > 1 else 0.0 for v in vals])
+            lo, mid, hi = mean - sd, mean, mean + sd
+            if self.logy:
+                lo, mid, hi = 10 ** lo, 10 ** mid, 10 ** hi
             c = config_color(i)
-            ax.plot(pos, mean, marker="o", ms=3, color=c, label=label or METRIC_LABELS.get(self.metric, self.metric))
-            ax.fill_between(pos, mean - sd, mean + sd, color=c, alpha=0.2, lw=0)
+            ax.plot(pos, mid, marker="o", ms=3, color=c, label=label or METRIC_LABELS.get(self.metric, self.metric))
+            ax.fill_between(pos, lo, hi, color=c, alpha=0.2, lw=0)
         if not numeric:
             ax.set_xticks(range(len(xs_all)), [str(v) for v in xs_all])
         label_axes(ax, xlabel=knob_label(self.x), ylabel=METRIC_LABELS.get(self.metric, self.metric),

@@ -223,8 +223,8 @@ def from_file(path: str | Path) -> SweepSpec:
     fixed = {check_field(k, "fixed"): v for k, v in (data.get("fixed") or {}).items()}
     params = {check_field(k): _file_values(check_field(k), v) for k, v in (data.get("params") or {}).items()}
     seeds = data.get("seeds", 1)
-    seeds = seed_list(seeds, int(fixed.get("seed", 0))) if isinstance(seeds, int) else list(seeds)
-    fixed.pop("seed", None) if "seed" in params else None
+    seeds = seed_list(seeds, int(fixed.pop("seed", 0))) if isinstance(seeds, int) else list(seeds)
+    fixed.pop("seed", None)  # the seeds list says which seeds run
     return SweepSpec(params=params, fixed=fixed, seeds=seeds)
 
 
