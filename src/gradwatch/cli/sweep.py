@@ -97,7 +97,8 @@ def _sweep(param: Optional[list[str]], seeds: Optional[int], file: Optional[str]
         return
     n_seeds = len(spec.seeds) if "seed" not in spec.params else 1
     table = Table(title=f"sweep: {len(rows)} configurations × {n_seeds} seed(s), mean ± spread over seeds "
-                        "(‖g₁‖/‖g_L‖: first-to-last layer gradient norm, geometric mean ×/÷ factor)", title_justify="left")
+                        "(‖g₁‖/‖g_L‖: first-to-last layer gradient norm, geometric mean ×/÷ factor)",
+                  title_justify="left")
     for i, c in enumerate(columns):
         table.add_column(c, justify="left" if i <= len(names) else "right")
     for cells in body:
@@ -126,13 +127,13 @@ def _sweep_command() -> Any:
                                         "also NAME=log:START:STOP:N, lin:START:STOP:N, range:START:STOP:STEP.")),
         opt("seeds", Optional[int], typer.Option(None, "--seeds", help="Seeds per configuration: seed, seed+1, … "
                                                                       "(default 1).")),
-        opt("file", Optional[str], typer.Option(None, "--file", help="Sweep file (TOML or YAML: seeds, [fixed], "
-                                                                    "[params]); flags given here override it.")),
+        opt("file", Optional[str], typer.Option(None, "--file", help="Sweep file (TOML or YAML with seeds, fixed "
+                                                                    "and params); flags given here override it.")),
         opt("store", str, store_option()),
         opt("workers", int, typer.Option(DEFAULT_WORKERS, "--workers", help="Runs in parallel (1: in this "
                                                                             "process).")),
-        opt("backend", str, typer.Option("process", "--backend", help="process (a local process pool) or ray "
-                                                                      "(needs gradwatch[ray]).")),
+        opt("backend", str, typer.Option("process", "--backend", help="process (a local process pool) or ray (needs "
+                                                                      "the ray extra: pip install gradwatch\\[ray]).")),
         opt("ray_address", Optional[str], typer.Option(None, "--ray-address", help="Join this Ray cluster (e.g. "
                                                                                    "auto); default: a local Ray.")),
         opt("vmap", bool, typer.Option(False, "--vmap/--no-vmap", help="Train plain MLPs that differ only in seed, "

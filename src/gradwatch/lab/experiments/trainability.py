@@ -99,9 +99,10 @@ def _run(cfg: TrainabilityConfig, progress: Progress) -> ExperimentResult:
     holds = agreement >= AGREEMENT and abs(best_at - nearest_at) <= PEAK_TOLERANCE and failed == 0
     evidence = (f"{len(runs)} nets ({len(sw2s)} σ_w² × {len(depths)} depths × {seeds} seeds, width {width}, "
                 f"{steps} SGD steps at lr {cfg.lr:g}, {cfg.dataset}): learned (test accuracy ≥ {TRAINED_ACCURACY}, "
-                f"3× chance) exactly where depth ≤ 6 ξ_c in {agreement:.0%} of the cells; at depth {depths[-1]} the best σ_w² "
-                f"is {best_sw2:g} (accuracy {np.nanmax(deepest):.2f}), the critical σ_w² is {critical:.3g}; accuracies there "
-                f"{', '.join(f'{a:.2f}' for a in deepest)} over σ_w² = {', '.join(f'{s:g}' for s in sw2s)}")
+                f"3× chance) exactly where depth ≤ 6 ξ_c in {agreement:.0%} of the cells; at depth {depths[-1]} the "
+                f"best σ_w² is {best_sw2:g} (accuracy {np.nanmax(deepest):.2f}), the critical σ_w² is "
+                f"{critical:.3g}; accuracies there {', '.join(f'{a:.2f}' for a in deepest)} over σ_w² = "
+                f"{', '.join(f'{s:g}' for s in sw2s)}")
     table = Table(f"test accuracy after {steps} SGD steps (mean over {seeds} seeds); last row: 6 ξ_c",
                   ["depth"] + [f"σ_w²={s:g}" for s in sw2s],
                   [[d, *row.tolist()] for d, row in zip(depths, mean_acc)] + [["6 ξ_c", *depth6.tolist()]])
@@ -114,7 +115,8 @@ def _run(cfg: TrainabilityConfig, progress: Progress) -> ExperimentResult:
                                     curves={"6 ξ_c (mean field)": (dense.tolist(), curve.tolist())}, vmin=0.0,
                                     vmax=1.0, title=f"Trainability of tanh nets ({cfg.dataset}, width {width}, "
                                                     f"{steps} SGD steps, σ_b² = {cfg.sigma_b2:g})")}
-    numbers = {"sigma_w2": sw2s, "learned": trained.tolist(), "predicted_trainable": predicted.tolist(), "depths": depths, "test_accuracy": mean_acc.tolist(),
+    numbers = {"sigma_w2": sw2s, "depths": depths, "test_accuracy": mean_acc.tolist(), "learned": trained.tolist(),
+               "predicted_trainable": predicted.tolist(),
                "trainable_depth": depth6.tolist(), "agreement": agreement, "best_sigma_w2_at_max_depth": best_sw2,
                "critical_sigma_w2": critical, "width": width, "steps": steps, "seeds": seeds, "lr": cfg.lr,
                "dataset": cfg.dataset, "runs": len(runs), "trained_now": len(todo)}
