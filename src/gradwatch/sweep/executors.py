@@ -57,8 +57,11 @@ class ProcessExecutor:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["gradwatch.sweep.preload"])
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["gradwatch.sweep.preload"])
+        else:  # Windows: every worker imports for itself
+            ctx = multiprocessing.get_context("spawn")
         self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
                                         initializer=_die_with_parent)
         return self
