@@ -10,7 +10,7 @@ side by side with their speed-ups:
 
 On a GPU (``--device cuda``) the same comparison runs there.
 
-    PYTHONPATH=src python benchmarks/sweep_speed.py [--steps 200] [--threads 1] [--repeats 3] [--device cpu]
+    PYTHONPATH=src python benchmarks/sweep_speed.py [--steps 300] [--threads 2] [--repeats 3] [--device cpu]
 """
 
 from __future__ import annotations
@@ -70,9 +70,10 @@ def timed(fn) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=200, help="optimizer steps per run")
-    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (2 threads on a busy 2-core "
-                                                          "machine slow small nets down many times)")
+    ap.add_argument("--steps", type=int, default=300, help="optimizer steps per run")
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (on a 2-core machine busy "
+                                                          "with other work, use 1: 2 threads then slow small nets "
+                                                          "down many times)")
     ap.add_argument("--repeats", type=int, default=3, help="timings per way (median reported)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
