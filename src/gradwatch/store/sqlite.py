@@ -245,16 +245,6 @@ class RunStore:
             out.append(d)
         return out
 
-    def statuses(self, keys: Iterable[str] | None = None) -> dict[str, list[str]]:
-        """{key: statuses of its runs} for the given keys (every keyed run when None)."""
-        out: dict[str, list[str]] = {}
-        rows = self.conn.execute("SELECT key, status FROM runs WHERE key IS NOT NULL").fetchall()
-        wanted = None if keys is None else set(keys)
-        for key, status in rows:
-            if wanted is None or key in wanted:
-                out.setdefault(key, []).append(status)
-        return out
-
     def completed(self, keys: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """{key: the newest completed run with that key} for the given keys (every key when None)."""
         wanted = None if keys is None else set(keys)
