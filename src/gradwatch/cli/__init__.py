@@ -14,6 +14,7 @@ from gradwatch._version import __version__
 from gradwatch.cli.lab import lab_app
 from gradwatch.cli.runs import register_runs
 from gradwatch.cli.serve import register_serve
+from gradwatch.cli.sweep import register_sweep
 from gradwatch.cli.theory import theory_app
 from gradwatch.cli.train import register_train
 from gradwatch.errors import ConfigError, DataError
@@ -31,6 +32,7 @@ app.add_typer(theory_app, name="theory")
 register_train(app)
 register_runs(app)
 register_serve(app)
+register_sweep(app)
 
 
 def _version(value: bool) -> None:

@@ -20,7 +20,7 @@ from pydantic_core import PydanticUndefined
 
 from gradwatch.cli.common import console, err_console, out_dir, print_json
 from gradwatch.lab import experiments
-from gradwatch.report.safe_text import markup_safe
+from gradwatch.store.sqlite import DEFAULT_STORE
 
 lab_app = typer.Typer(help="Reproduce the experiments of the lecture seeds.", no_args_is_help=True)
 
@@ -144,35 +144,104 @@ def _lab(ctx: typer.Context,
         raise typer.Exit()
 
 
+def experiment_key(name: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(run key, config) of one catalogue experiment in the run store: its name and validated options; where its
+    runs are stored is no part of what it computes, so ``store`` is left out."""
+    from gradwatch.sweep.keys import config_key
+
+    cfg = {"experiment": name, **experiments.get(name).config(**options).to_dict()}
+    cfg.pop("store", None)
+    return config_key(cfg), cfg
+
+
+def _selection(only: str | None) -> list[str]:
+    if only is None:
+        return list(experiments.NAMES)
+    from gradwatch.errors import check_choice
+
+    return [check_choice("only", n.strip(), experiments.NAMES) for n in only.split(",") if n.strip()]
+
+
+def _run_keyed(name: str, options: dict[str, Any], db: Any, out: str | None, json_: bool):
+    """Run one experiment recorded in the store under its key (running → completed / failed / interrupted)."""
+    from gradwatch.lab.run import new_run_id
+
+    key, cfg = experiment_key(name, options)
+    run_id = new_run_id()
+    db.start_run(run_id, cfg, key=key)
+    try:
+        result = run_and_report(name, options, out, False, index_href="index.html", quiet=json_)
+    except KeyboardInterrupt:
+        db.finish_run(run_id, "interrupted", error="KeyboardInterrupt")
+        raise
+    except Exception as exc:
+        db.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    from gradwatch.report.experiment_files import json_payload
+
+    db.finish_run(run_id, "completed", summary=json_payload(result))
+    db.keep_only(key, run_id)  # after --force: the new record replaces the old one
+    return result
+
+
+def _stored_result(payload: dict[str, Any], target: Path | None):
+    """A completed experiment read back from the store: what the summary line and the index page need (its
+    pictures are those already in ``--out``)."""
+    from types import SimpleNamespace
+
+    from gradwatch.report.experiment_files import figure_filename
+
+    figures = {k: None for k in payload.get("figures", [])
+               if target is not None and (target / figure_filename(payload["name"], k)).exists()}
+    return SimpleNamespace(name=payload["name"], claim=payload["claim"], holds=payload["holds"],
+                           seconds=payload.get("seconds", 0.0), figures=figures, payload=payload)
+
+
 @lab_app.command(name="all")
 def run_all(
     quick: bool = typer.Option(False, "--quick", help="CI-sized runs."),
     seed: int = typer.Option(0, help="Seed passed to every experiment."),
     out: Optional[str] = typer.Option(None, help="Write every experiment's files and index.html here."),
-    store: Optional[str] = typer.Option(None, help="SQLite run store the training runs are recorded in "
-                                                   "[default: gradwatch-runs/runs.sqlite]."),
     json_: bool = typer.Option(False, "--json", help="Print all results as one JSON object."),
+    store: str = typer.Option(str(DEFAULT_STORE), "--store", help="Run store: experiments' runs, and which "
+                                                                 "experiments are done (re-runs skip them)."),
+    force: bool = typer.Option(False, "--force", help="Run every experiment again, even those completed."),
+    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated experiments to run (default: all)."),
 ) -> None:
-    """Run the whole catalogue (and, with --out, write a gallery index.html)."""
-    from gradwatch.report.experiment_files import json_payload, write_index
+    """Run the whole catalogue (and, with --out, write a gallery index.html). Resumable: an experiment completed
+    with the same options in --store is skipped (its stored result reported) unless --force."""
+    from types import SimpleNamespace
 
+    from gradwatch.report.experiment_files import json_payload, write_index
+    from gradwatch.store import RunStore
+
+    names = _selection(only)
     target = out_dir(out)
-    results = []
-    for name in experiments.NAMES:
-        if not json_:
-            console.rule(name)
-        options: dict[str, Any] = {"quick": quick, "seed": seed}
-        if store is not None and "store" in experiments.get(name).config.model_fields:
-            options["store"] = store
-        results.append(run_and_report(name, options, out, False,
-                                      index_href="index.html", quiet=json_))
+    results, skipped = [], 0
+    with RunStore(store) as db:
+        for name in names:
+            options = {"quick": quick, "seed": seed}
+            if "store" in experiments.get(name).config.model_fields:
+                options["store"] = store
+            key, _ = experiment_key(name, options)
+            done = None if force else db.completed([key]).get(key)
+            if done and target is not None and not (target / f"{name}.json").exists():
+                done = None  # completed, but its files are not in this --out: run it again to write them
+            if not json_:
+                console.rule(name + (" (completed before: skipped)" if done else ""))
+            if done:
+                skipped += 1
+                results.append(_stored_result(done["summary"], target))
+                continue
+            results.append(_run_keyed(name, options, db, out, json_))
     if json_:
-        print_json({r.name: json_payload(r) for r in results})
+        print_json({r.name: r.payload if isinstance(r, SimpleNamespace) else json_payload(r) for r in results})
     if target is not None:
         index = write_index(Path(target), results)
         if not json_:
             console.print(f"gallery: {markup_safe(index)}", highlight=False)
     if not json_:
         held = sum(r.holds for r in results)
-        console.print(f"{held}/{len(results)} claims supported; {sum(r.seconds for r in results):.0f} s in all",
+        console.print(f"{held}/{len(results)} claims supported; {sum(r.seconds for r in results):.0f} s in all"
+                      + (f"; {skipped} completed before, skipped (--force runs them again)" if skipped else ""),
                       highlight=False)

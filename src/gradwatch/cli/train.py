@@ -30,7 +30,7 @@ EPOCH_COLUMNS = (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val loss")
                  ("test_loss", "test loss"), ("test_accuracy", "test acc"), ("grad_norm", "‖g‖"))
 
 
-def _store_option() -> Any:
+def store_option() -> Any:
     from gradwatch.store import DEFAULT_STORE
 
     return typer.Option(str(DEFAULT_STORE), "--store", help="SQLite run store (created if missing).")
@@ -49,7 +49,8 @@ def _option_type(annotation: Any) -> type:
     return annotation if annotation in (int, float, bool, str) else str
 
 
-def _config_parameters() -> list[inspect.Parameter]:
+def config_parameters() -> list[inspect.Parameter]:
+    """One keyword parameter (a typer option) per Config field: the flags of ``train``, reused by ``sweep``."""
     from gradwatch.lab.config import Config
 
     params = []
@@ -73,15 +74,20 @@ def _parse_list(name: str, text: str) -> list[int]:
         raise ConfigError(name, text, "expected comma-separated integers, e.g. 100,50") from None
 
 
-def config_from_options(options: dict[str, Any]):
-    """A :class:`Config` from the flags that were given (the others keep the Config defaults)."""
-    from gradwatch.lab.config import Config
-
+def given_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The Config flags that were given (not None), list flags parsed: ``gradwatch sweep``'s fixed values."""
     given = {k: v for k, v in options.items() if v is not None}
     for name in LIST_FIELDS:
         if name in given:
             given[name] = _parse_list(name, given[name])
-    return Config(**given)
+    return given
+
+
+def config_from_options(options: dict[str, Any]):
+    """A :class:`Config` from the flags that were given (the others keep the Config defaults)."""
+    from gradwatch.lab.config import Config
+
+    return Config(**given_options(options))
 
 
 class EpochLines:
@@ -181,17 +187,17 @@ def _train_command() -> Any:
         _train(**kwargs)
 
     extra = [
-        inspect.Parameter("store", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=_store_option()),
+        inspect.Parameter("store", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=store_option()),
         inspect.Parameter("json_", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                           default=typer.Option(False, "--json", help="Print the run as JSON on stdout.")),
     ]
-    command.__signature__ = inspect.Signature(_config_parameters() + extra)  # type: ignore[attr-defined]
+    command.__signature__ = inspect.Signature(config_parameters() + extra)  # type: ignore[attr-defined]
     command.__doc__ = ("Train a network of the seeds (default: a 3×100 ReLU MLP with He init on digits, Adam, "
                        "10 epochs), watch its gradients, store the run.")
     return command
 
 
-def _runs(store: str = _store_option(),
+def _runs(store: str = store_option(),
           limit: int = typer.Option(20, help="Show at most this many runs, newest first."),
           json_: bool = typer.Option(False, "--json", help="Print the runs as JSON on stdout.")) -> None:
     """List the stored runs, newest first."""
@@ -222,6 +228,9 @@ def _runs(store: str = _store_option(),
             table.add_row(plain(r["id"]), plain(r["status"]), plain(f"{w['model']} {w['net']}"),
                           plain(w["epochs"]), plain(w["acc"]))
             continue
+        if "experiment" in c:  # a `gradwatch lab all` record of a whole experiment
+            table.add_row(plain(r["id"]), plain(r["status"]), plain(f"lab {c['experiment']}"), "", "")
+            continue
         net = (f"{c.get('model')} {c['sizes']}" if c.get("sizes") is not None
                else f"{c.get('model')} {c.get('depth')}×{c.get('width')}")
         net += f" {c.get('activation', '')} {c.get('init', '')} on {c.get('dataset', '')}"
@@ -235,7 +244,7 @@ def _runs(store: str = _store_option(),
 
 
 def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), from `gradwatch runs`."),
-          store: str = _store_option(),
+          store: str = store_option(),
           json_: bool = typer.Option(False, "--json", help="Print the run as JSON on stdout.")) -> None:
     """Show one stored run: its config, metrics per epoch and per-layer gradient summary."""
     from gradwatch.lab.config import Config

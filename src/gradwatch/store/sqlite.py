@@ -8,6 +8,11 @@ layer index, the log10|g| bin counts as JSON), ``time_grads`` (run, epoch, t,
 together with ``executemany``), so a process killed mid-run leaves the database consistent: the epochs written
 so far and a run whose status is still ``running``. On the next open, such a run whose process is gone is
 marked ``interrupted``. NaN is stored as NULL and read back as NaN; configs are JSON, tensors are never stored.
+
+Every run has a ``key``: a hash of its canonical config, seed included (:func:`gradwatch.sweep.keys.run_key`).
+Starting a run removes the earlier ``interrupted`` or ``failed`` runs with the same key, so retrying never
+leaves a duplicate; sweeps and ``gradwatch lab all`` skip the keys that are already ``completed``. A store
+written before keys existed gets the column (and its runs their keys) when it is opened.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ CREATE TABLE IF NOT EXISTS runs (
     pid INTEGER,
     host TEXT,
     summary TEXT,
-    error TEXT
+    error TEXT,
+    key TEXT
 );
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -157,6 +163,8 @@ class RunStore:
         keeps every run's metrics and history."""
         row = self.conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone()
         with self._tx():
+            if row is not None:
+                self._migrate()  # run keys first: the column is added last, where the schema has it
             if row is not None and "'diverged'" not in row[0]:
                 self.conn.execute(SCHEMA.split(";")[0].replace("EXISTS runs", "EXISTS runs_new"))
                 self.conn.execute("INSERT INTO runs_new SELECT * FROM runs")
@@ -164,6 +172,7 @@ class RunStore:
                 self.conn.execute("ALTER TABLE runs_new RENAME TO runs")
             for stmt in filter(str.strip, SCHEMA.split(";")):
                 self.conn.execute(stmt)
+            self._migrate()
 
     # --- plumbing -------------------------------------------------------------------------------------------
     def _tx(self):
@@ -179,6 +188,18 @@ class RunStore:
 
         return _Tx()
 
+    def _migrate(self) -> None:
+        """Stores from before run keys: add the column and key every run from its stored config."""
+        from gradwatch.sweep.keys import config_key
+
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+        if "key" not in columns:
+            self.conn.execute("ALTER TABLE runs ADD COLUMN key TEXT")
+            rows = self.conn.execute("SELECT id, config FROM runs").fetchall()
+            self.conn.executemany("UPDATE runs SET key = ? WHERE id = ?",
+                                  [(config_key(json.loads(cfg)), rid) for rid, cfg in rows])
+        self.conn.execute("CREATE INDEX IF NOT EXISTS runs_key ON runs(key)")
+
     def close(self) -> None:
         self.conn.close()
 
@@ -189,18 +210,24 @@ class RunStore:
         self.close()
 
     # --- writing --------------------------------------------------------------------------------------------
-    def start_run(self, run_id: str, config: Any) -> None:
+    def start_run(self, run_id: str, config: Any, key: str | None = None) -> str:
+        """Record a new ``running`` run; returns its key (by default the hash of ``config``). Earlier
+        ``interrupted`` or ``failed`` runs with the same key are deleted in the same transaction."""
         import torch
 
         from gradwatch import __version__
+        from gradwatch.sweep.keys import config_key
 
         cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+        key = key or config_key(cfg)
         with self._tx():
+            self.conn.execute("DELETE FROM runs WHERE key = ? AND status IN ('interrupted', 'failed')", (key,))
             self.conn.execute(
-                "INSERT INTO runs (id, config, seed, status, started, gradwatch_version, torch_version, pid, host)"
-                " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, config, seed, status, started, gradwatch_version, torch_version, pid, host,"
+                " key) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                 (run_id, json.dumps(cfg, sort_keys=True), cfg.get("seed"), time.time(), __version__,
-                 torch.__version__, os.getpid(), self.host))
+                 torch.__version__, os.getpid(), self.host, key))
+        return key
 
     def add_epoch(self, run_id: str, epoch: int, metrics: dict[str, Any], *, layers: Sequence[str] = (),
                   history: Iterable[tuple[int, int, str, float]] = (), time_grads: Sequence[float] | None = None
@@ -242,6 +269,11 @@ class RunStore:
             self.conn.execute("UPDATE runs SET status = ?, ended = ?, summary = ?, error = ? WHERE id = ?",
                               (status, time.time(), json.dumps(summary or {}, default=str), error, run_id))
 
+    def keep_only(self, key: str, run_id: str) -> None:
+        """Delete every other run with this key (a forced re-run replaces the completed one)."""
+        with self._tx():
+            self.conn.execute("DELETE FROM runs WHERE key = ? AND id != ?", (key, run_id))
+
     def mark_interrupted(self) -> list[str]:
         """Mark ``interrupted`` every run still ``running`` whose process (on this host) is gone."""
         rows = self.conn.execute("SELECT id, pid, host FROM runs WHERE status = 'running'").fetchall()
@@ -269,10 +301,11 @@ class RunStore:
             raise ConfigError("run_id", run_id, allowed + "; list them with `gradwatch runs`")
         return rows[0][0]
 
-    def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Every run, newest first, with its config and summary."""
-        q = "SELECT * FROM runs ORDER BY started DESC" + (" LIMIT ?" if limit else "")
-        cur = self.conn.execute(q, (limit,) if limit else ())
+    def runs(self, limit: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        """Every run (or those with this status), newest first, with its config and summary."""
+        q = ("SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY started DESC"
+             + (" LIMIT ?" if limit else ""))
+        cur = self.conn.execute(q, tuple(v for v in (status, limit) if v))
         names = [c[0] for c in cur.description]
         out = []
         for row in cur.fetchall():
@@ -280,6 +313,15 @@ class RunStore:
             d["config"] = json.loads(d["config"])
             d["summary"] = json.loads(d["summary"]) if d["summary"] else {}
             out.append(d)
+        return out
+
+    def completed(self, keys: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """{key: the newest completed run with that key} for the given keys (every key when None)."""
+        wanted = None if keys is None else set(keys)
+        out: dict[str, dict[str, Any]] = {}
+        for run in self.runs(status="completed"):  # newest first: keep the first seen per key
+            if run["key"] is not None and (wanted is None or run["key"] in wanted):
+                out.setdefault(run["key"], run)
         return out
 
     def get(self, run_id: str) -> dict[str, Any]:

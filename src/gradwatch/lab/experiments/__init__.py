@@ -14,7 +14,7 @@ from gradwatch.errors import check_choice
 
 ORDER = [
     "paralysis", "learning-speed", "chain", "interval", "first-layer-image", "activations", "saturation",
-    "init", "meanfield", "batchnorm", "residual", "clipping", "rnn", "pretraining", "regularization",
+    "init", "meanfield", "trainability", "batchnorm", "residual", "clipping", "rnn", "pretraining", "regularization",
     "preprocessing", "relu-vs-tanh",
 ]
 

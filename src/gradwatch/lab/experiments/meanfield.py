@@ -11,7 +11,7 @@ it is compared with the theory's χ₁.
 
 The phase diagram is χ₁ and the trainable depth 6 ξ_c (Schoenholz et al.: nets train roughly when L ≲ 6 ξ_c)
 on a (σ_w², σ_b²) grid, with the critical line χ₁ = 1 where ξ_c diverges. Training nets of many depths across
-the diagram (Schoenholz et al.'s figure) is not done here: it is far beyond the catalogue's time budget.
+the diagram (Schoenholz et al.'s figure) is the ``trainability`` experiment.
 """
 
 from __future__ import annotations
