@@ -27,7 +27,7 @@ def _text(tables):
 def test_statistics_last_recorded_at_different_steps_get_their_own_tables():
     h = _history()
     tables = hook_tables(h)
-    assert [t.title for t in tables] == ["activations and backward gains (last sampled step 10; global)",
+    assert [str(t.title) for t in tables] == ["activations and backward gains (last sampled step 10; global)",
                                          "activations and backward gains (last sampled step 5; global)"]
     text = _text(tables)
     first, second = text.split("last sampled step 5")
@@ -37,7 +37,7 @@ def test_statistics_last_recorded_at_different_steps_get_their_own_tables():
 
 def test_gradient_table_names_its_step():
     tables = watch_tables(_history())
-    assert len(tables) == 1 and tables[0].title == "gradwatch: 2 layers, 12 recorded steps (last: 11)"
+    assert len(tables) == 1 and str(tables[0].title) == "gradwatch: 2 layers, 12 recorded steps (last: 11)"
     assert "12" in _text(tables) and "11" in _text(tables)  # 11.5 and 11.25 at 2 significant digits
 
 
@@ -48,4 +48,4 @@ def test_a_window_row_is_labelled_as_such():
     values[10, 1, 0] = 7.0  # sampled once, long ago: now inside a window
     h.append(np.arange(40), values)
     (table,) = hook_tables(h)
-    assert "window mean" in table.title and "steps " in table.title
+    assert "window mean" in str(table.title) and "steps " in str(table.title)

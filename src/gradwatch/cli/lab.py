@@ -20,6 +20,7 @@ from pydantic_core import PydanticUndefined
 
 from gradwatch.cli.common import console, err_console, out_dir, print_json
 from gradwatch.lab import experiments
+from gradwatch.report.safe_text import markup_safe
 from gradwatch.store.sqlite import DEFAULT_STORE
 
 lab_app = typer.Typer(help="Reproduce the experiments of the lecture seeds.", no_args_is_help=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +9,7 @@ import numpy as np
 from torch import nn
 
 from gradwatch.lab.config import Config
+from gradwatch.store.ids import new_run_id  # noqa: F401 - the lab's runs are named by it (re-exported)
 
 
 def first_nonfinite_epoch(metrics: list[dict[str, Any]]) -> tuple[int, str] | None:
@@ -22,11 +21,6 @@ def first_nonfinite_epoch(metrics: list[dict[str, Any]]) -> tuple[int, str] | No
             if isinstance(v, (int, float)) and not np.isfinite(v):
                 return m["epoch"], name
     return None
-
-
-def new_run_id() -> str:
-    """Sortable and unique: UTC time to the second and 4 random hex digits, e.g. ``20250101-120000-a1b2``."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
 @dataclass

@@ -35,7 +35,7 @@ def sweep_figures(runs: list[dict[str, Any]], names: list[str], metric: str) -> 
 def write_sweep_report(out: Path, payload: dict[str, Any], runs: list[dict[str, Any]], names: list[str],
                        table: tuple[list[str], list[list[Any]]], metric: str) -> dict[str, Path]:
     """Write sweep.json, one PNG per plot and sweep.html into ``out``; returns {kind: path}."""
-    from gradwatch.cli.common import write_json
+    from gradwatch.io import write_json
 
     out.mkdir(parents=True, exist_ok=True)
     images = {k: fig.save(out / f"sweep-{k}.png") for k, fig in sweep_figures(runs, names, metric).items()}

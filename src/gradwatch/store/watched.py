@@ -52,7 +52,7 @@ def config_dict(config: Any) -> dict[str, Any]:
 
 
 def _run_id(name: str | None) -> str:
-    from gradwatch.lab.run import new_run_id
+    from gradwatch.store.ids import new_run_id
 
     if name is None:
         return new_run_id()
