@@ -11,6 +11,9 @@ from gradwatch.nn.memory import IMAGE_INPUTS, check_fits, mlp_bytes
 MAX_GRID = 1000  # points per axis of a phase-diagram grid (each one is a fixed-point solve)
 
 
+HOPELESS = 10**8  # a depth, width or batch above this is refused before estimating its memory
+
+
 def check_config_size(cfg: Any) -> None:
     """Refuse a :class:`gradwatch.lab.Config` whose network cannot fit in the available memory."""
     hidden = cfg.hidden_sizes
@@ -41,5 +44,7 @@ def check_experiment_size(cfg: Any) -> None:
                                                           "probe_examples") and isinstance(getattr(cfg, n), int)]
     batch = max(batches, default=1000)
     param, value = ("width", width) if "width" in fields and width / 100 >= depth / 3 else (depth_name, depth)
-    check_fits(param, value, f"a {depth}×{width} net with batch {batch}", mlp_bytes(IMAGE_INPUTS, [width] * depth,
-                                                                                   10, batch))
+    what = f"a {depth}×{width} net with batch {batch}"
+    if max(depth, width, batch) > HOPELESS:  # not even the estimate fits: [width] * depth would not allocate
+        raise ConfigError(param, value, f"{what} is far beyond any machine's memory; choose a smaller size")
+    check_fits(param, value, what, mlp_bytes(IMAGE_INPUTS, [width] * depth, 10, batch))
