@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from gradwatch.errors import ConfigError
-from gradwatch.nn.memory import IMAGE_INPUTS, check_fits, mlp_bytes
+from gradwatch.nn.memory import GiB, IMAGE_INPUTS, available_bytes, check_fits, mlp_bytes
 
 MAX_GRID = 1000  # points per axis of a phase-diagram grid (each one is a fixed-point solve)
 
@@ -46,5 +46,6 @@ def check_experiment_size(cfg: Any) -> None:
     param, value = ("width", width) if "width" in fields and width / 100 >= depth / 3 else (depth_name, depth)
     what = f"a {depth}×{width} net with batch {batch}"
     if max(depth, width, batch) > HOPELESS:  # not even the estimate fits: [width] * depth would not allocate
-        raise ConfigError(param, value, f"{what} is far beyond any machine's memory; choose a smaller size")
+        raise ConfigError(param, value, f"{what} needs far more than the {available_bytes() / GiB:.3g} GiB of "
+                                        f"memory available; choose a smaller size")
     check_fits(param, value, what, mlp_bytes(IMAGE_INPUTS, [width] * depth, 10, batch))
