@@ -54,7 +54,9 @@ class ParalysisConfig(NetExperimentConfig):
     optimizer: Literal["sgd", "momentum", "nesterov", "adam"] = Field("sgd", description="optimizer of that run")
     lr: float = Field(0.1, gt=0, description="learning rate of that run")
     train_batch: int = Field(32, ge=1, description="mini-batch size of that run")
-    store: str = Field(str(DEFAULT_STORE), description="run store (SQLite file) the training run is recorded in")
+    store: str = Field("", description="run store (SQLite file) to record the training run in (empty, the default: "
+                                       f"not recorded; `gradwatch lab all` records it in its --store, e.g. "
+                                       f"{DEFAULT_STORE})")
 
     @field_validator("init")
     @classmethod
@@ -167,7 +169,7 @@ def train_and_measure(cfg: ParalysisConfig) -> TrainedResult:
         sizes=[cfg.width] * cfg.depth, activation=cfg.activation, init=cfg.init, init_std=cfg.init_std,
         dataset=cfg.dataset, data_dir=cfg.data_dir, optimizer=cfg.optimizer, lr=cfg.lr, batch_size=cfg.train_batch,
         epochs=10 ** 6, steps=steps, seed=cfg.seed, watch_every=max(1, steps // 50))
-    trained = lab.train(lab_cfg, store=cfg.store)
+    trained = lab.train(lab_cfg, store=cfg.store or None)
     _, x, y, _ = prepare(cfg)
     grads = [v for _, _, v in mean_abs_weight_grad(trained.model, x, y)]
     return TrainedResult(trained.id, int(trained.final.get("step", steps)),
@@ -206,7 +208,8 @@ def _as_experiment(cfg: ParalysisConfig, progress: Progress) -> ExperimentResult
         evidence += (f"; after {how} the test accuracy is {trained.test_accuracy:.3f} and layer 1 still gets "
                      f"{trained.span:.3g}× less gradient than the output"
                      + ("" if still else " — the paralysis is lifted"))
-        tables.append(Table(f"The same net after {how}, measured on the same batch (run {trained.run_id})",
+        stored = f" (run {trained.run_id} in {cfg.store})" if cfg.store else ""
+        tables.append(Table(f"The same net after {how}, measured on the same batch{stored}",
                             ["layer", "mean |∂C/∂W| at init", "after training", "after / at init"],
                             [[name, a, b, b / a if a > 0 else None] for name, a, b in zip(r.layers, g, t)]))
         numbers["trained"] = {"mean_abs_grad": t, "span": trained.span, "steps": trained.steps,
@@ -219,7 +222,7 @@ def _as_experiment(cfg: ParalysisConfig, progress: Progress) -> ExperimentResult
         holds = holds and still
     return ExperimentResult(
         name="paralysis", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers, config=cfg.to_dict(),
-        tables=tables, figures=figures, run_ids=[] if trained is None else [trained.run_id])
+        tables=tables, figures=figures, run_ids=[] if trained is None or not cfg.store else [trained.run_id])
 
 
 EXPERIMENT = Experiment(
