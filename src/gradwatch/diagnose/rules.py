@@ -66,7 +66,8 @@ def _gains(h: History) -> tuple[list[str], dict[str, list[float]], bool | None]:
                          f"activation derivative {fmt(ai)}")
             ws.append(float(wi))
             acts.append(float(ai))
-    limited = None if not ws else bool(np.exp(np.mean(np.log(acts))) < np.exp(np.mean(np.log(ws))))
+    with np.errstate(divide="ignore"):  # a dead layer passes back 0: its log is -inf, the comparison still holds
+        limited = None if not ws else bool(np.mean(np.log(acts)) < np.mean(np.log(ws)))
     return lines, {"gain_weights": ws, "gain_activation": acts}, limited
 
 
