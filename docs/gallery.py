@@ -27,6 +27,8 @@ def main(source: str) -> None:
         result = json.loads((src / f"{name}.json").read_text())
         shutil.copyfile(src / f"{name}.png", dest / f"{name}.png")
         kept = {k: result[k] for k in KEPT if k in result}
+        if isinstance(kept.get("config"), dict) and kept["config"].get("store"):  # a path of the machine it ran on
+            kept["config"] = {**kept["config"], "store": Path(kept["config"]["store"]).name}
         (dest / f"{name}.json").write_text(json.dumps(kept, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         verdict = "✓ supported" if result["holds"] else "✗ not supported"
         seeds, claim = experiments.get(name).seeds, result["claim"].replace("|", "\\|")  # | would end the cell
