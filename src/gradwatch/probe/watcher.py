@@ -40,7 +40,7 @@ from gradwatch.probe.hooks import LayerProbes
 from gradwatch.probe.layers import Layer, find_layers, unwrap
 from gradwatch.probe.locate import Locator
 from gradwatch.probe.rows import RowQueue, is_sharded
-from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, COUNT, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
+from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
                                    HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, free_reads, local,
                                    log10_histogram, zeros)
 from gradwatch.sinks.outputs import Outputs
@@ -133,8 +133,6 @@ class Watcher:
         raw = measured(None)
         self._raw_every = [r for r in measured(True) if r.startswith("grad_")]
         self._raw_sampled = [r for r in raw if r.startswith("grad_") and r not in self._raw_every]
-        if any(COUNT in s.needs for s in self._stats) and "grad_l1" not in raw:
-            raise AssertionError("grad_count is only used with grad_l1")  # pragma: no cover - a coding error
         self._weight_sq = "weight_l2" in raw or "weight_bad" in raw
         self._weight_bad = "weight_bad" in raw
         self._update = "delta_l2" in raw
