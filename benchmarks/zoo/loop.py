@@ -84,3 +84,26 @@ def cpu_grad_scaler():
         return torch.amp.GradScaler("cpu")
     except (AttributeError, RuntimeError, TypeError) as exc:  # pragma: no cover - depends on the torch build
         raise NotImplementedError(f"torch.amp.GradScaler('cpu') does not work here: {exc}") from exc
+
+
+def clipped_step(model, opt, batches, loss_fn, max_norm: float, pre_clip: list[float]) -> STEP_FN:
+    """One step that clips with ``clip_grad_norm_(max_norm)``, appending the pre-clip norm it returns."""
+    def step(t: int) -> float:
+        x, y = next(batches)
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        pre_clip.append(float(nn.utils.clip_grad_norm_(model.parameters(), max_norm)))
+        opt.step()
+        return loss.item()
+    return step
+
+
+def scaled_backward_and_step(loss, opt, scaler, skipped: list[bool]) -> None:
+    """GradScaler's scale → backward → step → update; appends whether the scaler skipped the step (its scale
+    fell)."""
+    scaler.scale(loss).backward()
+    scale = scaler.get_scale()
+    scaler.step(opt)
+    scaler.update()
+    skipped.append(scaler.get_scale() < scale)

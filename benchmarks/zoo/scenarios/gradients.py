@@ -7,11 +7,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .. import data, models, truth
 from ..label import Expect, Run, broken
-from ..loop import classify_step, digit_batches, done, fit, gen, learned
+from ..loop import classify_step, clipped_step, digit_batches, done, fit, gen, learned
 from ..registry import scenario
 from ..truth import check
 
@@ -121,18 +120,8 @@ def rnn_clipped_exploding() -> Run:
     model = _spectral_rnn(3.0)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     batches = data.adding_batches(48, 32)
-    pre_clip = []
-
-    def step(t: int) -> float:
-        x, y = next(batches)
-        opt.zero_grad()
-        loss = F.mse_loss(model(x), y)
-        loss.backward()
-        pre_clip.append(float(nn.utils.clip_grad_norm_(model.parameters(), 1.0)))
-        opt.step()
-        return loss.item()
-
-    w, losses = fit(model, opt, step, 40, stats="full")
+    pre_clip: list[float] = []
+    w, losses = fit(model, opt, clipped_step(model, opt, batches, F.mse_loss, 1.0, pre_clip), 40, stats="full")
     big = sum(n > 100 for n in pre_clip)
     check(big >= len(pre_clip) // 2, f"the pre-clip norm exceeded 100 on only {big} of {len(pre_clip)} steps")
     return done(w, broken(Expect("exploding"), forbid=("nonfinite",)), steps_pre_clip_over_100=big,

@@ -8,8 +8,8 @@ from torch import nn
 
 from .. import data, models, truth
 from ..label import HEALTHY, Run
-from ..loop import (classify_step, cpu_grad_scaler, digit_batches, done, fit, gen, lambda_logits, learned,
-                    lm_step)
+from ..loop import (classify_step, clipped_step, cpu_grad_scaler, digit_batches, done, fit, gen, lambda_logits,
+                    learned, lm_step, scaled_backward_and_step)
 from ..registry import scenario
 from ..truth import check
 
@@ -261,18 +261,8 @@ def clipping_loop() -> Run:
     model = models.mlp([64, 64, 64, 10])
     opt = torch.optim.SGD(model.parameters(), lr=0.2)
     batches = digit_batches()
-    pre_clip = []
-
-    def step(t: int) -> float:
-        x, y = next(batches)
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        pre_clip.append(float(nn.utils.clip_grad_norm_(model.parameters(), 0.5)))
-        opt.step()
-        return loss.item()
-
-    w, losses = fit(model, opt, step, 60, stats="full")
+    pre_clip: list[float] = []
+    w, losses = fit(model, opt, clipped_step(model, opt, batches, F.cross_entropy, 0.5, pre_clip), 60, stats="full")
     clipped = sum(n > 0.5 for n in pre_clip)
     check(clipped >= len(pre_clip) // 2, f"clipping was active on only {clipped} of {len(pre_clip)} steps")
     return done(w, HEALTHY, clipped_steps=clipped, **learned(losses, 0.6))
@@ -291,11 +281,7 @@ def gradscaler() -> Run:
         x, y = next(batches)
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
-        scaler.scale(loss).backward()
-        scale = scaler.get_scale()
-        scaler.step(opt)
-        scaler.update()
-        skipped.append(scaler.get_scale() < scale)
+        scaled_backward_and_step(loss, opt, scaler, skipped)
         return loss.item()
 
     w, losses = fit(model, opt, step, 60, stats="full")

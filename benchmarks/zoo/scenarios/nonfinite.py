@@ -14,7 +14,7 @@ import gradwatch as gw
 
 from .. import data, models, truth
 from ..label import KINDS, Expect, Run, broken
-from ..loop import cpu_grad_scaler, digit_batches, done, fit, gen
+from ..loop import cpu_grad_scaler, digit_batches, done, fit, gen, scaled_backward_and_step
 from ..registry import scenario
 from ..truth import check
 
@@ -180,11 +180,7 @@ def scaler_every_step_skipped() -> Run:
         opt.zero_grad()
         p = torch.sigmoid(model(xb).squeeze(1))
         loss = -(yb * torch.log(p) + (1 - yb) * torch.log(1 - p)).mean()
-        scaler.scale(loss).backward()
-        scale = scaler.get_scale()
-        scaler.step(opt)
-        scaler.update()
-        skipped.append(scaler.get_scale() < scale)
+        scaled_backward_and_step(loss, opt, scaler, skipped)
         return loss.item()
 
     w, losses = fit(model, opt, step, 20)
