@@ -3,7 +3,8 @@
 * The watch is created in ``on_fit_start`` (on the LightningModule, step numbers from ``trainer.global_step``)
   and records in ``on_before_optimizer_step``: Lightning calls it after the backward passes of the accumulated
   batches, after unscaling under mixed precision, and *before* gradient clipping — so the recorded gradients
-  are the accumulated, unscaled, pre-clip ones the clipping sees. With manual optimisation and several
+  are the accumulated, unscaled, pre-clip ones the clipping sees (with ``gradient_clip_val`` they are also
+  recorded as ``grad_norm_preclip``, so the diagnosis knows the loop clips). With manual optimisation and several
   optimizers, each ``optimizer.step()`` is one recorded step, and a layer is measured where it has a gradient
   (clipping in manual optimisation is the user's call, so the values there are whatever ``p.grad`` holds when
   ``step()`` is called). The watch has no optimizer hooks, so ``update_ratio`` is not recorded.
@@ -57,7 +58,9 @@ class GradwatchCallback(pl.Callback):
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         if self.watcher is not None and not self.watcher.closed:
-            self.watcher.step()
+            # Lightning clips after this hook (gradient_clip_val, automatic optimisation): these are the pre-clip values
+            clips = bool(trainer.gradient_clip_val) and pl_module.automatic_optimization
+            self.watcher.step(before_clip=clips)
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         self._close()
