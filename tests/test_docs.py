@@ -164,3 +164,14 @@ def test_site_builds_strict(tmp_path):
         assert (site / page).is_file(), page
     cli = (site / "cli" / "index.html").read_text(encoding="utf-8")
     assert "gradwatch train" in cli and "--store" in cli  # generated from the typer app
+
+
+def test_the_tested_versions_in_the_docs_are_the_constraints():
+    """docs/getting-started.md names the versions the suite is tested with: the ones constraints.txt pins."""
+    pins = dict(line.split("==", 1) for line in (REPO / "constraints.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    pins = {name.lower(): version.strip() for name, version in pins.items()}
+    table = re.findall(r"^\| ([\w-]+) \| ([\w.]+) \|$", (DOCS / "getting-started.md").read_text(), re.M)
+    assert len(table) >= 9
+    for name, version in table:
+        assert pins.get(name) == version, f"{name}: the docs say {version}, constraints.txt {pins.get(name)}"
