@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from gradwatch.errors import ConfigError
-from gradwatch.lab.layers import Residual, SparseLinear, ScaledAtTestDropout, conv_front
+from gradwatch.lab.layers import Residual, ScaledAtTestDropout, SparseLinear, conv_front
 from gradwatch.nn.activations import get_activation
 from gradwatch.nn.init import lsuv, scale_spectral_radius
 from gradwatch.nn.mlp import fill_weight, mlp

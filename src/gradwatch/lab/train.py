@@ -20,10 +20,10 @@ import torch
 from torch import Tensor, nn
 
 from gradwatch.errors import ConfigError
+from gradwatch.lab.bptt import recurrent_backward
 from gradwatch.lab.config import Config
 from gradwatch.lab.constraints import clip_gradients, project_weights
 from gradwatch.lab.models import build_model
-from gradwatch.lab.bptt import recurrent_backward
 from gradwatch.lab.penalties import weight_penalty
 from gradwatch.lab.prepare import Prepared, accuracy, prepare, task_loss
 from gradwatch.lab.pretrain import pretrain_autoencoders

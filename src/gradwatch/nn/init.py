@@ -164,7 +164,7 @@ def lsuv(model: torch.nn.Module, x: Tensor | None, *, tol: float = LSUV_TOLERANC
     try:
         for m in targets:
             seen: list[Tensor] = []
-            handle = m.register_forward_hook(lambda mod, inp, out: seen.append(out.detach()))
+            handle = m.register_forward_hook(lambda mod, inp, out, seen=seen: seen.append(out.detach()))
             try:
                 for _ in range(max_iter):
                     seen.clear()

@@ -110,7 +110,8 @@ class Curves(_Saveable):
 
     def plot(self, ax=None) -> Curves:
         ax = self._axes(ax)
-        colours = layer_colors(len(self.series)) if self.layer_colours else [config_color(i) for i in range(len(self.series))]
+        n = len(self.series)
+        colours = layer_colors(n) if self.layer_colours else [config_color(i) for i in range(n)]
         for (label, (xs, ys)), c in zip(self.series.items(), colours):
             ax.plot(list(xs), list(ys), label=label, color=c, marker="o" if self.markers else None, ms=3)
         if self.hline is not None:

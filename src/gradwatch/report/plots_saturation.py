@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gradwatch.report.plots import _Saveable, _pyplot, layer_colors
+from gradwatch.report.plots import _pyplot, _Saveable, layer_colors
 
 
 class LayerBands(_Saveable):

@@ -21,8 +21,8 @@ from pydantic import Field, field_validator
 
 from gradwatch.errors import check_choice
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.experiments.probing import activation_stats, layer_values_at, single_threaded
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.nn.init import INITS
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu", "softsign")
@@ -104,7 +104,8 @@ def _measure(cfg: ActivationsConfig, progress: Progress) -> ExperimentResult:
     evidence = (f"at init the sigmoid's last hidden layer gets {sig['span']:.3g}× the gradient of its first (largest "
                 f"span among the others: {worst_other} {per_act[worst_other]['span']:.3g}×); after {epochs} epochs the "
                 f"sigmoid's training loss is {sig['train_loss'][-1]:.3f} (ln 10 = {CHANCE:.3f}), the others' "
-                f"{min(per_act[a]['train_loss'][-1] for a in others):.3f}–{max(per_act[a]['train_loss'][-1] for a in others):.3f}; "
+                f"{min(per_act[a]['train_loss'][-1] for a in others):.3f}–"
+                f"{max(per_act[a]['train_loss'][-1] for a in others):.3f}; "
                 f"at lr {cfg.dying_lr} ≥ {relu_dead:.0%} of ReLU units are dead on both seeds, "
                 f"{leaky_dead:.0%} of LeakyReLU units")
     rows = [[a, p["grad_norm_at_init"][0], p["grad_norm_at_init"][-1], p["span"], p["train_loss"][-1], p["accuracy"],

@@ -14,8 +14,6 @@ affine map; δ_{n+1} = ∂L/∂logits).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -46,8 +44,8 @@ class ClippingConfig(TrainedExperimentConfig):
     lr: float = Field(0.02, gt=0, description="SGD learning rate")
     clip_norm: float = Field(1.0, gt=0, description="threshold of clipping by global norm (Pascanu et al.: 1)")
     clip_value: float = Field(0.01, gt=0, description="threshold of clipping every gradient element")
-    steps: Optional[int] = Field(None, ge=1, description=f"SGD steps [default: {FULL_STEPS}; {QUICK_STEPS} with "
-                                                         "--quick]")
+    steps: int | None = Field(None, ge=1, description=f"SGD steps [default: {FULL_STEPS}; {QUICK_STEPS} with "
+                                                      "--quick]")
     batch_size: int = Field(64, ge=2, description="examples per step")
 
 
@@ -140,8 +138,8 @@ def run(cfg: ClippingConfig, progress: Progress) -> ExperimentResult:
 def _tables(cfg: ClippingConfig, numbers: dict) -> list[Table]:
     net = f"{cfg.depth}×{cfg.width} {cfg.activation}, N(0, {cfg.init_std:g}²), SGD lr {cfg.lr:g}"
     main = Table(f"{numbers['dataset']}; {net}; {numbers['steps']} steps; seed {cfg.seed}",
-                 ["remedy", "‖g‖ stepped on at step 1 (after clipping)", "final train loss", "final train acc", "‖δ_1‖/‖δ_out‖ at init",
-                  "‖δ_j‖ ≤ ‖δ_j+1‖ at init"],
+                 ["remedy", "‖g‖ stepped on at step 1 (after clipping)", "final train loss", "final train acc",
+                  "‖δ_1‖/‖δ_out‖ at init", "‖δ_j‖ ≤ ‖δ_j+1‖ at init"],
                  [[label, numbers["first_grad_norm"][label], numbers["final_train_loss"][label],
                    numbers["final_accuracy"][label], d["input_over_output"], d["share_nonincreasing"]]
                   for label, d in numbers["delta_at_init"].items()])

@@ -32,7 +32,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from pydantic import Field, field_validator
 
@@ -182,7 +181,7 @@ def _run(cfg: FirstLayerImageConfig, progress: Progress) -> ExperimentResult:
     from gradwatch.report.plots_images import ImageGrid
 
     inp = x[cfg.image].reshape(shape).tolist()
-    images = {"input (label %d)" % int(data.y_test[cfg.image]): inp} | {f"h₁ at {r.label}": r.image for r in rows}
+    images = {f"input (label {int(data.y_test[cfg.image])})": inp} | {f"h₁ at {r.label}": r.image for r in rows}
     figures = {
         "main": ImageGrid({"same scale [0, 1]": (images, (0.0, 1.0)), "each image's own scale": (images, None)},
                           title=f"An input and its image in the first hidden layer ({cfg.activation}, "

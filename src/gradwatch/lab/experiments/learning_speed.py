@@ -26,8 +26,8 @@ from pydantic import Field
 
 from gradwatch.lab.data import load_dataset
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.experiments.probing import single_threaded
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.models import linear_layers, mlp
 
 NIELSEN_AT_INIT = {2: [0.012, 0.060], 3: [0.012, 0.060, 0.283], 4: [0.003, 0.017, 0.070, 0.285]}

@@ -109,7 +109,8 @@ def _run(cfg: MeanFieldConfig, progress: Progress) -> ExperimentResult:
 
     evidence = (f"over σ_w² ∈ {{{join('sigma_w2', 'g')}}} (σ_b² = {cfg.sigma_b2:g}, "
                 f"{nets} nets of {depth}×{width} {cfg.activation}) the measured χ₁ "
-                f"{join('measured_chi1', '.3f')} vs mean field {join('chi1', '.3f')} (largest relative error {max(errors):.3f}); the critical "
+                f"{join('measured_chi1', '.3f')} vs mean field {join('chi1', '.3f')} "
+                f"(largest relative error {max(errors):.3f}); the critical "
                 f"line is at σ_w² = {critical:.4f}, where 6 ξ_c diverges (6 ξ_c = "
                 f"{join('trainable_depth', '.3g')})")
     table = Table(f"{cfg.activation}, σ_b² = {cfg.sigma_b2:g}: {nets} random nets of {depth} layers × {width} units "
@@ -129,7 +130,8 @@ def _run(cfg: MeanFieldConfig, progress: Progress) -> ExperimentResult:
     }
     numbers = {"sweep": rows, "critical_sigma_w2": critical, "phase_diagram": {
         **diagram, "trainable_depth": depth6.tolist(), "peak_sigma_w2": peak_at,
-        "nearest_critical_sigma_w2": [float(sw_grid[k]) for k in crossing]}, "width": width, "depth": depth, "nets": nets}
+        "nearest_critical_sigma_w2": [float(sw_grid[k]) for k in crossing]},
+        "width": width, "depth": depth, "nets": nets}
     return ExperimentResult(name="meanfield", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers,
                             config=cfg.to_dict(), tables=[table], figures=figures)
 

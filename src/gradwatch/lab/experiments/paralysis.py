@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
 
+from gradwatch.errors import check_choice
+from gradwatch.lab.data import load_dataset
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
 from gradwatch.lab.experiments.net_config import NetExperimentConfig
-from gradwatch.lab.data import load_dataset
 from gradwatch.lab.models import initialize, linear_layers, mlp
 from gradwatch.nn.init import INITS
-from gradwatch.errors import check_choice
 from gradwatch.store.sqlite import DEFAULT_STORE
 
 DEFAULT_INIT_STD = 1 / math.sqrt(300)

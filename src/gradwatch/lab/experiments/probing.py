@@ -22,7 +22,8 @@ from gradwatch.lab.experiments.base import single_threaded  # noqa: F401  (re-ex
 from gradwatch.lab.models import linear_layers
 
 
-def layer_values_at(run, stat: str = "grad_norm", step: int = 0, hidden_only: bool = True) -> tuple[list[str], list[float]]:
+def layer_values_at(run, stat: str = "grad_norm", step: int = 0,
+                    hidden_only: bool = True) -> tuple[list[str], list[float]]:
     """(layer names, values) of ``stat`` in ``run.history`` at recorded row ``step`` (0: at initialisation).
 
     ``hidden_only`` drops the ``output`` layer and the conv front end (layers whose name is not ``hidden*``).

@@ -30,8 +30,8 @@ from pydantic import Field, field_validator
 
 from gradwatch.errors import ConfigError
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.experiments.probing import first_step_reaching, single_threaded
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 
 ACTS = ("relu", "tanh")
 KRIZHEVSKY_RATIO = 6.0

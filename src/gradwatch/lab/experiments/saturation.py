@@ -25,8 +25,8 @@ import torch
 from pydantic import Field
 
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.experiments.probing import activation_stats, backprop_gradients, single_threaded
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 
 PROBE_EXAMPLES = 300  # G&B: activations of 300 fixed test examples
 TOP_BELOW = 0.3  # the top layer's mean activation falls below this (from 0.5 at init)
