@@ -135,7 +135,9 @@ class Config(StrictModel):
     @classmethod
     def _choice(cls, v: str | None, info: ValidationInfo) -> str | None:
         choices = {"activation": ACTIVATIONS, "init": LAB_INITS, "recurrent_init": INITS, "dataset": DATASET_NAMES}
-        return None if v is None else check_choice(info.field_name, v, choices[info.field_name])
+        field = info.field_name
+        assert field is not None  # always set for a field validator
+        return None if v is None else check_choice(field, v, choices[field])
 
     @field_validator("sizes")
     @classmethod

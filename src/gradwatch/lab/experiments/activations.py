@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -68,7 +69,7 @@ def _measure(cfg: ActivationsConfig, progress: Progress) -> ExperimentResult:
 
     width = cfg.width or (64 if cfg.quick else 128)
     epochs = cfg.epochs or (5 if cfg.quick else 20)
-    data = lab.load_dataset(cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed)
+    data = lab.load_dataset(cfg.dataset_name, data_dir=cfg.data_dir, seed=cfg.seed)
     per_act, run_ids = {}, []
     for act in progress.track(ACTIVATIONS, "training one net per activation", total=len(ACTIVATIONS)):
         run = lab.train(lab.Config(depth=cfg.depth, width=width, activation=act, init=cfg.init, optimizer="sgd",
@@ -81,7 +82,7 @@ def _measure(cfg: ActivationsConfig, progress: Progress) -> ExperimentResult:
                         "train_loss": run.metric("train_loss").tolist(), "accuracy": run.final["accuracy"],
                         "test_accuracy": run.final["test_accuracy"],
                         "dead_fraction": _hidden(dead["act_dead"], dead["layers"])}
-    dying = {}
+    dying: dict[str, list[dict[str, Any]]] = {}
     jobs = [(act, seed) for act in ("relu", "leaky_relu") for seed in (cfg.seed, cfg.seed + 1)]
     for act, seed in progress.track(jobs, "dying ReLU at a large learning rate", total=len(jobs)):
         run = lab.train(lab.Config(depth=cfg.dying_depth, width=width, activation=act, init="he_normal",

@@ -23,6 +23,8 @@ at the higher rate, and the folding.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -60,7 +62,7 @@ class BatchNormConfig(TrainedExperimentConfig):
     probe_examples: int = Field(500, ge=10, description="test images the percentiles are taken over")
 
 
-def sigmoid_input(model: nn.Sequential, x: torch.Tensor, layer: int) -> torch.Tensor:
+def sigmoid_input(model: nn.Module, x: torch.Tensor, layer: int) -> torch.Tensor:
     """The input of the activation ``act{layer}`` for the batch ``x`` (``[n, width]``).
 
     BN layers normalise with the batch's own mean and variance (as in training) without touching their running
@@ -134,7 +136,7 @@ def run(cfg: BatchNormConfig, progress: Progress) -> ExperimentResult:
             runs[label] = lab.train(base, store=store, on_step=trackers[label], norm=norm, lr=cfg.lr * factor)
     fold = fold_check(runs["BN"].model, x_probe)
     curves = {label: accuracy_curve(r) for label, r in runs.items()}
-    numbers = {
+    numbers: dict[str, Any] = {
         "dataset": runs["BN"].source, "steps": steps, "lr": cfg.lr, "high_lr": cfg.lr * cfg.high_lr_factor,
         "test_accuracy": {label: {"steps": s, "values": a} for label, (s, a) in curves.items()},
         "final_test_accuracy": {label: a[-1] for label, (_, a) in curves.items()},

@@ -14,6 +14,8 @@ affine map; δ_{n+1} = ∂L/∂logits).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -92,9 +94,10 @@ def run(cfg: ClippingConfig, progress: Progress) -> ExperimentResult:
     steps = cfg.steps or (QUICK_STEPS if cfg.quick else FULL_STEPS)
     base = training_config(cfg, steps, depth=cfg.depth, width=cfg.width, activation=cfg.activation,
                            init="normal", init_std=cfg.init_std, optimizer="sgd", lr=cfg.lr)
-    plan = {"no remedy": {}, f"clip norm {cfg.clip_norm:g}": {"clip_norm": cfg.clip_norm},
-            f"clip value {cfg.clip_value:g}": {"clip_value": cfg.clip_value},
-            "‖W‖₂ ≤ 1": {"init": "orthogonal", "max_spectral_norm": 1.0}}
+    plan: dict[str, dict[str, Any]] = {
+        "no remedy": {}, f"clip norm {cfg.clip_norm:g}": {"clip_norm": cfg.clip_norm},
+        f"clip value {cfg.clip_value:g}": {"clip_value": cfg.clip_value},
+        "‖W‖₂ ≤ 1": {"init": "orthogonal", "max_spectral_norm": 1.0}}
     data = prepare(base)
     x, y = data.x_test[:PROBE_EXAMPLES], data.y_test[:PROBE_EXAMPLES]
     runs, at_init = {}, {}
@@ -107,7 +110,7 @@ def run(cfg: ClippingConfig, progress: Progress) -> ExperimentResult:
             runs[label] = lab.train(cfg_run, store=store)
     constrained = runs["‖W‖₂ ≤ 1"]
     trained_delta = delta_profile(input_gradients(constrained.model, x, y))
-    numbers = {
+    numbers: dict[str, Any] = {
         "dataset": constrained.source, "steps": steps,
         "train_loss": {label: [float(v) for v in r.metric("train_loss")] for label, r in runs.items()},
         "epoch_steps": {label: [int(v) for v in r.metric("step")] for label, r in runs.items()},

@@ -88,13 +88,16 @@ class LayerImages:
 
 def hidden_activity(model: torch.nn.Sequential, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(pre-activation z_l, activation h_l) of every hidden layer, float64, for inputs x [n, features]."""
-    out, h, z = [], x.double(), None
+    out: list[tuple[torch.Tensor, torch.Tensor]] = []
+    h, z = x.double(), None
     with torch.no_grad():
         for name, module in model.double().named_children():
             if name == "output":
                 break
             if isinstance(module, torch.nn.Linear):
                 z = module(h)
+            elif z is None:
+                raise ConfigError("model", name, "expected a Linear layer before every activation")
             else:
                 h = module(z)
                 out.append((z, h))

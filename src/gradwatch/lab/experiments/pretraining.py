@@ -13,6 +13,8 @@ MNIST. The unlabelled pretraining uses the same training images as the fine-tuni
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from gradwatch import lab
@@ -61,7 +63,7 @@ def run(cfg: PretrainingConfig, progress: Progress) -> ExperimentResult:
                                           "pretraining: training", total=2):
             runs[label] = lab.train(base, store=store, pretrain=mode)
     grads = {label: first_step_layer_norms(r) for label, r in runs.items()}
-    numbers = {
+    numbers: dict[str, Any] = {
         "dataset": runs["pretrained"].source, "steps": steps, "pretrain_epochs": epochs,
         "train_accuracy": {label: 1 - error_rate(r) for label, r in runs.items()},
         "test_accuracy": {label: float(r.final["test_accuracy"]) for label, r in runs.items()},

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ def layer_values_at(run, stat: str = "grad_norm", step: int = 0,
 
 
 def activation_stats(model: nn.Module, x: torch.Tensor, stats: Sequence[str] = ("act_mean", "act_std")
-                     ) -> dict[str, list[float]]:
+                     ) -> dict[str, list[Any]]:
     """Per-layer forward statistics of ``model`` on the batch ``x`` (one watched forward pass, hooks removed
     afterwards; the model's train/eval mode is restored). Returns ``{stat: [value per layer]}`` and ``layers``."""
     from gradwatch.probe import watch
@@ -49,7 +50,7 @@ def activation_stats(model: nn.Module, x: torch.Tensor, stats: Sequence[str] = (
             w.step()
     finally:
         model.train(was)
-    out: dict[str, list] = {s: w.history.stat(s)[0].tolist() for s in stats}
+    out: dict[str, list[Any]] = {s: w.history.stat(s)[0].tolist() for s in stats}
     out["layers"] = list(w.history.layers)
     return out
 

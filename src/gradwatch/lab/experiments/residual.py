@@ -17,6 +17,8 @@ they stay within about an order of magnitude. Stochastic depth uses the same dro
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from gradwatch import lab
@@ -72,7 +74,7 @@ def run(cfg: ResidualConfig, progress: Progress) -> ExperimentResult:
         names, norms = first_step_layer_norms(runs[(deepest, kind)])
         profiles[kind] = {"layers": [n for n in names if not n.endswith(".proj")],
                           "grad_norm": [g for n, g in zip(names, norms) if not n.endswith(".proj")]}
-    numbers = {
+    numbers: dict[str, Any] = {
         "dataset": sd.source, "depths": depths, "steps": steps,
         "train_error": err,
         "test_accuracy": {kind: [runs[(d, kind)].final["test_accuracy"] for d in depths]
