@@ -211,7 +211,7 @@ class _Trainer:
     def _fit_esn(self, run: Run, model: EchoStateNetwork) -> None:
         start = time.perf_counter()
         model.fit(self.data.x_train, self.data.y_train.float() if self.data.regression
-                       else nn.functional.one_hot(self.data.y_train, self.data.n_out).float(), self.cfg.ridge)
+                  else nn.functional.one_hot(self.data.y_train, self.data.n_out).float(), self.cfg.ridge)
         self._record_epoch(run, 1, {"seconds": time.perf_counter() - start})
 
     def _fit(self, run: Run) -> None:
