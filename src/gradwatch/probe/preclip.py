@@ -23,6 +23,7 @@ parameters) fire no hook — there the wrapped ``clip_grad_norm_`` records the p
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -48,7 +49,8 @@ class PreClip:
 
     def __init__(self, params: Sequence[Tensor], on_backward_end: Callable[[], None]):
         self._params = list(params)
-        self._on_end = on_backward_end
+        # weakly: the hooks live on the model's parameters and must not keep a watch that was never closed alive
+        self._on_end = weakref.WeakMethod(on_backward_end)  # type: ignore[arg-type]
         self._queued = False
         self.measured: Measured | None = None
         self._handles = [p.register_post_accumulate_grad_hook(self._accumulated)
@@ -65,7 +67,11 @@ class PreClip:
 
     def _end(self) -> None:
         self._queued = False
-        self._on_end()
+        on_end = self._on_end()
+        if on_end is None:  # the watch is gone without close(): take the hooks off the model
+            self.remove()
+            return
+        on_end()
 
     # ---- what was measured -----------------------------------------------------------------------------------
     def _stamps(self, present: Sequence[int]) -> list[tuple[int, int]]:
