@@ -179,7 +179,7 @@ class Watcher:
         self._graph = GraphProbe(unwrap(model), {id(p): o for p, o in zip(self._params, self._owner)}, n, self._guard)
         patches.register(self)
         self.sinks, self.store, self.name, self.config = sinks, store, name, config
-        self._outputs = Outputs(self)  # sinks and the stored run (gradwatch/sinks/outputs.py)
+        self._outputs = Outputs(self, self._guard)  # sinks and the stored run, guarded (sinks/outputs.py)
         self._arm()
 
     # ---- schedule --------------------------------------------------------------------------------------------
@@ -460,6 +460,7 @@ class Watcher:
         self._closed = True
         self.flush()
         self._outputs.close(self.diagnose)  # the diagnosis to the sinks and the run store; closes them
+        self._history.meta["disabled"] = self._guard.summary()  # with any sink that failed at the end
         self._before, self._theta = {}, {}  # free the copies of θ
 
     @property
