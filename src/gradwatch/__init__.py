@@ -12,7 +12,7 @@ def __getattr__(name: str):
         from gradwatch.probe import watch
 
         return watch
-    if name == "sinks":  # gw.sinks.TensorBoard(...), gw.sinks.MLflow(...), gw.sinks.WandB(...)
+    if name == "sinks":  # gw.sinks.TensorBoard(...), gw.sinks.MLflow(...), gw.sinks.Wandb(...)
         import gradwatch.sinks as sinks
 
         return sinks
