@@ -69,7 +69,7 @@ def test_a_watched_run_is_stored_shown_reported_and_compared(tmp_path, capsys):
     capsys.readouterr()
     assert main(["show", id_a[:12], "--store", store]) == 0
     out = capsys.readouterr().out
-    assert "sigmoid net" in out and '"activation": "sigmoid"' in out
+    assert "sigmoid net" in out and '"activation": "sigmoid"' in out and "(optimizer SGD)" in out
     assert " ".join(str(a.diagnose()).splitlines()[0].split()) in " ".join(out.split())  # lines wrap at 80
     shown = _json(capsys, "show", id_a, "--store", store, "--json")
     np.testing.assert_allclose(np.array(shown["history"]["stats"]["grad_norm"], dtype=float),

@@ -73,12 +73,12 @@ class WatchedRun:
         self.db = RunStore(store) if self._own else store
         h = watcher._history
         user = config_dict(watcher.config)
-        optimizer = getattr(watcher, "optimizer", None)
+        optimizers = [type(o).__name__ for o in getattr(watcher, "optimizers", ())]
         self.run_id = _run_id(watcher.name)
         self.db.start_run(self.run_id, {
             "kind": WATCH_KIND, "name": watcher.name, "seed": user.get("seed"), "user": user,
             "model": type(getattr(watcher.model, "module", watcher.model)).__name__,
-            "optimizer": None if optimizer is None else type(optimizer).__name__,
+            "optimizer": ", ".join(optimizers) or None,
             "watch": {"every": watcher.every, "sample_every": watcher.sample_every,
                       "flush_every": watcher.flush_every, "stats": list(h.stats)},
             "layout": {"kinds": h.kinds, "numel": [int(n) for n in h.numel], "activations": h.activations,
