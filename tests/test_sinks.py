@@ -194,3 +194,26 @@ def test_tensorboard_has_no_nan_where_a_statistic_was_not_sampled(tmp_path):
                                                          else [0, 3, 6, 9])
             assert [p.value for p in points] == pytest.approx(h.stat(stat, sampled_only=True)[:, j].tolist(),
                                                               rel=1e-6)
+
+
+def test_mlflow_inside_an_active_run_logs_to_that_run_only(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (gradwatch[mlflow])")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    from mlflow.tracking import MlflowClient
+
+    uri = (tmp_path / "mlruns").as_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run() as active:
+            sink = gw.sinks.MLflow(tracking_uri=uri)  # the active run's store, named explicitly
+            assert sink.run_id == active.info.run_id
+            _train([sink])
+            with pytest.raises(ConfigError, match="tracking_uri"):  # another store: refused, not another run
+                gw.sinks.MLflow(tracking_uri=(tmp_path / "elsewhere").as_uri())
+        client = MlflowClient(tracking_uri=uri)
+        runs = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
+        assert [r.info.run_id for r in runs] == [active.info.run_id]
+        assert "gradwatch/grad_norm/0" in runs[0].data.metrics
+        assert client.get_experiment_by_name("gradwatch") is None  # no run made elsewhere
+    finally:
+        mlflow.set_tracking_uri(None)
