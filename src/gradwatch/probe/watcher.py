@@ -414,15 +414,31 @@ class Watcher:
         with self._guard(GRADS, f"step {self._step} (pre-clip)"):
             self._measure_grads(None, ["grad_l2"], rename="preclip_l2")
 
-    def step(self) -> None:
+    def step(self, at: int | None = None) -> None:
         """Record the statistics of the gradients now in ``p.grad``: call it after ``backward()`` when the watch
-        has no optimizer (with one, its step hooks do this)."""
+        has no optimizer (with one, its step hooks do this).
+
+        ``at``: the number of this step, from a trainer's own counter (steps only go forward). The step then stays
+        open: calling ``step(at=n)`` again with the same ``n`` (several optimizers stepping one after another in
+        one trainer step) adds the gradients present now to it, the later value of a parameter replacing the
+        earlier one; it is complete at the first call with a larger ``n``, or at ``close()``."""
         if self._closed:
             raise RuntimeError("this watch is closed; create a new one with gradwatch.watch(model)")
         if self.optimizers:
             raise RuntimeError("this watch follows its optimizer's steps; do not call w.step() as well")
+        if at is None:
+            self._before_step(None)
+            self._end_row()
+            return
+        if isinstance(at, bool) or not isinstance(at, int) or at < self._step:
+            raise ConfigError("at", at, f"expected an integer ≥ {self._step} (the steps of a watch only go forward)")
+        if self._stepped and at != self._step:  # a new step begins: the open one is complete
+            self._end_row()
+        if at != self._step:
+            self._step = at
+            self._arm()
         self._before_step(None)
-        self._end_row()
+        self._stepped.add(-1)  # open until a larger step or close()
 
     def flush(self) -> None:
         """Copy the queued statistics to the host (one copy for all steps, layers and statistics; under FSDP2 one
