@@ -76,6 +76,11 @@ def test_lightning_callback_logs_preclip_per_layer_scalars_and_a_diagnosis(tmp_p
         assert [p.step for p in points] == list(range(STEPS))
         for p in points:  # the logged value is the pre-clip norm computed by hand at the same step
             assert p.value == pytest.approx(hand.pre[p.step][layer], rel=1e-5)
+    # grad_norm_preclip (the loop clips): step k's own values, not step k-1's
+    h = callback.watcher.history
+    for row, step in enumerate(h.steps.tolist()):
+        for col, layer in enumerate(h.layers):
+            assert h.stat("grad_norm_preclip")[row, col] == pytest.approx(hand.pre[step][layer], rel=1e-5)
     assert {f"gradwatch/{s}/{l}" for s in ("grad_abs_mean", "grad_abs_max", "nonfinite", "weight_norm")
             for l in layers} <= set(events.Tags()["scalars"])
     # the values are pre-clip: the clipping then scaled the total down to CLIP

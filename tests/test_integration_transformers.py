@@ -13,7 +13,6 @@ pytest.importorskip("accelerate", reason="accelerate (needed by transformers' Tr
 pytest.importorskip("tensorboard", reason="tensorboard is not installed (gradwatch[tensorboard])")
 
 from gradwatch.integrations.transformers import GradwatchCallback  # noqa: E402
-from gradwatch.probe import Watcher  # noqa: E402
 
 STEPS = 4
 MAX_NORM = 0.05  # small enough that the Trainer's clipping changes every step's gradients
@@ -95,21 +94,29 @@ def test_trainer_history_equals_hand_norms_and_reaches_tensorboard(tmp_path, mon
     assert "clip_grad_norm_" not in trainer.accelerator.__dict__
 
 
-def test_trainer_preclip_values_are_taken_before_the_clip(tmp_path, monkeypatch):
-    recorded = []
+def test_trainer_preclip_values_add_up_to_the_trainers_own_norm_with_accumulation(tmp_path):
+    """Whatever accelerate calls to clip (torch's clip_grad_norm_ in old versions, get_total_norm +
+    clip_grads_with_norm_ in new ones), the per-layer pre-clip norms, combined, are the Trainer's own logged
+    grad_norm (its total before clipping) at every step, with gradient accumulation over two micro-batches."""
+    from transformers import Trainer, TrainingArguments
 
-    def record_preclip(self):  # stands in for the watch's record_preclip (which the open watch calls from
-        # torch.nn.utils.clip_grad_norm_): the total norm at call time
-        grads = [p.grad.reshape(-1) for p in self.model.parameters() if p.grad is not None]
-        recorded.append(float(torch.linalg.vector_norm(torch.cat(grads))))
-
-    monkeypatch.setattr(Watcher, "record_preclip", record_preclip, raising=False)
-    trainer = _trainer(tmp_path, [])
-    GradwatchCallback(report=False).attach(trainer)
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=STEPS, per_device_train_batch_size=2,
+                             gradient_accumulation_steps=2, learning_rate=1e-3, max_grad_norm=MAX_NORM,
+                             logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True,
+                             seed=0)
+    hand = HandNorms()
+    trainer = Trainer(model=_bert(), args=args, train_dataset=_dataset(), callbacks=[hand])
+    callback = GradwatchCallback(report=False).attach(trainer)
     trainer.train()
-    logged = [e["grad_norm"] for e in trainer.state.log_history if "grad_norm" in e]  # accelerate's pre-clip norm
-    assert len(recorded) == STEPS and min(logged) > MAX_NORM
-    np.testing.assert_allclose(recorded, logged, rtol=1e-5)
+
+    h = callback.watcher.history
+    logged = {e["step"]: e["grad_norm"] for e in trainer.state.log_history if "grad_norm" in e}
+    assert sorted(logged) == h.steps.tolist() == list(range(1, STEPS + 1)) and min(logged.values()) > MAX_NORM
+    combined = np.sqrt(np.nansum(h.stat("grad_norm_preclip") ** 2, axis=1))
+    np.testing.assert_allclose(combined, [logged[s] for s in h.steps.tolist()], rtol=1e-5)
+    # and after the clip, what the optimizer stepped on (computed from p.grad by the reference callback)
+    col = h.layers.index("classifier")
+    np.testing.assert_allclose(h.stat("grad_norm")[:, col], [hand.norms[s] for s in h.steps.tolist()], rtol=1e-5)
 
 
 def test_callback_in_the_trainers_list_needs_no_attach(tmp_path, monkeypatch, capsys):

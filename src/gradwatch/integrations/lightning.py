@@ -3,7 +3,9 @@
 * The watch is created in ``on_train_start`` (after a checkpoint is restored) on the LightningModule and records
   in ``on_before_optimizer_step``: Lightning calls it after the backward passes of the accumulated batches, after
   unscaling under mixed precision, and *before* gradient clipping — so the recorded gradients are the accumulated,
-  unscaled, pre-clip ones the clipping sees. The watch has no optimizer hooks, so ``update_ratio`` is not recorded.
+  unscaled, pre-clip ones the clipping sees (with ``gradient_clip_val`` they are also recorded as
+  ``grad_norm_preclip``, so the diagnosis knows the loop clips). The watch has no optimizer hooks, so
+  ``update_ratio`` is not recorded.
 * Steps are Lightning's: each recorded step carries the step Lightning's own ``self.log`` values are logged at
   (the loop's count of batches that stepped, which its loggers use), so the axis goes on across a resume from a
   checkpoint, and there is one row per trainer step however many optimizers step in it (with several optimizers
@@ -90,7 +92,9 @@ class GradwatchCallback(pl.Callback):
 
     def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         if self.watcher is not None and not self.watcher.closed:
-            self.watcher.step(at=logged_step(trainer))
+            # Lightning clips after this hook (gradient_clip_val, automatic optimisation): these are the pre-clip values
+            clips = bool(trainer.gradient_clip_val) and pl_module.automatic_optimization
+            self.watcher.step(at=logged_step(trainer), before_clip=clips)
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         self._close()

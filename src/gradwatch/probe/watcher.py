@@ -11,7 +11,9 @@ How it measures (DESIGN.md, "How measurement should work"):
 * ``grad_norm`` and ``nonfinite`` are taken on every recorded step; the other statistics (``grad_abs_mean``,
   ``grad_abs_max``, ``weight_norm``, ``update_ratio`` — which copies θ before the step — and the module-hook
   statistics) on every ``sample_every``-th step, step 0 included. Module hooks are attached only for those steps.
-* ``clip_grad_norm_`` is seen while the watch is open: the norm before clipping is ``grad_norm_preclip``.
+* The gradient is also measured at the end of every backward pass; when the loop changes it before the
+  optimizer's step (clipping, by any function), that measurement is the step's ``grad_norm_preclip``
+  (:mod:`gradwatch.probe.preclip`).
   A step that ``GradScaler`` skips is recorded from the gradients it would have taken (``meta["skipped_steps"]``).
 * Several optimizers (``optimizer=[opt_g, opt_d]``): each measures the layers it steps; a step of the watch ends
   when every optimizer has stepped once (or one steps again). A parameter without a gradient on a step is
@@ -39,6 +41,7 @@ from gradwatch.probe.history import History
 from gradwatch.probe.hooks import LayerProbes
 from gradwatch.probe.layers import Layer, find_layers, unwrap
 from gradwatch.probe.locate import Locator
+from gradwatch.probe.preclip import PreClip
 from gradwatch.probe.rows import RowQueue, is_sharded
 from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
                                    HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, free_reads, local,
@@ -177,6 +180,8 @@ class Watcher:
             self._handles += [opt.register_step_pre_hook(lambda *_, k=k: self._before_step(k)),
                               opt.register_step_post_hook(lambda *_, k=k: self._after_step(k))]
         self._graph = GraphProbe(unwrap(model), {id(p): o for p, o in zip(self._params, self._owner)}, n, self._guard)
+        self._preclips = PreClip(self._params, self._backward_end) if self._preclip else None
+        self._before_clip_now = False  # w.step(before_clip=True): these gradients are the pre-clip ones
         patches.register(self)
         self.sinks, self.store, self.name, self.config = sinks, store, name, config
         self._outputs = Outputs(self, self._guard)  # sinks and the stored run, guarded (sinks/outputs.py)
@@ -249,12 +254,40 @@ class Watcher:
         grads = ([local(params[i].grad) for i in cached.present] if self._queue.sharded
                  else [params[i].grad for i in cached.present])
         g = StepGrads(grads)
+        if not rename:
+            self._preclip_of(cached, g)
         for name in raw_names:
             self._queue.put(rename or name, g.raw(name), cached.index)
         if not rename:
             self._queue.mark_present(cached.index, cached.ones)
             g.present = cached.present
         return g
+
+    def _preclip_of(self, cached: _Cached, g: StepGrads) -> None:
+        """The step's pre-clip norms: those measured at the end of backward when the loop changed the gradients
+        since (and then ``g``'s own norms are measured anew), else ``g``'s norms are those (measured once)."""
+        if self._before_clip_now:
+            self._queue.put("preclip_l2", g.l2, cached.index)
+            return
+        seen = self._preclips.lookup(cached.present) if self._preclips is not None else None
+        if seen is None:
+            return
+        norms, changed = seen
+        if changed:
+            self._queue.put("preclip_l2", norms, cached.index)
+        else:
+            g.l2 = norms  # the same gradients, untouched since: their norms are not computed twice
+
+    def _backward_end(self) -> None:
+        """The end of a backward pass (or of ``GradScaler.unscale_``): measure the gradients before the loop
+        touches them (see :mod:`gradwatch.probe.preclip`)."""
+        if self._closed or self._preclips is None or not self._recording() or not self._guard.active(GRADS):
+            return
+        with self._guard(GRADS, f"step {self._step} (end of backward)"), torch.no_grad():
+            cached = self._present(None, self._indices(None))
+            if cached is not None:
+                grads = [self._local(self._params[i].grad) for i in cached.present]
+                self._preclips.note(cached.present, StepGrads(grads).l2)
 
     def _before_step(self, k: int | None) -> None:
         """Optimizer ``k`` is about to step (or ``w.step()`` was called): measure its gradients and weights."""
@@ -317,6 +350,8 @@ class Watcher:
                 self.flush()
         else:
             self._queue.discard()
+        if self._preclips is not None:
+            self._preclips.reset()
         self._stepped.clear()
         self._step += 1
         self._arm()
@@ -392,8 +427,16 @@ class Watcher:
         return any(o is optimizer for o in self.optimizers)
 
     def _before_clip(self, param_ids: set[int]) -> None:
+        """``clip_grad_norm_`` is about to clip: the end-of-backward measurement is the pre-clip one; without
+        one (no hook fired: FSDP2's sharded parameters), measure now."""
         if self._preclip and not self._closed and any(id(p) in param_ids for p in self._params):
-            self.record_preclip()
+            if self._preclips is None or not self._preclips.mark_clipped():
+                self.record_preclip()
+
+    def _after_unscale(self) -> None:
+        """``GradScaler.unscale_`` divided the gradients by the scale: measure the unscaled ones."""
+        if self._preclips is not None and self._preclips.measured is not None:
+            self._backward_end()
 
     def _skipped_step(self, optimizer: Any) -> None:
         """GradScaler skipped ``optimizer``'s step: record the gradients it would have stepped on."""
@@ -407,16 +450,18 @@ class Watcher:
 
     # ---- public ----------------------------------------------------------------------------------------------
     def record_preclip(self) -> None:
-        """Record the per-layer gradient norm now as ``grad_norm_preclip`` of the coming step. Called for you
-        when the loop calls ``torch.nn.utils.clip_grad_norm_``; call it yourself before another clipping."""
+        """Record the per-layer gradient norm now as ``grad_norm_preclip`` of the coming step. Not needed for
+        clipping in place (any function): the watch sees it; call it before a clipping that it cannot see (one
+        through ``p.grad.data``)."""
         if self._closed or not self._preclip or not self._recording() or not self._guard.active(GRADS):
             return
         with self._guard(GRADS, f"step {self._step} (pre-clip)"):
             self._measure_grads(None, ["grad_l2"], rename="preclip_l2")
 
-    def step(self, at: int | None = None) -> None:
+    def step(self, at: int | None = None, *, before_clip: bool = False) -> None:
         """Record the statistics of the gradients now in ``p.grad``: call it after ``backward()`` when the watch
-        has no optimizer (with one, its step hooks do this).
+        has no optimizer (with one, its step hooks do this). ``before_clip=True``: the loop clips these gradients
+        after this call; they are recorded as ``grad_norm_preclip`` too.
 
         ``at``: the number of this step, from a trainer's own counter (steps only go forward). The step then stays
         open: calling ``step(at=n)`` again with the same ``n`` (several optimizers stepping one after another in
@@ -426,19 +471,24 @@ class Watcher:
             raise RuntimeError("this watch is closed; create a new one with gradwatch.watch(model)")
         if self.optimizers:
             raise RuntimeError("this watch follows its optimizer's steps; do not call w.step() as well")
-        if at is None:
+        if at is not None:
+            if isinstance(at, bool) or not isinstance(at, int) or at < self._step:
+                raise ConfigError("at", at, f"expected an integer ≥ {self._step} (the steps of a watch only go "
+                                            "forward)")
+            if self._stepped and at != self._step:  # a new step begins: the open one is complete
+                self._end_row()
+            if at != self._step:
+                self._step = at
+                self._arm()
+        self._before_clip_now = bool(before_clip)
+        try:
             self._before_step(None)
+        finally:
+            self._before_clip_now = False
+        if at is None:
             self._end_row()
-            return
-        if isinstance(at, bool) or not isinstance(at, int) or at < self._step:
-            raise ConfigError("at", at, f"expected an integer ≥ {self._step} (the steps of a watch only go forward)")
-        if self._stepped and at != self._step:  # a new step begins: the open one is complete
-            self._end_row()
-        if at != self._step:
-            self._step = at
-            self._arm()
-        self._before_step(None)
-        self._stepped.add(-1)  # open until a larger step or close()
+        else:
+            self._stepped.add(-1)  # open until a larger step or close()
 
     def flush(self) -> None:
         """Copy the queued statistics to the host (one copy for all steps, layers and statistics; under FSDP2 one
@@ -467,6 +517,8 @@ class Watcher:
             h.remove()
         self._handles = []
         patches.unregister(self)
+        if self._preclips is not None:
+            self._preclips.remove()
         self._graph.remove()
         self._probes.detach()
         if self._locator is not None:
