@@ -4,6 +4,7 @@ gradwatch's own callback; healthy, and broken with the fault of a plain-loop sce
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 import warnings
@@ -33,7 +34,7 @@ def _hf_trainer_run(before_step=None) -> tuple[object, list[float], object]:
     """A tiny BERT trained by ``transformers.Trainer`` (AdamW, lr 2e-3 constant, 2 micro-batches of 16 per
     optimizer step, max_grad_norm 1) with ``GradwatchCallback(stats="full")``; ``before_step(model, step)`` runs
     before the forward passes of each optimizer step. Returns (the callback, the per-step losses, the model)."""
-    from transformers import Trainer, TrainerCallback, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 
     from gradwatch.integrations.transformers import GradwatchCallback
 
@@ -52,6 +53,7 @@ def _hf_trainer_run(before_step=None) -> tuple[object, list[float], object]:
                                  data_seed=0)
         trainer = Trainer(model=model, args=args, train_dataset=_presence_examples(HF_STEPS * 32),
                           callbacks=[callback, Hook()])
+        trainer.remove_callback(PrinterCallback)  # the per-step log lines (logging_steps=1 keeps every loss)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             trainer.train()
@@ -121,12 +123,18 @@ def _lightning_run(net: torch.nn.Module, lr: float, clip: float | None, on_step=
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64, shuffle=True,
                                          generator=gen())
     callback = GradwatchCallback(stats="full", report=False)
+    quiet = logging.getLogger("lightning.pytorch")
+    level = quiet.level
     with tempfile.TemporaryDirectory() as root, warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        quiet.setLevel(logging.WARNING)  # not the "GPU available" lines
         trainer = pl.Trainer(max_steps=PL_STEPS, gradient_clip_val=clip, callbacks=[callback, Hook()], logger=False,
                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                              accelerator="cpu", devices=1, default_root_dir=root)
-        trainer.fit(Module(), loader)
+        try:
+            trainer.fit(Module(), loader)
+        finally:
+            quiet.setLevel(level)
     return callback, losses
 
 
