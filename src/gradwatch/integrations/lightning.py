@@ -64,7 +64,7 @@ class GradwatchCallback(pl.Callback):
             warnings.warn("GradwatchCallback(print_diagnosis=...) is now report=...", FutureWarning, stacklevel=2)
             report = print_diagnosis
         self.log, self.report, self.options = log, report, watch_options
-        self.watcher = None
+        self.watcher: Any = None
 
     @property
     def print_diagnosis(self) -> bool:  # the earlier name of ``report``

@@ -68,7 +68,7 @@ class GradwatchCallback(TrainerCallback):
     def __init__(self, *, log: bool = True, report: bool = True, **watch_options: Any):
         self.log, self.report, self.options = log, report, watch_options
         self.handler: CallbackHandler | None = None
-        self.watcher = None
+        self.watcher: Any = None
         self._event: tuple[Any, Any, Any] | None = None  # (args, state, control) of the latest event
 
     def attach(self, trainer: Any) -> GradwatchCallback:
@@ -120,6 +120,8 @@ class GradwatchCallback(TrainerCallback):
 
     def _report_to_integrations(self, metrics: dict[str, float], step: int) -> None:
         """Hand one recorded step to each reporting integration's ``on_log``, as if logged at that step."""
+        if self._event is None or self.handler is None:
+            return
         args, state, control = self._event
         state = dataclasses.replace(state, global_step=step)
         for callback in self._integrations():
@@ -127,7 +129,7 @@ class GradwatchCallback(TrainerCallback):
 
     def _diagnosis_to_integrations(self, text: str) -> None:
         """The diagnosis where each integration keeps text: TensorBoard text, W&B summary, MLflow artifact."""
-        step = self._event[1].global_step
+        step = self._event[1].global_step if self._event is not None else 0
         for callback in self._integrations():
             wandb = getattr(callback, "_wandb", None)
             mlflow = getattr(callback, "_ml_flow", None)

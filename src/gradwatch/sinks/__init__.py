@@ -8,6 +8,6 @@ from gradwatch.sinks.base import Sink, metric_key
 from gradwatch.sinks.metrics import Metrics
 from gradwatch.sinks.mlflow import MLflow
 from gradwatch.sinks.tensorboard import TensorBoard
-from gradwatch.sinks.wandb import Wandb, WandB
+from gradwatch.sinks.wandb import WandB, Wandb
 
 __all__ = ["Metrics", "MLflow", "Sink", "TensorBoard", "Wandb", "WandB", "metric_key"]

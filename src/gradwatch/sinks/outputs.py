@@ -35,7 +35,8 @@ def _check_sinks(sinks: Sequence[Any]) -> list[Any]:
 def _labels(sinks: Sequence[Any]) -> list[str]:
     """``"sink 'TensorBoard'"`` per sink (``"sink 'TensorBoard' #2"`` for a second one of the same class), or the
     sink's own ``name`` attribute when it has one."""
-    labels, seen = [], {}
+    labels: list[str] = []
+    seen: dict[str, int] = {}
     for s in sinks:
         base = getattr(s, "name", None)
         base = base if isinstance(base, str) and base else type(s).__name__
@@ -83,7 +84,7 @@ class Outputs:
             hsteps = np.asarray([s for s, _ in hists], dtype=np.int64)
             counts = np.stack([c for _, c in hists])  # [n, layers, bins]
             self._each("write_histograms", f"histograms of step {int(hsteps[-1])}", history, hsteps, counts)
-        if values is not None and len(steps):
+        if values is not None and steps is not None and len(steps):
             self._each("write", f"the flush of step {int(steps[-1])}", history, steps, values)
 
     def close(self, diagnose: Callable[[], Any]) -> None:
