@@ -181,3 +181,22 @@ def test_the_diagnosis_reaches_wandb_and_mlflow(tmp_path, monkeypatch):
     rows = [r["history"]["item"] for r in records if r.get("type") == "history"]
     ours = sorted(r["train/global_step"] for r in rows if "train/gradwatch/grad_norm/classifier" in r)
     assert ours == list(range(1, STEPS + 1))  # every row arrived, at the Trainer's steps
+
+
+def test_steps_go_on_across_a_resume_from_a_checkpoint(tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    def trainer(callback):
+        args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=STEPS, per_device_train_batch_size=4,
+                                 learning_rate=1e-3, save_strategy="steps", save_steps=STEPS // 2, report_to=[],
+                                 use_cpu=True, disable_tqdm=True, seed=0)
+        return Trainer(model=_bert(), args=args, train_dataset=_dataset(), callbacks=[callback])
+
+    first = GradwatchCallback(report=False)
+    trainer(first).train()
+    second = GradwatchCallback(report=False)
+    resumed = trainer(second)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "out" / f"checkpoint-{STEPS // 2}"))
+    assert first.watcher.history.steps.tolist() == list(range(1, STEPS + 1))
+    assert second.watcher.history.steps.tolist() == list(range(STEPS // 2 + 1, STEPS + 1))  # goes on
+    assert resumed.state.global_step == STEPS

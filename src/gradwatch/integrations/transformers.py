@@ -40,7 +40,7 @@ except ImportError as exc:
     raise ImportError('gradwatch.integrations.transformers needs transformers: '
                       'pip install "gradwatch[transformers]"') from exc
 
-from gradwatch.integrations.diagnosis import write_diagnosis
+from gradwatch.integrations.diagnosis import KEY, write_diagnosis
 from gradwatch.probe import watch
 from gradwatch.sinks import Metrics
 
@@ -128,14 +128,24 @@ class GradwatchCallback(TrainerCallback):
             callback.on_log(args, state, control, logs=dict(metrics), model=self.handler.model)
 
     def _diagnosis_to_integrations(self, text: str) -> None:
-        """The diagnosis where each integration keeps text: TensorBoard text, W&B summary, MLflow artifact."""
-        step = self._event[1].global_step if self._event is not None else 0
+        """The diagnosis where each integration keeps text: TensorBoard text, W&B summary, MLflow artifact; the
+        other integrations get it through their ``on_log`` as ``{"gradwatch/diagnosis": text}``."""
+        if self._event is None or self.handler is None:
+            return
+        args, state, control = self._event
         for callback in self._integrations():
             wandb = getattr(callback, "_wandb", None)
             mlflow = getattr(callback, "_ml_flow", None)
             target = (getattr(callback, "tb_writer", None) or getattr(wandb, "run", None)
                       or (mlflow if mlflow is not None and mlflow.active_run() is not None else None))
-            write_diagnosis(target, text, step)
+            if not write_diagnosis(target, text, state.global_step) and not _keeps_text_apart(callback):
+                callback.on_log(args, state, control, logs={KEY: text}, model=self.handler.model)
+
+
+def _keeps_text_apart(callback: Any) -> bool:
+    """TensorBoard, W&B and MLflow take text only as above (their ``on_log`` wants numbers); before they are
+    set up (no writer, run or active run yet) they get nothing."""
+    return type(callback).__name__ in ("TensorBoardCallback", "WandbCallback", "MLflowCallback")
 
 
 def _ignore(metrics: dict[str, float], step: int) -> None:
