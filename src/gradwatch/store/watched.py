@@ -65,6 +65,8 @@ def _run_id(name: str | None) -> str:
 class WatchedRun:
     """The sink that writes a watch into the run store (made by the watch itself when it has ``store``)."""
 
+    name = "run store"  # how a warning names it if writing fails
+
     def __init__(self, store: RunStore | str | os.PathLike, watcher: Any):
         self._own = not isinstance(store, RunStore)
         if self._own and not isinstance(store, (str, os.PathLike)):
