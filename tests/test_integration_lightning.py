@@ -3,6 +3,8 @@ gradient norms computed by hand in the same hook, and a diagnosis at the end of 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -190,12 +192,16 @@ def test_a_tensorboard_sink_on_the_loggers_writer_writes_once(tmp_path):
     assert len(events.Tensors("gradwatch/diagnosis/text_summary")) == 1
 
 
-def test_values_and_diagnosis_reach_mlflow_and_csv_loggers_without_nan(tmp_path, monkeypatch):
+def test_values_and_diagnosis_reach_mlflow_wandb_and_csv_loggers_without_nan(tmp_path, monkeypatch):
     pytest.importorskip("mlflow", reason="mlflow is not installed (gradwatch[mlflow])")
+    wandb = pytest.importorskip("wandb", reason="wandb is not installed (gradwatch[wandb])")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    for var, value in (("WANDB_MODE", "offline"), ("WANDB_SILENT", "true"), ("WANDB_CONSOLE", "off")):
+        monkeypatch.setenv(var, value)
     import csv
 
-    from lightning.pytorch.loggers import CSVLogger, MLFlowLogger
+    from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, WandbLogger
+    from test_sink_wandb import read_history
     from mlflow.tracking import MlflowClient
 
     torch.manual_seed(0)
@@ -205,7 +211,10 @@ def test_values_and_diagnosis_reach_mlflow_and_csv_loggers_without_nan(tmp_path,
     callback = GradwatchCallback(flush_every=5, sample_every=4)
     with pytest.warns(FutureWarning, match="report"):
         GradwatchCallback(print_diagnosis=False)  # the earlier name still works
-    _trainer(tmp_path, [callback], [mlf, csv_logger], enable_checkpointing=False).fit(LoggingNet(), _data())
+    wb = WandbLogger(project="gw", save_dir=str(tmp_path), offline=True)
+    _trainer(tmp_path, [callback], [mlf, csv_logger, wb], enable_checkpointing=False).fit(LoggingNet(), _data())
+    run_dir = wb.experiment.dir
+    wandb.finish()
     h = callback.watcher.history
     diagnosis = str(callback.watcher.diagnose())
     client = MlflowClient(tracking_uri=uri)
@@ -220,3 +229,7 @@ def test_values_and_diagnosis_reach_mlflow_and_csv_loggers_without_nan(tmp_path,
     cells = [v for r in rows for k, v in r.items() if k.startswith("gradwatch/")]
     assert cells and "nan" not in {c.lower() for c in cells}  # blank where not measured, never NaN
     assert sum(1 for r in rows if r.get("gradwatch/weight_norm/net.0")) == 5
+    wb_rows, summary = read_history(Path(run_dir).parent)  # W&B's offline run, read with W&B's own reader
+    assert summary["gradwatch/diagnosis"] == diagnosis
+    ours = [r for r in wb_rows if "gradwatch/grad_norm/net.0" in r]
+    assert sorted(r["trainer/global_step"] for r in ours) == list(range(STEPS))  # every row, at Lightning's step
