@@ -217,3 +217,11 @@ def test_mlflow_inside_an_active_run_logs_to_that_run_only(tmp_path, monkeypatch
         assert client.get_experiment_by_name("gradwatch") is None  # no run made elsewhere
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_the_probe_alone_records_only_and_says_where_sinks_go():
+    from gradwatch.probe import watch as record_only
+
+    with pytest.raises(ConfigError, match=r"sinks.*gradwatch\.watch"):
+        record_only(nn.Linear(2, 2), sinks=[Metrics(lambda m, s: None)])
+    assert gw.watch is __import__("gradwatch.watching", fromlist=["watch"]).watch

@@ -39,8 +39,8 @@ except ImportError:  # the standalone package name
                           'pip install "gradwatch[lightning]"') from exc
 
 from gradwatch.integrations.diagnosis import write_diagnosis
-from gradwatch.probe import watch
 from gradwatch.sinks import Metrics
+from gradwatch.watching import watch
 
 
 def logged_step(trainer: Any) -> int:

@@ -41,8 +41,8 @@ except ImportError as exc:
                       'pip install "gradwatch[transformers]"') from exc
 
 from gradwatch.integrations.diagnosis import KEY, write_diagnosis
-from gradwatch.probe import watch
 from gradwatch.sinks import Metrics
+from gradwatch.watching import watch
 
 
 def _calling_handler() -> CallbackHandler | None:

@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from gradwatch.errors import ConfigError
+from gradwatch.probe.stats import STATS
 
 PREFIX = "gradwatch"
 
@@ -60,8 +61,6 @@ def measured(history: Any, values: np.ndarray) -> np.ndarray:
     statistics taken on every step (``grad_norm``) count as measured, as nothing tells them apart."""
     values = np.asarray(values)
     nan = np.isnan(values)
-    from gradwatch.probe.stats import STATS  # here: the probe itself imports the sinks
-
     # taken on every recorded step for every layer with a gradient (grad_norm, nonfinite); the others are taken
     # on some steps only, and a step where all their layers are NaN is one where they were not taken
     every_step = np.array([s in STATS and STATS[s].every_step and s != "grad_norm_preclip" for s in history.stats])

@@ -1,8 +1,9 @@
 """The one outlet of a watch: everything that leaves the training step — its sinks, the run store, the diagnosis
 sent to them at the end — goes out through :class:`Outputs`, under the same guard as the watch's hooks.
 
-A :class:`~gradwatch.probe.watcher.Watcher` makes one ``Outputs`` and calls :meth:`Outputs.write` after each
-flush (with the host arrays it just copied) and :meth:`Outputs.close` once when it closes. A sink that raises is
+:func:`gradwatch.watch` (:mod:`gradwatch.watching`) gives ``Outputs`` to the
+:class:`~gradwatch.probe.watcher.Watcher` as its outlet; the watcher calls :meth:`Outputs.write` after each flush
+(with the host arrays it just copied) and :meth:`Outputs.close` once when it closes. A sink that raises is
 reported once (a :class:`~gradwatch.probe.guard.HookFailureWarning` naming it), switched off for the rest of the
 watch, and training goes on; the other sinks and the history are not affected.
 """
