@@ -32,8 +32,8 @@ try:
     from lightning.pytorch.utilities import rank_zero_info
 except ImportError:  # the standalone package name
     try:
-        import pytorch_lightning as pl
-        from pytorch_lightning.utilities import rank_zero_info
+        import pytorch_lightning as pl  # type: ignore[no-redef]
+        from pytorch_lightning.utilities import rank_zero_info  # type: ignore[no-redef]
     except ImportError as exc:
         raise ImportError('gradwatch.integrations.lightning needs PyTorch Lightning: '
                           'pip install "gradwatch[lightning]"') from exc

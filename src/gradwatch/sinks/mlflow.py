@@ -68,7 +68,7 @@ class MLflow:
 
     def write(self, history: Any, steps: np.ndarray, values: np.ndarray) -> None:
         now = int(time.time() * 1000)
-        batch = []
+        batch: list[Any] = []
         for step, row in step_metrics(history, steps, values, self.stats, self.prefix):
             batch.extend(self._metric(k, v, now, step) for k, v in row.items())
         for i in range(0, len(batch), BATCH):
