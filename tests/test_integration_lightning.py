@@ -192,10 +192,14 @@ def test_a_tensorboard_sink_on_the_loggers_writer_writes_once(tmp_path):
     assert len(events.Tensors("gradwatch/diagnosis/text_summary")) == 1
 
 
-def test_values_and_diagnosis_reach_mlflow_wandb_and_csv_loggers_without_nan(tmp_path, monkeypatch):
+def test_values_and_diagnosis_reach_mlflow_wandb_and_csv_loggers_without_nan(tmp_path, monkeypatch, request):
     pytest.importorskip("mlflow", reason="mlflow is not installed (gradwatch[mlflow])")
     wandb = pytest.importorskip("wandb", reason="wandb is not installed (gradwatch[wandb])")
+    import mlflow
+
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # MLFlowLogger sets it: restored after the test
+    request.addfinalizer(lambda: mlflow.set_tracking_uri(None))  # and the process-wide URI it sets
     for var, value in (("WANDB_MODE", "offline"), ("WANDB_SILENT", "true"), ("WANDB_CONSOLE", "off")):
         monkeypatch.setenv(var, value)
     import csv

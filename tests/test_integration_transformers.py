@@ -141,16 +141,19 @@ def test_callback_in_the_trainers_list_needs_no_attach(tmp_path, monkeypatch, ca
     assert "gradwatch: " + diagnosis.splitlines()[0] in capsys.readouterr().out  # and printed
 
 
-def test_the_diagnosis_reaches_wandb_and_mlflow(tmp_path, monkeypatch):
+def test_the_diagnosis_reaches_wandb_and_mlflow(tmp_path, monkeypatch, request):
     pytest.importorskip("wandb", reason="wandb is not installed (gradwatch[wandb])")
     pytest.importorskip("mlflow", reason="mlflow is not installed (gradwatch[mlflow])")
     import json
     import subprocess
     import sys
 
+    import mlflow
     from mlflow.tracking import MlflowClient
 
     uri = (tmp_path / "mlruns").as_uri()
+    mlflow.set_tracking_uri(None)  # the Trainer's MLflow integration keeps a URI set earlier in the process
+    request.addfinalizer(lambda: mlflow.set_tracking_uri(None))
     monkeypatch.delenv("WANDB_DISABLED")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
