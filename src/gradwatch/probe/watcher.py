@@ -489,8 +489,11 @@ class Watcher:
             self._before_clip_now = False
         if at is None:
             self._end_row()
-        else:
-            self._stepped.add(-1)  # open until a larger step or close()
+            return
+        self._stepped.add(-1)  # open until a larger step or close()
+        hists = self._pending_hists
+        if len(hists) > 1 and hists[-2][0] == hists[-1][0]:  # this step's histogram again: keep the latest
+            del hists[-2]
 
     def flush(self) -> None:
         """Copy the queued statistics to the host (one copy for all steps, layers and statistics; under FSDP2 one
