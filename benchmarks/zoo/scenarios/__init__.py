@@ -8,6 +8,6 @@ learns (the loss falls); broken runs assert that the fault happened. Either fail
 """
 
 from ..registry import SCENARIOS, Scenario
-from . import healthy, gradients, updates, units, nonfinite  # noqa: F401  (registers the scenarios)
+from . import healthy, gradients, updates, units, nonfinite, integrations  # noqa: F401  (registers the scenarios)
 
 __all__ = ["SCENARIOS", "Scenario"]

@@ -46,7 +46,6 @@ from gradwatch.probe.rows import RowQueue, is_sharded
 from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
                                    HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, free_reads, local,
                                    log10_histogram, zeros)
-from gradwatch.sinks.outputs import Outputs
 
 NONFINITE_MODES = ("record", "warn", "raise", "locate")
 GRADS, UPDATES, HOOKS = "gradient statistics", "update statistics", "module-hook statistics"
@@ -113,7 +112,8 @@ class Watcher:
     def __init__(self, model: nn.Module, optimizer: Any = None, every: int = 1, *,
                  stats: str | Iterable[str] = "default", sample_every: int = 10, flush_every: int = 50,
                  on_nonfinite: str = "record", param_names: Sequence[str] | None = None, start_step: int = 0,
-                 sinks: Sequence[Any] = (), store: Any = None, name: str | None = None, config: Any = None):
+                 sinks: Sequence[Any] = (), store: Any = None, name: str | None = None, config: Any = None,
+                 outlet: Any = None):
         if not isinstance(model, nn.Module):
             raise ConfigError("model", type(model).__name__, "expected a torch.nn.Module")
         self.optimizers = _optimizers(optimizer)
@@ -184,7 +184,9 @@ class Watcher:
         self._before_clip_now = False  # w.step(before_clip=True): these gradients are the pre-clip ones
         patches.register(self)
         self.sinks, self.store, self.name, self.config = sinks, store, name, config
-        self._outputs = Outputs(self)  # sinks and the stored run (gradwatch/sinks/outputs.py)
+        # where the rows go besides the history — the sinks, the run store — is the outlet's business, made by
+        # the facade (gradwatch.watching: outlet=sinks.outputs.Outputs); the probe itself only records
+        self._outputs = outlet(self, self._guard) if outlet is not None else _NoOutlet(self)
         self._arm()
 
     # ---- schedule --------------------------------------------------------------------------------------------
@@ -458,20 +460,40 @@ class Watcher:
         with self._guard(GRADS, f"step {self._step} (pre-clip)"):
             self._measure_grads(None, ["grad_l2"], rename="preclip_l2")
 
-    def step(self, *, before_clip: bool = False) -> None:
+    def step(self, at: int | None = None, *, before_clip: bool = False) -> None:
         """Record the statistics of the gradients now in ``p.grad``: call it after ``backward()`` when the watch
         has no optimizer (with one, its step hooks do this). ``before_clip=True``: the loop clips these gradients
-        after this call; they are recorded as ``grad_norm_preclip`` too."""
+        after this call; they are recorded as ``grad_norm_preclip`` too.
+
+        ``at``: the number of this step, from a trainer's own counter (steps only go forward). The step then stays
+        open: calling ``step(at=n)`` again with the same ``n`` (several optimizers stepping one after another in
+        one trainer step) adds the gradients present now to it, the later value of a parameter replacing the
+        earlier one; it is complete at the first call with a larger ``n``, or at ``close()``."""
         if self._closed:
             raise RuntimeError("this watch is closed; create a new one with gradwatch.watch(model)")
         if self.optimizers:
             raise RuntimeError("this watch follows its optimizer's steps; do not call w.step() as well")
+        if at is not None:
+            if isinstance(at, bool) or not isinstance(at, int) or at < self._step:
+                raise ConfigError("at", at, f"expected an integer ≥ {self._step} (the steps of a watch only go "
+                                            "forward)")
+            if self._stepped and at != self._step:  # a new step begins: the open one is complete
+                self._end_row()
+            if at != self._step:
+                self._step = at
+                self._arm()
         self._before_clip_now = bool(before_clip)
         try:
             self._before_step(None)
         finally:
             self._before_clip_now = False
-        self._end_row()
+        if at is None:
+            self._end_row()
+            return
+        self._stepped.add(-1)  # open until a larger step or close()
+        hists = self._pending_hists
+        if len(hists) > 1 and hists[-2][0] == hists[-1][0]:  # this step's histogram again: keep the latest
+            del hists[-2]
 
     def flush(self) -> None:
         """Copy the queued statistics to the host (one copy for all steps, layers and statistics; under FSDP2 one
@@ -511,6 +533,7 @@ class Watcher:
         self._closed = True
         self.flush()
         self._outputs.close(self.diagnose)  # the diagnosis to the sinks and the run store; closes them
+        self._history.meta["disabled"] = self._guard.summary()  # with any sink that failed at the end
         self._before, self._theta = {}, {}  # free the copies of θ
 
     @property
@@ -571,23 +594,26 @@ def _scope() -> str:
     return "global"
 
 
+class _NoOutlet:
+    """The outlet of a watch made without one (``gradwatch.probe.watch``): it records into its history only."""
+
+    run_id = None
+
+    def __init__(self, watcher: Watcher):
+        for param in ("sinks", "store", "config"):
+            value = getattr(watcher, param)
+            if value is not None and value != () and value != []:
+                raise ConfigError(param, value, "is for the watch with its outlet: use gradwatch.watch(...) "
+                                                "(gradwatch.watching.watch), not gradwatch.probe.watch")
+
+    def write(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing leaves a watch without an outlet."""
+
+    def close(self, diagnose: Any) -> None:
+        """Nothing leaves a watch without an outlet."""
+
+
 def watch(model: nn.Module, optimizer: Any = None, every: int = 1, **options: Any) -> Watcher:
-    """Watch ``model``'s per-layer gradient flow while it trains.
-
-    Use as a context manager, ``with gw.watch(model, optimizer=opt) as w: ...``, or ``w = gw.watch(...)`` and
-    ``w.close()`` when done. With an optimizer (or a list of them) the statistics are taken at each
-    ``optimizer.step()``; without one, call ``w.step()`` after each backward.
-
-    Options: ``every`` (record every n-th step, default 1); ``stats`` (``"default"``: grad_norm and nonfinite on
-    every recorded step, grad_norm_preclip when the loop clips, and on sampled steps grad_abs_mean, grad_abs_max,
-    weight_norm and, with an optimizer, update_ratio; ``"full"``: also act_mean, act_std, act_saturation,
-    act_dead, act_nonfinite, backward_gain, gain_activation and log10|g| histograms on sampled steps; or a list of
-    names); ``sample_every`` (the sampled statistics on every k-th recorded step, default 10; step 0 is always
-    sampled); ``flush_every`` (host copy every n recorded steps, default 50); ``on_nonfinite`` (``"record"``
-    (default), ``"warn"``, ``"raise"`` or ``"locate"``: a finite check on every layer's output and gradients every
-    step, so the diagnosis names the module where an inf/NaN started); ``param_names`` (only parameters with these
-    local names, e.g. ``("weight",)``); ``start_step`` (number of the first step, default 0); ``sinks`` (e.g.
-    ``[gradwatch.sinks.TensorBoard(dir)]``, written at every flush); ``store`` (a run-store path: the run, ``name``
-    and the ``config`` you pass are stored, for ``gradwatch runs / show / report / compare``).
-    """
+    """A watch that records into its history only: :func:`gradwatch.watch` (``gradwatch.watching.watch``) with
+    its options, less ``sinks``, ``store`` and ``config``, which need the outlet."""
     return Watcher(model, optimizer, every, **options)
