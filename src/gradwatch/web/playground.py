@@ -7,10 +7,16 @@ histograms —, ``epoch`` and a final ``end``)
 are kept in memory for its stream. ``stop(id)`` makes the next step raise :class:`~gradwatch.lab.StopTraining`,
 so the run ends as ``interrupted`` with its watch closed; an exception in training ends it as ``failed`` with
 the message; :meth:`Playground.shutdown` stops everything and joins the threads.
+
+Runs do not outlive their clients: a run is *watched* while a client reads its event stream
+(:meth:`Playground.watching`); one that nobody has watched for ``limits.abandon_after_s`` seconds (counted from
+its submission or from its last stream's end) is stopped, unless it was submitted ``detached``. One client
+address holds at most ``limits.max_per_client`` queued or running runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import threading
@@ -29,8 +35,11 @@ MAX_EVENTS = 500  # step events per run at most: a longer run is streamed every 
 SAMPLE_EVERY = 5  # saturation and histograms (module hooks, extra cost) on every 5th streamed step
 SATURATION = "act_saturation"
 HISTOGRAM = "grad_hist"  # log10|g| histograms per layer, taken on the sampled steps
-QUEUED, RUNNING, COMPLETED, STOPPED, FAILED = "queued", "running", "completed", "stopped", "failed"
-FINISHED = (COMPLETED, STOPPED, FAILED)
+QUEUED, RUNNING, COMPLETED, STOPPED, FAILED, DIVERGED = "queued", "running", "completed", "stopped", "failed", \
+    "diverged"
+FINISHED = (COMPLETED, STOPPED, FAILED, DIVERGED)
+ACTIVE = (QUEUED, RUNNING)
+REAP_EVERY_S = 0.25  # how often abandoned runs are looked for (at most this late past the grace period)
 
 
 class PlaygroundFull(RuntimeError):
@@ -45,10 +54,12 @@ def _floats(values: np.ndarray) -> list[float | None]:
 class Job:
     """One playground training: its config, state and events (append-only, read by the streams)."""
 
-    def __init__(self, job_id: str, config: Any):
-        self.id, self.config = job_id, config
+    def __init__(self, job_id: str, config: Any, client: str | None = None, detached: bool = False):
+        self.id, self.config, self.client, self.detached = job_id, config, client, detached
         self.state, self.error, self.run_id, self.diagnosis = QUEUED, None, None, None
         self.created = time.time()
+        self.watchers = 0                   # event streams open on it now
+        self.last_seen = time.monotonic()   # when its last stream ended (or its submission)
         self.events: list[dict[str, Any]] = []
         self.stop_requested = threading.Event()
         self.done = threading.Event()
@@ -58,7 +69,8 @@ class Job:
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "state": self.state, "run_id": self.run_id, "error": self.error,
-                "events": len(self.events), "created": self.created, "config": self.config.to_dict()}
+                "events": len(self.events), "created": self.created, "detached": self.detached,
+                "watchers": self.watchers, "config": self.config.to_dict()}
 
 
 class Playground:
@@ -71,21 +83,42 @@ class Playground:
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._wake = threading.Event()
+        self._reaper: threading.Thread | None = None
 
     # --- public -------------------------------------------------------------------------------------------
-    def submit(self, config: Any) -> Job:
+    def submit(self, config: Any, client: str | None = None, detached: bool = False) -> Job:
         with self._lock:
             if self._closed:
                 raise PlaygroundFull("the server is shutting down")
+            mine = [j for j in self._jobs.values() if j.client == client and j.state in ACTIVE]
+            if client is not None and len(mine) >= self.limits.max_per_client:
+                raise PlaygroundFull(f"this client ({client}) already has {len(mine)} playground runs queued or "
+                                     f"running (at most {self.limits.max_per_client}); stop one or wait for it")
             if len(self._queue) >= self.limits.max_queued:
                 raise PlaygroundFull(f"{len(self._queue)} playground runs are already waiting (at most "
                                      f"{self.limits.max_queued}); stop one or try again later")
-            job = Job(time.strftime("%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3), config)
+            job = Job(time.strftime("%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3), config, client, detached)
             self._jobs[job.id] = job
             self._queue.append(job)
             self._forget_old()
             self._start_waiting()
+            if self._reaper is None:
+                self._reaper = threading.Thread(target=self._reap, name="gradwatch-playground-reaper", daemon=True)
+                self._reaper.start()
         return job
+
+    @contextlib.contextmanager
+    def watching(self, job: Job):
+        """Count a client reading the job's stream while the ``with`` block runs."""
+        with self._lock:
+            job.watchers += 1
+        try:
+            yield job
+        finally:
+            with self._lock:
+                job.watchers -= 1
+                job.last_seen = time.monotonic()
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
@@ -93,15 +126,18 @@ class Playground:
     def jobs(self) -> list[Job]:
         return list(self._jobs.values())
 
-    def stop(self, job_id: str) -> Job | None:
+    def stop(self, job_id: str, reason: str | None = None) -> Job | None:
+        """Stop a run: a queued one at once, a running one at its next step. ``reason`` becomes its ``error``."""
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
                 return None
+            if job.state in ACTIVE and reason is not None and job.error is None:
+                job.error = reason
             job.stop_requested.set()
             if job.state == QUEUED:
                 self._queue.remove(job)
-                self._end(job, STOPPED)
+                self._end(job, STOPPED, job.error)
         return job
 
     def running(self) -> list[threading.Thread]:
@@ -110,6 +146,7 @@ class Playground:
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop every run, queued or running, and wait for the workers to end."""
+        self._wake.set()
         with self._lock:
             self._closed = True
             for job in list(self._queue):
@@ -119,8 +156,20 @@ class Playground:
             for job in self._jobs.values():
                 job.stop_requested.set()
         deadline = time.monotonic() + timeout
-        for t in list(self._threads.values()):
+        for t in [*self._threads.values(), *([self._reaper] if self._reaper else [])]:
             t.join(max(0.0, deadline - time.monotonic()))
+
+    def _reap(self) -> None:
+        """Stop the runs nobody has watched for ``limits.abandon_after_s`` (not the detached ones)."""
+        grace = self.limits.abandon_after_s
+        while not self._wake.wait(min(REAP_EVERY_S, max(grace / 4, 0.01))):
+            now = time.monotonic()
+            with self._lock:
+                abandoned = [j for j in self._jobs.values() if j.state in ACTIVE and not j.detached
+                             and j.watchers == 0 and now - j.last_seen > grace and not j.stop_requested.is_set()]
+            for job in abandoned:
+                self.stop(job.id, f"stopped: no client watched it for {grace:g} s (start it detached to keep it "
+                                  f"running without a client)")
 
     # --- scheduling (under the lock) -----------------------------------------------------------------------
     def _start_waiting(self) -> None:
@@ -146,11 +195,15 @@ class Playground:
     def _work(self, job: Job) -> None:
         from gradwatch.lab.train import StopTraining
 
+        from gradwatch.web.outcome import outcome
+
         state, error = COMPLETED, None
         try:
-            _Training(job, self.store_path).run()
+            status, summary = _Training(job, self.store_path).run()
+            state = DIVERGED if outcome(status, summary) == "diverged" else COMPLETED
+            error = (summary.get("error") or f"the loss reached {summary.get('loss')}") if state == DIVERGED else None
         except StopTraining:
-            state = STOPPED
+            state, error = STOPPED, job.error
         except Exception as exc:  # a crash ends the run cleanly, with its message
             state, error = FAILED, f"{type(exc).__name__}: {exc}"
         with self._lock:
@@ -170,7 +223,7 @@ class _Training:
         self.last_sent = -1
         self.hists_sent = 0
 
-    def run(self) -> None:
+    def run(self) -> tuple[str, dict[str, Any]]:
         from gradwatch import lab
         from gradwatch.lab.prepare import prepare
         from gradwatch.probe.stats import DEFAULT_STATS
@@ -189,6 +242,7 @@ class _Training:
                             watch_options=options)
         job.run_id = run.id
         job.diagnosis = None if run.diagnosis is None else str(run.diagnosis)
+        return run.status, run.summary()
 
     def on_progress(self, p: Any) -> None:
         from gradwatch.lab.train import StopTraining
