@@ -318,12 +318,13 @@ def test_browser_playground_starts_a_run_and_its_chart_updates(server, browser):
     page.goto(server.url + "/playground?depth=4&width=32&activation=sigmoid&steps=200")
     assert page.input_value("#f-activation") == "sigmoid"  # the setup came from the URL
     page.click("#start")
-    page.wait_for_function("Number(document.getElementById('profile').dataset.steps) >= 2", timeout=60_000)
+    page.wait_for_function("() => Number(document.getElementById('profile').dataset.steps) >= 2", timeout=60_000)
     seen = int(page.get_attribute("#profile", "data-steps"))
-    page.wait_for_function(f"Number(document.getElementById('profile').dataset.steps) > {seen}", timeout=60_000)
+    page.wait_for_function(f"() => Number(document.getElementById('profile').dataset.steps) > {seen}",
+                           timeout=60_000)
     assert page.locator("#profile canvas").count() >= 1
     page.click("#stop")
-    page.wait_for_function("document.getElementById('status').textContent.includes('stopped') || "
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('stopped') || "
                            "document.getElementById('status').textContent.includes('completed')", timeout=60_000)
     assert errors == []
     page.close()
@@ -335,7 +336,7 @@ def test_browser_run_page_renders_its_heatmap(server, stored, browser):
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{server.url}/runs/{run.id}")
-    page.wait_for_function("Number(document.getElementById('heatmap').dataset.drawn) > 0", timeout=30_000)
+    page.wait_for_function("() => Number(document.getElementById('heatmap').dataset.drawn) > 0", timeout=30_000)
     assert int(page.get_attribute("#heatmap", "data-drawn")) == len(run.history.steps)
     assert page.locator("#curves canvas").count() >= 1
     assert errors == []
