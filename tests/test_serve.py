@@ -341,3 +341,322 @@ def test_browser_run_page_renders_its_heatmap(server, stored, browser):
     assert page.locator("#curves canvas").count() >= 1
     assert errors == []
     page.close()
+
+
+# ---- hostile and careless requests -----------------------------------------------------------------------------------
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+HOSTILE = [
+    (b'{"depth": 1000000000}', "depth"),
+    (b'{"depth": 100000000}', "depth"),
+    (b'{"width": 1000000000, "depth": 2}', "width"),
+    (b'{"sizes": [1000000000, 1000000000]}', "sizes"),
+    (b'{"depth": ' + b"9" * 400 + b"}", "depth"),
+    (b'{"seed": ' + b"9" * 400 + b"}", "seed"),
+    (b"[" * 8000 + b"]" * 8000, "body"),
+    (b'{"depth": ' + b"[" * 5000 + b"]" * 5000 + b"}", "body"),
+    (b'{"sizes": [[[1]]]}', "sizes"),
+    (b'{"lr": NaN}', "lr"),
+    (b'{"depth": 1e308}', "depth"),
+    (b'{"activation": "' + b"x" * 4000 + b'"}', "activation"),
+    (b'{"batch_size": 4096, "depth": 64, "width": 1024}', "batch_size"),
+    (b"[1, 2]", "config"),
+    (b"\xff\xfe", "body"),
+]
+
+
+@pytest.mark.parametrize("body, param", HOSTILE, ids=["depth-1e9", "depth-1e8", "width-1e9", "sizes-1e9",
+                                                      "400-digit-depth", "400-digit-seed", "8000-deep-list",
+                                                      "5000-deep-value", "nested-sizes", "nan", "depth-1e308",
+                                                      "long-text", "compute", "not-an-object", "not-utf8"])
+def test_hostile_body_is_a_json_422_naming_the_field(server, body, param):
+    before = _peak_rss_mb()
+    res = server.http.post("/api/playground", content=body, headers={"Content-Type": "application/json"})
+    assert res.status_code == 422, res.text
+    assert res.headers["content-type"] == "application/json"
+    detail = res.json()["detail"]
+    assert detail["parameter"] == param and detail["allowed"] and len(res.content) < 2000
+    assert _peak_rss_mb() - before < 200  # the peak memory of the whole process (server and test) grew < 200 MB
+
+
+def test_other_requests_keep_answering_while_hostile_ones_arrive(server):
+    """Hostile bodies from 4 threads at once; meanwhile the options page answers every time (a liveness check
+    with a generous timeout: the server is never frozen by validation)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def hostile(i):
+        body, _ = HOSTILE[i % len(HOSTILE)]
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            return c.post("/api/playground", content=body, headers={"Content-Type": "application/json"}).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        refused = pool.map(hostile, range(24))
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            answers = [c.get("/api/playground/options").status_code for _ in range(10)]
+        assert set(refused) == {422}
+    assert answers == [200] * 10
+
+
+def test_chunked_body_is_refused_while_read(server):
+    """A chunked body without a length: the server answers 413 after the cap, long before 200 MB are sent."""
+    import select
+    import socket
+
+    host, port = server.url.removeprefix("http://").split(":")
+    chunk = b"x" * 65536
+    sent, answer = 0, b""
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /api/playground HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            while sent < 200 * 2**20 and not select.select([sock], [], [], 0)[0]:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        sock.settimeout(30)
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413")
+    assert json.loads(payload)["detail"]["parameter"] == "body"
+    assert sent < 200 * 2**20
+
+
+def test_declared_length_over_the_cap_is_refused_before_reading(server):
+    import socket
+
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /api/playground HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 999999999999\r\n\r\n{}")
+        answer = b""
+        while not answer.rstrip().endswith(b"}"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413") and json.loads(payload)["detail"]["parameter"] == "body"
+
+
+def test_compute_estimate_counts_the_weights_of_the_built_net():
+    """Closed-form cost against the net lab.train builds: multiply-adds per example = its parameter count."""
+    from gradwatch.lab.models import build_model
+    from gradwatch.lab.prepare import prepare
+    from gradwatch.web.limits import training_flops
+
+    for body in ({"depth": 3, "width": 40}, {"sizes": [30, 20], "batch_size": 16}):
+        cfg = playground_config({**body, "steps": 5}, Limits(), ("digits",))
+        d = prepare(cfg)
+        model = build_model(cfg, d.n_in, d.n_out, image_shape=d.image_shape, per_step=d.per_step,
+                            generator=torch.Generator().manual_seed(0))
+        n = sum(p.numel() for p in model.parameters())
+        step, evaluation, total = training_flops(cfg)
+        assert step == 6 * n * cfg.batch_size
+        assert evaluation == 2 * n * 1797  # every digit, training and test split
+    res = playground_config.__module__  # noqa: F841
+    with pytest.raises(Exception, match="flops per step"):
+        playground_config({"depth": 64, "width": 1024}, Limits(), ("digits",))
+
+
+# ---- headers, hosts, docs ------------------------------------------------------------------------------------------
+
+def test_every_answer_forbids_foreign_framing_and_sniffing(server):
+    for path in ("/", "/playground", "/api/docs", "/api/runs", "/static/common.js", "/api/runs/none"):
+        h = server.http.get(path).headers
+        assert h["x-frame-options"] == "SAMEORIGIN", path
+        assert "frame-ancestors 'self'" in h["content-security-policy"], path
+        assert h["x-content-type-options"] == "nosniff", path
+
+
+def test_api_docs_come_from_the_package(server):
+    import re
+
+    page = server.http.get("/api/docs")
+    assert page.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sources and all(s.startswith(("/", "data:")) for s in sources), sources  # nothing from another host
+    assert server.http.get("/api/openapi.json").json()["paths"]["/api/runs/{run_id}"]["delete"]
+
+
+@pytest.mark.parametrize("host, status", [("127.0.0.1:1", 200), ("localhost", 200), ("[::1]:8765", 200),
+                                          ("[::2]", 400), ("evil.example", 400), ("127.0.0.1.evil.example", 400),
+                                          ("", 400)])
+def test_host_check_covers_every_loopback_name(server, host, status):
+    res = server.http.get("/api/runs", headers={"Host": host})
+    assert res.status_code == status
+    if status == 400:
+        assert res.json()["detail"]["parameter"] == "Host"
+
+
+def test_cli_serve_on_ipv6_loopback_keeps_the_host_check(monkeypatch):
+    from gradwatch.cli import main
+    from gradwatch.web import create_app as real
+    import gradwatch.web as web
+
+    seen = {}
+
+    def capture(store, **options):
+        seen.update(options)
+        return real(store, **options)
+
+    monkeypatch.setattr(web, "create_app", capture)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)
+    assert main(["serve", "--host", "::1", "--no-browser", "--abandon-after", "2"]) == 0
+    assert "*" not in seen["hosts"] and "[::1]" in seen["hosts"]
+    assert seen["limits"].abandon_after_s == 2
+
+
+# ---- runs that outlive their client ---------------------------------------------------------------------------------
+
+@pytest.fixture()
+def short_grace(tmp_path):
+    s = Server(tmp_path / "runs.sqlite", Limits(abandon_after_s=1.5))
+    yield s
+    s.close()
+
+
+LONG = {**PARALYSIS, "steps": 5000, "depth": 2, "width": 16}
+
+
+def _wait_state(server, job, states, timeout=60.0):
+    import time
+
+    deadline = time.monotonic() + timeout  # a liveness bound, not a measurement
+    while time.monotonic() < deadline:
+        summary = server.http.get(f"/api/playground/{job}").json()
+        if summary["state"] in states:
+            return summary
+        time.sleep(0.05)
+    raise AssertionError(f"job {job} never reached {states}")
+
+
+def test_a_run_whose_client_dropped_its_stream_is_stopped(short_grace):
+    job = short_grace.http.post("/api/playground", json=LONG).json()["id"]
+    with short_grace.http.stream("GET", f"/api/playground/{job}/events") as res:
+        lines = res.iter_lines()  # kept: a dropped iterator would close the stream
+        next(line for line in lines if line == "event: step")
+        assert short_grace.http.get(f"/api/playground/{job}").json()["watchers"] == 1
+    summary = _wait_state(short_grace, job, ("stopped", "completed"))
+    assert summary["state"] == "stopped" and "no client watched it" in summary["error"]
+    with RunStore(short_grace.app.state.store_path) as db:
+        assert db.get(summary["run_id"])["status"] == "interrupted"
+
+
+def test_a_detached_run_outlives_its_client_until_stopped(short_grace):
+    job = short_grace.http.post("/api/playground", params={"detached": True}, json=LONG).json()["id"]
+    first = _wait_state(short_grace, job, ("running",))
+    assert first["detached"] and first["watchers"] == 0
+    # the reaper has had many grace periods: wait until the run has trained well past one
+    import time
+
+    time.sleep(2 * short_grace.app.state.limits.abandon_after_s)
+    assert short_grace.http.get(f"/api/playground/{job}").json()["state"] == "running"
+    assert short_grace.http.delete(f"/api/playground/{job}").json()["stopping"] is True
+    assert _wait_state(short_grace, job, ("stopped",))["error"] == "stopped on request"
+
+
+def test_runs_per_client_are_limited(tmp_path):
+    pg = Playground(tmp_path / "runs.sqlite", Limits(max_concurrent=0, max_per_client=2, max_queued=8))
+    cfg = playground_config(TINY, Limits(), ("digits",))
+    pg.submit(cfg, client="10.0.0.1"), pg.submit(cfg, client="10.0.0.1")
+    with pytest.raises(PlaygroundFull, match="at most 2"):
+        pg.submit(cfg, client="10.0.0.1")
+    assert pg.submit(cfg, client="10.0.0.2").state == "queued"  # another client is not affected
+    pg.shutdown()
+
+
+# ---- diverged runs, delete ------------------------------------------------------------------------------------------
+
+EXPLODING = dict(depth=4, width=64, activation="relu", init="normal", init_std=1.0, optimizer="sgd", lr=10.0,
+                 batch_size=64, steps=20, epochs=2)
+
+
+@pytest.fixture(scope="module")
+def diverged(server):
+    job = server.http.post("/api/playground", json=EXPLODING).json()["id"]
+    return [e for kind, e in server.events(job) if kind == "end"][0]
+
+
+def test_a_diverged_run_is_shown_as_diverged(server, diverged):
+    assert diverged["state"] == "diverged" and diverged["error"]
+    listed = {r["id"]: r for r in server.http.get("/api/runs", params={"status": "diverged"}).json()}
+    assert diverged["run_id"] in listed and listed[diverged["run_id"]]["outcome"] == "diverged"
+    stored = server.http.get(f"/api/runs/{diverged['run_id']}").json()
+    assert stored["outcome"] == "diverged"
+    assert stored["status"] == "diverged" or stored["summary"]["loss"] is None or stored["summary"]["loss"] >= 1e6
+
+
+@pytest.mark.parametrize("status, summary, shown", [
+    ("completed", {"loss": 8.8e31}, "diverged"), ("completed", {"loss": None}, "diverged"),
+    ("completed", {"loss": 0.3}, "completed"), ("completed", {}, "completed"), ("diverged", {"loss": 1.0}, "diverged"),
+    ("interrupted", {"loss": 1e40}, "interrupted")], ids=["huge", "nan", "fine", "watched", "lab", "interrupted"])
+def test_outcome_of_a_stored_run(status, summary, shown):
+    from gradwatch.web.outcome import outcome
+
+    assert outcome(status, summary) == shown
+
+
+def test_delete_a_stored_run_checks_origin_and_ids(tmp_path):
+    store = tmp_path / "runs.sqlite"
+    run = lab.train(lab.Config(**TINY), store=store)
+    s = Server(store)
+    try:
+        foreign = s.http.delete(f"/api/runs/{run.id}", headers={"Origin": "http://evil.example"})
+        assert foreign.status_code == 403 and s.http.get(f"/api/runs/{run.id}").status_code == 200
+        assert s.http.delete(f"/api/runs/{run.id[:6]}").status_code == 404  # a prefix deletes nothing
+        own = s.http.delete(f"/api/runs/{run.id}", headers={"Origin": s.url})
+        assert own.status_code == 200 and own.json() == {"id": run.id, "deleted": True}
+        assert s.http.get(f"/api/runs/{run.id}").status_code == 404
+        with RunStore(store) as db:
+            assert db.runs() == []  # read back from the file
+    finally:
+        s.close()
+
+
+# ---- the whole API, fuzzed from its schema -----------------------------------------------------------------------
+
+def test_schemathesis_finds_no_server_error_and_every_answer_matches_the_schema(stored):
+    schemathesis = pytest.importorskip("schemathesis", reason="the schema fuzzing needs schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
+                                     status_code_conformance)
+
+    # no training ever starts (concurrency 0), a few queue and the rest are refused with 429
+    app = create_app(stored[0], limits=Limits(max_concurrent=0, max_queued=2, max_per_client=2),
+                     hosts=("testserver",))  # the in-process client's host name
+    schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    failures = []
+    from schemathesis.generation import GenerationMode
+
+    answered = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):  # valid requests, then invalid ones
+
+            @settings(max_examples=20, deadline=None, database=None, derandomize=True,
+                      suppress_health_check=list(HealthCheck))
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def run(case):
+                try:
+                    answered.append(case.call_and_validate(checks=checks).status_code)
+                except Exception as exc:  # collect, then report all at once
+                    failures.append(f"{case.method} {case.formatted_path}: {str(exc)[:300]}")
+
+            try:
+                run()
+            except Unsatisfiable:  # an operation without parameters has no invalid request
+                assert mode == GenerationMode.NEGATIVE
+    app.state.playground.shutdown()
+    assert failures == []
+    assert len(answered) > 100 and {200, 201, 404, 422, 429} <= set(answered)  # it did reach every kind of answer

@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from gradwatch.web.answers import errors
 from gradwatch.web.encode import clean
 from gradwatch.web.limits import DEFAULT_STEPS, FORBIDDEN, PLAYGROUND_MODELS, playground_config
 from gradwatch.web.playground import FINISHED, Job, PlaygroundFull
@@ -53,7 +54,7 @@ START_BODY = {"content": {"application/json": {"schema": {
     "required": False}
 
 
-@router.post("", status_code=201, openapi_extra={"requestBody": START_BODY})
+@router.post("", status_code=201, openapi_extra={"requestBody": START_BODY}, responses=errors(403, 413, 429))
 async def start(request: Request, detached: bool = Query(False, description="keep training when no client "
                                                                           "watches its stream")) -> JSONResponse:
     """Start a training of the posted lab config (JSON object of ``lab.Config`` fields); answers ``{"id"}``.
@@ -71,7 +72,7 @@ async def start(request: Request, detached: bool = Query(False, description="kee
                                "config": cfg.to_dict()}), status_code=201)
 
 
-@router.get("")
+@router.get("", responses=errors())
 def list_jobs(request: Request) -> list[dict[str, Any]]:
     """The playground runs this server remembers, oldest first."""
     return clean([j.summary() for j in request.app.state.playground.jobs()])
@@ -96,7 +97,7 @@ def _field_info(name: str, field: Any, limits: Any, datasets: tuple[str, ...]) -
             "max": caps.get(name), "description": field.description}
 
 
-@router.get("/options")
+@router.get("/options", responses=errors())
 def options(request: Request) -> dict[str, Any]:
     """Every lab.Config field a request may set (type, default, choices, cap, description), the datasets
     available on this server, the limits and the presets."""
@@ -110,13 +111,15 @@ def options(request: Request) -> dict[str, Any]:
                              "max_queued": limits.max_queued, "max_body_bytes": limits.max_body_bytes}})
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", responses=errors(404))
 def status(request: Request, job_id: str) -> dict[str, Any]:
     """State (queued, running, completed, stopped, failed), the stored run's id once it ends, the error."""
     return clean(_job(request, job_id).summary())
 
 
-@router.get("/{job_id}/events")
+@router.get("/{job_id}/events", response_class=StreamingResponse, responses={
+    **errors(404), 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                         "description": "server-sent events"}})
 async def events(request: Request, job_id: str) -> StreamingResponse:
     """A server-sent-event stream of the run: ``prediction``, ``step`` ({"step", "epoch", "loss", "layers",
     "grad_norm", "relative_grad", "update_ratio", "saturation"}), ``epoch`` (the epoch's metrics) and ``end``
@@ -157,7 +160,7 @@ async def _follow(job: Job, start: int, request: Request):
         await asyncio.sleep(POLL_S)
 
 
-@router.delete("/{job_id}")
+@router.delete("/{job_id}", responses=errors(403, 404))
 def stop(request: Request, job_id: str) -> dict[str, Any]:
     """Stop the run: a queued run never starts; a running one ends at its next step (stored as interrupted)."""
     _job(request, job_id)

@@ -11,6 +11,7 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from gradwatch.errors import ConfigError
+from gradwatch.web.answers import errors
 from gradwatch.web.encode import clean
 from gradwatch.web.outcome import outcome
 
@@ -44,7 +45,7 @@ def _matches(run: dict[str, Any], status: str | None, model: str | None, dataset
     return True
 
 
-@router.get("")
+@router.get("", responses=errors())
 def list_runs(request: Request,
               status: str | None = Query(None, max_length=40, description="a status or outcome: running, "
                                                                         "completed, diverged, interrupted, failed"),
@@ -80,7 +81,7 @@ def _thin(steps: np.ndarray, after_step: int, max_points: int) -> np.ndarray:
     return idx
 
 
-@router.get("/{run_id}")
+@router.get("/{run_id}", responses=errors(404))
 def get_run(request: Request, run_id: str,
             after_step: int = Query(-1, ge=-1, le=MAX_STEP, description="only history steps after it"),
             max_points: int = Query(MAX_POINTS, ge=2, le=100_000)) -> dict[str, Any]:
@@ -102,7 +103,7 @@ def get_run(request: Request, run_id: str,
                   "time_grads": {str(k): v for k, v in times.items()}})
 
 
-@router.delete("/{run_id}")
+@router.delete("/{run_id}", responses=errors(403, 404, 409))
 def delete_run(request: Request, run_id: str) -> dict[str, Any]:
     """Delete a stored run (its config, metrics and history). A run still training is refused (409): stop it
     first. From a browser only from the server's own pages (the Origin check)."""
