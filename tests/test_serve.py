@@ -21,12 +21,13 @@ fastapi = pytest.importorskip("fastapi", reason="gradwatch serve needs the extra
 uvicorn = pytest.importorskip("uvicorn", reason="gradwatch serve needs the extra web (uvicorn)")
 httpx = pytest.importorskip("httpx", reason="the HTTP tests need httpx")
 
-from gradwatch import lab  # noqa: E402
-from gradwatch.store import RunStore  # noqa: E402
-from gradwatch.web import create_app  # noqa: E402
-from gradwatch.web.limits import Limits, playground_config  # noqa: E402
-from gradwatch.web.playground import Playground, PlaygroundFull  # noqa: E402
-from gradwatch.web.presets import PRESETS  # noqa: E402
+from gradwatch import lab
+from gradwatch.errors import ConfigError
+from gradwatch.store import RunStore
+from gradwatch.web import create_app
+from gradwatch.web.limits import Limits, playground_config
+from gradwatch.web.playground import Playground, PlaygroundFull
+from gradwatch.web.presets import PRESETS
 
 CHROMIUM = os.environ.get("GRADWATCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -459,11 +460,10 @@ def test_compute_estimate_counts_the_weights_of_the_built_net():
         model = build_model(cfg, d.n_in, d.n_out, image_shape=d.image_shape, per_step=d.per_step,
                             generator=torch.Generator().manual_seed(0))
         n = sum(p.numel() for p in model.parameters())
-        step, evaluation, total = training_flops(cfg)
+        step, evaluation, _ = training_flops(cfg)
         assert step == 6 * n * cfg.batch_size
         assert evaluation == 2 * n * 1797  # every digit, training and test split
-    res = playground_config.__module__  # noqa: F841
-    with pytest.raises(Exception, match="flops per step"):
+    with pytest.raises(ConfigError, match="flops per step"):
         playground_config({"depth": 64, "width": 1024}, Limits(), ("digits",))
 
 
@@ -498,9 +498,9 @@ def test_host_check_covers_every_loopback_name(server, host, status):
 
 
 def test_cli_serve_on_ipv6_loopback_keeps_the_host_check(monkeypatch):
+    from gradwatch import web
     from gradwatch.cli import main
     from gradwatch.web import create_app as real
-    import gradwatch.web as web
 
     seen = {}
 
@@ -583,7 +583,7 @@ EXPLODING = dict(depth=4, width=64, activation="relu", init="normal", init_std=1
 @pytest.fixture(scope="module")
 def diverged(server):
     job = server.http.post("/api/playground", json=EXPLODING).json()["id"]
-    return [e for kind, e in server.events(job) if kind == "end"][0]
+    return next(e for kind, e in server.events(job) if kind == "end")
 
 
 def test_a_diverged_run_is_shown_as_diverged(server, diverged):
@@ -628,8 +628,12 @@ def test_schemathesis_finds_no_server_error_and_every_answer_matches_the_schema(
     schemathesis = pytest.importorskip("schemathesis", reason="the schema fuzzing needs schemathesis")
     from hypothesis import HealthCheck, given, settings
     from hypothesis.errors import Unsatisfiable
-    from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
-                                     status_code_conformance)
+    from schemathesis.checks import (
+        content_type_conformance,
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
+    )
 
     # no training ever starts (concurrency 0), a few queue and the rest are refused with 429
     app = create_app(stored[0], limits=Limits(max_concurrent=0, max_queued=2, max_per_client=2),
@@ -650,7 +654,7 @@ def test_schemathesis_finds_no_server_error_and_every_answer_matches_the_schema(
             def run(case):
                 try:
                     answered.append(case.call_and_validate(checks=checks).status_code)
-                except Exception as exc:  # collect, then report all at once
+                except Exception as exc:  # noqa: BLE001 - collect every failure, then report all at once
                     failures.append(f"{case.method} {case.formatted_path}: {str(exc)[:300]}")
 
             try:
@@ -660,3 +664,123 @@ def test_schemathesis_finds_no_server_error_and_every_answer_matches_the_schema(
     app.state.playground.shutdown()
     assert failures == []
     assert len(answered) > 100 and {200, 201, 404, 422, 429} <= set(answered)  # it did reach every kind of answer
+
+
+# ---- the teaching path in a real browser ----------------------------------------------------------------------------
+
+def _new_jobs(server, before: set[str], n: int, timeout: float = 60.0) -> list[dict]:
+    import time
+
+    deadline = time.monotonic() + timeout  # a liveness bound
+    while time.monotonic() < deadline:
+        jobs = [j for j in server.http.get("/api/playground").json() if j["id"] not in before]
+        if len(jobs) >= n:
+            return jobs
+        time.sleep(0.05)
+    raise AssertionError(f"the page started {len(jobs)} runs, not {n}")
+
+
+def _page(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda d: d.accept())
+    page.goto(url)
+    return page, errors
+
+
+def test_browser_rnn_vs_lstm_preset_trains_a_tanh_rnn_on_the_lstms_test_set(server, browser):
+    before = {j["id"] for j in server.http.get("/api/playground").json()}
+    page, errors = _page(browser, server.url + "/playground")
+    page.click("button[data-name=rnn-vs-lstm]")
+    jobs = _new_jobs(server, before, 2)
+    page.click("#stop")
+    a, b = sorted((j["config"] for j in jobs), key=lambda c: c["model"] != "rnn")
+    preset = next(p for p in PRESETS if p["name"] == "rnn-vs-lstm")
+    assert (a["model"], a["activation"], a["init"]) == ("rnn", "tanh", "xavier_uniform")
+    assert b["model"] == "lstm"
+    for key in ("n_train", "n_test", "seq_len", "steps", "lr", "batch_size"):  # the same data and budget
+        assert a[key] == b[key] == preset["a"][key], key
+    assert errors == []
+    page.close()
+
+
+def test_browser_shared_link_with_b_trains_both_runs(server, browser):
+    before = {j["id"] for j in server.http.get("/api/playground").json()}
+    page, errors = _page(browser, server.url + "/playground?depth=2&width=16&activation=sigmoid&steps=300"
+                                               "&b=activation:relu,init:he_normal")
+    page.click("#start")
+    jobs = _new_jobs(server, before, 2)
+    page.click("#stop")
+    a, b = sorted((j["config"] for j in jobs), key=lambda c: c["activation"] != "sigmoid")
+    assert (a["activation"], b["activation"], b["init"]) == ("sigmoid", "relu", "he_normal")
+    assert a["depth"] == b["depth"] == 2 and a["width"] == b["width"] == 16 and a["steps"] == b["steps"] == 300
+    assert "b=activation" in page.url  # the link still holds both runs
+    assert errors == []
+    page.close()
+
+
+def test_browser_diverged_run_is_shown_as_diverged(server, browser):
+    query = "&".join(f"{k}={v}" for k, v in EXPLODING.items() if k != "epochs")
+    page, errors = _page(browser, f"{server.url}/playground?{query}")
+    page.click("#start")
+    page.wait_for_function("() => { const s = document.getElementById('status-A'); "
+                           "return s && ['diverged', 'completed', 'failed'].includes(s.dataset.state); }",
+                           timeout=60_000)
+    assert page.get_attribute("#status-A", "data-state") == "diverged"
+    assert page.locator("#status-A .badge.diverged").count() == 1
+    page.goto(server.url + "/?status=diverged")
+    page.wait_for_selector("#rows tr")
+    outcomes = page.eval_on_selector_all("#rows tr", "rows => rows.map(r => r.dataset.outcome)")
+    assert outcomes and set(outcomes) == {"diverged"}
+    assert errors == []
+    page.close()
+
+
+def test_browser_compare_and_delete_stored_runs(tmp_path, browser):
+    store = tmp_path / "runs.sqlite"
+    runs = [lab.train(lab.Config(**TINY, activation=act), store=store) for act in ("sigmoid", "relu")]
+    _watched_run_in(store)
+    s = Server(store)
+    try:
+        page, errors = _page(browser, s.url + "/")
+        page.wait_for_selector("#rows tr")
+        text = page.inner_text("#rows")
+        assert "null" not in text and "watched Sequential" in text  # a watched run is named, not null×null
+        for run in runs:
+            page.click(f"#rows tr[data-id='{run.id}'] input.pick")
+        page.click("#compare")
+        page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=30_000)
+        assert {page.inner_text("#name-a"), page.inner_text("#name-b")} == {r.id for r in runs}
+        assert "activation" in page.inner_text("#diff")
+        page.select_option("#stat", "update_ratio")
+        assert "update ratio" in page.inner_text(".stat-label")  # the label follows the statistic
+        # a run page's labels follow the statistic too
+        page.goto(f"{s.url}/runs/{runs[0].id}")
+        page.wait_for_function("() => Number(document.getElementById('heatmap').dataset.drawn) > 0", timeout=30_000)
+        page.select_option("#stat", "update_ratio")
+        assert all("update ratio" in t for t in page.locator(".stat-label").all_inner_texts())
+        # delete from the list
+        page.goto(s.url + "/")
+        page.wait_for_selector(f"#rows tr[data-id='{runs[1].id}']")
+        page.click(f"#rows tr[data-id='{runs[1].id}'] button.delete")
+        page.wait_for_selector(f"#rows tr[data-id='{runs[1].id}']", state="detached", timeout=30_000)
+        with RunStore(store) as db:
+            assert runs[1].id not in [r["id"] for r in db.runs()] and runs[0].id in [r["id"] for r in db.runs()]
+        assert errors == []
+        page.close()
+    finally:
+        s.close()
+
+
+def _watched_run_in(store: Path) -> None:
+    import gradwatch as gw
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with gw.watch(model, opt, store=store, name="mine"):
+        for _ in range(3):
+            opt.zero_grad()
+            model(torch.randn(16, 4)).pow(2).mean().backward()
+            opt.step()

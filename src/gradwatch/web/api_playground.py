@@ -16,7 +16,12 @@ from starlette.concurrency import run_in_threadpool
 
 from gradwatch.web.answers import errors
 from gradwatch.web.encode import clean
-from gradwatch.web.limits import DEFAULT_STEPS, FORBIDDEN, PLAYGROUND_MODELS, playground_config
+from gradwatch.web.limits import (
+    DEFAULT_STEPS,
+    FORBIDDEN,
+    PLAYGROUND_MODELS,
+    playground_config,
+)
 from gradwatch.web.playground import FINISHED, Job, PlaygroundFull
 from gradwatch.web.presets import PRESETS
 

@@ -21,8 +21,8 @@ STATE_CHANGING = (b"POST", b"PUT", b"PATCH", b"DELETE")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 SECURITY_HEADERS = [
     (b"x-frame-options", b"SAMEORIGIN"),
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-                                 b"frame-ancestors 'self'; base-uri 'self'; form-action 'self'; object-src 'none'"),
+    (b"content-security-policy", (b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                                  b"frame-ancestors 'self'; base-uri 'self'; form-action 'self'; object-src 'none'")),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
 ]

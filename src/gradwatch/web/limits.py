@@ -14,6 +14,7 @@ A playground config is checked in three stages, cheapest first, each a :class:`~
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,7 +116,8 @@ def training_flops(cfg: Any) -> tuple[float, float, float]:
     n_in = INPUTS.get(cfg.dataset, cfg.input_dim if cfg.dataset == "teacher_student" else 16)
     gates = {"lstm": 4, "gru": 3}.get(cfg.model, 1)
     widths = [n_in, *hidden, OUTPUTS]
-    macs = sum(gates * (a + 1) * b for a, b in zip(widths[:-2], widths[1:-1])) + (widths[-2] + 1) * OUTPUTS
+    hidden_layers = itertools.pairwise(widths[:-1])  # input → hidden1 → … → last hidden
+    macs = sum(gates * (a + 1) * b for a, b in hidden_layers) + (widths[-2] + 1) * OUTPUTS
     if cfg.model != "mlp":
         macs += sum(gates * h * h for h in hidden)  # recurrent matrices
     if cfg.affine == "conv":

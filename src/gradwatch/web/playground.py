@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from gradwatch.probe.history import HIST_SPECIAL
-
 from gradwatch.web.limits import Limits
 
 MAX_EVENTS = 500  # step events per run at most: a longer run is streamed every k-th step
@@ -56,7 +55,10 @@ class Job:
 
     def __init__(self, job_id: str, config: Any, client: str | None = None, detached: bool = False):
         self.id, self.config, self.client, self.detached = job_id, config, client, detached
-        self.state, self.error, self.run_id, self.diagnosis = QUEUED, None, None, None
+        self.state = QUEUED
+        self.error: str | None = None
+        self.run_id: str | None = None
+        self.diagnosis: str | None = None
         self.created = time.time()
         self.watchers = 0                   # event streams open on it now
         self.last_seen = time.monotonic()   # when its last stream ended (or its submission)
@@ -194,7 +196,6 @@ class Playground:
     # --- one worker ----------------------------------------------------------------------------------------
     def _work(self, job: Job) -> None:
         from gradwatch.lab.train import StopTraining
-
         from gradwatch.web.outcome import outcome
 
         state, error = COMPLETED, None
