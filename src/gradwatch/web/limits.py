@@ -51,9 +51,9 @@ class Limits:
     max_body_bytes: int = 16_384
     max_per_client: int = 4      # queued + running runs one client address may hold at once (beyond: 429)
     abandon_after_s: float = 30.0  # a run with no client watching its stream for this long is stopped
-    max_step_flops: float = 4e9  # one training step (a stop request bites at the next step)
-    max_eval_flops: float = 2e10  # one evaluation pass over the training and test splits (once per epoch)
-    max_run_flops: float = 1e12  # the whole run: about a minute of one core
+    max_step_flops: float = 1e9  # one training step: well under a second of a core (a stop bites at the next step)
+    max_eval_flops: float = 5e9  # one evaluation pass over the training and test splits (once per epoch)
+    max_run_flops: float = 3e11  # the whole run: a minute or two of a core
     field_caps: dict[str, int] = field(default_factory=lambda: dict(FIELD_CAPS))
 
 
