@@ -5,6 +5,8 @@ with a few finished runs). For ``--seconds`` (60):
 
 - ``--watchers`` (30) clients each loop: load a page, the runs list and one stored run, then follow the event
   stream of a running playground run for a few seconds;
+- one client sends the requests that once froze or killed the server (``{"depth": 1000000000}``, a
+  400-digit integer, 8000-deep JSON, a 200 MB chunked body, …) in a loop;
 - ``--starters`` (10) clients each loop: start two small trainings as a preset does (the paralysis net with
   sigmoid and with ReLU, 150 steps each), follow both streams to the end, start again. Each starter connects from its own loopback address (127.0.0.11, …), as
   students' machines would, so the per-client limit applies per student; the queue's limit applies to all.
@@ -133,6 +135,28 @@ async def starter(url: str, tally: Tally, until: float, address: str) -> None:
                 await asyncio.sleep(1.0)
 
 
+HOSTILE = [b'{"depth": 1000000000}', b'{"depth": 100000000}', b'{"sizes": [1000000000, 1000000000]}',
+           b'{"depth": ' + b"9" * 400 + b"}", b"[" * 8000 + b"]" * 8000, b'{"depth": 64, "width": 1024}']
+
+
+async def hostile(url: str, tally: Tally, until: float) -> None:
+    """One careless or hostile client: the requests that once froze or killed the server, in a loop."""
+    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT_S) as c:
+        while time.monotonic() < until:
+            for body in HOSTILE:
+                await timed(tally, "hostile body (422)", lambda body=body: c.post(
+                    "/api/playground", content=body, headers={"Content-Type": "application/json"}))
+            await timed(tally, "hostile chunked 200 MB (413)", lambda: c.post(
+                "/api/playground", content=_chunks(200 * 2**20), headers={"Content-Type": "application/json"}))
+            await asyncio.sleep(0.2)
+
+
+async def _chunks(total: int):
+    chunk = b" " * 65536
+    for _ in range(total // len(chunk)):
+        yield chunk
+
+
 async def sample_memory(pid: int, until: float, out: list[float]) -> None:
     while time.monotonic() < until:
         out.append(rss_mb(pid))
@@ -165,7 +189,9 @@ async def main_async(args: argparse.Namespace) -> dict:
     run_ids = seed_store(store)
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(store), str(port)], env=env)
+    log = (tmp / "server.log").open("w")
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(store), str(port)], env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -182,6 +208,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         tasks = [watcher(url, tally, until, run_ids) for _ in range(args.watchers)]
         tasks += [starter(url, tally, until, f"127.0.0.{11 + i}") for i in range(args.starters)]
         tasks.append(sample_memory(server.pid, until, memory))
+        tasks.append(hostile(url, tally, until))
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.seconds + 2 * TIMEOUT_S)
         memory.append(rss_mb(server.pid))
     finally:
@@ -190,6 +217,8 @@ async def main_async(args: argparse.Namespace) -> dict:
             server.wait(30)
         except subprocess.TimeoutExpired:
             server.kill()
+        log.close()
+    server_log = (tmp / "server.log").read_text(errors="replace").splitlines()
     kinds = sorted(tally.latency)
     return {
         "seconds": args.seconds, "watchers": args.watchers, "starters": args.starters,
@@ -199,7 +228,8 @@ async def main_async(args: argparse.Namespace) -> dict:
         "server_errors": sum(n for (_, s), n in tally.status.items() if s >= 500),
         "client_errors": dict(tally.errors), "refusals_429": dict(tally.refusals),
         "memory_mb": {"start": memory[0], "peak": max(memory), "end": memory[-1]},
-        "server_exit": server.returncode,
+        "server_exit": server.returncode, "server_log_lines": len(server_log),
+        "server_log_kinds": dict(Counter(line.strip()[:60] for line in server_log).most_common(5)),
     }
 
 
@@ -221,6 +251,7 @@ def main() -> None:
     m = out["memory_mb"]
     print(f"server memory (RSS): start {m['start']:.0f} MB, peak {m['peak']:.0f} MB, end {m['end']:.0f} MB; "
           f"server exit code {out['server_exit']}")
+    print(f"server log: {out['server_log_lines']} lines", out["server_log_kinds"] or "")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
 
