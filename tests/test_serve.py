@@ -272,7 +272,7 @@ def test_a_crash_ends_the_run_cleanly(tmp_path, monkeypatch):
         raise RuntimeError("injected fault")
 
     monkeypatch.setattr(lab, "train", broken)
-    pg = Playground(tmp_path / "runs.sqlite", Limits())
+    pg = Playground(tmp_path / "runs.sqlite", Limits(), isolate=False)  # in a thread: the patch applies
     job = pg.submit(playground_config(TINY, Limits(), ("digits",)))
     assert job.done.wait(60)
     assert job.state == "failed" and job.error == "RuntimeError: injected fault"
@@ -280,6 +280,23 @@ def test_a_crash_ends_the_run_cleanly(tmp_path, monkeypatch):
                               "diagnosis": None}
     pg.shutdown()
     assert pg.running() == []
+
+
+def test_a_killed_training_process_ends_the_run_as_failed(tmp_path):
+    """Injected fault: the training process is killed mid-run; the run ends as failed, the server goes on."""
+    import multiprocessing
+    import signal
+
+    pg = Playground(tmp_path / "runs.sqlite", Limits())
+    job = pg.submit(playground_config(LONG, Limits(), ("digits",)))
+    while not any(e["type"] == "step" for e in job.events):
+        assert not job.done.wait(0.05), job.error
+    child = next(p for p in multiprocessing.active_children() if p.name == f"gradwatch-training-{job.id}")
+    os.kill(child.pid, signal.SIGKILL)
+    assert job.done.wait(60)
+    assert job.state == "failed" and str(-signal.SIGKILL) in job.error
+    assert pg.submit(playground_config(TINY, Limits(), ("digits",))).done.wait(60)  # the next run trains
+    pg.shutdown()
 
 
 def test_shutdown_stops_trainings_and_leaves_nothing_running(tmp_path):

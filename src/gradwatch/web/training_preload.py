@@ -1,0 +1,27 @@
+"""Imported once by the process server that forks the playground's training processes: it imports what a
+training needs and trains one tiny step (no store), so that the lazy imports of the lab, the watch and the
+data (scikit-learn's digits) are paid once, not at every Start."""
+
+from __future__ import annotations
+
+import contextlib
+
+from gradwatch.web import training  # noqa: F401 - the module every training process runs
+
+
+def warm_up() -> None:
+    import torch
+
+    from gradwatch import lab
+
+    # no thread pool in the process server: a pool's threads do not survive a fork (a child using one hangs);
+    # each training process sets its own thread count
+    torch.set_num_threads(1)
+    from gradwatch.web.training import HISTOGRAM, SATURATION
+
+    cfg = lab.Config(depth=1, width=4, steps=1, epochs=1, batch_size=8)
+    with contextlib.suppress(Exception):  # a failure here only costs the first real training its imports
+        lab.train(cfg, watch_options={"stats": ["grad_norm", SATURATION, HISTOGRAM]})
+
+
+warm_up()
