@@ -13,7 +13,8 @@ with a few finished runs). For ``--seconds`` (60):
 
 Reported: p50 / p95 / max latency per kind of request (pages, API, starts, the first event of a stream), the
 answers by status (429: the queue or a client's share full), client errors (timeouts, resets) and server errors
-(5xx), and the server's resident memory at the start, its peak and at the end (sampled from /proc every 0.5 s).
+(5xx), and the server's resident memory at the start, its peak and at the end, and the peak of the server with its
+training processes (sampled from /proc every 0.5 s).
 The benchmark bounds itself: clients stop at ``--seconds``, every request has a timeout, and the server is
 stopped (its trainings with it) at the end.
 
@@ -53,11 +54,43 @@ uvicorn.Server(config).run()
 
 
 def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:  # the process ended meanwhile
+        pass
+    return 0.0
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def tree_rss_mb(pid: int) -> tuple[float, float]:
+    """(the server process, the server with its process server and training processes) resident memory."""
+    todo, total = [pid], 0.0
+    while todo:
+        p = todo.pop()
+        total += rss_mb(p)
+        todo += children(p)
+    return rss_mb(pid), total
 
 
 class Tally:
@@ -157,9 +190,9 @@ async def _chunks(total: int):
         yield chunk
 
 
-async def sample_memory(pid: int, until: float, out: list[float]) -> None:
+async def sample_memory(pid: int, until: float, out: list[tuple[float, float]]) -> None:
     while time.monotonic() < until:
-        out.append(rss_mb(pid))
+        out.append(tree_rss_mb(pid))
         await asyncio.sleep(0.5)
 
 
@@ -203,14 +236,18 @@ async def main_async(args: argparse.Namespace) -> dict:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("the server did not start") from None
                 time.sleep(0.2)
-        tally, memory = Tally(), [rss_mb(server.pid)]
+        tally, memory = Tally(), [tree_rss_mb(server.pid)]
         until = time.monotonic() + args.seconds
         tasks = [watcher(url, tally, until, run_ids) for _ in range(args.watchers)]
         tasks += [starter(url, tally, until, f"127.0.0.{11 + i}") for i in range(args.starters)]
         tasks.append(sample_memory(server.pid, until, memory))
         tasks.append(hostile(url, tally, until))
+        cpu0, t0 = (cpu_s(server.pid), cpu_s(os.getpid())), time.monotonic()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.seconds + 2 * TIMEOUT_S)
-        memory.append(rss_mb(server.pid))
+        memory.append(tree_rss_mb(server.pid))
+        wall = time.monotonic() - t0
+        cpu = {"server": (cpu_s(server.pid) - cpu0[0]) / wall, "clients": (cpu_s(os.getpid()) - cpu0[1]) / wall}
+        load = os.getloadavg()[0]
     finally:
         server.send_signal(signal.SIGTERM)  # uvicorn's graceful shutdown stops the trainings
         try:
@@ -227,8 +264,9 @@ async def main_async(args: argparse.Namespace) -> dict:
         "status": {f"{k} {s}": n for (k, s), n in sorted(tally.status.items())},
         "server_errors": sum(n for (_, s), n in tally.status.items() if s >= 500),
         "client_errors": dict(tally.errors), "refusals_429": dict(tally.refusals),
-        "memory_mb": {"start": memory[0], "peak": max(memory), "end": memory[-1]},
-        "server_exit": server.returncode, "server_log_lines": len(server_log),
+        "memory_mb": {"start": memory[0][0], "peak": max(m[0] for m in memory), "end": memory[-1][0],
+                      "with_trainings_peak": max(m[1] for m in memory)},
+        "cpu_cores_used": cpu, "load_average_1min": load, "server_exit": server.returncode, "server_log_lines": len(server_log),
         "server_log_kinds": dict(Counter(line.strip()[:60] for line in server_log).most_common(5)),
     }
 
@@ -249,8 +287,10 @@ def main() -> None:
     print("429 refusals:", out["refusals_429"] or "none", "| server errors (5xx):", out["server_errors"],
           "| client errors:", out["client_errors"] or "none")
     m = out["memory_mb"]
-    print(f"server memory (RSS): start {m['start']:.0f} MB, peak {m['peak']:.0f} MB, end {m['end']:.0f} MB; "
-          f"server exit code {out['server_exit']}")
+    print(f"server memory (RSS): start {m['start']:.0f} MB, peak {m['peak']:.0f} MB, end {m['end']:.0f} MB; with its "
+          f"training processes at most {m['with_trainings_peak']:.0f} MB; server exit code {out['server_exit']}")
+    print(f"cores used: server {out['cpu_cores_used']['server']:.2f}, clients {out['cpu_cores_used']['clients']:.2f} "
+          f"(the machine's load average at the end: {out['load_average_1min']:.1f}, {os.cpu_count()} cores)")
     print(f"server log: {out['server_log_lines']} lines", out["server_log_kinds"] or "")
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
