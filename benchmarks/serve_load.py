@@ -36,6 +36,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -216,26 +217,26 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) >= 2 else (values[0] if values else float("nan"))
 
 
-async def main_async(args: argparse.Namespace) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="gradwatch-load-"))
-    store = tmp / "runs.sqlite"
-    run_ids = seed_store(store)
+def start_server(store: Path, log: Any) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    log = (tmp / "server.log").open("w")
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(store), str(port)], env=env, stdout=log,
                               stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(url + "/api/runs", timeout=2)
+            return server, url
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("the server did not start") from None
+            time.sleep(0.2)
+
+
+async def main_async(args: argparse.Namespace, server: subprocess.Popen, url: str, run_ids: list[str]) -> dict:
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(url + "/api/runs", timeout=2)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the server did not start") from None
-                time.sleep(0.2)
         tally, memory = Tally(), [tree_rss_mb(server.pid)]
         until = time.monotonic() + args.seconds
         tasks = [watcher(url, tally, until, run_ids) for _ in range(args.watchers)]
@@ -254,8 +255,6 @@ async def main_async(args: argparse.Namespace) -> dict:
             server.wait(30)
         except subprocess.TimeoutExpired:
             server.kill()
-        log.close()
-    server_log = (tmp / "server.log").read_text(errors="replace").splitlines()
     kinds = sorted(tally.latency)
     return {
         "seconds": args.seconds, "watchers": args.watchers, "starters": args.starters,
@@ -266,8 +265,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         "client_errors": dict(tally.errors), "refusals_429": dict(tally.refusals),
         "memory_mb": {"start": memory[0][0], "peak": max(m[0] for m in memory), "end": memory[-1][0],
                       "with_trainings_peak": max(m[1] for m in memory)},
-        "cpu_cores_used": cpu, "load_average_1min": load, "server_exit": server.returncode, "server_log_lines": len(server_log),
-        "server_log_kinds": dict(Counter(line.strip()[:60] for line in server_log).most_common(5)),
+        "cpu_cores_used": cpu, "load_average_1min": load, "server_exit": server.returncode,
     }
 
 
@@ -278,7 +276,14 @@ def main() -> None:
     ap.add_argument("--starters", type=int, default=10)
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = ap.parse_args()
-    out = asyncio.run(main_async(args))
+    tmp = Path(tempfile.mkdtemp(prefix="gradwatch-load-"))
+    run_ids = seed_store(tmp / "runs.sqlite")
+    with (tmp / "server.log").open("w") as log:
+        server, url = start_server(tmp / "runs.sqlite", log)
+        out = asyncio.run(main_async(args, server, url, run_ids))
+    server_log = (tmp / "server.log").read_text(errors="replace").splitlines()
+    out.update(server_log_lines=len(server_log),
+               server_log_kinds=dict(Counter(line.strip()[:60] for line in server_log).most_common(5)))
     print(f"{args.watchers} watchers + {args.starters} starters for {args.seconds:g} s against one server")
     print(f"{'request':<36}{'n':>7}{'p50 s':>9}{'p95 s':>9}{'max s':>9}")
     for k, v in out["latency_s"].items():

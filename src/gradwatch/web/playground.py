@@ -219,7 +219,6 @@ class Playground:
     def _work(self, job: Job) -> None:
         from gradwatch.lab.train import StopTraining
         from gradwatch.web.outcome import outcome
-
         from gradwatch.web.training import StreamedTraining
 
         state, error = COMPLETED, None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch  # noqa: F401 - imported once in the process server, not at every start
+import torch
 
 from gradwatch import lab
 from gradwatch.lab.config import Config

@@ -5,6 +5,7 @@ data (scikit-learn's digits) are paid once, not at every Start."""
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from gradwatch.web import training  # noqa: F401 - the module every training process runs
 
@@ -19,7 +20,8 @@ def warm_up() -> None:
     torch.set_num_threads(1)
     from gradwatch.web.training import HISTOGRAM, SATURATION
 
-    cfg = lab.Config(depth=1, width=4, steps=1, epochs=1, batch_size=8)
+    tiny: dict[str, Any] = {"depth": 1, "width": 4, "steps": 1, "epochs": 1, "batch_size": 8}
+    cfg = lab.Config(**tiny)
     with contextlib.suppress(Exception):  # a failure here only costs the first real training its imports
         lab.train(cfg, watch_options={"stats": ["grad_norm", SATURATION, HISTOGRAM]})
 
