@@ -685,7 +685,7 @@ def test_schemathesis_finds_no_server_error_and_every_answer_matches_the_schema(
 
 # ---- the teaching path in a real browser ----------------------------------------------------------------------------
 
-def _new_jobs(server, before: set[str], n: int, timeout: float = 60.0) -> list[dict]:
+def _new_jobs(server, before: set[str], n: int, timeout: float = 120.0) -> list[dict]:
     import time
 
     deadline = time.monotonic() + timeout  # a liveness bound
@@ -743,7 +743,7 @@ def test_browser_diverged_run_is_shown_as_diverged(server, browser):
     page.click("#start")
     page.wait_for_function("() => { const s = document.getElementById('status-A'); "
                            "return s && ['diverged', 'completed', 'failed'].includes(s.dataset.state); }",
-                           timeout=60_000)
+                           timeout=120_000)  # a liveness bound for a loaded machine
     assert page.get_attribute("#status-A", "data-state") == "diverged"
     assert page.locator("#status-A .badge.diverged").count() == 1
     page.goto(server.url + "/?status=diverged")

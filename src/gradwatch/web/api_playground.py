@@ -151,9 +151,10 @@ async def _follow(job: Job, start: int, request: Request):
     yield "retry: 1000\n\n"
     while True:
         new = job.events[i:]
-        for ev in new:
-            yield f"id: {i}\nevent: {ev['type']}\ndata: {json.dumps(clean(ev), allow_nan=False)}\n\n"
-            i += 1
+        if new:  # one write per batch: a joining client gets the run so far at once
+            yield "".join(f"id: {i + k}\nevent: {ev['type']}\ndata: {json.dumps(clean(ev), allow_nan=False)}\n\n"
+                          for k, ev in enumerate(new))
+            i += len(new)
         if job.state in FINISHED and i >= len(job.events):
             return
         if await request.is_disconnected():
