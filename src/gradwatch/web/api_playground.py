@@ -132,7 +132,7 @@ async def events(request: Request, job_id: str) -> StreamingResponse:
     (``Last-Event-ID``) resumes after it."""
     job = _job(request, job_id)
     try:
-        start = min(max(int(request.headers.get("last-event-id", "-1")[:20]) + 1, 0), len(job.events))
+        start = min(max(int(request.headers.get("last-event-id", "-1")[:20]) + 1, 0), len(job.encoded))
     except ValueError:
         start = 0
     playground = request.app.state.playground
@@ -150,12 +150,11 @@ async def _follow(job: Job, start: int, request: Request):
     i, idle = start, 0.0
     yield "retry: 1000\n\n"
     while True:
-        new = job.events[i:]
+        new = job.encoded[i:]
         if new:  # one write per batch: a joining client gets the run so far at once
-            yield "".join(f"id: {i + k}\nevent: {ev['type']}\ndata: {json.dumps(clean(ev), allow_nan=False)}\n\n"
-                          for k, ev in enumerate(new))
+            yield "".join(new)
             i += len(new)
-        if job.state in FINISHED and i >= len(job.events):
+        if job.state in FINISHED and i >= len(job.encoded):
             return
         if await request.is_disconnected():
             return

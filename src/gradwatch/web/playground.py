@@ -20,6 +20,7 @@ address holds at most ``limits.max_per_client`` queued or running runs.
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import secrets
@@ -83,11 +84,21 @@ class Job:
         self.watchers = 0                   # event streams open on it now
         self.last_seen = time.monotonic()   # when its last stream ended (or its submission)
         self.events: list[dict[str, Any]] = []
+        self.encoded: list[str] = []  # each event as a server-sent event, encoded once for every stream
         self.stop_requested = threading.Event()
         self.done = threading.Event()
 
     def add(self, kind: str, **data: Any) -> None:
-        self.events.append({"type": kind, **data})  # list.append is atomic: readers see whole events
+        self.append({"type": kind, **data})
+
+    def append(self, event: dict[str, Any]) -> None:
+        """Keep an event and its encoding (by the thread that produced it, off the event loop). Streams read
+        ``encoded``; list.append is atomic, so they see whole events."""
+        from gradwatch.web.encode import clean
+
+        i = len(self.encoded)
+        self.events.append(event)
+        self.encoded.append(f"id: {i}\nevent: {event['type']}\ndata: {json.dumps(clean(event), allow_nan=False)}\n\n")
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "state": self.state, "run_id": self.run_id, "error": self.error,
@@ -271,7 +282,7 @@ class Playground:
                 if message[0] == "event":
                     event = message[1]
                     job.run_id = event.get("run_id") or job.run_id
-                    job.events.append(event)
+                    job.append(event)
                 else:
                     result = message
         finally:
