@@ -69,7 +69,7 @@ def create_app(store: str | Path, *, limits: Limits | None = None, hosts: Sequen
     require_web()
     from fastapi import FastAPI, Request
     from fastapi.exceptions import HTTPException, RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
 
     from gradwatch.web import api_playground, api_runs
@@ -120,14 +120,16 @@ def create_app(store: str | Path, *, limits: Limits | None = None, hosts: Sequen
     app.include_router(api_playground.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    for route, page in PAGES.items():
-        app.add_api_route(route, _page(FileResponse, page), include_in_schema=False)
-    app.add_api_route("/runs/{run_id}", _page(FileResponse, "run.html"), include_in_schema=False)
+    for route, page in {**PAGES, "/runs/{run_id}": "run.html"}.items():
+        app.add_api_route(route, _page(HTMLResponse, page), include_in_schema=False)
     return app
 
 
 def _page(response: Any, name: str):
-    def page() -> Any:
-        return response(STATIC / name, headers={"Cache-Control": "no-cache"})
+    """A page read once and answered from memory, on the event loop (no file access per request)."""
+    html = (STATIC / name).read_bytes()
+
+    async def page() -> Any:
+        return response(html, headers={"Cache-Control": "no-cache"})
 
     return page
