@@ -5,6 +5,7 @@ data (scikit-learn's digits) are paid once, not at every Start."""
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any
 
 from gradwatch.web import training  # noqa: F401 - the module every training process runs
@@ -26,4 +27,11 @@ def warm_up() -> None:
         lab.train(cfg, watch_options={"stats": ["grad_norm", SATURATION, HISTOGRAM]})
 
 
-warm_up()
+def _in_process_server() -> bool:
+    """Whether this is multiprocessing's process server (started as ``python -c 'from multiprocessing.forkserver
+    import main; …'``): importing this module anywhere else (a tool importing every module) changes nothing."""
+    return sys.argv[:1] == ["-c"] and "multiprocessing.forkserver" in sys.modules
+
+
+if _in_process_server():
+    warm_up()
