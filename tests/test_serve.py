@@ -243,6 +243,8 @@ def test_cli_serve_names_bad_ports_and_the_missing_extra(monkeypatch, capsys):
 
     assert main(["serve", "--port", "99999", "--no-browser"]) == 2
     assert "--port 99999 is not allowed" in capsys.readouterr().err
+    assert main(["serve", "--abandon-after", "0", "--no-browser"]) == 2
+    assert "--abandon-after 0" in capsys.readouterr().err
 
     def missing():
         raise ImportError('gradwatch serve needs FastAPI and uvicorn: pip install "gradwatch[web]"')
