@@ -8,8 +8,9 @@ with a few finished runs). For ``--seconds`` (60):
 - one client sends the requests that once froze or killed the server (``{"depth": 1000000000}``, a
   400-digit integer, 8000-deep JSON, a 200 MB chunked body, …) in a loop;
 - ``--starters`` (10) clients each loop: start two small trainings as a preset does (the paralysis net with
-  sigmoid and with ReLU, 150 steps each), follow both streams to the end, start again. Each starter connects from its own loopback address (127.0.0.11, …), as
-  students' machines would, so the per-client limit applies per student; the queue's limit applies to all.
+  sigmoid and with ReLU, 150 steps each), follow both streams to the end, start again. Each starter connects
+  from its own loopback address (127.0.0.11, …), as students' machines would, so the per-client limit applies
+  per student; the queue's limit applies to all.
 
 Reported: p50 / p95 / max latency per kind of request (pages, API, starts, the first event of a stream), the
 answers by status (429: the queue or a client's share full), client errors (timeouts, resets) and server errors

@@ -21,13 +21,13 @@ fastapi = pytest.importorskip("fastapi", reason="gradwatch serve needs the extra
 uvicorn = pytest.importorskip("uvicorn", reason="gradwatch serve needs the extra web (uvicorn)")
 httpx = pytest.importorskip("httpx", reason="the HTTP tests need httpx")
 
-from gradwatch import lab
-from gradwatch.errors import ConfigError
-from gradwatch.store import RunStore
-from gradwatch.web import create_app
-from gradwatch.web.limits import Limits, playground_config
-from gradwatch.web.playground import Playground, PlaygroundFull
-from gradwatch.web.presets import PRESETS
+from gradwatch import lab  # noqa: E402
+from gradwatch.errors import ConfigError  # noqa: E402
+from gradwatch.store import RunStore  # noqa: E402
+from gradwatch.web import create_app  # noqa: E402
+from gradwatch.web.limits import Limits, playground_config  # noqa: E402
+from gradwatch.web.playground import Playground, PlaygroundFull  # noqa: E402
+from gradwatch.web.presets import PRESETS  # noqa: E402
 
 CHROMIUM = os.environ.get("GRADWATCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

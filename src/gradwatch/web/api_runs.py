@@ -1,6 +1,7 @@
 """``GET /api/runs`` (the stored runs, filterable), ``GET /api/runs/{id}`` (one run: config, metrics, the watch
 history as layers × steps per statistic, the diagnosis) and ``DELETE /api/runs/{id}``. Each run carries an
-``outcome``: its status, or ``diverged`` for a run whose loss blew up (see :mod:`gradwatch.web.outcome`). Every request opens the run store afresh, so runs that
+``outcome``: its status, or ``diverged`` for a run whose loss blew up (see :mod:`gradwatch.web.outcome`).
+Every request opens the run store afresh, so runs that
 another process is training show their new rows on the next request (the store is SQLite in WAL mode)."""
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from gradwatch.web.outcome import outcome
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 MAX_POINTS = 400  # default number of steps a run's history is thinned to (the last step always kept)
 MAX_STEP = 2**63 - 1
-LIST_KEYS = ("kind", "name", "model", "dataset", "depth", "width", "sizes", "activation", "init", "norm", "residual", "optimizer",
-             "lr", "batch_size", "steps", "epochs")
+LIST_KEYS = ("kind", "name", "model", "dataset", "depth", "width", "sizes", "activation", "init", "norm", "residual",
+             "optimizer", "lr", "batch_size", "steps", "epochs")
 
 
 def _store(request: Request):
@@ -97,7 +98,8 @@ def get_run(request: Request, run_id: str,
             raise HTTPException(404, {"parameter": exc.param, "value": exc.value, "allowed": exc.allowed}) from None
         metrics, history, times = store.metrics(run["id"]), store.history(run["id"]), store.time_grads(run["id"])
     idx = _thin(history["steps"], after_step, max_points)
-    return clean({**run, "outcome": outcome(run["status"], run["summary"]), "metrics": metrics, "diagnosis": run["summary"].get("diagnosis"),
+    return clean({**run, "outcome": outcome(run["status"], run["summary"]), "metrics": metrics,
+                  "diagnosis": run["summary"].get("diagnosis"),
                   "history": {"layers": history["layers"], "steps": history["steps"][idx],
                               "stats": {k: v[idx] for k, v in history["stats"].items()}},
                   "time_grads": {str(k): v for k, v in times.items()}})
