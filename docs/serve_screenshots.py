@@ -59,11 +59,11 @@ def main() -> None:
                 page.screenshot(path=OUT / "serve-runs-list.png", full_page=True)
                 page.set_viewport_size({"width": 1360, "height": 900})
                 page.goto(f"{url}/runs/{run_id}")
-                page.wait_for_function("Number(document.getElementById('heatmap').dataset.drawn) > 0")
+                page.wait_for_function("() => Number(document.getElementById('heatmap').dataset.drawn) > 0")
                 page.screenshot(path=OUT / "serve-run.png", full_page=True)
                 page.goto(url + "/playground")
                 page.click("button[data-name=paralysis]")
-                page.wait_for_function("(document.getElementById('status').textContent.match(/completed/g) || [])"
+                page.wait_for_function("() => (document.getElementById('status').textContent.match(/completed/g) || [])"
                                        ".length === 2", timeout=300_000)
                 page.wait_for_timeout(500)
                 page.screenshot(path=OUT / "serve-playground.png", full_page=True)

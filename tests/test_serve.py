@@ -22,6 +22,7 @@ uvicorn = pytest.importorskip("uvicorn", reason="gradwatch serve needs the extra
 httpx = pytest.importorskip("httpx", reason="the HTTP tests need httpx")
 
 from gradwatch import lab  # noqa: E402
+from gradwatch.errors import ConfigError  # noqa: E402
 from gradwatch.store import RunStore  # noqa: E402
 from gradwatch.web import create_app  # noqa: E402
 from gradwatch.web.limits import Limits, playground_config  # noqa: E402
@@ -242,6 +243,8 @@ def test_cli_serve_names_bad_ports_and_the_missing_extra(monkeypatch, capsys):
 
     assert main(["serve", "--port", "99999", "--no-browser"]) == 2
     assert "--port 99999 is not allowed" in capsys.readouterr().err
+    assert main(["serve", "--abandon-after", "0", "--no-browser"]) == 2
+    assert "--abandon-after 0" in capsys.readouterr().err
 
     def missing():
         raise ImportError('gradwatch serve needs FastAPI and uvicorn: pip install "gradwatch[web]"')
@@ -271,7 +274,7 @@ def test_a_crash_ends_the_run_cleanly(tmp_path, monkeypatch):
         raise RuntimeError("injected fault")
 
     monkeypatch.setattr(lab, "train", broken)
-    pg = Playground(tmp_path / "runs.sqlite", Limits())
+    pg = Playground(tmp_path / "runs.sqlite", Limits(), isolate=False)  # in a thread: the patch applies
     job = pg.submit(playground_config(TINY, Limits(), ("digits",)))
     assert job.done.wait(60)
     assert job.state == "failed" and job.error == "RuntimeError: injected fault"
@@ -279,6 +282,23 @@ def test_a_crash_ends_the_run_cleanly(tmp_path, monkeypatch):
                               "diagnosis": None}
     pg.shutdown()
     assert pg.running() == []
+
+
+def test_a_killed_training_process_ends_the_run_as_failed(tmp_path):
+    """Injected fault: the training process is killed mid-run; the run ends as failed, the server goes on."""
+    import multiprocessing
+    import signal
+
+    pg = Playground(tmp_path / "runs.sqlite", Limits())
+    job = pg.submit(playground_config(LONG, Limits(), ("digits",)))
+    while not any(e["type"] == "step" for e in job.events):
+        assert not job.done.wait(0.05), job.error
+    child = next(p for p in multiprocessing.active_children() if p.name == f"gradwatch-training-{job.id}")
+    os.kill(child.pid, signal.SIGKILL)
+    assert job.done.wait(60)
+    assert job.state == "failed" and str(-signal.SIGKILL) in job.error
+    assert pg.submit(playground_config(TINY, Limits(), ("digits",))).done.wait(60)  # the next run trains
+    pg.shutdown()
 
 
 def test_shutdown_stops_trainings_and_leaves_nothing_running(tmp_path):
@@ -318,12 +338,13 @@ def test_browser_playground_starts_a_run_and_its_chart_updates(server, browser):
     page.goto(server.url + "/playground?depth=4&width=32&activation=sigmoid&steps=200")
     assert page.input_value("#f-activation") == "sigmoid"  # the setup came from the URL
     page.click("#start")
-    page.wait_for_function("Number(document.getElementById('profile').dataset.steps) >= 2", timeout=60_000)
+    page.wait_for_function("() => Number(document.getElementById('profile').dataset.steps) >= 2", timeout=60_000)
     seen = int(page.get_attribute("#profile", "data-steps"))
-    page.wait_for_function(f"Number(document.getElementById('profile').dataset.steps) > {seen}", timeout=60_000)
+    page.wait_for_function(f"() => Number(document.getElementById('profile').dataset.steps) > {seen}",
+                           timeout=60_000)
     assert page.locator("#profile canvas").count() >= 1
     page.click("#stop")
-    page.wait_for_function("document.getElementById('status').textContent.includes('stopped') || "
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('stopped') || "
                            "document.getElementById('status').textContent.includes('completed')", timeout=60_000)
     assert errors == []
     page.close()
@@ -335,8 +356,450 @@ def test_browser_run_page_renders_its_heatmap(server, stored, browser):
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{server.url}/runs/{run.id}")
-    page.wait_for_function("Number(document.getElementById('heatmap').dataset.drawn) > 0", timeout=30_000)
+    page.wait_for_function("() => Number(document.getElementById('heatmap').dataset.drawn) > 0", timeout=30_000)
     assert int(page.get_attribute("#heatmap", "data-drawn")) == len(run.history.steps)
     assert page.locator("#curves canvas").count() >= 1
     assert errors == []
     page.close()
+
+
+# ---- hostile and careless requests -----------------------------------------------------------------------------------
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+HOSTILE = [
+    (b'{"depth": 1000000000}', "depth"),
+    (b'{"depth": 100000000}', "depth"),
+    (b'{"width": 1000000000, "depth": 2}', "width"),
+    (b'{"sizes": [1000000000, 1000000000]}', "sizes"),
+    (b'{"depth": ' + b"9" * 400 + b"}", "depth"),
+    (b'{"seed": ' + b"9" * 400 + b"}", "seed"),
+    (b"[" * 8000 + b"]" * 8000, "body"),
+    (b'{"depth": ' + b"[" * 5000 + b"]" * 5000 + b"}", "body"),
+    (b'{"sizes": [[[1]]]}', "sizes"),
+    (b'{"lr": NaN}', "lr"),
+    (b'{"depth": 1e308}', "depth"),
+    (b'{"activation": "' + b"x" * 4000 + b'"}', "activation"),
+    (b'{"batch_size": 4096, "depth": 64, "width": 1024}', "batch_size"),
+    (b"[1, 2]", "config"),
+    (b"\xff\xfe", "body"),
+]
+
+
+@pytest.mark.parametrize("body, param", HOSTILE, ids=["depth-1e9", "depth-1e8", "width-1e9", "sizes-1e9",
+                                                      "400-digit-depth", "400-digit-seed", "8000-deep-list",
+                                                      "5000-deep-value", "nested-sizes", "nan", "depth-1e308",
+                                                      "long-text", "compute", "not-an-object", "not-utf8"])
+def test_hostile_body_is_a_json_422_naming_the_field(server, body, param):
+    before = _peak_rss_mb()
+    res = server.http.post("/api/playground", content=body, headers={"Content-Type": "application/json"})
+    assert res.status_code == 422, res.text
+    assert res.headers["content-type"] == "application/json"
+    detail = res.json()["detail"]
+    assert detail["parameter"] == param and detail["allowed"] and len(res.content) < 2000
+    assert _peak_rss_mb() - before < 200  # the peak memory of the whole process (server and test) grew < 200 MB
+
+
+def test_other_requests_keep_answering_while_hostile_ones_arrive(server):
+    """Hostile bodies from 4 threads at once; meanwhile the options page answers every time (a liveness check
+    with a generous timeout: the server is never frozen by validation)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def hostile(i):
+        body, _ = HOSTILE[i % len(HOSTILE)]
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            return c.post("/api/playground", content=body, headers={"Content-Type": "application/json"}).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        refused = pool.map(hostile, range(24))
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            answers = [c.get("/api/playground/options").status_code for _ in range(10)]
+        assert set(refused) == {422}
+    assert answers == [200] * 10
+
+
+def test_chunked_body_is_refused_while_read(server):
+    """A chunked body without a length: the server answers 413 after the cap, long before 200 MB are sent."""
+    import select
+    import socket
+
+    host, port = server.url.removeprefix("http://").split(":")
+    chunk = b"x" * 65536
+    sent, answer = 0, b""
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /api/playground HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            while sent < 200 * 2**20 and not select.select([sock], [], [], 0)[0]:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        sock.settimeout(30)
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413")
+    assert json.loads(payload)["detail"]["parameter"] == "body"
+    assert sent < 200 * 2**20
+
+
+def test_declared_length_over_the_cap_is_refused_before_reading(server):
+    import socket
+
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /api/playground HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 999999999999\r\n\r\n{}")
+        answer = b""
+        while not answer.rstrip().endswith(b"}"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413") and json.loads(payload)["detail"]["parameter"] == "body"
+
+
+def test_compute_estimate_counts_the_weights_of_the_built_net():
+    """Closed-form cost against the net lab.train builds: multiply-adds per example = its parameter count."""
+    from gradwatch.lab.models import build_model
+    from gradwatch.lab.prepare import prepare
+    from gradwatch.web.limits import training_flops
+
+    for body in ({"depth": 3, "width": 40}, {"sizes": [30, 20], "batch_size": 16}):
+        cfg = playground_config({**body, "steps": 5}, Limits(), ("digits",))
+        d = prepare(cfg)
+        model = build_model(cfg, d.n_in, d.n_out, image_shape=d.image_shape, per_step=d.per_step,
+                            generator=torch.Generator().manual_seed(0))
+        n = sum(p.numel() for p in model.parameters())
+        step, evaluation, _ = training_flops(cfg)
+        assert step == 6 * n * cfg.batch_size
+        assert evaluation == 2 * n * 1797  # every digit, training and test split
+    with pytest.raises(ConfigError, match="flops per step"):
+        playground_config({"depth": 64, "width": 1024}, Limits(), ("digits",))
+
+
+# ---- headers, hosts, docs ------------------------------------------------------------------------------------------
+
+def test_every_answer_forbids_foreign_framing_and_sniffing(server):
+    for path in ("/", "/playground", "/api/docs", "/api/runs", "/static/common.js", "/api/runs/none"):
+        h = server.http.get(path).headers
+        assert h["x-frame-options"] == "SAMEORIGIN", path
+        assert "frame-ancestors 'self'" in h["content-security-policy"], path
+        assert h["x-content-type-options"] == "nosniff", path
+
+
+def test_api_docs_come_from_the_package(server):
+    import re
+
+    page = server.http.get("/api/docs")
+    assert page.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sources and all(s.startswith(("/", "data:")) for s in sources), sources  # nothing from another host
+    assert server.http.get("/api/openapi.json").json()["paths"]["/api/runs/{run_id}"]["delete"]
+
+
+@pytest.mark.parametrize("host, status", [("127.0.0.1:1", 200), ("localhost", 200), ("[::1]:8765", 200),
+                                          ("[::2]", 400), ("evil.example", 400), ("127.0.0.1.evil.example", 400),
+                                          ("", 400)])
+def test_host_check_covers_every_loopback_name(server, host, status):
+    res = server.http.get("/api/runs", headers={"Host": host})
+    assert res.status_code == status
+    if status == 400:
+        assert res.json()["detail"]["parameter"] == "Host"
+
+
+def test_cli_serve_on_ipv6_loopback_keeps_the_host_check(monkeypatch):
+    from gradwatch import web
+    from gradwatch.cli import main
+    from gradwatch.web import create_app as real
+
+    seen = {}
+
+    def capture(store, **options):
+        seen.update(options)
+        return real(store, **options)
+
+    monkeypatch.setattr(web, "create_app", capture)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)
+    assert main(["serve", "--host", "::1", "--no-browser", "--abandon-after", "2"]) == 0
+    assert "*" not in seen["hosts"] and "[::1]" in seen["hosts"]
+    assert seen["limits"].abandon_after_s == 2
+
+
+# ---- runs that outlive their client ---------------------------------------------------------------------------------
+
+@pytest.fixture()
+def short_grace(tmp_path):
+    s = Server(tmp_path / "runs.sqlite", Limits(abandon_after_s=1.5))
+    yield s
+    s.close()
+
+
+LONG = {**PARALYSIS, "steps": 5000, "depth": 2, "width": 16}
+
+
+def _wait_state(server, job, states, timeout=60.0):
+    import time
+
+    deadline = time.monotonic() + timeout  # a liveness bound, not a measurement
+    while time.monotonic() < deadline:
+        summary = server.http.get(f"/api/playground/{job}").json()
+        if summary["state"] in states:
+            return summary
+        time.sleep(0.05)
+    raise AssertionError(f"job {job} never reached {states}")
+
+
+def test_a_run_whose_client_dropped_its_stream_is_stopped(short_grace):
+    job = short_grace.http.post("/api/playground", json=LONG).json()["id"]
+    with short_grace.http.stream("GET", f"/api/playground/{job}/events") as res:
+        lines = res.iter_lines()  # kept: a dropped iterator would close the stream
+        next(line for line in lines if line == "event: step")
+        assert short_grace.http.get(f"/api/playground/{job}").json()["watchers"] == 1
+    summary = _wait_state(short_grace, job, ("stopped", "completed"))
+    assert summary["state"] == "stopped" and "no client watched it" in summary["error"]
+    with RunStore(short_grace.app.state.store_path) as db:
+        assert db.get(summary["run_id"])["status"] == "interrupted"
+
+
+def test_a_detached_run_outlives_its_client_until_stopped(short_grace):
+    job = short_grace.http.post("/api/playground", params={"detached": True}, json=LONG).json()["id"]
+    first = _wait_state(short_grace, job, ("running",))
+    assert first["detached"] and first["watchers"] == 0
+    # the reaper has had many grace periods: wait until the run has trained well past one
+    import time
+
+    time.sleep(2 * short_grace.app.state.limits.abandon_after_s)
+    assert short_grace.http.get(f"/api/playground/{job}").json()["state"] == "running"
+    assert short_grace.http.delete(f"/api/playground/{job}").json()["stopping"] is True
+    assert _wait_state(short_grace, job, ("stopped",))["error"] == "stopped on request"
+
+
+def test_runs_per_client_are_limited(tmp_path):
+    pg = Playground(tmp_path / "runs.sqlite", Limits(max_concurrent=0, max_per_client=2, max_queued=8))
+    cfg = playground_config(TINY, Limits(), ("digits",))
+    pg.submit(cfg, client="10.0.0.1"), pg.submit(cfg, client="10.0.0.1")
+    with pytest.raises(PlaygroundFull, match="at most 2"):
+        pg.submit(cfg, client="10.0.0.1")
+    assert pg.submit(cfg, client="10.0.0.2").state == "queued"  # another client is not affected
+    pg.shutdown()
+
+
+# ---- diverged runs, delete ------------------------------------------------------------------------------------------
+
+EXPLODING = dict(depth=4, width=64, activation="relu", init="normal", init_std=1.0, optimizer="sgd", lr=10.0,
+                 batch_size=64, steps=20, epochs=2)
+
+
+@pytest.fixture(scope="module")
+def diverged(server):
+    job = server.http.post("/api/playground", json=EXPLODING).json()["id"]
+    return next(e for kind, e in server.events(job) if kind == "end")
+
+
+def test_a_diverged_run_is_shown_as_diverged(server, diverged):
+    assert diverged["state"] == "diverged" and diverged["error"]
+    listed = {r["id"]: r for r in server.http.get("/api/runs", params={"status": "diverged"}).json()}
+    assert diverged["run_id"] in listed and listed[diverged["run_id"]]["outcome"] == "diverged"
+    stored = server.http.get(f"/api/runs/{diverged['run_id']}").json()
+    assert stored["outcome"] == "diverged"
+    assert stored["status"] == "diverged" or stored["summary"]["loss"] is None or stored["summary"]["loss"] >= 1e6
+
+
+@pytest.mark.parametrize("status, summary, shown", [
+    ("completed", {"loss": 8.8e31}, "diverged"), ("completed", {"loss": None}, "diverged"),
+    ("completed", {"loss": 0.3}, "completed"), ("completed", {}, "completed"), ("diverged", {"loss": 1.0}, "diverged"),
+    ("interrupted", {"loss": 1e40}, "interrupted")], ids=["huge", "nan", "fine", "watched", "lab", "interrupted"])
+def test_outcome_of_a_stored_run(status, summary, shown):
+    from gradwatch.web.outcome import outcome
+
+    assert outcome(status, summary) == shown
+
+
+def test_delete_a_stored_run_checks_origin_and_ids(tmp_path):
+    store = tmp_path / "runs.sqlite"
+    run = lab.train(lab.Config(**TINY), store=store)
+    s = Server(store)
+    try:
+        foreign = s.http.delete(f"/api/runs/{run.id}", headers={"Origin": "http://evil.example"})
+        assert foreign.status_code == 403 and s.http.get(f"/api/runs/{run.id}").status_code == 200
+        assert s.http.delete(f"/api/runs/{run.id[:6]}").status_code == 404  # a prefix deletes nothing
+        own = s.http.delete(f"/api/runs/{run.id}", headers={"Origin": s.url})
+        assert own.status_code == 200 and own.json() == {"id": run.id, "deleted": True}
+        assert s.http.get(f"/api/runs/{run.id}").status_code == 404
+        with RunStore(store) as db:
+            assert db.runs() == []  # read back from the file
+    finally:
+        s.close()
+
+
+# ---- the whole API, fuzzed from its schema -----------------------------------------------------------------------
+
+def test_schemathesis_finds_no_server_error_and_every_answer_matches_the_schema(stored):
+    schemathesis = pytest.importorskip("schemathesis", reason="the schema fuzzing needs schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis.checks import (
+        content_type_conformance,
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    # no training ever starts (concurrency 0), a few queue and the rest are refused with 429
+    app = create_app(stored[0], limits=Limits(max_concurrent=0, max_queued=2, max_per_client=2),
+                     hosts=("testserver",))  # the in-process client's host name
+    schema = schemathesis.openapi.from_asgi("/api/openapi.json", app)
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    failures = []
+    from schemathesis.generation import GenerationMode
+
+    answered = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):  # valid requests, then invalid ones
+
+            @settings(max_examples=20, deadline=None, database=None, derandomize=True,
+                      suppress_health_check=list(HealthCheck))
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def run(case):
+                try:
+                    answered.append(case.call_and_validate(checks=checks).status_code)
+                except Exception as exc:  # noqa: BLE001 - collect every failure, then report all at once
+                    failures.append(f"{case.method} {case.formatted_path}: {str(exc)[:300]}")
+
+            try:
+                run()
+            except Unsatisfiable:  # an operation without parameters has no invalid request
+                assert mode == GenerationMode.NEGATIVE
+    app.state.playground.shutdown()
+    assert failures == []
+    assert len(answered) > 100 and {200, 201, 404, 422, 429} <= set(answered)  # it did reach every kind of answer
+
+
+# ---- the teaching path in a real browser ----------------------------------------------------------------------------
+
+def _new_jobs(server, before: set[str], n: int, timeout: float = 120.0) -> list[dict]:
+    import time
+
+    deadline = time.monotonic() + timeout  # a liveness bound
+    while time.monotonic() < deadline:
+        jobs = [j for j in server.http.get("/api/playground").json() if j["id"] not in before]
+        if len(jobs) >= n:
+            return jobs
+        time.sleep(0.05)
+    raise AssertionError(f"the page started {len(jobs)} runs, not {n}")
+
+
+def _page(browser, url):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda d: d.accept())
+    page.goto(url)
+    return page, errors
+
+
+def test_browser_rnn_vs_lstm_preset_trains_a_tanh_rnn_on_the_lstms_test_set(server, browser):
+    before = {j["id"] for j in server.http.get("/api/playground").json()}
+    page, errors = _page(browser, server.url + "/playground")
+    page.click("button[data-name=rnn-vs-lstm]")
+    jobs = _new_jobs(server, before, 2)
+    page.click("#stop")
+    a, b = sorted((j["config"] for j in jobs), key=lambda c: c["model"] != "rnn")
+    preset = next(p for p in PRESETS if p["name"] == "rnn-vs-lstm")
+    assert (a["model"], a["activation"], a["init"]) == ("rnn", "tanh", "xavier_uniform")
+    assert b["model"] == "lstm"
+    for key in ("n_train", "n_test", "seq_len", "steps", "lr", "batch_size"):  # the same data and budget
+        assert a[key] == b[key] == preset["a"][key], key
+    assert errors == []
+    page.close()
+
+
+def test_browser_shared_link_with_b_trains_both_runs(server, browser):
+    before = {j["id"] for j in server.http.get("/api/playground").json()}
+    page, errors = _page(browser, server.url + "/playground?depth=2&width=16&activation=sigmoid&steps=300"
+                                               "&b=activation:relu,init:he_normal")
+    page.click("#start")
+    jobs = _new_jobs(server, before, 2)
+    page.click("#stop")
+    a, b = sorted((j["config"] for j in jobs), key=lambda c: c["activation"] != "sigmoid")
+    assert (a["activation"], b["activation"], b["init"]) == ("sigmoid", "relu", "he_normal")
+    assert a["depth"] == b["depth"] == 2 and a["width"] == b["width"] == 16 and a["steps"] == b["steps"] == 300
+    assert "b=activation" in page.url  # the link still holds both runs
+    assert errors == []
+    page.close()
+
+
+def test_browser_diverged_run_is_shown_as_diverged(server, browser):
+    query = "&".join(f"{k}={v}" for k, v in EXPLODING.items() if k != "epochs")
+    page, errors = _page(browser, f"{server.url}/playground?{query}")
+    page.click("#start")
+    page.wait_for_function("() => { const s = document.getElementById('status-A'); "
+                           "return s && ['diverged', 'completed', 'failed'].includes(s.dataset.state); }",
+                           timeout=120_000)  # a liveness bound for a loaded machine
+    assert page.get_attribute("#status-A", "data-state") == "diverged"
+    assert page.locator("#status-A .badge.diverged").count() == 1
+    page.goto(server.url + "/?status=diverged")
+    page.wait_for_selector("#rows tr")
+    outcomes = page.eval_on_selector_all("#rows tr", "rows => rows.map(r => r.dataset.outcome)")
+    assert outcomes and set(outcomes) == {"diverged"}
+    assert errors == []
+    page.close()
+
+
+def test_browser_compare_and_delete_stored_runs(tmp_path, browser):
+    store = tmp_path / "runs.sqlite"
+    runs = [lab.train(lab.Config(**TINY, activation=act), store=store) for act in ("sigmoid", "relu")]
+    _watched_run_in(store)
+    s = Server(store)
+    try:
+        page, errors = _page(browser, s.url + "/")
+        page.wait_for_selector("#rows tr")
+        text = page.inner_text("#rows")
+        assert "null" not in text and "watched Sequential" in text  # a watched run is named, not null×null
+        for run in runs:
+            page.click(f"#rows tr[data-id='{run.id}'] input.pick")
+        page.click("#compare")
+        page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=30_000)
+        assert {page.inner_text("#name-a"), page.inner_text("#name-b")} == {r.id for r in runs}
+        assert "activation" in page.inner_text("#diff")
+        page.select_option("#stat", "update_ratio")
+        assert "update ratio" in page.inner_text(".stat-label")  # the label follows the statistic
+        # a run page's labels follow the statistic too
+        page.goto(f"{s.url}/runs/{runs[0].id}")
+        page.wait_for_function("() => Number(document.getElementById('heatmap').dataset.drawn) > 0", timeout=30_000)
+        page.select_option("#stat", "update_ratio")
+        assert all("update ratio" in t for t in page.locator(".stat-label").all_inner_texts())
+        # delete from the list
+        page.goto(s.url + "/")
+        page.wait_for_selector(f"#rows tr[data-id='{runs[1].id}']")
+        page.click(f"#rows tr[data-id='{runs[1].id}'] button.delete")
+        page.wait_for_selector(f"#rows tr[data-id='{runs[1].id}']", state="detached", timeout=30_000)
+        with RunStore(store) as db:
+            assert runs[1].id not in [r["id"] for r in db.runs()] and runs[0].id in [r["id"] for r in db.runs()]
+        assert errors == []
+        page.close()
+    finally:
+        s.close()
+
+
+def _watched_run_in(store: Path) -> None:
+    import gradwatch as gw
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with gw.watch(model, opt, store=store, name="mine"):
+        for _ in range(3):
+            opt.zero_grad()
+            model(torch.randn(16, 4)).pow(2).mean().backward()
+            opt.step()

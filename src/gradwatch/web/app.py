@@ -1,10 +1,11 @@
 """The ``gradwatch serve`` application: ``create_app(store)`` returns a FastAPI app serving the pages, the runs
 API and the playground API. FastAPI and uvicorn are the optional extra ``web``.
 
-Safe by default: requests must name a loopback host (no DNS rebinding) unless the server was started for other
-hosts; state-changing requests (POST, DELETE) from a browser must come from the server's own origin; request
-bodies are capped; a playground config is validated as :class:`gradwatch.lab.Config` and against
-:class:`~gradwatch.web.limits.Limits`; nothing in a request is executed.
+Safe by default (see :mod:`gradwatch.web.guard`): requests must name a loopback host (no DNS rebinding) unless
+the server was started for other hosts; state-changing requests (POST, DELETE) from a browser must come from the
+server's own origin; request bodies are capped while read; pages may be framed by the server's own pages only.
+A playground config is checked on its raw values first, then as :class:`gradwatch.lab.Config`, then for its
+cost (:mod:`gradwatch.web.limits`), off the event loop; nothing in a request is executed. Every error is JSON.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from gradwatch.errors import ConfigError, DataError
 from gradwatch.web.limits import Limits
 
 STATIC = Path(__file__).parent / "static"
-LOOPBACK = ("127.0.0.1", "localhost")
-PAGES = {"/": "runs.html", "/playground": "playground.html"}
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+PAGES = {"/": "runs.html", "/playground": "playground.html", "/compare": "compare.html", "/api/docs": "api.html"}
 ALWAYS_DATASETS = ("digits", "mnist1d")
 
 
@@ -50,10 +51,9 @@ def _error(status: int, param: str, value: Any, allowed: str):
     from fastapi.responses import JSONResponse
 
     from gradwatch.web.encode import clean
+    from gradwatch.web.guard import error_body
 
-    message = f"{param}={value!r} is not allowed: {allowed}"
-    return JSONResponse(clean({"detail": {"parameter": param, "value": value, "allowed": allowed,
-                                          "message": message}}), status_code=status)
+    return JSONResponse(clean(error_body(param, value, allowed)), status_code=status)
 
 
 def create_app(store: str | Path, *, limits: Limits | None = None, hosts: Sequence[str] = LOOPBACK,
@@ -69,11 +69,11 @@ def create_app(store: str | Path, *, limits: Limits | None = None, hosts: Sequen
     require_web()
     from fastapi import FastAPI, Request
     from fastapi.exceptions import HTTPException, RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     from gradwatch.web import api_playground, api_runs
+    from gradwatch.web.guard import BodyTooLarge, Guard
     from gradwatch.web.playground import Playground
 
     limits = limits or Limits()
@@ -85,25 +85,16 @@ def create_app(store: str | Path, *, limits: Limits | None = None, hosts: Sequen
         yield
         playground.shutdown()
 
+    # the API docs are a page of our own (static/api.html reads /api/openapi.json): nothing from a CDN
     app = FastAPI(title="gradwatch", summary="Runs and a gradient playground", lifespan=lifespan,
-                  docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.store_path, app.state.limits, app.state.playground = store_path, limits, playground
     app.state.datasets = available_datasets()
-    allowed_origins = set(origins)
+    app.add_middleware(Guard, hosts=hosts, origins=origins, max_body_bytes=limits.max_body_bytes)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            origin = request.headers.get("origin")
-            own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-            if origin is not None and origin != own and origin not in allowed_origins:
-                return _error(403, "Origin", origin, f"state-changing requests must come from {own}")
-            size = request.headers.get("content-length")
-            if size is not None and size.isdigit() and int(size) > limits.max_body_bytes:
-                return _error(413, "body", f"{size} bytes", f"at most {limits.max_body_bytes} bytes")
-        return await call_next(request)
-
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, exc: BodyTooLarge):
+        return _error(413, "body", f"more than {exc.cap} bytes", f"at most {exc.cap} bytes")
 
     @app.exception_handler(ConfigError)
     async def config_error(request: Request, exc: ConfigError):
@@ -113,6 +104,10 @@ def create_app(store: str | Path, *, limits: Limits | None = None, hosts: Sequen
     async def validation_error(request: Request, exc: RequestValidationError):
         err = exc.errors()[0]
         return _error(422, str(err.get("loc", ["?"])[-1]), err.get("input"), err.get("msg", "invalid value"))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):  # a bug of ours: still JSON, never a traceback
+        return _error(500, "server", type(exc).__name__, "an unexpected error; please report it")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException):
@@ -125,14 +120,16 @@ def create_app(store: str | Path, *, limits: Limits | None = None, hosts: Sequen
     app.include_router(api_playground.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    for route, page in PAGES.items():
-        app.add_api_route(route, _page(FileResponse, page), include_in_schema=False)
-    app.add_api_route("/runs/{run_id}", _page(FileResponse, "run.html"), include_in_schema=False)
+    for route, page in {**PAGES, "/runs/{run_id}": "run.html"}.items():
+        app.add_api_route(route, _page(HTMLResponse, page), include_in_schema=False)
     return app
 
 
 def _page(response: Any, name: str):
-    def page() -> Any:
-        return response(STATIC / name, headers={"Cache-Control": "no-cache"})
+    """A page read once and answered from memory, on the event loop (no file access per request)."""
+    html = (STATIC / name).read_bytes()
+
+    async def page() -> Any:
+        return response(html, headers={"Cache-Control": "no-cache"})
 
     return page

@@ -20,8 +20,10 @@ _RESIDUAL = dict(dataset="digits", depth=32, width=32, activation="relu", init="
                  optimizer="momentum", lr=0.05, batch_size=64, steps=300)
 _ACTIVATIONS = dict(dataset="digits", depth=8, width=64, init="xavier_normal", optimizer="sgd", lr=0.05,
                     batch_size=32, steps=500)
+# explicit activation and init: a page filling its controls from the MLP defaults must not turn the tanh RNN into a
+# ReLU/He one; n_train and n_test are shared by both runs (the same training and test sets)
 _ADDING = dict(dataset="adding", seq_len=30, depth=1, width=16, n_train=2000, n_test=1000, batch_size=50,
-               optimizer="adam", lr=0.01, steps=400)
+               optimizer="adam", lr=0.01, steps=400, activation="tanh", init="xavier_uniform")
 
 PRESETS: list[dict[str, Any]] = [
     {"name": "paralysis", "seed": "001", "title": "Network paralysis",

@@ -128,3 +128,25 @@ GW.lineChart = function (el, opts) {
 
 // log scales cannot show 0 or negative numbers: those become gaps
 GW.positive = (arr) => arr.map((v) => (v > 0 ? v : null));
+
+// What each recorded statistic is, for titles and axis labels (an unknown name is shown as it is).
+GW.STAT_LABELS = {
+  grad_norm: "gradient norm ‖∂L/∂θ‖", relative_grad: "relative gradient ‖∂L/∂θ‖/‖θ‖",
+  update_ratio: "update ratio ‖Δθ‖/‖θ‖", weight_norm: "weight norm ‖θ‖", grad_abs_mean: "mean |∂L/∂θ|",
+  grad_abs_max: "max |∂L/∂θ|", grad_norm_preclip: "gradient norm before clipping", nonfinite: "non-finite gradient entries",
+  weight_nonfinite: "non-finite weights", act_mean: "mean activation", act_std: "activation std",
+  act_saturation: "saturated share", act_dead: "dead share", backward_gain: "backward gain",
+};
+GW.statLabel = (s) => GW.STAT_LABELS[s] || s;
+
+// A run's shown status: its outcome (diverged when its loss blew up), else its stored status.
+GW.badge = function (r) {
+  const s = r.outcome || r.status || r.state || "";
+  const b = document.createElement("span");
+  b.className = "badge " + s.replace(/[^a-z]/g, "");
+  b.textContent = s;
+  return b;
+};
+
+// A DELETE of a stored run (the server checks that the request comes from its own pages).
+GW.deleteRun = (id) => GW.api("/api/runs/" + encodeURIComponent(id), { method: "DELETE" });

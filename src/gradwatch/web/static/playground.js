@@ -12,17 +12,19 @@ const $ = (id) => document.getElementById(id);
 
 let OPTIONS = null;
 const runs = { A: null, B: null };   // per slot: {id, cfg, source, layers, steps, stats{}, loss[], lossSteps[], sat, prediction, state}
-let bConfig = null;                   // the overlay's setup (from a preset or the URL)
-let aConfig = null;                   // the setup run A was started with
+let bDiff = null;                     // run B's setup as its differences from A's (from a preset, the URL or Overlay)
+let extras = {};                      // fields of the setup that have no control here (a preset's n_train, …)
 let charts = {}, drawPending = false;
 let notice = "";                      // the last refusal of the server (e.g. a 422), shown under the runs
 
 // ---- the controls and the URL ---------------------------------------------------------------------------------
-function defaults() {
+function defaults(model) {
   const d = {};
   for (const [name, f] of Object.entries(OPTIONS.fields)) d[name] = f.default;
+  if (model && model !== "mlp") Object.assign(d, { model, activation: "tanh", init: "xavier_uniform" });
   return d;
 }
+const CONTROLLED = () => new Set(GROUPS.flatMap(([, names]) => names));
 
 function buildControls() {
   const form = $("controls");
@@ -66,7 +68,7 @@ function modelDefaults(model) {
 }
 
 function readControls() {
-  const cfg = {};
+  const cfg = { ...extras };
   for (const [, names] of GROUPS) for (const name of names) {
     const el = $("f-" + name), f = OPTIONS.fields[name];
     if (!el || el.closest("label").hidden) continue;
@@ -78,7 +80,8 @@ function readControls() {
 }
 
 function writeControls(cfg) {
-  const d = defaults();
+  const d = defaults(cfg.model), controlled = CONTROLLED();
+  extras = Object.fromEntries(Object.entries(cfg).filter(([k]) => !controlled.has(k) && OPTIONS.fields[k]));
   for (const [, names] of GROUPS) for (const name of names) {
     const el = $("f-" + name), f = OPTIONS.fields[name];
     if (!el) continue;
@@ -101,10 +104,12 @@ function diff(cfg, base) {
   return Object.entries(cfg).filter(([k, v]) => base[k] !== v && !(base[k] === undefined && v === null));
 }
 function syncUrl() {
-  const a = bConfig && aConfig ? aConfig : readControls(), u = new URL(location.origin + location.pathname);
+  const a = readControls(), u = new URL(location.origin + location.pathname);
   for (const [k, v] of diff(a, defaults())) u.searchParams.set(k, v);
-  if (bConfig) u.searchParams.set("b", diff(bConfig, a).map(([k, v]) => `${k}:${v}`).join(",") || "same");
+  if (bDiff) u.searchParams.set("b", Object.entries(bDiff).map(([k, v]) => `${k}:${v}`).join(",") || "same");
   history.replaceState(null, "", u);
+  $("drop-b").disabled = !bDiff;
+  $("b-setup").textContent = bDiff ? "Start trains run A and run B (" + (Object.entries(bDiff).map(([k, v]) => `${k} = ${v}`).join(", ") || "the same setup") + ")." : "";
 }
 function parseValue(name, text) {
   const f = OPTIONS.fields[name];
@@ -118,13 +123,22 @@ function fromUrl() {
   const p = new URLSearchParams(location.search), a = {};
   for (const [k, v] of p) if (k !== "b" && OPTIONS.fields[k]) a[k] = parseValue(k, v);
   writeControls(a);
+  bDiff = null;
   if (p.has("b")) {
-    bConfig = { ...readControls() };
+    bDiff = {};
     for (const kv of p.get("b").split(",")) {
       const i = kv.indexOf(":");
-      if (i > 0) bConfig[kv.slice(0, i)] = parseValue(kv.slice(0, i), kv.slice(i + 1));
+      if (i > 0 && OPTIONS.fields[kv.slice(0, i)]) bDiff[kv.slice(0, i)] = parseValue(kv.slice(0, i), kv.slice(i + 1));
     }
   }
+  syncUrl();
+}
+
+// Start: run A from the controls and, when the setup has a run B, run B as A with B's differences.
+async function startSetup() {
+  const a = readControls();
+  await startRun("A", a);
+  if (bDiff && runs.A) await startRun("B", { ...a, ...bDiff });
 }
 
 // ---- presets ----------------------------------------------------------------------------------------------------
@@ -136,9 +150,9 @@ function buildPresets() {
       document.querySelectorAll(".presets button").forEach((x) => x.classList.toggle("active", x === b));
       $("preset-text").textContent = p.text;
       writeControls(p.a);
-      bConfig = p.b ? { ...p.b } : null;
+      bDiff = p.b ? Object.fromEntries(diff(p.b, p.a)) : null;
       syncUrl();
-      startRun("A", readControls()).then(() => { if (bConfig) startRun("B", bConfig); });
+      startSetup();
     });
     $("presets").appendChild(b);
   }
@@ -172,8 +186,7 @@ async function startRun(slot, cfg) {
     return;
   }
   notice = "";
-  if (slot === "B") bConfig = cfg; else aConfig = cfg;
-  const r = runs[slot] = { id: res.id, cfg: res.config, layers: [], steps: [], stats: {}, loss: [], lossSteps: [],
+  const r = runs[slot] = { id: res.id, cfg: res.config, sent: cfg, layers: [], steps: [], stats: {}, loss: [], lossSteps: [],
     sat: null, prediction: null, state: "queued", events: 0 };
   const es = r.source = new EventSource(`/api/playground/${res.id}/events`);
   es.addEventListener("prediction", (e) => { r.prediction = JSON.parse(e.data); schedule(); });
@@ -194,8 +207,7 @@ async function startRun(slot, cfg) {
     if (slot === "A") $("diagnosis").textContent = ev.diagnosis || (ev.error ? "" : "—");
     es.close(); schedule();
   });
-  es.onerror = () => { if (r.state === "completed" || r.state === "failed" || r.state === "stopped") es.close(); };
-  syncUrl();
+  es.onerror = () => { if (["completed", "failed", "stopped", "diverged"].includes(r.state)) es.close(); };
   schedule();
 }
 
@@ -212,12 +224,13 @@ function statusLine() {
   for (const slot of ["A", "B"]) {
     const r = runs[slot];
     if (!r) continue;
-    let s = `run ${slot}: ${r.state}`;
+    let s = "";
     if (r.steps.length) s += `, step ${r.steps[r.steps.length - 1]} of ${r.cfg.steps}`;
-    if (r.loss.length) s += `, loss ${GW.fmt(r.loss[r.loss.length - 1])}`;
+    if (r.loss.length && r.state !== "diverged") s += `, loss ${GW.fmt(r.loss[r.loss.length - 1])}`;
     if (r.error) s += ` — ${r.error}`;
     const line = document.createElement("div");
-    line.textContent = s;
+    line.id = "status-" + slot; line.dataset.state = r.state;
+    line.append(`run ${slot}: `, GW.badge({ status: r.state }), s);
     if (r.runId) {
       const a = document.createElement("a");
       a.href = "/runs/" + encodeURIComponent(r.runId); a.textContent = "stored run"; a.target = "_blank";
@@ -233,7 +246,7 @@ function statusLine() {
   const active = ["A", "B"].some((k) => runs[k] && ["queued", "running"].includes(runs[k].state));
   $("stop").disabled = !active;
   $("overlay").disabled = !runs.A;
-  el.className = "status" + (["A", "B"].some((k) => runs[k] && runs[k].state === "failed") ? " error" : "");
+  el.className = "status" + (["A", "B"].some((k) => runs[k] && ["failed", "diverged"].includes(runs[k].state)) ? " error" : "");
 }
 
 function lastRow(r, stat) { const v = r && r.stats[stat]; return v && v.length ? v[v.length - 1] : null; }
@@ -278,7 +291,7 @@ function draw() {
   const orNull = (arr) => (arr ? pos(arr) : axis.map(() => null));
   const tA = stat === "grad_norm" ? theory(A, axis) : null, tB = stat === "grad_norm" ? theory(B, axis) : null;
   const pmake = () => GW.lineChart($("profile"), {
-    xLabel: "layer (input → output)", yLabel: stat, yLog: true, legend: false, height: 260, xValues: label, xInt: true,
+    xLabel: "layer (input → output)", yLabel: GW.statLabel(stat), yLog: true, legend: false, height: 260, xValues: label, xInt: true,
     series: [{ label: "A", stroke: COLORS.A, points: true, width: 2 }, { label: "B", stroke: COLORS.B, points: true, width: 2 },
       { label: "A at step 1", stroke: COLORS.A, fill: "#fff", points: true, size: 8, line: false },
       { label: "B at step 1", stroke: COLORS.B, fill: "#fff", points: true, size: 8, line: false },
@@ -311,7 +324,7 @@ function draw() {
       data.push(stepsAll.map((st) => { const i = at.get(st); const v = i === undefined ? null : vals[i] && vals[i][c]; return v > 0 ? v : null; }));
     }
   }
-  const cmake = () => GW.lineChart($("curves"), { xLabel: "step", yLabel: stat, yLog: true, series, height: 260, legend: false });
+  const cmake = () => GW.lineChart($("curves"), { xLabel: "step", yLabel: GW.statLabel(stat), yLog: true, series, height: 260, legend: false });
   cmake.key = series.map((s) => s.label).join() + stat;
   ensure("curves", cmake).setData(data);
   // 3. loss
@@ -343,7 +356,7 @@ function draw() {
   // 6. heatmap of run A
   if (A && A.steps.length) {
     GW.drawHeatmap($("heatmap"), A.layers, A.steps, A.stats[stat] || []);
-    $("hm-note").textContent = `(${stat}, log colour scale)`;
+    $("hm-note").textContent = `(${GW.statLabel(stat)}, log colour scale)`;
   }
 }
 
@@ -353,8 +366,16 @@ async function main() {
   buildControls();
   buildPresets();
   fromUrl();
-  $("start").addEventListener("click", () => { bConfig = null; startRun("A", readControls()); });
-  $("overlay").addEventListener("click", () => startRun("B", readControls()));
+  $("start").addEventListener("click", startSetup);
+  $("overlay").addEventListener("click", () => {
+    const cfg = readControls();
+    const a = runs.A ? runs.A.sent : cfg;
+    bDiff = Object.fromEntries(diff(cfg, a));
+    writeControls(a);  // the controls show run A's setup; B is its differences (listed under the buttons)
+    syncUrl();
+    startRun("B", cfg);
+  });
+  $("drop-b").addEventListener("click", () => { bDiff = null; syncUrl(); });
   $("stop").addEventListener("click", () => { stopSlot("A"); stopSlot("B"); });
   $("stat").addEventListener("change", schedule);
   window.addEventListener("beforeunload", () => { stopSlot("A", true); stopSlot("B", true); });

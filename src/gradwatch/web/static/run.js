@@ -31,14 +31,16 @@ function renderConfig() {
     kv.append(b, v);
   }
   const b = document.createElement("b"); b.textContent = "status";
-  const v = document.createElement("span"); v.innerHTML = `<span class="badge ${run.status}">${run.status}</span>`;
+  const v = document.createElement("span"); v.appendChild(GW.badge(run));
   kv.append(b, v);
+  $("badge").replaceChildren(GW.badge(run));
 }
 
 function renderHistory() {
   const h = run.history, stat = $("stat").value || "grad_norm";
   const values = h.stats[stat] || [];
   $("hm-stat").textContent = `(${stat}, log colour scale; ${h.steps.length} of the recorded steps shown)`;
+  document.querySelectorAll(".stat-label").forEach((el) => { el.textContent = GW.statLabel(stat); });
   GW.drawHeatmap($("heatmap"), h.layers, h.steps, values);
   const picked = pickLayers(h.layers.length);
   const data = [h.steps].concat(picked.map((j) => GW.positive(column(values, j))));
@@ -53,7 +55,9 @@ function renderHistory() {
   const idx = h.layers.map((_, j) => j + 1);
   const first = values.length ? GW.positive(values[0]) : [], last = values.length ? GW.positive(values[values.length - 1]) : [];
   const pdata = [idx, first, last];
-  if (!charts.profile) {
+  if (!charts.profile || charts.profileKey !== stat) {
+    if (charts.profile) charts.profile.destroy();
+    charts.profileKey = stat;
     charts.profile = GW.lineChart($("profile"), {
       xLabel: "layer (input → output)", yLabel: stat, yLog: true, data: pdata, xInt: true,
       xValues: (u, vals) => vals.map((v) => (Number.isInteger(v) && h.layers[v - 1] ? h.layers[v - 1] : "")),
@@ -111,4 +115,8 @@ async function load() {
 }
 
 $("stat").addEventListener("change", renderHistory);
+$("delete").addEventListener("click", async () => {
+  if (!run || !confirm(`Delete run ${run.id} from the store?`)) return;
+  try { await GW.deleteRun(run.id); location.href = "/"; } catch (e) { $("error").hidden = false; $("error").textContent = e.message; }
+});
 load();
