@@ -316,5 +316,6 @@ def test_benchmark_json_for_one_scenario(tmp_path):
     code = diagnosis.main(["--only", "stalled_lr_typo", "--json", str(out)])
     data = json.loads(out.read_text())
     assert [s["name"] for s in data["scenarios"]] == ["stalled_lr_typo"]
-    assert code == (0 if data["summary"]["targets_met"] else 1)
+    assert list(data["summary"]) == ["train"]  # the part it belongs to, reported alone
+    assert code == (0 if data["summary"]["train"]["targets_met"] else 1)
     assert data["scenarios"][0]["label"]["expect"][0]["layers"] == ["fc1"]
