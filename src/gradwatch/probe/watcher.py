@@ -42,7 +42,9 @@ from gradwatch.probe.locate import Locator
 from gradwatch.probe.rows import RowQueue, is_sharded
 from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
                                    HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, free_reads, local,
-                                   log10_histogram, zeros)
+                                   log10_histogram, stored, zeros)
+from gradwatch.probe.units import NAME as GRAD_DEAD
+from gradwatch.probe.units import DeadRows
 from gradwatch.sinks.outputs import Outputs
 
 NONFINITE_MODES = ("record", "warn", "raise", "locate")
@@ -142,8 +144,11 @@ class Watcher:
                                    [BACKWARD_STATS[s] for s in names if s in BACKWARD_STATS], self._guard)
         self._histograms = HISTOGRAM in names
         self._locator = Locator(self.layers) if self.on_nonfinite == "locate" else None
-        hook_names = self._probes.names + (list(self._locator.names) if self._locator else [])
         self._params = [p for l in self.layers for p in l.params]
+        self._dead = DeadRows(self.layers, self._params) if GRAD_DEAD in names else None
+        self._dead_now: Tensor | None = None  # grad_dead of the current row
+        hook_names = (self._probes.names + (list(self._locator.names) if self._locator else [])
+                      + ([GRAD_DEAD] if self._dead is not None else []))
         self._owner = [i for i, l in enumerate(self.layers) for _ in l.params]
         self._device = self._params[0].device
         self._queue = RowQueue(raw, self._stats, hook_names, self._owner,
@@ -158,7 +163,8 @@ class Watcher:
                   "chain": _is_chain(unwrap(model)), "optimizers": [type(o).__name__ for o in self.optimizers],
                   "aliases": {l.name: l.aliases for l in self.layers if l.aliases},
                   "param_names": list(param_names) if param_names is not None else None,
-                  "sharded": self._queue.sharded, "skipped_steps": [], "disabled": {}})
+                  "sharded": self._queue.sharded, "skipped_steps": [], "disabled": {},
+                  "vectors": [all(p.dim() <= 1 for p in l.params) for l in self.layers]})
 
         self._index = {id(p): i for i, p in enumerate(self._params)}
         self._measured: dict[int, tuple[tuple[int, ...], list[int], list[int]]] = {}  # k -> (signature, measured,
@@ -247,7 +253,7 @@ class Watcher:
             return None
         params = self._params
         grads = ([local(params[i].grad) for i in cached.present] if self._queue.sharded
-                 else [params[i].grad for i in cached.present])
+                 else [stored(params[i].grad) for i in cached.present])
         g = StepGrads(grads)
         for name in raw_names:
             self._queue.put(rename or name, g.raw(name), cached.index)
@@ -271,6 +277,12 @@ class Watcher:
                 g = self._measure_grads(k, self._raw_every + self._raw_sampled if sampled else self._raw_every)
                 if sampled and self._histograms:
                     self._pending_hists.append((self._step, self._histogram()))
+        if self._dead is not None and self._guard.active(GRAD_DEAD):
+            with self._guard(GRAD_DEAD, f"step {self._step}"), torch.no_grad():
+                dead = self._dead.measure(self._indices(k), self._device)
+                if dead is not None:
+                    self._dead_now = dead if self._dead_now is None else torch.where(dead.isnan(), self._dead_now,
+                                                                                       dead)
         # the weights are measured on sampled steps, and on a step whose gradient is known (on the CPU, without a
         # device sync) to be non-finite: a weight that holds the inf/NaN itself is then named as the origin
         weights_now = sampled or (g is not None and g.any_nonfinite is True)
@@ -317,6 +329,8 @@ class Watcher:
                 self.flush()
         else:
             self._queue.discard()
+            self._dead_now = None
+        self._graph.settle()  # the first step's losses are read
         self._stepped.clear()
         self._step += 1
         self._arm()
@@ -344,6 +358,9 @@ class Watcher:
                 with self._guard(LOCATE, f"step {self._step}"):
                     values = self._locator.take(self._device)
             parts.append(values if values is not None else self._queue.layer_nan[:len(self._locator.names)])
+        if self._dead is not None:
+            dead, self._dead_now = self._dead_now, None
+            parts.append(dead[None] if dead is not None else self._queue.layer_nan[:1])
         return torch.cat(parts) if parts else None
 
     def _copy_of(self, k: int, params: list[Tensor]) -> list[Tensor]:
@@ -355,6 +372,17 @@ class Watcher:
             buf = self._theta[k] = [torch.empty_like(p) for p in params]
         torch._foreach_copy_(buf, params)
         return buf
+
+    def _optimizer_of(self) -> list[int | None]:
+        """Per layer, the watched optimizer that steps its parameters (the first, if several); None where none
+        does (a layer added after the optimizer was built). Without optimizers: 0 for every layer."""
+        if not self.optimizers:
+            return [0] * len(self.layers)
+        out: list[int | None] = [None] * len(self.layers)
+        for k in reversed(range(len(self.optimizers))):
+            for i in self._indices(k, stepped=True):
+                out[self._owner[i]] = k
+        return out
 
     def _histogram(self) -> Tensor:  # [layers, bins]
         edges = HIST_EDGES.to(self._device)
@@ -439,8 +467,10 @@ class Watcher:
         meta = self._history.meta
         meta["disabled"] = self._guard.summary()
         facts = self._graph.facts
-        if facts is not None and "depth" not in meta:
-            meta.update(depth=facts.depth, residual=facts.residual, graph_nodes=facts.nodes)
+        if facts is not None:
+            meta.update(depth=list(facts.depth), residual=facts.residual, graph_nodes=facts.nodes,
+                        loss_of=list(facts.loss_of), depth_from="loss" if self._graph.from_loss else "output")
+        meta["optimizer_of"] = self._optimizer_of()
         self._outputs.write(self._history, steps, values, hists)  # to the sinks and the run store
 
     def close(self) -> None:
