@@ -127,6 +127,33 @@ class Signals:
         w = np.where(np.isnan(self.weight), 0.0, self.weight)
         return np.sqrt(np.sum(w ** 2, axis=1))
 
+    @cached_property
+    def vector(self) -> np.ndarray:
+        """Layers whose parameters are all vectors (biases, gains, LayerScale, norm scales): judged on their own."""
+        v = self.h.meta.get("vectors")
+        return np.asarray(v, dtype=bool) if v and len(v) == self.n_layers else np.zeros(self.n_layers, dtype=bool)
+
+    @cached_property
+    def group(self) -> list[tuple | None]:
+        """Per layer, what it shares with the layers it may be compared with: the watched optimizer that steps it and
+        the loss whose graph reached it first. None for a layer no watched optimizer steps: it is compared with
+        none."""
+        meta = self.h.meta
+        opt = meta.get("optimizer_of") or [0] * self.n_layers
+        loss = meta.get("loss_of") or [0] * self.n_layers
+        return [(o, l if l is not None else 0) if o is not None else None for o, l in zip(opt, loss)]
+
+    @cached_property
+    def static(self) -> np.ndarray:
+        """Layers whose weights never changed on a measured step while they had a gradient: never a reference."""
+        u = self.stat("update_ratio")
+        if u is None:
+            return np.zeros(self.n_layers, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            frozen = (np.isfinite(u) & (u == 0) & np.isfinite(self.grad) & (self.grad > 0)).sum(axis=0)
+            moved = (np.isfinite(u) & (u > 0)).sum(axis=0)
+        return (frozen > 0) & (moved == 0)
+
     def input_side_first(self, cols) -> list[int]:
         """Layer indices ordered from the input side (farthest from the loss) to the output side."""
         return sorted(cols, key=lambda c: (-self.depth[c], c))
