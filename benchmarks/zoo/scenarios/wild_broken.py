@@ -52,17 +52,23 @@ def dead_relu_registered_after() -> Run:
     return _dead_relu_net("after")
 
 
-@scenario("dead_relu_default_stats", expects=("dead_units",), split=HELD)
-def dead_relu_default_stats() -> Run:
-    """The registered-after ReLU net with fc3 killed (biases −5 on 80 %), default statistics, Adam: fc3 dead
-    from step 0."""
+@scenario("dead_relu_killed_between_samples", expects=("dead_units",), split=HELD)
+def dead_relu_killed_between_samples() -> Run:
+    """The registered-after ReLU net, stats="full" with sample_every=10: fc3's biases are set to −20 on 80 % of its
+    units before step 7, between two sampled steps. Truth: the first step whose fc3 has more than half its units
+    ≤ 0 for the whole batch (the zoo's hook on fc3's output, every step)."""
     model = wm.ReluAfterNet()
-    wl.kill_units(model.fc3)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def fault(t, x, y):
+        if t == 7:
+            wl.kill_units(model.fc3, bias=-20.0)
     with wl.PreactDead(model, ["fc1", "fc2", "fc3"]) as units:
-        w, _ = fit(model, opt, classify_step(model, opt, digit_batches()), 40)
-    facts = wl.dead_at_start(units, "fc3", ["fc1", "fc2"])
-    return done(w, broken(Expect("dead_units", ("fc3",), 0), forbid=NOT_DEAD), **facts)
+        w, _ = fit(model, opt, classify_step(model, opt, digit_batches(), before=fault), 40, stats="full",
+                   sample_every=10)
+    first = next(t for t, v in enumerate(units.dead["fc3"]) if v > 0.5)
+    check(max(units.dead["fc2"]) < 0.5, "fc2 died too")
+    return done(w, broken(Expect("dead_units", ("fc3",), first), forbid=NOT_DEAD), first_dead_step=first)
 
 
 @scenario("unet_dead_channels", expects=("dead_units",), split=HELD)
@@ -162,10 +168,10 @@ def gcn_tanh_saturation() -> Run:
 
 @scenario("unet_sigmoid_saturation", expects=("saturation",), split=HELD)
 def unet_sigmoid_saturation() -> Run:
-    """The U-Net with sigmoid activations, its first convolution's weights ×30: enc1's sigmoid inputs saturate."""
+    """The U-Net with sigmoid activations, its first convolution's weights ×100: enc1's sigmoid inputs saturate."""
     model = wm.UNet(act="sigmoid")
     with torch.no_grad():
-        model.enc1.weight.mul_(30.0)
+        model.enc1.weight.mul_(100.0)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     sat = []
 
@@ -286,10 +292,10 @@ def lora_lr_typo_stalled() -> Run:
     opt = torch.optim.Adam([{"params": adapters, "lr": 1e-9}, {"params": model.head.parameters()}], lr=3e-3)
     with truth.recorded_updates(model, opt) as updates:
         w, losses = fit(model, opt, classify_step(model, opt, digit_batches()), 40)
-    worst = _stalled_truth(updates[1:], ["fc1", "fc2"])  # step 0: B is zero, A gets no gradient at all
-    return done(w, broken(Expect("stalled_updates", ("fc1", "fc2"), 1),
+    worst = _stalled_truth(updates, ["fc1", "fc2"])
+    return done(w, broken(Expect("stalled_updates", ("fc1", "fc2"), 0),
                           forbid=("nonfinite", "exploding", "vanishing", "large_updates")),
-                adapters_max_update_ratio=worst, **learned(losses, 0.9))
+                adapters_max_update_ratio=worst, loss_start=losses[0], loss_end=losses[-1])
 
 
 @scenario("gcn_lr_typo_stalled", expects=("stalled_updates",), split=HELD)

@@ -358,9 +358,12 @@ def _dead_units(s: Signals, t: Thresholds, facts: Facts, eligible: np.ndarray) -
                 lasting[a0:b0 + 1, c] = True
     cond = lasting
     cols = s.input_side_first(np.flatnonzero(_persistent(cond, measured, t.persist_fraction)))
-    if g is not None and len(cols) > 1:
-        whole = {c for c in cols if nanmedian(np.where(cond[:, c], g[:, c], np.nan)) >= 1.0}
-        cols = [c for c in cols if c not in whole or not any(s.depth[d] < s.depth[c] for d in cols if d not in whole)]
+    if g is not None and len(cols) > 1:  # starved: on each of its dead steps, every row zero behind a dead layer
+        def starved(c: int) -> bool:
+            nearer = [d for d in cols if s.depth[d] < s.depth[c]]
+            rows = np.flatnonzero(cond[:, c])
+            return bool(nearer) and all(g[r, c] >= 1.0 and cond[r, nearer].any() for r in rows)
+        cols = [c for c in cols if not starved(c)]
     if not cols:
         return None
     med = nanmedian(np.where(measured, v, np.nan)[:, cols], axis=0)
