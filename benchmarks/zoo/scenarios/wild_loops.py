@@ -102,7 +102,7 @@ def gan_step(gan: wm.GAN, opt_d, opt_g, batches, before: Callable | None = None,
         opt_g.step()
         if record is not None:
             record.append(fake.detach().mean(0))
-        return float(d_loss) + float(g_loss)
+        return d_loss.item() + g_loss.item()
     return step
 
 

@@ -87,7 +87,8 @@ def _reach(h: History) -> np.ndarray | None:
 
 
 LOOKUP_KINDS = ("Embedding", "EmbeddingBag")  # lookup tables: a sparse gradient and their own init scale
-MIN_GROUP = 4  # layers sharing an optimizer and a loss needed to speak of a decay along depth
+SMALL_GROUP = 4  # in a group of fewer layers (sharing an optimizer and a loss) the reference is one layer, the head:
+#                 there one step's dip is noise, the median over the episode must be below the threshold
 MIN_DEAD_RUN = 3  # consecutive recorded steps a layer's units must be dead (few examples leave rows zero by chance)
 DEPTH_SLACK = 0.1  # layers this fraction of the depth range nearer the loss still count as "at" a layer's depth
 
@@ -125,10 +126,13 @@ def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     ratio = np.full_like(rel, np.nan)
     usable = np.zeros_like(rel, dtype=bool)
     tops: dict[int, list[int]] = {}
+    small: set[int] = set()  # layers of groups whose reference is one layer
     for key in dict.fromkeys(g for g in s.group if g is not None):
         members = [c for c in range(s.n_layers) if comparable[c] and s.group[c] == key]
-        if len(members) < MIN_GROUP:
+        if len(members) < 3:
             continue
+        if len(members) < SMALL_GROUP:
+            small.update(members)
         valid = np.isfinite(rel[:, members])
         enough = valid.sum(axis=1) >= 3
         # the reference: the median relative gradient of the quarter of the members nearest the loss (robust to
@@ -157,6 +161,9 @@ def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
         in_runs[a:b + 1] = True
     held = (loose[in_runs].sum(axis=0) >= 0.5 * in_runs.sum()) & strict[in_runs].any(axis=0)
     cols = s.input_side_first(np.flatnonzero(held)) or s.input_side_first(np.flatnonzero(strict[in_runs].any(axis=0)))
+    cols = [c for c in cols if c not in small or nanmedian(ratio[in_runs, c]) < limit]
+    if not cols:
+        return None
     h = s.h
     top = tops[cols[0]]
     r = nanmedian(ratio[in_runs][:, cols], axis=0)
@@ -367,6 +374,8 @@ def _dead_units(s: Signals, t: Thresholds, facts: Facts, eligible: np.ndarray) -
     if not cols:
         return None
     med = nanmedian(np.where(measured, v, np.nan)[:, cols], axis=0)
+    sources = {name: nanmedian(x[:, cols], axis=0).tolist() for name, x in (("grad_dead", g), ("act_dead", a))
+               if x is not None}
     lines = []
     for c, m in zip(cols, med):
         source = "rows of ∂L/∂W exactly zero" if g is not None and np.isfinite(g[:, c]).any() else "zero outputs"
@@ -376,7 +385,7 @@ def _dead_units(s: Signals, t: Thresholds, facts: Facts, eligible: np.ndarray) -
         lines.append(line)
     return Finding("dead_units", [h.layers[c] for c in cols], _first_step(s, cond, cols),
                    f"more than {t.dead_fraction:.0%} of the units are dead (no active path to the loss for the whole "
-                   f"batch) in {len(cols)} layer(s)", {"lines": lines, "dead_fraction": med.tolist()},
+                   f"batch) in {len(cols)} layer(s)", {"lines": lines, "dead_fraction": med.tolist(), **sources},
                    remedies_for("dead_units", facts))
 
 
