@@ -170,6 +170,7 @@ class Watcher:
         self._measured: dict[int, tuple[tuple[int, ...], list[int], list[int]]] = {}  # k -> (signature, measured,
         #                                                                                         stepped by k)
         self._cache: dict[tuple, _Cached] = {}
+        self._broken: set[int] = set()  # parameters whose gradient could not be measured (see _isolate)
         self._before: dict[int, tuple[list[int], list[Tensor], _Cached]] = {}  # θ before optimizer k's step
         self._theta: dict[int, list[Tensor]] = {}  # buffers for that copy, allocated once per optimizer
         self._stepped: set[int] = set()  # optimizers that stepped in the current row
@@ -236,6 +237,8 @@ class Watcher:
         """The parameters among ``indices`` that have a gradient now, with their cached index tensors."""
         params = self._params
         present = [i for i in indices if params[i].grad is not None]
+        if self._broken:  # parameters whose gradient could not be measured: their layer is switched off
+            present = [i for i in present if i not in self._broken]
         if not present:
             return None
         key = (k, tuple(present))
@@ -255,12 +258,33 @@ class Watcher:
         grads = ([local(params[i].grad) for i in cached.present] if self._queue.sharded
                  else [stored(params[i].grad) for i in cached.present])
         g = StepGrads(grads)
-        for name in raw_names:
-            self._queue.put(rename or name, g.raw(name), cached.index)
+        try:
+            values = [(name, g.raw(name)) for name in raw_names]
+        except Exception as exc:  # noqa: BLE001 - find the parameters that fail; switch off only their layers
+            if not self._isolate(cached.present, grads, raw_names):
+                raise exc from None
+            return self._measure_grads(k, raw_names, rename)
+        for name, value in values:
+            self._queue.put(rename or name, value, cached.index)
         if not rename:
             self._queue.mark_present(cached.index, cached.ones)
             g.present = cached.present
         return g
+
+    def _isolate(self, present: list[int], grads: list[Tensor], raw_names: list[str]) -> bool:
+        """After a fused measurement failed: measure each gradient alone; switch off the layers of those that fail
+        (the others go on being measured). Whether any was found."""
+        found = False
+        for i, grad in zip(present, grads):
+            try:
+                one = StepGrads([grad])
+                for name in raw_names:
+                    one.raw(name)
+            except Exception as exc:  # noqa: BLE001 - nothing the watch does may stop training
+                self._broken.add(i)
+                self._guard.fail(GRADS, self.layers[self._owner[i]].name, exc)
+                found = True
+        return found
 
     def _before_step(self, k: int | None) -> None:
         """Optimizer ``k`` is about to step (or ``w.step()`` was called): measure its gradients and weights."""
