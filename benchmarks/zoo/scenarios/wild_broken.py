@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from .. import truth
 from ..label import Expect, Run, broken
-from ..loop import classify_step, digit_batches, done, fit, gen, learned
+from ..loop import classify_step, digit_batches, done, fit, gen
 from ..registry import scenario
 from ..truth import check
 from . import wild_loops as wl

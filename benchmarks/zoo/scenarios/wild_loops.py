@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import data, truth
+from .. import data
 from ..loop import gen
 from ..truth import check
 from . import wild_models as wm

@@ -79,5 +79,6 @@ class Diagnosis:
         return "\n".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"healthy": self.healthy, "unmeasured": self.unmeasured, "findings": [f.to_dict() for f in self.findings],
+        return {"healthy": self.healthy, "unmeasured": self.unmeasured,
+                "findings": [f.to_dict() for f in self.findings],
                 "not_checked": self.not_checked, "notes": self.notes, "thresholds": self.thresholds.to_dict()}
