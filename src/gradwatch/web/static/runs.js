@@ -14,7 +14,7 @@ function net(c) {
 function row(r) {
   const c = r.config, s = r.summary || {};
   const tr = document.createElement("tr");
-  const health = s.healthy === undefined ? "" : (s.healthy ? "✓ healthy" : "⚠ findings");
+  const health = s.healthy === undefined ? "" : s.healthy === null ? "? no evidence" : (s.healthy ? "✓ healthy" : "⚠ findings");
   const cells = [
     [r.id], [`<span class="badge ${r.status}">${r.status}</span>`, true], [c.model], [c.dataset], [net(c)], [c.init],
     [`${c.optimizer} ${GW.fmt(c.lr)}`], [s.step, false, "num"], [GW.fmt(s.loss), false, "num"],
