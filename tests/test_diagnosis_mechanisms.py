@@ -65,6 +65,25 @@ def test_a_loss_scale_under_adam_is_not_an_explosion_but_under_sgd_it_is():
     assert "exploding" in w.diagnose()  # under SGD the step grows with the gradient
 
 
+def test_with_two_optimizers_only_the_sgd_layers_are_judged_by_their_gradient_scale():
+    model = _mlp()
+    body = [p for n, p in model.named_parameters() if not n.startswith("4.")]
+    sgd, adam = torch.optim.SGD(body, lr=1e-9), torch.optim.Adam(model[4].parameters(), lr=1e-3)
+    x, y = _digits()
+    rel = {}
+    with gw.watch(model, optimizer=[sgd, adam]) as w:
+        for _ in range(3):
+            sgd.zero_grad()
+            adam.zero_grad()
+            (1e4 * F.cross_entropy(model(x), y)).backward()
+            rel = {n: float(m.weight.grad.norm() / m.weight.detach().norm()) for n, m in (("0", model[0]), ("4", model[4]))}
+            sgd.step()
+            adam.step()
+    assert rel["4"] > 100 and rel["0"] > 100  # both far above the weights; only the SGD layer's step follows
+    f = w.diagnose()["exploding"]
+    assert "0" in f.layers and "4" not in f.layers
+
+
 # ---- vectors judged apart from matrices --------------------------------------------------------------------------
 
 def test_a_layerscale_gain_at_1e5_is_no_large_update():

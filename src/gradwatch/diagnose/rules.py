@@ -207,12 +207,15 @@ def _exploding(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     G = s.total_grad
     finite = np.isfinite(G) & (G > 0)
     events: list[tuple[int, str, list[int]]] = []  # (row, why, layers)
-    W = s.total_weight
-    if W is not None and not facts.adaptive:  # under Adam-like optimizers ‖g‖/‖θ‖ says nothing of the step
+    bound = s.scale_bound  # under Adam-like optimizers ‖g‖/‖θ‖ says nothing of the step: those layers are left out
+    if s.weight is not None and bound.any():
+        g_b = np.where(np.isnan(s.grad[:, bound]), 0.0, s.grad[:, bound])
+        w_b = np.where(np.isnan(s.weight[:, bound]), 0.0, s.weight[:, bound])
         with np.errstate(invalid="ignore", divide="ignore"):
-            R = G / W
+            R = np.sqrt(np.sum(g_b ** 2, axis=1)) / np.sqrt(np.sum(w_b ** 2, axis=1))
         for i in np.flatnonzero(finite & (R > t.explode_relative)):
-            cols = [c for c in range(s.n_layers) if np.isfinite(s.rel[i, c]) and s.rel[i, c] > t.explode_relative]
+            cols = [c for c in range(s.n_layers)
+                    if bound[c] and np.isfinite(s.rel[i, c]) and s.rel[i, c] > t.explode_relative]
             events.append((int(i), f"the gradient norm is {fmt(float(R[i]))}× the weights' norm (healthy training: "
                                    f"1e-3 to 1)", cols))
     bad = s.stat("nonfinite")

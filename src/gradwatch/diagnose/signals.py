@@ -144,6 +144,20 @@ class Signals:
         return [(o, l if l is not None else 0) if o is not None else None for o, l in zip(opt, loss)]
 
     @cached_property
+    def scale_bound(self) -> np.ndarray:
+        """Layers whose step grows with their gradient: stepped by a non-adaptive optimizer (SGD…), or by an
+        unknown one (no optimizer watched). Adam-like optimizers divide the gradient's scale out; layers no watched
+        optimizer steps take no step from it."""
+        from gradwatch.diagnose.facts import ADAPTIVE
+
+        names = self.h.meta.get("optimizers") or []
+        if not names:
+            return np.ones(self.n_layers, dtype=bool)
+        opt = self.h.meta.get("optimizer_of") or [0] * self.n_layers
+        return np.array([o is not None and o < len(names) and not ADAPTIVE.search(names[o]) for o in opt],
+                        dtype=bool)
+
+    @cached_property
     def static(self) -> np.ndarray:
         """Layers whose weights never changed on a measured step while they had a gradient: never a reference."""
         u = self.stat("update_ratio")

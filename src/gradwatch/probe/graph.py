@@ -123,8 +123,9 @@ def _unlisten(probe: GraphProbe) -> None:
     global _original_backward
     _waiting.discard(probe)
     if not _waiting and _original_backward is not None:
-        torch.autograd.backward = _original_backward
-        _original_backward = None
+        if getattr(torch.autograd.backward, "__wrapped__", None) is _original_backward:  # not wrapped again since
+            torch.autograd.backward = _original_backward
+            _original_backward = None
 
 
 class GraphProbe:
@@ -135,6 +136,7 @@ class GraphProbe:
         self.facts: GraphFacts | None = None
         self.from_loss = False  # the facts come from a loss's graph (not the root module's output)
         self._losses = 0
+        self._settled = False
         self._layer_of, self._n, self._guard = layer_of, n_layers, guard
         self._handle = root.register_forward_hook(self._hook)
         _listen(self)
@@ -164,7 +166,10 @@ class GraphProbe:
                 self.settle()
 
     def settle(self) -> None:
-        """The first step is over: read no more graphs."""
+        """The first step is over: read no more graphs (called at the end of every step; only the first acts)."""
+        if self._settled:
+            return
+        self._settled = True
         _unlisten(self)
         if self.facts is not None:
             self._remove_hook()
