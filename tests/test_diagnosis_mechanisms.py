@@ -76,7 +76,8 @@ def test_with_two_optimizers_only_the_sgd_layers_are_judged_by_their_gradient_sc
             sgd.zero_grad()
             adam.zero_grad()
             (1e4 * F.cross_entropy(model(x), y)).backward()
-            rel = {n: float(m.weight.grad.norm() / m.weight.detach().norm()) for n, m in (("0", model[0]), ("4", model[4]))}
+            rel = {n: float(model[i].weight.grad.norm() / model[i].weight.detach().norm())
+                   for n, i in (("0", 0), ("4", 4))}
             sgd.step()
             adam.step()
     assert rel["4"] > 100 and rel["0"] > 100  # both far above the weights; only the SGD layer's step follows
@@ -186,6 +187,23 @@ def test_registration_order_does_not_set_depth():
     w = _loop(model, torch.optim.SGD(model.parameters(), lr=0.1), 2)
     depth = dict(zip(w.history.layers, w.history.meta["depth"]))
     assert depth["a"] > depth["b"] > depth["c"]
+
+
+def test_the_backward_wrapper_is_there_for_the_first_step_only():
+    original = torch.autograd.backward
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = _digits()
+    with gw.watch(model, optimizer=opt):
+        assert torch.autograd.backward is not original  # waiting for the first step's losses
+        for _ in range(2):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            assert torch.autograd.backward is original  # read; restored after the first step
+    w = gw.watch(model, optimizer=opt)
+    w.close()  # closed before any step
+    assert torch.autograd.backward is original
 
 
 # ---- sparse gradients measured; a failure switches off only what failed -----------------------------------------
