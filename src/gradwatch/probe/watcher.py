@@ -145,7 +145,9 @@ class Watcher:
         self._histograms = HISTOGRAM in names
         self._locator = Locator(self.layers) if self.on_nonfinite == "locate" else None
         self._params = [p for l in self.layers for p in l.params]
-        self._dead = DeadRows(self.layers, self._params) if GRAD_DEAD in names else None
+        # grad_dead reads whole rows of ∂L/∂W: not for sharded parameters (FSDP2), whose rows are split over ranks
+        self._dead = DeadRows(self.layers, self._params) if GRAD_DEAD in names and not is_sharded(self._params) \
+            else None
         self._dead_now: Tensor | None = None  # grad_dead of the current row
         hook_names = (self._probes.names + (list(self._locator.names) if self._locator else [])
                       + ([GRAD_DEAD] if self._dead is not None else []))
