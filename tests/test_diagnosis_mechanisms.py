@@ -285,6 +285,20 @@ def test_statistics_switched_off_give_no_verdict(monkeypatch):
     assert "switched off" in d.unmeasured and str(d).startswith("not enough evidence")
 
 
+def test_all_nan_gradients_are_a_finding_not_health():
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = _digits()
+    with gw.watch(model, optimizer=opt) as w:
+        for _ in range(3):
+            opt.zero_grad()
+            F.cross_entropy(model(x * float("nan")), y).backward()
+            opt.step()
+    assert all(torch.isnan(p.grad).all() for p in model.parameters())
+    d = w.diagnose()
+    assert d.healthy is False and "nonfinite" in d
+
+
 def test_a_measured_healthy_run_is_healthy():
     model = _mlp()
     d = _loop(model, torch.optim.Adam(model.parameters(), lr=1e-3), 5).diagnose()

@@ -73,7 +73,7 @@ def dead_relu_killed_between_samples() -> Run:
 
 @scenario("unet_dead_channels", expects=("dead_units",), split=HELD)
 def unet_dead_channels() -> Run:
-    """The U-Net with enc2's biases at −5 on 80 % of its channels (ReLU after it): those channels are dead."""
+    """The U-Net with enc2's biases at −20 on 80 % of its channels (ReLU after it): those channels are dead."""
     model = wm.UNet()
     wl.kill_units(model.enc2, bias=-20.0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -85,7 +85,7 @@ def unet_dead_channels() -> Run:
 
 @scenario("recommender_dead_hidden", expects=("dead_units",), split=HELD)
 def recommender_dead_hidden() -> Run:
-    """The sparse-embedding recommender with fc2's biases at −5 on 80 % of its units: fc2 dead from step 0 (the
+    """The sparse-embedding recommender with fc2's biases at −20 on 80 % of its units: fc2 dead from step 0 (the
     sparse embeddings measured beside it)."""
     model = wm.Recommender()
     wl.kill_units(model.fc2, bias=-20.0)
