@@ -348,8 +348,9 @@ def _fraction_rule(s: Signals, t: Thresholds, facts: Facts, stat: str, limit: fl
 
 def _dead_units(s: Signals, t: Thresholds, facts: Facts, eligible: np.ndarray) -> Finding | None:
     """Dead units from the weight gradient (``grad_dead``: rows of ∂L/∂W and bias entries exactly zero over the
-    batch, whatever activation) where measured, from the activations (``act_dead``) elsewhere. A layer whose whole
-    gradient is zero behind a dead layer nearer the loss gets nothing because of that layer: it is not named."""
+    batch, whatever activation) where measured, from the activations (``act_dead``) elsewhere; only runs of
+    ``MIN_DEAD_RUN`` recorded steps count. A layer behind a dead layer nearer the loss whose rows are zero because
+    nothing reaches it (its whole gradient zero, or its activation hooks see its units alive) is not named."""
     h = s.h
     g = s.stat("grad_dead")
     a = s.stat("act_dead")
@@ -368,11 +369,17 @@ def _dead_units(s: Signals, t: Thresholds, facts: Facts, eligible: np.ndarray) -
                 lasting[a0:b0 + 1, c] = True
     cond = lasting
     cols = s.input_side_first(np.flatnonzero(_persistent(cond, measured, t.persist_fraction)))
-    if g is not None and len(cols) > 1:  # starved: on each of its dead steps, every row zero behind a dead layer
+    if g is not None and len(cols) > 1:
         def starved(c: int) -> bool:
+            """Behind a layer nearer the loss that is dead on each of its dead steps, and either every row of its
+            gradient is zero there or its activation hooks saw its units alive: no gradient reaches it, its units
+            are not dead."""
             nearer = [d for d in cols if s.depth[d] < s.depth[c]]
             rows = np.flatnonzero(cond[:, c])
-            return bool(nearer) and all(g[r, c] >= 1.0 and cond[r, nearer].any() for r in rows)
+            if not nearer or not all(cond[r, nearer].any() for r in rows):
+                return False
+            seen = a[rows, c][np.isfinite(a[rows, c])] if a is not None else np.zeros(0)
+            return bool((g[rows, c] >= 1.0).all() or (len(seen) and np.median(seen) <= t.dead_fraction))
         cols = [c for c in cols if not starved(c)]
     if not cols:
         return None
