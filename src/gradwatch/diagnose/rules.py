@@ -208,14 +208,15 @@ def _exploding(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     finite = np.isfinite(G) & (G > 0)
     events: list[tuple[int, str, list[int]]] = []  # (row, why, layers)
     bound = s.scale_bound  # under Adam-like optimizers ‖g‖/‖θ‖ says nothing of the step: those layers are left out
-    if s.weight is not None and bound.any():
+    weight, rel = s.weight, s.rel
+    if weight is not None and rel is not None and bound.any():
         g_b = np.where(np.isnan(s.grad[:, bound]), 0.0, s.grad[:, bound])
-        w_b = np.where(np.isnan(s.weight[:, bound]), 0.0, s.weight[:, bound])
+        w_b = np.where(np.isnan(weight[:, bound]), 0.0, weight[:, bound])
         with np.errstate(invalid="ignore", divide="ignore"):
             R = np.sqrt(np.sum(g_b ** 2, axis=1)) / np.sqrt(np.sum(w_b ** 2, axis=1))
         for i in np.flatnonzero(finite & (R > t.explode_relative)):
             cols = [c for c in range(s.n_layers)
-                    if bound[c] and np.isfinite(s.rel[i, c]) and s.rel[i, c] > t.explode_relative]
+                    if bound[c] and np.isfinite(rel[i, c]) and rel[i, c] > t.explode_relative]
             events.append((int(i), f"the gradient norm is {fmt(float(R[i]))}× the weights' norm (healthy training: "
                                    f"1e-3 to 1)", cols))
     bad = s.stat("nonfinite")
@@ -278,25 +279,25 @@ def _exploding(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
                    remedies_for("exploding", facts if not recurrent else _recurrent(facts)))
 
 
-def _vector_updates(s: Signals, t: Thresholds, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _vector_updates(s: Signals, t: Thresholds, u: np.ndarray, w: np.ndarray, weight_ok: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """(update ratio, where it means something) with vectors (gains, LayerScale, biases) judged on their own terms:
     their step over their norm or, for a vector initialised tiny by design (LayerScale at 1e-5), over
     ``vector_rms_floor`` of RMS, whichever is larger."""
-    w = s.weight
     numel = np.maximum(np.asarray(s.h.numel, dtype=float), 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         floor = np.maximum(w, np.sqrt(numel) * t.vector_rms_floor)
         vec = u * w / floor
     ratio = np.where(s.vector[None, :], vec, u)
-    ok = np.where(s.vector[None, :], np.isfinite(w) & (w > 0), s.weight_ok)
+    ok = np.where(s.vector[None, :], np.isfinite(w) & (w > 0), weight_ok)
     return ratio, ok
 
 
 def _large_updates(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     u = s.stat("update_ratio")
-    if u is None or s.weight_ok is None:
+    if u is None or s.weight is None or s.weight_ok is None:
         return None
-    u, ok = _vector_updates(s, t, u)
+    u, ok = _vector_updates(s, t, u, s.weight, s.weight_ok)
     cond = np.isfinite(u) & ok & (u > t.large_update_ratio)
     cols = s.input_side_first(np.flatnonzero(cond.any(axis=0)))
     if not cols:
@@ -407,8 +408,9 @@ def _unmeasured(s: Signals) -> str:
         return ("not enough evidence: no watched optimizer steps any of this model's parameters (the optimizer "
                 "passed to watch() belongs to another model)")
     grad = h.stat("grad_norm") if h.has("grad_norm") else None
-    if grad is None or not np.isfinite(grad).any() and not (np.nan_to_num(s.stat("nonfinite") if s.stat(
-            "nonfinite") is not None else np.zeros(1), nan=0.0) > 0).any():
+    bad = s.stat("nonfinite")
+    seen_bad = bad is not None and bool((np.nan_to_num(bad, nan=0.0) > 0).any())
+    if grad is None or not np.isfinite(grad).any() and not seen_bad:
         disabled = meta.get("disabled") or {}
         why = f" (switched off: {'; '.join(f'{k}: {v}' for k, v in list(disabled.items())[:2])})" if disabled else ""
         return f"not enough evidence: no gradient statistic was measured on any of {len(s.steps)} steps{why}"

@@ -124,7 +124,7 @@ def _unlisten(probe: GraphProbe) -> None:
     _waiting.discard(probe)
     if not _waiting and _original_backward is not None:
         if getattr(torch.autograd.backward, "__wrapped__", None) is _original_backward:  # not wrapped again since
-            torch.autograd.backward = _original_backward
+            torch.autograd.backward = _original_backward  # type: ignore[assignment]
             _original_backward = None
 
 
@@ -157,7 +157,7 @@ class GraphProbe:
             facts = read_graph(tensors, self._layer_of, self._n)
             if facts is None or all(d is None for d in facts.depth):
                 return  # another model's loss
-            if not self.from_loss:
+            if not self.from_loss or self.facts is None:
                 self.facts, self.from_loss = facts, True
             else:
                 self.facts.merge(facts, self._losses)
