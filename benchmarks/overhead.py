@@ -1,15 +1,20 @@
-"""Overhead of watching a training step, measured side by side (not a test).
+"""Overhead of watching a training step, each configuration measured against its own plain twin (not a test).
 
-Every configuration trains its own copy of the same model on the same batches; the configurations take their
-steps in turn (interleaved, the order rotated every round) so that drifting machine load hits all of them
-alike, and each reports the median of its step times and the ratio to the plain step's median.
+Every configuration trains its own copy of the same model on the same batches, step by step in turn with a plain
+copy of its own (the twin; who goes first alternates every step), so that a drift of the machine's load hits both
+alike. That is repeated (``--repeats``, fresh models each time); each repeat gives the ratio of the mean step
+times and of the median step times of the configuration to its twin. Printed: the median over repeats of each
+ratio with its spread (the lowest and highest repeat). Work done every N steps (a flush, a sampled step) shows in
+the mean, not in the median. A configuration whose spread is wider than its distance from 1.0 is marked "~":
+on this machine, in this run, its overhead is not resolved.
 
-Configurations: plain step; ``gw.watch`` with the default statistics (every step, and ``every=10``);
-``gw.watch(stats="full", sample_every=10)`` (default statistics every step, hook statistics every 10th); a per-layer ``.item()`` of the gradient norm (the naive way); TensorBoard
-``add_histogram`` of every parameter gradient; ``wandb.watch(log="gradients", log_freq=1)`` offline. The last two
-run only when their packages are installed.
+Configurations: ``gw.watch`` with the default statistics (every step; ``every=10``; without the end-of-backward
+pre-clip measurement, to show what it costs); ``stats="full", sample_every=10``; ``on_nonfinite="locate"``; a
+per-layer ``.item()`` of the gradient norm (the naive way); TensorBoard ``add_histogram`` of every parameter
+gradient; ``wandb.watch(log="gradients", log_freq=1)`` offline. The last two run only when their packages are
+installed.
 
-    PYTHONPATH=src python benchmarks/overhead.py [--steps 300] [--threads 1] [--models mlp,transformer]
+    PYTHONPATH=src python benchmarks/overhead.py [--steps 200] [--repeats 5] [--threads 1] [--models mlp,tiny]
 """
 
 from __future__ import annotations
@@ -93,6 +98,11 @@ def build(base, which, optimizer_name, stack: contextlib.ExitStack, tmp: str):
         stack.enter_context(gw.watch(cfg.model, cfg.opt))
     elif which == "default watch, every=10":
         stack.enter_context(gw.watch(cfg.model, cfg.opt, every=10))
+    elif which == "default watch without pre-clip":
+        stats = [n for n in gw.probe.stats.DEFAULT_STATS if n != "grad_norm_preclip"]
+        stack.enter_context(gw.watch(cfg.model, cfg.opt, stats=stats))
+    elif which == "locate":
+        stack.enter_context(gw.watch(cfg.model, cfg.opt, on_nonfinite="locate"))
     elif which == "full watch /10":
         stack.enter_context(gw.watch(cfg.model, cfg.opt, stats="full", sample_every=10))
     elif which == "per-layer .item()":
@@ -140,42 +150,74 @@ def available(which: str) -> bool:
     return True
 
 
-CONFIGS = ["plain", "default watch", "default watch, every=10", "full watch /10", "per-layer .item()", "tensorboard hist", "wandb.watch"]
+CONFIGS = ["default watch", "default watch, every=10", "default watch without pre-clip", "full watch /10",
+           "locate", "per-layer .item()", "tensorboard hist", "wandb.watch"]
 
 
-def measure(model_name: str, steps: int, warmup: int, optimizer_name: str) -> list[tuple[str, float, float]]:
+def _spread(values: list[float]) -> tuple[float, float, float]:
+    return statistics.median(values), min(values), max(values)
+
+
+def measure(model_name: str, steps: int, warmup: int, optimizer_name: str, repeats: int,
+            names: list[str]) -> list[dict]:
+    """Per configuration: its mean and median step time (ms, median over repeats) and the ratios to its twin."""
     base, batch = {"mlp": mlp, "transformer": transformer, "tiny": tiny}[model_name]()
     g = torch.Generator().manual_seed(0)
     data = [batch(g) for _ in range(8)]
-    names = [c for c in CONFIGS if available(c)]
-    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        configs = [build(base, n, optimizer_name, stack, tmp) for n in names]
-        for i in range(warmup + steps):
-            order = configs[i % len(configs):] + configs[: i % len(configs)]  # rotate who goes first
-            for cfg in order:
-                cfg.step(*data[i % len(data)])
-        medians = {c.name: statistics.median(c.times[warmup:]) for c in configs}
-    plain = medians["plain"]
-    return [(n, medians[n] * 1e3, medians[n] / plain) for n in names]
+    rows = []
+    for name in names:
+        mean_ratios, median_ratios, means, medians = [], [], [], []
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+                twin, cfg = build(base, "plain", optimizer_name, stack, tmp), build(base, name, optimizer_name, stack,
+                                                                                 tmp)
+                for i in range(warmup + steps):
+                    pair = (twin, cfg) if i % 2 == 0 else (cfg, twin)
+                    for c in pair:
+                        c.step(*data[i % len(data)])
+            mine, plain = cfg.times[warmup:], twin.times[warmup:]
+            mean_ratios.append(statistics.fmean(mine) / statistics.fmean(plain))
+            median_ratios.append(statistics.median(mine) / statistics.median(plain))
+            means.append(statistics.fmean(mine) * 1e3)
+            medians.append(statistics.median(mine) * 1e3)
+        rows.append({"name": name, "mean_ms": statistics.median(means), "median_ms": statistics.median(medians),
+                     "mean_ratio": _spread(mean_ratios), "median_ratio": _spread(median_ratios)})
+    return rows
+
+
+def _ratio(r: tuple[float, float, float]) -> str:
+    mid, lo, hi = r
+    resolved = (hi - lo) / 2 < abs(mid - 1.0)
+    return f"{mid:.3f}× ({lo:.3f}–{hi:.3f}){'' if resolved else ' ~'}"
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     ap.add_argument("--models", default="mlp,tiny,transformer")
+    ap.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, from: " + ", ".join(CONFIGS))
     args = ap.parse_args(argv)
+    names = [n.strip() for n in args.configs.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown or args.steps < 1 or args.repeats < 1:
+        ap.error(f"--configs: unknown {unknown}" if unknown else "--steps and --repeats must be at least 1")
+    names = [n for n in names if available(n)]
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), optimizer {args.optimizer}, {args.steps} interleaved "
-          f"steps per configuration after {args.warmup} warm-up steps; median step time")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), optimizer {args.optimizer}; each configuration "
+          f"against its own plain twin, {args.steps} interleaved steps after {args.warmup} warm-up steps, "
+          f"{args.repeats} repeats: median over repeats (lowest–highest); ~ = spread wider than the effect")
     for model_name in args.models.split(","):
         label = {"mlp": "MLP 20×256, batch 128", "transformer": "TransformerEncoder 4×d128, batch 32×32",
                  "tiny": "sigmoid MLP 64 → 10×100 → 10 on digits, batch 64"}[model_name]
-        print(f"\n{label}\n| configuration | median step (ms) | ratio to plain |\n|---|---:|---:|")
-        for name, ms, ratio in measure(model_name, args.steps, args.warmup, args.optimizer):
-            print(f"| {name} | {ms:.2f} | {ratio:.3f}× |")
+        print(f"\n{label}\n| configuration | mean step (ms) | median step (ms) | mean / twin's | median / twin's |"
+              "\n|---|---:|---:|---:|---:|")
+        for row in measure(model_name, args.steps, args.warmup, args.optimizer, args.repeats, names):
+            print(f"| {row['name']} | {row['mean_ms']:.2f} | {row['median_ms']:.2f} | {_ratio(row['mean_ratio'])} | "
+                  f"{_ratio(row['median_ratio'])} |")
 
 
 if __name__ == "__main__":

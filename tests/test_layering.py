@@ -14,7 +14,7 @@ FORBIDDEN = {
     "theory": {"lab", "cli"},
     "report": {"cli", "lab"},
     "store": {"cli", "lab", "report"},
-    "probe": {"cli", "lab", "store"},  # Watcher.report() prints through report/
+    "probe": {"cli", "lab", "store", "sinks", "watching"},  # records only (Watcher.report() prints via report/)
     "reference": {"cli", "lab"},
 }
 

@@ -46,9 +46,9 @@ def test_metrics_sink_passes_every_layer_and_keeps_nan():
     texts = []
     hand = _train([Metrics(lambda m, step: got.__setitem__(step, m), text=texts.append)])
     assert sorted(got) == list(range(STEPS))
-    for step, metrics in got.items():
-        assert set(metrics) == {f"gradwatch/{s}/{l}" for s in ("grad_norm", "grad_abs_mean", "nonfinite")
-                                for l in LAYERS}
+    for step, metrics in got.items():  # grad_abs_mean only where it was sampled (every 2nd step): no NaN filler
+        every = ("grad_norm", "nonfinite") + (("grad_abs_mean",) if step % 2 == 0 else ())
+        assert set(metrics) == {f"gradwatch/{s}/{l}" for s in every for l in LAYERS}
         for layer in LAYERS:
             want, value = hand[step][layer], metrics[f"gradwatch/grad_norm/{layer}"]
             assert (math.isnan(value) and math.isnan(want)) or value == pytest.approx(want, rel=1e-5)
@@ -73,6 +73,9 @@ def test_tensorboard_sink_writes_scalars_histograms_and_diagnosis(tmp_path):
             want = hand[p.step][layer]
             assert (math.isnan(p.value) and math.isnan(want)) or p.value == pytest.approx(want, rel=1e-5)
     assert math.isnan(events.Scalars("gradwatch/grad_norm/0")[NAN_STEP].value)
+    for layer in LAYERS:  # a sampled statistic has points where it was sampled, none (no NaN filler) elsewhere
+        points = events.Scalars(f"gradwatch/grad_abs_mean/{layer}")
+        assert [p.step for p in points] == [0, 2, 4] and all(math.isfinite(p.value) for p in points)
     # histograms at the sampled steps (every 2nd), counting every parameter of the layer
     hists = events.Histograms("gradwatch/log10_abs_grad/2")
     assert [h.step for h in hists] == [0, 2, 4] and hists[0].histogram_value.num == 8 * 2 + 2
@@ -117,35 +120,108 @@ def test_config_without_a_store_is_refused():
         gw.watch(nn.Linear(2, 2), config={"lr": 0.1})
 
 
-def test_wandb_sink_logs_each_step_once_in_order_with_its_histograms(monkeypatch):
-    """W&B itself is not needed to check what the sink hands it: a stand-in module records the calls."""
-    import sys
-    import types
+class Broken:
+    """A sink that raises on every call."""
 
-    logged, finished = [], []
+    def __init__(self):
+        self.calls = 0
 
-    class Run:
-        summary: dict = {}
+    def write(self, history, steps, values):
+        self.calls += 1
+        raise OSError("disk full")
 
-        def log(self, row, step):
-            logged.append((step, row))
+    def write_histograms(self, history, steps, counts):
+        self.calls += 1
+        raise OSError("disk full")
 
-        def finish(self):
-            finished.append(True)
+    def close(self, diagnosis):
+        self.calls += 1
+        raise OSError("disk full")
 
-    fake = types.SimpleNamespace(run=None, init=lambda **kw: Run(),
-                                 Histogram=lambda np_histogram: ("hist", np_histogram[0].sum()))
-    monkeypatch.setitem(sys.modules, "wandb", fake)
-    sink = gw.sinks.WandB(project="p")
-    hand = _train([sink])
-    steps = [s for s, _ in logged]
-    assert steps == list(range(STEPS))  # once each, in order (W&B drops out-of-order steps)
-    for step, row in logged:
-        for layer in LAYERS:
-            want, value = hand[step][layer], row[f"gradwatch/grad_norm/{layer}"]
-            assert (math.isnan(value) and math.isnan(want)) or value == pytest.approx(want, rel=1e-5)
-        has_hist = "gradwatch/log10_abs_grad/2" in row
-        assert has_hist == (step % 2 == 0)
-        if has_hist:
-            assert row["gradwatch/log10_abs_grad/2"] == ("hist", 8 * 2 + 2)  # every parameter of the layer
-    assert sink.run.summary["gradwatch/diagnosis"].startswith("1 finding(s): nonfinite") and finished
+
+def test_a_sink_that_raises_is_switched_off_with_one_warning_and_training_goes_on():
+    from gradwatch.probe.guard import HookFailureWarning
+
+    broken, got = Broken(), {}
+    with pytest.warns(HookFailureWarning) as record:
+        hand = _train([broken, Metrics(lambda m, step: got.__setitem__(step, m))])
+    messages = [str(r.message) for r in record if issubclass(r.category, HookFailureWarning)]
+    assert len(messages) == 1 and "sink 'Broken'" in messages[0] and "OSError: disk full" in messages[0]
+    assert broken.calls == 1  # switched off after its first failure (histograms go first, at the first flush)
+    assert sorted(got) == sorted(hand) == list(range(STEPS))  # the other sink got every step: training went on
+
+
+def test_a_failing_diagnosis_still_closes_the_sinks(monkeypatch):
+    from gradwatch.probe import Watcher
+    from gradwatch.probe.guard import HookFailureWarning
+
+    def boom(self, **_):
+        raise RuntimeError("rule crashed")
+
+    monkeypatch.setattr(Watcher, "diagnose", boom)
+    texts = []
+    with pytest.warns(HookFailureWarning, match="the diagnosis for the sinks failed"):
+        _train([Metrics(lambda m, step: None, text=texts.append)])
+    assert len(texts) == 1  # the sink was still closed (and given no diagnosis)
+
+
+def test_tensorboard_has_no_nan_where_a_statistic_was_not_sampled(tmp_path):
+    """Default statistics with sample_every=3 and a loop that does not clip: weight_norm, grad_abs_mean, ...
+    appear at the sampled steps only, grad_norm_preclip not at all, and no point is NaN (no NaN gradient here)."""
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (gradwatch[tensorboard])")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(16, 5), torch.randint(0, 2, (16,))
+    with gw.watch(model, opt, sample_every=3, flush_every=4, sinks=[gw.sinks.TensorBoard(tmp_path)]) as w:
+        for _ in range(10):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    events = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert not any("grad_norm_preclip" in t for t in tags)  # never recorded: not written
+    h = w.history
+    for stat in ("grad_norm", "nonfinite", "grad_abs_mean", "grad_abs_max", "weight_norm", "update_ratio"):
+        for j, layer in enumerate(LAYERS):
+            points = events.Scalars(f"gradwatch/{stat}/{layer}")
+            assert all(math.isfinite(p.value) for p in points), stat
+            want = h.sampled_steps(stat).tolist()  # the history's own record of where it has values
+            assert [p.step for p in points] == want == (list(range(10)) if stat in ("grad_norm", "nonfinite")
+                                                         else [0, 3, 6, 9])
+            assert [p.value for p in points] == pytest.approx(h.stat(stat, sampled_only=True)[:, j].tolist(),
+                                                              rel=1e-6)
+
+
+def test_mlflow_inside_an_active_run_logs_to_that_run_only(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow", reason="mlflow is not installed (gradwatch[mlflow])")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    from mlflow.tracking import MlflowClient
+
+    uri = (tmp_path / "mlruns").as_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run() as active:
+            sink = gw.sinks.MLflow(tracking_uri=uri)  # the active run's store, named explicitly
+            assert sink.run_id == active.info.run_id
+            _train([sink])
+            with pytest.raises(ConfigError, match="tracking_uri"):  # another store: refused, not another run
+                gw.sinks.MLflow(tracking_uri=(tmp_path / "elsewhere").as_uri())
+        client = MlflowClient(tracking_uri=uri)
+        runs = client.search_runs([client.get_experiment_by_name("Default").experiment_id])
+        assert [r.info.run_id for r in runs] == [active.info.run_id]
+        assert "gradwatch/grad_norm/0" in runs[0].data.metrics
+        assert client.get_experiment_by_name("gradwatch") is None  # no run made elsewhere
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_the_probe_alone_records_only_and_says_where_sinks_go():
+    from gradwatch.probe import watch as record_only
+
+    with pytest.raises(ConfigError, match=r"sinks.*gradwatch\.watch"):
+        record_only(nn.Linear(2, 2), sinks=[Metrics(lambda m, s: None)])
+    assert gw.watch is __import__("gradwatch.watching", fromlist=["watch"]).watch

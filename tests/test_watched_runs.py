@@ -69,7 +69,7 @@ def test_a_watched_run_is_stored_shown_reported_and_compared(tmp_path, capsys):
     capsys.readouterr()
     assert main(["show", id_a[:12], "--store", store]) == 0
     out = capsys.readouterr().out
-    assert "sigmoid net" in out and '"activation": "sigmoid"' in out
+    assert "sigmoid net" in out and '"activation": "sigmoid"' in out and "(optimizer SGD)" in out
     assert " ".join(str(a.diagnose()).splitlines()[0].split()) in " ".join(out.split())  # lines wrap at 80
     shown = _json(capsys, "show", id_a, "--store", store, "--json")
     np.testing.assert_allclose(np.array(shown["history"]["stats"]["grad_norm"], dtype=float),
@@ -113,3 +113,18 @@ def test_compare_names_a_statistic_that_was_not_recorded(tmp_path, capsys):
 def test_report_of_a_missing_store_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", "x", "--html", str(tmp_path / "p.html"), "--store", str(tmp_path / "none.sqlite")]) == 2
     assert "no run store there" in capsys.readouterr().err
+
+
+def test_a_store_that_fails_mid_run_does_not_stop_training(tmp_path, monkeypatch):
+    from gradwatch.probe.guard import HookFailureWarning
+
+    def full(self, *args, **kwargs):
+        raise OSError("database or disk is full")
+
+    monkeypatch.setattr(RunStore, "add_history", full)
+    with pytest.warns(HookFailureWarning) as record:
+        w = _watched_run(str(tmp_path / "runs.sqlite"), "full disk", "relu")
+    messages = [str(r.message) for r in record if issubclass(r.category, HookFailureWarning)]
+    assert len(messages) == 1 and "sink 'run store'" in messages[0] and "disk is full" in messages[0]
+    assert w.history.steps.tolist() == list(range(STEPS))  # every step trained and recorded
+    assert "sink 'run store' @ *" in w.history.meta["disabled"]

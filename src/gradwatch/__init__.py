@@ -9,10 +9,10 @@ __all__ = ["__version__", "ConfigError", "DataError", "sinks", "watch"]
 def __getattr__(name: str):
     """``gradwatch.watch`` is imported on first use, so ``import gradwatch`` stays light (no torch)."""
     if name == "watch":
-        from gradwatch.probe import watch
+        from gradwatch.watching import watch
 
         return watch
-    if name == "sinks":  # gw.sinks.TensorBoard(...), gw.sinks.MLflow(...), gw.sinks.WandB(...)
+    if name == "sinks":  # gw.sinks.TensorBoard(...), gw.sinks.MLflow(...), gw.sinks.Wandb(...)
         import gradwatch.sinks as sinks
 
         return sinks

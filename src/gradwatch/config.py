@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import ErrorDetails
 
 from gradwatch.errors import ConfigError
 
@@ -19,7 +20,7 @@ _BOUNDS = {"greater_than_equal": ("ge", "≥"), "greater_than": ("gt", ">"),
            "less_than_equal": ("le", "≤"), "less_than": ("lt", "<")}
 
 
-def _explain(err: dict[str, Any]) -> str:
+def _explain(err: ErrorDetails) -> str:
     kind, msg, ctx = err.get("type", ""), err.get("msg", "invalid value"), err.get("ctx", {})
     if kind == "finite_number":
         return "must be a finite number (not NaN or infinite)"

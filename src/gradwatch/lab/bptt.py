@@ -40,7 +40,8 @@ def recurrent_backward(model: RecurrentNet, x: Tensor, y: Tensor, *, loss: str =
     def hook(t: int, h: Tensor) -> None:
         if record and h.requires_grad and pascanu == 0:
             def add(g: Tensor, t: int = t) -> None:
-                grads[t] = g.detach() if grads[t] is None else grads[t] + g.detach()
+                before = grads[t]
+                grads[t] = g.detach() if before is None else before + g.detach()
             h.register_hook(add)
 
     initial = model.initial_state(x.shape[0], x)

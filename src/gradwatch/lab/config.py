@@ -7,7 +7,7 @@ CLI flags with underscores (``--init-std`` ↔ ``init_std``). An invalid value o
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -34,10 +34,10 @@ class Config(StrictModel):
     model: Literal["mlp", "rnn", "lstm", "gru", "esn"] = Field("mlp", description="mlp, rnn, lstm, gru or esn")
     depth: int = Field(3, ge=1, description="hidden layers (stacked recurrent layers for rnn/lstm/gru)")
     width: int = Field(100, ge=1, description="units per hidden layer (reservoir size for esn)")
-    sizes: Optional[list[int]] = Field(None, description="explicit hidden widths, overrides depth/width; [] = linear")
+    sizes: list[int] | None = Field(None, description="explicit hidden widths, overrides depth/width; [] = linear")
     activation: str = Field("relu", description="sigmoid, tanh, relu, leaky_relu, prelu, elu, selu, softsign, "
                                                 "gelu, linear (seeds 003, 004) [default: relu; tanh for rnn, esn]")
-    alpha: Optional[float] = Field(None, description="slope α of leaky_relu / prelu / elu [default: theirs]")
+    alpha: float | None = Field(None, description="slope α of leaky_relu / prelu / elu [default: theirs]")
     init: str = Field("he_normal", description="normal, uniform, glorot_standard, xavier_uniform, xavier_normal, "
                                                "he_normal, he_uniform, orthogonal, spectral, lsuv "
                                                "[default: he_normal; xavier_uniform for recurrent models]")
@@ -46,7 +46,8 @@ class Config(StrictModel):
     bias_init: float = Field(0.0, description="initial value of every bias")
     norm: Literal["none", "batch", "layer"] = Field("none", description="normalisation of hidden layers (seed 001)")
     norm_position: Literal["before", "after"] = Field("before", description="norm before or after the activation")
-    residual: bool = Field(False, description="z_{j+1} = z_j + σ(W_j z_j + b_j) (seed 003); projection if widths differ")
+    residual: bool = Field(False, description="z_{j+1} = z_j + σ(W_j z_j + b_j) (seed 003); projection if widths "
+                                              "differ")
     layer_drop: float = Field(0.0, ge=0, lt=1, description="stochastic depth: drop a residual branch with this "
                                                            "probability (seed 003)")
     dropout: float = Field(0.0, ge=0, lt=1, description="probability p of zeroing a hidden unit (seed 001)")
@@ -57,18 +58,18 @@ class Config(StrictModel):
     density: float = Field(0.1, gt=0, le=1, description="fraction of nonzero weights for affine=sparse")
     conv_channels: int = Field(8, ge=1, description="channels of the conv front end (affine=conv)")
     # --- recurrent (seed 002) ------------------------------------------------------------------------------
-    recurrent_init: Optional[str] = Field(None, description="init of recurrent matrices [default: init]")
-    spectral_radius: Optional[float] = Field(None, gt=0, description="scale W_rec to this spectral radius ρ "
-                                                                     "(esn default 0.95)")
+    recurrent_init: str | None = Field(None, description="init of recurrent matrices [default: init]")
+    spectral_radius: float | None = Field(None, gt=0, description="scale W_rec to this spectral radius ρ "
+                                                                  "(esn default 0.95)")
     input_scale: float = Field(1.0, gt=0, description="esn: input weights ~ U[-s, s]")
     ridge: float = Field(1e-6, ge=0, description="esn: ridge-regression penalty of the readout")
-    tbptt: Optional[list[int]] = Field(None, description="truncated BPTT k1,k2: every k1 steps back-propagate "
-                                                         "k2 steps (one number k: k1 = k2 = k)")
+    tbptt: list[int] | None = Field(None, description="truncated BPTT k1,k2: every k1 steps back-propagate "
+                                                      "k2 steps (one number k: k1 = k2 = k)")
     pascanu: float = Field(0.0, ge=0, description="weight of Pascanu et al. 2013's regulariser Ω (rnn, gru)")
     # --- data ----------------------------------------------------------------------------------------------
     dataset: str = Field("digits", description="digits, mnist, mnist1d, adding, temporal_order, copy_memory, "
                                                "teacher_student, polynomial")
-    data_dir: Optional[str] = Field(None, description="directory of the MNIST files")
+    data_dir: str | None = Field(None, description="directory of the MNIST files")
     download: bool = Field(False, description="download MNIST into the cache when its files are not found "
                                               "(also allowed by GRADWATCH_DOWNLOAD=1)")
     scale: Literal["unit", "standardize", "none"] = Field("unit", description="input scaling of image data")
@@ -85,8 +86,8 @@ class Config(StrictModel):
     augment_noise: float = Field(0.0, ge=0, description="images: σ of Gaussian noise added to training inputs")
     augment_shift: int = Field(0, ge=0, description="images: random shifts of up to this many pixels")
     # --- training ------------------------------------------------------------------------------------------
-    loss: Optional[Literal["cross_entropy", "mse"]] = Field(None, description="[default: cross_entropy for "
-                                                                              "classes, mse for regression]")
+    loss: Literal["cross_entropy", "mse"] | None = Field(None, description="[default: cross_entropy for "
+                                                                           "classes, mse for regression]")
     optimizer: Literal["sgd", "momentum", "nesterov", "adam"] = Field("adam", description="sgd, momentum, "
                                                                                          "nesterov, adam")
     lr: float = Field(1e-3, gt=0, description="learning rate")
@@ -96,20 +97,20 @@ class Config(StrictModel):
     lr_gamma: float = Field(0.1, gt=0, le=1, description="schedule=step: decay factor")
     batch_size: int = Field(64, ge=1, description="examples per step")
     epochs: int = Field(10, ge=1, description="passes over the training split")
-    steps: Optional[int] = Field(None, ge=1, description="stop after this many optimizer steps")
+    steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
     shuffle: bool = Field(True, description="reshuffle the training split every epoch (seed 001)")
     hard_examples: float = Field(0.0, ge=0, le=1, description="share of each batch sampled in proportion to the "
                                                               "example's last loss (seed 001)")
-    clip_norm: Optional[float] = Field(None, gt=0, description="clip the global gradient norm (seeds 000, 002)")
-    clip_value: Optional[float] = Field(None, gt=0, description="clip every gradient element to [-c, c]")
-    max_spectral_norm: Optional[float] = Field(None, gt=0, description="project every weight to ‖W‖₂ ≤ c after "
-                                                                       "each step (seed 003)")
-    max_abs_weight: Optional[float] = Field(None, gt=0, description="project every weight to |w| ≤ c (seed 003)")
+    clip_norm: float | None = Field(None, gt=0, description="clip the global gradient norm (seeds 000, 002)")
+    clip_value: float | None = Field(None, gt=0, description="clip every gradient element to [-c, c]")
+    max_spectral_norm: float | None = Field(None, gt=0, description="project every weight to ‖W‖₂ ≤ c after "
+                                                                    "each step (seed 003)")
+    max_abs_weight: float | None = Field(None, gt=0, description="project every weight to |w| ≤ c (seed 003)")
     l1: float = Field(0.0, ge=0, description="λ of the L1 penalty λ Σ|w| (seed 001)")
     l2: float = Field(0.0, ge=0, description="λ of the L2 penalty λ/2 Σw² (seeds 001, 004)")
     weight_decay: float = Field(0.0, ge=0, description="decoupled weight decay w ← w − lr·wd·w")
-    early_stopping: Optional[int] = Field(None, ge=1, description="stop after this many epochs without a better "
-                                                                  "validation loss; keep the best weights")
+    early_stopping: int | None = Field(None, ge=1, description="stop after this many epochs without a better "
+                                                               "validation loss; keep the best weights")
     pretrain: Literal["none", "autoencoder"] = Field("none", description="greedy layer-wise autoencoder "
                                                                          "pretraining (seed 000, remedy f)")
     pretrain_epochs: int = Field(5, ge=1, description="epochs per autoencoder")
@@ -134,7 +135,9 @@ class Config(StrictModel):
     @classmethod
     def _choice(cls, v: str | None, info: ValidationInfo) -> str | None:
         choices = {"activation": ACTIVATIONS, "init": LAB_INITS, "recurrent_init": INITS, "dataset": DATASET_NAMES}
-        return None if v is None else check_choice(info.field_name, v, choices[info.field_name])
+        field = info.field_name
+        assert field is not None  # always set for a field validator
+        return None if v is None else check_choice(field, v, choices[field])
 
     @field_validator("sizes")
     @classmethod
@@ -165,7 +168,7 @@ class Config(StrictModel):
 
     # --- combinations -------------------------------------------------------------------------------------
     @model_validator(mode="after")
-    def _combinations(self) -> "Config":
+    def _combinations(self) -> Config:
         recurrent = self.model in RECURRENT
         check_seq_len(self.dataset, self.seq_len)
         if self.tbptt is not None:

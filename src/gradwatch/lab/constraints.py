@@ -18,7 +18,10 @@ from torch import Tensor, nn
 
 def grad_norm(params: Iterable[nn.Parameter]) -> Tensor:
     """‖g‖₂ over all gradients (a 0-d tensor, no host sync)."""
-    grads = [p.grad for p in params if p.grad is not None]
+    return _global_norm([p.grad for p in params if p.grad is not None])
+
+
+def _global_norm(grads: list[Tensor]) -> Tensor:
     if not grads:
         return torch.zeros(())
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
@@ -28,22 +31,22 @@ def grad_norm(params: Iterable[nn.Parameter]) -> Tensor:
 def clip_gradients(params: Iterable[nn.Parameter], max_norm: float | None = None,
                    max_value: float | None = None) -> Tensor:
     """Clip gradients in place by value then by global norm; returns the pre-clip global norm."""
-    params = [p for p in params if p.grad is not None]
-    norm = grad_norm(params)
+    grads = [p.grad for p in params if p.grad is not None]
+    norm = _global_norm(grads)
     if max_value is not None:
-        for p in params:
-            p.grad.clamp_(-max_value, max_value)
+        for g in grads:
+            g.clamp_(-max_value, max_value)
     if max_norm is not None:
-        total = norm if max_value is None else grad_norm(params)
+        total = norm if max_value is None else _global_norm(grads)
         factor = torch.clamp(max_norm / (total + 1e-12), max=1.0)
-        torch._foreach_mul_([p.grad for p in params], factor)
+        torch._foreach_mul_(grads, factor)
     return norm
 
 
 def constrained_weights(model: nn.Module) -> list[Tensor]:
     """The matrices the constraints apply to: weights of linear layers and recurrent cells (not biases, not
     norm scales); conv kernels are viewed as [out, in·k·k]."""
-    out = []
+    out: list[Tensor] = []
     for name, p in model.named_parameters():
         if p.dim() >= 2 and name.rsplit(".", 1)[-1].startswith("weight"):
             out.append(p)

@@ -78,7 +78,7 @@ def _mnist1d(data_dir: str | os.PathLike | None, download: bool | None) -> _Raw:
     return _Raw(x, y, None, None, None, "MNIST-1D, generated (Greydanus 2020 recipe, seed 42)")
 
 
-DATASETS: dict[str, Callable[[str | os.PathLike | None, bool], _Raw]] = {
+DATASETS: dict[str, Callable[[str | os.PathLike | None, bool | None], _Raw]] = {
     "digits": _digits,
     "mnist": _mnist,
     "mnist1d": _mnist1d,

@@ -21,12 +21,16 @@ from gradwatch.errors import ConfigError
 @torch.no_grad()
 def fold_linear_bn(linear: nn.Linear, bn: nn.BatchNorm1d) -> nn.Linear:
     """One folded ``nn.Linear`` equal to ``bn(linear(x))`` in eval mode."""
-    s = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else 1.0 / torch.sqrt(bn.running_var + bn.eps)
-    shift = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
-    bias = linear.bias if linear.bias is not None else torch.zeros_like(bn.running_mean)
+    mean, var = bn.running_mean, bn.running_var
+    if mean is None or var is None:
+        raise ConfigError("bn.track_running_stats", bn.track_running_stats,
+                          "folding needs the BatchNorm's running mean and variance")
+    s = bn.weight / torch.sqrt(var + bn.eps) if bn.affine else 1.0 / torch.sqrt(var + bn.eps)
+    shift = bn.bias if bn.affine else torch.zeros_like(mean)
+    bias = linear.bias if linear.bias is not None else torch.zeros_like(mean)
     folded = nn.Linear(linear.in_features, linear.out_features, bias=True).to(linear.weight)
     folded.weight.copy_(linear.weight * s[:, None])
-    folded.bias.copy_(s * (bias - bn.running_mean) + shift)
+    folded.bias.copy_(s * (bias - mean) + shift)
     return folded
 
 

@@ -42,6 +42,8 @@ class SparseLinear(nn.Linear):
     from ``generator`` so the pattern is reproducible.
     """
 
+    mask: Tensor  # buffer [n_out, n_in]
+
     def __init__(self, n_in: int, n_out: int, density: float, generator: torch.Generator | None = None):
         super().__init__(n_in, n_out)
         mask = (torch.rand(n_out, n_in, generator=generator) < density).float()

@@ -101,35 +101,41 @@ def _verify(path: Path) -> Path:
     return path
 
 
-def _find(names: tuple[str, ...], dirs: list[Path]) -> tuple[Path, ...] | None:
+def _find(names: tuple[str, str], dirs: list[Path]) -> tuple[Path, Path] | None:
     for d in dirs:
-        paths = tuple(d / n for n in names)
-        if all(p.is_file() for p in paths):
-            return tuple(_verify(p) for p in paths)
+        images, labels = d / names[0], d / names[1]
+        if images.is_file() and labels.is_file():
+            return _verify(images), _verify(labels)
     return None
 
 
-def _download(names: tuple[str, ...]) -> tuple[Path, ...] | None:
-    """Download ``names`` into the cache; None (and nothing half-written) when no mirror answers."""
+def _download(names: tuple[str, str]) -> tuple[Path, Path] | None:
+    """Download the (images, labels) ``names`` into the cache; None (and nothing half-written) when no mirror
+    answers."""
+    images = _download_one(names[0])
+    if images is None:
+        return None
+    labels = _download_one(names[1])
+    return None if labels is None else (images, labels)
+
+
+def _download_one(name: str) -> Path | None:
     target = cache_dir()
-    out = []
-    for name in names:
-        dest = target / name
-        if not dest.is_file():
-            for mirror in MIRRORS:
-                try:
-                    target.mkdir(parents=True, exist_ok=True)
-                    with urllib.request.urlopen(mirror + name, timeout=DOWNLOAD_TIMEOUT_S) as r, \
-                            tempfile.NamedTemporaryFile(dir=target, delete=False) as tmp:
-                        shutil.copyfileobj(r, tmp)
-                    Path(tmp.name).replace(dest)
-                    break
-                except OSError:
-                    continue
-            else:
-                return None
-        out.append(_verify(dest))
-    return tuple(out)
+    dest = target / name
+    if not dest.is_file():
+        for mirror in MIRRORS:
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+                with urllib.request.urlopen(mirror + name, timeout=DOWNLOAD_TIMEOUT_S) as r, \
+                        tempfile.NamedTemporaryFile(dir=target, delete=False) as tmp:
+                    shutil.copyfileobj(r, tmp)
+                Path(tmp.name).replace(dest)
+                break
+            except OSError:
+                continue
+        else:
+            return None
+    return _verify(dest)
 
 
 def locate(data_dir: str | os.PathLike | None = None, download: bool | None = None

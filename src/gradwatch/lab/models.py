@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from gradwatch.errors import ConfigError
-from gradwatch.lab.layers import Residual, SparseLinear, ScaledAtTestDropout, conv_front
+from gradwatch.lab.layers import Residual, ScaledAtTestDropout, SparseLinear, conv_front
 from gradwatch.nn.activations import get_activation
 from gradwatch.nn.init import lsuv, scale_spectral_radius
 from gradwatch.nn.mlp import fill_weight, mlp
@@ -23,6 +23,7 @@ __all__ = ["build_model", "feedforward", "initialize", "linear_layers", "mlp"]
 
 if TYPE_CHECKING:
     from gradwatch.lab.config import Config
+    from gradwatch.lab.recurrent import RNNCell
 
 LSTM_FORGET_BIAS = 1.0  # Gers, Schmidhuber & Cummins 2000: start with the forget gate open
 
@@ -70,7 +71,8 @@ def feedforward(cfg: Config, n_in: int, n_out: int, image_shape: tuple[int, ...]
     return nn.Sequential(layers)
 
 
-def _recurrent_weights(m: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+def _recurrent_weights(m: RNNCell | nn.RNNCellBase
+                       ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
     """(input weights, recurrent weights, biases) of a recurrent cell, split per gate (H rows each)."""
     from gradwatch.lab.recurrent import RNNCell
 
@@ -78,7 +80,7 @@ def _recurrent_weights(m: nn.Module) -> tuple[list[torch.Tensor], list[torch.Ten
         return [m.input.weight], [m.recurrent.weight], [m.input.bias]
     gates = m.weight_ih.shape[0] // m.hidden_size
     return (list(m.weight_ih.chunk(gates)), list(m.weight_hh.chunk(gates)),
-            [b for b in (m.bias_ih, m.bias_hh) if b is not None])
+            [b for b in (m.bias_ih, m.bias_hh) if isinstance(b, torch.Tensor)])  # None without bias
 
 
 @torch.no_grad()
@@ -120,7 +122,7 @@ def initialize(model: nn.Module, init: str = "xavier_uniform", *, init_std: floa
                 m.bias_ih[m.hidden_size:2 * m.hidden_size].fill_(LSTM_FORGET_BIAS)
                 if m.bias_hh is not None:
                     m.bias_hh.zero_()
-        elif any(m is p for p in plain):
+        elif isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)) and id(m) not in in_cells:  # one of ``plain``
             fill(base, m.weight)
             if isinstance(m, SparseLinear):  # keep each unit's input variance that of the dense init
                 m.weight.mul_(m.mask).div_(m.mask.mean().clamp_min(1e-12).sqrt())
@@ -147,6 +149,7 @@ def build_model(cfg: Config, n_in: int, n_out: int, *, image_shape: tuple[int, .
         return EchoStateNetwork(n_in, cfg.width, n_out, spectral_radius=cfg.spectral_radius or 0.95,
                                 input_scale=cfg.input_scale, density=cfg.density if cfg.affine == "sparse" else 1.0,
                                 activation=cfg.activation, alpha=cfg.alpha, per_step=per_step, generator=generator)
+    model: nn.Module
     if cfg.model == "mlp":
         model = feedforward(cfg, n_in, n_out, image_shape, generator)
     else:

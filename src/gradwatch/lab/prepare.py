@@ -75,7 +75,8 @@ def prepare(cfg: Config) -> Prepared:
     n_val = int(round(cfg.val_fraction * len(x_train)))
     if cfg.val_fraction > 0 and not 1 <= n_val < len(x_train):
         most = (len(x_train) - 1) / len(x_train)
-        raise ConfigError("val_fraction", cfg.val_fraction, f"leaves an empty {'validation' if n_val < 1 else 'training'}"
+        emptied = "validation" if n_val < 1 else "training"
+        raise ConfigError("val_fraction", cfg.val_fraction, f"leaves an empty {emptied}"
                           f" split of the {len(x_train)} training examples; use a value in "
                           f"[{1 / len(x_train):.2g}, {most:.4g}]")
     g = torch.Generator().manual_seed(cfg.seed)

@@ -57,6 +57,8 @@ class Preprocessor:
     def transform(self, x: Tensor) -> Tensor:
         if self.kind == "none":
             return x
+        if self.mean is None:
+            raise RuntimeError(f"Preprocessor({self.kind!r}).transform called before fit")
         out = x.double() - self.mean
         if self.matrix is not None:
             out = out @ self.matrix

@@ -31,7 +31,7 @@ class AutoencoderResult:
         return {"layer": self.layer, "error_before": self.error_before, "error_after": self.error_after}
 
 
-def hidden_stages(model: nn.Sequential) -> list[tuple[str, nn.Sequential]]:
+def hidden_stages(model: nn.Module) -> list[tuple[str, nn.Sequential]]:
     """Split a plain :func:`~gradwatch.lab.models.feedforward` net into one stage per hidden layer: the
     ``hidden{i}`` Linear and every module after it up to the next Linear (norm, σ, dropout)."""
     stages: list[tuple[str, nn.Sequential]] = []
@@ -50,13 +50,14 @@ def _reconstruction_error(stage: nn.Module, decoder: nn.Linear, x: Tensor) -> Te
     return ((decoder(stage(x)) - x) ** 2).mean()
 
 
-def pretrain_autoencoders(model: nn.Sequential, x: Tensor, *, epochs: int, lr: float, batch_size: int,
+def pretrain_autoencoders(model: nn.Module, x: Tensor, *, epochs: int, lr: float, batch_size: int,
                           generator: torch.Generator | None = None) -> list[AutoencoderResult]:
     """Pretrain every hidden layer of ``model`` in place, input side first; ``x`` are the training inputs."""
     results = []
     inputs = x
     for name, stage in hidden_stages(model):
         linear = stage[0]
+        assert isinstance(linear, nn.Linear)  # hidden_stages starts every stage with its Linear
         decoder = nn.Linear(linear.out_features, linear.in_features).to(x.device)
         opt = torch.optim.Adam(list(stage.parameters()) + list(decoder.parameters()), lr=lr)
         stage.eval()

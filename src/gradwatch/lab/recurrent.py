@@ -44,7 +44,7 @@ def _hidden(state: State) -> Tensor:
 
 
 def _detach(state: State) -> State:
-    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+    return (state[0].detach(), state[1].detach()) if isinstance(state, tuple) else state.detach()
 
 
 @dataclass
@@ -70,12 +70,13 @@ class RecurrentNet(nn.Module):
         if kind not in makers:
             raise ConfigError("model", kind, "expected one of " + ", ".join(makers))
         self.kind, self.per_step = kind, per_step
-        widths = [n_in] + list(sizes)
+        self.hidden_sizes = list(sizes)
+        widths = [n_in] + self.hidden_sizes
         self.cells = nn.ModuleList(makers[kind](a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.output = nn.Linear(widths[-1], n_out)
 
     def initial_state(self, batch: int, like: Tensor) -> list[State]:
-        zeros = [like.new_zeros(batch, c.hidden_size) for c in self.cells]
+        zeros = [like.new_zeros(batch, h) for h in self.hidden_sizes]
         return [(z, z.clone()) if self.kind == "lstm" else z for z in zeros]
 
     def unroll(self, x: Tensor, states: list[State], start: int = 0, stop: int | None = None,
@@ -114,6 +115,9 @@ def detach_states(states: list[State]) -> list[State]:
 class EchoStateNetwork(nn.Module):
     """Jaeger's echo state network: h_t = σ(W_in x_t + W h_{t−1}), W fixed with spectral radius ρ, and a linear
     ``readout`` fitted by ridge regression on the states (the last one, or every one when ``per_step``)."""
+
+    w_reservoir: Tensor  # buffer [N, N]
+    w_in: Tensor  # buffer [N, n_in]
 
     def __init__(self, n_in: int, n_reservoir: int, n_out: int, *, spectral_radius: float = 0.95,
                  input_scale: float = 1.0, density: float = 1.0, activation: str = "tanh",

@@ -20,10 +20,10 @@ import torch
 from torch import Tensor, nn
 
 from gradwatch.errors import ConfigError
+from gradwatch.lab.bptt import recurrent_backward
 from gradwatch.lab.config import Config
 from gradwatch.lab.constraints import clip_gradients, project_weights
 from gradwatch.lab.models import build_model
-from gradwatch.lab.bptt import recurrent_backward
 from gradwatch.lab.penalties import weight_penalty
 from gradwatch.lab.prepare import Prepared, accuracy, prepare, task_loss
 from gradwatch.lab.pretrain import pretrain_autoencoders
@@ -144,16 +144,17 @@ class _Trainer:
         """Forward, loss and backward of one batch; returns (task loss, per-example losses)."""
         cfg = self.cfg
         if isinstance(self.model, RecurrentNet):
-            return self._recurrent_backward(x, y, record_time)
+            return self._recurrent_backward(self.model, x, y, record_time)
         out = self.model(x)
         per = task_loss(out, y, cfg.loss_name, reduction="none")
         loss = per.mean()
         (loss + weight_penalty(self.model, cfg.l1, cfg.l2)).backward()
         return float(loss.detach()), per.detach()
 
-    def _recurrent_backward(self, x: Tensor, y: Tensor, record_time: bool) -> tuple[float, Tensor]:
+    def _recurrent_backward(self, model: RecurrentNet, x: Tensor, y: Tensor,
+                            record_time: bool) -> tuple[float, Tensor]:
         cfg = self.cfg
-        res = recurrent_backward(self.model, x, y, loss=cfg.loss_name, tbptt=cfg.tbptt, pascanu=cfg.pascanu,
+        res = recurrent_backward(model, x, y, loss=cfg.loss_name, tbptt=cfg.tbptt, pascanu=cfg.pascanu,
                                  l1=cfg.l1, l2=cfg.l2, record=record_time)
         if res.time_grads is not None:
             self.time_grads.append(res.time_grads.tolist())
@@ -172,7 +173,7 @@ class _Trainer:
                                                         lr=cfg.pretrain_lr, batch_size=cfg.batch_size,
                                                         generator=self.gen)
             if isinstance(self.model, EchoStateNetwork):
-                self._fit_esn(run)
+                self._fit_esn(run, self.model)
             else:
                 self._fit(run)
         except (KeyboardInterrupt, StopTraining) as exc:
@@ -207,10 +208,10 @@ class _Trainer:
             self.on_epoch(epoch, m)
         return m
 
-    def _fit_esn(self, run: Run) -> None:
+    def _fit_esn(self, run: Run, model: EchoStateNetwork) -> None:
         start = time.perf_counter()
-        self.model.fit(self.data.x_train, self.data.y_train.float() if self.data.regression
-                       else nn.functional.one_hot(self.data.y_train, self.data.n_out).float(), self.cfg.ridge)
+        model.fit(self.data.x_train, self.data.y_train.float() if self.data.regression
+                  else nn.functional.one_hot(self.data.y_train, self.data.n_out).float(), self.cfg.ridge)
         self._record_epoch(run, 1, {"seconds": time.perf_counter() - start})
 
     def _fit(self, run: Run) -> None:
@@ -218,7 +219,7 @@ class _Trainer:
         opt = _optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
         sched = _scheduler(cfg, opt)
         example_loss = torch.ones(len(d.x_train), device=d.x_train.device)
-        best = (math.inf, None, 0)  # (val loss, state, epoch)
+        best: tuple[float, dict[str, Any] | None, int] = (math.inf, None, 0)  # (val loss, state, epoch)
         params = [p for p in model.parameters() if p.requires_grad]
         with attach_watch(model, opt, cfg.watch_every, **self.watch_options) as watcher:
             for epoch in range(1, cfg.epochs + 1):

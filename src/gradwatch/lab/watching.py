@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from gradwatch.probe import watch
 from gradwatch.probe.history import History
+from gradwatch.watching import watch
 
 
 def attach_watch(model: nn.Module, optimizer: Any, every: int = 1, **options: Any):

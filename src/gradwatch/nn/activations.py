@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import Tensor, nn
 
 from gradwatch.errors import ConfigError, check_choice
@@ -212,9 +213,9 @@ class NumpyActivation:
     """
 
     name: str
-    fn: Callable[[np.ndarray], np.ndarray]
-    deriv: Callable[[np.ndarray], np.ndarray]
-    deriv2: Callable[[np.ndarray], np.ndarray]
+    fn: Callable[[ArrayLike], np.ndarray]
+    deriv: Callable[[ArrayLike], np.ndarray]
+    deriv2: Callable[[ArrayLike], np.ndarray]
 
 
 def _np_sigmoid(x, a):

@@ -8,7 +8,7 @@ and returns it. :data:`INITS` maps the names the lab and the CLI use to these fu
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -146,7 +146,8 @@ LSUV_MAX_ITER = 10
 
 @torch.no_grad()
 def lsuv(model: torch.nn.Module, x: Tensor | None, *, tol: float = LSUV_TOLERANCE, max_iter: int = LSUV_MAX_ITER,
-         generator: torch.Generator | None = None, layers: list[torch.nn.Module] | None = None) -> torch.nn.Module:
+         generator: torch.Generator | None = None,
+         layers: Sequence[torch.nn.Linear | torch.nn.Conv1d | torch.nn.Conv2d] | None = None) -> torch.nn.Module:
     """Layer-sequential unit-variance init (Mishkin & Matas 2016, "All you need is a good init").
 
     Every linear/conv weight is first made orthogonal; then, input side first, the weight of each layer is
@@ -164,7 +165,7 @@ def lsuv(model: torch.nn.Module, x: Tensor | None, *, tol: float = LSUV_TOLERANC
     try:
         for m in targets:
             seen: list[Tensor] = []
-            handle = m.register_forward_hook(lambda mod, inp, out: seen.append(out.detach()))
+            handle = m.register_forward_hook(lambda mod, inp, out, seen=seen: seen.append(out.detach()))
             try:
                 for _ in range(max_iter):
                     seen.clear()

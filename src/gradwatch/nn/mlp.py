@@ -7,6 +7,7 @@ and the theory (:mod:`gradwatch.theory.compare` measures these nets at initialis
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,9 +36,9 @@ def fill_weight(w: torch.Tensor, init: str, *, init_std: float = 0.01, mode: str
                 generator: torch.Generator | None = None) -> None:
     """Draw ``w`` in place with the named init; ``init_std`` is σ of ``normal`` and a of ``uniform``, ``mode``
     the fan of ``he_*``."""
-    kwargs = {"normal": {"std": init_std}, "uniform": {"a": init_std}, "he_normal": {"mode": mode},
-              "he_uniform": {"mode": mode}}.get(init, {})
-    get_init(init)(w, generator=generator, **kwargs)
+    options: dict[str, dict[str, Any]] = {"normal": {"std": init_std}, "uniform": {"a": init_std},
+                                          "he_normal": {"mode": mode}, "he_uniform": {"mode": mode}}
+    get_init(init)(w, generator=generator, **options.get(init, {}))
 
 
 @torch.no_grad()

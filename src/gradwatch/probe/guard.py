@@ -50,28 +50,33 @@ class Guard:
             return None
 
     @contextmanager
-    def __call__(self, name: str, where: str = ""):
+    def __call__(self, name: str, where: str = "", *, outlet: bool = False):
         """``with guard("gradient statistics", "step 5"): ...``: the block's exception (unless in ``passthrough``)
-        disables ``name`` for all layers; ``where`` says when it happened."""
+        disables ``name`` for all layers; ``where`` says when it happened. ``outlet=True``: ``name`` is where
+        the watch's values go (a sink, the run store, the diagnosis), not a statistic."""
         try:
             yield
         except self.passthrough:
             raise
         except Exception as exc:  # noqa: BLE001 - nothing the watch does may stop training
-            self.fail(name, None, exc, where)
+            self.fail(name, None, exc, where, outlet=outlet)
 
-    def fail(self, name: str, layer: str | None, exc: BaseException, when: str = "") -> None:
+    def fail(self, name: str, layer: str | None, exc: BaseException, when: str = "", *, outlet: bool = False) -> None:
         """Disable ``name`` on ``layer`` (all layers when None) because of ``exc``; warn the first time per name."""
         why = f"{type(exc).__name__}: {exc}" + (f" (at {when})" if when else "")
         self.failures[(name, layer)] = why
         if name in self._warned:
             return
         self._warned.add(name)
-        where = f"on layer {layer!r}" if layer is not None else "(all layers)"
-        warnings.warn(f"gradwatch: {name!r} failed {where} ({why}); it is switched off there for the rest of this "
-                      "watch (NaN) and training goes on. Further failures of it are not reported one by one; see "
-                      "history.meta['disabled'].",
-                      HookFailureWarning, stacklevel=3)
+        if outlet:
+            message = (f"gradwatch: {name} failed ({why}); nothing more is sent there for the rest of this watch "
+                       "and training goes on (the history keeps every value). See history.meta['disabled'].")
+        else:
+            where = f"on layer {layer!r}" if layer is not None else "(all layers)"
+            message = (f"gradwatch: {name!r} failed {where} ({why}); it is switched off there for the rest of this "
+                       "watch (NaN) and training goes on. Further failures of it are not reported one by one; see "
+                       "history.meta['disabled'].")
+        warnings.warn(message, HookFailureWarning, stacklevel=4 if outlet else 3)
 
     def summary(self) -> dict[str, str]:
         """``{"statistic @ layer": "Type: message"}`` of every failure (JSON-ready, for ``history.meta``)."""

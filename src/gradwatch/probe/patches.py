@@ -1,18 +1,22 @@
 """What a watch sees of the training loop beyond the optimizer's step hooks, while it is open.
 
-* ``torch.nn.utils.clip_grad_norm_``: before clipping, every open watch that watches one of the clipped
-  parameters records the per-layer gradient norm (``grad_norm_preclip``), so the user sees what the model
-  produced as well as what the optimizer stepped on.
+* ``torch.nn.utils.clip_grad_norm_``: every open watch that watches one of the clipped parameters learns that the
+  gradients it measured at the end of backward are the pre-clip ones (``grad_norm_preclip``; see
+  :mod:`gradwatch.probe.preclip`, which sees any in-place clipping by itself — this wrapper is what still works
+  where no end-of-backward hook fires, FSDP2's sharded parameters).
+* ``torch.amp.GradScaler.unscale_``: the watches of that optimizer measure the unscaled gradients.
 * ``torch.amp.GradScaler.step``: when the scaler skips the optimizer step (non-finite gradients), the watch
   records that step from the (unscaled) gradients it would have taken, marked as skipped.
 
-The functions are replaced when the first watch opens and restored when the last one closes; code that imported
-``clip_grad_norm_`` by name before that keeps the original (call ``Watcher.record_preclip()`` yourself there).
+The functions are replaced when the first watch opens and restored when the last one closes (under a lock: watches
+open and close in several threads, e.g. the playground's runs); code that imported ``clip_grad_norm_`` by name
+before that keeps the original.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 import weakref
 from typing import Any
 
@@ -20,6 +24,7 @@ import torch
 
 _open: weakref.WeakSet = weakref.WeakSet()
 _saved: dict[tuple[Any, str], Any] = {}
+_lock = threading.Lock()
 
 
 def _clip_targets() -> list[tuple[Any, str]]:
@@ -63,23 +68,41 @@ def _wrap_scaler_step(original):
     return step
 
 
+def _wrap_scaler_unscale(original):
+    @functools.wraps(original)
+    def unscale_(self, optimizer, *args, **kwargs):
+        result = original(self, optimizer, *args, **kwargs)
+        for w in list(_open):
+            if w._watches_optimizer(optimizer):
+                w._after_unscale()
+        return result
+    unscale_.__gradwatch_original__ = original
+    return unscale_
+
+
+def _patch(owner: Any, name: str, wrap) -> None:
+    _saved[(owner, name)] = getattr(owner, name)
+    setattr(owner, name, wrap(getattr(owner, name)))
+
+
 def register(watcher) -> None:
     """Start showing the loop to ``watcher`` (patch on the first open watch)."""
-    if not _saved:
-        for owner, name in _clip_targets():
-            _saved[(owner, name)] = getattr(owner, name)
-            setattr(owner, name, _wrap_clip(getattr(owner, name)))
-        scaler = _scaler_class()
-        if scaler is not None:
-            _saved[(scaler, "step")] = scaler.step
-            scaler.step = _wrap_scaler_step(scaler.step)
-    _open.add(watcher)
+    with _lock:
+        if not _saved:
+            for owner, name in _clip_targets():
+                _patch(owner, name, _wrap_clip)
+            scaler = _scaler_class()
+            if scaler is not None:
+                _patch(scaler, "step", _wrap_scaler_step)
+                _patch(scaler, "unscale_", _wrap_scaler_unscale)
+        _open.add(watcher)
 
 
 def unregister(watcher) -> None:
     """Stop showing the loop to ``watcher`` (restore on the last close). Safe to call twice."""
-    _open.discard(watcher)
-    if not _open:  # a watch collected without close() leaves the wrappers in place: they do nothing then
-        while _saved:
-            (owner, name), original = _saved.popitem()
-            setattr(owner, name, original)
+    with _lock:
+        _open.discard(watcher)
+        if not _open:  # a watch collected without close() leaves the wrappers in place: they do nothing then
+            while _saved:
+                (owner, name), original = _saved.popitem()
+                setattr(owner, name, original)

@@ -88,10 +88,9 @@ class StepGrads:
     local tensors (a DTensor's shard). Every result is a vector ``[len(grads)]``."""
 
     any_nonfinite: bool | None = None  # known without a device sync (free_reads) once ``nonfinite`` was computed
-    present: list[int] = []  # the watcher's indices of the parameters these gradients belong to
-
     def __init__(self, grads: list[Tensor]):
         self.grads = grads
+        self.present: list[int] = []  # the watcher's indices of the parameters these gradients belong to
 
     @cached_property
     def l2(self) -> Tensor:  # [params]
@@ -145,16 +144,14 @@ class StepGrads:
         raise KeyError(name)
 
 
-_ZEROS: dict[tuple[int, str], Tensor] = {}
+@functools.lru_cache(maxsize=64)  # bounded: a handful of (size, device) pairs per watch
+def _zeros(n: int, device: str) -> Tensor:
+    return torch.zeros(n, device=device)
 
 
 def zeros(n: int, device: torch.device) -> Tensor:
     """A float32 vector of ``n`` zeros on ``device``, shared (never written to)."""
-    key = (n, str(device))
-    z = _ZEROS.get(key)
-    if z is None:
-        z = _ZEROS[key] = torch.zeros(n, device=device)
-    return z
+    return _zeros(n, str(device))
 
 
 class Stat:

@@ -11,7 +11,9 @@ How it measures (DESIGN.md, "How measurement should work"):
 * ``grad_norm`` and ``nonfinite`` are taken on every recorded step; the other statistics (``grad_abs_mean``,
   ``grad_abs_max``, ``weight_norm``, ``update_ratio`` — which copies θ before the step — and the module-hook
   statistics) on every ``sample_every``-th step, step 0 included. Module hooks are attached only for those steps.
-* ``clip_grad_norm_`` is seen while the watch is open: the norm before clipping is ``grad_norm_preclip``.
+* The gradient is also measured at the end of every backward pass; when the loop changes it before the
+  optimizer's step (clipping, by any function), that measurement is the step's ``grad_norm_preclip``
+  (:mod:`gradwatch.probe.preclip`).
   A step that ``GradScaler`` skips is recorded from the gradients it would have taken (``meta["skipped_steps"]``).
 * Several optimizers (``optimizer=[opt_g, opt_d]``): each measures the layers it steps; a step of the watch ends
   when every optimizer has stepped once (or one steps again). A parameter without a gradient on a step is
@@ -39,13 +41,13 @@ from gradwatch.probe.history import History
 from gradwatch.probe.hooks import LayerProbes
 from gradwatch.probe.layers import Layer, find_layers, unwrap
 from gradwatch.probe.locate import Locator
+from gradwatch.probe.preclip import PreClip
 from gradwatch.probe.rows import RowQueue, is_sharded
 from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
                                    HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, free_reads, local,
                                    log10_histogram, stored, zeros)
 from gradwatch.probe.units import NAME as GRAD_DEAD
 from gradwatch.probe.units import DeadRows
-from gradwatch.sinks.outputs import Outputs
 
 NONFINITE_MODES = ("record", "warn", "raise", "locate")
 GRADS, UPDATES, HOOKS = "gradient statistics", "update statistics", "module-hook statistics"
@@ -112,7 +114,8 @@ class Watcher:
     def __init__(self, model: nn.Module, optimizer: Any = None, every: int = 1, *,
                  stats: str | Iterable[str] = "default", sample_every: int = 10, flush_every: int = 50,
                  on_nonfinite: str = "record", param_names: Sequence[str] | None = None, start_step: int = 0,
-                 sinks: Sequence[Any] = (), store: Any = None, name: str | None = None, config: Any = None):
+                 sinks: Sequence[Any] = (), store: Any = None, name: str | None = None, config: Any = None,
+                 outlet: Any = None):
         if not isinstance(model, nn.Module):
             raise ConfigError("model", type(model).__name__, "expected a torch.nn.Module")
         self.optimizers = _optimizers(optimizer)
@@ -155,7 +158,7 @@ class Watcher:
         self._device = self._params[0].device
         self._queue = RowQueue(raw, self._stats, hook_names, self._owner,
                                [local(p).numel() for p in self._params], n, self._device, is_sharded(self._params))
-        self._local = local if self._queue.sharded else _same
+        self._local = local if self._queue.sharded else stored  # a sparse gradient: its stored values
         self._history = History(
             [l.name for l in self.layers], [s.name for s in self._stats] + hook_names,
             kinds=[l.kind for l in self.layers], numel=[l.numel for l in self.layers],
@@ -186,9 +189,13 @@ class Watcher:
             self._handles += [opt.register_step_pre_hook(lambda *_, k=k: self._before_step(k)),
                               opt.register_step_post_hook(lambda *_, k=k: self._after_step(k))]
         self._graph = GraphProbe(unwrap(model), {id(p): o for p, o in zip(self._params, self._owner)}, n, self._guard)
+        self._preclips = PreClip(self._params, self._backward_end) if self._preclip else None
+        self._before_clip_now = False  # w.step(before_clip=True): these gradients are the pre-clip ones
         patches.register(self)
         self.sinks, self.store, self.name, self.config = sinks, store, name, config
-        self._outputs = Outputs(self)  # sinks and the stored run (gradwatch/sinks/outputs.py)
+        # where the rows go besides the history — the sinks, the run store — is the outlet's business, made by
+        # the facade (gradwatch.watching: outlet=sinks.outputs.Outputs); the probe itself only records
+        self._outputs = outlet(self, self._guard) if outlet is not None else _NoOutlet(self)
         self._arm()
 
     # ---- schedule --------------------------------------------------------------------------------------------
@@ -261,6 +268,8 @@ class Watcher:
                  else [stored(params[i].grad) for i in cached.present])
         g = StepGrads(grads)
         try:
+            if not rename:
+                self._preclip_of(cached, g)
             values = [(name, g.raw(name)) for name in raw_names]
         except Exception as exc:  # noqa: BLE001 - find the parameters that fail; switch off only their layers
             if not self._isolate(cached.present, grads, raw_names):
@@ -287,6 +296,41 @@ class Watcher:
                 self._guard.fail(GRADS, self.layers[self._owner[i]].name, exc)
                 found = True
         return found
+
+    def _preclip_of(self, cached: _Cached, g: StepGrads) -> None:
+        """The step's pre-clip norms: those measured at the end of backward when the loop changed the gradients
+        since (and then ``g``'s own norms are measured anew), else ``g``'s norms are those (measured once)."""
+        if self._before_clip_now:
+            self._queue.put("preclip_l2", g.l2, cached.index)
+            return
+        seen = self._preclips.lookup(cached.present) if self._preclips is not None else None
+        if seen is None:
+            return
+        norms, changed = seen
+        if changed:
+            self._queue.put("preclip_l2", norms, cached.index)
+        else:
+            g.l2 = norms  # the same gradients, untouched since: their norms are not computed twice
+
+    def _backward_end(self) -> None:
+        """The end of a backward pass (or of ``GradScaler.unscale_``): measure the gradients before the loop
+        touches them (see :mod:`gradwatch.probe.preclip`)."""
+        if self._closed or self._preclips is None or not self._recording() or not self._guard.active(GRADS):
+            return
+        with self._guard(GRADS, f"step {self._step} (end of backward)"), torch.no_grad():
+            for _ in range(2):  # a second time without the parameters whose gradient cannot be measured
+                cached = self._present(None, self._indices(None))
+                if cached is None:
+                    return
+                grads = [self._local(self._params[i].grad) for i in cached.present]
+                try:
+                    norms = StepGrads(grads).l2
+                except Exception as exc:  # noqa: BLE001 - switch off only the layers whose gradient fails
+                    if not self._isolate(cached.present, grads, ["grad_l2"]):
+                        raise exc from None
+                    continue
+                self._preclips.note(cached.present, norms)
+                return
 
     def _before_step(self, k: int | None) -> None:
         """Optimizer ``k`` is about to step (or ``w.step()`` was called): measure its gradients and weights."""
@@ -356,6 +400,8 @@ class Watcher:
         else:
             self._queue.discard()
             self._dead_now = None
+        if self._preclips is not None:
+            self._preclips.reset()
         self._graph.settle()  # the first step's losses are read
         self._stepped.clear()
         self._step += 1
@@ -446,8 +492,16 @@ class Watcher:
         return any(o is optimizer for o in self.optimizers)
 
     def _before_clip(self, param_ids: set[int]) -> None:
+        """``clip_grad_norm_`` is about to clip: the end-of-backward measurement is the pre-clip one; without
+        one (no hook fired: FSDP2's sharded parameters), measure now."""
         if self._preclip and not self._closed and any(id(p) in param_ids for p in self._params):
-            self.record_preclip()
+            if self._preclips is None or not self._preclips.mark_clipped():
+                self.record_preclip()
+
+    def _after_unscale(self) -> None:
+        """``GradScaler.unscale_`` divided the gradients by the scale: measure the unscaled ones."""
+        if self._preclips is not None and self._preclips.measured is not None:
+            self._backward_end()
 
     def _skipped_step(self, optimizer: Any) -> None:
         """GradScaler skipped ``optimizer``'s step: record the gradients it would have stepped on."""
@@ -461,22 +515,48 @@ class Watcher:
 
     # ---- public ----------------------------------------------------------------------------------------------
     def record_preclip(self) -> None:
-        """Record the per-layer gradient norm now as ``grad_norm_preclip`` of the coming step. Called for you
-        when the loop calls ``torch.nn.utils.clip_grad_norm_``; call it yourself before another clipping."""
+        """Record the per-layer gradient norm now as ``grad_norm_preclip`` of the coming step. Not needed for
+        clipping in place (any function): the watch sees it; call it before a clipping that it cannot see (one
+        through ``p.grad.data``)."""
         if self._closed or not self._preclip or not self._recording() or not self._guard.active(GRADS):
             return
         with self._guard(GRADS, f"step {self._step} (pre-clip)"):
             self._measure_grads(None, ["grad_l2"], rename="preclip_l2")
 
-    def step(self) -> None:
+    def step(self, at: int | None = None, *, before_clip: bool = False) -> None:
         """Record the statistics of the gradients now in ``p.grad``: call it after ``backward()`` when the watch
-        has no optimizer (with one, its step hooks do this)."""
+        has no optimizer (with one, its step hooks do this). ``before_clip=True``: the loop clips these gradients
+        after this call; they are recorded as ``grad_norm_preclip`` too.
+
+        ``at``: the number of this step, from a trainer's own counter (steps only go forward). The step then stays
+        open: calling ``step(at=n)`` again with the same ``n`` (several optimizers stepping one after another in
+        one trainer step) adds the gradients present now to it, the later value of a parameter replacing the
+        earlier one; it is complete at the first call with a larger ``n``, or at ``close()``."""
         if self._closed:
             raise RuntimeError("this watch is closed; create a new one with gradwatch.watch(model)")
         if self.optimizers:
             raise RuntimeError("this watch follows its optimizer's steps; do not call w.step() as well")
-        self._before_step(None)
-        self._end_row()
+        if at is not None:
+            if isinstance(at, bool) or not isinstance(at, int) or at < self._step:
+                raise ConfigError("at", at, f"expected an integer ≥ {self._step} (the steps of a watch only go "
+                                            "forward)")
+            if self._stepped and at != self._step:  # a new step begins: the open one is complete
+                self._end_row()
+            if at != self._step:
+                self._step = at
+                self._arm()
+        self._before_clip_now = bool(before_clip)
+        try:
+            self._before_step(None)
+        finally:
+            self._before_clip_now = False
+        if at is None:
+            self._end_row()
+            return
+        self._stepped.add(-1)  # open until a larger step or close()
+        hists = self._pending_hists
+        if len(hists) > 1 and hists[-2][0] == hists[-1][0]:  # this step's histogram again: keep the latest
+            del hists[-2]
 
     def flush(self) -> None:
         """Copy the queued statistics to the host (one copy for all steps, layers and statistics; under FSDP2 one
@@ -507,6 +587,8 @@ class Watcher:
             h.remove()
         self._handles = []
         patches.unregister(self)
+        if self._preclips is not None:
+            self._preclips.remove()
         self._graph.remove()
         self._probes.detach()
         if self._locator is not None:
@@ -516,6 +598,7 @@ class Watcher:
         self._closed = True
         self.flush()
         self._outputs.close(self.diagnose)  # the diagnosis to the sinks and the run store; closes them
+        self._history.meta["disabled"] = self._guard.summary()  # with any sink that failed at the end
         self._before, self._theta = {}, {}  # free the copies of θ
 
     @property
@@ -558,10 +641,6 @@ class Watcher:
         return f"<gradwatch watch of {type(unwrap(self.model)).__name__}: {len(self.layers)} layers, {state}>"
 
 
-def _same(t: Tensor) -> Tensor:
-    return t
-
-
 def _is_chain(root: nn.Module) -> bool:
     """Whether the layers form one chain (only ``nn.Sequential`` containers), so that their backward gains
     multiply: the gradient reaching layer l is the product of the gains of the layers after it."""
@@ -576,23 +655,26 @@ def _scope() -> str:
     return "global"
 
 
+class _NoOutlet:
+    """The outlet of a watch made without one (``gradwatch.probe.watch``): it records into its history only."""
+
+    run_id = None
+
+    def __init__(self, watcher: Watcher):
+        for param in ("sinks", "store", "config"):
+            value = getattr(watcher, param)
+            if value is not None and value != () and value != []:
+                raise ConfigError(param, value, "is for the watch with its outlet: use gradwatch.watch(...) "
+                                                "(gradwatch.watching.watch), not gradwatch.probe.watch")
+
+    def write(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing leaves a watch without an outlet."""
+
+    def close(self, diagnose: Any) -> None:
+        """Nothing leaves a watch without an outlet."""
+
+
 def watch(model: nn.Module, optimizer: Any = None, every: int = 1, **options: Any) -> Watcher:
-    """Watch ``model``'s per-layer gradient flow while it trains.
-
-    Use as a context manager, ``with gw.watch(model, optimizer=opt) as w: ...``, or ``w = gw.watch(...)`` and
-    ``w.close()`` when done. With an optimizer (or a list of them) the statistics are taken at each
-    ``optimizer.step()``; without one, call ``w.step()`` after each backward.
-
-    Options: ``every`` (record every n-th step, default 1); ``stats`` (``"default"``: grad_norm and nonfinite on
-    every recorded step, grad_norm_preclip when the loop clips, and on sampled steps grad_abs_mean, grad_abs_max,
-    weight_norm and, with an optimizer, update_ratio; ``"full"``: also act_mean, act_std, act_saturation,
-    act_dead, act_nonfinite, backward_gain, gain_activation and log10|g| histograms on sampled steps; or a list of
-    names); ``sample_every`` (the sampled statistics on every k-th recorded step, default 10; step 0 is always
-    sampled); ``flush_every`` (host copy every n recorded steps, default 50); ``on_nonfinite`` (``"record"``
-    (default), ``"warn"``, ``"raise"`` or ``"locate"``: a finite check on every layer's output and gradients every
-    step, so the diagnosis names the module where an inf/NaN started); ``param_names`` (only parameters with these
-    local names, e.g. ``("weight",)``); ``start_step`` (number of the first step, default 0); ``sinks`` (e.g.
-    ``[gradwatch.sinks.TensorBoard(dir)]``, written at every flush); ``store`` (a run-store path: the run, ``name``
-    and the ``config`` you pass are stored, for ``gradwatch runs / show / report / compare``).
-    """
+    """A watch that records into its history only: :func:`gradwatch.watch` (``gradwatch.watching.watch``) with
+    its options, less ``sinks``, ``store`` and ``config``, which need the outlet."""
     return Watcher(model, optimizer, every, **options)

@@ -11,8 +11,14 @@ vector equations read unchanged; a gradient is summed over the batch.
 The tests check every gradient against torch autograd (to 1e-10) and central finite differences (to 1e-6).
 """
 
-from gradwatch.reference.batchnorm import (BatchNormCache, batchnorm_backward, batchnorm_forward,
-                                           batchnorm_inference, fold_batchnorm, update_running)
+from gradwatch.reference.batchnorm import (
+    BatchNormCache,
+    batchnorm_backward,
+    batchnorm_forward,
+    batchnorm_inference,
+    fold_batchnorm,
+    update_running,
+)
 from gradwatch.reference.losses import LOSSES, cross_entropy, squared_error
 from gradwatch.reference.mlp import ForwardPass, Gradients, Network, backward, forward, loss_and_gradients
 

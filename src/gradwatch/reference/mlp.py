@@ -28,6 +28,7 @@ Samples are columns: z_j has shape ``(n_j, m)``; gradients are summed over the m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,8 @@ from gradwatch.errors import ConfigError
 from gradwatch.nn.activations import numpy_activation
 from gradwatch.reference import batchnorm as bn
 from gradwatch.reference.losses import LOSSES
+
+OneBased = list[Any]  # indexed from 1 as in the slides: entry 0 (and a layer's missing mask or cache) is None
 
 
 @dataclass
@@ -115,11 +118,11 @@ class Network:
 class ForwardPass:
     """Everything the backward pass needs, indexed from 1 like the slides."""
 
-    z: list            # z[1] = x, …, z[n+1] = m(x; θ)                         (n_j, m)
-    v: list            # v[j] = W_j z_j + b_j                                   (n_{j+1}, m)
-    u: list            # u[j] = BN(v_j) with batch norm, else v_j: σ_j's input   (n_{j+1}, m)
-    masks: list        # masks[j]: dropout mask of hidden layer j, or None
-    bn_caches: list    # bn_caches[j]: what batchnorm_backward needs, or None
+    z: OneBased          # z[1] = x, …, z[n+1] = m(x; θ)                         (n_j, m)
+    v: OneBased          # v[j] = W_j z_j + b_j                                   (n_{j+1}, m)
+    u: OneBased          # u[j] = BN(v_j) with batch norm, else v_j: σ_j's input   (n_{j+1}, m)
+    masks: OneBased      # masks[j]: dropout mask of hidden layer j, or None
+    bn_caches: OneBased  # bn_caches[j]: what batchnorm_backward needs, or None
 
     @property
     def output(self) -> np.ndarray:
@@ -134,7 +137,7 @@ class Gradients:
     biases: list
     gammas: list
     betas: list
-    delta: list  # delta[j] = ∂L/∂z_j (transposed), j = 1 … n+1; delta[0] unused
+    delta: OneBased  # delta[j] = ∂L/∂z_j (transposed), j = 1 … n+1; delta[0] unused
 
 
 def forward(net: Network, x: np.ndarray, *, train: bool = True, masks: list | None = None,
@@ -150,11 +153,15 @@ def forward(net: Network, x: np.ndarray, *, train: bool = True, masks: list | No
     if x.shape[0] != net.weights[0].shape[1]:
         raise ConfigError("x.shape", x.shape, f"expected {net.weights[0].shape[1]} rows (one sample per column)")
     act = numpy_activation(net.activation)
-    W, b = [None, *net.weights], [None, *net.biases]
+    W: OneBased = [None, *net.weights]
+    b: OneBased = [None, *net.biases]
     rng = np.random.default_rng(seed)
     n = net.n
-    z, v, u = [None, x], [None], [None]
-    drop, caches = [None] * (n + 1), [None] * (n + 1)
+    z: OneBased = [None, x]
+    v: OneBased = [None]
+    u: OneBased = [None]
+    drop: OneBased = [None] * (n + 1)
+    caches: OneBased = [None] * (n + 1)
     for j in range(1, n + 1):
         v.append(W[j] @ z[j] + b[j][:, None])                                # v_j = W_j z_j + b_j
         if j == n:                                                           # σ_n = Id: the output layer
@@ -191,11 +198,13 @@ def backward(net: Network, fp: ForwardPass, delta_out: np.ndarray) -> Gradients:
     """
     act = numpy_activation(net.activation)
     n = net.n
-    W = [None, *net.weights]
-    delta = [None] * (n + 2)
+    W: OneBased = [None, *net.weights]
+    delta: OneBased = [None] * (n + 2)
     delta[n + 1] = np.asarray(delta_out, dtype=float).reshape(fp.output.shape)
-    dW, db = [None] * n, [None] * n
-    dgamma, dbeta = [None] * (n - 1), [None] * (n - 1)
+    dW: list[np.ndarray | None] = [None] * n          # filled from the output side, all set at the end
+    db: list[np.ndarray | None] = [None] * n
+    dgamma: list[np.ndarray | None] = [None] * (n - 1)
+    dbeta: list[np.ndarray | None] = [None] * (n - 1)
     for j in range(n, 0, -1):
         if j == n:
             g = delta[n + 1]                                                 # σ_n = Id: σ'_n = 1

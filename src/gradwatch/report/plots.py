@@ -7,8 +7,13 @@ importing gradwatch never pays for it.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 
 def _pyplot():
@@ -50,10 +55,19 @@ def label_axes(ax, *, xlabel: str, ylabel: str, title: str, logy: bool = False, 
 
 
 class _Saveable:
-    figure = None
+    figure: Figure | None = None  # set by plot()
+    ax: Axes | None = None
 
     def plot(self, ax=None):  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def drawn(self) -> Figure:
+        """The figure, drawn first if :meth:`plot` was not called yet."""
+        if self.figure is None:
+            self.plot()
+        if self.figure is None:
+            raise RuntimeError(f"{type(self).__name__}.plot() did not draw a figure")
+        return self.figure
 
     def _axes(self, ax, size=(6.4, 4.2)):
         if ax is None:
@@ -62,12 +76,11 @@ class _Saveable:
         return ax
 
     def save(self, path: str | os.PathLike, dpi: int = 120) -> Path:
-        if self.figure is None:
-            self.plot()
+        figure = self.drawn()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.figure.savefig(path, dpi=dpi)
-        _pyplot().close(self.figure)
+        figure.savefig(path, dpi=dpi)
+        _pyplot().close(figure)
         return path
 
 
@@ -102,7 +115,7 @@ class Curves(_Saveable):
     reference level (e.g. chance accuracy) with its label. ``layer_colours`` colours the series as layers.
     """
 
-    def __init__(self, series: dict[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str, ylabel: str,
+    def __init__(self, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str, ylabel: str,
                  title: str, logy: bool = False, logx: bool = False, hline: tuple[float, str] | None = None,
                  layer_colours: bool = False, markers: bool = False):
         self.series, self.xlabel, self.ylabel, self.title = series, xlabel, ylabel, title
@@ -110,7 +123,8 @@ class Curves(_Saveable):
 
     def plot(self, ax=None) -> Curves:
         ax = self._axes(ax)
-        colours = layer_colors(len(self.series)) if self.layer_colours else [config_color(i) for i in range(len(self.series))]
+        n = len(self.series)
+        colours = layer_colors(n) if self.layer_colours else [config_color(i) for i in range(n)]
         for (label, (xs, ys)), c in zip(self.series.items(), colours):
             ax.plot(list(xs), list(ys), label=label, color=c, marker="o" if self.markers else None, ms=3)
         if self.hline is not None:
@@ -125,7 +139,7 @@ class LayerProfiles(_Saveable):
     ``profiles = {config label: values input→output}``; layers are numbered from 1 on the x axis.
     """
 
-    def __init__(self, profiles: dict[str, Sequence[float]], *, ylabel: str, title: str, logy: bool = True,
+    def __init__(self, profiles: Mapping[str, Sequence[float]], *, ylabel: str, title: str, logy: bool = True,
                  xlabel: str = "layer (1 = nearest the input)"):
         self.profiles, self.ylabel, self.title, self.logy, self.xlabel = profiles, ylabel, title, logy, xlabel
 
@@ -143,7 +157,7 @@ class LayerProfiles(_Saveable):
 class ImageRow(_Saveable):
     """Images side by side with captions (e.g. an input digit and its image in the first hidden layer)."""
 
-    def __init__(self, images: dict[str, Sequence[Sequence[float]]], *, title: str, cmap: str = "gray"):
+    def __init__(self, images: Mapping[str, Sequence[Sequence[float]]], *, title: str, cmap: str = "gray"):
         self.images, self.title, self.cmap = images, title, cmap
 
     def plot(self, ax=None) -> ImageRow:

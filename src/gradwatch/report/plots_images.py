@@ -7,7 +7,7 @@ that "a flat grey field" and "noise" can be seen side by side.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from gradwatch.report.plots import _pyplot, _Saveable
 
@@ -17,7 +17,7 @@ Image = Sequence[Sequence[float]]
 class ImageGrid(_Saveable):
     """``rows = {row label: ({caption: image}, (vmin, vmax) or None)}``; every row has the same captions."""
 
-    def __init__(self, rows: dict[str, tuple[dict[str, Image], tuple[float, float] | None]], *, title: str,
+    def __init__(self, rows: Mapping[str, tuple[Mapping[str, Image], tuple[float, float] | None]], *, title: str,
                  cmap: str = "gray"):
         self.rows, self.title, self.cmap = rows, title, cmap
 

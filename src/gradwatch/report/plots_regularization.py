@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from gradwatch.report.plots import _Saveable, config_color
 
@@ -17,7 +17,7 @@ class PolynomialFits(_Saveable):
     """
 
     def __init__(self, x: Sequence[float], y: Sequence[float], grid: Sequence[float], truth: Sequence[float],
-                 fits: dict[str, Sequence[float]], *, title: str, xlabel: str = "x", ylabel: str = "y",
+                 fits: Mapping[str, Sequence[float]], *, title: str, xlabel: str = "x", ylabel: str = "y",
                  margin: float = 0.75):
         self.x, self.y, self.grid, self.truth, self.fits = list(x), list(y), list(grid), list(truth), fits
         self.title, self.xlabel, self.ylabel, self.margin = title, xlabel, ylabel, margin

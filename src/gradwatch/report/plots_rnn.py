@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from gradwatch.report.plots import _Saveable, config_color
 
@@ -17,7 +17,7 @@ class JacobianDecay(_Saveable):
         JacobianDecay(range(1, 61), {"ρ = 0.9": (actual, bound)}, title="...").save("rnn.png")
     """
 
-    def __init__(self, lags: Sequence[int], curves: dict[str, tuple[Sequence[float], Sequence[float]]], *,
+    def __init__(self, lags: Sequence[int], curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
                  title: str, decades_above: float = 3.0):
         self.lags, self.curves, self.title, self.decades_above = list(lags), curves, title, decades_above
 

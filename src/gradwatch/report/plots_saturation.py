@@ -4,9 +4,9 @@ normalised histograms of back-propagated gradients per layer. Same conventions a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from gradwatch.report.plots import _Saveable, _pyplot, layer_colors
+from gradwatch.report.plots import _pyplot, _Saveable, layer_colors
 
 
 class LayerBands(_Saveable):
@@ -15,7 +15,7 @@ class LayerBands(_Saveable):
     ``layers = {label: (means, stds)}`` over the shared ``steps``.
     """
 
-    def __init__(self, steps: Sequence[float], layers: dict[str, tuple[Sequence[float], Sequence[float]]], *,
+    def __init__(self, steps: Sequence[float], layers: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
                  title: str, xlabel: str = "training step", ylabel: str = "activation value"):
         self.steps, self.layers, self.title, self.xlabel, self.ylabel = list(steps), layers, title, xlabel, ylabel
 
@@ -41,7 +41,7 @@ class LayerHistograms(_Saveable):
     ``panels = {configuration: {layer label: (bin edges, densities)}}``.
     """
 
-    def __init__(self, panels: dict[str, dict[str, tuple[Sequence[float], Sequence[float]]]], *, title: str,
+    def __init__(self, panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], *, title: str,
                  xlabel: str = "back-propagated gradient ∂C/∂z", ylabel: str = "density"):
         self.panels, self.title, self.xlabel, self.ylabel = panels, title, xlabel, ylabel
 

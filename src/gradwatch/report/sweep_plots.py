@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from gradwatch.report.plots import _Saveable, config_color, label_axes
 
-Knob = Union[str, tuple[str, Callable[[dict[str, Any]], Any]]]
+Knob = str | tuple[str, Callable[[dict[str, Any]], Any]]
 METRIC_LABELS = {"test_accuracy": "test accuracy", "test_loss": "test loss", "accuracy": "train accuracy",
                  "loss": "training loss", "grad_ratio": "‖g first layer‖ / ‖g last layer‖"}
 

@@ -4,7 +4,7 @@ interval problem); each reads saved numbers (a ``to_dict()``), draws on ``ax``, 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from gradwatch.report.plots import _Saveable, config_color
 class IntervalWidth(_Saveable):
     """Width of {a : |w σ'(wa + b)| ≥ 1} against |w|, several curves, the optimum marked with its value."""
 
-    def __init__(self, w: Sequence[float], widths: dict[str, Sequence[float]], *, optimum: tuple[float, float],
+    def __init__(self, w: Sequence[float], widths: Mapping[str, Sequence[float]], *, optimum: tuple[float, float],
                  title: str = "Where a sigmoid neuron can grow a gradient (seed 000, problem 1)"):
         self.w, self.widths, self.optimum, self.title = list(w), widths, optimum, title
 

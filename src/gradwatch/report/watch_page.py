@@ -70,11 +70,12 @@ def _lines(history, stat: str):
 
     from gradwatch.report.watch_plots import LayerStatOverTime
 
-    plot = LayerStatOverTime(history, stat).plot()
+    plot = LayerStatOverTime(history, stat)
+    figure = plot.drawn()
     if len(history.layers) > 12:  # no legend then: a colour bar from the input side to the output side
-        plot.figure.colorbar(ScalarMappable(Normalize(0, len(history.layers) - 1), "viridis"), ax=plot.ax,
-                             label="layer index (0 = input side)")
-    return plot.figure
+        figure.colorbar(ScalarMappable(Normalize(0, len(history.layers) - 1), "viridis"), ax=plot.ax,
+                        label="layer index (0 = input side)")
+    return figure
 
 
 def _histogram_map(history):

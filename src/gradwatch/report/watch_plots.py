@@ -6,12 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradwatch.probe.history import HIST_SPECIAL
-from gradwatch.report.plots import LayerGradientBars, _pyplot
-
-
-class _Saveable:
-    figure = None
-    save = LayerGradientBars.save  # the same save(path, dpi) as the other plots: draws if needed, writes, closes
+from gradwatch.report.plots import _pyplot, _Saveable
 
 
 class GradientHistograms(_Saveable):
@@ -73,7 +68,7 @@ class LayerStatOverTime(_Saveable):
         for j, (layer, color) in enumerate(zip(h.layers, colors)):
             keep = np.isfinite(values[:, j]) & (values[:, j] > 0)
             ax.plot(h.steps[keep], values[keep, j], label=layer, color=color)
-            if lo is not None:
+            if lo is not None and hi is not None:
                 ax.fill_between(h.steps[keep], lo[keep, j], hi[keep, j], color=color, alpha=0.2, linewidth=0)
         ax.set_yscale("log")
         ax.set_xlabel("step")

@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from gradwatch.errors import ConfigError
+from gradwatch.probe.stats import STATS
 
 PREFIX = "gradwatch"
 
@@ -45,28 +46,51 @@ def check_stats(stats: Sequence[str] | None) -> tuple[str, ...] | None:
     return tuple(stats)
 
 
-def step_metrics(history: Any, steps: np.ndarray, values: np.ndarray, stats: Sequence[str] | None = None,
-                 prefix: str = PREFIX, *, skip_unsampled: bool = True) -> Iterator[tuple[int, dict[str, float]]]:
-    """``(step, {key: value})`` per recorded step, for the statistics in ``stats`` (all recorded ones if None).
+# the counts that say a layer's gradient, weights or activations held an inf/NaN at a step: a NaN statistic of
+# that layer there is a measurement (a non-finite value), anywhere else it stands for "not measured here"
+NONFINITE_COUNTS = ("nonfinite", "weight_nonfinite", "act_nonfinite")
 
-    Values are Python floats with NaN/inf kept. A statistic that is sampled every k steps (activation and
-    backward-gain statistics) is NaN on all layers at the steps it was not sampled; with ``skip_unsampled`` such
-    an all-NaN row of a sampled statistic is left out (it was not measured there, which is not a NaN gradient).
-    """
+
+def measured(history: Any, values: np.ndarray) -> np.ndarray:
+    """Which values were measured: a bool mask like ``values[n, stats, layers]``.
+
+    A finite or infinite value was measured. A NaN was measured when one of the layer's non-finite counts
+    (:data:`NONFINITE_COUNTS`) is positive at that step; otherwise it is the watch's placeholder for a statistic not
+    sampled at that step (``sample_every``), a layer without a gradient, or a series never recorded
+    (``grad_norm_preclip`` when the loop does not clip). When no count is recorded at all, the NaN of the
+    statistics taken on every step (``grad_norm``) count as measured, as nothing tells them apart."""
+    values = np.asarray(values)
+    nan = np.isnan(values)
+    # taken on every recorded step for every layer with a gradient (grad_norm, nonfinite); the others are taken
+    # on some steps only, and a step where all their layers are NaN is one where they were not taken
+    every_step = np.array([s in STATS and STATS[s].every_step and s != "grad_norm_preclip" for s in history.stats])
+    taken = every_step[None, :] | ~nan.all(axis=2)  # [n, stats]
+    counts = [history.stats.index(s) for s in NONFINITE_COUNTS if s in history.stats]
+    if not counts:
+        return ~nan | every_step[None, :, None]
+    evidence = (np.nan_to_num(values[:, counts], nan=0.0) > 0).any(axis=1)  # [n, layers]
+    return ~nan | (taken[:, :, None] & evidence[:, None, :])
+
+
+def step_metrics(history: Any, steps: np.ndarray, values: np.ndarray, stats: Sequence[str] | None = None,
+                 prefix: str = PREFIX) -> Iterator[tuple[int, dict[str, float]]]:
+    """``(step, {key: value})`` per recorded step, for the statistics in ``stats`` (all recorded ones if None),
+    holding only the values measured at that step (:func:`measured`): a statistic sampled every k steps appears
+    every k steps, a series never recorded not at all; a NaN or inf gradient is passed on as it is. Steps with
+    nothing measured are left out."""
     names = [s for s in history.stats if stats is None or s in stats]
     cols = [history.stats.index(s) for s in names]
     layers = list(history.layers)
-    from gradwatch.probe.stats import SAMPLED_STATS  # here: the probe itself imports the sinks
-
-    sampled = set(SAMPLED_STATS)
+    keys = [[metric_key(name, layer, prefix) for layer in layers] for name in names]
+    keep = measured(history, values)[:, cols]  # [n, names, layers]
+    chosen = np.asarray(values)[:, cols]
     for n, step in enumerate(np.asarray(steps).tolist()):
         row: dict[str, float] = {}
-        for name, c in zip(names, cols):
-            v = values[n, c]
-            if skip_unsampled and name in sampled and np.isnan(v).all():
-                continue
-            row.update(zip((metric_key(name, layer, prefix) for layer in layers), v.tolist()))
-        yield int(step), row
+        for i, (k, v) in enumerate(zip(keys, chosen[n].tolist())):
+            mask = keep[n, i]
+            row.update((key, x) for key, x, m in zip(k, v, mask) if m)
+        if row:
+            yield int(step), row
 
 
 def diagnosis_text(diagnosis: Any) -> str:

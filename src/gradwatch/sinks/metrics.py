@@ -15,15 +15,17 @@ from gradwatch.sinks.base import PREFIX, check_stats, diagnosis_text, step_metri
 class Metrics:
     """``log(metrics: dict[str, float], step: int)`` is called once per recorded step with one key per statistic
     and layer (``gradwatch/<stat>/<layer>``; NaN/inf kept); ``text(diagnosis: str)``, if given, once at close.
-    ``stats``: the statistics to pass (default: every recorded one). Histograms are not passed."""
+    ``stats``: the statistics to pass (default: every recorded one). Histograms are not passed. ``name``: how
+    a warning names this sink if it fails (default ``"Metrics"``)."""
 
     def __init__(self, log: Callable[[dict[str, float], int], Any], *, text: Callable[[str], Any] | None = None,
-                 stats: Sequence[str] | None = None, prefix: str = PREFIX):
+                 stats: Sequence[str] | None = None, prefix: str = PREFIX, name: str | None = None):
         if not callable(log):
             raise ConfigError("log", log, "expected a function log(metrics: dict, step: int)")
         if text is not None and not callable(text):
             raise ConfigError("text", text, "expected a function text(diagnosis: str) or None")
         self.log, self.text, self.stats, self.prefix = log, text, check_stats(stats), prefix
+        self.name = name
 
     def write(self, history: Any, steps: np.ndarray, values: np.ndarray) -> None:
         for step, row in step_metrics(history, steps, values, self.stats, self.prefix):

@@ -41,7 +41,7 @@ class TensorBoard:
         self.stats, self.prefix = check_stats(stats), prefix
         self._own = writer is None
         self._last_step = 0
-        self.writer = _summary_writer(log_dir) if writer is None else writer
+        self.writer = writer if writer is not None else _summary_writer(str(log_dir))
 
     def write(self, history: Any, steps: np.ndarray, values: np.ndarray) -> None:
         from tensorboard.compat.proto.summary_pb2 import Summary

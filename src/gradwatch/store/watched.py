@@ -65,6 +65,8 @@ def _run_id(name: str | None) -> str:
 class WatchedRun:
     """The sink that writes a watch into the run store (made by the watch itself when it has ``store``)."""
 
+    name = "run store"  # how a warning names it if writing fails
+
     def __init__(self, store: RunStore | str | os.PathLike, watcher: Any):
         self._own = not isinstance(store, RunStore)
         if self._own and not isinstance(store, (str, os.PathLike)):
@@ -73,12 +75,12 @@ class WatchedRun:
         self.db = RunStore(store) if self._own else store
         h = watcher._history
         user = config_dict(watcher.config)
-        optimizer = getattr(watcher, "optimizer", None)
+        optimizers = [type(o).__name__ for o in getattr(watcher, "optimizers", ())]
         self.run_id = _run_id(watcher.name)
         self.db.start_run(self.run_id, {
             "kind": WATCH_KIND, "name": watcher.name, "seed": user.get("seed"), "user": user,
             "model": type(getattr(watcher.model, "module", watcher.model)).__name__,
-            "optimizer": None if optimizer is None else type(optimizer).__name__,
+            "optimizer": ", ".join(optimizers) or None,
             "watch": {"every": watcher.every, "sample_every": watcher.sample_every,
                       "flush_every": watcher.flush_every, "stats": list(h.stats)},
             "layout": {"kinds": h.kinds, "numel": [int(n) for n in h.numel], "activations": h.activations,

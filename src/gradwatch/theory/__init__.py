@@ -14,8 +14,13 @@ from gradwatch.theory.compare import InitComparison, compare_at_init
 from gradwatch.theory.init_variance import VariancePrediction, variance_propagation, weight_variance
 from gradwatch.theory.jacobian import JacobianSpectrum, jacobian_spectrum
 from gradwatch.theory.meanfield import MeanField, PhaseDiagram, critical_sigma_w2, mean_field, phase_diagram, q_star
-from gradwatch.theory.nielsen import (NielsenOptimum, interval_width_numeric, min_weight_for_growth,
-                                      nielsen_interval_width, nielsen_optimum)
+from gradwatch.theory.nielsen import (
+    NielsenOptimum,
+    interval_width_numeric,
+    min_weight_for_growth,
+    nielsen_interval_width,
+    nielsen_optimum,
+)
 from gradwatch.theory.rnn import RNNBounds, rnn_bounds, rnn_trajectory
 
 __all__ = ["ChainResult", "chain", "InitComparison", "compare_at_init", "VariancePrediction",

@@ -61,9 +61,12 @@ def chain(weights: Sequence[float], biases: Sequence[float] | None = None, x: fl
     w = _finite_list("weights", weights)
     if not w:
         raise ConfigError("weights", list(weights), "expected at least one weight (one per layer)")
-    b = [0.0] * len(w) if biases is None else _finite_list("biases", biases)
-    if len(b) != len(w):
-        raise ConfigError("biases", list(biases), f"expected {len(w)} biases, one per weight")
+    if biases is None:
+        b = [0.0] * len(w)
+    else:
+        b = _finite_list("biases", biases)
+        if len(b) != len(w):
+            raise ConfigError("biases", list(biases), f"expected {len(w)} biases, one per weight")
     if not math.isfinite(float(x)):
         raise ConfigError("x", x, "must be a finite number")
     act, np_act = get_activation(activation), numpy_activation(activation)

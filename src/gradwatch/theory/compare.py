@@ -20,7 +20,6 @@ from gradwatch.nn.memory import check_fits, mlp_bytes
 from gradwatch.nn.mlp import init_linear_layers, mlp
 from gradwatch.theory.init_variance import variance_propagation
 
-
 MAX_SEED = 2**63 - 1  # torch.Generator takes seeds in [0, 2⁶⁴); numpy and the lab use [0, 2⁶³)
 
 

@@ -34,7 +34,8 @@ def split_rule(nodes: int = NODES, cutoff: float = CUTOFF) -> tuple[np.ndarray, 
     half = 0.5 * cutoff
     z = np.concatenate([half * (t - 1), half * (t + 1)])            # [−L, 0] then [0, L]
     w = np.concatenate([half * wt, half * wt]) * _density(z)
-    z.setflags(write=False), w.setflags(write=False)
+    z.setflags(write=False)
+    w.setflags(write=False)
     return z, w
 
 

@@ -16,13 +16,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from pydantic import Field, field_validator
 
 from gradwatch.errors import check_choice
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.experiments.probing import activation_stats, layer_values_at, single_threaded
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.nn.init import INITS
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu", "softsign")
@@ -68,7 +69,7 @@ def _measure(cfg: ActivationsConfig, progress: Progress) -> ExperimentResult:
 
     width = cfg.width or (64 if cfg.quick else 128)
     epochs = cfg.epochs or (5 if cfg.quick else 20)
-    data = lab.load_dataset(cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed)
+    data = lab.load_dataset(cfg.dataset_name, data_dir=cfg.data_dir, seed=cfg.seed)
     per_act, run_ids = {}, []
     for act in progress.track(ACTIVATIONS, "training one net per activation", total=len(ACTIVATIONS)):
         run = lab.train(lab.Config(depth=cfg.depth, width=width, activation=act, init=cfg.init, optimizer="sgd",
@@ -81,7 +82,7 @@ def _measure(cfg: ActivationsConfig, progress: Progress) -> ExperimentResult:
                         "train_loss": run.metric("train_loss").tolist(), "accuracy": run.final["accuracy"],
                         "test_accuracy": run.final["test_accuracy"],
                         "dead_fraction": _hidden(dead["act_dead"], dead["layers"])}
-    dying = {}
+    dying: dict[str, list[dict[str, Any]]] = {}
     jobs = [(act, seed) for act in ("relu", "leaky_relu") for seed in (cfg.seed, cfg.seed + 1)]
     for act, seed in progress.track(jobs, "dying ReLU at a large learning rate", total=len(jobs)):
         run = lab.train(lab.Config(depth=cfg.dying_depth, width=width, activation=act, init="he_normal",
@@ -104,7 +105,8 @@ def _measure(cfg: ActivationsConfig, progress: Progress) -> ExperimentResult:
     evidence = (f"at init the sigmoid's last hidden layer gets {sig['span']:.3g}× the gradient of its first (largest "
                 f"span among the others: {worst_other} {per_act[worst_other]['span']:.3g}×); after {epochs} epochs the "
                 f"sigmoid's training loss is {sig['train_loss'][-1]:.3f} (ln 10 = {CHANCE:.3f}), the others' "
-                f"{min(per_act[a]['train_loss'][-1] for a in others):.3f}–{max(per_act[a]['train_loss'][-1] for a in others):.3f}; "
+                f"{min(per_act[a]['train_loss'][-1] for a in others):.3f}–"
+                f"{max(per_act[a]['train_loss'][-1] for a in others):.3f}; "
                 f"at lr {cfg.dying_lr} ≥ {relu_dead:.0%} of ReLU units are dead on both seeds, "
                 f"{leaky_dead:.0%} of LeakyReLU units")
     rows = [[a, p["grad_norm_at_init"][0], p["grad_norm_at_init"][-1], p["span"], p["train_loss"][-1], p["accuracy"],

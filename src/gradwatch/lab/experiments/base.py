@@ -9,7 +9,7 @@ evidence, in one sentence), plain tables, plot objects and every number as JSON-
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -66,7 +66,7 @@ class ExperimentResult:
     numbers: dict[str, Any]
     config: dict[str, Any]
     tables: list[Table] = field(default_factory=list)
-    figures: dict[str, Figure] = field(default_factory=dict)
+    figures: Mapping[str, Figure] = field(default_factory=dict)
     run_ids: list[str] = field(default_factory=list)
     seconds: float = math.nan
 

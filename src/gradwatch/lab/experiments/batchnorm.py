@@ -23,7 +23,7 @@ at the higher rate, and the folding.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,8 +33,7 @@ from torch import nn
 
 from gradwatch import lab
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import (TrainedExperimentConfig, accuracy_curve, open_store,
-                                               training_config)
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig, accuracy_curve, open_store, training_config
 from gradwatch.lab.prepare import prepare
 
 CLAIM = ("Batch normalisation makes a 3×100 sigmoid net reach a higher test accuracy at the same step, keeps "
@@ -55,15 +54,15 @@ class BatchNormConfig(TrainedExperimentConfig):
     init_std: float = Field(0.1, gt=0, description="σ of the Gaussian initial weights")
     lr: float = Field(0.5, gt=0, description="SGD learning rate")
     high_lr_factor: float = Field(10.0, gt=1, description="the second pair of runs uses lr × this")
-    steps: Optional[int] = Field(None, ge=1, description=f"SGD steps [default: {FULL_STEPS}; {QUICK_STEPS} with "
-                                                         "--quick]")
+    steps: int | None = Field(None, ge=1, description=f"SGD steps [default: {FULL_STEPS}; {QUICK_STEPS} with "
+                                                      "--quick]")
     batch_size: int = Field(60, ge=2, description="examples per step (Ioffe & Szegedy: 60)")
     snapshots: int = Field(40, ge=2, description="how many times the sigmoid-input percentiles are taken")
     unit: int = Field(0, ge=0, description="which unit of the last hidden layer is followed")
     probe_examples: int = Field(500, ge=10, description="test images the percentiles are taken over")
 
 
-def sigmoid_input(model: nn.Sequential, x: torch.Tensor, layer: int) -> torch.Tensor:
+def sigmoid_input(model: nn.Module, x: torch.Tensor, layer: int) -> torch.Tensor:
     """The input of the activation ``act{layer}`` for the batch ``x`` (``[n, width]``).
 
     BN layers normalise with the batch's own mean and variance (as in training) without touching their running
@@ -137,7 +136,7 @@ def run(cfg: BatchNormConfig, progress: Progress) -> ExperimentResult:
             runs[label] = lab.train(base, store=store, on_step=trackers[label], norm=norm, lr=cfg.lr * factor)
     fold = fold_check(runs["BN"].model, x_probe)
     curves = {label: accuracy_curve(r) for label, r in runs.items()}
-    numbers = {
+    numbers: dict[str, Any] = {
         "dataset": runs["BN"].source, "steps": steps, "lr": cfg.lr, "high_lr": cfg.lr * cfg.high_lr_factor,
         "test_accuracy": {label: {"steps": s, "values": a} for label, (s, a) in curves.items()},
         "final_test_accuracy": {label: a[-1] for label, (_, a) in curves.items()},
@@ -174,7 +173,8 @@ def _tables(cfg: BatchNormConfig, numbers: dict, runs: dict) -> list[Table]:
     for label, r in runs.items():
         _, a = accuracy_curve(r)
         p = numbers["percentiles"][label]["p15_p50_p85"]
-        rows.append([label, r.config.lr, numbers["early"]["test_accuracy"][label], a[-1], round(numbers["percentile_drift"][label], 3),
+        rows.append([label, r.config.lr, numbers["early"]["test_accuracy"][label], a[-1],
+                     round(numbers["percentile_drift"][label], 3),
                      " / ".join(f"{v:.2f}" for v in p[0]), " / ".join(f"{v:.2f}" for v in p[-1])])
     main = Table(f"{numbers['dataset']}; {net}; {numbers['steps']} steps; seed {cfg.seed}",
                  ["net", "lr", f"test acc @ step {numbers['early']['step']}", "final test acc",

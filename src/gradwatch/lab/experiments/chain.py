@@ -15,6 +15,7 @@ as seed 000's exercise 1 suggests, for ReLU (max σ' = 1: the factor is |w_j| or
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,12 +62,18 @@ def draw(cfg: ChainConfig) -> Draw:
     return Draw(w, b, rng.uniform(0, 1, n), rng.uniform(0, 1, n))
 
 
+def half_squared_error_grad(t: float) -> Callable[[float], float]:
+    """∂C/∂a_L of C = ½(a_L − t)² as a function of the output a_L."""
+    return lambda y: y - t
+
+
 def differentiate(d: Draw, activation: str, progress: Progress) -> dict[str, np.ndarray]:
     """Every chain through :func:`gradwatch.theory.chain`; arrays [samples, depth] (``grad_x``: [samples])."""
     keys = ("factors", "grad_b", "bound_b")
     out: dict[str, list] = {k: [] for k in keys + ("grad_x", "bound_x", "loss_grad")}
     for i in progress.track(range(len(d.x)), f"{activation} chains", total=len(d.x)):
-        r = chain(d.weights[i], d.biases[i], x=d.x[i], activation=activation, loss_grad=lambda y, t=d.t[i]: y - t)
+        r = chain(d.weights[i], d.biases[i], x=d.x[i], activation=activation,
+                  loss_grad=half_squared_error_grad(d.t[i]))
         for k in keys:
             out[k].append(getattr(r, k))
         out["grad_x"].append(r.grad_x)
@@ -128,7 +135,7 @@ def _run(cfg: ChainConfig, progress: Progress) -> ExperimentResult:
           s["median_bound_b"][j], s["max_ratio_to_bound"][j], s["share_zero_grad_b"][j]]
          for a, s in stats.items() for j in range(L)])]
     examples = [chain(d.weights[i], d.biases[i], x=d.x[i], activation=acts[0],
-                      loss_grad=lambda y, t=d.t[i]: y - t).to_dict() | {"t": float(d.t[i])} for i in range(3)]
+                      loss_grad=half_squared_error_grad(d.t[i])).to_dict() | {"t": float(d.t[i])} for i in range(3)]
     from gradwatch.report.plots import LayerProfiles
 
     profiles = {f"{a} median |∂C/∂b_j|": s["median_abs_grad_b"] for a, s in stats.items() if a != "relu"}

@@ -14,7 +14,7 @@ affine map; δ_{n+1} = ∂L/∂logits).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,8 +46,8 @@ class ClippingConfig(TrainedExperimentConfig):
     lr: float = Field(0.02, gt=0, description="SGD learning rate")
     clip_norm: float = Field(1.0, gt=0, description="threshold of clipping by global norm (Pascanu et al.: 1)")
     clip_value: float = Field(0.01, gt=0, description="threshold of clipping every gradient element")
-    steps: Optional[int] = Field(None, ge=1, description=f"SGD steps [default: {FULL_STEPS}; {QUICK_STEPS} with "
-                                                         "--quick]")
+    steps: int | None = Field(None, ge=1, description=f"SGD steps [default: {FULL_STEPS}; {QUICK_STEPS} with "
+                                                      "--quick]")
     batch_size: int = Field(64, ge=2, description="examples per step")
 
 
@@ -94,9 +94,10 @@ def run(cfg: ClippingConfig, progress: Progress) -> ExperimentResult:
     steps = cfg.steps or (QUICK_STEPS if cfg.quick else FULL_STEPS)
     base = training_config(cfg, steps, depth=cfg.depth, width=cfg.width, activation=cfg.activation,
                            init="normal", init_std=cfg.init_std, optimizer="sgd", lr=cfg.lr)
-    plan = {"no remedy": {}, f"clip norm {cfg.clip_norm:g}": {"clip_norm": cfg.clip_norm},
-            f"clip value {cfg.clip_value:g}": {"clip_value": cfg.clip_value},
-            "‖W‖₂ ≤ 1": {"init": "orthogonal", "max_spectral_norm": 1.0}}
+    plan: dict[str, dict[str, Any]] = {
+        "no remedy": {}, f"clip norm {cfg.clip_norm:g}": {"clip_norm": cfg.clip_norm},
+        f"clip value {cfg.clip_value:g}": {"clip_value": cfg.clip_value},
+        "‖W‖₂ ≤ 1": {"init": "orthogonal", "max_spectral_norm": 1.0}}
     data = prepare(base)
     x, y = data.x_test[:PROBE_EXAMPLES], data.y_test[:PROBE_EXAMPLES]
     runs, at_init = {}, {}
@@ -109,7 +110,7 @@ def run(cfg: ClippingConfig, progress: Progress) -> ExperimentResult:
             runs[label] = lab.train(cfg_run, store=store)
     constrained = runs["‖W‖₂ ≤ 1"]
     trained_delta = delta_profile(input_gradients(constrained.model, x, y))
-    numbers = {
+    numbers: dict[str, Any] = {
         "dataset": constrained.source, "steps": steps,
         "train_loss": {label: [float(v) for v in r.metric("train_loss")] for label, r in runs.items()},
         "epoch_steps": {label: [int(v) for v in r.metric("step")] for label, r in runs.items()},
@@ -140,8 +141,8 @@ def run(cfg: ClippingConfig, progress: Progress) -> ExperimentResult:
 def _tables(cfg: ClippingConfig, numbers: dict) -> list[Table]:
     net = f"{cfg.depth}×{cfg.width} {cfg.activation}, N(0, {cfg.init_std:g}²), SGD lr {cfg.lr:g}"
     main = Table(f"{numbers['dataset']}; {net}; {numbers['steps']} steps; seed {cfg.seed}",
-                 ["remedy", "‖g‖ stepped on at step 1 (after clipping)", "final train loss", "final train acc", "‖δ_1‖/‖δ_out‖ at init",
-                  "‖δ_j‖ ≤ ‖δ_j+1‖ at init"],
+                 ["remedy", "‖g‖ stepped on at step 1 (after clipping)", "final train loss", "final train acc",
+                  "‖δ_1‖/‖δ_out‖ at init", "‖δ_j‖ ≤ ‖δ_j+1‖ at init"],
                  [[label, numbers["first_grad_norm"][label], numbers["final_train_loss"][label],
                    numbers["final_accuracy"][label], d["input_over_output"], d["share_nonincreasing"]]
                   for label, d in numbers["delta_at_init"].items()])

@@ -32,7 +32,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from pydantic import Field, field_validator
 
@@ -89,13 +88,16 @@ class LayerImages:
 
 def hidden_activity(model: torch.nn.Sequential, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(pre-activation z_l, activation h_l) of every hidden layer, float64, for inputs x [n, features]."""
-    out, h, z = [], x.double(), None
+    out: list[tuple[torch.Tensor, torch.Tensor]] = []
+    h, z = x.double(), None
     with torch.no_grad():
         for name, module in model.double().named_children():
             if name == "output":
                 break
             if isinstance(module, torch.nn.Linear):
                 z = module(h)
+            elif z is None:
+                raise ConfigError("model", name, "expected a Linear layer before every activation")
             else:
                 h = module(z)
                 out.append((z, h))
@@ -182,7 +184,7 @@ def _run(cfg: FirstLayerImageConfig, progress: Progress) -> ExperimentResult:
     from gradwatch.report.plots_images import ImageGrid
 
     inp = x[cfg.image].reshape(shape).tolist()
-    images = {"input (label %d)" % int(data.y_test[cfg.image]): inp} | {f"h₁ at {r.label}": r.image for r in rows}
+    images = {f"input (label {int(data.y_test[cfg.image])})": inp} | {f"h₁ at {r.label}": r.image for r in rows}
     figures = {
         "main": ImageGrid({"same scale [0, 1]": (images, (0.0, 1.0)), "each image's own scale": (images, None)},
                           title=f"An input and its image in the first hidden layer ({cfg.activation}, "

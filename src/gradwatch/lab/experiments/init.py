@@ -18,8 +18,8 @@ import math
 from pydantic import Field
 
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.experiments.probing import first_step_reaching, layer_values_at, single_threaded
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 
 CHANCE = math.log(10)
 STALL_MARGIN = 0.05  # "stays at chance": final training loss within 5 % of ln 10
@@ -82,7 +82,8 @@ def _measure(cfg: InitConfig, progress: Progress) -> ExperimentResult:
     fmt = lambda e: "never" if e is None else f"epoch {e:g}"  # noqa: E731
     evidence = (f"after {epochs} epochs the {cfg.deep_depth}-layer Xavier net's training loss is "
                 f"{x30['train_loss'][-1]:.3f} (ln 10 = {CHANCE:.3f}) while He's reaches {min(h30['train_loss']):.3f}; "
-                f"at {cfg.shallow_depth} layers the loss first drops below 0.9·ln 10 at {fmt(h22['first_epoch_below_0.9_ln10'])} "
+                f"at {cfg.shallow_depth} layers the loss first drops below 0.9·ln 10 at "
+                f"{fmt(h22['first_epoch_below_0.9_ln10'])} "
                 f"with He and {fmt(x22['first_epoch_below_0.9_ln10'])} with Xavier")
     table = Table(f"ReLU MLPs of width {cfg.width} on {cfg.dataset}; SGD momentum 0.9, lr {cfg.lr}, batch "
                   f"{cfg.batch_size}, {epochs} epochs, seed {cfg.seed} (He et al. 2015 used conv nets on ImageNet)",

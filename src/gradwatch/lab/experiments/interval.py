@@ -14,8 +14,12 @@ import numpy as np
 from pydantic import Field
 
 from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
-from gradwatch.theory.nielsen import (interval_width_numeric, min_weight_for_growth, nielsen_interval_width,
-                                      nielsen_optimum)
+from gradwatch.theory.nielsen import (
+    interval_width_numeric,
+    min_weight_for_growth,
+    nielsen_interval_width,
+    nielsen_optimum,
+)
 
 CLAIM = ("A sigmoid neuron can make a gradient grow (|w σ'(wa + b)| ≥ 1) only for |w| ≥ 4 and only on an interval "
          "of inputs at most about 0.45 wide, widest at |w| ≈ 6.9, where the closed form and root finding agree.")

@@ -26,8 +26,8 @@ from pydantic import Field
 
 from gradwatch.lab.data import load_dataset
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.experiments.probing import single_threaded
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.models import linear_layers, mlp
 
 NIELSEN_AT_INIT = {2: [0.012, 0.060], 3: [0.012, 0.060, 0.283], 4: [0.003, 0.017, 0.070, 0.285]}
@@ -68,7 +68,7 @@ def nielsen_cost(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / len(y)
 
 
-def l2_penalty(model: torch.nn.Module, lmbda: float, n: int) -> torch.Tensor:
+def l2_penalty(model: torch.nn.Module, lmbda: float, n: int) -> torch.Tensor | float:
     """(λ/2n) Σ w² over the weights (not the biases), as in network2.py."""
     return lmbda / (2 * n) * sum((m.weight ** 2).sum() for _, m in linear_layers(model))
 
@@ -104,7 +104,7 @@ def _accuracy(model, x, y) -> float:
 
 
 def _load(cfg: LearningSpeedConfig):
-    return load_dataset(cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed)
+    return load_dataset(cfg.dataset_name, data_dir=cfg.data_dir, seed=cfg.seed)
 
 
 def _store(cfg: LearningSpeedConfig, settings: dict, history, metrics: dict) -> str:

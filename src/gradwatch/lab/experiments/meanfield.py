@@ -87,7 +87,7 @@ def _run(cfg: MeanFieldConfig, progress: Progress) -> ExperimentResult:
         profiles[f"σ_w² = {sw2:g} (χ₁ = {mf.chi1:.3g})"] = prof.tolist()
     sw_grid = np.geomspace(0.25, 8.0, grid_n)
     sb_grid = np.linspace(0.0, 0.3, max(3, grid_n // 2))
-    diagram_rows = [phase_diagram(cfg.activation, sw_grid, [float(b)])
+    diagram_rows = [phase_diagram(cfg.activation, sw_grid, np.array([float(b)]))
                     for b in progress.track(sb_grid, "phase diagram", total=len(sb_grid))]
     diagram = {"activation": cfg.activation, "sigma_w2": sw_grid.tolist(), "sigma_b2": sb_grid.tolist(),
                "chi1": [r.chi1[0] for r in diagram_rows], "xi_c": [r.xi_c[0] for r in diagram_rows],
@@ -95,7 +95,7 @@ def _run(cfg: MeanFieldConfig, progress: Progress) -> ExperimentResult:
     chi, xi = np.array(diagram["chi1"]), np.array(diagram["xi_c"])
     line_b = np.linspace(sb_grid[0], sb_grid[-1], 31)  # the exact line, denser than the grid's rows
     diagram["critical_line"] = {"sigma_b2": line_b.tolist(), "sigma_w2": critical_line(
-        cfg.activation, line_b, lo=float(sw_grid[0]), hi=float(sw_grid[-1]))}
+        cfg.activation, line_b.tolist(), lo=float(sw_grid[0]), hi=float(sw_grid[-1]))}
     critical = critical_sigma_w2(cfg.activation, cfg.sigma_b2)
     errors = [abs(r["measured_chi1"] / r["chi1"] - 1) for r in rows]
     same_side = all((r["measured_chi1"] < 1) == (r["chi1"] < 1) for r in rows if abs(r["chi1"] - 1) > 0.05)
@@ -109,7 +109,8 @@ def _run(cfg: MeanFieldConfig, progress: Progress) -> ExperimentResult:
 
     evidence = (f"over σ_w² ∈ {{{join('sigma_w2', 'g')}}} (σ_b² = {cfg.sigma_b2:g}, "
                 f"{nets} nets of {depth}×{width} {cfg.activation}) the measured χ₁ "
-                f"{join('measured_chi1', '.3f')} vs mean field {join('chi1', '.3f')} (largest relative error {max(errors):.3f}); the critical "
+                f"{join('measured_chi1', '.3f')} vs mean field {join('chi1', '.3f')} "
+                f"(largest relative error {max(errors):.3f}); the critical "
                 f"line is at σ_w² = {critical:.4f}, where 6 ξ_c diverges (6 ξ_c = "
                 f"{join('trainable_depth', '.3g')})")
     table = Table(f"{cfg.activation}, σ_b² = {cfg.sigma_b2:g}: {nets} random nets of {depth} layers × {width} units "
@@ -129,7 +130,8 @@ def _run(cfg: MeanFieldConfig, progress: Progress) -> ExperimentResult:
     }
     numbers = {"sweep": rows, "critical_sigma_w2": critical, "phase_diagram": {
         **diagram, "trainable_depth": depth6.tolist(), "peak_sigma_w2": peak_at,
-        "nearest_critical_sigma_w2": [float(sw_grid[k]) for k in crossing]}, "width": width, "depth": depth, "nets": nets}
+        "nearest_critical_sigma_w2": [float(sw_grid[k]) for k in crossing]},
+        "width": width, "depth": depth, "nets": nets}
     return ExperimentResult(name="meanfield", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers,
                             config=cfg.to_dict(), tables=[table], figures=figures)
 

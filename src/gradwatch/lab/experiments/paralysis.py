@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, field_validator
 
-from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.net_config import NetExperimentConfig
+from gradwatch.errors import check_choice
 from gradwatch.lab.data import load_dataset
+from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Figure, Progress, Table
+from gradwatch.lab.experiments.net_config import NetExperimentConfig
 from gradwatch.lab.models import initialize, linear_layers, mlp
 from gradwatch.nn.init import INITS
-from gradwatch.errors import check_choice
 from gradwatch.store.sqlite import DEFAULT_STORE
 
 DEFAULT_INIT_STD = 1 / math.sqrt(300)
@@ -37,7 +37,8 @@ QUICK_TRAIN_STEPS = 200  # --quick trains at most this many steps
 TRAINED_MIN_SPAN = 100   # "still paralysed after training": output over layer 1 stays above this
 CLAIM = ("In a deep sigmoid network at initialisation, layers nearer the input get mean |gradient| orders of "
          "magnitude smaller than layers nearer the output (network paralysis).")
-SEED_TABLE = {"neurons": [100, 100, 100, 100, 100, 26], "mean_abs_grad": [6.2e-8, 2.2e-6, 1.6e-5, 1.1e-4, 7e-4, 0.015]}
+SEED_TABLE: dict[str, list[float]] = {"neurons": [100, 100, 100, 100, 100, 26],
+                                      "mean_abs_grad": [6.2e-8, 2.2e-6, 1.6e-5, 1.1e-4, 7e-4, 0.015]}
 SEED_SPAN = SEED_TABLE["mean_abs_grad"][-1] / SEED_TABLE["mean_abs_grad"][0]
 
 
@@ -149,7 +150,7 @@ class TrainedResult:
     steps: int
     test_accuracy: float
     mean_abs_grad: list[float]
-    model: torch.nn.Module = field(repr=False, default=None)
+    model: torch.nn.Module | None = field(repr=False, default=None)
 
     @property
     def span(self) -> float:
@@ -178,10 +179,9 @@ def train_and_measure(cfg: ParalysisConfig) -> TrainedResult:
 
 def _as_experiment(cfg: ParalysisConfig, progress: Progress) -> ExperimentResult:
     r = run(cfg)
-    trained = None
+    trained: TrainedResult | None = None
     if cfg.train_steps > 0:
-        trained = next(iter(progress.track([cfg], "training the same net", total=1)))
-        trained = train_and_measure(trained)
+        trained = train_and_measure(next(iter(progress.track([cfg], "training the same net", total=1))))
     g = r.mean_abs_grad
     monotone = all(a < b for a, b in zip(g, g[1:]))
     seed_col = SEED_TABLE["mean_abs_grad"] if len(g) == len(SEED_TABLE["mean_abs_grad"]) else [None] * len(g)
@@ -199,7 +199,7 @@ def _as_experiment(cfg: ParalysisConfig, progress: Progress) -> ExperimentResult
 
     title = f"{cfg.depth}×{cfg.width} {cfg.activation}, init {cfg.init} — {cfg.dataset}"
     numbers = {k: v for k, v in r.to_dict().items() if k not in ("config", "claim")}
-    figures = {"main": LayerGradientBars(r.layers, g, title=title)}
+    figures: dict[str, Figure] = {"main": LayerGradientBars(r.layers, g, title=title)}
     tables, holds = [table], monotone and r.span > 100
     if trained is not None:
         t = trained.mean_abs_grad

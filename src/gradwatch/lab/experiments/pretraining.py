@@ -13,15 +13,20 @@ MNIST. The unlabelled pretraining uses the same training images as the fine-tuni
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any
 
-import numpy as np
 from pydantic import Field
 
 from gradwatch import lab
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import (TrainedExperimentConfig, accuracy_curve, error_rate,
-                                               first_step_layer_norms, open_store, training_config)
+from gradwatch.lab.experiments.trained import (
+    TrainedExperimentConfig,
+    accuracy_curve,
+    error_rate,
+    first_step_layer_norms,
+    open_store,
+    training_config,
+)
 
 CLAIM = ("Greedy layer-wise autoencoder pretraining lets a deep sigmoid net that plain SGD leaves near chance "
          "reach a far higher accuracy with the same fine-tuning steps.")
@@ -38,12 +43,12 @@ class PretrainingConfig(TrainedExperimentConfig):
     activation: str = Field("sigmoid", description="hidden activation")
     init: str = Field("xavier_uniform", description="random init of both nets (before pretraining)")
     lr: float = Field(0.1, gt=0, description="fine-tuning SGD (momentum 0.9) learning rate")
-    steps: Optional[int] = Field(None, ge=1, description=f"fine-tuning steps [default: {FULL_STEPS}; "
-                                                         f"{QUICK_STEPS} with --quick]")
+    steps: int | None = Field(None, ge=1, description=f"fine-tuning steps [default: {FULL_STEPS}; "
+                                                      f"{QUICK_STEPS} with --quick]")
     batch_size: int = Field(32, ge=1, description="examples per step (fine-tuning and pretraining)")
-    pretrain_epochs: Optional[int] = Field(None, ge=1, description=f"autoencoder epochs per layer [default: "
-                                                                   f"{FULL_PRETRAIN_EPOCHS}; {QUICK_PRETRAIN_EPOCHS} "
-                                                                   "with --quick]")
+    pretrain_epochs: int | None = Field(None, ge=1, description=f"autoencoder epochs per layer [default: "
+                                                                f"{FULL_PRETRAIN_EPOCHS}; {QUICK_PRETRAIN_EPOCHS} "
+                                                                "with --quick]")
     pretrain_lr: float = Field(1e-2, gt=0, description="Adam learning rate of the autoencoders")
 
 
@@ -58,7 +63,7 @@ def run(cfg: PretrainingConfig, progress: Progress) -> ExperimentResult:
                                           "pretraining: training", total=2):
             runs[label] = lab.train(base, store=store, pretrain=mode)
     grads = {label: first_step_layer_norms(r) for label, r in runs.items()}
-    numbers = {
+    numbers: dict[str, Any] = {
         "dataset": runs["pretrained"].source, "steps": steps, "pretrain_epochs": epochs,
         "train_accuracy": {label: 1 - error_rate(r) for label, r in runs.items()},
         "test_accuracy": {label: float(r.final["test_accuracy"]) for label, r in runs.items()},

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,8 @@ from gradwatch.lab.experiments.base import single_threaded  # noqa: F401  (re-ex
 from gradwatch.lab.models import linear_layers
 
 
-def layer_values_at(run, stat: str = "grad_norm", step: int = 0, hidden_only: bool = True) -> tuple[list[str], list[float]]:
+def layer_values_at(run, stat: str = "grad_norm", step: int = 0,
+                    hidden_only: bool = True) -> tuple[list[str], list[float]]:
     """(layer names, values) of ``stat`` in ``run.history`` at recorded row ``step`` (0: at initialisation).
 
     ``hidden_only`` drops the ``output`` layer and the conv front end (layers whose name is not ``hidden*``).
@@ -34,7 +36,7 @@ def layer_values_at(run, stat: str = "grad_norm", step: int = 0, hidden_only: bo
 
 
 def activation_stats(model: nn.Module, x: torch.Tensor, stats: Sequence[str] = ("act_mean", "act_std")
-                     ) -> dict[str, list[float]]:
+                     ) -> dict[str, list[Any]]:
     """Per-layer forward statistics of ``model`` on the batch ``x`` (one watched forward pass, hooks removed
     afterwards; the model's train/eval mode is restored). Returns ``{stat: [value per layer]}`` and ``layers``."""
     from gradwatch.probe import watch
@@ -48,7 +50,7 @@ def activation_stats(model: nn.Module, x: torch.Tensor, stats: Sequence[str] = (
             w.step()
     finally:
         model.train(was)
-    out: dict[str, list] = {s: w.history.stat(s)[0].tolist() for s in stats}
+    out: dict[str, list[Any]] = {s: w.history.stat(s)[0].tolist() for s in stats}
     out["layers"] = list(w.history.layers)
     return out
 

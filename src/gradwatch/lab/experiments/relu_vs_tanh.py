@@ -24,14 +24,15 @@ reports the measured ratio and ``holds`` says whether the paper's claim is suppo
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from pydantic import Field, field_validator
 
 from gradwatch.errors import ConfigError
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.experiments.probing import first_step_reaching, single_threaded
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 
 ACTS = ("relu", "tanh")
 KRIZHEVSKY_RATIO = 6.0
@@ -109,14 +110,15 @@ def _measure(cfg: ReluVsTanhConfig, progress: Progress) -> ExperimentResult:
         grid[f"{act} lr {lr:g}"] = {"activation": act, "lr": lr, "steps": xs, "training_error": errors,
                                     "steps_to_target": first_step_reaching(xs, errors, cfg.target_error),
                                     "final_train_accuracy": run.final["accuracy"]}
-    best = {}
+    best: dict[str, dict[str, Any] | None] = {}
     for act in ACTS:
         reached = [g for g in grid.values() if g["activation"] == act and g["steps_to_target"] is not None]
-        best[act] = min(reached, key=lambda g: g["steps_to_target"]) if reached else None
-        if best[act] is not None:
-            curves[f"{act}, best lr {best[act]['lr']:g}"] = (best[act]["steps"], best[act]["training_error"])
-    relu_steps = best["relu"]["steps_to_target"] if best["relu"] else math.inf
-    tanh_steps = best["tanh"]["steps_to_target"] if best["tanh"] else math.inf
+        chosen = best[act] = min(reached, key=lambda g: g["steps_to_target"]) if reached else None
+        if chosen is not None:
+            curves[f"{act}, best lr {chosen['lr']:g}"] = (chosen["steps"], chosen["training_error"])
+    best_relu, best_tanh = best["relu"], best["tanh"]
+    relu_steps = best_relu["steps_to_target"] if best_relu else math.inf
+    tanh_steps = best_tanh["steps_to_target"] if best_tanh else math.inf
     ratio = tanh_steps / relu_steps if math.isfinite(relu_steps) else 0.0
     holds = relu_steps < tanh_steps
     evidence = (f"to reach {cfg.target_error:.0%} training error, each at its best learning rate, "
@@ -136,7 +138,7 @@ def _measure(cfg: ReluVsTanhConfig, progress: Progress) -> ExperimentResult:
         name="relu-vs-tanh", claim=CLAIM, holds=holds, evidence=evidence,
         numbers={"grid": grid, "steps_to_target": {"relu": None if not math.isfinite(relu_steps) else relu_steps,
                                                    "tanh": None if not math.isfinite(tanh_steps) else tanh_steps},
-                 "best_lr": {a: None if best[a] is None else best[a]["lr"] for a in ACTS},
+                 "best_lr": {a: None if (b := best[a]) is None else b["lr"] for a in ACTS},
                  "ratio_tanh_over_relu": ratio, "krizhevsky_ratio": KRIZHEVSKY_RATIO, "steps": steps},
         config=cfg.to_dict(), tables=[table], figures=figures, run_ids=run_ids)
 

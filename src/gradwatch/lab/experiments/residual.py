@@ -11,20 +11,25 @@ He et al. used conv nets on CIFAR-10/ImageNet (20–110 layers); ours are MLPs o
 MNIST, so the depths where degradation shows are smaller. The per-layer gradient norms ‖∂L/∂W_j‖ are the watch's
 ``grad_norm`` at the first step: in the deepest plain net (with BN) they *grow* toward the input by two to three
 orders of magnitude (batch norm's gradient explosion at initialisation, Yang et al. 2019), in the residual net
-they stay within about an order of magnitude. Stochastic depth uses the same drop probability for every block (Huang et al.
-2016 decay it linearly with depth).
+they stay within about an order of magnitude. Stochastic depth uses the same drop probability for every block
+(Huang et al. 2016 decay it linearly with depth).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any
 
 from pydantic import Field
 
 from gradwatch import lab
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import (TrainedExperimentConfig, error_rate, first_step_layer_norms,
-                                               open_store, training_config)
+from gradwatch.lab.experiments.trained import (
+    TrainedExperimentConfig,
+    error_rate,
+    first_step_layer_norms,
+    open_store,
+    training_config,
+)
 
 CLAIM = ("Plain nets end with a higher training error as they get deeper (degradation) while residual nets of "
          "the same depth keep it low, also with stochastic depth.")
@@ -36,16 +41,16 @@ DEGRADATION_MARGIN = 0.05  # the deepest plain net's training error must exceed 
 class ResidualConfig(TrainedExperimentConfig):
     """Settings of the residual experiment; the CLI flags have the same names with dashes."""
 
-    depths: Optional[list[int]] = Field(None, description=f"hidden layers of the nets compared [default: "
-                                                          f"{','.join(map(str, FULL_DEPTHS))}; "
-                                                          f"{','.join(map(str, QUICK_DEPTHS))} with --quick]")
+    depths: list[int] | None = Field(None, description=f"hidden layers of the nets compared [default: "
+                                                       f"{','.join(map(str, FULL_DEPTHS))}; "
+                                                       f"{','.join(map(str, QUICK_DEPTHS))} with --quick]")
     width: int = Field(32, ge=1, description="units per hidden layer")
     activation: str = Field("relu", description="hidden activation")
     init: str = Field("he_normal", description="weight initialisation")
     norm: str = Field("batch", description="none, batch or layer: normalisation before each activation")
     lr: float = Field(0.05, gt=0, description="SGD (momentum 0.9) learning rate")
-    steps: Optional[int] = Field(None, ge=1, description=f"SGD steps per net [default: {FULL_STEPS}; "
-                                                         f"{QUICK_STEPS} with --quick]")
+    steps: int | None = Field(None, ge=1, description=f"SGD steps per net [default: {FULL_STEPS}; "
+                                                      f"{QUICK_STEPS} with --quick]")
     batch_size: int = Field(64, ge=2, description="examples per step")
     layer_drop: float = Field(0.2, gt=0, lt=1, description="stochastic depth: probability ρ of dropping a block")
 
@@ -69,7 +74,7 @@ def run(cfg: ResidualConfig, progress: Progress) -> ExperimentResult:
         names, norms = first_step_layer_norms(runs[(deepest, kind)])
         profiles[kind] = {"layers": [n for n in names if not n.endswith(".proj")],
                           "grad_norm": [g for n, g in zip(names, norms) if not n.endswith(".proj")]}
-    numbers = {
+    numbers: dict[str, Any] = {
         "dataset": sd.source, "depths": depths, "steps": steps,
         "train_error": err,
         "test_accuracy": {kind: [runs[(d, kind)].final["test_accuracy"] for d in depths]
@@ -97,7 +102,8 @@ def run(cfg: ResidualConfig, progress: Progress) -> ExperimentResult:
                      "in training, scaled by its survival probability at test)",
                      ["net", "train error", "test acc"],
                      [["residual", err["residual"][-1], numbers["test_accuracy"]["residual"][-1]],
-                      [f"residual, stochastic depth ρ = {cfg.layer_drop:g}", error_rate(sd), sd.final["test_accuracy"]]])
+                      [f"residual, stochastic depth ρ = {cfg.layer_drop:g}", error_rate(sd),
+                       sd.final["test_accuracy"]]])
     return ExperimentResult(
         name="residual", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers, config=cfg.to_dict(),
         tables=[table, sd_table], figures=_figures(cfg, numbers), run_ids=[r.id for r in runs.values()])

@@ -25,8 +25,8 @@ import torch
 from pydantic import Field
 
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
-from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.experiments.probing import activation_stats, backprop_gradients, single_threaded
+from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 
 PROBE_EXAMPLES = 300  # G&B: activations of 300 fixed test examples
 TOP_BELOW = 0.3  # the top layer's mean activation falls below this (from 0.5 at init)
@@ -54,7 +54,7 @@ def _activations_over_training(cfg: SaturationConfig, width: int, epochs: int):
     from gradwatch import lab
     from gradwatch.lab.data import load_dataset
 
-    probe = load_dataset(cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed).x_test[:PROBE_EXAMPLES]
+    probe = load_dataset(cfg.dataset_name, data_dir=cfg.data_dir, seed=cfg.seed).x_test[:PROBE_EXAMPLES]
     steps, means, stds = [], [], []
 
     def record(step: int, model: torch.nn.Module) -> None:
@@ -77,7 +77,7 @@ def _gradient_histograms(cfg: SaturationConfig, width: int):
     from gradwatch.lab.data import load_dataset
     from gradwatch.lab.models import initialize, mlp
 
-    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed)
+    data = load_dataset(cfg.dataset_name, data_dir=cfg.data_dir, seed=cfg.seed)
     x, y = data.x_train[:PROBE_EXAMPLES], data.y_train[:PROBE_EXAMPLES]
     stds, panels = {}, {}
     for label, init in INITS.items():

@@ -92,7 +92,7 @@ def _run(cfg: TrainabilityConfig, progress: Progress) -> ExperimentResult:
                 store_record(store, keys[run_key(record["config"])].key, record)
         runs = list(store.completed(p.key for p in planned).values())
     failed = len(planned) - len(runs)
-    acc = {}
+    acc: dict[tuple[float, int], list[float]] = {}
     for r in runs:
         acc.setdefault((sigma_w2_of(r["config"]), r["config"]["depth"]), []).append(r["summary"]["test_accuracy"])
     mean_acc = np.array([[np.mean(acc.get((s, d), [np.nan])) for s in sw2s] for d in depths])  # [depths, σ_w²]

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import ClassVar, Optional
+from typing import ClassVar, Protocol
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from gradwatch import lab
 from gradwatch.errors import DataError, check_choice
 from gradwatch.lab.data import DATASETS
 from gradwatch.lab.experiments.base import ExperimentConfig
@@ -27,9 +28,9 @@ class TrainedExperimentConfig(ExperimentConfig):
 
     EXTRA_DATASETS: ClassVar[tuple[str, ...]] = ()  # dataset names a subclass accepts besides the lab's
 
-    dataset: Optional[str] = Field(None, description="digits, mnist or mnist1d [default: mnist when its files are "
-                                                     "found, digits otherwise and with --quick]")
-    data_dir: Optional[str] = Field(None, description="directory with the MNIST *-ubyte.gz files")
+    dataset: str | None = Field(None, description="digits, mnist or mnist1d [default: mnist when its files are "
+                                                  "found, digits otherwise and with --quick]")
+    data_dir: str | None = Field(None, description="directory with the MNIST *-ubyte.gz files")
     store: str = Field(str(DEFAULT_STORE), description="SQLite run store the training runs are recorded in")
 
     @field_validator("dataset")
@@ -43,6 +44,13 @@ class TrainedExperimentConfig(ExperimentConfig):
             object.__setattr__(self, "dataset", "mnist" if not self.quick and mnist_found(self.data_dir) else "digits")
         return self
 
+    @property
+    def dataset_name(self) -> str:
+        """``dataset`` as resolved when the config was created (set by then, never None)."""
+        if self.dataset is None:  # pragma: no cover - _resolve_dataset sets it
+            raise RuntimeError(f"{type(self).__name__}.dataset was not resolved")
+        return self.dataset
+
 
 def mnist_found(data_dir: str | None) -> bool:
     """Whether the MNIST files can be read locally (never downloads)."""
@@ -55,13 +63,24 @@ def mnist_found(data_dir: str | None) -> bool:
     return True
 
 
-def training_config(cfg: TrainedExperimentConfig, steps: int, *, records: int = 100, **fields) -> "lab.Config":
+class BatchedConfig(Protocol):
+    """A :class:`TrainedExperimentConfig` whose experiment has a ``batch_size`` knob."""
+
+    @property
+    def dataset(self) -> str | None: ...
+    @property
+    def data_dir(self) -> str | None: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def batch_size(self) -> int: ...
+
+
+def training_config(cfg: BatchedConfig, steps: int, *, records: int = 100, **fields) -> lab.Config:
     """The ``lab.Config`` of the experiment's nets: its dataset, seed and batch size, ``steps`` optimizer steps
     (epochs unbounded), the watch recording about ``records`` times, and the experiment's ``fields``."""
-    from gradwatch import lab
-
     return lab.Config(dataset=cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed,
-                      batch_size=getattr(cfg, "batch_size"), epochs=10**6, steps=steps,
+                      batch_size=cfg.batch_size, epochs=10**6, steps=steps,
                       watch_every=max(1, steps // records), **fields)
 
 

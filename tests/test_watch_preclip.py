@@ -1,0 +1,142 @@
+"""``grad_norm_preclip`` whoever clips: torch's ``clip_grad_norm_``, the split ``get_total_norm`` +
+``clip_grads_with_norm_`` that accelerate uses, a hand-written in-place clip, after ``GradScaler.unscale_``, with
+gradient accumulation; and no pre-clip series when the loop does not touch the gradients. Every expected norm is
+computed in the test from ``.grad`` at the moment it is meant to describe."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import gradwatch as gw
+from gradwatch.probe import patches
+
+STEPS = 3
+
+
+def _model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 4)).double()
+
+
+def _loss(model, step, scale=10.0):
+    g = torch.Generator().manual_seed(step)
+    x = torch.randn(16, 6, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (16,), generator=g)
+    return scale * nn.functional.cross_entropy(model(x), y)
+
+
+def _norms(model):  # per layer, from .grad
+    return [float(torch.cat([p.grad.reshape(-1) for p in model[i].parameters()]).norm()) for i in (0, 2)]
+
+
+def _clip_torch(params, max_norm):
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
+def _clip_split(params, max_norm):  # accelerate ≥ 1.16: never calls clip_grad_norm_
+    from torch.nn.utils import clip_grads_with_norm_, get_total_norm
+
+    clip_grads_with_norm_(params, max_norm, get_total_norm([p.grad for p in params]))
+
+
+def _clip_by_hand(params, max_norm):
+    total = torch.cat([p.grad.reshape(-1) for p in params]).norm()
+    for p in params:
+        p.grad.mul_(min(1.0, max_norm / float(total)))
+
+
+@pytest.mark.parametrize("clip", [_clip_torch, _clip_split, _clip_by_hand], ids=["clip_grad_norm_",
+                                                                              "clip_grads_with_norm_", "by-hand"])
+@pytest.mark.parametrize("accumulate", [1, 2], ids=["one-batch", "accumulate-2"])
+def test_preclip_is_the_accumulated_gradient_before_any_clip(clip, accumulate):
+    if clip is _clip_split and not hasattr(torch.nn.utils, "clip_grads_with_norm_"):
+        pytest.skip("this torch has no clip_grads_with_norm_")
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    pre, post = [], []
+    with gw.watch(model, opt) as w:
+        for step in range(STEPS):
+            opt.zero_grad()
+            for micro in range(accumulate):
+                _loss(model, 10 * step + micro).backward()
+            pre.append(_norms(model))
+            clip(list(model.parameters()), 0.05)
+            post.append(_norms(model))
+            opt.step()
+    h = w.history
+    np.testing.assert_allclose(h.stat("grad_norm_preclip"), pre, rtol=1e-6)  # the history keeps float32
+    np.testing.assert_allclose(h.stat("grad_norm"), post, rtol=1e-6)  # the history keeps float32
+    assert np.linalg.norm(post, axis=1) == pytest.approx(0.05, rel=1e-5)
+
+
+def test_no_preclip_series_when_the_loop_does_not_touch_the_gradients():
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    norms = []
+    with gw.watch(model, opt) as w:
+        for step in range(STEPS):
+            opt.zero_grad()
+            _loss(model, step).backward()
+            norms.append(_norms(model))
+            opt.step()
+    h = w.history
+    assert np.isnan(h.stat("grad_norm_preclip")).all()
+    np.testing.assert_allclose(h.stat("grad_norm"), norms, rtol=1e-6)  # the history keeps float32
+
+
+def test_gradscaler_preclip_values_are_unscaled():
+    scaler_cls = patches._scaler_class()
+    if scaler_cls is None:
+        pytest.skip("this torch has no torch.amp.GradScaler")
+    model = _model().float()
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    scaler = scaler_cls("cpu", init_scale=1024.0)
+    pre, post = [], []
+    with gw.watch(model, opt) as w:
+        for step in range(STEPS):
+            opt.zero_grad()
+            scaler.scale(_loss_float(model, step)).backward()
+            scaler.unscale_(opt)
+            pre.append(_norms(model))
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.05)
+            post.append(_norms(model))
+            scaler.step(opt)
+            scaler.update()
+    h = w.history
+    assert h.meta["skipped_steps"] == []
+    np.testing.assert_allclose(h.stat("grad_norm_preclip"), pre, rtol=1e-5)
+    np.testing.assert_allclose(h.stat("grad_norm"), post, rtol=1e-5)
+    assert min(min(p) for p in pre) > 0.05 * 10  # the pre-clip values are not the scaled ones
+    assert max(max(p) for p in pre) < 1024 * 0.05
+
+
+def _loss_float(model, step):
+    g = torch.Generator().manual_seed(step)
+    x = torch.randn(16, 6, generator=g)
+    y = torch.randint(0, 4, (16,), generator=g)
+    return 10 * nn.functional.cross_entropy(model(x), y)
+
+
+def test_watch_without_optimizer_before_clip_records_both():
+    model = _model()
+    pre = []
+    with gw.watch(model) as w:
+        for step in range(STEPS):
+            model.zero_grad()
+            _loss(model, step).backward()
+            pre.append(_norms(model))
+            w.step(before_clip=True)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.05)
+    h = w.history
+    np.testing.assert_allclose(h.stat("grad_norm_preclip"), pre, rtol=1e-6)  # the history keeps float32
+    np.testing.assert_allclose(h.stat("grad_norm"), pre, rtol=1e-6)  # the history keeps float32
+
+
+def test_hooks_are_removed_on_close():
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    with gw.watch(model, opt):
+        pass
+    assert all(not p._post_accumulate_grad_hooks for p in model.parameters()
+               if getattr(p, "_post_accumulate_grad_hooks", None) is not None)
