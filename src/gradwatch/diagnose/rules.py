@@ -449,7 +449,7 @@ def diagnose(history: History, **thresholds: Any) -> Diagnosis:
         eligible = np.isin(acts, SATURATING) | np.isin(kinds, RECURRENT)
         findings.append(_fraction_rule(s, t, facts, "act_saturation", t.saturation_fraction, "saturation",
                                        "of the activation inputs have σ' below 1% of its maximum", eligible))
-    if h.has("grad_dead") or need("act_dead", "dead units (record activation or unit statistics: stats='full')"):
+    if h.has("grad_dead") or need("act_dead", "dead units (record activation statistics: stats='full')"):
         eligible = np.isin(acts, tuple(ACTIVATIONS)) & ~np.isin(acts, SATURATING)
         findings.append(_dead_units(s, t, facts, eligible))
     notes = []
