@@ -173,6 +173,42 @@ def test_every_kind_is_expected_somewhere_and_healthy_runs_exist():
     assert sum(not sc.expects for sc in SCENARIOS.values()) >= 10
 
 
+def test_the_held_out_part_covers_every_kind_and_healthy_runs():
+    held = [sc for sc in SCENARIOS.values() if sc.split == "held-out"]
+    assert {k for sc in held for k in sc.expects} == set(KINDS)
+    assert sum(not sc.expects for sc in held) >= 10 and len(held) >= 30
+    assert {sc.split for sc in SCENARIOS.values()} == {"train", "held-out"}
+
+
+def test_a_scenario_in_an_unknown_part_is_refused():
+    from zoo.registry import scenario
+
+    with pytest.raises(ValueError, match="held-out"):
+        scenario("x", split="test")
+
+
+def test_each_part_is_summarised_apart_with_its_own_targets():
+    from zoo import summarise_parts
+
+    ok = verdict("a", run(NAN_FC4, finding("nonfinite", ["fc4"], 5)))
+    wrong = verdict("b", run(NAN_FC4, finding("nonfinite", ["fc5"], 5)))  # found, first layer wrong
+    ok.split, wrong.split = "train", "held-out"
+    parts = summarise_parts([ok, wrong])
+    assert list(parts) == ["train", "held-out"]
+    assert parts["train"]["targets_met"]
+    held = parts["held-out"]
+    assert held["layer_accuracy"]["accuracy"] == 0.0 and not held["targets_met"]
+    assert "precision ≥ 0.95 per kind" in held["targets"] and "recall ≥ 0.95 per kind" in held["targets"]
+    # 19 right of 20 is 95 %: the held-out target is met, the train one (all right) is not
+    many = [verdict(str(i), run(NAN_FC4, finding("nonfinite", ["fc4"], 5))) for i in range(19)] + [wrong]
+    for v in many:
+        v.split = "train"
+    assert summarise_parts(many)["train"]["targets"]["first layer right where known"] is False
+    for v in many:
+        v.split = "held-out"
+    assert summarise_parts(many)["held-out"]["targets"]["first layer right on ≥ 95% where known"] is True
+
+
 def _raise_premise():
     raise truth.PremiseError("the loss did not fall")
 
@@ -316,5 +352,6 @@ def test_benchmark_json_for_one_scenario(tmp_path):
     code = diagnosis.main(["--only", "stalled_lr_typo", "--json", str(out)])
     data = json.loads(out.read_text())
     assert [s["name"] for s in data["scenarios"]] == ["stalled_lr_typo"]
-    assert code == (0 if data["summary"]["targets_met"] else 1)
+    assert list(data["summary"]) == ["train"]  # the part it belongs to, reported alone
+    assert code == (0 if data["summary"]["train"]["targets_met"] else 1)
     assert data["scenarios"][0]["label"]["expect"][0]["layers"] == ["fc1"]

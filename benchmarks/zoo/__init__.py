@@ -17,6 +17,6 @@ CPU run under ``gw.watch`` with its expected verdict computed independently of g
 from .label import Expect, Label, Run
 from .registry import SCENARIOS, Scenario
 from . import scenarios  # noqa: F401  (registers the scenarios)
-from .score import Verdict, summarise, verdict
+from .score import Verdict, summarise, summarise_parts, verdict
 
-__all__ = ["Expect", "Label", "Run", "SCENARIOS", "Scenario", "Verdict", "summarise", "verdict"]
+__all__ = ["Expect", "Label", "Run", "SCENARIOS", "Scenario", "Verdict", "summarise", "summarise_parts", "verdict"]

@@ -19,6 +19,7 @@ class Scenario:
     fn: Callable[[], Run]
     expects: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()  # optional packages (import names)
+    split: str = "train"  # "train": the rules were tuned on it; "held-out": never tuned on, judged apart
 
     @property
     def doc(self) -> str:
@@ -47,8 +48,14 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {}
 
 
-def scenario(name: str, expects: tuple[str, ...] = (), needs: tuple[str, ...] = ()):
+SPLITS = ("train", "held-out")
+
+
+def scenario(name: str, expects: tuple[str, ...] = (), needs: tuple[str, ...] = (), split: str = "train"):
+    if split not in SPLITS:
+        raise ValueError(f"scenario {name!r}: split={split!r}; expected one of {', '.join(SPLITS)}")
+
     def register(fn: Callable[[], Run]) -> Callable[[], Run]:
-        SCENARIOS[name] = Scenario(name, fn, expects, needs)
+        SCENARIOS[name] = Scenario(name, fn, expects, needs, split)
         return fn
     return register

@@ -18,14 +18,15 @@ def judge(scenario: Scenario) -> tuple[Verdict, Run | None]:
     run's wall time in seconds (``seconds``)."""
     missing = scenario.missing()
     if missing:
-        return Verdict(scenario.name, skipped=f"needs {', '.join(missing)}: pip install \"gradwatch[zoo]\""), None
+        return Verdict(scenario.name, skipped=f"needs {', '.join(missing)}: pip install \"gradwatch[zoo]\"",
+                       split=scenario.split), None
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     start = time.perf_counter()
     try:
         run = scenario()
     except NotImplementedError as exc:
-        return Verdict(scenario.name, skipped=str(exc)), None
+        return Verdict(scenario.name, skipped=str(exc), split=scenario.split), None
     except PremiseError as exc:
         return _crashed(scenario, f"premise failed: {exc}", start), None
     except Exception as exc:  # noqa: BLE001 - a scenario that crashes is reported, the zoo goes on
@@ -33,6 +34,7 @@ def judge(scenario: Scenario) -> tuple[Verdict, Run | None]:
     finally:
         torch.set_num_threads(threads)
     v = verdict(scenario.name, run)
+    v.split = scenario.split
     v.facts["seconds"] = _since(start)
     return v, run
 
@@ -42,4 +44,5 @@ def _since(start: float) -> float:
 
 
 def _crashed(scenario: Scenario, error: str, start: float) -> Verdict:
-    return Verdict(scenario.name, error=error, expects=scenario.expects, facts={"seconds": _since(start)})
+    return Verdict(scenario.name, error=error, expects=scenario.expects, facts={"seconds": _since(start)},
+                   split=scenario.split)

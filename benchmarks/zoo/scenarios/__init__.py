@@ -9,5 +9,6 @@ learns (the loss falls); broken runs assert that the fault happened. Either fail
 
 from ..registry import SCENARIOS, Scenario
 from . import healthy, gradients, updates, units, nonfinite, integrations  # noqa: F401  (registers the scenarios)
+from . import wild_healthy, wild_broken  # noqa: F401,E402  (architectures the rules were not written for)
 
 __all__ = ["SCENARIOS", "Scenario"]

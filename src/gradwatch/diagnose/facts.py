@@ -15,7 +15,10 @@ import numpy as np
 
 from gradwatch.probe.history import History
 
-NORM_KINDS = re.compile(r"(Batch|Layer|Group|Instance|RMS)Norm|LayerNorm|RMSNorm", re.I)
+# normalisation layers by class: torch's (BatchNorm2d, LayerNorm, GroupNorm, …), Hugging Face's (LlamaRMSNorm,
+# T5LayerNorm) and custom ones named the usual way (L2Norm, ScaleNorm); whatever their class, layers whose
+# parameters are all vectors (gains, scales) are also judged apart from matrices (Signals.vector)
+NORM_KINDS = re.compile(r"Norm(\dd)?$|LayerNorm|RMSNorm", re.I)
 ATTENTION = re.compile(r"attn|attention|(^|\.)(q|k|v)_?proj$|(^|\.)(query|key|value)$|MultiheadAttention", re.I)
 RELU_FAMILY = ("relu", "leaky_relu", "elu", "selu", "gelu", "silu", "mish", "prelu", "relu6", "hardswish")
 SATURATING = ("sigmoid", "tanh", "softsign", "hardtanh", "hardsigmoid")

@@ -47,10 +47,14 @@ class Diagnosis:
     thresholds: Thresholds
     not_checked: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unmeasured: str = ""  # why there is not enough evidence for a verdict ("" when there is)
 
     @property
-    def healthy(self) -> bool:
-        return not self.findings
+    def healthy(self) -> bool | None:
+        """True: measured and nothing found; False: findings; None: not enough evidence (see ``unmeasured``)."""
+        if self.findings:
+            return False
+        return None if self.unmeasured else True
 
     def kinds(self) -> list[str]:
         return [f.kind for f in self.findings]
@@ -66,7 +70,8 @@ class Diagnosis:
 
     def __str__(self) -> str:
         head = ("healthy: no vanishing, exploding, saturated, dead, stalled or non-finite layers and no too-large "
-                "updates found" if self.healthy else f"{len(self.findings)} finding(s): {', '.join(self.kinds())}")
+                "updates found" if self.healthy else self.unmeasured if self.healthy is None else
+                f"{len(self.findings)} finding(s): {', '.join(self.kinds())}")
         parts = [head, *map(str, self.findings)]
         parts += [f"note: {n}" for n in self.notes]
         if self.not_checked:
@@ -74,5 +79,6 @@ class Diagnosis:
         return "\n".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"healthy": self.healthy, "findings": [f.to_dict() for f in self.findings],
+        return {"healthy": self.healthy, "unmeasured": self.unmeasured,
+                "findings": [f.to_dict() for f in self.findings],
                 "not_checked": self.not_checked, "notes": self.notes, "thresholds": self.thresholds.to_dict()}

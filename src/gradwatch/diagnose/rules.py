@@ -87,6 +87,9 @@ def _reach(h: History) -> np.ndarray | None:
 
 
 LOOKUP_KINDS = ("Embedding", "EmbeddingBag")  # lookup tables: a sparse gradient and their own init scale
+SMALL_GROUP = 4  # in a group of fewer layers (sharing an optimizer and a loss) the reference is one layer, the head:
+#                 there one step's dip is noise, the median over the episode must be below the threshold
+MIN_DEAD_RUN = 3  # consecutive recorded steps a layer's units must be dead (few examples leave rows zero by chance)
 DEPTH_SLACK = 0.1  # layers this fraction of the depth range nearer the loss still count as "at" a layer's depth
 
 
@@ -102,31 +105,47 @@ def _comparable(h: History) -> np.ndarray:
                      for n, k in zip(h.layers, kinds)], dtype=bool)
 
 
-def _envelope(s: Signals, rel: np.ndarray) -> np.ndarray:
-    """Per step and layer: the best relative gradient among the layer and every layer farther from the loss (or
-    within ``DEPTH_SLACK`` of its depth: a query projection sits a few nodes deeper than its value projection)."""
-    depth = s.depth
+def _envelope(s: Signals, rel: np.ndarray, members: list[int]) -> np.ndarray:
+    """Per step and layer of ``members``: the best relative gradient among the layer and every member farther from
+    the loss (or within ``DEPTH_SLACK`` of its depth: a query projection sits a few nodes deeper than its value
+    projection). ``[steps, len(members)]``."""
+    depth = s.depth[members]
     slack = DEPTH_SLACK * (depth.max() - depth.min())
-    out = np.empty_like(rel)
-    for l in range(s.n_layers):
-        out[:, l] = nanmax(rel[:, depth >= depth[l] - slack], axis=1)
+    sub = rel[:, members]
+    out = np.empty_like(sub)
+    for j in range(len(members)):
+        out[:, j] = nanmax(sub[:, depth >= depth[j] - slack], axis=1)
     return out
 
 
 def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
-    comparable = _comparable(s.h)
+    # compared: matrices of layers that share an optimizer and a loss (not lookup tables, norms, vectors, attention
+    # scores, or layers no watched optimizer steps)
+    comparable = _comparable(s.h) & ~s.vector & np.array([g is not None for g in s.group], dtype=bool)
     rel = np.where(comparable[None, :], s.rel, np.nan)
-    valid = np.isfinite(rel)
-    enough = valid.sum(axis=1) >= 3
-    # the reference: the median relative gradient of the quarter of the layers nearest the loss (robust to one
-    # large head, near enough to the output to see a decay that spans the whole depth)
-    ranked = [c for c in s.input_side_first(range(s.n_layers))[::-1] if comparable[c]]
-    top = ranked[:max(1, -(-len(ranked) // 4))]
-    ref = nanmedian(rel[:, top], axis=1)
-    env = _envelope(s, rel)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = env / ref[:, None]
-    usable = valid & enough[:, None]
+    ratio = np.full_like(rel, np.nan)
+    usable = np.zeros_like(rel, dtype=bool)
+    tops: dict[int, list[int]] = {}
+    small: set[int] = set()  # layers of groups whose reference is one layer
+    for key in dict.fromkeys(g for g in s.group if g is not None):
+        members = [c for c in range(s.n_layers) if comparable[c] and s.group[c] == key]
+        if len(members) < 3:
+            continue
+        if len(members) < SMALL_GROUP:
+            small.update(members)
+        valid = np.isfinite(rel[:, members])
+        enough = valid.sum(axis=1) >= 3
+        # the reference: the median relative gradient of the quarter of the members nearest the loss (robust to
+        # one large head, near enough to the output to see a decay that spans the whole depth)
+        ranked = [c for c in s.input_side_first(members)[::-1] if not s.static[c]]
+        if not ranked:
+            continue
+        top = ranked[:max(1, -(-len(ranked) // 4))]
+        ref = nanmedian(rel[:, top], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio[:, members] = _envelope(s, rel, members) / ref[:, None]
+        usable[:, members] = valid & enough[:, None]
+        tops.update((c, top) for c in members)
     limit = t.vanishing_ratio_residual if facts.residual else t.vanishing_ratio
     strict = usable & (ratio < limit)
     loose = usable & (ratio < np.sqrt(limit))  # an episode lasts while the ratio stays this low
@@ -142,7 +161,11 @@ def _vanishing(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
         in_runs[a:b + 1] = True
     held = (loose[in_runs].sum(axis=0) >= 0.5 * in_runs.sum()) & strict[in_runs].any(axis=0)
     cols = s.input_side_first(np.flatnonzero(held)) or s.input_side_first(np.flatnonzero(strict[in_runs].any(axis=0)))
+    cols = [c for c in cols if c not in small or nanmedian(ratio[in_runs, c]) < limit]
+    if not cols:
+        return None
     h = s.h
+    top = tops[cols[0]]
     r = nanmedian(ratio[in_runs][:, cols], axis=0)
     span = [(int(s.steps[a]), int(s.steps[b])) for a, b in runs]
     last = runs[-1][1]
@@ -184,12 +207,16 @@ def _exploding(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     G = s.total_grad
     finite = np.isfinite(G) & (G > 0)
     events: list[tuple[int, str, list[int]]] = []  # (row, why, layers)
-    W = s.total_weight
-    if W is not None:
+    bound = s.scale_bound  # under Adam-like optimizers ‖g‖/‖θ‖ says nothing of the step: those layers are left out
+    weight, rel = s.weight, s.rel
+    if weight is not None and rel is not None and bound.any():
+        g_b = np.where(np.isnan(s.grad[:, bound]), 0.0, s.grad[:, bound])
+        w_b = np.where(np.isnan(weight[:, bound]), 0.0, weight[:, bound])
         with np.errstate(invalid="ignore", divide="ignore"):
-            R = G / W
+            R = np.sqrt(np.sum(g_b ** 2, axis=1)) / np.sqrt(np.sum(w_b ** 2, axis=1))
         for i in np.flatnonzero(finite & (R > t.explode_relative)):
-            cols = [c for c in range(s.n_layers) if np.isfinite(s.rel[i, c]) and s.rel[i, c] > t.explode_relative]
+            cols = [c for c in range(s.n_layers)
+                    if bound[c] and np.isfinite(rel[i, c]) and rel[i, c] > t.explode_relative]
             events.append((int(i), f"the gradient norm is {fmt(float(R[i]))}× the weights' norm (healthy training: "
                                    f"1e-3 to 1)", cols))
     bad = s.stat("nonfinite")
@@ -252,11 +279,26 @@ def _exploding(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
                    remedies_for("exploding", facts if not recurrent else _recurrent(facts)))
 
 
+def _vector_updates(s: Signals, t: Thresholds, u: np.ndarray, w: np.ndarray, weight_ok: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(update ratio, where it means something) with vectors (gains, LayerScale, biases) judged on their own terms:
+    their step over their norm or, for a vector initialised tiny by design (LayerScale at 1e-5), over
+    ``vector_rms_floor`` of RMS, whichever is larger."""
+    numel = np.maximum(np.asarray(s.h.numel, dtype=float), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        floor = np.maximum(w, np.sqrt(numel) * t.vector_rms_floor)
+        vec = u * w / floor
+    ratio = np.where(s.vector[None, :], vec, u)
+    ok = np.where(s.vector[None, :], np.isfinite(w) & (w > 0), weight_ok)
+    return ratio, ok
+
+
 def _large_updates(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     u = s.stat("update_ratio")
-    if u is None or s.weight_ok is None:
+    if u is None or s.weight is None or s.weight_ok is None:
         return None
-    cond = np.isfinite(u) & s.weight_ok & (u > t.large_update_ratio)
+    u, ok = _vector_updates(s, t, u, s.weight, s.weight_ok)
+    cond = np.isfinite(u) & ok & (u > t.large_update_ratio)
     cols = s.input_side_first(np.flatnonzero(cond.any(axis=0)))
     if not cols:
         return None
@@ -305,12 +347,83 @@ def _fraction_rule(s: Signals, t: Thresholds, facts: Facts, stat: str, limit: fl
                    {"lines": lines, stat: med.tolist()}, remedies_for(kind, facts))
 
 
+def _dead_units(s: Signals, t: Thresholds, facts: Facts, eligible: np.ndarray) -> Finding | None:
+    """Dead units from the weight gradient (``grad_dead``: rows of ∂L/∂W and bias entries exactly zero over the
+    batch, whatever activation) where measured, from the activations (``act_dead``) elsewhere; only runs of
+    ``MIN_DEAD_RUN`` recorded steps count. A layer behind a dead layer nearer the loss whose rows are zero because
+    nothing reaches it (its whole gradient zero, or its activation hooks see its units alive) is not named."""
+    h = s.h
+    g = s.stat("grad_dead")
+    a = s.stat("act_dead")
+    a = np.where(eligible[None, :], a, np.nan) if a is not None else None
+    v = g if g is not None else np.full((len(s.steps), s.n_layers), np.nan)
+    if a is not None:
+        per_layer_grad = np.isfinite(v).any(axis=0)
+        v = np.where(per_layer_grad[None, :], v, a)
+    measured = np.isfinite(v)
+    cond = measured & (v > t.dead_fraction)
+    run = min(MIN_DEAD_RUN, len(s.steps))
+    lasting = np.zeros_like(cond)
+    for c in range(s.n_layers):  # only runs of at least `run` dead recorded steps count
+        for a0, b0 in episodes(cond[:, c]):
+            if b0 - a0 + 1 >= run:
+                lasting[a0:b0 + 1, c] = True
+    cond = lasting
+    cols = s.input_side_first(np.flatnonzero(_persistent(cond, measured, t.persist_fraction)))
+    if g is not None and len(cols) > 1:
+        def starved(c: int) -> bool:
+            """Behind a layer nearer the loss that is dead on each of its dead steps, and either every row of its
+            gradient is zero there or its activation hooks saw its units alive: no gradient reaches it, its units
+            are not dead."""
+            nearer = [d for d in cols if s.depth[d] < s.depth[c]]
+            rows = np.flatnonzero(cond[:, c])
+            if not nearer or not all(cond[r, nearer].any() for r in rows):
+                return False
+            seen = a[rows, c][np.isfinite(a[rows, c])] if a is not None else np.zeros(0)
+            return bool((g[rows, c] >= 1.0).all() or (len(seen) and np.median(seen) <= t.dead_fraction))
+        cols = [c for c in cols if not starved(c)]
+    if not cols:
+        return None
+    med = nanmedian(np.where(measured, v, np.nan)[:, cols], axis=0)
+    sources = {name: nanmedian(x[:, cols], axis=0).tolist() for name, x in (("grad_dead", g), ("act_dead", a))
+               if x is not None}
+    lines = []
+    for c, m in zip(cols, med):
+        source = "rows of ∂L/∂W exactly zero" if g is not None and np.isfinite(g[:, c]).any() else "zero outputs"
+        line = f"layer {h.layers[c]}: {m:.0%} of its units dead ({source} over the batch)"
+        if a is not None and g is not None and np.isfinite(a[:, c]).any():
+            line += f"; its activation hooks saw {nanmedian(a[:, c]):.0%}"
+        lines.append(line)
+    return Finding("dead_units", [h.layers[c] for c in cols], _first_step(s, cond, cols),
+                   f"more than {t.dead_fraction:.0%} of the units are dead (no active path to the loss for the whole "
+                   f"batch) in {len(cols)} layer(s)", {"lines": lines, "dead_fraction": med.tolist(), **sources},
+                   remedies_for("dead_units", facts))
+
+
+def _unmeasured(s: Signals) -> str:
+    """Why these statistics give no verdict, or "" when they do."""
+    h = s.h
+    meta = h.meta
+    if meta.get("optimizers") and all(o is None for o in (meta.get("optimizer_of") or [0])):
+        return ("not enough evidence: no watched optimizer steps any of this model's parameters (the optimizer "
+                "passed to watch() belongs to another model)")
+    grad = h.stat("grad_norm") if h.has("grad_norm") else None
+    bad = s.stat("nonfinite")
+    seen_bad = bad is not None and bool((np.nan_to_num(bad, nan=0.0) > 0).any())
+    if grad is None or not np.isfinite(grad).any() and not seen_bad:
+        disabled = meta.get("disabled") or {}
+        why = f" (switched off: {'; '.join(f'{k}: {v}' for k, v in list(disabled.items())[:2])})" if disabled else ""
+        return f"not enough evidence: no gradient statistic was measured on any of {len(s.steps)} steps{why}"
+    return ""
+
+
 def diagnose(history: History, **thresholds: Any) -> Diagnosis:
     """Findings of every kind that the recorded statistics allow; see :class:`Thresholds` for the keywords."""
     t = Thresholds(**thresholds)
     h = history
     if len(h) == 0:
-        return Diagnosis([], t, ["nothing: no step was recorded"])
+        return Diagnosis([], t, ["nothing: no step was recorded"],
+                         unmeasured="not enough evidence: no step was recorded (diagnose after training steps)")
     s = Signals(h, t)
     facts = Facts.of(h)
     findings: list[Finding | None] = []
@@ -336,13 +449,12 @@ def diagnose(history: History, **thresholds: Any) -> Diagnosis:
         eligible = np.isin(acts, SATURATING) | np.isin(kinds, RECURRENT)
         findings.append(_fraction_rule(s, t, facts, "act_saturation", t.saturation_fraction, "saturation",
                                        "of the activation inputs have σ' below 1% of its maximum", eligible))
-    if need("act_dead", "dead units (record activation statistics: stats='full')"):
+    if h.has("grad_dead") or need("act_dead", "dead units (record activation statistics: stats='full')"):
         eligible = np.isin(acts, tuple(ACTIVATIONS)) & ~np.isin(acts, SATURATING)
-        findings.append(_fraction_rule(s, t, facts, "act_dead", t.dead_fraction, "dead_units",
-                                       "of the units are zero for the whole batch", eligible))
+        findings.append(_dead_units(s, t, facts, eligible))
     notes = []
     if facts.describe():
         notes.append(facts.describe() + ": remedies leave those out")
     order = {k: i for i, k in enumerate(KINDS)}
     found = sorted((f for f in findings if f is not None), key=lambda f: order[f.kind])
-    return Diagnosis(found, t, not_checked, notes)
+    return Diagnosis(found, t, not_checked, notes, unmeasured=_unmeasured(s))

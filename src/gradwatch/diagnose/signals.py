@@ -130,6 +130,47 @@ class Signals:
         # starts at a step that is not sampled (start_step=1) — or where it is 0: never divide by a missing norm
         return np.where(np.isnan(self.weight).all(axis=1) | (total == 0), np.nan, total)
 
+    @cached_property
+    def vector(self) -> np.ndarray:
+        """Layers whose parameters are all vectors (biases, gains, LayerScale, norm scales): judged on their own."""
+        v = self.h.meta.get("vectors")
+        return np.asarray(v, dtype=bool) if v and len(v) == self.n_layers else np.zeros(self.n_layers, dtype=bool)
+
+    @cached_property
+    def group(self) -> list[tuple | None]:
+        """Per layer, what it shares with the layers it may be compared with: the watched optimizer that steps it and
+        the loss whose graph reached it first. None for a layer no watched optimizer steps: it is compared with
+        none."""
+        meta = self.h.meta
+        opt = meta.get("optimizer_of") or [0] * self.n_layers
+        loss = meta.get("loss_of") or [0] * self.n_layers
+        return [(o, l if l is not None else 0) if o is not None else None for o, l in zip(opt, loss)]
+
+    @cached_property
+    def scale_bound(self) -> np.ndarray:
+        """Layers whose step grows with their gradient: stepped by a non-adaptive optimizer (SGD…), or by an
+        unknown one (no optimizer watched). Adam-like optimizers divide the gradient's scale out; layers no watched
+        optimizer steps take no step from it."""
+        from gradwatch.diagnose.facts import ADAPTIVE
+
+        names = self.h.meta.get("optimizers") or []
+        if not names:
+            return np.ones(self.n_layers, dtype=bool)
+        opt = self.h.meta.get("optimizer_of") or [0] * self.n_layers
+        return np.array([o is not None and o < len(names) and not ADAPTIVE.search(names[o]) for o in opt],
+                        dtype=bool)
+
+    @cached_property
+    def static(self) -> np.ndarray:
+        """Layers whose weights never changed on a measured step while they had a gradient: never a reference."""
+        u = self.stat("update_ratio")
+        if u is None:
+            return np.zeros(self.n_layers, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            frozen = (np.isfinite(u) & (u == 0) & np.isfinite(self.grad) & (self.grad > 0)).sum(axis=0)
+            moved = (np.isfinite(u) & (u > 0)).sum(axis=0)
+        return (frozen > 0) & (moved == 0)
+
     def input_side_first(self, cols) -> list[int]:
         """Layer indices ordered from the input side (farthest from the loss) to the output side."""
         return sorted(cols, key=lambda c: (-self.depth[c], c))

@@ -49,6 +49,11 @@ class Thresholds(StrictModel):
         1.0, gt=0,
         description="[1.0] large updates: one optimizer step changes a layer's weights by more than this fraction of "
                     "their norm (Karpathy's rule of thumb puts healthy updates near 1e-3)")
+    vector_rms_floor: float = Field(
+        1e-2, gt=0,
+        description="[1e-2] vectors (biases, gains, LayerScale, norm scales) are judged apart from matrices: their "
+                    "update is compared with their norm or with this RMS, whichever is larger, so a gain initialised "
+                    "at 1e-5 by design (LayerScale) that Adam moves by lr per step is not a too-large update")
     stalled_ratio: float = Field(1e-6, gt=0, description="[1e-6] update_ratio below this: stalled updates")
     saturation_fraction: float = Field(0.5, gt=0, le=1, description="[0.5] act_saturation above this: saturation")
     dead_fraction: float = Field(

@@ -1,16 +1,22 @@
-"""Where each layer sits in the autograd graph: its distance from the model's output, and whether the model has
-skip connections. Read once, from the graph of the first training forward pass (a forward hook on the root
-module that removes itself), so that "near the input" means far from the loss, not early in registration order.
+"""Where each layer sits in the autograd graph: its distance from the loss, and whether the model has skip
+connections. Read from the graphs of the losses the loop calls ``backward()`` on during the first recorded step
+(``torch.autograd.backward`` is wrapped while a watch waits for them, then restored), so that "near the input"
+means far from the loss that really ran — a GAN's generator and discriminator each from their own loss, a
+container whose ``forward`` is never called included. Where no backward is seen, the graph of the first training
+forward pass of the root module is read instead (a forward hook that removes itself).
 
-* ``depth[l]``: the longest path, in autograd nodes, from the model's output back to layer ``l``'s parameters
-  (the smallest over its parameters); None for a layer the forward pass did not use.
+* ``depth[l]``: the longest path, in autograd nodes, from the loss back to layer ``l``'s parameters (the smallest
+  over its parameters), in the graph of the first loss that reaches the layer; None for a layer no graph reached.
+* ``loss_of[l]``: which of those losses (0, 1, … in the order of their backward calls) that is.
 * ``residual``: some addition joins a short branch and a long one (``x + f(x)``): the graph of a residual network
   or a transformer. An MLP or a plain CNN has none.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import weakref
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -19,11 +25,23 @@ MAX_NODES = 500_000  # a bigger graph is not walked (the facts stay unknown)
 SKIP_MIN_GAP = 2  # an addition whose branches' heights differ by at least this many nodes is a skip connection
 
 
+MAX_LOSSES = 8  # backward calls of the first step read at most (gradient accumulation repeats the same graph)
+
+
 @dataclass
 class GraphFacts:
     depth: list[int | None]
     residual: bool
     nodes: int
+    loss_of: list[int | None] = field(default_factory=list)
+
+    def merge(self, other: GraphFacts, loss: int) -> None:
+        """Add the layers that ``other`` (the graph of loss number ``loss``) reaches and this one does not."""
+        for l, d in enumerate(other.depth):
+            if d is not None and self.depth[l] is None:
+                self.depth[l], self.loss_of[l] = d, loss
+        self.residual = self.residual or other.residual
+        self.nodes += other.nodes
 
 
 def _first_tensor(x) -> Tensor | None:
@@ -80,28 +98,90 @@ def read_graph(output, layer_of: dict[int, int], n_layers: int) -> GraphFacts | 
         elif not residual and type(node).__name__.startswith("AddBackward"):
             heights = [height[c] for c, _ in node.next_functions if c is not None]
             residual = len(heights) == 2 and abs(heights[0] - heights[1]) >= SKIP_MIN_GAP
-    return GraphFacts(depth, residual, len(order))
+    return GraphFacts(depth, residual, len(order), [0 if d is not None else None for d in depth])
+
+
+_waiting: weakref.WeakSet = weakref.WeakSet()  # probes that read the graphs of the coming backward calls
+_original_backward = None
+
+
+def _wrapped_backward(tensors, *args, **kwargs):
+    for probe in list(_waiting):
+        probe._on_backward(tensors)
+    return _original_backward(tensors, *args, **kwargs)
+
+
+def _listen(probe: GraphProbe) -> None:
+    global _original_backward
+    _waiting.add(probe)
+    if _original_backward is None:
+        _original_backward = torch.autograd.backward
+        torch.autograd.backward = functools.wraps(_original_backward)(_wrapped_backward)
+
+
+def _unlisten(probe: GraphProbe) -> None:
+    global _original_backward
+    _waiting.discard(probe)
+    if not _waiting and _original_backward is not None:
+        if getattr(torch.autograd.backward, "__wrapped__", None) is _original_backward:  # not wrapped again since
+            torch.autograd.backward = _original_backward  # type: ignore[assignment]
+            _original_backward = None
 
 
 class GraphProbe:
-    """A forward hook on the root module that reads the graph of the first forward pass with gradients."""
+    """Reads the graphs of the losses of the first recorded step (see the module's docstring); until one is seen,
+    a forward hook on the root module reads the graph of the first forward pass with gradients."""
 
     def __init__(self, root: nn.Module, layer_of: dict[int, int], n_layers: int, guard):
         self.facts: GraphFacts | None = None
+        self.from_loss = False  # the facts come from a loss's graph (not the root module's output)
+        self._losses = 0
+        self._settled = False
         self._layer_of, self._n, self._guard = layer_of, n_layers, guard
         self._handle = root.register_forward_hook(self._hook)
+        _listen(self)
 
     def _hook(self, module, inputs, output) -> None:
         if not torch.is_grad_enabled() or _compiling():
             return
-        self.remove()
+        self._remove_hook()
+        if self.from_loss:
+            return
         with self._guard("reading the autograd graph", "the first forward pass"):
             self.facts = read_graph(output, self._layer_of, self._n)
 
-    def remove(self) -> None:
+    def _on_backward(self, tensors) -> None:
+        if _compiling():
+            return
+        with self._guard("reading the autograd graph", "a backward call"):
+            facts = read_graph(tensors, self._layer_of, self._n)
+            if facts is None or all(d is None for d in facts.depth):
+                return  # another model's loss
+            if not self.from_loss or self.facts is None:
+                self.facts, self.from_loss = facts, True
+            else:
+                self.facts.merge(facts, self._losses)
+            self._losses += 1
+            if self._losses >= MAX_LOSSES:
+                self.settle()
+
+    def settle(self) -> None:
+        """The first step is over: read no more graphs (called at the end of every step; only the first acts)."""
+        if self._settled:
+            return
+        self._settled = True
+        _unlisten(self)
+        if self.facts is not None:
+            self._remove_hook()
+
+    def _remove_hook(self) -> None:
         if self._handle is not None:
             self._handle.remove()
             self._handle = None
+
+    def remove(self) -> None:
+        self._remove_hook()
+        _unlisten(self)
 
 
 def _compiling() -> bool:

@@ -46,9 +46,20 @@ def free_reads(device: torch.device) -> bool:
 
 
 def local(t: Tensor) -> Tensor:
-    """The part of ``t`` this process holds: the local shard of a DTensor (FSDP2), ``t`` itself otherwise."""
+    """The part of ``t`` this process holds: the local shard of a DTensor (FSDP2), ``t`` itself otherwise; the
+    stored values of a sparse tensor (see :func:`stored`)."""
     to_local = getattr(t, "to_local", None)
-    return to_local() if to_local is not None else t
+    return stored(to_local() if to_local is not None else t)
+
+
+def stored(t: Tensor) -> Tensor:
+    """The values a tensor stores: ``t`` itself when strided; for a sparse gradient (``nn.Embedding(sparse=True)``)
+    the values of its coalesced form (duplicate indices summed), whose norms, sums and maxima are the tensor's."""
+    if t.layout == torch.strided:
+        return t
+    if t.layout == torch.sparse_coo:
+        return t.coalesce().values()
+    return t.values()  # compressed layouts (CSR, CSC, BSR, BSC)
 
 
 # What is measured per parameter on a step (a vector ``[parameters]`` each, from one fused reduction), and the
@@ -383,7 +394,8 @@ BACKWARD_STATS: dict[str, BackwardStat] = {s.name: s for s in (BackwardGain(), G
 HISTOGRAM = "grad_hist"
 
 DEFAULT_STATS = tuple(STATS)
-SAMPLED_STATS = (*FORWARD_STATS, *BACKWARD_STATS, HISTOGRAM)
+GRAD_DEAD = "grad_dead"  # gradwatch.probe.units: dead units from the rows of ∂L/∂W, every recorded step
+SAMPLED_STATS = (*FORWARD_STATS, *BACKWARD_STATS, HISTOGRAM, GRAD_DEAD)
 ALL_STATS = (*DEFAULT_STATS, *SAMPLED_STATS)
 
 
@@ -392,6 +404,10 @@ def describe(name: str) -> str:
     for table in (STATS, FORWARD_STATS, BACKWARD_STATS):
         if name in table:
             return table[name].doc
+    if name == GRAD_DEAD:
+        from gradwatch.probe.units import DOC
+
+        return DOC
     if name == HISTOGRAM:
         return ("per-layer histogram of log10|∂L/∂θ| in fixed 0.25-decade bins from 1e-38 to 1e4, with exact zeros, "
                 "underflow, overflow and NaN counted apart (Glorot & Bengio 2010 pictures)")

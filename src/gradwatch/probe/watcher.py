@@ -45,7 +45,9 @@ from gradwatch.probe.preclip import PreClip
 from gradwatch.probe.rows import RowQueue, is_sharded
 from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
                                    HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, free_reads, local,
-                                   log10_histogram, zeros)
+                                   log10_histogram, stored, zeros)
+from gradwatch.probe.units import NAME as GRAD_DEAD
+from gradwatch.probe.units import DeadRows
 
 NONFINITE_MODES = ("record", "warn", "raise", "locate")
 GRADS, UPDATES, HOOKS = "gradient statistics", "update statistics", "module-hook statistics"
@@ -145,13 +147,18 @@ class Watcher:
                                    [BACKWARD_STATS[s] for s in names if s in BACKWARD_STATS], self._guard)
         self._histograms = HISTOGRAM in names
         self._locator = Locator(self.layers) if self.on_nonfinite == "locate" else None
-        hook_names = self._probes.names + (list(self._locator.names) if self._locator else [])
         self._params = [p for l in self.layers for p in l.params]
+        # grad_dead reads whole rows of ∂L/∂W: not for sharded parameters (FSDP2), whose rows are split over ranks
+        self._dead = DeadRows(self.layers, self._params) if GRAD_DEAD in names and not is_sharded(self._params) \
+            else None
+        self._dead_now: Tensor | None = None  # grad_dead of the current row
+        hook_names = (self._probes.names + (list(self._locator.names) if self._locator else [])
+                      + ([GRAD_DEAD] if self._dead is not None else []))
         self._owner = [i for i, l in enumerate(self.layers) for _ in l.params]
         self._device = self._params[0].device
         self._queue = RowQueue(raw, self._stats, hook_names, self._owner,
                                [local(p).numel() for p in self._params], n, self._device, is_sharded(self._params))
-        self._local = local if self._queue.sharded else _same
+        self._local = local if self._queue.sharded else stored  # a sparse gradient: its stored values
         self._history = History(
             [l.name for l in self.layers], [s.name for s in self._stats] + hook_names,
             kinds=[l.kind for l in self.layers], numel=[l.numel for l in self.layers],
@@ -161,12 +168,14 @@ class Watcher:
                   "chain": _is_chain(unwrap(model)), "optimizers": [type(o).__name__ for o in self.optimizers],
                   "aliases": {l.name: l.aliases for l in self.layers if l.aliases},
                   "param_names": list(param_names) if param_names is not None else None,
-                  "sharded": self._queue.sharded, "skipped_steps": [], "disabled": {}})
+                  "sharded": self._queue.sharded, "skipped_steps": [], "disabled": {},
+                  "vectors": [all(p.dim() <= 1 for p in l.params) for l in self.layers]})
 
         self._index = {id(p): i for i, p in enumerate(self._params)}
         self._measured: dict[int, tuple[tuple[int, ...], list[int], list[int]]] = {}  # k -> (signature, measured,
         #                                                                                         stepped by k)
         self._cache: dict[tuple, _Cached] = {}
+        self._broken: set[int] = set()  # parameters whose gradient could not be measured (see _isolate)
         self._before: dict[int, tuple[list[int], list[Tensor], _Cached]] = {}  # θ before optimizer k's step
         self._theta: dict[int, list[Tensor]] = {}  # buffers for that copy, allocated once per optimizer
         self._stepped: set[int] = set()  # optimizers that stepped in the current row
@@ -237,6 +246,8 @@ class Watcher:
         """The parameters among ``indices`` that have a gradient now, with their cached index tensors."""
         params = self._params
         present = [i for i in indices if params[i].grad is not None]
+        if self._broken:  # parameters whose gradient could not be measured: their layer is switched off
+            present = [i for i in present if i not in self._broken]
         if not present:
             return None
         key = (k, tuple(present))
@@ -254,16 +265,37 @@ class Watcher:
             return None
         params = self._params
         grads = ([local(params[i].grad) for i in cached.present] if self._queue.sharded
-                 else [params[i].grad for i in cached.present])
+                 else [stored(params[i].grad) for i in cached.present])
         g = StepGrads(grads)
-        if not rename:
-            self._preclip_of(cached, g)
-        for name in raw_names:
-            self._queue.put(rename or name, g.raw(name), cached.index)
+        try:
+            if not rename:
+                self._preclip_of(cached, g)
+            values = [(name, g.raw(name)) for name in raw_names]
+        except Exception as exc:  # noqa: BLE001 - find the parameters that fail; switch off only their layers
+            if not self._isolate(cached.present, grads, raw_names):
+                raise exc from None
+            return self._measure_grads(k, raw_names, rename)
+        for name, value in values:
+            self._queue.put(rename or name, value, cached.index)
         if not rename:
             self._queue.mark_present(cached.index, cached.ones)
             g.present = cached.present
         return g
+
+    def _isolate(self, present: list[int], grads: list[Tensor], raw_names: list[str]) -> bool:
+        """After a fused measurement failed: measure each gradient alone; switch off the layers of those that fail
+        (the others go on being measured). Whether any was found."""
+        found = False
+        for i, grad in zip(present, grads):
+            try:
+                one = StepGrads([grad])
+                for name in raw_names:
+                    one.raw(name)
+            except Exception as exc:  # noqa: BLE001 - nothing the watch does may stop training
+                self._broken.add(i)
+                self._guard.fail(GRADS, self.layers[self._owner[i]].name, exc)
+                found = True
+        return found
 
     def _preclip_of(self, cached: _Cached, g: StepGrads) -> None:
         """The step's pre-clip norms: those measured at the end of backward when the loop changed the gradients
@@ -286,10 +318,19 @@ class Watcher:
         if self._closed or self._preclips is None or not self._recording() or not self._guard.active(GRADS):
             return
         with self._guard(GRADS, f"step {self._step} (end of backward)"), torch.no_grad():
-            cached = self._present(None, self._indices(None))
-            if cached is not None:
+            for _ in range(2):  # a second time without the parameters whose gradient cannot be measured
+                cached = self._present(None, self._indices(None))
+                if cached is None:
+                    return
                 grads = [self._local(self._params[i].grad) for i in cached.present]
-                self._preclips.note(cached.present, StepGrads(grads).l2)
+                try:
+                    norms = StepGrads(grads).l2
+                except Exception as exc:  # noqa: BLE001 - switch off only the layers whose gradient fails
+                    if not self._isolate(cached.present, grads, ["grad_l2"]):
+                        raise exc from None
+                    continue
+                self._preclips.note(cached.present, norms)
+                return
 
     def _before_step(self, k: int | None) -> None:
         """Optimizer ``k`` is about to step (or ``w.step()`` was called): measure its gradients and weights."""
@@ -306,6 +347,12 @@ class Watcher:
                 g = self._measure_grads(k, self._raw_every + self._raw_sampled if sampled else self._raw_every)
                 if sampled and self._histograms:
                     self._pending_hists.append((self._step, self._histogram()))
+        if self._dead is not None and self._guard.active(GRAD_DEAD):
+            with self._guard(GRAD_DEAD, f"step {self._step}"), torch.no_grad():
+                dead = self._dead.measure(self._indices(k), self._device)
+                if dead is not None:
+                    self._dead_now = dead if self._dead_now is None else torch.where(dead.isnan(), self._dead_now,
+                                                                                       dead)
         # the weights are measured on sampled steps, and on a step whose gradient is known (on the CPU, without a
         # device sync) to be non-finite: a weight that holds the inf/NaN itself is then named as the origin
         weights_now = sampled or (g is not None and g.any_nonfinite is True)
@@ -352,8 +399,10 @@ class Watcher:
                 self.flush()
         else:
             self._queue.discard()
+            self._dead_now = None
         if self._preclips is not None:
             self._preclips.reset()
+        self._graph.settle()  # the first step's losses are read
         self._stepped.clear()
         self._step += 1
         self._arm()
@@ -381,6 +430,9 @@ class Watcher:
                 with self._guard(LOCATE, f"step {self._step}"):
                     values = self._locator.take(self._device)
             parts.append(values if values is not None else self._queue.layer_nan[:len(self._locator.names)])
+        if self._dead is not None:
+            dead, self._dead_now = self._dead_now, None
+            parts.append(dead[None] if dead is not None else self._queue.layer_nan[:1])
         return torch.cat(parts) if parts else None
 
     def _copy_of(self, k: int, params: list[Tensor]) -> list[Tensor]:
@@ -392,6 +444,17 @@ class Watcher:
             buf = self._theta[k] = [torch.empty_like(p) for p in params]
         torch._foreach_copy_(buf, params)
         return buf
+
+    def _optimizer_of(self) -> list[int | None]:
+        """Per layer, the watched optimizer that steps its parameters (the first, if several); None where none
+        does (a layer added after the optimizer was built). Without optimizers: 0 for every layer."""
+        if not self.optimizers:
+            return [0] * len(self.layers)
+        out: list[int | None] = [None] * len(self.layers)
+        for k in reversed(range(len(self.optimizers))):
+            for i in self._indices(k, stepped=True):
+                out[self._owner[i]] = k
+        return out
 
     def _histogram(self) -> Tensor:  # [layers, bins]
         edges = HIST_EDGES.to(self._device)
@@ -510,8 +573,10 @@ class Watcher:
         meta = self._history.meta
         meta["disabled"] = self._guard.summary()
         facts = self._graph.facts
-        if facts is not None and "depth" not in meta:
-            meta.update(depth=facts.depth, residual=facts.residual, graph_nodes=facts.nodes)
+        if facts is not None:
+            meta.update(depth=list(facts.depth), residual=facts.residual, graph_nodes=facts.nodes,
+                        loss_of=list(facts.loss_of), depth_from="loss" if self._graph.from_loss else "output")
+        meta["optimizer_of"] = self._optimizer_of()
         self._outputs.write(self._history, steps, values, hists)  # to the sinks and the run store
 
     def close(self) -> None:
@@ -574,10 +639,6 @@ class Watcher:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<gradwatch watch of {type(unwrap(self.model)).__name__}: {len(self.layers)} layers, {state}>"
-
-
-def _same(t: Tensor) -> Tensor:
-    return t
 
 
 def _is_chain(root: nn.Module) -> bool:

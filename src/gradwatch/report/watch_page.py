@@ -44,6 +44,7 @@ def _diagnosis_html(diagnosis: Any) -> str:
         return "<p>No diagnosis (nothing recorded).</p>"
     head = ("<p class='ok'>Healthy: no vanishing, exploding, saturated, dead or non-finite layers found.</p>"
             if diagnosis.healthy else
+            f"<p class='no'>{html.escape(diagnosis.unmeasured)}</p>" if diagnosis.healthy is None else
             f"<p class='no'>{len(diagnosis.findings)} finding(s): {html.escape(', '.join(diagnosis.kinds()))}</p>")
     parts = [head]
     for f in diagnosis.findings:

@@ -27,7 +27,7 @@ function row(r) {
   const c = r.config, s = r.summary || {};
   const tr = document.createElement("tr");
   tr.dataset.id = r.id; tr.dataset.outcome = r.outcome || r.status;
-  const health = s.healthy === undefined ? "" : (s.healthy ? "✓ healthy" : "⚠ findings");
+  const health = s.healthy === undefined ? "" : s.healthy === null ? "? no evidence" : (s.healthy ? "✓ healthy" : "⚠ findings");
   const box = document.createElement("input");
   box.type = "checkbox"; box.className = "pick"; box.checked = picked.has(r.id); box.title = "compare";
   box.addEventListener("click", (e) => { e.stopPropagation(); pick(r.id, box.checked); });

@@ -1,0 +1,83 @@
+"""Dead units read from the weight gradient itself: ``grad_dead``.
+
+A unit (an output row of a Linear layer, an output channel of a convolution) whose row of ∂L/∂W and bias entry are
+exactly zero over the whole batch had ∂L/∂z = 0 for every example: no active path from its output to the loss
+(a ReLU that is off everywhere, whatever applies it — a module registered anywhere, one shared module, ``F.relu``).
+This needs no module hook, so it is exact for any activation and is taken on every recorded step from ``p.grad``
+(one fused max-reduction per layer, on the device; no host read). Layers without a weight matrix (norms, gains,
+embeddings, whose rows are lookups, recurrent cells, whose rows are gates) are not measured (NaN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from gradwatch.probe.layers import Layer
+
+NAME = "grad_dead"
+DOC = ("fraction of the layer's units (rows of a Linear weight, output channels of a convolution) whose gradient row "
+       "∂L/∂W and bias entry are exactly zero over the batch: units with no active path to the loss, whatever "
+       "activation (module, shared module or function) follows; every recorded step with stats='full'")
+_LOOKUP = (nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
+
+
+@dataclass(frozen=True)
+class _Units:
+    col: int  # the layer's column
+    weight: int  # index of the weight among the watched parameters
+    bias: int | None
+    dim: int  # the weight's dimension that indexes the units
+
+
+def unit_layers(layers: list[Layer], index: dict[int, int]) -> list[_Units]:
+    """The layers whose units ``grad_dead`` measures: a module with a ``weight`` of ≥ 2 dimensions (and optionally a
+    ``bias`` with one entry per unit), not a lookup table or a recurrent cell."""
+    out = []
+    for col, layer in enumerate(layers):
+        m = layer.module
+        w = getattr(m, "weight", None)
+        if not layer.hookable or isinstance(m, _LOOKUP) or not isinstance(w, nn.Parameter) or w.dim() < 2:
+            continue
+        if id(w) not in index:
+            continue
+        dim = 1 if isinstance(m, nn.modules.conv._ConvTransposeNd) else 0
+        b = getattr(m, "bias", None)
+        bias = index.get(id(b)) if isinstance(b, nn.Parameter) and b.shape == (w.shape[dim],) else None
+        out.append(_Units(col, index[id(w)], bias, dim))
+    return out
+
+
+class DeadRows:
+    """Measures ``grad_dead`` of the unit layers whose weights are among a step's measured parameters."""
+
+    def __init__(self, layers: list[Layer], params: list[nn.Parameter]):
+        self.params = params
+        self.units = unit_layers(layers, {id(p): i for i, p in enumerate(params)})
+        self.n_layers = len(layers)
+
+    def measure(self, measured: list[int], device: torch.device) -> Tensor | None:
+        """``[layers]``: the dead fraction of each unit layer whose weight is in ``measured`` and has a dense
+        gradient now, NaN elsewhere; None when there is none."""
+        wanted = set(measured)
+        cols, values = [], []
+        for u in self.units:
+            if u.weight not in wanted:
+                continue
+            g = self.params[u.weight].grad
+            if g is None or g.layout != torch.strided:
+                continue
+            rows = g.detach().movedim(u.dim, 0).flatten(1).abs().amax(1)  # [units]
+            if u.bias is not None:
+                b = self.params[u.bias].grad
+                if b is not None and b.layout == torch.strided:
+                    rows = rows + b.detach().abs()
+            cols.append(u.col)
+            values.append((rows == 0).float().mean())
+        if not cols:
+            return None
+        out = torch.full((self.n_layers,), float("nan"), device=device)
+        out[torch.tensor(cols, device=device)] = torch.stack(values).to(device)
+        return out
