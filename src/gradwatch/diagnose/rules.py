@@ -212,8 +212,11 @@ def _exploding(s: Signals, t: Thresholds, facts: Facts) -> Finding | None:
     if weight is not None and rel is not None and bound.any():
         g_b = np.where(np.isnan(s.grad[:, bound]), 0.0, s.grad[:, bound])
         w_b = np.where(np.isnan(weight[:, bound]), 0.0, weight[:, bound])
+        w_total = np.sqrt(np.sum(w_b ** 2, axis=1))
+        # no ratio where no weight norm is known yet (a watch starting at an unsampled step) or where it is 0
+        w_total = np.where(np.isnan(weight[:, bound]).all(axis=1) | (w_total == 0), np.nan, w_total)
         with np.errstate(invalid="ignore", divide="ignore"):
-            R = np.sqrt(np.sum(g_b ** 2, axis=1)) / np.sqrt(np.sum(w_b ** 2, axis=1))
+            R = np.sqrt(np.sum(g_b ** 2, axis=1)) / w_total
         for i in np.flatnonzero(finite & (R > t.explode_relative)):
             cols = [c for c in range(s.n_layers)
                     if bound[c] and np.isfinite(rel[i, c]) and rel[i, c] > t.explode_relative]

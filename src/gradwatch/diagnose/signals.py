@@ -121,16 +121,6 @@ class Signals:
             return np.sqrt(np.sum(g ** 2, axis=1))
 
     @cached_property
-    def total_weight(self) -> np.ndarray | None:
-        if self.weight is None:
-            return None
-        w = np.where(np.isnan(self.weight), 0.0, self.weight)
-        total = np.sqrt(np.sum(w ** 2, axis=1))
-        # NaN (no ratio) where no weight norm is known yet — steps before the first sampled one, when the watch
-        # starts at a step that is not sampled (start_step=1) — or where it is 0: never divide by a missing norm
-        return np.where(np.isnan(self.weight).all(axis=1) | (total == 0), np.nan, total)
-
-    @cached_property
     def vector(self) -> np.ndarray:
         """Layers whose parameters are all vectors (biases, gains, LayerScale, norm scales): judged on their own."""
         v = self.h.meta.get("vectors")
