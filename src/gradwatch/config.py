@@ -16,8 +16,12 @@ from gradwatch.errors import ConfigError
 _MISSING = object()
 
 
-_BOUNDS = {"greater_than_equal": ("ge", "≥"), "greater_than": ("gt", ">"),
-           "less_than_equal": ("le", "≤"), "less_than": ("lt", "<")}
+_BOUNDS = {
+    "greater_than_equal": ("ge", "≥"),
+    "greater_than": ("gt", ">"),
+    "less_than_equal": ("le", "≤"),
+    "less_than": ("lt", "<"),
+}
 
 
 def _explain(err: ErrorDetails) -> str:

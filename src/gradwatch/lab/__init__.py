@@ -1,8 +1,8 @@
 """The lab: datasets, models, one validated :class:`Config` and :func:`train` for every network of the seeds.
 
-    from gradwatch import lab
-    run = lab.train(lab.Config(depth=10, width=100, activation="sigmoid", init="xavier_uniform", epochs=5))
-    run.metrics[-1]["test_accuracy"], run.history
+from gradwatch import lab
+run = lab.train(lab.Config(depth=10, width=100, activation="sigmoid", init="xavier_uniform", epochs=5))
+run.metrics[-1]["test_accuracy"], run.history
 """
 
 from gradwatch.lab.config import Config

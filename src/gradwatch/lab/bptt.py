@@ -22,26 +22,37 @@ from gradwatch.lab.recurrent import RecurrentNet, detach_states
 
 @dataclass
 class BackwardResult:
-    per_example: Tensor          # [B] task loss per example (detached)
-    time_grads: Tensor | None    # [T] ‖∂L/∂h_t‖ of the first layer, when recorded
+    per_example: Tensor  # [B] task loss per example (detached)
+    time_grads: Tensor | None  # [T] ‖∂L/∂h_t‖ of the first layer, when recorded
 
     @property
     def loss(self) -> float:
         return float(self.per_example.mean())
 
 
-def recurrent_backward(model: RecurrentNet, x: Tensor, y: Tensor, *, loss: str = "mse",
-                       tbptt: list[int] | tuple[int, int] | None = None, pascanu: float = 0.0, l1: float = 0.0,
-                       l2: float = 0.0, record: bool = False) -> BackwardResult:
+def recurrent_backward(
+    model: RecurrentNet,
+    x: Tensor,
+    y: Tensor,
+    *,
+    loss: str = "mse",
+    tbptt: list[int] | tuple[int, int] | None = None,
+    pascanu: float = 0.0,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    record: bool = False,
+) -> BackwardResult:
     """Forward and backward of one batch ``x`` [B, T, n_in]; gradients accumulate in the parameters' ``.grad``."""
     steps = x.shape[1]
     grads: list[Tensor | None] = [None] * steps
 
     def hook(t: int, h: Tensor) -> None:
         if record and h.requires_grad and pascanu == 0:
+
             def add(g: Tensor, t: int = t) -> None:
                 before = grads[t]
                 grads[t] = g.detach() if before is None else before + g.detach()
+
             h.register_hook(add)
 
     initial = model.initial_state(x.shape[0], x)
@@ -64,13 +75,15 @@ def recurrent_backward(model: RecurrentNet, x: Tensor, y: Tensor, *, loss: str =
             penalty.backward()
     times = None
     if record:
-        times = torch.stack([torch.zeros((), device=x.device) if g is None else torch.linalg.vector_norm(g)
-                             for g in grads])
+        times = torch.stack(
+            [torch.zeros((), device=x.device) if g is None else torch.linalg.vector_norm(g) for g in grads]
+        )
     return BackwardResult(per, times)
 
 
-def _truncated(model: RecurrentNet, x: Tensor, y: Tensor, initial: list, hook, loss: str,
-               tbptt: list[int] | tuple[int, int]) -> Tensor:
+def _truncated(
+    model: RecurrentNet, x: Tensor, y: Tensor, initial: list, hook, loss: str, tbptt: list[int] | tuple[int, int]
+) -> Tensor:
     k1, k2 = tbptt
     steps = x.shape[1]
     with torch.no_grad():  # the state before every step, without a graph
@@ -84,7 +97,7 @@ def _truncated(model: RecurrentNet, x: Tensor, y: Tensor, initial: list, hook, l
             start = max(0, end - k2)
             un = model.unroll(x, detach_states(states_at[start]), start, end, on_first=hook)
             if model.per_step:
-                out = model.output(torch.stack(un.top[prev - start:], 1))  # steps prev … end−1: [B, end−prev, C]
+                out = model.output(torch.stack(un.top[prev - start :], 1))  # steps prev … end−1: [B, end−prev, C]
                 per = task_loss(out, y[:, prev:end], loss, "none") * ((end - prev) / steps)
             else:
                 per = task_loss(model.output(un.top[-1]), y, loss, "none")

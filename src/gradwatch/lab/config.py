@@ -35,46 +35,62 @@ class Config(StrictModel):
     depth: int = Field(3, ge=1, description="hidden layers (stacked recurrent layers for rnn/lstm/gru)")
     width: int = Field(100, ge=1, description="units per hidden layer (reservoir size for esn)")
     sizes: list[int] | None = Field(None, description="explicit hidden widths, overrides depth/width; [] = linear")
-    activation: str = Field("relu", description="sigmoid, tanh, relu, leaky_relu, prelu, elu, selu, softsign, "
-                                                "gelu, linear (seeds 003, 004) [default: relu; tanh for rnn, esn]")
+    activation: str = Field(
+        "relu",
+        description="sigmoid, tanh, relu, leaky_relu, prelu, elu, selu, softsign, "
+        "gelu, linear (seeds 003, 004) [default: relu; tanh for rnn, esn]",
+    )
     alpha: float | None = Field(None, description="slope α of leaky_relu / prelu / elu [default: theirs]")
-    init: str = Field("he_normal", description="normal, uniform, glorot_standard, xavier_uniform, xavier_normal, "
-                                               "he_normal, he_uniform, orthogonal, spectral, lsuv "
-                                               "[default: he_normal; xavier_uniform for recurrent models]")
+    init: str = Field(
+        "he_normal",
+        description="normal, uniform, glorot_standard, xavier_uniform, xavier_normal, "
+        "he_normal, he_uniform, orthogonal, spectral, lsuv "
+        "[default: he_normal; xavier_uniform for recurrent models]",
+    )
     init_std: float = Field(0.01, gt=0, description="σ of init=normal, a of init=uniform U[-a, a]")
     init_mode: Literal["fan_in", "fan_out"] = Field("fan_in", description="fan used by he_normal / he_uniform")
     bias_init: float = Field(0.0, description="initial value of every bias")
     norm: Literal["none", "batch", "layer"] = Field("none", description="normalisation of hidden layers (seed 001)")
     norm_position: Literal["before", "after"] = Field("before", description="norm before or after the activation")
-    residual: bool = Field(False, description="z_{j+1} = z_j + σ(W_j z_j + b_j) (seed 003); projection if widths "
-                                              "differ")
-    layer_drop: float = Field(0.0, ge=0, lt=1, description="stochastic depth: drop a residual branch with this "
-                                                           "probability (seed 003)")
+    residual: bool = Field(
+        False, description="z_{j+1} = z_j + σ(W_j z_j + b_j) (seed 003); projection if widths differ"
+    )
+    layer_drop: float = Field(
+        0.0, ge=0, lt=1, description="stochastic depth: drop a residual branch with this probability (seed 003)"
+    )
     dropout: float = Field(0.0, ge=0, lt=1, description="probability p of zeroing a hidden unit (seed 001)")
     dropout_variant: Literal["inverted", "seed001"] = Field(
-        "inverted", description="inverted: scale by 1/(1-p) in training (PyTorch); seed001: scale by 1-p at test")
-    affine: Literal["dense", "sparse", "conv"] = Field("dense", description="affine maps (seed 003): dense, fixed "
-                                                                           "random sparsity, conv+avg-pool front")
+        "inverted", description="inverted: scale by 1/(1-p) in training (PyTorch); seed001: scale by 1-p at test"
+    )
+    affine: Literal["dense", "sparse", "conv"] = Field(
+        "dense", description="affine maps (seed 003): dense, fixed random sparsity, conv+avg-pool front"
+    )
     density: float = Field(0.1, gt=0, le=1, description="fraction of nonzero weights for affine=sparse")
     conv_channels: int = Field(8, ge=1, description="channels of the conv front end (affine=conv)")
     # --- recurrent (seed 002) ------------------------------------------------------------------------------
     recurrent_init: str | None = Field(None, description="init of recurrent matrices [default: init]")
-    spectral_radius: float | None = Field(None, gt=0, description="scale W_rec to this spectral radius ρ "
-                                                                  "(esn default 0.95)")
+    spectral_radius: float | None = Field(
+        None, gt=0, description="scale W_rec to this spectral radius ρ (esn default 0.95)"
+    )
     input_scale: float = Field(1.0, gt=0, description="esn: input weights ~ U[-s, s]")
     ridge: float = Field(1e-6, ge=0, description="esn: ridge-regression penalty of the readout")
-    tbptt: list[int] | None = Field(None, description="truncated BPTT k1,k2: every k1 steps back-propagate "
-                                                      "k2 steps (one number k: k1 = k2 = k)")
+    tbptt: list[int] | None = Field(
+        None, description="truncated BPTT k1,k2: every k1 steps back-propagate k2 steps (one number k: k1 = k2 = k)"
+    )
     pascanu: float = Field(0.0, ge=0, description="weight of Pascanu et al. 2013's regulariser Ω (rnn, gru)")
     # --- data ----------------------------------------------------------------------------------------------
-    dataset: str = Field("digits", description="digits, mnist, mnist1d, adding, temporal_order, copy_memory, "
-                                               "teacher_student, polynomial")
+    dataset: str = Field(
+        "digits", description="digits, mnist, mnist1d, adding, temporal_order, copy_memory, teacher_student, polynomial"
+    )
     data_dir: str | None = Field(None, description="directory of the MNIST files")
-    download: bool = Field(False, description="download MNIST into the cache when its files are not found "
-                                              "(also allowed by GRADWATCH_DOWNLOAD=1)")
+    download: bool = Field(
+        False,
+        description="download MNIST into the cache when its files are not found (also allowed by GRADWATCH_DOWNLOAD=1)",
+    )
     scale: Literal["unit", "standardize", "none"] = Field("unit", description="input scaling of image data")
     preprocess: Literal["none", "center", "standardize", "pca", "zca"] = Field(
-        "none", description="fitted on the training split only (seed 001)")
+        "none", description="fitted on the training split only (seed 001)"
+    )
     seq_len: int = Field(20, ge=2, description="sequence length T of the synthetic sequence tasks")
     n_train: int = Field(2000, ge=1, description="training examples of synthetic tasks")
     n_test: int = Field(500, ge=1, description="test examples of synthetic tasks")
@@ -86,10 +102,12 @@ class Config(StrictModel):
     augment_noise: float = Field(0.0, ge=0, description="images: σ of Gaussian noise added to training inputs")
     augment_shift: int = Field(0, ge=0, description="images: random shifts of up to this many pixels")
     # --- training ------------------------------------------------------------------------------------------
-    loss: Literal["cross_entropy", "mse"] | None = Field(None, description="[default: cross_entropy for "
-                                                                           "classes, mse for regression]")
-    optimizer: Literal["sgd", "momentum", "nesterov", "adam"] = Field("adam", description="sgd, momentum, "
-                                                                                         "nesterov, adam")
+    loss: Literal["cross_entropy", "mse"] | None = Field(
+        None, description="[default: cross_entropy for classes, mse for regression]"
+    )
+    optimizer: Literal["sgd", "momentum", "nesterov", "adam"] = Field(
+        "adam", description="sgd, momentum, nesterov, adam"
+    )
     lr: float = Field(1e-3, gt=0, description="learning rate")
     momentum: float = Field(0.9, ge=0, lt=1, description="momentum of optimizer=momentum/nesterov")
     schedule: Literal["none", "step", "cosine"] = Field("none", description="learning-rate schedule, per epoch")
@@ -99,20 +117,24 @@ class Config(StrictModel):
     epochs: int = Field(10, ge=1, description="passes over the training split")
     steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps")
     shuffle: bool = Field(True, description="reshuffle the training split every epoch (seed 001)")
-    hard_examples: float = Field(0.0, ge=0, le=1, description="share of each batch sampled in proportion to the "
-                                                              "example's last loss (seed 001)")
+    hard_examples: float = Field(
+        0.0, ge=0, le=1, description="share of each batch sampled in proportion to the example's last loss (seed 001)"
+    )
     clip_norm: float | None = Field(None, gt=0, description="clip the global gradient norm (seeds 000, 002)")
     clip_value: float | None = Field(None, gt=0, description="clip every gradient element to [-c, c]")
-    max_spectral_norm: float | None = Field(None, gt=0, description="project every weight to ‖W‖₂ ≤ c after "
-                                                                    "each step (seed 003)")
+    max_spectral_norm: float | None = Field(
+        None, gt=0, description="project every weight to ‖W‖₂ ≤ c after each step (seed 003)"
+    )
     max_abs_weight: float | None = Field(None, gt=0, description="project every weight to |w| ≤ c (seed 003)")
     l1: float = Field(0.0, ge=0, description="λ of the L1 penalty λ Σ|w| (seed 001)")
     l2: float = Field(0.0, ge=0, description="λ of the L2 penalty λ/2 Σw² (seeds 001, 004)")
     weight_decay: float = Field(0.0, ge=0, description="decoupled weight decay w ← w − lr·wd·w")
-    early_stopping: int | None = Field(None, ge=1, description="stop after this many epochs without a better "
-                                                               "validation loss; keep the best weights")
-    pretrain: Literal["none", "autoencoder"] = Field("none", description="greedy layer-wise autoencoder "
-                                                                         "pretraining (seed 000, remedy f)")
+    early_stopping: int | None = Field(
+        None, ge=1, description="stop after this many epochs without a better validation loss; keep the best weights"
+    )
+    pretrain: Literal["none", "autoencoder"] = Field(
+        "none", description="greedy layer-wise autoencoder pretraining (seed 000, remedy f)"
+    )
     pretrain_epochs: int = Field(5, ge=1, description="epochs per autoencoder")
     pretrain_lr: float = Field(1e-3, gt=0, description="Adam learning rate of the autoencoders")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of data split, weights, shuffling and dropout")
@@ -179,8 +201,9 @@ class Config(StrictModel):
             if t is not None and (k2 > t or k1 > t):
                 raise ConfigError("tbptt", self.tbptt, f"k1 and k2 must be ≤ the sequence length T = {t}")
             if k2 < k1:
-                raise ConfigError("tbptt", self.tbptt, "k2 (steps back-propagated) must be ≥ k1 (steps between "
-                                                       "updates)")
+                raise ConfigError(
+                    "tbptt", self.tbptt, "k2 (steps back-propagated) must be ≥ k1 (steps between updates)"
+                )
         if self.pascanu > 0 and self.model not in ("rnn", "gru"):
             raise ConfigError("pascanu", self.pascanu, "the regulariser is defined for model rnn or gru")
         if self.pascanu > 0 and self.tbptt is not None:
@@ -190,24 +213,35 @@ class Config(StrictModel):
         if self.early_stopping is not None and self.val_fraction == 0:
             raise ConfigError("early_stopping", self.early_stopping, "needs a validation split: val_fraction > 0")
         if recurrent and (self.norm != "none" or self.residual or self.affine != "dense" or self.sizes is not None):
-            name, value = next((n, getattr(self, n)) for n, bad in (
-                ("norm", self.norm != "none"), ("residual", self.residual), ("affine", self.affine != "dense"),
-                ("sizes", self.sizes is not None)) if bad)
+            name, value = next(
+                (n, getattr(self, n))
+                for n, bad in (
+                    ("norm", self.norm != "none"),
+                    ("residual", self.residual),
+                    ("affine", self.affine != "dense"),
+                    ("sizes", self.sizes is not None),
+                )
+                if bad
+            )
             raise ConfigError(name, value, f"applies to model=mlp only (model={self.model})")
         if self.model == "mlp" and self.dataset == "copy_memory":
-            raise ConfigError("dataset", self.dataset, "copy_memory needs an output at every step: model rnn, "
-                                                       "lstm, gru or esn")
+            raise ConfigError(
+                "dataset", self.dataset, "copy_memory needs an output at every step: model rnn, lstm, gru or esn"
+            )
         if self.affine == "conv" and self.dataset not in IMAGE_DATASETS:
             raise ConfigError("affine", self.affine, "conv needs image data: dataset " + " or ".join(IMAGE_DATASETS))
         if self.dataset in REGRESSION_TASKS and self.loss == "cross_entropy":
             raise ConfigError("loss", self.loss, f"{self.dataset} is a regression task: use mse")
         if (self.augment_noise > 0 or self.augment_shift > 0) and self.dataset not in IMAGE_DATASETS:
-            raise ConfigError("augment_shift" if self.augment_shift else "augment_noise",
-                              self.augment_shift or self.augment_noise, "augmentation is for image data: dataset "
-                              + " or ".join(IMAGE_DATASETS))
+            raise ConfigError(
+                "augment_shift" if self.augment_shift else "augment_noise",
+                self.augment_shift or self.augment_noise,
+                "augmentation is for image data: dataset " + " or ".join(IMAGE_DATASETS),
+            )
         if self.pretrain != "none" and (self.model != "mlp" or self.residual or self.affine == "conv"):
-            raise ConfigError("pretrain", self.pretrain, "layer-wise pretraining needs a plain mlp (no residual, "
-                                                         "no conv front end)")
+            raise ConfigError(
+                "pretrain", self.pretrain, "layer-wise pretraining needs a plain mlp (no residual, no conv front end)"
+            )
         if self.model == "esn" and self.init == "lsuv":
             raise ConfigError("init", self.init, "the esn reservoir is not trained: use a random init")
         from gradwatch.lab.memory import check_config_size

@@ -28,8 +28,9 @@ def _global_norm(grads: list[Tensor]) -> Tensor:
 
 
 @torch.no_grad()
-def clip_gradients(params: Iterable[nn.Parameter], max_norm: float | None = None,
-                   max_value: float | None = None) -> Tensor:
+def clip_gradients(
+    params: Iterable[nn.Parameter], max_norm: float | None = None, max_value: float | None = None
+) -> Tensor:
     """Clip gradients in place by value then by global norm; returns the pre-clip global norm."""
     grads = [p.grad for p in params if p.grad is not None]
     norm = _global_norm(grads)
@@ -64,8 +65,9 @@ def project_spectral(w: Tensor, max_norm: float) -> Tensor:
 
 
 @torch.no_grad()
-def project_weights(model: nn.Module, max_spectral_norm: float | None = None,
-                    max_abs_weight: float | None = None) -> None:
+def project_weights(
+    model: nn.Module, max_spectral_norm: float | None = None, max_abs_weight: float | None = None
+) -> None:
     """Apply the weight constraints of seed 003 to every weight matrix of ``model``."""
     if max_spectral_norm is None and max_abs_weight is None:
         return

@@ -39,8 +39,10 @@ class Dataset:
         return int(np.prod(self.input_shape))
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.name!r}, train={tuple(self.x_train.shape)}, test={tuple(self.x_test.shape)}, "
-                f"classes={self.n_classes}, source={self.source!r})")
+        return (
+            f"Dataset({self.name!r}, train={tuple(self.x_train.shape)}, test={tuple(self.x_test.shape)}, "
+            f"classes={self.n_classes}, source={self.source!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -142,5 +144,13 @@ def load_dataset(
         x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
     as_x = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)  # noqa: E731
     as_y = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.int64)  # noqa: E731
-    return Dataset(name, as_x(x_train), as_y(y_train), as_x(x_test), as_y(y_test),
-                   int(max(y_train.max(), y_test.max())) + 1, input_shape, raw.source)
+    return Dataset(
+        name,
+        as_x(x_train),
+        as_y(y_train),
+        as_x(x_test),
+        as_y(y_test),
+        int(max(y_train.max(), y_test.max())) + 1,
+        input_shape,
+        raw.source,
+    )

@@ -23,8 +23,9 @@ def fold_linear_bn(linear: nn.Linear, bn: nn.BatchNorm1d) -> nn.Linear:
     """One folded ``nn.Linear`` equal to ``bn(linear(x))`` in eval mode."""
     mean, var = bn.running_mean, bn.running_var
     if mean is None or var is None:
-        raise ConfigError("bn.track_running_stats", bn.track_running_stats,
-                          "folding needs the BatchNorm's running mean and variance")
+        raise ConfigError(
+            "bn.track_running_stats", bn.track_running_stats, "folding needs the BatchNorm's running mean and variance"
+        )
     s = bn.weight / torch.sqrt(var + bn.eps) if bn.affine else 1.0 / torch.sqrt(var + bn.eps)
     shift = bn.bias if bn.affine else torch.zeros_like(mean)
     bias = linear.bias if linear.bias is not None else torch.zeros_like(mean)

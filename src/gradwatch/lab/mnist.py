@@ -71,7 +71,7 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"MNIST file {path} is not an unsigned-byte IDX file (bad magic number)")
     ndim = raw[3]
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     offset = 4 + 4 * ndim
     if len(raw) - offset != int(np.prod(dims)):
         raise DataError(f"MNIST file {path} is truncated: header says {dims}, data has {len(raw) - offset} bytes")
@@ -126,8 +126,10 @@ def _download_one(name: str) -> Path | None:
         for mirror in MIRRORS:
             try:
                 target.mkdir(parents=True, exist_ok=True)
-                with urllib.request.urlopen(mirror + name, timeout=DOWNLOAD_TIMEOUT_S) as r, \
-                        tempfile.NamedTemporaryFile(dir=target, delete=False) as tmp:
+                with (
+                    urllib.request.urlopen(mirror + name, timeout=DOWNLOAD_TIMEOUT_S) as r,
+                    tempfile.NamedTemporaryFile(dir=target, delete=False) as tmp,
+                ):
                     shutil.copyfileobj(r, tmp)
                 Path(tmp.name).replace(dest)
                 break
@@ -138,8 +140,7 @@ def _download_one(name: str) -> Path | None:
     return _verify(dest)
 
 
-def locate(data_dir: str | os.PathLike | None = None, download: bool | None = None
-           ) -> dict[str, tuple[Path, Path]]:
+def locate(data_dir: str | os.PathLike | None = None, download: bool | None = None) -> dict[str, tuple[Path, Path]]:
     """Find MNIST: ``{"train": (images, labels), "test": (images, labels)}``, or only ``"test"``. When the files
     are missing, download them into the cache only if :func:`download_allowed` (``download`` or
     ``GRADWATCH_DOWNLOAD=1``)."""
@@ -154,10 +155,14 @@ def locate(data_dir: str | os.PathLike | None = None, download: bool | None = No
         where = str(data_dir) if data_dir is not None else os.environ.get("GRADWATCH_DATA") or str(cache_dir())
         files = f"put {TEST[0]} and {TEST[1]} (and optionally {TRAIN[0]}, {TRAIN[1]}) in {where}"
         if allowed:
-            raise DataError(f"MNIST not found and no mirror answered the download: {files}, or pass --data-dir DIR "
-                            "/ set GRADWATCH_DATA")
-        raise DataError(f"MNIST not found: {files}, or pass --data-dir DIR / set GRADWATCH_DATA; or allow the "
-                        f"download into {cache_dir()} with --download or {DOWNLOAD_ENV}=1")
+            raise DataError(
+                f"MNIST not found and no mirror answered the download: {files}, or pass --data-dir DIR "
+                "/ set GRADWATCH_DATA"
+            )
+        raise DataError(
+            f"MNIST not found: {files}, or pass --data-dir DIR / set GRADWATCH_DATA; or allow the "
+            f"download into {cache_dir()} with --download or {DOWNLOAD_ENV}=1"
+        )
     return {"test": test} if train is None else {"train": train, "test": test}
 
 
@@ -165,6 +170,8 @@ def load_arrays(paths: tuple[Path, Path]) -> tuple[np.ndarray, np.ndarray]:
     """Images ``uint8 [n, 28, 28]`` and labels ``uint8 [n]`` from one (images, labels) pair."""
     images, labels = read_idx(paths[0]), read_idx(paths[1])
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise DataError(f"MNIST files {paths[0].name} and {paths[1].name} do not match: "
-                        f"{images.shape} images, {labels.shape} labels")
+        raise DataError(
+            f"MNIST files {paths[0].name} and {paths[1].name} do not match: "
+            f"{images.shape} images, {labels.shape} labels"
+        )
     return images, labels

@@ -11,18 +11,20 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 # The ten templates of the MNIST-1D paper (values in arbitrary units; normalised below).
-TEMPLATES = np.array([
-    [5, 6, 6.5, 6.75, 7, 7, 7, 7, 6.75, 6.5, 6, 5],
-    [5, 3, 3, 3.4, 3.8, 4.2, 4.6, 5, 5.4, 5.8, 5, 5],
-    [5, 6, 6.5, 6.5, 6, 5.25, 4.75, 4, 3.5, 3.5, 4, 5],
-    [5, 6, 6.5, 6.5, 6, 5, 5, 6, 6.5, 6.5, 6, 5],
-    [5, 4.4, 3.8, 3.2, 2.6, 2.6, 5, 5, 5, 5, 5, 5],
-    [5, 3, 3, 3, 3, 5, 6, 6.5, 6.5, 6, 4.5, 5],
-    [5, 4, 3.5, 3.25, 3, 3, 3, 3, 3.25, 3.5, 4, 5],
-    [5, 7, 7, 6.6, 6.2, 5.8, 5.4, 5, 4.6, 4.2, 5, 5],
-    [5, 4, 3.5, 3.5, 4, 5, 5, 4, 3.5, 3.5, 4, 5],
-    [5, 4, 3.5, 3.5, 4, 5, 5, 5, 5, 4.7, 4.3, 5],
-])
+TEMPLATES = np.array(
+    [
+        [5, 6, 6.5, 6.75, 7, 7, 7, 7, 6.75, 6.5, 6, 5],
+        [5, 3, 3, 3.4, 3.8, 4.2, 4.6, 5, 5.4, 5.8, 5, 5],
+        [5, 6, 6.5, 6.5, 6, 5.25, 4.75, 4, 3.5, 3.5, 4, 5],
+        [5, 6, 6.5, 6.5, 6, 5, 5, 6, 6.5, 6.5, 6, 5],
+        [5, 4.4, 3.8, 3.2, 2.6, 2.6, 5, 5, 5, 5, 5, 5],
+        [5, 3, 3, 3, 3, 5, 6, 6.5, 6.5, 6, 4.5, 5],
+        [5, 4, 3.5, 3.25, 3, 3, 3, 3, 3.25, 3.5, 4, 5],
+        [5, 7, 7, 6.6, 6.2, 5.8, 5.4, 5, 4.6, 4.2, 5, 5],
+        [5, 4, 3.5, 3.5, 4, 5, 5, 4, 3.5, 3.5, 4, 5],
+        [5, 4, 3.5, 3.5, 4, 5, 5, 5, 5, 4.7, 4.3, 5],
+    ]
+)
 PADDING = (36, 60)
 SCALE_COEFF = 0.4
 MAX_TRANSLATION = 48
@@ -47,12 +49,12 @@ def _resample(x: np.ndarray, n: int) -> np.ndarray:
 def _one(template: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     pad = rng.integers(PADDING[0], PADDING[1] + 1)
     x = np.concatenate([template + EPS, np.zeros(pad)])
-    x = _resample(x, len(template) + PADDING[1])                    # stretch to 72 points
-    x = x * (1 + SCALE_COEFF * (rng.random() - 0.5))                 # rescale
-    x = np.roll(x, rng.integers(MAX_TRANSLATION))                    # shift
+    x = _resample(x, len(template) + PADDING[1])  # stretch to 72 points
+    x = x * (1 + SCALE_COEFF * (rng.random() - 0.5))  # rescale
+    x = np.roll(x, rng.integers(MAX_TRANSLATION))  # shift
     background = gaussian_filter1d(CORR_NOISE_SCALE * rng.standard_normal(len(x)), 2)
-    x = np.where(x != 0, x, background)                              # correlated noise where no signal
-    x = x + IID_NOISE_SCALE * rng.standard_normal(len(x))            # white noise
+    x = np.where(x != 0, x, background)  # correlated noise where no signal
+    x = x + IID_NOISE_SCALE * rng.standard_normal(len(x))  # white noise
     x = x - SHEAR_SCALE * (rng.random() - 0.5) * np.linspace(-0.5, 0.5, len(x))  # shear
     return _resample(x, FINAL_LENGTH)
 

@@ -31,8 +31,9 @@ def weight_penalty(model: nn.Module, l1: float = 0.0, l2: float = 0.0) -> Tensor
     return total
 
 
-def pascanu_regularizer(cell: nn.Module, inputs: Tensor, states: Sequence[Tensor], loss: Tensor
-                        ) -> tuple[Tensor, Tensor]:
+def pascanu_regularizer(
+    cell: nn.Module, inputs: Tensor, states: Sequence[Tensor], loss: Tensor
+) -> tuple[Tensor, Tensor]:
     """Ω for one recurrent layer whose state is a single tensor (RNN, GRU).
 
     Args:

@@ -26,10 +26,10 @@ class Prepared:
     y_val: Tensor
     x_test: Tensor
     y_test: Tensor
-    n_in: int              # features per example (MLP) or per step (recurrent)
-    n_out: int             # output units
+    n_in: int  # features per example (MLP) or per step (recurrent)
+    n_out: int  # output units
     regression: bool
-    per_step: bool         # an output and a target at every time step (copy_memory)
+    per_step: bool  # an output and a target at every time step (copy_memory)
     image_shape: tuple[int, ...]
     source: str
     dataset: Dataset
@@ -41,10 +41,25 @@ class Prepared:
 
 def _load(cfg: Config) -> Dataset:
     if cfg.dataset in DATASETS:
-        return load_dataset(cfg.dataset, data_dir=cfg.data_dir, scale=cfg.scale, seed=cfg.seed, flatten=True,
-                            download=cfg.download or None)
-    return make_task(cfg.dataset, n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed, seq_len=cfg.seq_len,
-                     input_dim=cfg.input_dim, teacher_width=cfg.teacher_width, degree=cfg.degree, noise=cfg.noise)
+        return load_dataset(
+            cfg.dataset,
+            data_dir=cfg.data_dir,
+            scale=cfg.scale,
+            seed=cfg.seed,
+            flatten=True,
+            download=cfg.download or None,
+        )
+    return make_task(
+        cfg.dataset,
+        n_train=cfg.n_train,
+        n_test=cfg.n_test,
+        seed=cfg.seed,
+        seq_len=cfg.seq_len,
+        input_dim=cfg.input_dim,
+        teacher_width=cfg.teacher_width,
+        degree=cfg.degree,
+        noise=cfg.noise,
+    )
 
 
 def _as_sequence(x: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -76,9 +91,13 @@ def prepare(cfg: Config) -> Prepared:
     if cfg.val_fraction > 0 and not 1 <= n_val < len(x_train):
         most = (len(x_train) - 1) / len(x_train)
         emptied = "validation" if n_val < 1 else "training"
-        raise ConfigError("val_fraction", cfg.val_fraction, f"leaves an empty {emptied}"
-                          f" split of the {len(x_train)} training examples; use a value in "
-                          f"[{1 / len(x_train):.2g}, {most:.4g}]")
+        raise ConfigError(
+            "val_fraction",
+            cfg.val_fraction,
+            f"leaves an empty {emptied}"
+            f" split of the {len(x_train)} training examples; use a value in "
+            f"[{1 / len(x_train):.2g}, {most:.4g}]",
+        )
     g = torch.Generator().manual_seed(cfg.seed)
     order = torch.randperm(len(x_train), generator=g)
     val_idx, train_idx = order[:n_val], order[n_val:]
@@ -89,8 +108,21 @@ def prepare(cfg: Config) -> Prepared:
     n_out = y_train.shape[-1] if regression else data.n_classes
     device = torch.device(cfg.device)
     to = lambda t: t.to(device)  # noqa: E731
-    return Prepared(to(x_train), to(y_train), to(x_val), to(y_val), to(x_test), to(y_test), x_train.shape[-1],
-                    n_out, regression, cfg.dataset == "copy_memory", tuple(data.input_shape), data.source, data)
+    return Prepared(
+        to(x_train),
+        to(y_train),
+        to(x_val),
+        to(y_val),
+        to(x_test),
+        to(y_test),
+        x_train.shape[-1],
+        n_out,
+        regression,
+        cfg.dataset == "copy_memory",
+        tuple(data.input_shape),
+        data.source,
+        data,
+    )
 
 
 def task_loss(out: Tensor, y: Tensor, loss: str, reduction: str = "mean") -> Tensor:

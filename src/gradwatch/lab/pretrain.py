@@ -50,8 +50,9 @@ def _reconstruction_error(stage: nn.Module, decoder: nn.Linear, x: Tensor) -> Te
     return ((decoder(stage(x)) - x) ** 2).mean()
 
 
-def pretrain_autoencoders(model: nn.Module, x: Tensor, *, epochs: int, lr: float, batch_size: int,
-                          generator: torch.Generator | None = None) -> list[AutoencoderResult]:
+def pretrain_autoencoders(
+    model: nn.Module, x: Tensor, *, epochs: int, lr: float, batch_size: int, generator: torch.Generator | None = None
+) -> list[AutoencoderResult]:
     """Pretrain every hidden layer of ``model`` in place, input side first; ``x`` are the training inputs."""
     results = []
     inputs = x
@@ -67,7 +68,7 @@ def pretrain_autoencoders(model: nn.Module, x: Tensor, *, epochs: int, lr: float
         for _ in range(epochs):
             order = torch.randperm(len(inputs), generator=generator).to(x.device)
             for start in range(0, len(inputs), batch_size):
-                batch = inputs[order[start:start + batch_size]]
+                batch = inputs[order[start : start + batch_size]]
                 opt.zero_grad(set_to_none=True)
                 _reconstruction_error(stage, decoder, batch).backward()
                 opt.step()

@@ -51,16 +51,25 @@ def _detach(state: State) -> State:
 class Unrolled:
     """What :meth:`RecurrentNet.unroll` returns: per-step top-layer outputs, first-layer states, final state."""
 
-    top: list[Tensor]      # [T'] × [B, H_top]
-    first: list[Tensor]    # [T'] × [B, H_1]: h_t of the first layer (where ∂L/∂h_t is recorded)
-    states: list[State]    # one per layer, after the last step
+    top: list[Tensor]  # [T'] × [B, H_top]
+    first: list[Tensor]  # [T'] × [B, H_1]: h_t of the first layer (where ∂L/∂h_t is recorded)
+    states: list[State]  # one per layer, after the last step
 
 
 class RecurrentNet(nn.Module):
     """Stacked recurrent cells (``cells.0`` … input side first) and a linear ``output`` layer."""
 
-    def __init__(self, kind: str, n_in: int, sizes: list[int], n_out: int, *, per_step: bool = False,
-                 activation: str = "tanh", alpha: float | None = None):
+    def __init__(
+        self,
+        kind: str,
+        n_in: int,
+        sizes: list[int],
+        n_out: int,
+        *,
+        per_step: bool = False,
+        activation: str = "tanh",
+        alpha: float | None = None,
+    ):
         super().__init__()
         makers: dict[str, Callable[[int, int], nn.Module]] = {
             "rnn": lambda i, h: RNNCell(i, h, activation, alpha),
@@ -79,8 +88,14 @@ class RecurrentNet(nn.Module):
         zeros = [like.new_zeros(batch, h) for h in self.hidden_sizes]
         return [(z, z.clone()) if self.kind == "lstm" else z for z in zeros]
 
-    def unroll(self, x: Tensor, states: list[State], start: int = 0, stop: int | None = None,
-               on_first: Callable[[int, Tensor], None] | None = None) -> Unrolled:
+    def unroll(
+        self,
+        x: Tensor,
+        states: list[State],
+        start: int = 0,
+        stop: int | None = None,
+        on_first: Callable[[int, Tensor], None] | None = None,
+    ) -> Unrolled:
         """Run steps ``start … stop−1`` of ``x`` [B, T, n_in] from ``states``; ``on_first(t, h_t)`` sees each
         first-layer state (to register a gradient hook on it)."""
         stop = x.shape[1] if stop is None else stop
@@ -119,16 +134,28 @@ class EchoStateNetwork(nn.Module):
     w_reservoir: Tensor  # buffer [N, N]
     w_in: Tensor  # buffer [N, n_in]
 
-    def __init__(self, n_in: int, n_reservoir: int, n_out: int, *, spectral_radius: float = 0.95,
-                 input_scale: float = 1.0, density: float = 1.0, activation: str = "tanh",
-                 alpha: float | None = None, per_step: bool = False, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        n_in: int,
+        n_reservoir: int,
+        n_out: int,
+        *,
+        spectral_radius: float = 0.95,
+        input_scale: float = 1.0,
+        density: float = 1.0,
+        activation: str = "tanh",
+        alpha: float | None = None,
+        per_step: bool = False,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         w = torch.randn(n_reservoir, n_reservoir, generator=generator, dtype=torch.float64)
         if density < 1:
             w *= torch.rand(n_reservoir, n_reservoir, generator=generator, dtype=torch.float64) < density
         scale_spectral_radius(w, spectral_radius)
-        w_in = torch.empty(n_reservoir, n_in, dtype=torch.float64).uniform_(-input_scale, input_scale,
-                                                                             generator=generator)
+        w_in = torch.empty(n_reservoir, n_in, dtype=torch.float64).uniform_(
+            -input_scale, input_scale, generator=generator
+        )
         self.register_buffer("w_reservoir", w.float())
         self.register_buffer("w_in", w_in.float())
         self.act = get_activation(activation).make(alpha)

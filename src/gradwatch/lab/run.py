@@ -34,11 +34,11 @@ class Run:
     config: Config
     model: nn.Module
     metrics: list[dict[str, Any]] = field(default_factory=list)
-    history: Any = None                  # the watch's History (None for an echo state network)
+    history: Any = None  # the watch's History (None for an echo state network)
     watcher: Any = field(default=None, repr=False)
-    diagnosis: Any = None                # the watch's Diagnosis of the run
-    status: str = "running"              # completed, diverged (a non-finite loss), failed or interrupted
-    error: str | None = None             # why the run diverged or failed
+    diagnosis: Any = None  # the watch's Diagnosis of the run
+    status: str = "running"  # completed, diverged (a non-finite loss), failed or interrupted
+    error: str | None = None  # why the run diverged or failed
     source: str = ""
     time_grad_norms: list[list[float]] = field(default_factory=list)  # recurrent: ‖∂L/∂h_t‖ per epoch, per t
     pretraining: list[Any] = field(default_factory=list)  # AutoencoderResult per hidden layer
@@ -54,8 +54,11 @@ class Run:
         return self.metrics[-1] if self.metrics else {}
 
     def summary(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.final.items() if k in ("epoch", "step", "loss", "accuracy", "test_loss",
-                                                            "test_accuracy", "val_loss", "val_accuracy")}
+        out = {
+            k: v
+            for k, v in self.final.items()
+            if k in ("epoch", "step", "loss", "accuracy", "test_loss", "test_accuracy", "val_loss", "val_accuracy")
+        }
         if self.pretraining:
             out["pretraining"] = [r.to_dict() for r in self.pretraining]
         if self.stopped_epoch is not None:

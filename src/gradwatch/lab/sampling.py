@@ -9,8 +9,9 @@ from torch import Tensor
 HARD_EXAMPLE_FLOOR = 1e-8  # keeps every example drawable when its last loss is 0
 
 
-def epoch_order(n: int, batch_size: int, shuffle: bool, hard_examples: float, example_loss: Tensor,
-                generator: torch.Generator) -> list[Tensor]:
+def epoch_order(
+    n: int, batch_size: int, shuffle: bool, hard_examples: float, example_loss: Tensor, generator: torch.Generator
+) -> list[Tensor]:
     """The batches of one epoch, as index tensors.
 
     Without hard-example emphasis: all n examples once, reshuffled (or in order). With ``hard_examples = h``:
@@ -28,8 +29,7 @@ def epoch_order(n: int, batch_size: int, shuffle: bool, hard_examples: float, ex
     return list(idx.split(batch_size))
 
 
-def augment(x: Tensor, image_shape: tuple[int, ...], noise: float, shift: int,
-            generator: torch.Generator) -> Tensor:
+def augment(x: Tensor, image_shape: tuple[int, ...], noise: float, shift: int, generator: torch.Generator) -> Tensor:
     """Flattened images [B, h·w]: each shifted by up to ``shift`` pixels in each direction (zero fill), plus
     Gaussian noise of σ ``noise``."""
     h, w = image_shape[-2:]
@@ -37,7 +37,7 @@ def augment(x: Tensor, image_shape: tuple[int, ...], noise: float, shift: int,
     if shift > 0:
         padded = torch.nn.functional.pad(out, (shift, shift, shift, shift))
         offsets = torch.randint(0, 2 * shift + 1, (len(x), 2), generator=generator).tolist()
-        out = torch.stack([padded[i, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
+        out = torch.stack([padded[i, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets)])
     out = out.reshape(len(x), -1)
     if noise > 0:
         out = out + noise * torch.randn(out.shape, generator=generator).to(out.device)

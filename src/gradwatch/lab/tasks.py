@@ -77,8 +77,9 @@ def copy_memory(n: int, seq_len: int, rng: np.random.Generator) -> tuple[np.ndar
     return np.eye(10)[inputs], targets
 
 
-def teacher_student(n: int, input_dim: int, width: int, noise: float, rng: np.random.Generator,
-                    teacher_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def teacher_student(
+    n: int, input_dim: int, width: int, noise: float, rng: np.random.Generator, teacher_rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """``x`` [n, d] ~ N(0, I), ``y`` [n, 1] = w₂ᵀ tanh(W₁x) + noise (teacher drawn from ``teacher_rng``)."""
     w1 = teacher_rng.normal(0, 1 / np.sqrt(input_dim), size=(width, input_dim))
     w2 = teacher_rng.normal(0, 1 / np.sqrt(width), size=(1, width))
@@ -103,15 +104,26 @@ TASKS: dict[str, str] = {
 }
 
 
-def make_task(name: str, *, n_train: int, n_test: int, seed: int, seq_len: int = 20, input_dim: int = 10,
-              teacher_width: int = 32, degree: int = 3, noise: float = 0.1) -> Dataset:
+def make_task(
+    name: str,
+    *,
+    n_train: int,
+    n_test: int,
+    seed: int,
+    seq_len: int = 20,
+    input_dim: int = 10,
+    teacher_width: int = 32,
+    degree: int = 3,
+    noise: float = 0.1,
+) -> Dataset:
     """Generate a synthetic task as a :class:`Dataset` (train and test drawn independently from one seed)."""
     makers: dict[str, Callable[[int, np.random.Generator], tuple[np.ndarray, np.ndarray]]] = {
         "adding": lambda n, r: adding(n, seq_len, r),
         "temporal_order": lambda n, r: temporal_order(n, seq_len, r),
         "copy_memory": lambda n, r: copy_memory(n, seq_len, r),
-        "teacher_student": lambda n, r: teacher_student(n, input_dim, teacher_width, noise, r,
-                                                        np.random.default_rng([seed, 1])),
+        "teacher_student": lambda n, r: teacher_student(
+            n, input_dim, teacher_width, noise, r, np.random.default_rng([seed, 1])
+        ),
         "polynomial": lambda n, r: polynomial(n, degree, noise, r),
     }
     if name not in makers:
@@ -129,5 +141,6 @@ def make_task(name: str, *, n_train: int, n_test: int, seed: int, seq_len: int =
         n_classes = 4
     if name == "copy_memory":
         n_classes = 10
-    return Dataset(name, as_x(x_train), as_y(y_train), as_x(x_test), as_y(y_test), n_classes,
-                   tuple(x_train.shape[1:]), TASKS[name])
+    return Dataset(
+        name, as_x(x_train), as_y(y_train), as_x(x_test), as_y(y_test), n_classes, tuple(x_train.shape[1:]), TASKS[name]
+    )

@@ -59,9 +59,16 @@ class StopTraining(Exception):
     ``interrupted`` and the exception propagates to the caller of :func:`train` (as ``KeyboardInterrupt`` does)."""
 
 
-def train(cfg: Config | None = None, *, store: Any = None, on_step: StepCallback | None = None,
-          on_epoch: EpochCallback | None = None, on_progress: ProgressCallback | None = None,
-          watch_options: dict[str, Any] | None = None, **overrides: Any) -> Run:
+def train(
+    cfg: Config | None = None,
+    *,
+    store: Any = None,
+    on_step: StepCallback | None = None,
+    on_epoch: EpochCallback | None = None,
+    on_progress: ProgressCallback | None = None,
+    watch_options: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> Run:
     """Train ``cfg`` (or ``Config(**overrides)``; overrides also patch a given ``cfg``) and return the Run.
 
     Args:
@@ -103,15 +110,29 @@ def _scheduler(cfg: Config, opt: torch.optim.Optimizer):
 
 
 class _Trainer:
-    def __init__(self, cfg: Config, store: Any, on_step: StepCallback | None, on_epoch: EpochCallback | None,
-                 on_progress: ProgressCallback | None = None, watch_options: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        store: Any,
+        on_step: StepCallback | None,
+        on_epoch: EpochCallback | None,
+        on_progress: ProgressCallback | None = None,
+        watch_options: dict[str, Any] | None = None,
+    ):
         self.cfg, self.store, self.on_step, self.on_epoch = cfg, store, on_step, on_epoch
         self.on_progress, self.watch_options = on_progress, dict(watch_options or {})
         self.data: Prepared = prepare(cfg)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         d = self.data
-        self.model = build_model(cfg, d.n_in, d.n_out, image_shape=d.image_shape, per_step=d.per_step,
-                                 generator=self.gen, data=d.x_train[:LSUV_BATCH] if cfg.init == "lsuv" else None)
+        self.model = build_model(
+            cfg,
+            d.n_in,
+            d.n_out,
+            image_shape=d.image_shape,
+            per_step=d.per_step,
+            generator=self.gen,
+            data=d.x_train[:LSUV_BATCH] if cfg.init == "lsuv" else None,
+        )
         self.metrics: list[dict] = []
         self.time_grads: list[list[float]] = []
         self.step = 0
@@ -124,16 +145,22 @@ class _Trainer:
             return {"loss": None, "accuracy": None}
         was = self.model.training
         self.model.eval()
-        outs = torch.cat([self.model(x[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
+        outs = torch.cat([self.model(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
         self.model.train(was)
         return {"loss": float(task_loss(outs, y, self.cfg.loss_name)), "accuracy": accuracy(self.cfg, outs, y)}
 
     def _epoch_metrics(self, epoch: int, extra: dict[str, Any]) -> dict[str, Any]:
         d = self.data
         train, test = self.evaluate(d.x_train, d.y_train), self.evaluate(d.x_test, d.y_test)
-        m: dict[str, Any] = {"epoch": epoch, "step": self.step, **extra, "train_loss": train["loss"],
-                             "accuracy": train["accuracy"], "test_loss": test["loss"],
-                             "test_accuracy": test["accuracy"]}
+        m: dict[str, Any] = {
+            "epoch": epoch,
+            "step": self.step,
+            **extra,
+            "train_loss": train["loss"],
+            "accuracy": train["accuracy"],
+            "test_loss": test["loss"],
+            "test_accuracy": test["accuracy"],
+        }
         if len(d.x_val):
             val = self.evaluate(d.x_val, d.y_val)
             m["val_loss"], m["val_accuracy"] = val["loss"], val["accuracy"]
@@ -151,11 +178,19 @@ class _Trainer:
         (loss + weight_penalty(self.model, cfg.l1, cfg.l2)).backward()
         return float(loss.detach()), per.detach()
 
-    def _recurrent_backward(self, model: RecurrentNet, x: Tensor, y: Tensor,
-                            record_time: bool) -> tuple[float, Tensor]:
+    def _recurrent_backward(self, model: RecurrentNet, x: Tensor, y: Tensor, record_time: bool) -> tuple[float, Tensor]:
         cfg = self.cfg
-        res = recurrent_backward(model, x, y, loss=cfg.loss_name, tbptt=cfg.tbptt, pascanu=cfg.pascanu,
-                                 l1=cfg.l1, l2=cfg.l2, record=record_time)
+        res = recurrent_backward(
+            model,
+            x,
+            y,
+            loss=cfg.loss_name,
+            tbptt=cfg.tbptt,
+            pascanu=cfg.pascanu,
+            l1=cfg.l1,
+            l2=cfg.l2,
+            record=record_time,
+        )
         if res.time_grads is not None:
             self.time_grads.append(res.time_grads.tolist())
         return res.loss, res.per_example
@@ -169,9 +204,14 @@ class _Trainer:
         run = Run(id=run_id, config=cfg, model=self.model, source=self.data.source)
         try:
             if cfg.pretrain == "autoencoder":
-                run.pretraining = pretrain_autoencoders(self.model, self.data.x_train, epochs=cfg.pretrain_epochs,
-                                                        lr=cfg.pretrain_lr, batch_size=cfg.batch_size,
-                                                        generator=self.gen)
+                run.pretraining = pretrain_autoencoders(
+                    self.model,
+                    self.data.x_train,
+                    epochs=cfg.pretrain_epochs,
+                    lr=cfg.pretrain_lr,
+                    batch_size=cfg.batch_size,
+                    generator=self.gen,
+                )
             if isinstance(self.model, EchoStateNetwork):
                 self._fit_esn(run, self.model)
             else:
@@ -210,8 +250,13 @@ class _Trainer:
 
     def _fit_esn(self, run: Run, model: EchoStateNetwork) -> None:
         start = time.perf_counter()
-        model.fit(self.data.x_train, self.data.y_train.float() if self.data.regression
-                  else nn.functional.one_hot(self.data.y_train, self.data.n_out).float(), self.cfg.ridge)
+        model.fit(
+            self.data.x_train,
+            self.data.y_train.float()
+            if self.data.regression
+            else nn.functional.one_hot(self.data.y_train, self.data.n_out).float(),
+            self.cfg.ridge,
+        )
         self._record_epoch(run, 1, {"seconds": time.perf_counter() - start})
 
     def _fit(self, run: Run) -> None:
@@ -224,8 +269,9 @@ class _Trainer:
         with attach_watch(model, opt, cfg.watch_every, **self.watch_options) as watcher:
             for epoch in range(1, cfg.epochs + 1):
                 start, losses, norms = time.perf_counter(), [], []
-                order = epoch_order(len(d.x_train), cfg.batch_size, cfg.shuffle, cfg.hard_examples, example_loss,
-                                    self.gen)
+                order = epoch_order(
+                    len(d.x_train), cfg.batch_size, cfg.shuffle, cfg.hard_examples, example_loss, self.gen
+                )
                 model.train()
                 for b, idx in enumerate(order):
                     x, y = d.x_train[idx], d.y_train[idx]
@@ -237,8 +283,9 @@ class _Trainer:
                     norms.append(clip_gradients(params, cfg.clip_norm, cfg.clip_value))
                     if cfg.weight_decay:
                         with torch.no_grad():
-                            torch._foreach_mul_([p for p in params if p.dim() >= 2],
-                                                1 - opt.param_groups[0]["lr"] * cfg.weight_decay)
+                            torch._foreach_mul_(
+                                [p for p in params if p.dim() >= 2], 1 - opt.param_groups[0]["lr"] * cfg.weight_decay
+                            )
                     opt.step()
                     project_weights(model, cfg.max_spectral_norm, cfg.max_abs_weight)
                     self.step += 1
@@ -250,9 +297,13 @@ class _Trainer:
                     if cfg.steps is not None and self.step >= cfg.steps:
                         break
                 norm_t = torch.stack(norms) if norms else torch.zeros(1)
-                extra = {"loss": sum(losses) / max(len(losses), 1), "lr": opt.param_groups[0]["lr"],
-                         "grad_norm": float(norm_t.mean()), "grad_norm_max": float(norm_t.max()),
-                         "seconds": time.perf_counter() - start}
+                extra = {
+                    "loss": sum(losses) / max(len(losses), 1),
+                    "lr": opt.param_groups[0]["lr"],
+                    "grad_norm": float(norm_t.mean()),
+                    "grad_norm_max": float(norm_t.max()),
+                    "seconds": time.perf_counter() - start,
+                }
                 if sched is not None:
                     sched.step()
                 m = self._record_epoch(run, epoch, extra, watcher)

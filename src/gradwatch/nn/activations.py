@@ -99,7 +99,7 @@ _SQRT_2_OVER_PI, _TANH_GELU_K, _QUICK_GELU_A = math.sqrt(2 / math.pi), 0.044715,
 
 def _gelu_tanh_d(x: Tensor, _a: float) -> Tensor:
     """d/dx of ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³) (nn.GELU(approximate="tanh"), HF NewGELU/GELUTanh)."""
-    t = torch.tanh(_SQRT_2_OVER_PI * (x + _TANH_GELU_K * x ** 3))
+    t = torch.tanh(_SQRT_2_OVER_PI * (x + _TANH_GELU_K * x**3))
     return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * _TANH_GELU_K * x * x)
 
 
@@ -146,48 +146,161 @@ def _leaky_d(x: Tensor, a: float) -> Tensor:
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in [
-        Activation("sigmoid", lambda a: nn.Sigmoid(), lambda x, a: torch.sigmoid(x), _sigmoid_d,
-                   lambda a: 0.25, doc="1/(1+e^-z); σ' ≤ 1/4", saturation="both"),
-        Activation("tanh", lambda a: nn.Tanh(), lambda x, a: torch.tanh(x),
-                   lambda x, a: 1 - torch.tanh(x) ** 2, lambda a: 1.0, doc="tanh z; σ'(0) = 1", saturation="both"),
-        Activation("relu", lambda a: nn.ReLU(), lambda x, a: torch.relu(x),
-                   lambda x, a: (x > 0).to(x.dtype), lambda a: 1.0, doc="max(z, 0)"),
-        Activation("leaky_relu", lambda a: nn.LeakyReLU(a), lambda x, a: torch.where(x > 0, x, a * x),
-                   _leaky_d, lambda a: max(1.0, abs(a)), default_alpha=0.01, doc="max(z, αz)"),
-        Activation("prelu", lambda a: nn.PReLU(init=a), lambda x, a: torch.where(x > 0, x, a * x),
-                   _leaky_d, lambda a: max(1.0, abs(a)), default_alpha=0.25,
-                   doc="max(z, αz) with α learned (He et al. 2015)"),
-        Activation("elu", lambda a: nn.ELU(a), _elu, _elu_d, lambda a: max(1.0, abs(a)),
-                   default_alpha=1.0, doc="z for z > 0, α(e^z − 1) otherwise", saturation="negative"),
-        Activation("selu", lambda a: nn.SELU(), lambda x, a: SELU_SCALE * _elu(x, SELU_ALPHA),
-                   lambda x, a: SELU_SCALE * _elu_d(x, SELU_ALPHA), lambda a: SELU_SCALE * SELU_ALPHA,
-                   doc="λ·elu(z; α) with the self-normalising constants", saturation="negative"),
-        Activation("softsign", lambda a: nn.Softsign(), lambda x, a: x / (1 + x.abs()),
-                   lambda x, a: 1 / (1 + x.abs()) ** 2, lambda a: 1.0, doc="z/(1+|z|)", saturation="both"),
-        Activation("gelu", lambda a: nn.GELU(), lambda x, a: torch.nn.functional.gelu(x), _gelu_d,
-                   lambda a: _GELU_MAX_DERIV, doc="z·Φ(z)"),
-        Activation("gelu_tanh", lambda a: nn.GELU(approximate="tanh"),
-                   lambda x, a: torch.nn.functional.gelu(x, approximate="tanh"), _gelu_tanh_d,
-                   lambda a: _grid_max("gelu_tanh"), doc="½z(1 + tanh(√(2/π)(z + 0.044715z³))) (GPT-2's GELU)"),
-        Activation("quick_gelu", lambda a: QuickGELU(), lambda x, a: x * torch.sigmoid(_QUICK_GELU_A * x),
-                   lambda x, a: _silu_d(_QUICK_GELU_A * x, a), lambda a: _grid_max("silu"),
-                   doc="z·σ(1.702z) (CLIP)"),
-        Activation("silu", lambda a: nn.SiLU(), lambda x, a: torch.nn.functional.silu(x), _silu_d,
-                   lambda a: _grid_max("silu"), doc="z·σ(z), also called swish"),
-        Activation("mish", lambda a: nn.Mish(), lambda x, a: torch.nn.functional.mish(x), _mish_d,
-                   lambda a: _grid_max("mish"), doc="z·tanh(softplus(z))"),
-        Activation("hardtanh", lambda a: nn.Hardtanh(), lambda x, a: x.clamp(-1, 1),
-                   lambda x, a: _inside(x, -1, 1, 1.0), lambda a: 1.0, doc="clamp(z, −1, 1)", saturation="both"),
-        Activation("relu6", lambda a: nn.ReLU6(), lambda x, a: x.clamp(0, 6), lambda x, a: _inside(x, 0, 6, 1.0),
-                   lambda a: 1.0, doc="clamp(z, 0, 6): saturated above 6, inactive below 0", saturation="positive"),
-        Activation("hardswish", lambda a: nn.Hardswish(), lambda x, a: torch.nn.functional.hardswish(x),
-                   _hardswish_d, lambda a: 1.5, doc="z·clamp(z + 3, 0, 6)/6 (MobileNetV3)"),
-        Activation("hardsigmoid", lambda a: nn.Hardsigmoid(), lambda x, a: torch.nn.functional.hardsigmoid(x),
-                   lambda x, a: _inside(x, -3, 3, _HARDSIGMOID_SLOPE), lambda a: _HARDSIGMOID_SLOPE,
-                   doc="clamp(z + 3, 0, 6)/6",
-                   saturation="both"),
-        Activation("linear", lambda a: nn.Identity(), lambda x, a: x, lambda x, a: torch.ones_like(x),
-                   lambda a: 1.0, doc="identity"),
+        Activation(
+            "sigmoid",
+            lambda a: nn.Sigmoid(),
+            lambda x, a: torch.sigmoid(x),
+            _sigmoid_d,
+            lambda a: 0.25,
+            doc="1/(1+e^-z); σ' ≤ 1/4",
+            saturation="both",
+        ),
+        Activation(
+            "tanh",
+            lambda a: nn.Tanh(),
+            lambda x, a: torch.tanh(x),
+            lambda x, a: 1 - torch.tanh(x) ** 2,
+            lambda a: 1.0,
+            doc="tanh z; σ'(0) = 1",
+            saturation="both",
+        ),
+        Activation(
+            "relu",
+            lambda a: nn.ReLU(),
+            lambda x, a: torch.relu(x),
+            lambda x, a: (x > 0).to(x.dtype),
+            lambda a: 1.0,
+            doc="max(z, 0)",
+        ),
+        Activation(
+            "leaky_relu",
+            lambda a: nn.LeakyReLU(a),
+            lambda x, a: torch.where(x > 0, x, a * x),
+            _leaky_d,
+            lambda a: max(1.0, abs(a)),
+            default_alpha=0.01,
+            doc="max(z, αz)",
+        ),
+        Activation(
+            "prelu",
+            lambda a: nn.PReLU(init=a),
+            lambda x, a: torch.where(x > 0, x, a * x),
+            _leaky_d,
+            lambda a: max(1.0, abs(a)),
+            default_alpha=0.25,
+            doc="max(z, αz) with α learned (He et al. 2015)",
+        ),
+        Activation(
+            "elu",
+            lambda a: nn.ELU(a),
+            _elu,
+            _elu_d,
+            lambda a: max(1.0, abs(a)),
+            default_alpha=1.0,
+            doc="z for z > 0, α(e^z − 1) otherwise",
+            saturation="negative",
+        ),
+        Activation(
+            "selu",
+            lambda a: nn.SELU(),
+            lambda x, a: SELU_SCALE * _elu(x, SELU_ALPHA),
+            lambda x, a: SELU_SCALE * _elu_d(x, SELU_ALPHA),
+            lambda a: SELU_SCALE * SELU_ALPHA,
+            doc="λ·elu(z; α) with the self-normalising constants",
+            saturation="negative",
+        ),
+        Activation(
+            "softsign",
+            lambda a: nn.Softsign(),
+            lambda x, a: x / (1 + x.abs()),
+            lambda x, a: 1 / (1 + x.abs()) ** 2,
+            lambda a: 1.0,
+            doc="z/(1+|z|)",
+            saturation="both",
+        ),
+        Activation(
+            "gelu",
+            lambda a: nn.GELU(),
+            lambda x, a: torch.nn.functional.gelu(x),
+            _gelu_d,
+            lambda a: _GELU_MAX_DERIV,
+            doc="z·Φ(z)",
+        ),
+        Activation(
+            "gelu_tanh",
+            lambda a: nn.GELU(approximate="tanh"),
+            lambda x, a: torch.nn.functional.gelu(x, approximate="tanh"),
+            _gelu_tanh_d,
+            lambda a: _grid_max("gelu_tanh"),
+            doc="½z(1 + tanh(√(2/π)(z + 0.044715z³))) (GPT-2's GELU)",
+        ),
+        Activation(
+            "quick_gelu",
+            lambda a: QuickGELU(),
+            lambda x, a: x * torch.sigmoid(_QUICK_GELU_A * x),
+            lambda x, a: _silu_d(_QUICK_GELU_A * x, a),
+            lambda a: _grid_max("silu"),
+            doc="z·σ(1.702z) (CLIP)",
+        ),
+        Activation(
+            "silu",
+            lambda a: nn.SiLU(),
+            lambda x, a: torch.nn.functional.silu(x),
+            _silu_d,
+            lambda a: _grid_max("silu"),
+            doc="z·σ(z), also called swish",
+        ),
+        Activation(
+            "mish",
+            lambda a: nn.Mish(),
+            lambda x, a: torch.nn.functional.mish(x),
+            _mish_d,
+            lambda a: _grid_max("mish"),
+            doc="z·tanh(softplus(z))",
+        ),
+        Activation(
+            "hardtanh",
+            lambda a: nn.Hardtanh(),
+            lambda x, a: x.clamp(-1, 1),
+            lambda x, a: _inside(x, -1, 1, 1.0),
+            lambda a: 1.0,
+            doc="clamp(z, −1, 1)",
+            saturation="both",
+        ),
+        Activation(
+            "relu6",
+            lambda a: nn.ReLU6(),
+            lambda x, a: x.clamp(0, 6),
+            lambda x, a: _inside(x, 0, 6, 1.0),
+            lambda a: 1.0,
+            doc="clamp(z, 0, 6): saturated above 6, inactive below 0",
+            saturation="positive",
+        ),
+        Activation(
+            "hardswish",
+            lambda a: nn.Hardswish(),
+            lambda x, a: torch.nn.functional.hardswish(x),
+            _hardswish_d,
+            lambda a: 1.5,
+            doc="z·clamp(z + 3, 0, 6)/6 (MobileNetV3)",
+        ),
+        Activation(
+            "hardsigmoid",
+            lambda a: nn.Hardsigmoid(),
+            lambda x, a: torch.nn.functional.hardsigmoid(x),
+            lambda x, a: _inside(x, -3, 3, _HARDSIGMOID_SLOPE),
+            lambda a: _HARDSIGMOID_SLOPE,
+            doc="clamp(z + 3, 0, 6)/6",
+            saturation="both",
+        ),
+        Activation(
+            "linear",
+            lambda a: nn.Identity(),
+            lambda x, a: x,
+            lambda x, a: torch.ones_like(x),
+            lambda a: 1.0,
+            doc="identity",
+        ),
     ]
 }
 
@@ -203,6 +316,7 @@ def get_activation(name: str, param: str = "activation") -> Activation:
 # NumPy evaluation (float64) with the second derivative, for gradwatch.reference (the slides' equations in NumPy)
 # and gradwatch.theory (Gaussian integrals of φ, φ', φ''). Same functions and the same values at kinks as above.
 # ---------------------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class NumpyActivation:
@@ -256,11 +370,11 @@ def _np_silu_d2(x):
 
 
 def _np_gelu_tanh(x, a):
-    return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _TANH_GELU_K * x ** 3)))
+    return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _TANH_GELU_K * x**3)))
 
 
 def _np_gelu_tanh_d(x, a, order=1):
-    t = np.tanh(_SQRT_2_OVER_PI * (x + _TANH_GELU_K * x ** 3))
+    t = np.tanh(_SQRT_2_OVER_PI * (x + _TANH_GELU_K * x**3))
     du = _SQRT_2_OVER_PI * (1 + 3 * _TANH_GELU_K * x * x)
     if order == 1:
         return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
@@ -287,42 +401,82 @@ def _np_inside(x, lo, hi, value):
 
 
 _NP = {  # name: (σ, σ', σ'')
-    "sigmoid": (_np_sigmoid, lambda x, a: _np_sigmoid(x, a) * (1 - _np_sigmoid(x, a)),
-                lambda x, a: _np_sigmoid(x, a) * (1 - _np_sigmoid(x, a)) * (1 - 2 * _np_sigmoid(x, a))),
-    "tanh": (lambda x, a: np.tanh(x), lambda x, a: 1 - np.tanh(x) ** 2,
-             lambda x, a: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2)),
-    "relu": (lambda x, a: np.maximum(x, 0.0), lambda x, a: (x > 0).astype(float),
-             lambda x, a: np.zeros_like(x, dtype=float)),
-    "leaky_relu": (lambda x, a: np.where(x > 0, x, a * x), lambda x, a: np.where(x > 0, 1.0, a),
-                   lambda x, a: np.zeros_like(x, dtype=float)),
+    "sigmoid": (
+        _np_sigmoid,
+        lambda x, a: _np_sigmoid(x, a) * (1 - _np_sigmoid(x, a)),
+        lambda x, a: _np_sigmoid(x, a) * (1 - _np_sigmoid(x, a)) * (1 - 2 * _np_sigmoid(x, a)),
+    ),
+    "tanh": (
+        lambda x, a: np.tanh(x),
+        lambda x, a: 1 - np.tanh(x) ** 2,
+        lambda x, a: -2 * np.tanh(x) * (1 - np.tanh(x) ** 2),
+    ),
+    "relu": (
+        lambda x, a: np.maximum(x, 0.0),
+        lambda x, a: (x > 0).astype(float),
+        lambda x, a: np.zeros_like(x, dtype=float),
+    ),
+    "leaky_relu": (
+        lambda x, a: np.where(x > 0, x, a * x),
+        lambda x, a: np.where(x > 0, 1.0, a),
+        lambda x, a: np.zeros_like(x, dtype=float),
+    ),
     "elu": (_np_elu, _np_elu_d, _np_elu_d2),
-    "selu": (lambda x, a: SELU_SCALE * _np_elu(x, SELU_ALPHA), lambda x, a: SELU_SCALE * _np_elu_d(x, SELU_ALPHA),
-             lambda x, a: SELU_SCALE * _np_elu_d2(x, SELU_ALPHA)),
-    "softsign": (lambda x, a: x / (1 + np.abs(x)), lambda x, a: 1 / (1 + np.abs(x)) ** 2,
-                 lambda x, a: -2 * np.sign(x) / (1 + np.abs(x)) ** 3),
+    "selu": (
+        lambda x, a: SELU_SCALE * _np_elu(x, SELU_ALPHA),
+        lambda x, a: SELU_SCALE * _np_elu_d(x, SELU_ALPHA),
+        lambda x, a: SELU_SCALE * _np_elu_d2(x, SELU_ALPHA),
+    ),
+    "softsign": (
+        lambda x, a: x / (1 + np.abs(x)),
+        lambda x, a: 1 / (1 + np.abs(x)) ** 2,
+        lambda x, a: -2 * np.sign(x) / (1 + np.abs(x)) ** 3,
+    ),
     "gelu": (_np_gelu, _np_gelu_d, lambda x, a: np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi) * (2 - x * x)),
-    "linear": (lambda x, a: np.asarray(x, dtype=float), lambda x, a: np.ones_like(x, dtype=float),
-               lambda x, a: np.zeros_like(x, dtype=float)),
+    "linear": (
+        lambda x, a: np.asarray(x, dtype=float),
+        lambda x, a: np.ones_like(x, dtype=float),
+        lambda x, a: np.zeros_like(x, dtype=float),
+    ),
 }
 _NP["prelu"] = _NP["leaky_relu"]
 _A = _QUICK_GELU_A
-_NP.update({
-    "gelu_tanh": (_np_gelu_tanh, _np_gelu_tanh_d, lambda x, a: _np_gelu_tanh_d(x, a, order=2)),
-    "silu": (lambda x, a: x * _np_sig(x), lambda x, a: _np_sig(x) * (1 + x * (1 - _np_sig(x))),
-             lambda x, a: _np_silu_d2(x)),
-    "quick_gelu": (lambda x, a: x * _np_sig(_A * x), lambda x, a: _NP["silu"][1](_A * x, a),
-                   lambda x, a: _A * _np_silu_d2(_A * x)),
-    "mish": (lambda x, a: x * _np_mish_parts(x)[0], _np_mish_d, _np_mish_d2),
-    "hardtanh": (lambda x, a: np.clip(x, -1.0, 1.0), lambda x, a: _np_inside(x, -1, 1, 1.0),
-                 lambda x, a: np.zeros_like(x, dtype=float)),
-    "relu6": (lambda x, a: np.clip(x, 0.0, 6.0), lambda x, a: _np_inside(x, 0, 6, 1.0),
-              lambda x, a: np.zeros_like(x, dtype=float)),
-    "hardswish": (lambda x, a: x * np.clip(x + 3, 0.0, 6.0) / 6,
-                  lambda x, a: np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)),
-                  lambda x, a: _np_inside(x, -3, 3, 1 / 3)),
-    "hardsigmoid": (lambda x, a: np.clip(x + 3, 0.0, 6.0) / 6, lambda x, a: _np_inside(x, -3, 3, _HARDSIGMOID_SLOPE),
-                    lambda x, a: np.zeros_like(x, dtype=float)),
-})
+_NP.update(
+    {
+        "gelu_tanh": (_np_gelu_tanh, _np_gelu_tanh_d, lambda x, a: _np_gelu_tanh_d(x, a, order=2)),
+        "silu": (
+            lambda x, a: x * _np_sig(x),
+            lambda x, a: _np_sig(x) * (1 + x * (1 - _np_sig(x))),
+            lambda x, a: _np_silu_d2(x),
+        ),
+        "quick_gelu": (
+            lambda x, a: x * _np_sig(_A * x),
+            lambda x, a: _NP["silu"][1](_A * x, a),
+            lambda x, a: _A * _np_silu_d2(_A * x),
+        ),
+        "mish": (lambda x, a: x * _np_mish_parts(x)[0], _np_mish_d, _np_mish_d2),
+        "hardtanh": (
+            lambda x, a: np.clip(x, -1.0, 1.0),
+            lambda x, a: _np_inside(x, -1, 1, 1.0),
+            lambda x, a: np.zeros_like(x, dtype=float),
+        ),
+        "relu6": (
+            lambda x, a: np.clip(x, 0.0, 6.0),
+            lambda x, a: _np_inside(x, 0, 6, 1.0),
+            lambda x, a: np.zeros_like(x, dtype=float),
+        ),
+        "hardswish": (
+            lambda x, a: x * np.clip(x + 3, 0.0, 6.0) / 6,
+            lambda x, a: np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)),
+            lambda x, a: _np_inside(x, -3, 3, 1 / 3),
+        ),
+        "hardsigmoid": (
+            lambda x, a: np.clip(x + 3, 0.0, 6.0) / 6,
+            lambda x, a: _np_inside(x, -3, 3, _HARDSIGMOID_SLOPE),
+            lambda x, a: np.zeros_like(x, dtype=float),
+        ),
+    }
+)
 SATURATING = tuple(name for name, act in ACTIVATIONS.items() if act.saturation != "none")
 
 
@@ -331,6 +485,9 @@ def numpy_activation(name: str, alpha: float | None = None, param: str = "activa
     act = get_activation(name, param)
     a = act.default_alpha if alpha is None else float(alpha)
     f, d1, d2 = _NP[act.name]
-    return NumpyActivation(act.name, lambda x: f(np.asarray(x, dtype=float), a),
-                           lambda x: d1(np.asarray(x, dtype=float), a),
-                           lambda x: d2(np.asarray(x, dtype=float), a))
+    return NumpyActivation(
+        act.name,
+        lambda x: f(np.asarray(x, dtype=float), a),
+        lambda x: d1(np.asarray(x, dtype=float), a),
+        lambda x: d2(np.asarray(x, dtype=float), a),
+    )

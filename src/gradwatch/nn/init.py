@@ -145,9 +145,15 @@ LSUV_MAX_ITER = 10
 
 
 @torch.no_grad()
-def lsuv(model: torch.nn.Module, x: Tensor | None, *, tol: float = LSUV_TOLERANCE, max_iter: int = LSUV_MAX_ITER,
-         generator: torch.Generator | None = None,
-         layers: Sequence[torch.nn.Linear | torch.nn.Conv1d | torch.nn.Conv2d] | None = None) -> torch.nn.Module:
+def lsuv(
+    model: torch.nn.Module,
+    x: Tensor | None,
+    *,
+    tol: float = LSUV_TOLERANCE,
+    max_iter: int = LSUV_MAX_ITER,
+    generator: torch.Generator | None = None,
+    layers: Sequence[torch.nn.Linear | torch.nn.Conv1d | torch.nn.Conv2d] | None = None,
+) -> torch.nn.Module:
     """Layer-sequential unit-variance init (Mishkin & Matas 2016, "All you need is a good init").
 
     Every linear/conv weight is first made orthogonal; then, input side first, the weight of each layer is

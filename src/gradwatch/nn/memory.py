@@ -16,9 +16,9 @@ from typing import Any
 from gradwatch.errors import ConfigError
 
 BYTES_PER_FLOAT = 4
-COPIES_PER_PARAMETER = 6   # weight, gradient, two Adam moments, the watch's and the optimizer's scratch
+COPIES_PER_PARAMETER = 6  # weight, gradient, two Adam moments, the watch's and the optimizer's scratch
 COPIES_PER_ACTIVATION = 6  # pre-activation, activation, their gradients, norm / dropout buffers
-IMAGE_INPUTS = 784         # the widest input of the lab's data (MNIST); the others are smaller
+IMAGE_INPUTS = 784  # the widest input of the lab's data (MNIST); the others are smaller
 GiB = 2**30
 
 
@@ -51,7 +51,9 @@ def check_fits(param: str, value: Any, what: str, need: int) -> None:
     have = available_bytes()
     if need <= have:
         return
-    raise ConfigError(param, value, f"{what} needs about {need / GiB:.3g} GiB to train, more than the "
-                                    f"{have / GiB:.3g} GiB of memory available; choose a smaller size")
-
-
+    raise ConfigError(
+        param,
+        value,
+        f"{what} needs about {need / GiB:.3g} GiB to train, more than the "
+        f"{have / GiB:.3g} GiB of memory available; choose a smaller size",
+    )

@@ -32,19 +32,35 @@ def mlp(sizes: list[int], activation: str = "sigmoid") -> nn.Sequential:
     return nn.Sequential(layers)
 
 
-def fill_weight(w: torch.Tensor, init: str, *, init_std: float = 0.01, mode: str = "fan_in",
-                generator: torch.Generator | None = None) -> None:
+def fill_weight(
+    w: torch.Tensor,
+    init: str,
+    *,
+    init_std: float = 0.01,
+    mode: str = "fan_in",
+    generator: torch.Generator | None = None,
+) -> None:
     """Draw ``w`` in place with the named init; ``init_std`` is σ of ``normal`` and a of ``uniform``, ``mode``
     the fan of ``he_*``."""
-    options: dict[str, dict[str, Any]] = {"normal": {"std": init_std}, "uniform": {"a": init_std},
-                                          "he_normal": {"mode": mode}, "he_uniform": {"mode": mode}}
+    options: dict[str, dict[str, Any]] = {
+        "normal": {"std": init_std},
+        "uniform": {"a": init_std},
+        "he_normal": {"mode": mode},
+        "he_uniform": {"mode": mode},
+    }
     get_init(init)(w, generator=generator, **options.get(init, {}))
 
 
 @torch.no_grad()
-def init_linear_layers(model: nn.Module, init: str = "xavier_uniform", *, init_std: float = 0.01,
-                       bias: float = 0.0, mode: str = "fan_in", generator: torch.Generator | None = None
-                       ) -> nn.Module:
+def init_linear_layers(
+    model: nn.Module,
+    init: str = "xavier_uniform",
+    *,
+    init_std: float = 0.01,
+    bias: float = 0.0,
+    mode: str = "fan_in",
+    generator: torch.Generator | None = None,
+) -> nn.Module:
     """Initialise every ``Linear`` / ``Conv`` weight of ``model`` with ``init`` and set its bias to ``bias``, in
     ``model.modules()`` order (so a seeded generator gives the same weights every time)."""
     for m in model.modules():

@@ -22,6 +22,20 @@ from gradwatch.reference.batchnorm import (
 from gradwatch.reference.losses import LOSSES, cross_entropy, squared_error
 from gradwatch.reference.mlp import ForwardPass, Gradients, Network, backward, forward, loss_and_gradients
 
-__all__ = ["BatchNormCache", "batchnorm_forward", "batchnorm_backward", "batchnorm_inference", "fold_batchnorm",
-           "update_running", "LOSSES", "cross_entropy", "squared_error", "Network", "ForwardPass", "Gradients",
-           "forward", "backward", "loss_and_gradients"]
+__all__ = [
+    "BatchNormCache",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "batchnorm_inference",
+    "fold_batchnorm",
+    "update_running",
+    "LOSSES",
+    "cross_entropy",
+    "squared_error",
+    "Network",
+    "ForwardPass",
+    "Gradients",
+    "forward",
+    "backward",
+    "loss_and_gradients",
+]

@@ -42,17 +42,18 @@ class BatchNormCache:
     eps: float
 
 
-def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
-                      eps: float = DEFAULT_EPS) -> tuple[np.ndarray, BatchNormCache]:
+def batchnorm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float = DEFAULT_EPS
+) -> tuple[np.ndarray, BatchNormCache]:
     """y = BN_{γ,β}(x) over the batch (columns); returns y and the cache for :func:`batchnorm_backward`."""
     m = x.shape[1]
     if m < 2:
         raise ConfigError("batch_size", m, "batch normalisation needs at least 2 samples per mini-batch")
     gamma, beta = _column(gamma), _column(beta)
-    mu = x.sum(axis=1, keepdims=True) / m                      # mini-batch mean        (units, 1)
-    var = ((x - mu) ** 2).sum(axis=1, keepdims=True) / m       # mini-batch variance    (units, 1)
-    x_hat = (x - mu) / np.sqrt(var + eps)                      # normalise              (units, m)
-    y = gamma * x_hat + beta                                   # scale and shift        (units, m)
+    mu = x.sum(axis=1, keepdims=True) / m  # mini-batch mean        (units, 1)
+    var = ((x - mu) ** 2).sum(axis=1, keepdims=True) / m  # mini-batch variance    (units, 1)
+    x_hat = (x - mu) / np.sqrt(var + eps)  # normalise              (units, m)
+    y = gamma * x_hat + beta  # scale and shift        (units, m)
     return y, BatchNormCache(x, mu, var, x_hat, gamma, eps)
 
 
@@ -62,16 +63,19 @@ def batchnorm_backward(dy: np.ndarray, cache: BatchNormCache) -> tuple[np.ndarra
     m = x.shape[1]
     dx_hat = dy * gamma
     dvar = np.sum(dx_hat * (x - mu), axis=1, keepdims=True) * -0.5 * (var + eps) ** -1.5
-    dmu = np.sum(dx_hat * -1.0 / np.sqrt(var + eps), axis=1, keepdims=True) \
+    dmu = (
+        np.sum(dx_hat * -1.0 / np.sqrt(var + eps), axis=1, keepdims=True)
         + dvar * np.sum(-2.0 * (x - mu), axis=1, keepdims=True) / m
+    )
     dx = dx_hat / np.sqrt(var + eps) + dvar * 2.0 * (x - mu) / m + dmu / m
     dgamma = np.sum(dy * x_hat, axis=1)
     dbeta = np.sum(dy, axis=1)
     return dx, dgamma, dbeta
 
 
-def update_running(running_mean: np.ndarray, running_var: np.ndarray, cache: BatchNormCache,
-                   alpha: float = 0.1, unbiased: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def update_running(
+    running_mean: np.ndarray, running_var: np.ndarray, cache: BatchNormCache, alpha: float = 0.1, unbiased: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """E_{i+1} = (1 − α) E_i + α E_B for the mean and the variance.
 
     ``unbiased`` uses m/(m − 1)·σ²_B for the population variance, as Ioffe & Szegedy's inference step and
@@ -84,15 +88,17 @@ def update_running(running_mean: np.ndarray, running_var: np.ndarray, cache: Bat
     return (1 - alpha) * running_mean + alpha * cache.mu[:, 0], (1 - alpha) * running_var + alpha * var
 
 
-def fold_batchnorm(gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray,
-                   eps: float = DEFAULT_EPS) -> tuple[np.ndarray, np.ndarray]:
+def fold_batchnorm(
+    gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float = DEFAULT_EPS
+) -> tuple[np.ndarray, np.ndarray]:
     """Inference BN as one linear map y = scale·x + shift: scale = γ/√(D+ε), shift = β − γE/√(D+ε)."""
     scale = gamma / np.sqrt(var + eps)
     return scale, beta - scale * mean
 
 
-def batchnorm_inference(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray,
-                        eps: float = DEFAULT_EPS) -> np.ndarray:
+def batchnorm_inference(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.ndarray, eps: float = DEFAULT_EPS
+) -> np.ndarray:
     """BN at test time: x̂ = (x − E[x])/√(D[x] + ε), y = γx̂ + β (with the population statistics)."""
     x_hat = (x - _column(mean)) / np.sqrt(_column(var) + eps)
     return _column(gamma) * x_hat + _column(beta)

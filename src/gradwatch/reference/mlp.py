@@ -64,16 +64,20 @@ class Network:
         if len(self.weights) == 0:
             raise ConfigError("weights", [], "expected at least one weight matrix W_1 … W_n")
         if len(self.biases) != len(self.weights):
-            raise ConfigError("biases", f"{len(self.biases)} vectors",
-                              f"expected one bias per weight matrix ({len(self.weights)})")
+            raise ConfigError(
+                "biases", f"{len(self.biases)} vectors", f"expected one bias per weight matrix ({len(self.weights)})"
+            )
         self.weights = [np.asarray(w, dtype=float) for w in self.weights]
         self.biases = [np.asarray(b, dtype=float).reshape(-1) for b in self.biases]
         for j, (w, b) in enumerate(zip(self.weights, self.biases), start=1):
             if w.ndim != 2:
                 raise ConfigError(f"weights[{j}]", w.shape, "W_j must be a matrix of shape (n_{j+1}, n_j)")
             if j > 1 and w.shape[1] != self.weights[j - 2].shape[0]:
-                raise ConfigError(f"weights[{j}]", w.shape,
-                                  f"W_{j} must have {self.weights[j - 2].shape[0]} columns (the rows of W_{j - 1})")
+                raise ConfigError(
+                    f"weights[{j}]",
+                    w.shape,
+                    f"W_{j} must have {self.weights[j - 2].shape[0]} columns (the rows of W_{j - 1})",
+                )
             if b.shape != (w.shape[0],):
                 raise ConfigError(f"biases[{j}]", b.shape, f"b_{j} must have {w.shape[0]} entries")
         numpy_activation(self.activation)  # unknown names fail here, listing the known ones
@@ -86,8 +90,11 @@ class Network:
             self.running_means = self.running_means or [np.zeros(n) for n in hidden]
             self.running_vars = self.running_vars or [np.ones(n) for n in hidden]
             if [g.size for g in self.gammas] != hidden or [b.size for b in self.betas] != hidden:
-                raise ConfigError("gammas", [g.size for g in self.gammas],
-                                  f"expected one γ and one β per hidden unit, layer sizes {hidden}")
+                raise ConfigError(
+                    "gammas",
+                    [g.size for g in self.gammas],
+                    f"expected one γ and one β per hidden unit, layer sizes {hidden}",
+                )
 
     @classmethod
     def random(cls, sizes: list[int], activation: str = "sigmoid", *, seed: int = 0, **wiring) -> Network:
@@ -118,10 +125,10 @@ class Network:
 class ForwardPass:
     """Everything the backward pass needs, indexed from 1 like the slides."""
 
-    z: OneBased          # z[1] = x, …, z[n+1] = m(x; θ)                         (n_j, m)
-    v: OneBased          # v[j] = W_j z_j + b_j                                   (n_{j+1}, m)
-    u: OneBased          # u[j] = BN(v_j) with batch norm, else v_j: σ_j's input   (n_{j+1}, m)
-    masks: OneBased      # masks[j]: dropout mask of hidden layer j, or None
+    z: OneBased  # z[1] = x, …, z[n+1] = m(x; θ)                         (n_j, m)
+    v: OneBased  # v[j] = W_j z_j + b_j                                   (n_{j+1}, m)
+    u: OneBased  # u[j] = BN(v_j) with batch norm, else v_j: σ_j's input   (n_{j+1}, m)
+    masks: OneBased  # masks[j]: dropout mask of hidden layer j, or None
     bn_caches: OneBased  # bn_caches[j]: what batchnorm_backward needs, or None
 
     @property
@@ -140,8 +147,9 @@ class Gradients:
     delta: OneBased  # delta[j] = ∂L/∂z_j (transposed), j = 1 … n+1; delta[0] unused
 
 
-def forward(net: Network, x: np.ndarray, *, train: bool = True, masks: list | None = None,
-            seed: int | None = None) -> ForwardPass:
+def forward(
+    net: Network, x: np.ndarray, *, train: bool = True, masks: list | None = None, seed: int | None = None
+) -> ForwardPass:
     """Seed 003's forward pass z_{j+1} = σ_j(W_j z_j + b_j), storing z_j and v_j.
 
     ``x`` holds one sample per column, shape ``(n_1, m)`` (a 1-D ``x`` is one sample). With ``train=False``
@@ -163,20 +171,20 @@ def forward(net: Network, x: np.ndarray, *, train: bool = True, masks: list | No
     drop: OneBased = [None] * (n + 1)
     caches: OneBased = [None] * (n + 1)
     for j in range(1, n + 1):
-        v.append(W[j] @ z[j] + b[j][:, None])                                # v_j = W_j z_j + b_j
-        if j == n:                                                           # σ_n = Id: the output layer
+        v.append(W[j] @ z[j] + b[j][:, None])  # v_j = W_j z_j + b_j
+        if j == n:  # σ_n = Id: the output layer
             u.append(v[j])
             z.append(v[j])
             break
-        u.append(_normalise(net, j, v[j], train, caches))                    # BN(v_j), or v_j
-        h = act.fn(u[j])                                                     # σ_j(·)
+        u.append(_normalise(net, j, v[j], train, caches))  # BN(v_j), or v_j
+        h = act.fn(u[j])  # σ_j(·)
         if net.dropout_keep < 1:
             if train:
                 drop[j] = masks[j] if masks is not None else (rng.random(h.shape) < net.dropout_keep) * 1.0
-                h = drop[j] * h                                              # drop units with prob. 1 − ρ
+                h = drop[j] * h  # drop units with prob. 1 − ρ
             else:
-                h = net.dropout_keep * h                                     # predict with ρσ
-        z.append(z[j] + h if net.residual_at(j) else h)                      # z_{j+1}
+                h = net.dropout_keep * h  # predict with ρσ
+        z.append(z[j] + h if net.residual_at(j) else h)  # z_{j+1}
     return ForwardPass(z, v, u, drop, caches)
 
 
@@ -201,28 +209,35 @@ def backward(net: Network, fp: ForwardPass, delta_out: np.ndarray) -> Gradients:
     W: OneBased = [None, *net.weights]
     delta: OneBased = [None] * (n + 2)
     delta[n + 1] = np.asarray(delta_out, dtype=float).reshape(fp.output.shape)
-    dW: list[np.ndarray | None] = [None] * n          # filled from the output side, all set at the end
+    dW: list[np.ndarray | None] = [None] * n  # filled from the output side, all set at the end
     db: list[np.ndarray | None] = [None] * n
     dgamma: list[np.ndarray | None] = [None] * (n - 1)
     dbeta: list[np.ndarray | None] = [None] * (n - 1)
     for j in range(n, 0, -1):
         if j == n:
-            g = delta[n + 1]                                                 # σ_n = Id: σ'_n = 1
+            g = delta[n + 1]  # σ_n = Id: σ'_n = 1
         else:
             through = delta[j + 1] if fp.masks[j] is None else delta[j + 1] * fp.masks[j]
-            g = through * act.deriv(fp.u[j])                                 # δ_{j+1} ⊙ σ'_j(v_j)
-            if net.batchnorm:                                                # ∂ℓ/∂y → ∂ℓ/∂x through BN
+            g = through * act.deriv(fp.u[j])  # δ_{j+1} ⊙ σ'_j(v_j)
+            if net.batchnorm:  # ∂ℓ/∂y → ∂ℓ/∂x through BN
                 g, dgamma[j - 1], dbeta[j - 1] = bn.batchnorm_backward(g, fp.bn_caches[j])
-        dW[j - 1] = g @ fp.z[j].T                                            # (δ_{j+1} ⊙ σ'_j(v_j)) z_jᵀ
-        db[j - 1] = g.sum(axis=1)                                            # (δ_{j+1} ⊙ σ'_j(v_j))ᵀ
-        delta[j] = W[j].T @ g                                                # δ_j = W_jᵀ(δ_{j+1} ⊙ σ'_j(v_j))
+        dW[j - 1] = g @ fp.z[j].T  # (δ_{j+1} ⊙ σ'_j(v_j)) z_jᵀ
+        db[j - 1] = g.sum(axis=1)  # (δ_{j+1} ⊙ σ'_j(v_j))ᵀ
+        delta[j] = W[j].T @ g  # δ_j = W_jᵀ(δ_{j+1} ⊙ σ'_j(v_j))
         if net.residual_at(j):
-            delta[j] = delta[j] + delta[j + 1]                               # the skip connection's identity
+            delta[j] = delta[j] + delta[j + 1]  # the skip connection's identity
     return Gradients(dW, db, dgamma if net.batchnorm else [], dbeta if net.batchnorm else [], delta)
 
 
-def loss_and_gradients(net: Network, x: np.ndarray, y: np.ndarray, loss: str = "squared_error", *,
-                       masks: list | None = None, seed: int | None = None) -> tuple[float, Gradients, ForwardPass]:
+def loss_and_gradients(
+    net: Network,
+    x: np.ndarray,
+    y: np.ndarray,
+    loss: str = "squared_error",
+    *,
+    masks: list | None = None,
+    seed: int | None = None,
+) -> tuple[float, Gradients, ForwardPass]:
     """Forward pass, loss L(z_{n+1}, y) summed over the batch, and the backward pass: (L, gradients, states)."""
     if loss not in LOSSES:
         raise ConfigError("loss", loss, "expected one of " + ", ".join(LOSSES))

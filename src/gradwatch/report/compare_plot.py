@@ -32,11 +32,22 @@ class GradientFlowComparison(_Saveable):
     def plot(self, ax=None) -> GradientFlowComparison:
         ax = self._axes(ax, size=(8, 4.5))
         for i, (h, label) in enumerate(zip(self.histories, self.labels)):
-            ax.plot(np.arange(len(h.layers)), median_per_layer(h, self.stat), marker="o", ms=3, label=label,
-                    color=config_color(i))
+            ax.plot(
+                np.arange(len(h.layers)),
+                median_per_layer(h, self.stat),
+                marker="o",
+                ms=3,
+                label=label,
+                color=config_color(i),
+            )
         from matplotlib.ticker import MaxNLocator
 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        label_axes(ax, xlabel="layer index (0 = input side)", ylabel=f"median {self.stat} over steps",
-                   title=f"Gradient flow per layer: {self.stat}", logy=True)
+        label_axes(
+            ax,
+            xlabel="layer index (0 = input side)",
+            ylabel=f"median {self.stat} over steps",
+            title=f"Gradient flow per layer: {self.stat}",
+            logy=True,
+        )
         return self

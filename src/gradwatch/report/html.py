@@ -40,18 +40,25 @@ def img_tag(path: Path, alt: str) -> str:
 
 
 def _page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body>{body}</body></html>\n")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body>{body}</body></html>\n"
+    )
 
 
 def experiment_page(result: dict[str, Any], images: dict[str, Path], index_href: str | None = None) -> str:
     """The page of one experiment from its JSON-ready dict (``ExperimentResult.to_dict()``) and PNG paths."""
-    verdict = ("<span class='ok'>✓ the measured numbers support the claim</span>" if result["holds"]
-               else "<span class='no'>✗ the measured numbers do not support the claim in this run</span>")
-    parts = [f"<p><a href='{html.escape(index_href)}'>← all experiments</a></p>" if index_href else "",
-             f"<h1>{html.escape(result['name'])}</h1>",
-             f"<p class='claim'><b>Claim.</b> {html.escape(result['claim'])}</p>",
-             f"<p>{verdict}: {html.escape(result['evidence'])}</p>"]
+    verdict = (
+        "<span class='ok'>✓ the measured numbers support the claim</span>"
+        if result["holds"]
+        else "<span class='no'>✗ the measured numbers do not support the claim in this run</span>"
+    )
+    parts = [
+        f"<p><a href='{html.escape(index_href)}'>← all experiments</a></p>" if index_href else "",
+        f"<h1>{html.escape(result['name'])}</h1>",
+        f"<p class='claim'><b>Claim.</b> {html.escape(result['claim'])}</p>",
+        f"<p>{verdict}: {html.escape(result['evidence'])}</p>",
+    ]
     parts += [img_tag(p, name) for name, p in images.items()]
     parts += [table_html(t["title"], t["columns"], t["rows"]) for t in result.get("tables", [])]
     parts.append("<h3>Configuration</h3><pre>" + html.escape(json.dumps(result["config"], indent=2)) + "</pre>")
@@ -67,6 +74,8 @@ def index_page(entries: Sequence[dict[str, Any]], title: str = "gradwatch — ex
     for e in entries:
         mark = "<span class='ok'>✓</span>" if e["holds"] else "<span class='no'>✗</span>"
         thumb = img_tag(e["thumb"], e["name"]) if e.get("thumb") else ""
-        cards.append(f"<div class='card'><h3><a href='{html.escape(e['href'])}'>{html.escape(e['name'])}</a> "
-                     f"{mark}</h3><a href='{html.escape(e['href'])}'>{thumb}</a><p>{html.escape(e['claim'])}</p></div>")
+        cards.append(
+            f"<div class='card'><h3><a href='{html.escape(e['href'])}'>{html.escape(e['name'])}</a> "
+            f"{mark}</h3><a href='{html.escape(e['href'])}'>{thumb}</a><p>{html.escape(e['claim'])}</p></div>"
+        )
     return _page(title, f"<h1>{html.escape(title)}</h1><div class='grid'>{''.join(cards)}</div>")

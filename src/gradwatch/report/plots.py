@@ -30,6 +30,7 @@ def _pyplot():
 # Colours are consistent across experiments: configurations take the tab10 cycle in the order given; layers
 # take viridis from input (dark) to output (yellow), as in LayerGradientBars.
 
+
 def layer_colors(n: int):
     plt = _pyplot()
     return plt.get_cmap("viridis")([i / max(1, n - 1) for i in range(n)])
@@ -39,8 +40,9 @@ def config_color(i: int):
     return _pyplot().get_cmap("tab10")(i % 10)
 
 
-def label_axes(ax, *, xlabel: str, ylabel: str, title: str, logy: bool = False, logx: bool = False,
-               legend: bool = True) -> None:
+def label_axes(
+    ax, *, xlabel: str, ylabel: str, title: str, logy: bool = False, logx: bool = False, legend: bool = True
+) -> None:
     """The common finish of a line plot: scales, labels (log scale said in the label), title, grid, legend."""
     if logy:
         ax.set_yscale("log")
@@ -92,8 +94,14 @@ class LayerGradientBars(_Saveable):
         LayerGradientBars(result.layers, result.mean_abs_grad).plot().save("paralysis.png")
     """
 
-    def __init__(self, layers: Sequence[str], values: Sequence[float], *, ylabel: str = "mean |∂C/∂W|",
-                 title: str = "Gradient magnitude per layer at initialisation"):
+    def __init__(
+        self,
+        layers: Sequence[str],
+        values: Sequence[float],
+        *,
+        ylabel: str = "mean |∂C/∂W|",
+        title: str = "Gradient magnitude per layer at initialisation",
+    ):
         self.layers, self.values, self.ylabel, self.title = list(layers), list(values), ylabel, title
 
     def plot(self, ax=None) -> LayerGradientBars:
@@ -115,9 +123,19 @@ class Curves(_Saveable):
     reference level (e.g. chance accuracy) with its label. ``layer_colours`` colours the series as layers.
     """
 
-    def __init__(self, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str, ylabel: str,
-                 title: str, logy: bool = False, logx: bool = False, hline: tuple[float, str] | None = None,
-                 layer_colours: bool = False, markers: bool = False):
+    def __init__(
+        self,
+        series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+        *,
+        xlabel: str,
+        ylabel: str,
+        title: str,
+        logy: bool = False,
+        logx: bool = False,
+        hline: tuple[float, str] | None = None,
+        layer_colours: bool = False,
+        markers: bool = False,
+    ):
         self.series, self.xlabel, self.ylabel, self.title = series, xlabel, ylabel, title
         self.logy, self.logx, self.hline, self.layer_colours, self.markers = logy, logx, hline, layer_colours, markers
 
@@ -139,8 +157,15 @@ class LayerProfiles(_Saveable):
     ``profiles = {config label: values input→output}``; layers are numbered from 1 on the x axis.
     """
 
-    def __init__(self, profiles: Mapping[str, Sequence[float]], *, ylabel: str, title: str, logy: bool = True,
-                 xlabel: str = "layer (1 = nearest the input)"):
+    def __init__(
+        self,
+        profiles: Mapping[str, Sequence[float]],
+        *,
+        ylabel: str,
+        title: str,
+        logy: bool = True,
+        xlabel: str = "layer (1 = nearest the input)",
+    ):
         self.profiles, self.ylabel, self.title, self.logy, self.xlabel = profiles, ylabel, title, logy, xlabel
 
     def plot(self, ax=None) -> LayerProfiles:

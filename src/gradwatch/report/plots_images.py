@@ -17,15 +17,21 @@ Image = Sequence[Sequence[float]]
 class ImageGrid(_Saveable):
     """``rows = {row label: ({caption: image}, (vmin, vmax) or None)}``; every row has the same captions."""
 
-    def __init__(self, rows: Mapping[str, tuple[Mapping[str, Image], tuple[float, float] | None]], *, title: str,
-                 cmap: str = "gray"):
+    def __init__(
+        self,
+        rows: Mapping[str, tuple[Mapping[str, Image], tuple[float, float] | None]],
+        *,
+        title: str,
+        cmap: str = "gray",
+    ):
         self.rows, self.title, self.cmap = rows, title, cmap
 
     def plot(self, ax=None) -> ImageGrid:
         plt = _pyplot()
         ncols = max(len(images) for images, _ in self.rows.values())
-        fig, axes = plt.subplots(len(self.rows), ncols, figsize=(2.6 * ncols, 2.8 * len(self.rows)),
-                                 layout="constrained", squeeze=False)
+        fig, axes = plt.subplots(
+            len(self.rows), ncols, figsize=(2.6 * ncols, 2.8 * len(self.rows)), layout="constrained", squeeze=False
+        )
         for r, (row_label, (images, scale)) in enumerate(self.rows.items()):
             vmin, vmax = scale if scale is not None else (None, None)
             for c, (caption, img) in enumerate(images.items()):
@@ -36,7 +42,7 @@ class ImageGrid(_Saveable):
                 a.set_yticks([])
                 fig.colorbar(im, ax=a, shrink=0.75, label="activation" if c else "pixel value")
             axes[r][0].set_ylabel(row_label, fontsize=9)
-            for a in axes[r][len(images):]:
+            for a in axes[r][len(images) :]:
                 a.axis("off")
         fig.suptitle(self.title)
         self.ax, self.figure = axes[0][0], fig

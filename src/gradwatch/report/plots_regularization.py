@@ -16,9 +16,19 @@ class PolynomialFits(_Saveable):
         PolynomialFits(x, y, grid, truth, {"D = 3": f3, "D = 15": f15}, title="...").save("fits.png")
     """
 
-    def __init__(self, x: Sequence[float], y: Sequence[float], grid: Sequence[float], truth: Sequence[float],
-                 fits: Mapping[str, Sequence[float]], *, title: str, xlabel: str = "x", ylabel: str = "y",
-                 margin: float = 0.75):
+    def __init__(
+        self,
+        x: Sequence[float],
+        y: Sequence[float],
+        grid: Sequence[float],
+        truth: Sequence[float],
+        fits: Mapping[str, Sequence[float]],
+        *,
+        title: str,
+        xlabel: str = "x",
+        ylabel: str = "y",
+        margin: float = 0.75,
+    ):
         self.x, self.y, self.grid, self.truth, self.fits = list(x), list(y), list(grid), list(truth), fits
         self.title, self.xlabel, self.ylabel, self.margin = title, xlabel, ylabel, margin
 

@@ -17,15 +17,27 @@ class Panels(_Saveable):
     ``sharey`` puts every panel on the same y scale, so that the panels can be compared by eye.
     """
 
-    def __init__(self, panels: Sequence[_Saveable], *, title: str, sharey: bool = False,
-                 panel_size: tuple[float, float] = (5.2, 4.0)):
+    def __init__(
+        self,
+        panels: Sequence[_Saveable],
+        *,
+        title: str,
+        sharey: bool = False,
+        panel_size: tuple[float, float] = (5.2, 4.0),
+    ):
         self.panels, self.title, self.sharey, self.panel_size = list(panels), title, sharey, panel_size
 
     def plot(self, ax=None) -> Panels:
         plt = _pyplot()
         w, h = self.panel_size
-        fig, axes = plt.subplots(1, len(self.panels), figsize=(w * len(self.panels), h), sharey=self.sharey,
-                                 layout="constrained", squeeze=False)
+        fig, axes = plt.subplots(
+            1,
+            len(self.panels),
+            figsize=(w * len(self.panels), h),
+            sharey=self.sharey,
+            layout="constrained",
+            squeeze=False,
+        )
         for panel, a in zip(self.panels, axes[0]):
             panel.plot(ax=a)
         fig.suptitle(self.title)

@@ -17,8 +17,14 @@ class JacobianDecay(_Saveable):
         JacobianDecay(range(1, 61), {"ρ = 0.9": (actual, bound)}, title="...").save("rnn.png")
     """
 
-    def __init__(self, lags: Sequence[int], curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
-                 title: str, decades_above: float = 3.0):
+    def __init__(
+        self,
+        lags: Sequence[int],
+        curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+        *,
+        title: str,
+        decades_above: float = 3.0,
+    ):
         self.lags, self.curves, self.title, self.decades_above = list(lags), curves, title, decades_above
 
     def plot(self, ax=None) -> JacobianDecay:
@@ -30,7 +36,7 @@ class JacobianDecay(_Saveable):
             ax.plot(self.lags, list(bound), color=c, lw=1.2, ls="--", label=f"{label}: Hochreiter's bound")
         ax.set_yscale("log")
         if measured:
-            ax.set_ylim(min(measured) / 3, max(measured) * 10 ** self.decades_above)
+            ax.set_ylim(min(measured) / 3, max(measured) * 10**self.decades_above)
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.set_xlabel("t − k (steps back in time)")
         ax.set_ylabel("‖∂x_t/∂x_k‖₂ (log scale)")

@@ -15,8 +15,15 @@ class LayerBands(_Saveable):
     ``layers = {label: (means, stds)}`` over the shared ``steps``.
     """
 
-    def __init__(self, steps: Sequence[float], layers: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
-                 title: str, xlabel: str = "training step", ylabel: str = "activation value"):
+    def __init__(
+        self,
+        steps: Sequence[float],
+        layers: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+        *,
+        title: str,
+        xlabel: str = "training step",
+        ylabel: str = "activation value",
+    ):
         self.steps, self.layers, self.title, self.xlabel, self.ylabel = list(steps), layers, title, xlabel, ylabel
 
     def plot(self, ax=None) -> LayerBands:
@@ -41,14 +48,21 @@ class LayerHistograms(_Saveable):
     ``panels = {configuration: {layer label: (bin edges, densities)}}``.
     """
 
-    def __init__(self, panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]], *, title: str,
-                 xlabel: str = "back-propagated gradient ∂C/∂z", ylabel: str = "density"):
+    def __init__(
+        self,
+        panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]],
+        *,
+        title: str,
+        xlabel: str = "back-propagated gradient ∂C/∂z",
+        ylabel: str = "density",
+    ):
         self.panels, self.title, self.xlabel, self.ylabel = panels, title, xlabel, ylabel
 
     def plot(self, ax=None) -> LayerHistograms:
         plt = _pyplot()
-        fig, axes = plt.subplots(len(self.panels), 1, figsize=(6.4, 2.8 * len(self.panels)), layout="constrained",
-                                 sharex=True, squeeze=False)
+        fig, axes = plt.subplots(
+            len(self.panels), 1, figsize=(6.4, 2.8 * len(self.panels)), layout="constrained", sharex=True, squeeze=False
+        )
         axes = [a[0] for a in axes]
         for a, (panel, layers) in zip(axes, self.panels.items()):
             for (label, (edges, dens)), c in zip(layers.items(), layer_colors(len(layers))):

@@ -24,16 +24,24 @@ def sweep_figures(runs: list[dict[str, Any]], names: list[str], metric: str) -> 
     for m in (metric, "grad_ratio"):
         if any(m in r["summary"] for r in runs):
             label = METRIC_LABELS.get(m, m)
-            figs[f"lines-{m}"] = SweepLines(runs, names[0], m, hue=hue, title=f"{label} over {names[0]} "
-                                            f"({pooled}; band ±1 sd over seeds)")
+            figs[f"lines-{m}"] = SweepLines(
+                runs, names[0], m, hue=hue, title=f"{label} over {names[0]} ({pooled}; band ±1 sd over seeds)"
+            )
             if len(names) > 1:
-                figs[f"heatmap-{m}"] = SweepHeatmap(runs, names[0], names[1], m, title=f"{label} over {names[0]} × "
-                                                    f"{names[1]} ({pooled})")
+                figs[f"heatmap-{m}"] = SweepHeatmap(
+                    runs, names[0], names[1], m, title=f"{label} over {names[0]} × {names[1]} ({pooled})"
+                )
     return figs
 
 
-def write_sweep_report(out: Path, payload: dict[str, Any], runs: list[dict[str, Any]], names: list[str],
-                       table: tuple[list[str], list[list[Any]]], metric: str) -> dict[str, Path]:
+def write_sweep_report(
+    out: Path,
+    payload: dict[str, Any],
+    runs: list[dict[str, Any]],
+    names: list[str],
+    table: tuple[list[str], list[list[Any]]],
+    metric: str,
+) -> dict[str, Path]:
     """Write sweep.json, one PNG per plot and sweep.html into ``out``; returns {kind: path}."""
     from gradwatch.io import write_json
 
@@ -41,13 +49,16 @@ def write_sweep_report(out: Path, payload: dict[str, Any], runs: list[dict[str, 
     images = {k: fig.save(out / f"sweep-{k}.png") for k, fig in sweep_figures(runs, names, metric).items()}
     paths: dict[str, Path] = {"json": write_json(out / "sweep.json", payload)}
     best = payload.get("best")
-    parts = ["<h1>gradwatch sweep</h1>",
-             f"<p>{payload['total']} runs ({len(payload['configs'])} configurations × seeds); "
-             f"{payload['skipped']} already in the store, {payload['done']} run now, {payload['failed']} failed. "
-             f"Swept: {html.escape(', '.join(names) or 'nothing')}.</p>"]
+    parts = [
+        "<h1>gradwatch sweep</h1>",
+        f"<p>{payload['total']} runs ({len(payload['configs'])} configurations × seeds); "
+        f"{payload['skipped']} already in the store, {payload['done']} run now, {payload['failed']} failed. "
+        f"Swept: {html.escape(', '.join(names) or 'nothing')}.</p>",
+    ]
     if best:
-        parts.append(f"<p><b>Best configuration</b> by {html.escape(best['metric'])}: "
-                     f"{html.escape(best['label'])}.</p>")
+        parts.append(
+            f"<p><b>Best configuration</b> by {html.escape(best['metric'])}: {html.escape(best['label'])}.</p>"
+        )
     parts.append(table_html("per configuration: mean ± spread over seeds", *table))
     parts += [img_tag(p, k) for k, p in images.items()]
     page = out / "sweep.html"

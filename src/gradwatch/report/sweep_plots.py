@@ -16,8 +16,13 @@ import numpy as np
 from gradwatch.report.plots import _Saveable, config_color, label_axes
 
 Knob = str | tuple[str, Callable[[dict[str, Any]], Any]]
-METRIC_LABELS = {"test_accuracy": "test accuracy", "test_loss": "test loss", "accuracy": "train accuracy",
-                 "loss": "training loss", "grad_ratio": "‖g first layer‖ / ‖g last layer‖"}
+METRIC_LABELS = {
+    "test_accuracy": "test accuracy",
+    "test_loss": "test loss",
+    "accuracy": "train accuracy",
+    "loss": "training loss",
+    "grad_ratio": "‖g first layer‖ / ‖g last layer‖",
+}
 
 
 def knob_label(knob: Knob) -> str:
@@ -80,9 +85,19 @@ class SweepHeatmap(_Saveable):
         SweepHeatmap(store.runs(status="completed"), "init_std", "depth", "test_accuracy").save("heat.png")
     """
 
-    def __init__(self, runs: Sequence[dict[str, Any]], x: Knob, y: Knob, metric: str, *, title: str | None = None,
-                 curves: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None, cmap: str = "viridis",
-                 vmin: float | None = None, vmax: float | None = None):
+    def __init__(
+        self,
+        runs: Sequence[dict[str, Any]],
+        x: Knob,
+        y: Knob,
+        metric: str,
+        *,
+        title: str | None = None,
+        curves: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+        cmap: str = "viridis",
+        vmin: float | None = None,
+        vmax: float | None = None,
+    ):
         self.xs, self.ys, self.grid = metric_grid(runs, x, y, metric)
         self.x, self.y, self.metric, self.curves, self.cmap = x, y, metric, curves or {}, cmap
         self.vmin, self.vmax = vmin, vmax
@@ -120,8 +135,7 @@ class SweepHeatmap(_Saveable):
         else:
             ax.set_xticks(xc, [str(v) for v in self.xs])
             ax.set_yticks(yc, [str(v) for v in self.ys])
-        label_axes(ax, xlabel=knob_label(self.x), ylabel=knob_label(self.y), title=self.title,
-                   legend=bool(self.curves))
+        label_axes(ax, xlabel=knob_label(self.x), ylabel=knob_label(self.y), title=self.title, legend=bool(self.curves))
         ax.grid(False)
         return self
 
@@ -131,14 +145,23 @@ class SweepLines(_Saveable):
     line per value of ``hue`` (another knob) when given. With ``logy`` (the default for the gradient ratio) the
     mean is geometric and the band is ×/÷ the spread factor."""
 
-    def __init__(self, runs: Sequence[dict[str, Any]], x: Knob, metric: str, *, hue: Knob | None = None,
-                 title: str | None = None, logy: bool | None = None):
+    def __init__(
+        self,
+        runs: Sequence[dict[str, Any]],
+        x: Knob,
+        metric: str,
+        *,
+        hue: Knob | None = None,
+        title: str | None = None,
+        logy: bool | None = None,
+    ):
         self.series: dict[str, dict[Any, list[float]]] = {}
         by_hue: dict[Any, dict[Any, list[float]]] = {}
         for r in runs:
             v = r["summary"].get(metric)
             by_hue.setdefault(None if hue is None else knob_value(hue, r["config"]), {}).setdefault(
-                knob_value(x, r["config"]), []).append(math.nan if v is None else float(v))
+                knob_value(x, r["config"]), []
+            ).append(math.nan if v is None else float(v))
         for h in _ordered(by_hue):
             self.series["" if hue is None else f"{knob_label(hue)}={h}"] = by_hue[h]
         self.x, self.metric, self.hue = x, metric, hue
@@ -159,12 +182,18 @@ class SweepLines(_Saveable):
             sd = np.array([v.std(ddof=1) if len(v) > 1 else 0.0 for v in vals])
             lo, mid, hi = mean - sd, mean, mean + sd
             if self.logy:
-                lo, mid, hi = 10 ** lo, 10 ** mid, 10 ** hi
+                lo, mid, hi = 10**lo, 10**mid, 10**hi
             c = config_color(i)
             ax.plot(pos, mid, marker="o", ms=3, color=c, label=label or METRIC_LABELS.get(self.metric, self.metric))
             ax.fill_between(pos, lo, hi, color=c, alpha=0.2, lw=0)
         if not numeric:
             ax.set_xticks(range(len(xs_all)), [str(v) for v in xs_all])
-        label_axes(ax, xlabel=knob_label(self.x), ylabel=METRIC_LABELS.get(self.metric, self.metric),
-                   title=self.title, logy=self.logy, logx=numeric and _ratio_spaced(xs_all))
+        label_axes(
+            ax,
+            xlabel=knob_label(self.x),
+            ylabel=METRIC_LABELS.get(self.metric, self.metric),
+            title=self.title,
+            logy=self.logy,
+            logx=numeric and _ratio_spaced(xs_all),
+        )
         return self

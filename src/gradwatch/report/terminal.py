@@ -13,10 +13,18 @@ def fmt_sci(v: float | None) -> str:
     return "—" if v is None else f"{v:.2g}" if 1e-2 <= abs(v) < 1e3 else f"{v:.1e}"
 
 
-def layer_gradient_table(layers: Sequence[str], neurons: Sequence[int], values: Sequence[float],
-                         ratios: Sequence[float | None], *, title: str = "",
-                         value_header: str = "mean |∂C/∂W|", inputs: int | None = None,
-                         reference: Sequence[float] | None = None, reference_header: str = "") -> Table:
+def layer_gradient_table(
+    layers: Sequence[str],
+    neurons: Sequence[int],
+    values: Sequence[float],
+    ratios: Sequence[float | None],
+    *,
+    title: str = "",
+    value_header: str = "mean |∂C/∂W|",
+    inputs: int | None = None,
+    reference: Sequence[float] | None = None,
+    reference_header: str = "",
+) -> Table:
     """Seed 001's layout: one row per layer from input to output, with the ratio to the next layer.
 
     ``reference`` adds a column of published values beside the measured ones (same length as ``values``).

@@ -14,8 +14,14 @@ from gradwatch.report.plots import _Saveable, config_color
 class IntervalWidth(_Saveable):
     """Width of {a : |w σ'(wa + b)| ≥ 1} against |w|, several curves, the optimum marked with its value."""
 
-    def __init__(self, w: Sequence[float], widths: Mapping[str, Sequence[float]], *, optimum: tuple[float, float],
-                 title: str = "Where a sigmoid neuron can grow a gradient (seed 000, problem 1)"):
+    def __init__(
+        self,
+        w: Sequence[float],
+        widths: Mapping[str, Sequence[float]],
+        *,
+        optimum: tuple[float, float],
+        title: str = "Where a sigmoid neuron can grow a gradient (seed 000, problem 1)",
+    ):
         self.w, self.widths, self.optimum, self.title = list(w), widths, optimum, title
 
     def plot(self, ax=None) -> IntervalWidth:
@@ -25,8 +31,13 @@ class IntervalWidth(_Saveable):
             ax.plot(self.w, list(ys), styles[i % 3], color=config_color(i), label=label, lw=2 if i == 0 else 1.5)
         w_opt, width = self.optimum
         ax.plot([w_opt], [width], "o", color="black", zorder=5)
-        ax.annotate(f"optimum |w| = {w_opt:.3f}\nwidth = {width:.4f}", (w_opt, width), xytext=(12, -4),
-                    textcoords="offset points", fontsize=8)
+        ax.annotate(
+            f"optimum |w| = {w_opt:.3f}\nwidth = {width:.4f}",
+            (w_opt, width),
+            xytext=(12, -4),
+            textcoords="offset points",
+            fontsize=8,
+        )
         ax.axvline(4, color="grey", ls="--", lw=1, label="|w| = 4 = 1 / max σ'")
         ax.set_xlabel("|w|")
         ax.set_ylabel("interval width in a (activation units)")
@@ -46,8 +57,15 @@ class PhaseDiagramPlot(_Saveable):
         PhaseDiagramPlot(phase_diagram("tanh", sw, sb).to_dict(), depth=50, point=(1.5, 0.05)).save("pd.png")
     """
 
-    def __init__(self, diagram: dict, *, depth: int | None = None, point: tuple[float, float] | None = None,
-                 measured: Sequence[tuple[float, float]] = (), title: str | None = None):
+    def __init__(
+        self,
+        diagram: dict,
+        *,
+        depth: int | None = None,
+        point: tuple[float, float] | None = None,
+        measured: Sequence[tuple[float, float]] = (),
+        title: str | None = None,
+    ):
         self.diagram, self.depth, self.point, self.measured = diagram, depth, point, list(measured)
         self.title = title or f"Mean-field phase diagram, {diagram['activation']}"
 
@@ -57,7 +75,7 @@ class PhaseDiagramPlot(_Saveable):
         ax = self._axes(ax, size=(7.0, 4.8))
         sw, sb = np.array(self.diagram["sigma_w2"]), np.array(self.diagram["sigma_b2"])
         depth6 = 6 * np.array(self.diagram["xi_c"], dtype=float)
-        depth6[~np.isfinite(depth6)] = np.nan                      # on the critical line ξ_c = inf
+        depth6[~np.isfinite(depth6)] = np.nan  # on the critical line ξ_c = inf
         finite = depth6[np.isfinite(depth6) & (depth6 > 0)]
         norm = LogNorm(vmin=max(finite.min(), 1e-1), vmax=finite.max()) if finite.size else None
         mesh = ax.pcolormesh(sw, sb, np.ma.masked_invalid(depth6), shading="nearest", cmap="viridis", norm=norm)
@@ -72,14 +90,29 @@ class PhaseDiagramPlot(_Saveable):
             ax.clabel(cs, fmt={self.depth: f"6ξ_c = {self.depth}"}, fontsize=8)
             ax.plot([], [], color="red", label=f"6ξ_c = L = {self.depth} (deeper does not train)")
         if self.point is not None:
-            ax.plot(*self.point, marker="*", ms=14, color="orange", mec="black", ls="none",
-                    label=f"σ_w² = {self.point[0]:g}, σ_b² = {self.point[1]:g}")
+            ax.plot(
+                *self.point,
+                marker="*",
+                ms=14,
+                color="orange",
+                mec="black",
+                ls="none",
+                label=f"σ_w² = {self.point[0]:g}, σ_b² = {self.point[1]:g}",
+            )
         if self.measured:
             ax.plot(*zip(*self.measured), "o", color="white", mec="black", ls="none", label="measured nets")
-        ax.text(0.03, 0.95, "ordered: χ₁ < 1\ngradients vanish", transform=ax.transAxes, va="top", color="white",
-                fontsize=9)
-        ax.text(0.97, 0.55, "chaotic: χ₁ > 1\ngradients explode", transform=ax.transAxes, ha="right",
-                color="white", fontsize=9)
+        ax.text(
+            0.03, 0.95, "ordered: χ₁ < 1\ngradients vanish", transform=ax.transAxes, va="top", color="white", fontsize=9
+        )
+        ax.text(
+            0.97,
+            0.55,
+            "chaotic: χ₁ > 1\ngradients explode",
+            transform=ax.transAxes,
+            ha="right",
+            color="white",
+            fontsize=9,
+        )
         steps = np.diff(np.log(sw)) if sw.min() > 0 and len(sw) > 2 else np.array([0.0])
         log_x = bool(np.allclose(steps, steps[0], rtol=1e-6)) and sw.max() / sw.min() > 10  # a geometric grid
         if log_x:
@@ -97,8 +130,15 @@ class PhaseDiagramPlot(_Saveable):
 class PredictedVsMeasured(_Saveable):
     """Per-layer gradient norms: prediction (line) beside measurement (markers), log scale, input on the left."""
 
-    def __init__(self, layers: Sequence[str], predicted: Sequence[float], measured: Sequence[float], *,
-                 ylabel: str = "‖∂L/∂W‖ per example", title: str = "Predicted vs measured at initialisation"):
+    def __init__(
+        self,
+        layers: Sequence[str],
+        predicted: Sequence[float],
+        measured: Sequence[float],
+        *,
+        ylabel: str = "‖∂L/∂W‖ per example",
+        title: str = "Predicted vs measured at initialisation",
+    ):
         self.layers, self.predicted, self.measured = list(layers), list(predicted), list(measured)
         self.ylabel, self.title = ylabel, title
 

@@ -55,11 +55,23 @@ class LayerStepHeatmap(_Saveable):
         cmap = plt.get_cmap("viridis").with_extremes(bad=UNMEASURED_COLOR)
         x0, x1 = (float(steps[0]) - 0.5, float(steps[-1]) + 0.5) if len(steps) else (0, 1)
         extent = (x0, x1, -0.5, n_layers - 0.5)
-        image = ax.imshow(np.ma.masked_invalid(logs.T), aspect="auto", origin="lower", cmap=cmap,
-                          interpolation="nearest", extent=extent)
+        image = ax.imshow(
+            np.ma.masked_invalid(logs.T),
+            aspect="auto",
+            origin="lower",
+            cmap=cmap,
+            interpolation="nearest",
+            extent=extent,
+        )
         if bad is not None and bad.any():
-            ax.imshow(np.ma.masked_where(~bad.T, bad.T.astype(float)), aspect="auto", origin="lower",
-                      cmap=ListedColormap([NONFINITE_COLOR]), interpolation="nearest", extent=extent)
+            ax.imshow(
+                np.ma.masked_where(~bad.T, bad.T.astype(float)),
+                aspect="auto",
+                origin="lower",
+                cmap=ListedColormap([NONFINITE_COLOR]),
+                interpolation="nearest",
+                extent=extent,
+            )
         ticks = layer_ticks(n_layers)
         ax.set_yticks(ticks, [h.layers[i] for i in ticks], fontsize=7 if n_layers > 20 else 8)
         ax.set_xlabel("step")

@@ -25,8 +25,19 @@ from gradwatch.report.watch_heatmap import LayerStepHeatmap, figure_height, laye
 from gradwatch.report.watch_table import GRADIENT_COLUMNS, HOOK_COLUMNS
 
 DPI = 90
-HEATMAP_STATS = ("grad_norm", "grad_abs_mean", "grad_abs_max", "weight_norm", "update_ratio", "grad_norm_preclip",
-                 "act_std", "act_saturation", "act_dead", "backward_gain", "gain_activation")
+HEATMAP_STATS = (
+    "grad_norm",
+    "grad_abs_mean",
+    "grad_abs_max",
+    "weight_norm",
+    "update_ratio",
+    "grad_norm_preclip",
+    "act_std",
+    "act_saturation",
+    "act_dead",
+    "backward_gain",
+    "gain_activation",
+)
 LINE_STATS = ("grad_norm", "update_ratio")
 EVIDENCE_OPEN = 15  # evidence lists up to this long are shown open; longer ones start folded
 
@@ -42,23 +53,37 @@ def _png(figure) -> str:
 def _diagnosis_html(diagnosis: Any) -> str:
     if diagnosis is None:
         return "<p>No diagnosis (nothing recorded).</p>"
-    head = ("<p class='ok'>Healthy: no vanishing, exploding, saturated, dead or non-finite layers found.</p>"
-            if diagnosis.healthy else
-            f"<p class='no'>{html.escape(diagnosis.unmeasured)}</p>" if diagnosis.healthy is None else
-            f"<p class='no'>{len(diagnosis.findings)} finding(s): {html.escape(', '.join(diagnosis.kinds()))}</p>")
+    head = (
+        "<p class='ok'>Healthy: no vanishing, exploding, saturated, dead or non-finite layers found.</p>"
+        if diagnosis.healthy
+        else f"<p class='no'>{html.escape(diagnosis.unmeasured)}</p>"
+        if diagnosis.healthy is None
+        else f"<p class='no'>{len(diagnosis.findings)} finding(s): {html.escape(', '.join(diagnosis.kinds()))}</p>"
+    )
     parts = [head]
     for f in diagnosis.findings:
-        parts.append(f"<h3>{html.escape(f.kind)} — from step {f.step}</h3>"
-                     f"<p><b>Layers:</b> {html.escape(', '.join(f.layers))}</p><p>{html.escape(f.summary)}</p>")
+        parts.append(
+            f"<h3>{html.escape(f.kind)} — from step {f.step}</h3>"
+            f"<p><b>Layers:</b> {html.escape(', '.join(f.layers))}</p><p>{html.escape(f.summary)}</p>"
+        )
         lines = f.evidence.get("lines", [])
         if lines:  # a native disclosure (no script): open when short, one click away for a 100-layer model
             opened = " open" if len(lines) <= EVIDENCE_OPEN else ""
-            parts.append(f"<details{opened}><summary><b>Evidence</b> ({len(lines)} lines)</summary><ul>"
-                         + "".join(f"<li>{html.escape(l)}</li>" for l in lines) + "</ul></details>")
+            parts.append(
+                f"<details{opened}><summary><b>Evidence</b> ({len(lines)} lines)</summary><ul>"
+                + "".join(f"<li>{html.escape(l)}</li>" for l in lines)
+                + "</ul></details>"
+            )
         if f.remedies:
-            parts.append("<p><b>Remedies, most relevant first</b></p><ol>" + "".join(
-                f"<li><b>{html.escape(r.title)}</b> — {html.escape(r.detail)} <small>[{html.escape(r.source)}]"
-                "</small></li>" for r in f.remedies) + "</ol>")
+            parts.append(
+                "<p><b>Remedies, most relevant first</b></p><ol>"
+                + "".join(
+                    f"<li><b>{html.escape(r.title)}</b> — {html.escape(r.detail)} <small>[{html.escape(r.source)}]"
+                    "</small></li>"
+                    for r in f.remedies
+                )
+                + "</ol>"
+            )
     if diagnosis.not_checked:
         parts.append("<p><small>Not checked: " + html.escape("; ".join(diagnosis.not_checked)) + "</small></p>")
     return "\n".join(parts)
@@ -73,8 +98,11 @@ def _lines(history, stat: str):
     plot = LayerStatOverTime(history, stat)
     figure = plot.drawn()
     if len(history.layers) > 12:  # no legend then: a colour bar from the input side to the output side
-        figure.colorbar(ScalarMappable(Normalize(0, len(history.layers) - 1), "viridis"), ax=plot.ax,
-                        label="layer index (0 = input side)")
+        figure.colorbar(
+            ScalarMappable(Normalize(0, len(history.layers) - 1), "viridis"),
+            ax=plot.ax,
+            label="layer index (0 = input side)",
+        )
     return figure
 
 
@@ -87,8 +115,14 @@ def _histogram_map(history):
     n = len(history.layers)
     fig, ax = plt.subplots(figsize=(9, figure_height(n)), layout="constrained")
     edges = history.hist_edges
-    image = ax.imshow(np.ma.masked_invalid(frac), aspect="auto", origin="lower", cmap="magma_r",
-                      interpolation="nearest", extent=(edges[0], edges[-1], -0.5, n - 0.5))
+    image = ax.imshow(
+        np.ma.masked_invalid(frac),
+        aspect="auto",
+        origin="lower",
+        cmap="magma_r",
+        interpolation="nearest",
+        extent=(edges[0], edges[-1], -0.5, n - 0.5),
+    )
     ticks = layer_ticks(n)
     ax.set_yticks(ticks, [history.layers[i] for i in ticks], fontsize=7 if n > 20 else 8)
     ax.set_xlabel("log10 |∂L/∂θ| (decades; the end bins are open)")
@@ -145,14 +179,19 @@ def watch_page(history, diagnosis: Any = None, *, title: str = "watch") -> str:
     h = history
     steps = h.steps
     span = f"steps {int(steps[0])}–{int(steps[-1])}" if len(steps) else "no step recorded"
-    parts = [f"<h1>gradwatch report — {html.escape(title)}</h1>",
-             f"<p>{len(h.layers)} layers, {len(h)} recorded steps ({span}); statistics: "
-             f"{html.escape(', '.join(h.stats))}. Activation statistics are "
-             f"{html.escape(str(h.meta.get('activation_scope', 'global')))}.</p>",
-             "<h2>Diagnosis</h2>", _diagnosis_html(diagnosis)]
+    parts = [
+        f"<h1>gradwatch report — {html.escape(title)}</h1>",
+        f"<p>{len(h.layers)} layers, {len(h)} recorded steps ({span}); statistics: "
+        f"{html.escape(', '.join(h.stats))}. Activation statistics are "
+        f"{html.escape(str(h.meta.get('activation_scope', 'global')))}.</p>",
+        "<h2>Diagnosis</h2>",
+        _diagnosis_html(diagnosis),
+    ]
     if len(h):
-        parts.append("<h2>Per layer and step</h2><p>Each row is a layer, the input side at the bottom; colour is "
-                     "log10 of the value; grey: not measured (or zero); red: the gradient had inf/NaN elements.</p>")
+        parts.append(
+            "<h2>Per layer and step</h2><p>Each row is a layer, the input side at the bottom; colour is "
+            "log10 of the value; grey: not measured (or zero); red: the gradient had inf/NaN elements.</p>"
+        )
         for stat in HEATMAP_STATS:
             if h.has(stat):
                 heatmap = LayerStepHeatmap(h, stat, sampled_only=stat in SAMPLED_STATS)

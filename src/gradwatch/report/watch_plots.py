@@ -34,8 +34,7 @@ class GradientHistograms(_Saveable):
         for layer, c, out, color in zip(h.layers, counts[i], outside, colors):
             total = c.sum() + out.sum()  # fractions of all the layer's elements
             if total > 0:
-                notes = [f"{what} {n / total:.0%}" for what, n in zip(HIST_SPECIAL, out)
-                         if n > 0]
+                notes = [f"{what} {n / total:.0%}" for what, n in zip(HIST_SPECIAL, out) if n > 0]
                 ax.plot(centres, c / total, label=layer + (f" ({', '.join(notes)})" if notes else ""), color=color)
         populated = np.flatnonzero(counts[i].sum(axis=0) > 0)
         if len(populated):  # the decades where there are values, ± 1 decade (the bins span 1e-38 to 1e4)

@@ -23,8 +23,28 @@ from gradwatch.theory.nielsen import (
 )
 from gradwatch.theory.rnn import RNNBounds, rnn_bounds, rnn_trajectory
 
-__all__ = ["ChainResult", "chain", "InitComparison", "compare_at_init", "VariancePrediction",
-           "variance_propagation", "weight_variance", "JacobianSpectrum", "jacobian_spectrum", "MeanField",
-           "PhaseDiagram", "critical_sigma_w2", "mean_field", "phase_diagram", "q_star", "NielsenOptimum",
-           "interval_width_numeric", "min_weight_for_growth", "nielsen_interval_width", "nielsen_optimum",
-           "RNNBounds", "rnn_bounds", "rnn_trajectory"]
+__all__ = [
+    "ChainResult",
+    "chain",
+    "InitComparison",
+    "compare_at_init",
+    "VariancePrediction",
+    "variance_propagation",
+    "weight_variance",
+    "JacobianSpectrum",
+    "jacobian_spectrum",
+    "MeanField",
+    "PhaseDiagram",
+    "critical_sigma_w2",
+    "mean_field",
+    "phase_diagram",
+    "q_star",
+    "NielsenOptimum",
+    "interval_width_numeric",
+    "min_weight_for_growth",
+    "nielsen_interval_width",
+    "nielsen_optimum",
+    "RNNBounds",
+    "rnn_bounds",
+    "rnn_trajectory",
+]

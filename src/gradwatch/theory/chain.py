@@ -31,17 +31,17 @@ class ChainResult:
     x: float
     weights: list[float]
     biases: list[float]
-    z: list[float]          # z_j = w_j a_{j−1} + b_j
-    a: list[float]          # a_j = σ(z_j)
-    factors: list[float]    # w_j σ'(z_j): what layer j multiplies a gradient by on its way down
-    loss_grad: float        # ∂C/∂a_L
-    grad_b: list[float]     # ∂C/∂b_j
-    grad_w: list[float]     # ∂C/∂w_j = a_{j−1} ∂C/∂b_j
-    grad_x: float           # ∂C/∂x = w_1 ∂C/∂b_1
-    bound_b: list[float]    # |∂C/∂a_L| (max σ')^{L−j+1} Π_{k>j}|w_k| ≥ |∂C/∂b_j|
-    bound_w: list[float]    # |a_{j−1}| · bound_b[j] ≥ |∂C/∂w_j|
-    bound_x: float          # |∂C/∂a_L| (max σ')^L Π_k |w_k| ≥ |∂C/∂x| (seed 001's bound)
-    max_derivative: float   # max σ'
+    z: list[float]  # z_j = w_j a_{j−1} + b_j
+    a: list[float]  # a_j = σ(z_j)
+    factors: list[float]  # w_j σ'(z_j): what layer j multiplies a gradient by on its way down
+    loss_grad: float  # ∂C/∂a_L
+    grad_b: list[float]  # ∂C/∂b_j
+    grad_w: list[float]  # ∂C/∂w_j = a_{j−1} ∂C/∂b_j
+    grad_x: float  # ∂C/∂x = w_1 ∂C/∂b_1
+    bound_b: list[float]  # |∂C/∂a_L| (max σ')^{L−j+1} Π_{k>j}|w_k| ≥ |∂C/∂b_j|
+    bound_w: list[float]  # |a_{j−1}| · bound_b[j] ≥ |∂C/∂w_j|
+    bound_x: float  # |∂C/∂a_L| (max σ')^L Π_k |w_k| ≥ |∂C/∂x| (seed 001's bound)
+    max_derivative: float  # max σ'
 
     @property
     def depth(self) -> int:
@@ -51,8 +51,13 @@ class ChainResult:
         return asdict(self)
 
 
-def chain(weights: Sequence[float], biases: Sequence[float] | None = None, x: float = 1.0,
-          activation: str = "sigmoid", loss_grad: float | Callable[[float], float] = 1.0) -> ChainResult:
+def chain(
+    weights: Sequence[float],
+    biases: Sequence[float] | None = None,
+    x: float = 1.0,
+    activation: str = "sigmoid",
+    loss_grad: float | Callable[[float], float] = 1.0,
+) -> ChainResult:
     """Forward and backward pass of the scalar chain x → σ(w_1 x + b_1) → … → a_L.
 
     ``loss_grad`` is ∂C/∂a_L: a number, or a function of the output a_L (for seed 001's ½(y − t)² pass
@@ -80,17 +85,28 @@ def chain(weights: Sequence[float], biases: Sequence[float] | None = None, x: fl
         raise ConfigError("loss_grad", dC, "∂C/∂a_L must be a finite number")
     L, top = len(w), act.max_derivative()
     grad_b = [0.0] * L
-    upstream = dC                                   # ∂C/∂a_j, starting from j = L
+    upstream = dC  # ∂C/∂a_j, starting from j = L
     for j in range(L - 1, -1, -1):
-        grad_b[j] = d[j] * upstream                 # ∂C/∂b_j = σ'(z_j) ∂C/∂a_j
-        upstream = w[j] * grad_b[j]                 # ∂C/∂a_{j−1} = w_j σ'(z_j) ∂C/∂a_j
-    bound_b = [abs(dC) * top ** (L - j) * math.prod(abs(v) for v in w[j + 1:]) for j in range(L)]
+        grad_b[j] = d[j] * upstream  # ∂C/∂b_j = σ'(z_j) ∂C/∂a_j
+        upstream = w[j] * grad_b[j]  # ∂C/∂a_{j−1} = w_j σ'(z_j) ∂C/∂a_j
+    bound_b = [abs(dC) * top ** (L - j) * math.prod(abs(v) for v in w[j + 1 :]) for j in range(L)]
     return ChainResult(
-        activation=act.name, x=float(x), weights=w, biases=b, z=z, a=a[1:],
-        factors=[wj * dj for wj, dj in zip(w, d)], loss_grad=dC, grad_b=grad_b,
-        grad_w=[a[j] * grad_b[j] for j in range(L)], grad_x=w[0] * grad_b[0], bound_b=bound_b,
-        bound_w=[abs(a[j]) * bound_b[j] for j in range(L)], bound_x=abs(w[0]) * bound_b[0],
-        max_derivative=top)
+        activation=act.name,
+        x=float(x),
+        weights=w,
+        biases=b,
+        z=z,
+        a=a[1:],
+        factors=[wj * dj for wj, dj in zip(w, d)],
+        loss_grad=dC,
+        grad_b=grad_b,
+        grad_w=[a[j] * grad_b[j] for j in range(L)],
+        grad_x=w[0] * grad_b[0],
+        bound_b=bound_b,
+        bound_w=[abs(a[j]) * bound_b[j] for j in range(L)],
+        bound_x=abs(w[0]) * bound_b[0],
+        max_derivative=top,
+    )
 
 
 def _finite_list(param: str, values: Sequence[float]) -> list[float]:

@@ -32,8 +32,8 @@ class InitComparison:
     examples: int
     seed: int
     layers: list[str]
-    predicted: list[float]   # expected ‖∂L/∂W^l‖ per example
-    measured: list[float]    # RMS over examples and nets of ‖∂L/∂W^l‖, read by watch
+    predicted: list[float]  # expected ‖∂L/∂W^l‖ per example
+    measured: list[float]  # RMS over examples and nets of ‖∂L/∂W^l‖, read by watch
 
     @property
     def measured_over_predicted(self) -> list[float]:
@@ -43,10 +43,21 @@ class InitComparison:
         return asdict(self) | {"measured_over_predicted": self.measured_over_predicted}
 
 
-def compare_at_init(width: int = 256, depth: int = 8, activation: str = "tanh", init: str = "xavier_uniform", *,
-                    inputs: int | None = None, outputs: int | None = None, nets: int = 2, examples: int = 4,
-                    input_var: float = 1.0, init_std: float = 0.01, seed: int = 0,
-                    progress: Callable[[int, int], None] | None = None) -> InitComparison:
+def compare_at_init(
+    width: int = 256,
+    depth: int = 8,
+    activation: str = "tanh",
+    init: str = "xavier_uniform",
+    *,
+    inputs: int | None = None,
+    outputs: int | None = None,
+    nets: int = 2,
+    examples: int = 4,
+    input_var: float = 1.0,
+    init_std: float = 0.01,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> InitComparison:
     """Build ``nets`` random MLPs ``[inputs] + [width]·depth + [outputs]`` (default: all ``width``), measure
     per-layer weight-gradient norms with ``watch`` and put them beside the variance-propagation prediction."""
     import gradwatch as gw
@@ -57,8 +68,12 @@ def compare_at_init(width: int = 256, depth: int = 8, activation: str = "tanh", 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ConfigError("seed", seed, f"expected an integer in [0, {MAX_SEED}]")
     sizes = [inputs or width] + [width] * depth + [outputs or width]
-    check_fits("width" if width / 256 >= depth / 8 else "depth", width if width / 256 >= depth / 8 else depth,
-               f"a {depth}×{width} net", mlp_bytes(sizes[0], sizes[1:-1], sizes[-1], 1))
+    check_fits(
+        "width" if width / 256 >= depth / 8 else "depth",
+        width if width / 256 >= depth / 8 else depth,
+        f"a {depth}×{width} net",
+        mlp_bytes(sizes[0], sizes[1:-1], sizes[-1], 1),
+    )
     prediction = variance_propagation(sizes, activation, init, input_var=input_var, init_std=init_std)
     gen = torch.Generator().manual_seed(seed)
     squares = []
@@ -66,14 +81,23 @@ def compare_at_init(width: int = 256, depth: int = 8, activation: str = "tanh", 
         model = init_linear_layers(mlp(sizes, activation), init, init_std=init_std, generator=gen)
         with gw.watch(model, param_names=("weight",)) as w:
             for _ in range(examples):
-                x = torch.randn(1, sizes[0], generator=gen) * math.sqrt(input_var)   # one example   (1, n_0)
-                out = model(x)                                                        # (1, n_L)
+                x = torch.randn(1, sizes[0], generator=gen) * math.sqrt(input_var)  # one example   (1, n_0)
+                out = model(x)  # (1, n_L)
                 model.zero_grad(set_to_none=True)
                 (out * torch.randn(out.shape, generator=gen)).sum().backward()
                 w.step()
-        squares.append(w.history.stat("grad_norm") ** 2)                             # [examples, layers]
+        squares.append(w.history.stat("grad_norm") ** 2)  # [examples, layers]
         if progress:
             progress(n + 1, nets)
     measured = np.sqrt(np.concatenate(squares).mean(axis=0))
-    return InitComparison(prediction.activation, init, sizes, nets, examples, seed, prediction.layers,
-                          prediction.grad_norm, measured.tolist())
+    return InitComparison(
+        prediction.activation,
+        init,
+        sizes,
+        nets,
+        examples,
+        seed,
+        prediction.layers,
+        prediction.grad_norm,
+        measured.tolist(),
+    )

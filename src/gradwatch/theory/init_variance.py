@@ -25,13 +25,13 @@ from gradwatch.theory.gauss import expect
 
 # Var W for each initialisation of gradwatch.nn.init, as a function of (fan_in, fan_out, init_std).
 WEIGHT_VARIANCE = {
-    "normal": lambda i, o, std: std ** 2,
-    "glorot_standard": lambda i, o, std: 1 / (3 * i),                    # U[±1/√n_in]
+    "normal": lambda i, o, std: std**2,
+    "glorot_standard": lambda i, o, std: 1 / (3 * i),  # U[±1/√n_in]
     "xavier_uniform": lambda i, o, std: 2 / (i + o),
     "xavier_normal": lambda i, o, std: 2 / (i + o),
     "he_normal": lambda i, o, std: 2 / i,
     "he_uniform": lambda i, o, std: 2 / i,
-    "orthogonal": lambda i, o, std: 1 / max(i, o),                       # orthonormal rows or columns
+    "orthogonal": lambda i, o, std: 1 / max(i, o),  # orthonormal rows or columns
     "spectral": lambda i, o, std: 1 / (math.sqrt(i) + math.sqrt(o)) ** 2,  # ‖G‖₂ ≈ √i + √o (Marchenko–Pastur)
 }
 
@@ -53,13 +53,13 @@ class VariancePrediction:
     init: str
     layers: list[str]
     neurons: list[int]
-    weight_var: list[float]       # Var W^l
-    preact_var: list[float]       # q^l = Var s^l (forward)
-    input_moment: list[float]     # E[(z^{l−1})²], the layer's input
-    deriv_moment: list[float]     # E[φ'(s^l)²] (1 for the linear output layer)
-    backward_var: list[float]     # Var ∂L/∂s^l
+    weight_var: list[float]  # Var W^l
+    preact_var: list[float]  # q^l = Var s^l (forward)
+    input_moment: list[float]  # E[(z^{l−1})²], the layer's input
+    deriv_moment: list[float]  # E[φ'(s^l)²] (1 for the linear output layer)
+    backward_var: list[float]  # Var ∂L/∂s^l
     weight_grad_var: list[float]  # Var ∂L/∂W^l_ij
-    grad_norm: list[float]        # √(n_l n_{l−1} Var ∂L/∂W^l): the expected ‖∂L/∂W^l‖ per example
+    grad_norm: list[float]  # √(n_l n_{l−1} Var ∂L/∂W^l): the expected ‖∂L/∂W^l‖ per example
 
     @property
     def ratio_to_output(self) -> list[float]:
@@ -72,9 +72,16 @@ class VariancePrediction:
         return asdict(self) | {"ratio_to_output": self.ratio_to_output}
 
 
-def variance_propagation(sizes: list[int], activation: str = "tanh", init: str = "xavier_uniform", *,
-                         input_var: float = 1.0, bias_var: float = 0.0, output_grad_var: float = 1.0,
-                         init_std: float = 0.01) -> VariancePrediction:
+def variance_propagation(
+    sizes: list[int],
+    activation: str = "tanh",
+    init: str = "xavier_uniform",
+    *,
+    input_var: float = 1.0,
+    bias_var: float = 0.0,
+    output_grad_var: float = 1.0,
+    init_std: float = 0.01,
+) -> VariancePrediction:
     """Forward and backward variances of an MLP at initialisation; see the module docstring."""
     if len(sizes) < 2 or any(not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
         raise ConfigError("sizes", sizes, "expected at least two positive integers [inputs, ..., outputs]")
@@ -87,17 +94,17 @@ def variance_propagation(sizes: list[int], activation: str = "tanh", init: str =
     L = len(sizes) - 1
     wvar = [weight_variance(init, sizes[l - 1], sizes[l], init_std) for l in range(1, L + 1)]
     q, moment, dmom = [], [], []
-    z2 = input_var                                                    # E[(z^0)²] = E[x²]
+    z2 = input_var  # E[(z^0)²] = E[x²]
     for l in range(1, L + 1):
         moment.append(z2)
         q.append(sizes[l - 1] * wvar[l - 1] * z2 + bias_var)
         if l < L:
             z2 = float(expect(lambda h: act.fn(h) ** 2, q[-1]))
             dmom.append(float(expect(lambda h: act.deriv(h) ** 2, q[-1])))
-    dmom.append(1.0)                                                  # the output layer is linear
+    dmom.append(1.0)  # the output layer is linear
     back = [0.0] * L
     back[L - 1] = output_grad_var
-    for l in range(L - 1, 0, -1):                                     # Python index l − 1 is layer l
+    for l in range(L - 1, 0, -1):  # Python index l − 1 is layer l
         back[l - 1] = sizes[l + 1] * wvar[l] * dmom[l - 1] * back[l]
     wgrad = [b * m for b, m in zip(back, moment)]
     norms = [math.sqrt(sizes[l] * sizes[l - 1] * wgrad[l - 1]) for l in range(1, L + 1)]

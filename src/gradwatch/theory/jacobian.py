@@ -13,9 +13,9 @@ from gradwatch.errors import ConfigError
 
 @dataclass(frozen=True)
 class JacobianSpectrum:
-    singular_values: list[float]   # descending
-    mean_squared: float            # mean σ², the trace of JᵀJ over the smaller dimension
-    condition_number: float        # σ_max / σ_min (inf when singular)
+    singular_values: list[float]  # descending
+    mean_squared: float  # mean σ², the trace of JᵀJ over the smaller dimension
+    condition_number: float  # σ_max / σ_min (inf when singular)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -31,8 +31,7 @@ def jacobian_spectrum(model: nn.Module, x: torch.Tensor) -> JacobianSpectrum:
     if x.dim() != 1:
         raise ConfigError("x.shape", tuple(x.shape), "expected one input, of shape (d,) or (1, d)")
     x = x.detach().to(next(model.parameters()).dtype)
-    J = torch.autograd.functional.jacobian(lambda v: model(v[None])[0], x)     # (outputs, inputs)
+    J = torch.autograd.functional.jacobian(lambda v: model(v[None])[0], x)  # (outputs, inputs)
     s = torch.linalg.svdvals(J.detach().double())
     smallest = s[-1].item()
-    return JacobianSpectrum(s.tolist(), float((s ** 2).mean()),
-                            s[0].item() / smallest if smallest > 0 else float("inf"))
+    return JacobianSpectrum(s.tolist(), float((s**2).mean()), s[0].item() / smallest if smallest > 0 else float("inf"))

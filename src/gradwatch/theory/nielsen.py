@@ -51,8 +51,8 @@ def interval_width_numeric(w: float, activation: str = "sigmoid") -> float:
 
 @dataclass(frozen=True)
 class NielsenOptimum:
-    weight: float   # |w| maximising the width
-    width: float    # the maximal width
+    weight: float  # |w| maximising the width
+    width: float  # the maximal width
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,8 +60,9 @@ class NielsenOptimum:
 
 def nielsen_optimum(xtol: float = OPTIMUM_XTOL) -> NielsenOptimum:
     """The |w| ≥ 4 with the widest growth interval, by bounded Brent search on the closed form."""
-    res = minimize_scalar(lambda w: -nielsen_interval_width(w), bounds=(4.0, 100.0), method="bounded",
-                          options={"xatol": xtol})
+    res = minimize_scalar(
+        lambda w: -nielsen_interval_width(w), bounds=(4.0, 100.0), method="bounded", options={"xatol": xtol}
+    )
     return NielsenOptimum(float(res.x), nielsen_interval_width(res.x))
 
 

@@ -25,11 +25,11 @@ from gradwatch.nn.activations import get_activation, numpy_activation
 @dataclass(frozen=True)
 class RNNBounds:
     activation: str
-    spectral_norm: float         # λ₁ = ‖W_rec‖₂
-    max_derivative: float        # γ = max|σ'|
-    regime: str                  # "vanishing" (λ₁ < 1/γ: guaranteed) or "may explode" (λ₁ ≥ 1/γ)
-    bound: list[float]           # (λ₁γ)^q for lags q = 1 … Q
-    actual: list[float] | None   # ‖∂x_T/∂x_{T−q}‖₂ along the given trajectory, q = 1 … Q
+    spectral_norm: float  # λ₁ = ‖W_rec‖₂
+    max_derivative: float  # γ = max|σ'|
+    regime: str  # "vanishing" (λ₁ < 1/γ: guaranteed) or "may explode" (λ₁ ≥ 1/γ)
+    bound: list[float]  # (λ₁γ)^q for lags q = 1 … Q
+    actual: list[float] | None  # ‖∂x_T/∂x_{T−q}‖₂ along the given trajectory, q = 1 … Q
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,8 +44,9 @@ def _square(W_rec) -> np.ndarray:
     return W
 
 
-def rnn_trajectory(W_rec, x0, inputs=None, W_in=None, b=None, activation: str = "tanh",
-                   steps: int | None = None) -> np.ndarray:
+def rnn_trajectory(
+    W_rec, x0, inputs=None, W_in=None, b=None, activation: str = "tanh", steps: int | None = None
+) -> np.ndarray:
     """States x_0 … x_T of x_t = W_rec σ(x_{t−1}) + W_in u_t + b; shape ``(T + 1, n)``.
 
     ``inputs`` is ``(T, m)`` (with ``W_in`` of shape ``(n, m)``); without inputs, ``steps`` gives T.
@@ -60,7 +61,7 @@ def rnn_trajectory(W_rec, x0, inputs=None, W_in=None, b=None, activation: str = 
         drive = np.zeros((steps, n))
     else:
         u = np.asarray(inputs, dtype=float)
-        drive = u @ np.asarray(W_in, dtype=float).T                      # W_in u_t for every t   (T, n)
+        drive = u @ np.asarray(W_in, dtype=float).T  # W_in u_t for every t   (T, n)
     drive = drive + (0.0 if b is None else np.asarray(b, dtype=float))
     states = [x]
     for t in range(drive.shape[0]):
@@ -82,7 +83,7 @@ def rnn_bounds(W_rec, activation: str = "tanh", states=None, lags: int = 20) -> 
         lags = min(lags, len(x) - 1)
         J, actual = np.eye(W.shape[0]), []
         for q in range(1, lags + 1):
-            i = len(x) - q                                               # ∂x_i/∂x_{i−1} = W diag(σ'(x_{i−1}))
+            i = len(x) - q  # ∂x_i/∂x_{i−1} = W diag(σ'(x_{i−1}))
             J = J @ (W * np_act.deriv(x[i - 1])[None, :])
             actual.append(float(np.linalg.norm(J, 2)))
     if not isinstance(lags, int) or lags < 1:

@@ -13,9 +13,24 @@ import importlib.util
 from gradwatch.errors import check_choice
 
 ORDER = [
-    "paralysis", "learning-speed", "chain", "interval", "first-layer-image", "activations", "saturation",
-    "init", "meanfield", "trainability", "batchnorm", "residual", "clipping", "rnn", "pretraining", "regularization",
-    "preprocessing", "relu-vs-tanh",
+    "paralysis",
+    "learning-speed",
+    "chain",
+    "interval",
+    "first-layer-image",
+    "activations",
+    "saturation",
+    "init",
+    "meanfield",
+    "trainability",
+    "batchnorm",
+    "residual",
+    "clipping",
+    "rnn",
+    "pretraining",
+    "regularization",
+    "preprocessing",
+    "relu-vs-tanh",
 ]
 
 

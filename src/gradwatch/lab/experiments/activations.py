@@ -31,9 +31,11 @@ CHANCE = math.log(10)
 SIGMOID_SPAN_ABOVE = 1e3  # sigmoid: last hidden / first hidden ‖∂C/∂θ‖ at init above this (vanishing)
 OTHERS_SPAN_BELOW = 30.0  # every other activation: within this factor
 DEAD_ABOVE = 0.2  # dying ReLU: mean dead fraction of the hidden layers above this
-CLAIM = ("At the same depth the sigmoid's gradients vanish toward the input and its loss stays near chance while "
-         "tanh, the ReLU family, ELU, SELU and softsign keep first-layer gradients within 30× of the last and "
-         "train; at a large learning rate ReLU units die (zero on every input) and LeakyReLU units do not.")
+CLAIM = (
+    "At the same depth the sigmoid's gradients vanish toward the input and its loss stays near chance while "
+    "tanh, the ReLU family, ELU, SELU and softsign keep first-layer gradients within 30× of the last and "
+    "train; at a large learning rate ReLU units die (zero on every input) and LeakyReLU units do not."
+)
 
 
 class ActivationsConfig(TrainedExperimentConfig):
@@ -72,27 +74,58 @@ def _measure(cfg: ActivationsConfig, progress: Progress) -> ExperimentResult:
     data = lab.load_dataset(cfg.dataset_name, data_dir=cfg.data_dir, seed=cfg.seed)
     per_act, run_ids = {}, []
     for act in progress.track(ACTIVATIONS, "training one net per activation", total=len(ACTIVATIONS)):
-        run = lab.train(lab.Config(depth=cfg.depth, width=width, activation=act, init=cfg.init, optimizer="sgd",
-                                   lr=cfg.lr, batch_size=cfg.batch_size, epochs=epochs, dataset=cfg.dataset,
-                                   data_dir=cfg.data_dir, seed=cfg.seed), store=cfg.store)
+        run = lab.train(
+            lab.Config(
+                depth=cfg.depth,
+                width=width,
+                activation=act,
+                init=cfg.init,
+                optimizer="sgd",
+                lr=cfg.lr,
+                batch_size=cfg.batch_size,
+                epochs=epochs,
+                dataset=cfg.dataset,
+                data_dir=cfg.data_dir,
+                seed=cfg.seed,
+            ),
+            store=cfg.store,
+        )
         run_ids.append(run.id)
         _, grads = layer_values_at(run, "grad_norm", 0)
         dead = activation_stats(run.model, data.x_train, ("act_dead",))
-        per_act[act] = {"grad_norm_at_init": grads, "span": grads[-1] / grads[0],
-                        "train_loss": run.metric("train_loss").tolist(), "accuracy": run.final["accuracy"],
-                        "test_accuracy": run.final["test_accuracy"],
-                        "dead_fraction": _hidden(dead["act_dead"], dead["layers"])}
+        per_act[act] = {
+            "grad_norm_at_init": grads,
+            "span": grads[-1] / grads[0],
+            "train_loss": run.metric("train_loss").tolist(),
+            "accuracy": run.final["accuracy"],
+            "test_accuracy": run.final["test_accuracy"],
+            "dead_fraction": _hidden(dead["act_dead"], dead["layers"]),
+        }
     dying: dict[str, list[dict[str, Any]]] = {}
     jobs = [(act, seed) for act in ("relu", "leaky_relu") for seed in (cfg.seed, cfg.seed + 1)]
     for act, seed in progress.track(jobs, "dying ReLU at a large learning rate", total=len(jobs)):
-        run = lab.train(lab.Config(depth=cfg.dying_depth, width=width, activation=act, init="he_normal",
-                                   optimizer="sgd", lr=cfg.dying_lr, batch_size=cfg.batch_size, epochs=epochs,
-                                   dataset=cfg.dataset, data_dir=cfg.data_dir, seed=seed), store=cfg.store)
+        run = lab.train(
+            lab.Config(
+                depth=cfg.dying_depth,
+                width=width,
+                activation=act,
+                init="he_normal",
+                optimizer="sgd",
+                lr=cfg.dying_lr,
+                batch_size=cfg.batch_size,
+                epochs=epochs,
+                dataset=cfg.dataset,
+                data_dir=cfg.data_dir,
+                seed=seed,
+            ),
+            store=cfg.store,
+        )
         run_ids.append(run.id)
         dead = activation_stats(run.model, data.x_train, ("act_dead",))
         frac = _hidden(dead["act_dead"], dead["layers"])
-        dying.setdefault(act, []).append({"seed": seed, "dead_fraction": frac, "mean_dead": sum(frac) / len(frac),
-                                          "accuracy": run.final["accuracy"]})
+        dying.setdefault(act, []).append(
+            {"seed": seed, "dead_fraction": frac, "mean_dead": sum(frac) / len(frac), "accuracy": run.final["accuracy"]}
+        )
     others = [a for a in ACTIVATIONS if a != "sigmoid"]
     sig = per_act["sigmoid"]
     vanishes = sig["span"] > SIGMOID_SPAN_ABOVE and all(per_act[a]["span"] < OTHERS_SPAN_BELOW for a in others)
@@ -102,43 +135,89 @@ def _measure(cfg: ActivationsConfig, progress: Progress) -> ExperimentResult:
     leaky_dead = max(d["mean_dead"] for d in dying["leaky_relu"])
     dies = relu_dead > DEAD_ABOVE and leaky_dead == 0.0
     worst_other = max(others, key=lambda a: per_act[a]["span"])
-    evidence = (f"at init the sigmoid's last hidden layer gets {sig['span']:.3g}× the gradient of its first (largest "
-                f"span among the others: {worst_other} {per_act[worst_other]['span']:.3g}×); after {epochs} epochs the "
-                f"sigmoid's training loss is {sig['train_loss'][-1]:.3f} (ln 10 = {CHANCE:.3f}), the others' "
-                f"{min(per_act[a]['train_loss'][-1] for a in others):.3f}–"
-                f"{max(per_act[a]['train_loss'][-1] for a in others):.3f}; "
-                f"at lr {cfg.dying_lr} ≥ {relu_dead:.0%} of ReLU units are dead on both seeds, "
-                f"{leaky_dead:.0%} of LeakyReLU units")
-    rows = [[a, p["grad_norm_at_init"][0], p["grad_norm_at_init"][-1], p["span"], p["train_loss"][-1], p["accuracy"],
-             p["test_accuracy"], sum(p["dead_fraction"]) / len(p["dead_fraction"])] for a, p in per_act.items()]
-    table = Table(f"{cfg.depth}×{width} nets on {data.source}; init {cfg.init}; SGD lr {cfg.lr}, batch "
-                  f"{cfg.batch_size}, {epochs} epochs; seed {cfg.seed}",
-                  ["activation", "‖∂C/∂θ‖ layer 1 at init", "‖∂C/∂θ‖ last hidden at init", "last / first",
-                   "final train loss", "train accuracy", "test accuracy", "dead units at end"], rows)
-    dying_rows = [[a, d["seed"], d["mean_dead"], max(d["dead_fraction"]), d["accuracy"]]
-                  for a, ds in dying.items() for d in ds]
-    dying_table = Table(f"dying ReLU: {cfg.dying_depth}×{width}, He init, SGD lr {cfg.dying_lr}, {epochs} epochs",
-                        ["activation", "seed", "dead units (mean over layers)", "worst layer", "train accuracy"],
-                        dying_rows)
+    evidence = (
+        f"at init the sigmoid's last hidden layer gets {sig['span']:.3g}× the gradient of its first (largest "
+        f"span among the others: {worst_other} {per_act[worst_other]['span']:.3g}×); after {epochs} epochs the "
+        f"sigmoid's training loss is {sig['train_loss'][-1]:.3f} (ln 10 = {CHANCE:.3f}), the others' "
+        f"{min(per_act[a]['train_loss'][-1] for a in others):.3f}–"
+        f"{max(per_act[a]['train_loss'][-1] for a in others):.3f}; "
+        f"at lr {cfg.dying_lr} ≥ {relu_dead:.0%} of ReLU units are dead on both seeds, "
+        f"{leaky_dead:.0%} of LeakyReLU units"
+    )
+    rows = [
+        [
+            a,
+            p["grad_norm_at_init"][0],
+            p["grad_norm_at_init"][-1],
+            p["span"],
+            p["train_loss"][-1],
+            p["accuracy"],
+            p["test_accuracy"],
+            sum(p["dead_fraction"]) / len(p["dead_fraction"]),
+        ]
+        for a, p in per_act.items()
+    ]
+    table = Table(
+        f"{cfg.depth}×{width} nets on {data.source}; init {cfg.init}; SGD lr {cfg.lr}, batch "
+        f"{cfg.batch_size}, {epochs} epochs; seed {cfg.seed}",
+        [
+            "activation",
+            "‖∂C/∂θ‖ layer 1 at init",
+            "‖∂C/∂θ‖ last hidden at init",
+            "last / first",
+            "final train loss",
+            "train accuracy",
+            "test accuracy",
+            "dead units at end",
+        ],
+        rows,
+    )
+    dying_rows = [
+        [a, d["seed"], d["mean_dead"], max(d["dead_fraction"]), d["accuracy"]] for a, ds in dying.items() for d in ds
+    ]
+    dying_table = Table(
+        f"dying ReLU: {cfg.dying_depth}×{width}, He init, SGD lr {cfg.dying_lr}, {epochs} epochs",
+        ["activation", "seed", "dead units (mean over layers)", "worst layer", "train accuracy"],
+        dying_rows,
+    )
     figures = {
-        "main": LayerProfiles({a: p["grad_norm_at_init"] for a, p in per_act.items()},
-                              ylabel="‖∂C/∂θ‖ of the layer at init",
-                              title=f"Per-layer gradients at init, {cfg.depth} hidden layers, {cfg.init}"),
-        "training": Curves({a: (list(range(1, epochs + 1)), p["train_loss"]) for a, p in per_act.items()},
-                           xlabel="epoch", ylabel="training loss (cross-entropy, nats)",
-                           title="Training curves by activation", hline=(CHANCE, "chance, ln 10")),
-        "dying": LayerProfiles({f"{a}, seed {d['seed']}": d["dead_fraction"] for a, ds in dying.items() for d in ds},
-                               ylabel="fraction of dead units", logy=False,
-                               title=f"Dead units after training at lr {cfg.dying_lr}"),
+        "main": LayerProfiles(
+            {a: p["grad_norm_at_init"] for a, p in per_act.items()},
+            ylabel="‖∂C/∂θ‖ of the layer at init",
+            title=f"Per-layer gradients at init, {cfg.depth} hidden layers, {cfg.init}",
+        ),
+        "training": Curves(
+            {a: (list(range(1, epochs + 1)), p["train_loss"]) for a, p in per_act.items()},
+            xlabel="epoch",
+            ylabel="training loss (cross-entropy, nats)",
+            title="Training curves by activation",
+            hline=(CHANCE, "chance, ln 10"),
+        ),
+        "dying": LayerProfiles(
+            {f"{a}, seed {d['seed']}": d["dead_fraction"] for a, ds in dying.items() for d in ds},
+            ylabel="fraction of dead units",
+            logy=False,
+            title=f"Dead units after training at lr {cfg.dying_lr}",
+        ),
     }
     return ExperimentResult(
-        name="activations", claim=CLAIM, holds=vanishes and sig_stalls and others_train and dies,
+        name="activations",
+        claim=CLAIM,
+        holds=vanishes and sig_stalls and others_train and dies,
         evidence=evidence,
         numbers={"activations": per_act, "dying": dying, "width": width, "epochs": epochs, "chance": CHANCE},
-        config=cfg.to_dict(), tables=[table, dying_table], figures=figures, run_ids=run_ids)
+        config=cfg.to_dict(),
+        tables=[table, dying_table],
+        figures=figures,
+        run_ids=run_ids,
+    )
 
 
 EXPERIMENT = Experiment(
-    name="activations", seeds="003, 004",
+    name="activations",
+    seeds="003, 004",
     summary="8 activations at the same depth: per-layer gradients at init, training curves, dead units; dying ReLU",
-    claim=CLAIM, config=ActivationsConfig, run=_run)
+    claim=CLAIM,
+    config=ActivationsConfig,
+    run=_run,
+)

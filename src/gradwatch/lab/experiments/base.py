@@ -72,9 +72,16 @@ class ExperimentResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "claim": self.claim, "holds": self.holds, "evidence": self.evidence,
-            "config": self.config, "numbers": self.numbers, "tables": [t.to_dict() for t in self.tables],
-            "figures": sorted(self.figures), "run_ids": self.run_ids, "seconds": self.seconds,
+            "name": self.name,
+            "claim": self.claim,
+            "holds": self.holds,
+            "evidence": self.evidence,
+            "config": self.config,
+            "numbers": self.numbers,
+            "tables": [t.to_dict() for t in self.tables],
+            "figures": sorted(self.figures),
+            "run_ids": self.run_ids,
+            "seconds": self.seconds,
         }
 
 

@@ -36,9 +36,11 @@ from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progres
 from gradwatch.lab.experiments.trained import TrainedExperimentConfig, accuracy_curve, open_store, training_config
 from gradwatch.lab.prepare import prepare
 
-CLAIM = ("Batch normalisation makes a 3×100 sigmoid net reach a higher test accuracy at the same step, keeps "
-         "the input of a last-layer sigmoid stable over training while it drifts without, still trains at a "
-         "much higher learning rate, and folds into the linear layers at inference without changing the output.")
+CLAIM = (
+    "Batch normalisation makes a 3×100 sigmoid net reach a higher test accuracy at the same step, keeps "
+    "the input of a last-layer sigmoid stable over training while it drifts without, still trains at a "
+    "much higher learning rate, and folds into the linear layers at inference without changing the output."
+)
 PERCENTILES = (15, 50, 85)
 FULL_STEPS, QUICK_STEPS = 50_000, 600
 HIGH_LR_SLACK = 0.05  # "still trains": BN at lr × factor ends within this of BN at lr
@@ -54,8 +56,7 @@ class BatchNormConfig(TrainedExperimentConfig):
     init_std: float = Field(0.1, gt=0, description="σ of the Gaussian initial weights")
     lr: float = Field(0.5, gt=0, description="SGD learning rate")
     high_lr_factor: float = Field(10.0, gt=1, description="the second pair of runs uses lr × this")
-    steps: int | None = Field(None, ge=1, description=f"SGD steps [default: {FULL_STEPS}; {QUICK_STEPS} with "
-                                                      "--quick]")
+    steps: int | None = Field(None, ge=1, description=f"SGD steps [default: {FULL_STEPS}; {QUICK_STEPS} with --quick]")
     batch_size: int = Field(60, ge=2, description="examples per step (Ioffe & Szegedy: 60)")
     snapshots: int = Field(40, ge=2, description="how many times the sigmoid-input percentiles are taken")
     unit: int = Field(0, ge=0, description="which unit of the last hidden layer is followed")
@@ -111,10 +112,13 @@ def fold_check(model: nn.Module, x: torch.Tensor) -> dict[str, float | int]:
     model.train(was)
     folded = lab.fold_batchnorm(model)
     after = folded(x)
-    return {"max_abs_diff": float((after - before).abs().max()), "max_abs_logit": float(before.abs().max()),
-            "bn_layers_before": sum(isinstance(m, nn.BatchNorm1d) for m in model.modules()),
-            "bn_layers_after": sum(isinstance(m, nn.BatchNorm1d) for m in folded.modules()),
-            "same_predictions": float((after.argmax(1) == before.argmax(1)).float().mean())}
+    return {
+        "max_abs_diff": float((after - before).abs().max()),
+        "max_abs_logit": float(before.abs().max()),
+        "bn_layers_before": sum(isinstance(m, nn.BatchNorm1d) for m in model.modules()),
+        "bn_layers_after": sum(isinstance(m, nn.BatchNorm1d) for m in folded.modules()),
+        "same_predictions": float((after.argmax(1) == before.argmax(1)).float().mean()),
+    }
 
 
 def _label(norm: str, factor: float) -> str:
@@ -123,9 +127,19 @@ def _label(norm: str, factor: float) -> str:
 
 def run(cfg: BatchNormConfig, progress: Progress) -> ExperimentResult:
     steps = cfg.steps or (QUICK_STEPS if cfg.quick else FULL_STEPS)
-    base = training_config(cfg, steps, records=200, depth=cfg.depth, width=cfg.width, activation=cfg.activation,
-                           init="normal", init_std=cfg.init_std, optimizer="sgd", lr=cfg.lr)
-    x_probe = prepare(base).x_test[:cfg.probe_examples]
+    base = training_config(
+        cfg,
+        steps,
+        records=200,
+        depth=cfg.depth,
+        width=cfg.width,
+        activation=cfg.activation,
+        init="normal",
+        init_std=cfg.init_std,
+        optimizer="sgd",
+        lr=cfg.lr,
+    )
+    x_probe = prepare(base).x_test[: cfg.probe_examples]
     at = {int(s) for s in np.linspace(1, steps, cfg.snapshots).round()}
     plan = [(norm, factor) for factor in (1.0, cfg.high_lr_factor) for norm in ("none", "batch")]
     runs, trackers = {}, {}
@@ -137,7 +151,10 @@ def run(cfg: BatchNormConfig, progress: Progress) -> ExperimentResult:
     fold = fold_check(runs["BN"].model, x_probe)
     curves = {label: accuracy_curve(r) for label, r in runs.items()}
     numbers: dict[str, Any] = {
-        "dataset": runs["BN"].source, "steps": steps, "lr": cfg.lr, "high_lr": cfg.lr * cfg.high_lr_factor,
+        "dataset": runs["BN"].source,
+        "steps": steps,
+        "lr": cfg.lr,
+        "high_lr": cfg.lr * cfg.high_lr_factor,
         "test_accuracy": {label: {"steps": s, "values": a} for label, (s, a) in curves.items()},
         "final_test_accuracy": {label: a[-1] for label, (_, a) in curves.items()},
         "percentiles": {label: {"steps": t.steps, "p15_p50_p85": t.values} for label, t in trackers.items()},
@@ -152,19 +169,31 @@ def run(cfg: BatchNormConfig, progress: Progress) -> ExperimentResult:
     hi_bn, hi_plain = _label("batch", cfg.high_lr_factor), _label("none", cfg.high_lr_factor)
     final = numbers["final_test_accuracy"]
     drift = numbers["percentile_drift"]
-    fold_ok = fold["max_abs_diff"] <= FOLD_TOLERANCE * max(1.0, fold["max_abs_logit"]) and \
-        fold["bn_layers_after"] == 0
-    holds = (a_bn[early] > a_plain[early] and drift["BN"] < drift["no BN"]
-             and final[hi_bn] >= final["BN"] - HIGH_LR_SLACK and fold_ok)
-    evidence = (f"test accuracy at step {s_plain[early]}: {a_bn[early]:.3f} with BN vs {a_plain[early]:.3f} without, "
-                f"at step {steps}: {final['BN']:.3f} vs {final['no BN']:.3f}; the sigmoid-input percentiles move "
-                f"by {drift['BN']:.2f} with BN vs {drift['no BN']:.2f} without; at lr ×{cfg.high_lr_factor:g} BN "
-                f"reaches {final[hi_bn]:.3f} vs {final[hi_plain]:.3f}; folded BN differs by "
-                f"{fold['max_abs_diff']:.1e} in the logits")
+    fold_ok = fold["max_abs_diff"] <= FOLD_TOLERANCE * max(1.0, fold["max_abs_logit"]) and fold["bn_layers_after"] == 0
+    holds = (
+        a_bn[early] > a_plain[early]
+        and drift["BN"] < drift["no BN"]
+        and final[hi_bn] >= final["BN"] - HIGH_LR_SLACK
+        and fold_ok
+    )
+    evidence = (
+        f"test accuracy at step {s_plain[early]}: {a_bn[early]:.3f} with BN vs {a_plain[early]:.3f} without, "
+        f"at step {steps}: {final['BN']:.3f} vs {final['no BN']:.3f}; the sigmoid-input percentiles move "
+        f"by {drift['BN']:.2f} with BN vs {drift['no BN']:.2f} without; at lr ×{cfg.high_lr_factor:g} BN "
+        f"reaches {final[hi_bn]:.3f} vs {final[hi_plain]:.3f}; folded BN differs by "
+        f"{fold['max_abs_diff']:.1e} in the logits"
+    )
     return ExperimentResult(
-        name="batchnorm", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers, config=cfg.to_dict(),
-        tables=_tables(cfg, numbers, runs), figures=_figures(cfg, numbers, curves, trackers),
-        run_ids=[r.id for r in runs.values()])
+        name="batchnorm",
+        claim=CLAIM,
+        holds=holds,
+        evidence=evidence,
+        numbers=numbers,
+        config=cfg.to_dict(),
+        tables=_tables(cfg, numbers, runs),
+        figures=_figures(cfg, numbers, curves, trackers),
+        run_ids=[r.id for r in runs.values()],
+    )
 
 
 def _tables(cfg: BatchNormConfig, numbers: dict, runs: dict) -> list[Table]:
@@ -173,17 +202,36 @@ def _tables(cfg: BatchNormConfig, numbers: dict, runs: dict) -> list[Table]:
     for label, r in runs.items():
         _, a = accuracy_curve(r)
         p = numbers["percentiles"][label]["p15_p50_p85"]
-        rows.append([label, r.config.lr, numbers["early"]["test_accuracy"][label], a[-1],
-                     round(numbers["percentile_drift"][label], 3),
-                     " / ".join(f"{v:.2f}" for v in p[0]), " / ".join(f"{v:.2f}" for v in p[-1])])
-    main = Table(f"{numbers['dataset']}; {net}; {numbers['steps']} steps; seed {cfg.seed}",
-                 ["net", "lr", f"test acc @ step {numbers['early']['step']}", "final test acc",
-                  "percentile drift", "p15/p50/p85 first", "p15/p50/p85 last"], rows)
+        rows.append(
+            [
+                label,
+                r.config.lr,
+                numbers["early"]["test_accuracy"][label],
+                a[-1],
+                round(numbers["percentile_drift"][label], 3),
+                " / ".join(f"{v:.2f}" for v in p[0]),
+                " / ".join(f"{v:.2f}" for v in p[-1]),
+            ]
+        )
+    main = Table(
+        f"{numbers['dataset']}; {net}; {numbers['steps']} steps; seed {cfg.seed}",
+        [
+            "net",
+            "lr",
+            f"test acc @ step {numbers['early']['step']}",
+            "final test acc",
+            "percentile drift",
+            "p15/p50/p85 first",
+            "p15/p50/p85 last",
+        ],
+        rows,
+    )
     f = numbers["fold"]
-    fold = Table("BN folded into the linear layers at inference (eval mode, the trained BN net)",
-                 ["BN layers before", "after", "max |Δ logit|", "max |logit|", "same predictions"],
-                 [[f["bn_layers_before"], f["bn_layers_after"], f["max_abs_diff"], f["max_abs_logit"],
-                   f["same_predictions"]]])
+    fold = Table(
+        "BN folded into the linear layers at inference (eval mode, the trained BN net)",
+        ["BN layers before", "after", "max |Δ logit|", "max |logit|", "same predictions"],
+        [[f["bn_layers_before"], f["bn_layers_after"], f["max_abs_diff"], f["max_abs_logit"], f["same_predictions"]]],
+    )
     return [main, fold]
 
 
@@ -191,18 +239,38 @@ def _figures(cfg: BatchNormConfig, numbers: dict, curves: dict, trackers: dict) 
     from gradwatch.report.plots import Curves
     from gradwatch.report.plots_remedies import Panels
 
-    main = Curves(curves, xlabel="training step", ylabel="test accuracy", hline=(0.1, "chance"),
-                  title=f"{cfg.depth}×{cfg.width} sigmoid with and without batch norm ({cfg.dataset})")
-    bands = [Curves({f"{p}th percentile": (t.steps, [v[i] for v in t.values]) for i, p in enumerate(PERCENTILES)},
-                    xlabel="training step", ylabel=f"input to sigmoid unit {cfg.unit} of layer {cfg.depth}",
-                    title=label, layer_colours=True)
-             for label, t in list(trackers.items())[:2]]
-    return {"main": main,
-            "percentiles": Panels(bands, sharey=True, title="Distribution of one last-layer sigmoid input over "
-                                                            "training ({15, 50, 85}th percentiles)")}
+    main = Curves(
+        curves,
+        xlabel="training step",
+        ylabel="test accuracy",
+        hline=(0.1, "chance"),
+        title=f"{cfg.depth}×{cfg.width} sigmoid with and without batch norm ({cfg.dataset})",
+    )
+    bands = [
+        Curves(
+            {f"{p}th percentile": (t.steps, [v[i] for v in t.values]) for i, p in enumerate(PERCENTILES)},
+            xlabel="training step",
+            ylabel=f"input to sigmoid unit {cfg.unit} of layer {cfg.depth}",
+            title=label,
+            layer_colours=True,
+        )
+        for label, t in list(trackers.items())[:2]
+    ]
+    return {
+        "main": main,
+        "percentiles": Panels(
+            bands,
+            sharey=True,
+            title="Distribution of one last-layer sigmoid input over training ({15, 50, 85}th percentiles)",
+        ),
+    }
 
 
 EXPERIMENT = Experiment(
-    name="batchnorm", seeds="001",
+    name="batchnorm",
+    seeds="001",
     summary="3×100 sigmoid net with and without batch norm: accuracy, sigmoid-input percentiles, high lr, folding",
-    claim=CLAIM, config=BatchNormConfig, run=run)
+    claim=CLAIM,
+    config=BatchNormConfig,
+    run=run,
+)

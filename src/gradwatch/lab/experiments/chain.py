@@ -26,14 +26,16 @@ from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progres
 from gradwatch.lab.experiments.net_config import ActivationExperimentConfig
 from gradwatch.theory.chain import chain
 
-CLAIM = ("In the one-neuron-per-layer chain with w ~ N(0, 1) every sigmoid layer multiplies the gradient by "
-         "|w_j σ'(z_j)| ≤ |w_j|/4, mostly below 1/4, so ∂C/∂b_j shrinks geometrically toward the input and never "
-         "exceeds the seeds' bounds, while ReLU's factor is |w_j| or 0: surviving gradients shrink far less per "
-         "layer, but a dead unit zeroes them.")
+CLAIM = (
+    "In the one-neuron-per-layer chain with w ~ N(0, 1) every sigmoid layer multiplies the gradient by "
+    "|w_j σ'(z_j)| ≤ |w_j|/4, mostly below 1/4, so ∂C/∂b_j shrinks geometrically toward the input and never "
+    "exceeds the seeds' bounds, while ReLU's factor is |w_j| or 0: surviving gradients shrink far less per "
+    "layer, but a dead unit zeroes them."
+)
 QUICK_SAMPLES = 2000
-SEED_CONSTANT = 2.0          # seed 001 bounds |y − t| by 2
-BOUND_SLACK = 1 + 1e-12      # floating-point slack when checking |∂C/∂b_j| ≤ bound
-SLOWER_FACTOR = 3.0          # sigmoid's median per-layer factor must be this many times below ReLU's
+SEED_CONSTANT = 2.0  # seed 001 bounds |y − t| by 2
+BOUND_SLACK = 1 + 1e-12  # floating-point slack when checking |∂C/∂b_j| ≤ bound
+SLOWER_FACTOR = 3.0  # sigmoid's median per-layer factor must be this many times below ReLU's
 
 
 class ChainConfig(ActivationExperimentConfig):
@@ -72,8 +74,7 @@ def differentiate(d: Draw, activation: str, progress: Progress) -> dict[str, np.
     keys = ("factors", "grad_b", "bound_b")
     out: dict[str, list] = {k: [] for k in keys + ("grad_x", "bound_x", "loss_grad")}
     for i in progress.track(range(len(d.x)), f"{activation} chains", total=len(d.x)):
-        r = chain(d.weights[i], d.biases[i], x=d.x[i], activation=activation,
-                  loss_grad=half_squared_error_grad(d.t[i]))
+        r = chain(d.weights[i], d.biases[i], x=d.x[i], activation=activation, loss_grad=half_squared_error_grad(d.t[i]))
         for k in keys:
             out[k].append(getattr(r, k))
         out["grad_x"].append(r.grad_x)
@@ -91,8 +92,9 @@ def summarise(d: Draw, r: dict[str, np.ndarray]) -> dict[str, Any]:
         "median_factor": np.median(f, 0).tolist(),
         "share_factor_below_quarter": (f < 0.25).mean(0).tolist(),
         "median_abs_grad_b": np.median(g, 0).tolist(),
-        "median_abs_grad_b_nonzero": [float(np.median(g[alive[:, j], j])) if alive[:, j].any() else 0.0
-                                      for j in range(g.shape[1])],
+        "median_abs_grad_b_nonzero": [
+            float(np.median(g[alive[:, j], j])) if alive[:, j].any() else 0.0 for j in range(g.shape[1])
+        ],
         "share_zero_grad_b": (~alive).mean(0).tolist(),
         "median_bound_b": np.median(bound, 0).tolist(),
         "max_ratio_to_bound": (g / np.where(bound > 0, bound, np.inf)).max(0).tolist(),
@@ -110,46 +112,105 @@ def _run(cfg: ChainConfig, progress: Progress) -> ExperimentResult:
     sig, relu = stats[acts[0]], stats["relu"]
     L = cfg.depth
     per_layer = lambda s: math.exp(np.mean(np.log(s["median_factor"])))  # noqa: E731 - geometric mean
-    alive_factor = float(np.median(np.abs(d.weights)))                   # ReLU's factor where the unit is alive
-    holds = (sig["bound_violations"] == 0 and relu["bound_violations"] == 0
-             and sig["seed001_bound_violations"] == 0
-             and all(a < b for a, b in zip(sig["median_abs_grad_b"], sig["median_abs_grad_b"][1:]))
-             and min(sig["share_factor_below_quarter"]) > 0.5
-             and per_layer(sig) * SLOWER_FACTOR < alive_factor and relu["share_zero_grad_b"][0] > 0.3)
+    alive_factor = float(np.median(np.abs(d.weights)))  # ReLU's factor where the unit is alive
+    holds = (
+        sig["bound_violations"] == 0
+        and relu["bound_violations"] == 0
+        and sig["seed001_bound_violations"] == 0
+        and all(a < b for a, b in zip(sig["median_abs_grad_b"], sig["median_abs_grad_b"][1:]))
+        and min(sig["share_factor_below_quarter"]) > 0.5
+        and per_layer(sig) * SLOWER_FACTOR < alive_factor
+        and relu["share_zero_grad_b"][0] > 0.3
+    )
     n = len(d.x)
-    evidence = (f"over {n} chains of {L} layers: the median sigmoid factor |w_j σ'(z_j)| is {per_layer(sig):.3g} per "
-                f"layer (below 1/4 in {100 * min(sig['share_factor_below_quarter']):.0f}–"
-                f"{100 * max(sig['share_factor_below_quarter']):.0f} % of layers), median |∂C/∂b_j| falls from "
-                f"{sig['median_abs_grad_b'][-1]:.2g} (layer {L}) to {sig['median_abs_grad_b'][0]:.2g} (layer 1); "
-                f"{sig['bound_violations'] + relu['bound_violations']} violations of the bounds (largest ratio "
-                f"{max(sig['max_ratio_to_bound']):.2f}); seed 001's 2·(1/4)^{L}·Π|w| holds for all, median "
-                f"|∂C/∂x| is {sig['median_ratio_to_seed001_bound']:.2g} of it; ReLU's factor is |w_j| (median "
-                f"{alive_factor:.2f}) where alive, but ∂C/∂b_1 is exactly 0 in "
-                f"{100 * relu['share_zero_grad_b'][0]:.0f} % of chains")
-    tables = [Table(
-        f"{n} chains, w ~ N(0, {cfg.weight_std:g}²), b ~ N(0, {cfg.bias_std:g}²), x, t ~ U[0, 1], "
-        f"C = ½(a_L − t)²; layer 1 = nearest the input",
-        ["activation", "layer j", "median |w_j σ'(z_j)|", "share < 1/4", "median |∂C/∂b_j|",
-         "median bound", "max |∂C/∂b_j| / bound", "share ∂C/∂b_j = 0"],
-        [[a, j + 1, s["median_factor"][j], s["share_factor_below_quarter"][j], s["median_abs_grad_b"][j],
-          s["median_bound_b"][j], s["max_ratio_to_bound"][j], s["share_zero_grad_b"][j]]
-         for a, s in stats.items() for j in range(L)])]
-    examples = [chain(d.weights[i], d.biases[i], x=d.x[i], activation=acts[0],
-                      loss_grad=half_squared_error_grad(d.t[i])).to_dict() | {"t": float(d.t[i])} for i in range(3)]
+    evidence = (
+        f"over {n} chains of {L} layers: the median sigmoid factor |w_j σ'(z_j)| is {per_layer(sig):.3g} per "
+        f"layer (below 1/4 in {100 * min(sig['share_factor_below_quarter']):.0f}–"
+        f"{100 * max(sig['share_factor_below_quarter']):.0f} % of layers), median |∂C/∂b_j| falls from "
+        f"{sig['median_abs_grad_b'][-1]:.2g} (layer {L}) to {sig['median_abs_grad_b'][0]:.2g} (layer 1); "
+        f"{sig['bound_violations'] + relu['bound_violations']} violations of the bounds (largest ratio "
+        f"{max(sig['max_ratio_to_bound']):.2f}); seed 001's 2·(1/4)^{L}·Π|w| holds for all, median "
+        f"|∂C/∂x| is {sig['median_ratio_to_seed001_bound']:.2g} of it; ReLU's factor is |w_j| (median "
+        f"{alive_factor:.2f}) where alive, but ∂C/∂b_1 is exactly 0 in "
+        f"{100 * relu['share_zero_grad_b'][0]:.0f} % of chains"
+    )
+    tables = [
+        Table(
+            f"{n} chains, w ~ N(0, {cfg.weight_std:g}²), b ~ N(0, {cfg.bias_std:g}²), x, t ~ U[0, 1], "
+            f"C = ½(a_L − t)²; layer 1 = nearest the input",
+            [
+                "activation",
+                "layer j",
+                "median |w_j σ'(z_j)|",
+                "share < 1/4",
+                "median |∂C/∂b_j|",
+                "median bound",
+                "max |∂C/∂b_j| / bound",
+                "share ∂C/∂b_j = 0",
+            ],
+            [
+                [
+                    a,
+                    j + 1,
+                    s["median_factor"][j],
+                    s["share_factor_below_quarter"][j],
+                    s["median_abs_grad_b"][j],
+                    s["median_bound_b"][j],
+                    s["max_ratio_to_bound"][j],
+                    s["share_zero_grad_b"][j],
+                ]
+                for a, s in stats.items()
+                for j in range(L)
+            ],
+        )
+    ]
+    examples = [
+        chain(
+            d.weights[i], d.biases[i], x=d.x[i], activation=acts[0], loss_grad=half_squared_error_grad(d.t[i])
+        ).to_dict()
+        | {"t": float(d.t[i])}
+        for i in range(3)
+    ]
     from gradwatch.report.plots import LayerProfiles
 
     profiles = {f"{a} median |∂C/∂b_j|": s["median_abs_grad_b"] for a, s in stats.items() if a != "relu"}
-    profiles |= {"relu median |∂C/∂b_j| where ≠ 0": relu["median_abs_grad_b_nonzero"],
-                 f"{acts[0]} median bound (1/4)^(L−j+1)·Π|w_k|·|a_L − t|": sig["median_bound_b"]}
-    figures = {"main": LayerProfiles(profiles, ylabel="|∂C/∂b_j|", xlabel="layer j (1 = nearest the input)",
-                                     title=f"One neuron per layer, {L} layers: gradient per layer ({n} chains)")}
-    numbers = {"samples": n, "depth": L, "activations": stats, "relu_alive_factor_median": alive_factor,
-               "sigmoid_geometric_median_factor": per_layer(sig), "examples": examples}
-    return ExperimentResult(name="chain", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers,
-                            config=cfg.to_dict(), tables=tables, figures=figures)
+    profiles |= {
+        "relu median |∂C/∂b_j| where ≠ 0": relu["median_abs_grad_b_nonzero"],
+        f"{acts[0]} median bound (1/4)^(L−j+1)·Π|w_k|·|a_L − t|": sig["median_bound_b"],
+    }
+    figures = {
+        "main": LayerProfiles(
+            profiles,
+            ylabel="|∂C/∂b_j|",
+            xlabel="layer j (1 = nearest the input)",
+            title=f"One neuron per layer, {L} layers: gradient per layer ({n} chains)",
+        )
+    }
+    numbers = {
+        "samples": n,
+        "depth": L,
+        "activations": stats,
+        "relu_alive_factor_median": alive_factor,
+        "sigmoid_geometric_median_factor": per_layer(sig),
+        "examples": examples,
+    }
+    return ExperimentResult(
+        name="chain",
+        claim=CLAIM,
+        holds=holds,
+        evidence=evidence,
+        numbers=numbers,
+        config=cfg.to_dict(),
+        tables=tables,
+        figures=figures,
+    )
 
 
 EXPERIMENT = Experiment(
-    name="chain", seeds="000, 001, 003, 004",
+    name="chain",
+    seeds="000, 001, 003, 004",
     summary="one neuron per layer: the factors w_j σ'(z_j), ∂C/∂b_j and their bounds, sigmoid vs ReLU",
-    claim=CLAIM, config=ChainConfig, run=_run)
+    claim=CLAIM,
+    config=ChainConfig,
+    run=_run,
+)

@@ -44,12 +44,14 @@ from gradwatch.nn.activations import get_activation
 from gradwatch.nn.init import INITS
 from gradwatch.theory.init_variance import weight_variance
 
-CLAIM = ("With weights w ~ N(0, 0.01²) the first hidden layer turns every input into nearly the same flat image: "
-         "the input-dependent part of its activity is several times smaller than with Xavier initialisation "
-         "and shrinks by σ'(0)·0.01·√n in every layer above, as the linearised network predicts.")
-SATURATION_FRACTION = 0.1   # a unit counts as saturated where σ'(z) < this × max σ'
-PREDICTION_RTOL = 0.15      # small init: measured spread of layer 1 within this of the linearised prediction
-MIN_GAP_LAYER1 = 2.0        # small init: layer 1 spread at least this many times below the proper init's
+CLAIM = (
+    "With weights w ~ N(0, 0.01²) the first hidden layer turns every input into nearly the same flat image: "
+    "the input-dependent part of its activity is several times smaller than with Xavier initialisation "
+    "and shrinks by σ'(0)·0.01·√n in every layer above, as the linearised network predicts."
+)
+SATURATION_FRACTION = 0.1  # a unit counts as saturated where σ'(z) < this × max σ'
+PREDICTION_RTOL = 0.15  # small init: measured spread of layer 1 within this of the linearised prediction
+MIN_GAP_LAYER1 = 2.0  # small init: layer 1 spread at least this many times below the proper init's
 NOISE_CORRELATION_FACTOR = 4.0  # mean |corr(input, hidden image)| below this × the chance level √(2/(πn))
 
 
@@ -58,8 +60,9 @@ class FirstLayerImageConfig(NetExperimentConfig):
 
     depth: int = Field(4, ge=1, description="hidden layers (each as wide as the input has pixels)")
     init_std: float = Field(0.01, gt=0, description="σ_w of the small init N(0, σ_w²) (seed 001: 0.01)")
-    proper_init: str = Field("xavier_uniform", description="the properly initialised net: xavier_uniform, "
-                                                           "he_normal, ... (gradwatch.nn.init)")
+    proper_init: str = Field(
+        "xavier_uniform", description="the properly initialised net: xavier_uniform, he_normal, ... (gradwatch.nn.init)"
+    )
     large_std: float = Field(1.0, gt=0, description="σ_w of a large normal init, to show saturation")
     examples: int = Field(1000, ge=2, description="test images the spread across inputs is measured on")
     image: int = Field(0, ge=0, description="index of the test image that is shown")
@@ -75,12 +78,12 @@ class LayerImages:
     """One initialisation: the first hidden image of the shown input and per-layer statistics (input side first)."""
 
     label: str
-    image: list[list[float]]         # h_1 of the shown input, laid out as the input image
-    spread: list[float]              # s_l = √(mean_j Var_x h_lj)
-    predicted_spread: list[float]    # the linearised prediction σ'(0)^l Π √(n Var W) · √(tr Σ_x)
-    saturated: list[float]           # share of (unit, input) pairs with σ'(z) < SATURATION_FRACTION max σ'
+    image: list[list[float]]  # h_1 of the shown input, laid out as the input image
+    spread: list[float]  # s_l = √(mean_j Var_x h_lj)
+    predicted_spread: list[float]  # the linearised prediction σ'(0)^l Π √(n Var W) · √(tr Σ_x)
+    saturated: list[float]  # share of (unit, input) pairs with σ'(z) < SATURATION_FRACTION max σ'
     mean_activation: list[float]
-    pixel_correlation: float         # mean over inputs of |corr(x, h_1)| across pixel positions
+    pixel_correlation: float  # mean over inputs of |corr(x, h_1)| across pixel positions
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -114,7 +117,7 @@ def linear_spread(x: torch.Tensor, weight_vars: list[float], fans: list[int], sl
 
     In expectation over W: s_1² = σ'(0)² Var W_1 tr Σ_x, s_l² = σ'(0)² n_{l−1} Var W_l s_{l−1}².
     """
-    s = math.sqrt(float(x.double().var(0, unbiased=False).sum()))   # √tr Σ_x; then the per-unit RMS
+    s = math.sqrt(float(x.double().var(0, unbiased=False).sum()))  # √tr Σ_x; then the per-unit RMS
     out = []
     for l, (v, n) in enumerate(zip(weight_vars, fans)):
         s = slope * math.sqrt(v) * s if l == 0 else slope * math.sqrt(n * v) * s
@@ -130,8 +133,15 @@ def pixel_correlation(x: torch.Tensor, h: torch.Tensor) -> float:
     return float(r.abs().mean())
 
 
-def measure(cfg: FirstLayerImageConfig, label: str, init: str, std: float, x: torch.Tensor, n_classes: int,
-            shape: tuple[int, ...]) -> LayerImages:
+def measure(
+    cfg: FirstLayerImageConfig,
+    label: str,
+    init: str,
+    std: float,
+    x: torch.Tensor,
+    n_classes: int,
+    shape: tuple[int, ...],
+) -> LayerImages:
     """Build the n → n×depth → classes net with ``init`` (σ = ``std`` for normal) and measure it on x."""
     n = x.shape[1]
     model = mlp([n] * (cfg.depth + 1) + [n_classes], cfg.activation)
@@ -143,10 +153,14 @@ def measure(cfg: FirstLayerImageConfig, label: str, init: str, std: float, x: to
     wvars = [weight_variance(init, n, n, std)] * cfg.depth
     h1 = layers[0][1]
     return LayerImages(
-        label=label, image=h1[cfg.image].reshape(shape).tolist(), spread=[spread(h) for _, h in layers],
+        label=label,
+        image=h1[cfg.image].reshape(shape).tolist(),
+        spread=[spread(h) for _, h in layers],
         predicted_spread=linear_spread(x, wvars, [n] * cfg.depth, slope),
         saturated=[float((act.derivative(z) < limit).double().mean()) for z, _ in layers],
-        mean_activation=[float(h.mean()) for _, h in layers], pixel_correlation=pixel_correlation(x, h1))
+        mean_activation=[float(h.mean()) for _, h in layers],
+        pixel_correlation=pixel_correlation(x, h1),
+    )
 
 
 def _run(cfg: FirstLayerImageConfig, progress: Progress) -> ExperimentResult:
@@ -156,52 +170,94 @@ def _run(cfg: FirstLayerImageConfig, progress: Progress) -> ExperimentResult:
         raise ConfigError("image", cfg.image, f"must be < the number of test images used ({examples})")
     x = data.x_test[:examples]
     shape = data.input_shape if len(data.input_shape) == 2 else (1, data.n_features)
-    inits = {f"N(0, {cfg.init_std:g}²)": ("normal", cfg.init_std), cfg.proper_init: (cfg.proper_init, 0.0),
-             f"N(0, {cfg.large_std:g}²)": ("normal", cfg.large_std)}
-    rows = [measure(cfg, label, init, std, x, data.n_classes, shape)
-            for label, (init, std) in progress.track(inits.items(), "initialisations", total=len(inits))]
+    inits = {
+        f"N(0, {cfg.init_std:g}²)": ("normal", cfg.init_std),
+        cfg.proper_init: (cfg.proper_init, 0.0),
+        f"N(0, {cfg.large_std:g}²)": ("normal", cfg.large_std),
+    }
+    rows = [
+        measure(cfg, label, init, std, x, data.n_classes, shape)
+        for label, (init, std) in progress.track(inits.items(), "initialisations", total=len(inits))
+    ]
     small, proper, large = rows
     n = data.n_features
     chance = math.sqrt(2 / (math.pi * n))
     gap = [p / s for p, s in zip(proper.spread, small.spread)]
     error = abs(small.spread[0] / small.predicted_spread[0] - 1)
-    holds = (gap[0] >= MIN_GAP_LAYER1 and all(b > a for a, b in zip(gap, gap[1:])) and error <= PREDICTION_RTOL
-             and all(r.pixel_correlation < NOISE_CORRELATION_FACTOR * chance for r in rows))
-    evidence = (f"spread of the first hidden layer across {examples} inputs: {small.spread[0]:.3g} at "
-                f"{small.label} (linearised prediction {small.predicted_spread[0]:.3g}) against "
-                f"{proper.spread[0]:.3g} with {proper.label} ({gap[0]:.3g}×), {gap[-1]:.3g}× by layer {cfg.depth}; "
-                f"mean |corr(input, hidden image)| {small.pixel_correlation:.2f} / {proper.pixel_correlation:.2f} / "
-                f"{large.pixel_correlation:.2f} (noise level {chance:.2f}); {large.label} saturates "
-                f"{100 * large.saturated[0]:.0f} % of layer 1")
+    holds = (
+        gap[0] >= MIN_GAP_LAYER1
+        and all(b > a for a, b in zip(gap, gap[1:]))
+        and error <= PREDICTION_RTOL
+        and all(r.pixel_correlation < NOISE_CORRELATION_FACTOR * chance for r in rows)
+    )
+    evidence = (
+        f"spread of the first hidden layer across {examples} inputs: {small.spread[0]:.3g} at "
+        f"{small.label} (linearised prediction {small.predicted_spread[0]:.3g}) against "
+        f"{proper.spread[0]:.3g} with {proper.label} ({gap[0]:.3g}×), {gap[-1]:.3g}× by layer {cfg.depth}; "
+        f"mean |corr(input, hidden image)| {small.pixel_correlation:.2f} / {proper.pixel_correlation:.2f} / "
+        f"{large.pixel_correlation:.2f} (noise level {chance:.2f}); {large.label} saturates "
+        f"{100 * large.saturated[0]:.0f} % of layer 1"
+    )
     table = Table(
         f"{data.source}: {n} → {cfg.depth}×{n} {cfg.activation} → {data.n_classes}, zero biases, "
         f"{examples} test inputs, seed {cfg.seed} (spread = RMS over units of the std across inputs)",
-        ["init", "layer", "spread", "linearised prediction", "mean activation", "saturated %",
-         "|corr(x, h₁)|"],
-        [[r.label, l + 1, r.spread[l], r.predicted_spread[l], r.mean_activation[l], 100 * r.saturated[l],
-          r.pixel_correlation if l == 0 else None] for r in rows for l in range(cfg.depth)])
+        ["init", "layer", "spread", "linearised prediction", "mean activation", "saturated %", "|corr(x, h₁)|"],
+        [
+            [
+                r.label,
+                l + 1,
+                r.spread[l],
+                r.predicted_spread[l],
+                r.mean_activation[l],
+                100 * r.saturated[l],
+                r.pixel_correlation if l == 0 else None,
+            ]
+            for r in rows
+            for l in range(cfg.depth)
+        ],
+    )
     from gradwatch.report.plots import LayerProfiles
     from gradwatch.report.plots_images import ImageGrid
 
     inp = x[cfg.image].reshape(shape).tolist()
     images = {f"input (label {int(data.y_test[cfg.image])})": inp} | {f"h₁ at {r.label}": r.image for r in rows}
     figures = {
-        "main": ImageGrid({"same scale [0, 1]": (images, (0.0, 1.0)), "each image's own scale": (images, None)},
-                          title=f"An input and its image in the first hidden layer ({cfg.activation}, "
-                                f"{data.name})"),
-        "spread": LayerProfiles({f"{r.label} measured": r.spread for r in rows}
-                                | {f"{small.label} linearised": small.predicted_spread},
-                                ylabel="spread of h across inputs (activation units)",
-                                title="Input-dependent signal per hidden layer at initialisation"),
+        "main": ImageGrid(
+            {"same scale [0, 1]": (images, (0.0, 1.0)), "each image's own scale": (images, None)},
+            title=f"An input and its image in the first hidden layer ({cfg.activation}, {data.name})",
+        ),
+        "spread": LayerProfiles(
+            {f"{r.label} measured": r.spread for r in rows} | {f"{small.label} linearised": small.predicted_spread},
+            ylabel="spread of h across inputs (activation units)",
+            title="Input-dependent signal per hidden layer at initialisation",
+        ),
     }
-    numbers = {"inputs": n, "examples": examples, "dataset_source": data.source, "chance_correlation": chance,
-               "proper_over_small": gap, "layer1_prediction_error": error,
-               "inits": {r.label: r.to_dict() for r in rows}}
-    return ExperimentResult(name="first-layer-image", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers,
-                            config=cfg.to_dict(), tables=[table], figures=figures)
+    numbers = {
+        "inputs": n,
+        "examples": examples,
+        "dataset_source": data.source,
+        "chance_correlation": chance,
+        "proper_over_small": gap,
+        "layer1_prediction_error": error,
+        "inits": {r.label: r.to_dict() for r in rows},
+    }
+    return ExperimentResult(
+        name="first-layer-image",
+        claim=CLAIM,
+        holds=holds,
+        evidence=evidence,
+        numbers=numbers,
+        config=cfg.to_dict(),
+        tables=[table],
+        figures=figures,
+    )
 
 
 EXPERIMENT = Experiment(
-    name="first-layer-image", seeds="001",
+    name="first-layer-image",
+    seeds="001",
     summary="an input and its first-hidden-layer image at N(0, 0.01²), Xavier and a large init",
-    claim=CLAIM, config=FirstLayerImageConfig, run=_run)
+    claim=CLAIM,
+    config=FirstLayerImageConfig,
+    run=_run,
+)

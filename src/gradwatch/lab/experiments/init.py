@@ -26,8 +26,10 @@ STALL_MARGIN = 0.05  # "stays at chance": final training loss within 5 % of ln 1
 TRAINS_BELOW = 0.7  # "trains": the training loss falls below 0.7·ln 10
 START_BELOW = 0.9  # "starts reducing the error": first epoch with training loss below 0.9·ln 10
 INITS = {"Xavier √(1/n)": "xavier_normal", "He √(2/n)": "he_normal"}
-CLAIM = ("In a 30-layer ReLU net Xavier initialisation (std √(1/n)) leaves the training loss at chance while "
-         "He initialisation (std √(2/n)) trains it, and at 22 layers He starts reducing the loss earlier.")
+CLAIM = (
+    "In a 30-layer ReLU net Xavier initialisation (std √(1/n)) leaves the training loss at chance while "
+    "He initialisation (std √(2/n)) trains it, and at 22 layers He starts reducing the loss earlier."
+)
 
 
 class InitConfig(TrainedExperimentConfig):
@@ -54,10 +56,22 @@ def _measure(cfg: InitConfig, progress: Progress) -> ExperimentResult:
     jobs = [(depth, label) for depth in (cfg.shallow_depth, cfg.deep_depth) for label in INITS]
     runs = {}
     for depth, label in progress.track(jobs, "training Xavier / He ReLU nets", total=len(jobs)):
-        runs[depth, label] = lab.train(lab.Config(
-            depth=depth, width=cfg.width, activation="relu", init=INITS[label], optimizer="momentum", lr=cfg.lr,
-            batch_size=cfg.batch_size, epochs=epochs, dataset=cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed),
-            store=cfg.store)
+        runs[depth, label] = lab.train(
+            lab.Config(
+                depth=depth,
+                width=cfg.width,
+                activation="relu",
+                init=INITS[label],
+                optimizer="momentum",
+                lr=cfg.lr,
+                batch_size=cfg.batch_size,
+                epochs=epochs,
+                dataset=cfg.dataset,
+                data_dir=cfg.data_dir,
+                seed=cfg.seed,
+            ),
+            store=cfg.store,
+        )
     curves, at_init, per_config, rows = {}, {}, {}, []
     for (depth, label), run in runs.items():
         name = f"{depth} layers, {label}"
@@ -67,44 +81,99 @@ def _measure(cfg: InitConfig, progress: Progress) -> ExperimentResult:
         _, grads = layer_values_at(run, "grad_norm", 0)
         at_init[name] = grads
         start = first_step_reaching(epochs_axis, loss, START_BELOW * CHANCE)
-        per_config[name] = {"depth": depth, "init": INITS[label], "train_loss": loss,
-                            "accuracy": run.metric("accuracy").tolist(), "test_accuracy": run.final["test_accuracy"],
-                            "grad_norm_at_init": grads, "first_epoch_below_0.9_ln10": start}
-        rows.append([depth, label, grads[0], grads[-1], grads[-1] / grads[0], loss[-1], min(loss),
-                     run.final["test_accuracy"], start])
+        per_config[name] = {
+            "depth": depth,
+            "init": INITS[label],
+            "train_loss": loss,
+            "accuracy": run.metric("accuracy").tolist(),
+            "test_accuracy": run.final["test_accuracy"],
+            "grad_norm_at_init": grads,
+            "first_epoch_below_0.9_ln10": start,
+        }
+        rows.append(
+            [
+                depth,
+                label,
+                grads[0],
+                grads[-1],
+                grads[-1] / grads[0],
+                loss[-1],
+                min(loss),
+                run.final["test_accuracy"],
+                start,
+            ]
+        )
     x30, h30 = per_config[f"{cfg.deep_depth} layers, Xavier √(1/n)"], per_config[f"{cfg.deep_depth} layers, He √(2/n)"]
-    x22, h22 = (per_config[f"{cfg.shallow_depth} layers, Xavier √(1/n)"],
-                per_config[f"{cfg.shallow_depth} layers, He √(2/n)"])
+    x22, h22 = (
+        per_config[f"{cfg.shallow_depth} layers, Xavier √(1/n)"],
+        per_config[f"{cfg.shallow_depth} layers, He √(2/n)"],
+    )
     stalls = abs(x30["train_loss"][-1] - CHANCE) <= STALL_MARGIN * CHANCE
     trains = min(h30["train_loss"]) < TRAINS_BELOW * CHANCE
     inf = math.inf
     earlier = (h22["first_epoch_below_0.9_ln10"] or inf) < (x22["first_epoch_below_0.9_ln10"] or inf)
     fmt = lambda e: "never" if e is None else f"epoch {e:g}"  # noqa: E731
-    evidence = (f"after {epochs} epochs the {cfg.deep_depth}-layer Xavier net's training loss is "
-                f"{x30['train_loss'][-1]:.3f} (ln 10 = {CHANCE:.3f}) while He's reaches {min(h30['train_loss']):.3f}; "
-                f"at {cfg.shallow_depth} layers the loss first drops below 0.9·ln 10 at "
-                f"{fmt(h22['first_epoch_below_0.9_ln10'])} "
-                f"with He and {fmt(x22['first_epoch_below_0.9_ln10'])} with Xavier")
-    table = Table(f"ReLU MLPs of width {cfg.width} on {cfg.dataset}; SGD momentum 0.9, lr {cfg.lr}, batch "
-                  f"{cfg.batch_size}, {epochs} epochs, seed {cfg.seed} (He et al. 2015 used conv nets on ImageNet)",
-                  ["hidden layers", "init", "‖∂C/∂θ‖ layer 1 at init", "‖∂C/∂θ‖ last hidden at init",
-                   "last / first", "final train loss", "min train loss", "test accuracy",
-                   "first epoch loss < 0.9·ln 10"], rows)
+    evidence = (
+        f"after {epochs} epochs the {cfg.deep_depth}-layer Xavier net's training loss is "
+        f"{x30['train_loss'][-1]:.3f} (ln 10 = {CHANCE:.3f}) while He's reaches {min(h30['train_loss']):.3f}; "
+        f"at {cfg.shallow_depth} layers the loss first drops below 0.9·ln 10 at "
+        f"{fmt(h22['first_epoch_below_0.9_ln10'])} "
+        f"with He and {fmt(x22['first_epoch_below_0.9_ln10'])} with Xavier"
+    )
+    table = Table(
+        f"ReLU MLPs of width {cfg.width} on {cfg.dataset}; SGD momentum 0.9, lr {cfg.lr}, batch "
+        f"{cfg.batch_size}, {epochs} epochs, seed {cfg.seed} (He et al. 2015 used conv nets on ImageNet)",
+        [
+            "hidden layers",
+            "init",
+            "‖∂C/∂θ‖ layer 1 at init",
+            "‖∂C/∂θ‖ last hidden at init",
+            "last / first",
+            "final train loss",
+            "min train loss",
+            "test accuracy",
+            "first epoch loss < 0.9·ln 10",
+        ],
+        rows,
+    )
     title = f"ReLU nets on {cfg.dataset}: Xavier vs He init"
     figures = {
-        "main": Curves(curves, xlabel="epoch", ylabel="training loss (cross-entropy, nats)", title=title,
-                       hline=(CHANCE, "chance, ln 10")),
-        "gradients": LayerProfiles(at_init, ylabel="‖∂C/∂θ‖ of the layer at init",
-                                   title="Per-layer gradient norm at initialisation"),
+        "main": Curves(
+            curves,
+            xlabel="epoch",
+            ylabel="training loss (cross-entropy, nats)",
+            title=title,
+            hline=(CHANCE, "chance, ln 10"),
+        ),
+        "gradients": LayerProfiles(
+            at_init, ylabel="‖∂C/∂θ‖ of the layer at init", title="Per-layer gradient norm at initialisation"
+        ),
     }
     return ExperimentResult(
-        name="init", claim=CLAIM, holds=stalls and trains and earlier, evidence=evidence,
-        numbers={"chance": CHANCE, "epochs": epochs, "runs": per_config, "xavier_deep_stalls": stalls,
-                 "he_deep_trains": trains, "he_shallow_starts_earlier": earlier},
-        config=cfg.to_dict(), tables=[table], figures=figures, run_ids=[r.id for r in runs.values()])
+        name="init",
+        claim=CLAIM,
+        holds=stalls and trains and earlier,
+        evidence=evidence,
+        numbers={
+            "chance": CHANCE,
+            "epochs": epochs,
+            "runs": per_config,
+            "xavier_deep_stalls": stalls,
+            "he_deep_trains": trains,
+            "he_shallow_starts_earlier": earlier,
+        },
+        config=cfg.to_dict(),
+        tables=[table],
+        figures=figures,
+        run_ids=[r.id for r in runs.values()],
+    )
 
 
 EXPERIMENT = Experiment(
-    name="init", seeds="001",
+    name="init",
+    seeds="001",
     summary="22- and 30-layer ReLU nets with Xavier and He init: deeper Xavier stalls, He trains (He et al. 2015)",
-    claim=CLAIM, config=InitConfig, run=_run)
+    claim=CLAIM,
+    config=InitConfig,
+    run=_run,
+)

@@ -21,9 +21,11 @@ from gradwatch.theory.nielsen import (
     nielsen_optimum,
 )
 
-CLAIM = ("A sigmoid neuron can make a gradient grow (|w σ'(wa + b)| ≥ 1) only for |w| ≥ 4 and only on an interval "
-         "of inputs at most about 0.45 wide, widest at |w| ≈ 6.9, where the closed form and root finding agree.")
-SEED_OPTIMUM = 6.9           # seed 000's "≈ 6.9"
+CLAIM = (
+    "A sigmoid neuron can make a gradient grow (|w σ'(wa + b)| ≥ 1) only for |w| ≥ 4 and only on an interval "
+    "of inputs at most about 0.45 wide, widest at |w| ≈ 6.9, where the closed form and root finding agree."
+)
+SEED_OPTIMUM = 6.9  # seed 000's "≈ 6.9"
 CLOSED_VS_NUMERIC_TOL = 1e-9  # max |closed form − root finding| over the grid
 
 
@@ -42,27 +44,57 @@ def _run(cfg: IntervalConfig, progress: Progress) -> ExperimentResult:
     diff = float(np.max(np.abs(np.subtract(closed, numeric))))
     threshold = min_weight_for_growth("sigmoid")
     empty_below = all(c == 0 for v, c in zip(w, closed) if v < threshold)
-    holds = (empty_below and diff < CLOSED_VS_NUMERIC_TOL and round(opt.weight, 1) == SEED_OPTIMUM
-             and max(closed) <= opt.width + 1e-12)
-    evidence = (f"the width is 0 for all {sum(v < threshold for v in w)} grid points with |w| < {threshold:g}, "
-                f"largest {opt.width:.4f} at |w| = {opt.weight:.4f} (seed 000: ≈ {SEED_OPTIMUM}), "
-                f"{nielsen_interval_width(cfg.w_max):.3f} at |w| = {cfg.w_max:g}; closed form and root finding "
-                f"differ by at most {diff:.1e} over {n} values of |w|")
+    holds = (
+        empty_below
+        and diff < CLOSED_VS_NUMERIC_TOL
+        and round(opt.weight, 1) == SEED_OPTIMUM
+        and max(closed) <= opt.width + 1e-12
+    )
+    evidence = (
+        f"the width is 0 for all {sum(v < threshold for v in w)} grid points with |w| < {threshold:g}, "
+        f"largest {opt.width:.4f} at |w| = {opt.weight:.4f} (seed 000: ≈ {SEED_OPTIMUM}), "
+        f"{nielsen_interval_width(cfg.w_max):.3f} at |w| = {cfg.w_max:g}; closed form and root finding "
+        f"differ by at most {diff:.1e} over {n} values of |w|"
+    )
     marks = [4.0, 5.0, opt.weight, 10.0, 20.0, cfg.w_max]
-    table = Table("Width of {a : |w σ'(wa + b)| ≥ 1} (any b)", ["|w|", "closed form", "root finding", "tanh"],
-                  [[m, nielsen_interval_width(m), interval_width_numeric(m), interval_width_numeric(m, "tanh")]
-                   for m in marks])
+    table = Table(
+        "Width of {a : |w σ'(wa + b)| ≥ 1} (any b)",
+        ["|w|", "closed form", "root finding", "tanh"],
+        [[m, nielsen_interval_width(m), interval_width_numeric(m), interval_width_numeric(m, "tanh")] for m in marks],
+    )
     from gradwatch.report.theory_plots import IntervalWidth
 
-    figure = IntervalWidth(w.tolist(), {"sigmoid, closed form": closed, "sigmoid, root finding": numeric,
-                                        "tanh, root finding": tanh}, optimum=(opt.weight, opt.width))
-    numbers = {"w": w.tolist(), "closed_form": closed, "numeric": numeric, "tanh": tanh,
-               "optimum": opt.to_dict(), "max_abs_difference": diff, "threshold": threshold}
-    return ExperimentResult(name="interval", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers,
-                            config=cfg.to_dict(), tables=[table], figures={"main": figure})
+    figure = IntervalWidth(
+        w.tolist(),
+        {"sigmoid, closed form": closed, "sigmoid, root finding": numeric, "tanh, root finding": tanh},
+        optimum=(opt.weight, opt.width),
+    )
+    numbers = {
+        "w": w.tolist(),
+        "closed_form": closed,
+        "numeric": numeric,
+        "tanh": tanh,
+        "optimum": opt.to_dict(),
+        "max_abs_difference": diff,
+        "threshold": threshold,
+    }
+    return ExperimentResult(
+        name="interval",
+        claim=CLAIM,
+        holds=holds,
+        evidence=evidence,
+        numbers=numbers,
+        config=cfg.to_dict(),
+        tables=[table],
+        figures={"main": figure},
+    )
 
 
 EXPERIMENT = Experiment(
-    name="interval", seeds="000",
+    name="interval",
+    seeds="000",
     summary="width of the inputs where |w σ'(wa + b)| ≥ 1 against |w|, optimum ≈ 6.9 (Nielsen's problem)",
-    claim=CLAIM, config=IntervalConfig, run=_run)
+    claim=CLAIM,
+    config=IntervalConfig,
+    run=_run,
+)

@@ -34,8 +34,10 @@ NIELSEN_AT_INIT = {2: [0.012, 0.060], 3: [0.012, 0.060, 0.283], 4: [0.003, 0.017
 NIELSEN_ACCURACY = {1: 0.9648, 2: 0.9690, 3: 0.9657, 4: 0.9653}
 SPEED_IMAGES = 1000
 DEPTHS = (2, 3, 4)
-CLAIM = ("In Nielsen's sigmoid nets the first hidden layer learns slowest: ‖∂C/∂b‖ grows from the first hidden "
-         "layer to the last at initialisation, and averaged over training it is smallest in layer 1.")
+CLAIM = (
+    "In Nielsen's sigmoid nets the first hidden layer learns slowest: ‖∂C/∂b‖ grows from the first hidden "
+    "layer to the last at initialisation, and averaged over training it is smallest in layer 1."
+)
 
 
 class LearningSpeedConfig(TrainedExperimentConfig):
@@ -44,10 +46,12 @@ class LearningSpeedConfig(TrainedExperimentConfig):
     width: int = Field(30, ge=1, description="units per hidden layer")
     eta: float = Field(0.1, gt=0, description="learning rate η")
     lmbda: float = Field(5.0, ge=0, description="L2 strength λ (the penalty is λ/2n Σw², n = training images)")
-    speed_epochs: int | None = Field(None, ge=1, description="full-batch GD epochs on 1,000 images "
-                                                             "[default: 100 quick, 500 full]")
-    accuracy_epochs: int | None = Field(None, ge=1, description="epochs of the accuracy-vs-depth runs "
-                                                                "[default: 10 quick, 30 full]")
+    speed_epochs: int | None = Field(
+        None, ge=1, description="full-batch GD epochs on 1,000 images [default: 100 quick, 500 full]"
+    )
+    accuracy_epochs: int | None = Field(
+        None, ge=1, description="epochs of the accuracy-vs-depth runs [default: 10 quick, 30 full]"
+    )
     mini_batch: int = Field(10, ge=1, description="mini-batch size of the accuracy-vs-depth runs")
 
 
@@ -70,11 +74,22 @@ def nielsen_cost(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def l2_penalty(model: torch.nn.Module, lmbda: float, n: int) -> torch.Tensor | float:
     """(λ/2n) Σ w² over the weights (not the biases), as in network2.py."""
-    return lmbda / (2 * n) * sum((m.weight ** 2).sum() for _, m in linear_layers(model))
+    return lmbda / (2 * n) * sum((m.weight**2).sum() for _, m in linear_layers(model))
 
 
-def train_nielsen(model, x, y, *, eta: float, lmbda: float, epochs: int, batch: int, generator: torch.Generator,
-                  watch_biases: bool = False, on_epoch=None):
+def train_nielsen(
+    model,
+    x,
+    y,
+    *,
+    eta: float,
+    lmbda: float,
+    epochs: int,
+    batch: int,
+    generator: torch.Generator,
+    watch_biases: bool = False,
+    on_epoch=None,
+):
     """Gradient descent on C₀ + (λ/2n)Σw² (plain SGD: w ← (1 − ηλ/n)w − η∂C₀/∂w). With ``watch_biases`` a
     watch records ‖∂C/∂b‖ per layer at every step (step 0: at init); returns the watch's history or None."""
     from gradwatch.probe import watch
@@ -86,7 +101,7 @@ def train_nielsen(model, x, y, *, eta: float, lmbda: float, epochs: int, batch: 
         for epoch in range(1, epochs + 1):
             order = torch.randperm(n, generator=generator) if batch < n else torch.arange(n)
             for i in range(0, n, batch):
-                idx = order[i:i + batch]
+                idx = order[i : i + batch]
                 opt.zero_grad(set_to_none=True)
                 (nielsen_cost(model(x[idx]), y[idx]) + l2_penalty(model, lmbda, n)).backward()
                 opt.step()
@@ -138,62 +153,130 @@ def _measure(cfg: LearningSpeedConfig, progress: Progress) -> ExperimentResult:
         g = torch.Generator().manual_seed(cfg.seed)
         sizes = [data.n_features] + [cfg.width] * depth + [data.n_classes]
         model = nielsen_net(sizes, g)
-        hist = train_nielsen(model, x, y, eta=cfg.eta, lmbda=cfg.lmbda, epochs=speed_epochs, batch=len(x),
-                             generator=g, watch_biases=True)
+        hist = train_nielsen(
+            model, x, y, eta=cfg.eta, lmbda=cfg.lmbda, epochs=speed_epochs, batch=len(x), generator=g, watch_biases=True
+        )
         norms = hist.stat("grad_norm")[:, :depth]  # [steps, hidden layers]; the output layer is dropped
-        speed[depth] = {"sizes": sizes, "at_init": norms[0].tolist(), "over_training": norms.T.tolist(),
-                        "mean_over_training": norms.mean(0).tolist(),
-                        "epochs_first_slowest": int((norms.argmin(1) == 0).sum()), "epochs": speed_epochs,
-                        "train_accuracy": _accuracy(model, x, y)}
-        run_ids.append(_store(cfg, {"sizes": sizes, "eta": cfg.eta, "lmbda": cfg.lmbda, "batch": len(x)}, hist,
-                              {"epoch": speed_epochs, "accuracy": speed[depth]["train_accuracy"]}))
+        speed[depth] = {
+            "sizes": sizes,
+            "at_init": norms[0].tolist(),
+            "over_training": norms.T.tolist(),
+            "mean_over_training": norms.mean(0).tolist(),
+            "epochs_first_slowest": int((norms.argmin(1) == 0).sum()),
+            "epochs": speed_epochs,
+            "train_accuracy": _accuracy(model, x, y),
+        }
+        run_ids.append(
+            _store(
+                cfg,
+                {"sizes": sizes, "eta": cfg.eta, "lmbda": cfg.lmbda, "batch": len(x)},
+                hist,
+                {"epoch": speed_epochs, "accuracy": speed[depth]["train_accuracy"]},
+            )
+        )
     accuracy = {}
     for depth in progress.track(range(1, 5), "accuracy against depth", total=4):
         g = torch.Generator().manual_seed(cfg.seed)
         model = nielsen_net([data.n_features] + [cfg.width] * depth + [data.n_classes], g)
-        train_nielsen(model, data.x_train, data.y_train, eta=cfg.eta, lmbda=cfg.lmbda, epochs=acc_epochs,
-                      batch=cfg.mini_batch, generator=g)
+        train_nielsen(
+            model,
+            data.x_train,
+            data.y_train,
+            eta=cfg.eta,
+            lmbda=cfg.lmbda,
+            epochs=acc_epochs,
+            batch=cfg.mini_batch,
+            generator=g,
+        )
         accuracy[depth] = _accuracy(model, data.x_test, data.y_test)
     deepest = speed[max(DEPTHS)]
     monotone = all(all(a < b for a, b in zip(s["at_init"], s["at_init"][1:])) for s in speed.values())
     first_slowest = all(min(s["mean_over_training"]) == s["mean_over_training"][0] for s in speed.values())
     span = deepest["at_init"][-1] / deepest["at_init"][0]
-    evidence = (f"at init ‖∂C/∂b‖ {'rises' if monotone else 'does not always rise'} toward the output in every net "
-                f"({', '.join(f'{v:.3g}' for v in deepest['at_init'])} for 4 hidden layers, "
-                f"{span:.3g}× from layer 1 to 4; Nielsen: 0.003 … 0.285); layer 1 is the slowest at "
-                f"{sum(s['epochs_first_slowest'] for s in speed.values())} of "
-                f"{sum(len(s['over_training'][0]) for s in speed.values())} recorded steps; test accuracy with 1–4 "
-                f"hidden layers: {', '.join(f'{a:.3f}' for a in accuracy.values())}")
-    rows = [[d, *[f"{v:.3g}" for v in s["at_init"]], *[""] * (4 - d), s["epochs_first_slowest"],
-             ", ".join(f"{v:g}" for v in NIELSEN_AT_INIT[d])] for d, s in speed.items()]
-    speed_table = Table(f"{data.source}: ‖∂C/∂b‖ per hidden layer at init over {len(x)} images; seed {cfg.seed}",
-                        ["hidden layers", "layer 1", "layer 2", "layer 3", "layer 4",
-                         f"steps (of {speed_epochs}) layer 1 slowest", "Nielsen (MNIST)"], rows)
-    acc_table = Table(f"test accuracy after {acc_epochs} epochs, mini-batch {cfg.mini_batch}, η {cfg.eta}, "
-                      f"λ {cfg.lmbda}, {len(data.x_train)} training images (Nielsen: 30 epochs on 50,000)",
-                      ["hidden layers", "test accuracy", "Nielsen (MNIST)"],
-                      [[d, a, NIELSEN_ACCURACY[d]] for d, a in accuracy.items()])
+    evidence = (
+        f"at init ‖∂C/∂b‖ {'rises' if monotone else 'does not always rise'} toward the output in every net "
+        f"({', '.join(f'{v:.3g}' for v in deepest['at_init'])} for 4 hidden layers, "
+        f"{span:.3g}× from layer 1 to 4; Nielsen: 0.003 … 0.285); layer 1 is the slowest at "
+        f"{sum(s['epochs_first_slowest'] for s in speed.values())} of "
+        f"{sum(len(s['over_training'][0]) for s in speed.values())} recorded steps; test accuracy with 1–4 "
+        f"hidden layers: {', '.join(f'{a:.3f}' for a in accuracy.values())}"
+    )
+    rows = [
+        [
+            d,
+            *[f"{v:.3g}" for v in s["at_init"]],
+            *[""] * (4 - d),
+            s["epochs_first_slowest"],
+            ", ".join(f"{v:g}" for v in NIELSEN_AT_INIT[d]),
+        ]
+        for d, s in speed.items()
+    ]
+    speed_table = Table(
+        f"{data.source}: ‖∂C/∂b‖ per hidden layer at init over {len(x)} images; seed {cfg.seed}",
+        [
+            "hidden layers",
+            "layer 1",
+            "layer 2",
+            "layer 3",
+            "layer 4",
+            f"steps (of {speed_epochs}) layer 1 slowest",
+            "Nielsen (MNIST)",
+        ],
+        rows,
+    )
+    acc_table = Table(
+        f"test accuracy after {acc_epochs} epochs, mini-batch {cfg.mini_batch}, η {cfg.eta}, "
+        f"λ {cfg.lmbda}, {len(data.x_train)} training images (Nielsen: 30 epochs on 50,000)",
+        ["hidden layers", "test accuracy", "Nielsen (MNIST)"],
+        [[d, a, NIELSEN_ACCURACY[d]] for d, a in accuracy.items()],
+    )
     steps = list(range(len(deepest["over_training"][0])))
     figures = {
-        "main": Curves({f"hidden layer {i + 1}": (steps, v) for i, v in enumerate(deepest["over_training"])},
-                       xlabel="epoch (full-batch gradient-descent step)", ylabel="‖∂C/∂b‖ of the layer",
-                       title=f"Speed of learning, [{', '.join(map(str, deepest['sizes']))}]", logy=True,
-                       layer_colours=True),
-        "at-init": LayerProfiles({f"{d} hidden layers": s["at_init"] for d, s in speed.items()},
-                                 ylabel="‖∂C/∂b‖ at init", title="Speed of learning per hidden layer at init"),
-        "accuracy": Curves({"test accuracy": (list(accuracy), list(accuracy.values()))}, xlabel="hidden layers of 30",
-                           ylabel="test accuracy (fraction)", title="Accuracy against depth", markers=True),
+        "main": Curves(
+            {f"hidden layer {i + 1}": (steps, v) for i, v in enumerate(deepest["over_training"])},
+            xlabel="epoch (full-batch gradient-descent step)",
+            ylabel="‖∂C/∂b‖ of the layer",
+            title=f"Speed of learning, [{', '.join(map(str, deepest['sizes']))}]",
+            logy=True,
+            layer_colours=True,
+        ),
+        "at-init": LayerProfiles(
+            {f"{d} hidden layers": s["at_init"] for d, s in speed.items()},
+            ylabel="‖∂C/∂b‖ at init",
+            title="Speed of learning per hidden layer at init",
+        ),
+        "accuracy": Curves(
+            {"test accuracy": (list(accuracy), list(accuracy.values()))},
+            xlabel="hidden layers of 30",
+            ylabel="test accuracy (fraction)",
+            title="Accuracy against depth",
+            markers=True,
+        ),
     }
     return ExperimentResult(
-        name="learning-speed", claim=CLAIM, holds=monotone and first_slowest, evidence=evidence,
-        numbers={"dataset_source": data.source, "speed": {str(d): s for d, s in speed.items()},
-                 "test_accuracy_by_depth": {str(d): a for d, a in accuracy.items()},
-                 "nielsen_at_init": {str(d): v for d, v in NIELSEN_AT_INIT.items()},
-                 "nielsen_accuracy": {str(d): v for d, v in NIELSEN_ACCURACY.items()}},
-        config=cfg.to_dict(), tables=[speed_table, acc_table], figures=figures, run_ids=run_ids)
+        name="learning-speed",
+        claim=CLAIM,
+        holds=monotone and first_slowest,
+        evidence=evidence,
+        numbers={
+            "dataset_source": data.source,
+            "speed": {str(d): s for d, s in speed.items()},
+            "test_accuracy_by_depth": {str(d): a for d, a in accuracy.items()},
+            "nielsen_at_init": {str(d): v for d, v in NIELSEN_AT_INIT.items()},
+            "nielsen_accuracy": {str(d): v for d, v in NIELSEN_ACCURACY.items()},
+        },
+        config=cfg.to_dict(),
+        tables=[speed_table, acc_table],
+        figures=figures,
+        run_ids=run_ids,
+    )
 
 
 EXPERIMENT = Experiment(
-    name="learning-speed", seeds="000",
+    name="learning-speed",
+    seeds="000",
     summary="‖∂C/∂b‖ per hidden layer at init and over training, Nielsen's 2–4 sigmoid layers; accuracy vs depth",
-    claim=CLAIM, config=LearningSpeedConfig, run=_run)
+    claim=CLAIM,
+    config=LearningSpeedConfig,
+    run=_run,
+)

@@ -27,10 +27,12 @@ from gradwatch.lab.experiments.net_config import ActivationExperimentConfig
 from gradwatch.nn.activations import get_activation
 from gradwatch.theory.meanfield import critical_line, critical_sigma_w2, mean_field, phase_diagram
 
-CLAIM = ("At initialisation the measured per-layer growth of the squared gradient in wide random nets matches the "
-         "mean-field χ₁ across σ_w² — below 1 (vanishing) in the ordered phase, above 1 (exploding) in the chaotic "
-         "one — and the trainable depth 6 ξ_c peaks at the critical line χ₁ = 1.")
-CHI_RTOL = 0.05      # measured χ₁ within this relative error of the prediction
+CLAIM = (
+    "At initialisation the measured per-layer growth of the squared gradient in wide random nets matches the "
+    "mean-field χ₁ across σ_w² — below 1 (vanishing) in the ordered phase, above 1 (exploding) in the chaotic "
+    "one — and the trainable depth 6 ξ_c peaks at the critical line χ₁ = 1."
+)
+CHI_RTOL = 0.05  # measured χ₁ within this relative error of the prediction
 SIGMA_W2_GRID = [0.5, 1.0, 1.5, 1.76, 2.0, 2.5, 3.0, 4.0]
 QUICK_SIGMA_W2 = [0.5, 1.0, 1.76, 2.5, 4.0]
 
@@ -55,7 +57,7 @@ def gradient_profile(act: str, sigma_w2: float, sigma_b2: float, width: int, dep
     for layer in range(depth):
         w = torch.randn(width, width, generator=g, dtype=torch.float64) * math.sqrt(sigma_w2 / width)
         b = torch.randn(width, generator=g, dtype=torch.float64) * math.sqrt(sigma_b2)
-        h = w @ (phi(h) if layer else h) + b                  # [width]; the input itself is not squashed
+        h = w @ (phi(h) if layer else h) + b  # [width]; the input itself is not squashed
         hs.append(h)
     u = torch.randn(width, generator=g, dtype=torch.float64)
     grads = torch.autograd.grad((hs[-1] * (u / u.norm())).sum(), hs)
@@ -65,7 +67,7 @@ def gradient_profile(act: str, sigma_w2: float, sigma_b2: float, width: int, dep
 def fitted_chi1(profile: np.ndarray, burn_in: int) -> float:
     """exp(slope) of ln ‖∂L/∂h^l‖² against L − l over layers l > burn_in (least squares)."""
     L = len(profile)
-    steps = np.arange(L)[::-1][burn_in:]                 # L − l for l = burn_in + 1 … L
+    steps = np.arange(L)[::-1][burn_in:]  # L − l for l = burn_in + 1 … L
     return float(np.exp(np.polyfit(steps, np.log(profile[burn_in:]), 1)[0]))
 
 
@@ -77,66 +79,145 @@ def _run(cfg: MeanFieldConfig, progress: Progress) -> ExperimentResult:
     rows, profiles = [], {}
     for sw2 in progress.track(sweep, "σ_w² sweep", total=len(sweep)):
         mf = mean_field(cfg.activation, sw2, cfg.sigma_b2)
-        prof = np.exp(np.mean([np.log(gradient_profile(cfg.activation, sw2, cfg.sigma_b2, width, depth,
-                                                       cfg.seed * 1000 + k)) for k in range(nets)], axis=0))
+        prof = np.exp(
+            np.mean(
+                [
+                    np.log(gradient_profile(cfg.activation, sw2, cfg.sigma_b2, width, depth, cfg.seed * 1000 + k))
+                    for k in range(nets)
+                ],
+                axis=0,
+            )
+        )
         measured = fitted_chi1(prof, burn_in)
-        rows.append({"sigma_w2": sw2, "chi1": mf.chi1, "measured_chi1": measured, "q_star": mf.q_star,
-                     "xi_c": mf.xi_c, "trainable_depth": mf.trainable_depth, "phase": mf.phase,
-                     "grad_sq": prof.tolist(),
-                     "predicted_grad_sq": (prof[-1] * mf.chi1 ** np.arange(depth)[::-1]).tolist()})
+        rows.append(
+            {
+                "sigma_w2": sw2,
+                "chi1": mf.chi1,
+                "measured_chi1": measured,
+                "q_star": mf.q_star,
+                "xi_c": mf.xi_c,
+                "trainable_depth": mf.trainable_depth,
+                "phase": mf.phase,
+                "grad_sq": prof.tolist(),
+                "predicted_grad_sq": (prof[-1] * mf.chi1 ** np.arange(depth)[::-1]).tolist(),
+            }
+        )
         profiles[f"σ_w² = {sw2:g} (χ₁ = {mf.chi1:.3g})"] = prof.tolist()
     sw_grid = np.geomspace(0.25, 8.0, grid_n)
     sb_grid = np.linspace(0.0, 0.3, max(3, grid_n // 2))
-    diagram_rows = [phase_diagram(cfg.activation, sw_grid, np.array([float(b)]))
-                    for b in progress.track(sb_grid, "phase diagram", total=len(sb_grid))]
-    diagram = {"activation": cfg.activation, "sigma_w2": sw_grid.tolist(), "sigma_b2": sb_grid.tolist(),
-               "chi1": [r.chi1[0] for r in diagram_rows], "xi_c": [r.xi_c[0] for r in diagram_rows],
-               "critical_sigma_w2": [r.critical_sigma_w2[0] for r in diagram_rows]}
+    diagram_rows = [
+        phase_diagram(cfg.activation, sw_grid, np.array([float(b)]))
+        for b in progress.track(sb_grid, "phase diagram", total=len(sb_grid))
+    ]
+    diagram = {
+        "activation": cfg.activation,
+        "sigma_w2": sw_grid.tolist(),
+        "sigma_b2": sb_grid.tolist(),
+        "chi1": [r.chi1[0] for r in diagram_rows],
+        "xi_c": [r.xi_c[0] for r in diagram_rows],
+        "critical_sigma_w2": [r.critical_sigma_w2[0] for r in diagram_rows],
+    }
     chi, xi = np.array(diagram["chi1"]), np.array(diagram["xi_c"])
     line_b = np.linspace(sb_grid[0], sb_grid[-1], 31)  # the exact line, denser than the grid's rows
-    diagram["critical_line"] = {"sigma_b2": line_b.tolist(), "sigma_w2": critical_line(
-        cfg.activation, line_b.tolist(), lo=float(sw_grid[0]), hi=float(sw_grid[-1]))}
+    diagram["critical_line"] = {
+        "sigma_b2": line_b.tolist(),
+        "sigma_w2": critical_line(cfg.activation, line_b.tolist(), lo=float(sw_grid[0]), hi=float(sw_grid[-1])),
+    }
     critical = critical_sigma_w2(cfg.activation, cfg.sigma_b2)
     errors = [abs(r["measured_chi1"] / r["chi1"] - 1) for r in rows]
     same_side = all((r["measured_chi1"] < 1) == (r["chi1"] < 1) for r in rows if abs(r["chi1"] - 1) > 0.05)
     depth6 = 6 * xi
     peak = [int(np.argmax(np.where(np.isfinite(d), d, np.inf))) for d in depth6]  # inf: exactly critical
-    crossing = [int(np.argmin(np.abs(np.log(c)))) for c in chi]                     # grid point nearest χ₁ = 1
+    crossing = [int(np.argmin(np.abs(np.log(c)))) for c in chi]  # grid point nearest χ₁ = 1
     peak_at = [float(sw_grid[k]) for k in peak]
     holds = max(errors) <= CHI_RTOL and same_side and all(abs(p - c) <= 1 for p, c in zip(peak, crossing))
+
     def join(key: str, fmt: str) -> str:
         return ", ".join(format(r[key], fmt) for r in rows)
 
-    evidence = (f"over σ_w² ∈ {{{join('sigma_w2', 'g')}}} (σ_b² = {cfg.sigma_b2:g}, "
-                f"{nets} nets of {depth}×{width} {cfg.activation}) the measured χ₁ "
-                f"{join('measured_chi1', '.3f')} vs mean field {join('chi1', '.3f')} "
-                f"(largest relative error {max(errors):.3f}); the critical "
-                f"line is at σ_w² = {critical:.4f}, where 6 ξ_c diverges (6 ξ_c = "
-                f"{join('trainable_depth', '.3g')})")
-    table = Table(f"{cfg.activation}, σ_b² = {cfg.sigma_b2:g}: {nets} random nets of {depth} layers × {width} units "
-                  f"(float64 autograd); χ₁ fitted over layers {burn_in + 1}…{depth}",
-                  ["σ_w²", "q*", "χ₁ mean field", "χ₁ measured", "relative error", "phase", "ξ_c", "6 ξ_c",
-                   "‖∂L/∂h¹‖² / ‖∂L/∂h^L‖²"],
-                  [[r["sigma_w2"], r["q_star"], r["chi1"], r["measured_chi1"], e, r["phase"], r["xi_c"],
-                    r["trainable_depth"], r["grad_sq"][0] / r["grad_sq"][-1]] for r, e in zip(rows, errors)])
+    evidence = (
+        f"over σ_w² ∈ {{{join('sigma_w2', 'g')}}} (σ_b² = {cfg.sigma_b2:g}, "
+        f"{nets} nets of {depth}×{width} {cfg.activation}) the measured χ₁ "
+        f"{join('measured_chi1', '.3f')} vs mean field {join('chi1', '.3f')} "
+        f"(largest relative error {max(errors):.3f}); the critical "
+        f"line is at σ_w² = {critical:.4f}, where 6 ξ_c diverges (6 ξ_c = "
+        f"{join('trainable_depth', '.3g')})"
+    )
+    table = Table(
+        f"{cfg.activation}, σ_b² = {cfg.sigma_b2:g}: {nets} random nets of {depth} layers × {width} units "
+        f"(float64 autograd); χ₁ fitted over layers {burn_in + 1}…{depth}",
+        [
+            "σ_w²",
+            "q*",
+            "χ₁ mean field",
+            "χ₁ measured",
+            "relative error",
+            "phase",
+            "ξ_c",
+            "6 ξ_c",
+            "‖∂L/∂h¹‖² / ‖∂L/∂h^L‖²",
+        ],
+        [
+            [
+                r["sigma_w2"],
+                r["q_star"],
+                r["chi1"],
+                r["measured_chi1"],
+                e,
+                r["phase"],
+                r["xi_c"],
+                r["trainable_depth"],
+                r["grad_sq"][0] / r["grad_sq"][-1],
+            ]
+            for r, e in zip(rows, errors)
+        ],
+    )
     from gradwatch.report.plots import LayerProfiles
     from gradwatch.report.theory_plots import PhaseDiagramPlot
 
     figures = {
-        "main": PhaseDiagramPlot(diagram, depth=depth, measured=[(r["sigma_w2"], cfg.sigma_b2) for r in rows],
-                                 title=f"Mean-field phase diagram ({cfg.activation}): trainable depth 6 ξ_c"),
-        "gradients": LayerProfiles(profiles, ylabel="‖∂L/∂h^l‖² (geometric mean over nets)",
-                                   title=f"Measured gradients at initialisation, {depth}×{width} {cfg.activation}"),
+        "main": PhaseDiagramPlot(
+            diagram,
+            depth=depth,
+            measured=[(r["sigma_w2"], cfg.sigma_b2) for r in rows],
+            title=f"Mean-field phase diagram ({cfg.activation}): trainable depth 6 ξ_c",
+        ),
+        "gradients": LayerProfiles(
+            profiles,
+            ylabel="‖∂L/∂h^l‖² (geometric mean over nets)",
+            title=f"Measured gradients at initialisation, {depth}×{width} {cfg.activation}",
+        ),
     }
-    numbers = {"sweep": rows, "critical_sigma_w2": critical, "phase_diagram": {
-        **diagram, "trainable_depth": depth6.tolist(), "peak_sigma_w2": peak_at,
-        "nearest_critical_sigma_w2": [float(sw_grid[k]) for k in crossing]},
-        "width": width, "depth": depth, "nets": nets}
-    return ExperimentResult(name="meanfield", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers,
-                            config=cfg.to_dict(), tables=[table], figures=figures)
+    numbers = {
+        "sweep": rows,
+        "critical_sigma_w2": critical,
+        "phase_diagram": {
+            **diagram,
+            "trainable_depth": depth6.tolist(),
+            "peak_sigma_w2": peak_at,
+            "nearest_critical_sigma_w2": [float(sw_grid[k]) for k in crossing],
+        },
+        "width": width,
+        "depth": depth,
+        "nets": nets,
+    }
+    return ExperimentResult(
+        name="meanfield",
+        claim=CLAIM,
+        holds=holds,
+        evidence=evidence,
+        numbers=numbers,
+        config=cfg.to_dict(),
+        tables=[table],
+        figures=figures,
+    )
 
 
 EXPERIMENT = Experiment(
-    name="meanfield", seeds="beyond the seeds (Poole et al. 2016; Schoenholz et al. 2017)",
+    name="meanfield",
+    seeds="beyond the seeds (Poole et al. 2016; Schoenholz et al. 2017)",
     summary="measured vs mean-field per-layer gradient growth χ₁ over σ_w², phase diagram with 6 ξ_c",
-    claim=CLAIM, config=MeanFieldConfig, run=_run)
+    claim=CLAIM,
+    config=MeanFieldConfig,
+    run=_run,
+)

@@ -34,11 +34,15 @@ from gradwatch.store.sqlite import DEFAULT_STORE
 
 DEFAULT_INIT_STD = 1 / math.sqrt(300)
 QUICK_TRAIN_STEPS = 200  # --quick trains at most this many steps
-TRAINED_MIN_SPAN = 100   # "still paralysed after training": output over layer 1 stays above this
-CLAIM = ("In a deep sigmoid network at initialisation, layers nearer the input get mean |gradient| orders of "
-         "magnitude smaller than layers nearer the output (network paralysis).")
-SEED_TABLE: dict[str, list[float]] = {"neurons": [100, 100, 100, 100, 100, 26],
-                                      "mean_abs_grad": [6.2e-8, 2.2e-6, 1.6e-5, 1.1e-4, 7e-4, 0.015]}
+TRAINED_MIN_SPAN = 100  # "still paralysed after training": output over layer 1 stays above this
+CLAIM = (
+    "In a deep sigmoid network at initialisation, layers nearer the input get mean |gradient| orders of "
+    "magnitude smaller than layers nearer the output (network paralysis)."
+)
+SEED_TABLE: dict[str, list[float]] = {
+    "neurons": [100, 100, 100, 100, 100, 26],
+    "mean_abs_grad": [6.2e-8, 2.2e-6, 1.6e-5, 1.1e-4, 7e-4, 0.015],
+}
 SEED_SPAN = SEED_TABLE["mean_abs_grad"][-1] / SEED_TABLE["mean_abs_grad"][0]
 
 
@@ -50,14 +54,20 @@ class ParalysisConfig(NetExperimentConfig):
     init: str = Field("normal", description="normal, xavier_uniform, he_normal, ... (gradwatch.nn.init)")
     init_std: float = Field(DEFAULT_INIT_STD, gt=0, description="σ of the normal init")
     batch_size: int = Field(1000, ge=1, description="training examples the gradient is averaged over")
-    train_steps: int = Field(500, ge=0, description="optimizer steps of the 'after training' run (0: skip it; "
-                                                     f"--quick: at most {QUICK_TRAIN_STEPS})")
+    train_steps: int = Field(
+        500,
+        ge=0,
+        description=f"optimizer steps of the 'after training' run (0: skip it; --quick: at most {QUICK_TRAIN_STEPS})",
+    )
     optimizer: Literal["sgd", "momentum", "nesterov", "adam"] = Field("sgd", description="optimizer of that run")
     lr: float = Field(0.1, gt=0, description="learning rate of that run")
     train_batch: int = Field(32, ge=1, description="mini-batch size of that run")
-    store: str = Field("", description="run store (SQLite file) to record the training run in (empty, the default: "
-                                       f"not recorded; `gradwatch lab all` records it in its --store, e.g. "
-                                       f"{DEFAULT_STORE})")
+    store: str = Field(
+        "",
+        description="run store (SQLite file) to record the training run in (empty, the default: "
+        f"not recorded; `gradwatch lab all` records it in its --store, e.g. "
+        f"{DEFAULT_STORE})",
+    )
 
     @field_validator("init")
     @classmethod
@@ -137,8 +147,12 @@ def run(config: ParalysisConfig | None = None, **overrides: Any) -> ParalysisRes
     model, x, y, data = prepare(cfg)
     rows = mean_abs_weight_grad(model, x, y)
     return ParalysisResult(
-        layers=[r[0] for r in rows], neurons=[r[1] for r in rows], mean_abs_grad=[r[2] for r in rows],
-        config=cfg.to_dict(), inputs=data.n_features, dataset_source=data.source,
+        layers=[r[0] for r in rows],
+        neurons=[r[1] for r in rows],
+        mean_abs_grad=[r[2] for r in rows],
+        config=cfg.to_dict(),
+        inputs=data.n_features,
+        dataset_source=data.source,
     )
 
 
@@ -167,14 +181,30 @@ def train_and_measure(cfg: ParalysisConfig) -> TrainedResult:
 
     steps = min(cfg.train_steps, QUICK_TRAIN_STEPS) if cfg.quick else cfg.train_steps
     lab_cfg = lab.Config(
-        sizes=[cfg.width] * cfg.depth, activation=cfg.activation, init=cfg.init, init_std=cfg.init_std,
-        dataset=cfg.dataset, data_dir=cfg.data_dir, optimizer=cfg.optimizer, lr=cfg.lr, batch_size=cfg.train_batch,
-        epochs=10 ** 6, steps=steps, seed=cfg.seed, watch_every=max(1, steps // 50))
+        sizes=[cfg.width] * cfg.depth,
+        activation=cfg.activation,
+        init=cfg.init,
+        init_std=cfg.init_std,
+        dataset=cfg.dataset,
+        data_dir=cfg.data_dir,
+        optimizer=cfg.optimizer,
+        lr=cfg.lr,
+        batch_size=cfg.train_batch,
+        epochs=10**6,
+        steps=steps,
+        seed=cfg.seed,
+        watch_every=max(1, steps // 50),
+    )
     trained = lab.train(lab_cfg, store=cfg.store or None)
     _, x, y, _ = prepare(cfg)
     grads = [v for _, _, v in mean_abs_weight_grad(trained.model, x, y)]
-    return TrainedResult(trained.id, int(trained.final.get("step", steps)),
-                         float(trained.final.get("test_accuracy", math.nan)), grads, trained.model)
+    return TrainedResult(
+        trained.id,
+        int(trained.final.get("step", steps)),
+        float(trained.final.get("test_accuracy", math.nan)),
+        grads,
+        trained.model,
+    )
 
 
 def _as_experiment(cfg: ParalysisConfig, progress: Progress) -> ExperimentResult:
@@ -187,14 +217,20 @@ def _as_experiment(cfg: ParalysisConfig, progress: Progress) -> ExperimentResult
     seed_col = SEED_TABLE["mean_abs_grad"] if len(g) == len(SEED_TABLE["mean_abs_grad"]) else [None] * len(g)
     rows = [["input", r.inputs, None, None, None]] + [
         [name, n, v, None if q is None else round(q, 1), s]
-        for name, n, v, q, s in zip(r.layers, r.neurons, g, r.ratio_to_next, seed_col)]
+        for name, n, v, q, s in zip(r.layers, r.neurons, g, r.ratio_to_next, seed_col)
+    ]
     net = f"{r.inputs} → {cfg.depth}×{cfg.width} {cfg.activation} → {r.neurons[-1]}"
     init = f"{cfg.init}" + (f" (σ = {cfg.init_std:.4g})" if cfg.init == "normal" else "")
-    table = Table(f"{r.dataset_source}; net {net}; init {init}; batch {cfg.batch_size}; seed {cfg.seed}",
-                  ["layer", "neurons", "mean |∂C/∂W|", "next / this", "seed 001 (841→5×100→26)"], rows)
-    evidence = (f"mean |∂C/∂W| {'rises monotonically' if monotone else 'does not rise monotonically'} from "
-                f"{g[0]:.2g} ({r.layers[0]}) to {g[-1]:.2g} ({r.layers[-1]}): the first hidden layer gets "
-                f"{r.span:.3g}× less gradient than the output layer (seed 001: {SEED_SPAN:.3g}×)")
+    table = Table(
+        f"{r.dataset_source}; net {net}; init {init}; batch {cfg.batch_size}; seed {cfg.seed}",
+        ["layer", "neurons", "mean |∂C/∂W|", "next / this", "seed 001 (841→5×100→26)"],
+        rows,
+    )
+    evidence = (
+        f"mean |∂C/∂W| {'rises monotonically' if monotone else 'does not rise monotonically'} from "
+        f"{g[0]:.2g} ({r.layers[0]}) to {g[-1]:.2g} ({r.layers[-1]}): the first hidden layer gets "
+        f"{r.span:.3g}× less gradient than the output layer (seed 001: {SEED_SPAN:.3g}×)"
+    )
     from gradwatch.report.plots import LayerGradientBars
 
     title = f"{cfg.depth}×{cfg.width} {cfg.activation}, init {cfg.init} — {cfg.dataset}"
@@ -205,27 +241,54 @@ def _as_experiment(cfg: ParalysisConfig, progress: Progress) -> ExperimentResult
         t = trained.mean_abs_grad
         how = f"{trained.steps} {cfg.optimizer} steps (η = {cfg.lr:g}, batch {cfg.train_batch})"
         still = all(a < b for a, b in zip(t, t[1:])) and trained.span > TRAINED_MIN_SPAN
-        evidence += (f"; after {how} the test accuracy is {trained.test_accuracy:.3f} and layer 1 still gets "
-                     f"{trained.span:.3g}× less gradient than the output"
-                     + ("" if still else " — the paralysis is lifted"))
+        evidence += (
+            f"; after {how} the test accuracy is {trained.test_accuracy:.3f} and layer 1 still gets "
+            f"{trained.span:.3g}× less gradient than the output" + ("" if still else " — the paralysis is lifted")
+        )
         stored = f" (run {trained.run_id} in {cfg.store})" if cfg.store else ""
-        tables.append(Table(f"The same net after {how}, measured on the same batch{stored}",
-                            ["layer", "mean |∂C/∂W| at init", "after training", "after / at init"],
-                            [[name, a, b, b / a if a > 0 else None] for name, a, b in zip(r.layers, g, t)]))
-        numbers["trained"] = {"mean_abs_grad": t, "span": trained.span, "steps": trained.steps,
-                              "optimizer": cfg.optimizer, "lr": cfg.lr, "test_accuracy": trained.test_accuracy,
-                              "still_paralysed": still, "run_id": trained.run_id}
+        tables.append(
+            Table(
+                f"The same net after {how}, measured on the same batch{stored}",
+                ["layer", "mean |∂C/∂W| at init", "after training", "after / at init"],
+                [[name, a, b, b / a if a > 0 else None] for name, a, b in zip(r.layers, g, t)],
+            )
+        )
+        numbers["trained"] = {
+            "mean_abs_grad": t,
+            "span": trained.span,
+            "steps": trained.steps,
+            "optimizer": cfg.optimizer,
+            "lr": cfg.lr,
+            "test_accuracy": trained.test_accuracy,
+            "still_paralysed": still,
+            "run_id": trained.run_id,
+        }
         from gradwatch.report.plots import LayerProfiles
 
-        figures["trained"] = LayerProfiles({"at initialisation": g, f"after {how}": t}, ylabel="mean |∂C/∂W|",
-                                           title=f"{title}: before and after training")
+        figures["trained"] = LayerProfiles(
+            {"at initialisation": g, f"after {how}": t},
+            ylabel="mean |∂C/∂W|",
+            title=f"{title}: before and after training",
+        )
         holds = holds and still
     return ExperimentResult(
-        name="paralysis", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers, config=cfg.to_dict(),
-        tables=tables, figures=figures, run_ids=[] if trained is None or not cfg.store else [trained.run_id])
+        name="paralysis",
+        claim=CLAIM,
+        holds=holds,
+        evidence=evidence,
+        numbers=numbers,
+        config=cfg.to_dict(),
+        tables=tables,
+        figures=figures,
+        run_ids=[] if trained is None or not cfg.store else [trained.run_id],
+    )
 
 
 EXPERIMENT = Experiment(
-    name="paralysis", seeds="001",
+    name="paralysis",
+    seeds="001",
     summary="mean |∂C/∂W| per layer of a deep sigmoid net at initialisation (network paralysis)",
-    claim=CLAIM, config=ParalysisConfig, run=_as_experiment)
+    claim=CLAIM,
+    config=ParalysisConfig,
+    run=_as_experiment,
+)

@@ -23,8 +23,10 @@ from pydantic import Field
 
 from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
 
-CLAIM = ("Standardised and whitened inputs reach a lower training loss than raw pixel intensities after every "
-         "epoch of the same SGD, with or without reshuffling.")
+CLAIM = (
+    "Standardised and whitened inputs reach a lower training loss than raw pixel intensities after every "
+    "epoch of the same SGD, with or without reshuffling."
+)
 PREPROCESSINGS = {"none": "raw", "center": "centred", "standardize": "standardised", "zca": "whitened (ZCA)"}
 CONDITIONED = ("standardize", "zca")  # the preprocessings the claim is about
 
@@ -48,10 +50,23 @@ class PreprocessingConfig(ExperimentConfig):
 def _lab_config(cfg: PreprocessingConfig, preprocess: str, shuffle: bool, seed: int, epochs: int):
     from gradwatch import lab
 
-    return lab.Config(dataset=cfg.dataset, data_dir=cfg.data_dir, scale="unit", preprocess=preprocess,
-                      shuffle=shuffle, depth=cfg.depth, width=cfg.width, activation=cfg.activation,
-                      init="xavier_uniform", optimizer="sgd", lr=cfg.lr, batch_size=cfg.batch_size, epochs=epochs,
-                      seed=seed, watch_every=10)
+    return lab.Config(
+        dataset=cfg.dataset,
+        data_dir=cfg.data_dir,
+        scale="unit",
+        preprocess=preprocess,
+        shuffle=shuffle,
+        depth=cfg.depth,
+        width=cfg.width,
+        activation=cfg.activation,
+        init="xavier_uniform",
+        optimizer="sgd",
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        epochs=epochs,
+        seed=seed,
+        watch_every=10,
+    )
 
 
 def _key(preprocess: str, shuffle: bool) -> str:
@@ -64,8 +79,9 @@ def _run(cfg: PreprocessingConfig, progress: Progress) -> ExperimentResult:
 
     epochs = 6 if cfg.quick else cfg.epochs
     seeds = [cfg.seed + s for s in range(cfg.seeds)]
-    jobs = [(p, sh, _lab_config(cfg, p, sh, s, epochs)) for s in seeds for sh in (True, False)
-            for p in PREPROCESSINGS]  # every lab.Config validated before the first run
+    jobs = [
+        (p, sh, _lab_config(cfg, p, sh, s, epochs)) for s in seeds for sh in (True, False) for p in PREPROCESSINGS
+    ]  # every lab.Config validated before the first run
     curves: dict[str, list[list[float]]] = {}
     test_acc: dict[str, list[float]] = {}
     ids, source = [], ""
@@ -78,49 +94,94 @@ def _run(cfg: PreprocessingConfig, progress: Progress) -> ExperimentResult:
             test_acc.setdefault(_key(p, sh), []).append(run.final["test_accuracy"])
     mean = {k: np.mean(v, axis=0) for k, v in curves.items()}
     # the claim, on every seed and every epoch
-    beats = {k: all(bool(np.all(np.array(c) < np.array(r))) for c, r in zip(curves[k], curves[_key("none", sh)]))
-             for p in CONDITIONED for sh in (True, False) for k in [_key(p, sh)]}
+    beats = {
+        k: all(bool(np.all(np.array(c) < np.array(r))) for c, r in zip(curves[k], curves[_key("none", sh)]))
+        for p in CONDITIONED
+        for sh in (True, False)
+        for k in [_key(p, sh)]
+    }
     holds = all(beats.values())
-    shuffle_effect = {p: float(np.max(np.abs(mean[_key(p, True)] - mean[_key(p, False)]) / mean[_key(p, False)]))
-                      for p in PREPROCESSINGS}
+    shuffle_effect = {
+        p: float(np.max(np.abs(mean[_key(p, True)] - mean[_key(p, False)]) / mean[_key(p, False)]))
+        for p in PREPROCESSINGS
+    }
     raw = mean[_key("none", True)][-1]
-    evidence = (f"after {epochs} epochs (mean of {len(seeds)} seeds, reshuffled) the training loss is {raw:.3g} on "
-                f"raw inputs, {mean[_key('center', True)][-1]:.3g} centred, "
-                f"{mean[_key('standardize', True)][-1]:.3g} standardised and {mean[_key('zca', True)][-1]:.3g} "
-                f"whitened; standardised and whitened are below raw at every epoch and seed "
-                f"{'in both orders' if holds else 'not in every case'}; reshuffling versus a fixed random order "
-                f"changes the mean loss by at most {100 * max(shuffle_effect.values()):.2g} %")
+    evidence = (
+        f"after {epochs} epochs (mean of {len(seeds)} seeds, reshuffled) the training loss is {raw:.3g} on "
+        f"raw inputs, {mean[_key('center', True)][-1]:.3g} centred, "
+        f"{mean[_key('standardize', True)][-1]:.3g} standardised and {mean[_key('zca', True)][-1]:.3g} "
+        f"whitened; standardised and whitened are below raw at every epoch and seed "
+        f"{'in both orders' if holds else 'not in every case'}; reshuffling versus a fixed random order "
+        f"changes the mean loss by at most {100 * max(shuffle_effect.values()):.2g} %"
+    )
     rows = []
     for sh in (True, False):
         for p, label in PREPROCESSINGS.items():
             k = _key(p, sh)
-            rows.append([label, "every epoch" if sh else "fixed order", float(mean[k][0]),
-                         float(mean[k][len(mean[k]) // 2]), float(mean[k][-1]), float(np.mean(test_acc[k]))])
-    table = Table(f"{source}; {cfg.depth}×{cfg.width} {cfg.activation}, SGD lr {cfg.lr:g}, batch {cfg.batch_size}; "
-                  f"mean over seeds {seeds}",
-                  ["inputs", "shuffling", "train loss, epoch 1", f"epoch {epochs // 2 + 1}", f"epoch {epochs}",
-                   "test accuracy"], rows)
+            rows.append(
+                [
+                    label,
+                    "every epoch" if sh else "fixed order",
+                    float(mean[k][0]),
+                    float(mean[k][len(mean[k]) // 2]),
+                    float(mean[k][-1]),
+                    float(np.mean(test_acc[k])),
+                ]
+            )
+    table = Table(
+        f"{source}; {cfg.depth}×{cfg.width} {cfg.activation}, SGD lr {cfg.lr:g}, batch {cfg.batch_size}; "
+        f"mean over seeds {seeds}",
+        ["inputs", "shuffling", "train loss, epoch 1", f"epoch {epochs // 2 + 1}", f"epoch {epochs}", "test accuracy"],
+        rows,
+    )
     from gradwatch.report.plots import Curves
 
     xs = list(range(1, epochs + 1))
     figures = {
-        "main": Curves({label: (xs, mean[_key(p, True)].tolist()) for p, label in PREPROCESSINGS.items()},
-                       xlabel="epoch", ylabel="training loss (cross-entropy)", logy=True, markers=True,
-                       title=f"Input preprocessing, reshuffled every epoch (SGD lr {cfg.lr:g})"),
-        "fixed-order": Curves({label: (xs, mean[_key(p, False)].tolist()) for p, label in PREPROCESSINGS.items()},
-                              xlabel="epoch", ylabel="training loss (cross-entropy)", logy=True, markers=True,
-                              title=f"Input preprocessing, one fixed random order (SGD lr {cfg.lr:g})"),
+        "main": Curves(
+            {label: (xs, mean[_key(p, True)].tolist()) for p, label in PREPROCESSINGS.items()},
+            xlabel="epoch",
+            ylabel="training loss (cross-entropy)",
+            logy=True,
+            markers=True,
+            title=f"Input preprocessing, reshuffled every epoch (SGD lr {cfg.lr:g})",
+        ),
+        "fixed-order": Curves(
+            {label: (xs, mean[_key(p, False)].tolist()) for p, label in PREPROCESSINGS.items()},
+            xlabel="epoch",
+            ylabel="training loss (cross-entropy)",
+            logy=True,
+            markers=True,
+            title=f"Input preprocessing, one fixed random order (SGD lr {cfg.lr:g})",
+        ),
     }
     numbers: dict[str, Any] = {
-        "epochs": epochs, "seeds": seeds, "train_loss": curves, "mean_train_loss": {k: v.tolist() for k, v in
-                                                                                   mean.items()},
-        "test_accuracy": test_acc, "below_raw_every_epoch": beats, "max_relative_shuffle_effect": shuffle_effect,
+        "epochs": epochs,
+        "seeds": seeds,
+        "train_loss": curves,
+        "mean_train_loss": {k: v.tolist() for k, v in mean.items()},
+        "test_accuracy": test_acc,
+        "below_raw_every_epoch": beats,
+        "max_relative_shuffle_effect": shuffle_effect,
     }
-    return ExperimentResult(name="preprocessing", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers,
-                            config=cfg.to_dict(), tables=[table], figures=figures, run_ids=ids)
+    return ExperimentResult(
+        name="preprocessing",
+        claim=CLAIM,
+        holds=holds,
+        evidence=evidence,
+        numbers=numbers,
+        config=cfg.to_dict(),
+        tables=[table],
+        figures=figures,
+        run_ids=ids,
+    )
 
 
 EXPERIMENT = Experiment(
-    name="preprocessing", seeds="001",
+    name="preprocessing",
+    seeds="001",
     summary="raw, centred, standardised and whitened inputs, reshuffled or not: training loss against epochs",
-    claim=CLAIM, config=PreprocessingConfig, run=_run)
+    claim=CLAIM,
+    config=PreprocessingConfig,
+    run=_run,
+)

@@ -23,8 +23,9 @@ from gradwatch.lab.experiments.base import single_threaded  # noqa: F401  (re-ex
 from gradwatch.lab.models import linear_layers
 
 
-def layer_values_at(run, stat: str = "grad_norm", step: int = 0,
-                    hidden_only: bool = True) -> tuple[list[str], list[float]]:
+def layer_values_at(
+    run, stat: str = "grad_norm", step: int = 0, hidden_only: bool = True
+) -> tuple[list[str], list[float]]:
     """(layer names, values) of ``stat`` in ``run.history`` at recorded row ``step`` (0: at initialisation).
 
     ``hidden_only`` drops the ``output`` layer and the conv front end (layers whose name is not ``hidden*``).
@@ -35,8 +36,9 @@ def layer_values_at(run, stat: str = "grad_norm", step: int = 0,
     return [h.layers[i] for i in keep], [float(values[i]) for i in keep]
 
 
-def activation_stats(model: nn.Module, x: torch.Tensor, stats: Sequence[str] = ("act_mean", "act_std")
-                     ) -> dict[str, list[Any]]:
+def activation_stats(
+    model: nn.Module, x: torch.Tensor, stats: Sequence[str] = ("act_mean", "act_std")
+) -> dict[str, list[Any]]:
     """Per-layer forward statistics of ``model`` on the batch ``x`` (one watched forward pass, hooks removed
     afterwards; the model's train/eval mode is restored). Returns ``{stat: [value per layer]}`` and ``layers``."""
     from gradwatch.probe import watch
@@ -80,5 +82,3 @@ def first_step_reaching(xs: Sequence[float], ys: Sequence[float], target: float)
         if y <= target:
             return float(x)
     return None
-
-

@@ -28,8 +28,10 @@ from gradwatch.errors import ConfigError
 from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
 from gradwatch.lab.tasks import polynomial
 
-CLAIM = ("Training error falls with model capacity while test error is U-shaped (under- then over-fitting), "
-         "and L2, dropout p = 0.4 and early stopping each lower the test error of an over-fitting model.")
+CLAIM = (
+    "Training error falls with model capacity while test error is U-shaped (under- then over-fitting), "
+    "and L2, dropout p = 0.4 and early stopping each lower the test error of an over-fitting model."
+)
 DEFAULT_DEGREES = [1, 2, 3, 5, 7, 9, 12, 15]
 DEFAULT_L2 = [1e-8, 1e-6, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
 N_CURVE = 200  # points on which each fitted polynomial is drawn
@@ -72,6 +74,7 @@ class RegularizationConfig(ExperimentConfig):
 
 
 # ---- polynomial fits --------------------------------------------------------------------------------------------
+
 
 def polynomial_features(x: np.ndarray, degree: int) -> np.ndarray:
     """[n, D] = (x, x², …, x^D), the lab's polynomial features."""
@@ -127,9 +130,12 @@ def polynomial_part(cfg: RegularizationConfig) -> dict[str, Any]:
         "l2_degree": top,
         "l2_train_mse": [_mse(ridge[lam], xtr, ytr) for lam in ridge],
         "l2_test_mse": [_mse(ridge[lam], xte, yte) for lam in ridge],
-        "curves": {"x": grid.tolist(), "truth": np.sin(np.pi * grid).tolist(),
-                   "by_degree": {str(d): evaluate_polynomial(fits[d], grid).tolist() for d in cfg.degrees}},
-        "noise_variance": cfg.poly_noise ** 2,
+        "curves": {
+            "x": grid.tolist(),
+            "truth": np.sin(np.pi * grid).tolist(),
+            "by_degree": {str(d): evaluate_polynomial(fits[d], grid).tolist() for d in cfg.degrees},
+        },
+        "noise_variance": cfg.poly_noise**2,
     }
 
 
@@ -142,11 +148,25 @@ def _net_config(cfg: RegularizationConfig, arm: str, seed: int, epochs: int):
     from gradwatch import lab
 
     return lab.Config(
-        dataset="teacher_student", input_dim=10, n_train=cfg.n_train, n_test=N_NET_TEST, noise=cfg.net_noise,
-        val_fraction=0.5, depth=cfg.depth, width=cfg.width, activation=cfg.activation, init="he_normal",
-        optimizer="adam", lr=cfg.lr, batch_size=cfg.n_train // 2, epochs=epochs, seed=seed,
+        dataset="teacher_student",
+        input_dim=10,
+        n_train=cfg.n_train,
+        n_test=N_NET_TEST,
+        noise=cfg.net_noise,
+        val_fraction=0.5,
+        depth=cfg.depth,
+        width=cfg.width,
+        activation=cfg.activation,
+        init="he_normal",
+        optimizer="adam",
+        lr=cfg.lr,
+        batch_size=cfg.n_train // 2,
+        epochs=epochs,
+        seed=seed,
         dropout=cfg.dropout if arm == "dropout" else 0.0,
-        early_stopping=cfg.patience if arm == "early_stopping" else None, watch_every=10)
+        early_stopping=cfg.patience if arm == "early_stopping" else None,
+        watch_every=10,
+    )
 
 
 def net_part(cfg: RegularizationConfig, progress: Progress) -> tuple[dict[str, Any], list[str]]:
@@ -157,8 +177,10 @@ def net_part(cfg: RegularizationConfig, progress: Progress) -> tuple[dict[str, A
     epochs = 100 if cfg.quick else cfg.epochs
     n_seeds = 2 if cfg.quick else cfg.seeds
     jobs = [(arm, cfg.seed + s) for s in range(n_seeds) for arm in NET_ARMS]
-    out: dict[str, Any] = {arm: {"final_test_loss": [], "final_train_loss": [], "test_curve": [],
-                                 "val_curve": [], "train_curve": []} for arm in NET_ARMS}
+    out: dict[str, Any] = {
+        arm: {"final_test_loss": [], "final_train_loss": [], "test_curve": [], "val_curve": [], "train_curve": []}
+        for arm in NET_ARMS
+    }
     out["early_stopping"]["best_epoch"] = []
     ids = []
     with RunStore(cfg.store) as store:
@@ -180,11 +202,12 @@ def net_part(cfg: RegularizationConfig, progress: Progress) -> tuple[dict[str, A
         out[arm]["mean_train_loss"] = float(np.mean(out[arm]["final_train_loss"]))
     out["seeds"] = [cfg.seed + s for s in range(n_seeds)]
     out["epochs"] = epochs
-    out["noise_floor"] = cfg.net_noise ** 2
+    out["noise_floor"] = cfg.net_noise**2
     return out, ids
 
 
 # ---- the experiment ---------------------------------------------------------------------------------------------
+
 
 def _run(cfg: RegularizationConfig, progress: Progress) -> ExperimentResult:
     poly = polynomial_part(cfg)
@@ -197,65 +220,130 @@ def _run(cfg: RegularizationConfig, progress: Progress) -> ExperimentResult:
     best_l2 = int(np.argmin(lte))
     u_l2 = 0 < best_l2 < len(lte) - 1
     none = net["none"]["final_test_loss"]
-    helps = {arm: all(a < b for a, b in zip(net[arm]["final_test_loss"], none)) for arm in ("dropout",
-                                                                                             "early_stopping")}
+    helps = {
+        arm: all(a < b for a, b in zip(net[arm]["final_test_loss"], none)) for arm in ("dropout", "early_stopping")
+    }
     holds = train_falls and u_degree and u_l2 and all(helps.values())
     lam = poly["l2"][best_l2]
-    evidence = (f"polynomial training MSE falls from {tr[0]:.3g} (D = {cfg.degrees[0]}) to {tr[-1]:.2g} "
-                f"(D = {cfg.degrees[-1]}) while test MSE is lowest at D = {cfg.degrees[best]} ({te[best]:.3g}, "
-                f"{te[0]:.3g} at D = {cfg.degrees[0]}, {te[-1]:.3g} at D = {cfg.degrees[-1]}); at D = "
-                f"{poly['l2_degree']} L2 λ = {lam:g} gives test MSE {lte[best_l2]:.3g} against {lte[0]:.3g} at "
-                f"λ = 0 and {lte[-1]:.3g} at λ = {poly['l2'][-1]:g}; the over-parameterised net's mean test loss "
-                f"is {net['none']['mean_test_loss']:.3g} without a remedy, {net['dropout']['mean_test_loss']:.3g} "
-                f"with dropout {cfg.dropout:g} and {net['early_stopping']['mean_test_loss']:.3g} with early "
-                f"stopping (noise floor {net['noise_floor']:.3g}, {len(net['seeds'])} seeds)")
+    evidence = (
+        f"polynomial training MSE falls from {tr[0]:.3g} (D = {cfg.degrees[0]}) to {tr[-1]:.2g} "
+        f"(D = {cfg.degrees[-1]}) while test MSE is lowest at D = {cfg.degrees[best]} ({te[best]:.3g}, "
+        f"{te[0]:.3g} at D = {cfg.degrees[0]}, {te[-1]:.3g} at D = {cfg.degrees[-1]}); at D = "
+        f"{poly['l2_degree']} L2 λ = {lam:g} gives test MSE {lte[best_l2]:.3g} against {lte[0]:.3g} at "
+        f"λ = 0 and {lte[-1]:.3g} at λ = {poly['l2'][-1]:g}; the over-parameterised net's mean test loss "
+        f"is {net['none']['mean_test_loss']:.3g} without a remedy, {net['dropout']['mean_test_loss']:.3g} "
+        f"with dropout {cfg.dropout:g} and {net['early_stopping']['mean_test_loss']:.3g} with early "
+        f"stopping (noise floor {net['noise_floor']:.3g}, {len(net['seeds'])} seeds)"
+    )
     tables = [
-        Table(f"Polynomial fits of sin(πx) + N(0, {cfg.poly_noise:g}²), {cfg.n_points} training points "
-              f"(seed 004)", ["degree D", "train MSE", "test MSE"],
-              [[d, a, b] for d, a, b in zip(cfg.degrees, tr, te)]),
-        Table(f"L2 strength sweep on the degree-{poly['l2_degree']} fit: mean (y − f)² + λ/2 Σ w²",
-              ["λ", "train MSE", "test MSE"],
-              [[lam_, a, b] for lam_, a, b in zip(poly["l2"], poly["l2_train_mse"], lte)]),
-        Table(f"{cfg.depth}×{cfg.width} {cfg.activation} net, teacher–student regression, "
-              f"{cfg.n_train // 2} training examples, noise σ² = {net['noise_floor']:g}, {net['epochs']} epochs "
-              f"(Adam, lr {cfg.lr:g})",
-              ["remedy", "seed", "train loss", "test loss"] + ["stopped at epoch"],
-              [[arm, s, net[arm]["final_train_loss"][i], net[arm]["final_test_loss"][i],
-                net["early_stopping"]["best_epoch"][i] if arm == "early_stopping" else None]
-               for i, s in enumerate(net["seeds"]) for arm in NET_ARMS]),
+        Table(
+            f"Polynomial fits of sin(πx) + N(0, {cfg.poly_noise:g}²), {cfg.n_points} training points (seed 004)",
+            ["degree D", "train MSE", "test MSE"],
+            [[d, a, b] for d, a, b in zip(cfg.degrees, tr, te)],
+        ),
+        Table(
+            f"L2 strength sweep on the degree-{poly['l2_degree']} fit: mean (y − f)² + λ/2 Σ w²",
+            ["λ", "train MSE", "test MSE"],
+            [[lam_, a, b] for lam_, a, b in zip(poly["l2"], poly["l2_train_mse"], lte)],
+        ),
+        Table(
+            f"{cfg.depth}×{cfg.width} {cfg.activation} net, teacher–student regression, "
+            f"{cfg.n_train // 2} training examples, noise σ² = {net['noise_floor']:g}, {net['epochs']} epochs "
+            f"(Adam, lr {cfg.lr:g})",
+            ["remedy", "seed", "train loss", "test loss"] + ["stopped at epoch"],
+            [
+                [
+                    arm,
+                    s,
+                    net[arm]["final_train_loss"][i],
+                    net[arm]["final_test_loss"][i],
+                    net["early_stopping"]["best_epoch"][i] if arm == "early_stopping" else None,
+                ]
+                for i, s in enumerate(net["seeds"])
+                for arm in NET_ARMS
+            ],
+        ),
     ]
     from gradwatch.report.plots import Curves
     from gradwatch.report.plots_regularization import PolynomialFits
 
     c = poly["curves"]
-    labels = {"none": "no remedy", "dropout": f"dropout p = {cfg.dropout:g}",
-              "early_stopping": f"early stopping (patience {cfg.patience})"}
-    epochs_axis = list(range(1, net["epochs"] + 1))
-    shown = [(cfg.degrees[0], " (under-fits)"), (cfg.degrees[best], " (best test MSE)"),
-             (cfg.degrees[-1], " (over-fits)")]
-    figures = {
-        "main": PolynomialFits(poly["train_points"]["x"], poly["train_points"]["y"], c["x"], c["truth"],
-                               {f"D = {d}" + note: c["by_degree"][str(d)] for d, note in shown},
-                               title=f"Polynomial fits to {cfg.n_points} noisy points of sin(πx)"),
-        "degree": Curves({"train MSE": (cfg.degrees, tr), "test MSE": (cfg.degrees, te)}, xlabel="degree D",
-                         ylabel="mean squared error", title="Under- and over-fitting against polynomial degree",
-                         logy=True, markers=True, hline=(poly["noise_variance"], "noise variance σ²")),
-        "l2": Curves({"train MSE": (poly["l2"][1:], poly["l2_train_mse"][1:]),
-                      "test MSE": (poly["l2"][1:], lte[1:])}, xlabel="L2 strength λ", ylabel="mean squared error",
-                     title=f"L2 sweep on the degree-{poly['l2_degree']} fit (dashed: test MSE at λ = 0)",
-                     logx=True, logy=True, markers=True, hline=(lte[0], "test MSE at λ = 0")),
-        "nets": Curves({labels[arm]: (epochs_axis[:len(net[arm]["test_curve"][0])], net[arm]["test_curve"][0])
-                        for arm in NET_ARMS}, xlabel="epoch", ylabel="test loss (MSE)",
-                       title=f"Over-parameterised {cfg.depth}×{cfg.width} net, seed {net['seeds'][0]}",
-                       logy=True, hline=(net["noise_floor"], "noise floor σ²")),
+    labels = {
+        "none": "no remedy",
+        "dropout": f"dropout p = {cfg.dropout:g}",
+        "early_stopping": f"early stopping (patience {cfg.patience})",
     }
-    numbers = {"polynomial": poly, "nets": net, "best_degree": cfg.degrees[best], "best_l2": lam,
-               "remedy_lowers_test_loss_on_every_seed": helps}
-    return ExperimentResult(name="regularization", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers,
-                            config=cfg.to_dict(), tables=tables, figures=figures, run_ids=ids)
+    epochs_axis = list(range(1, net["epochs"] + 1))
+    shown = [
+        (cfg.degrees[0], " (under-fits)"),
+        (cfg.degrees[best], " (best test MSE)"),
+        (cfg.degrees[-1], " (over-fits)"),
+    ]
+    figures = {
+        "main": PolynomialFits(
+            poly["train_points"]["x"],
+            poly["train_points"]["y"],
+            c["x"],
+            c["truth"],
+            {f"D = {d}" + note: c["by_degree"][str(d)] for d, note in shown},
+            title=f"Polynomial fits to {cfg.n_points} noisy points of sin(πx)",
+        ),
+        "degree": Curves(
+            {"train MSE": (cfg.degrees, tr), "test MSE": (cfg.degrees, te)},
+            xlabel="degree D",
+            ylabel="mean squared error",
+            title="Under- and over-fitting against polynomial degree",
+            logy=True,
+            markers=True,
+            hline=(poly["noise_variance"], "noise variance σ²"),
+        ),
+        "l2": Curves(
+            {"train MSE": (poly["l2"][1:], poly["l2_train_mse"][1:]), "test MSE": (poly["l2"][1:], lte[1:])},
+            xlabel="L2 strength λ",
+            ylabel="mean squared error",
+            title=f"L2 sweep on the degree-{poly['l2_degree']} fit (dashed: test MSE at λ = 0)",
+            logx=True,
+            logy=True,
+            markers=True,
+            hline=(lte[0], "test MSE at λ = 0"),
+        ),
+        "nets": Curves(
+            {
+                labels[arm]: (epochs_axis[: len(net[arm]["test_curve"][0])], net[arm]["test_curve"][0])
+                for arm in NET_ARMS
+            },
+            xlabel="epoch",
+            ylabel="test loss (MSE)",
+            title=f"Over-parameterised {cfg.depth}×{cfg.width} net, seed {net['seeds'][0]}",
+            logy=True,
+            hline=(net["noise_floor"], "noise floor σ²"),
+        ),
+    }
+    numbers = {
+        "polynomial": poly,
+        "nets": net,
+        "best_degree": cfg.degrees[best],
+        "best_l2": lam,
+        "remedy_lowers_test_loss_on_every_seed": helps,
+    }
+    return ExperimentResult(
+        name="regularization",
+        claim=CLAIM,
+        holds=holds,
+        evidence=evidence,
+        numbers=numbers,
+        config=cfg.to_dict(),
+        tables=tables,
+        figures=figures,
+        run_ids=ids,
+    )
 
 
 EXPERIMENT = Experiment(
-    name="regularization", seeds="001, 003, 004",
+    name="regularization",
+    seeds="001, 003, 004",
     summary="polynomial under/over-fitting, an L2 sweep, dropout 0.4 and early stopping on an over-fitting net",
-    claim=CLAIM, config=RegularizationConfig, run=_run)
+    claim=CLAIM,
+    config=RegularizationConfig,
+    run=_run,
+)

@@ -36,8 +36,10 @@ from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 
 ACTS = ("relu", "tanh")
 KRIZHEVSKY_RATIO = 6.0
-CLAIM = ("A conv net with ReLUs reaches a fixed training error in fewer steps than the same net with tanh, each "
-         "at its own best learning rate (Krizhevsky et al. 2012: 6× faster to 25 % on CIFAR-10).")
+CLAIM = (
+    "A conv net with ReLUs reaches a fixed training error in fewer steps than the same net with tanh, each "
+    "at its own best learning rate (Krizhevsky et al. 2012: 6× faster to 25 % on CIFAR-10)."
+)
 
 
 class ReluVsTanhConfig(TrainedExperimentConfig):
@@ -66,9 +68,22 @@ def _training_error_curve(cfg: ReluVsTanhConfig, act: str, lr: float, steps: int
     from gradwatch import lab
     from gradwatch.lab.prepare import prepare
 
-    lab_cfg = lab.Config(dataset=cfg.dataset, data_dir=cfg.data_dir, affine="conv", conv_channels=cfg.conv_channels,
-                         depth=cfg.depth, width=cfg.width, activation=act, init=cfg.init, optimizer="momentum",
-                         lr=lr, batch_size=cfg.batch_size, steps=steps, epochs=10 ** 6, seed=cfg.seed)
+    lab_cfg = lab.Config(
+        dataset=cfg.dataset,
+        data_dir=cfg.data_dir,
+        affine="conv",
+        conv_channels=cfg.conv_channels,
+        depth=cfg.depth,
+        width=cfg.width,
+        activation=act,
+        init=cfg.init,
+        optimizer="momentum",
+        lr=lr,
+        batch_size=cfg.batch_size,
+        steps=steps,
+        epochs=10**6,
+        seed=cfg.seed,
+    )
     data = prepare(lab_cfg)
     xs, errors = [0], [1.0 - 1.0 / data.n_out]
 
@@ -107,9 +122,14 @@ def _measure(cfg: ReluVsTanhConfig, progress: Progress) -> ExperimentResult:
     for act, lr in progress.track(jobs, "ReLU / tanh conv nets over the learning-rate grid", total=len(jobs)):
         run, xs, errors = _training_error_curve(cfg, act, lr, steps)
         run_ids.append(run.id)
-        grid[f"{act} lr {lr:g}"] = {"activation": act, "lr": lr, "steps": xs, "training_error": errors,
-                                    "steps_to_target": first_step_reaching(xs, errors, cfg.target_error),
-                                    "final_train_accuracy": run.final["accuracy"]}
+        grid[f"{act} lr {lr:g}"] = {
+            "activation": act,
+            "lr": lr,
+            "steps": xs,
+            "training_error": errors,
+            "steps_to_target": first_step_reaching(xs, errors, cfg.target_error),
+            "final_train_accuracy": run.final["accuracy"],
+        }
     best: dict[str, dict[str, Any] | None] = {}
     for act in ACTS:
         reached = [g for g in grid.values() if g["activation"] == act and g["steps_to_target"] is not None]
@@ -121,29 +141,57 @@ def _measure(cfg: ReluVsTanhConfig, progress: Progress) -> ExperimentResult:
     tanh_steps = best_tanh["steps_to_target"] if best_tanh else math.inf
     ratio = tanh_steps / relu_steps if math.isfinite(relu_steps) else 0.0
     holds = relu_steps < tanh_steps
-    evidence = (f"to reach {cfg.target_error:.0%} training error, each at its best learning rate, "
-                f"{_reaching('ReLU', relu_steps, steps)} and {_reaching('tanh', tanh_steps, steps)}"
-                + (f": tanh/ReLU = {ratio:.3g}" if math.isfinite(relu_steps) and math.isfinite(tanh_steps) else "")
-                + f" (Krizhevsky et al. on CIFAR-10: {KRIZHEVSKY_RATIO:g})")
+    evidence = (
+        f"to reach {cfg.target_error:.0%} training error, each at its best learning rate, "
+        f"{_reaching('ReLU', relu_steps, steps)} and {_reaching('tanh', tanh_steps, steps)}"
+        + (f": tanh/ReLU = {ratio:.3g}" if math.isfinite(relu_steps) and math.isfinite(tanh_steps) else "")
+        + f" (Krizhevsky et al. on CIFAR-10: {KRIZHEVSKY_RATIO:g})"
+    )
     rows = [[g["activation"], g["lr"], g["steps_to_target"], g["training_error"][-1]] for g in grid.values()]
-    table = Table(f"conv({cfg.conv_channels}) + {cfg.depth}×{cfg.width} dense on {cfg.dataset}, init {cfg.init}, "
-                  f"SGD momentum 0.9, batch {cfg.batch_size}, {steps} steps, seed {cfg.seed} (Krizhevsky et al.: "
-                  f"4-layer conv net on CIFAR-10)",
-                  ["activation", "learning rate", f"steps to {cfg.target_error:.0%} training error",
-                   "final training error"], rows)
-    figures = {"main": Curves(curves, xlabel="training step", ylabel="training error (fraction)",
-                              title=f"ReLU vs tanh conv net on {cfg.dataset}, each at its best lr",
-                              hline=(cfg.target_error, f"target {cfg.target_error:.0%}"))}
+    table = Table(
+        f"conv({cfg.conv_channels}) + {cfg.depth}×{cfg.width} dense on {cfg.dataset}, init {cfg.init}, "
+        f"SGD momentum 0.9, batch {cfg.batch_size}, {steps} steps, seed {cfg.seed} (Krizhevsky et al.: "
+        f"4-layer conv net on CIFAR-10)",
+        ["activation", "learning rate", f"steps to {cfg.target_error:.0%} training error", "final training error"],
+        rows,
+    )
+    figures = {
+        "main": Curves(
+            curves,
+            xlabel="training step",
+            ylabel="training error (fraction)",
+            title=f"ReLU vs tanh conv net on {cfg.dataset}, each at its best lr",
+            hline=(cfg.target_error, f"target {cfg.target_error:.0%}"),
+        )
+    }
     return ExperimentResult(
-        name="relu-vs-tanh", claim=CLAIM, holds=holds, evidence=evidence,
-        numbers={"grid": grid, "steps_to_target": {"relu": None if not math.isfinite(relu_steps) else relu_steps,
-                                                   "tanh": None if not math.isfinite(tanh_steps) else tanh_steps},
-                 "best_lr": {a: None if (b := best[a]) is None else b["lr"] for a in ACTS},
-                 "ratio_tanh_over_relu": ratio, "krizhevsky_ratio": KRIZHEVSKY_RATIO, "steps": steps},
-        config=cfg.to_dict(), tables=[table], figures=figures, run_ids=run_ids)
+        name="relu-vs-tanh",
+        claim=CLAIM,
+        holds=holds,
+        evidence=evidence,
+        numbers={
+            "grid": grid,
+            "steps_to_target": {
+                "relu": None if not math.isfinite(relu_steps) else relu_steps,
+                "tanh": None if not math.isfinite(tanh_steps) else tanh_steps,
+            },
+            "best_lr": {a: None if (b := best[a]) is None else b["lr"] for a in ACTS},
+            "ratio_tanh_over_relu": ratio,
+            "krizhevsky_ratio": KRIZHEVSKY_RATIO,
+            "steps": steps,
+        },
+        config=cfg.to_dict(),
+        tables=[table],
+        figures=figures,
+        run_ids=run_ids,
+    )
 
 
 EXPERIMENT = Experiment(
-    name="relu-vs-tanh", seeds="004",
+    name="relu-vs-tanh",
+    seeds="004",
     summary="steps to a fixed training error for a small conv net with ReLU and with tanh (Krizhevsky 2012)",
-    claim=CLAIM, config=ReluVsTanhConfig, run=_run)
+    claim=CLAIM,
+    config=ReluVsTanhConfig,
+    run=_run,
+)

@@ -26,10 +26,12 @@ from pydantic import Field, field_validator
 from gradwatch.errors import ConfigError, check_choice
 from gradwatch.lab.experiments.base import Experiment, ExperimentConfig, ExperimentResult, Progress, Table
 
-CLAIM = ("‖∂x_t/∂x_k‖ vanishes exponentially in t − k when W_rec's spectral radius is below the critical 1/γ, "
-         "stays of order one at it and explodes above it, always under Hochreiter's bound; and an LSTM solves "
-         "the adding problem at a length where the vanilla RNN, even with clipping, truncated BPTT or Pascanu's "
-         "regulariser, does not.")
+CLAIM = (
+    "‖∂x_t/∂x_k‖ vanishes exponentially in t − k when W_rec's spectral radius is below the critical 1/γ, "
+    "stays of order one at it and explodes above it, always under Hochreiter's bound; and an LSTM solves "
+    "the adding problem at a length where the vanilla RNN, even with clipping, truncated BPTT or Pascanu's "
+    "regulariser, does not."
+)
 ADDING_BASELINE_MSE = 1 / 24  # Var[0.5 + (X₁ + X₂)/4] with X ~ U[−1, 1]: the MSE of always predicting 0.5
 SOLVED_FRACTION = 0.1  # solved: test MSE ≤ this fraction of the baseline (the net explains ≥ 90 % of the variance)
 VANISHED = 1e-2  # below-critical product at the longest lag must be under this
@@ -50,8 +52,9 @@ class RNNConfig(ExperimentConfig):
     activation: str = Field("tanh", description="σ of the recurrence for the ∂x_t/∂x_k picture: tanh or sigmoid")
     matrix: str = Field("orthogonal", description="W_rec for the picture: orthogonal (ρ = ‖W‖₂) or gaussian")
     units: int = Field(64, ge=2, description="units of the recurrence in the ∂x_t/∂x_k picture")
-    radii: list[float] = Field([0.9, 1.0, 1.5], description="spectral radii in units of the critical 1/γ: "
-                                                            "below, at, above")
+    radii: list[float] = Field(
+        [0.9, 1.0, 1.5], description="spectral radii in units of the critical 1/γ: below, at, above"
+    )
     input_scale: float = Field(0.01, gt=0, description="std of W_in for the ∂x_t/∂x_k picture")
     lags: int = Field(60, ge=2, description="largest t − k shown")
     lengths: list[int] = Field([10, 20, 30, 50, 100], description="adding-problem lengths T [quick: 10, 20]")
@@ -92,6 +95,7 @@ class RNNConfig(ExperimentConfig):
 
 # ---- part 1: the product of Jacobians --------------------------------------------------------------------------
 
+
 def recurrent_matrix(kind: str, n: int, radius: float, rng: np.random.Generator) -> np.ndarray:
     """An n×n W_rec with spectral radius ``radius``: a scaled random orthogonal matrix (then also ‖W‖₂ =
     radius) or a Gaussian N(0, 1/n) matrix rescaled by its largest |eigenvalue|."""
@@ -116,19 +120,42 @@ def jacobian_products(cfg: RNNConfig) -> dict[str, Any]:
         u = rng.normal(size=(cfg.lags + 20, 1))  # 20 steps of burn-in before the lags measured
         states = rnn_trajectory(w, np.zeros(cfg.units), u, w_in, activation=cfg.activation)
         b = rnn_bounds(w, cfg.activation, states, lags=cfg.lags)
-        out["by_radius"].append({"factor": factor, "radius": factor * critical, "spectral_norm": b.spectral_norm,
-                                 "regime": b.regime, "bound": b.bound, "actual": b.actual,
-                                 "w_rec": w.tolist(), "w_in": w_in.ravel().tolist(), "inputs": u.ravel().tolist()})
+        out["by_radius"].append(
+            {
+                "factor": factor,
+                "radius": factor * critical,
+                "spectral_norm": b.spectral_norm,
+                "regime": b.regime,
+                "bound": b.bound,
+                "actual": b.actual,
+                "w_rec": w.tolist(),
+                "w_in": w_in.ravel().tolist(),
+                "inputs": u.ravel().tolist(),
+            }
+        )
     return out
 
 
 # ---- part 2: the adding problem ---------------------------------------------------------------------------------
 
+
 def _arm_config(cfg: RNNConfig, arm: str, length: int, n_train: int, epochs: int):
     from gradwatch import lab
 
-    common = dict(dataset="adding", seq_len=length, depth=1, width=cfg.width, n_train=n_train, n_test=1000,
-                  epochs=epochs, batch_size=50, optimizer="adam", lr=cfg.lr, seed=cfg.seed, watch_every=10)
+    common = dict(
+        dataset="adding",
+        seq_len=length,
+        depth=1,
+        width=cfg.width,
+        n_train=n_train,
+        n_test=1000,
+        epochs=epochs,
+        batch_size=50,
+        optimizer="adam",
+        lr=cfg.lr,
+        seed=cfg.seed,
+        watch_every=10,
+    )
     k = min(cfg.tbptt, length)
     arm_options: dict[str, dict[str, Any]] = {
         "rnn": dict(model="rnn", activation="tanh"),
@@ -147,8 +174,14 @@ def adding_table(cfg: RNNConfig, progress: Progress) -> tuple[dict[str, Any], li
 
     lengths = [10, 20] if cfg.quick else cfg.lengths
     n_train, epochs = (2000, 12) if cfg.quick else (cfg.n_train, cfg.epochs)
-    out: dict[str, Any] = {"lengths": lengths, "n_train": n_train, "epochs": epochs,
-                           "baseline_mse": ADDING_BASELINE_MSE, "arms": {}, "time_grads": {}}
+    out: dict[str, Any] = {
+        "lengths": lengths,
+        "n_train": n_train,
+        "epochs": epochs,
+        "baseline_mse": ADDING_BASELINE_MSE,
+        "arms": {},
+        "time_grads": {},
+    }
     ids = []
     jobs = [(t, arm) for t in lengths for arm in ARMS]
     with RunStore(cfg.store) as store:
@@ -167,70 +200,125 @@ def adding_table(cfg: RNNConfig, progress: Progress) -> tuple[dict[str, Any], li
 
 # ---- the experiment ---------------------------------------------------------------------------------------------
 
+
 def _run(cfg: RNNConfig, progress: Progress) -> ExperimentResult:
     jac = jacobian_products(cfg)
     below, at, above = jac["by_radius"]
     under_bound = all(a <= b * (1 + 1e-9) for r in jac["by_radius"] for a, b in zip(r["actual"], r["bound"]))
-    picture = below["actual"][-1] < VANISHED and above["actual"][-1] > EXPLODED and \
-        below["actual"][-1] < at["actual"][-1] < above["actual"][-1]
+    picture = (
+        below["actual"][-1] < VANISHED
+        and above["actual"][-1] > EXPLODED
+        and below["actual"][-1] < at["actual"][-1] < above["actual"][-1]
+    )
     add, ids = adding_table(cfg, progress)
     arms, lengths = add["arms"], add["lengths"]
-    lstm_only = [t for i, t in enumerate(lengths) if arms["lstm"]["solved"][i]
-                 and not any(arms[a]["solved"][i] for a in ("rnn", "clip", "tbptt", "pascanu"))]
+    lstm_only = [
+        t
+        for i, t in enumerate(lengths)
+        if arms["lstm"]["solved"][i] and not any(arms[a]["solved"][i] for a in ("rnn", "clip", "tbptt", "pascanu"))
+    ]
     holds = under_bound and picture and bool(lstm_only)
     q = cfg.lags
     gap_t = lstm_only[0] if lstm_only else lengths[-1]
     gi = lengths.index(gap_t)
-    evidence = (f"at t − k = {q}, ‖∂x_t/∂x_k‖ is {below['actual'][-1]:.2g} at ρ = {below['radius']:g}, "
-                f"{at['actual'][-1]:.2g} at ρ = {at['radius']:g} (critical) and {above['actual'][-1]:.2g} at "
-                f"ρ = {above['radius']:g} ({'all' if under_bound else 'not all'} under Hochreiter's bound, "
-                f"{above['bound'][-1]:.2g} for the last); on the adding problem at T = {gap_t} the LSTM's test MSE "
-                f"is {arms['lstm']['test_mse'][gi] / ADDING_BASELINE_MSE:.2g}× the baseline 1/24 against "
-                + ", ".join(f"{arms[a]['test_mse'][gi] / ADDING_BASELINE_MSE:.2g}× ({ARMS[a]})"
-                            for a in ("rnn", "clip", "tbptt", "pascanu", "esn")))
+    evidence = (
+        f"at t − k = {q}, ‖∂x_t/∂x_k‖ is {below['actual'][-1]:.2g} at ρ = {below['radius']:g}, "
+        f"{at['actual'][-1]:.2g} at ρ = {at['radius']:g} (critical) and {above['actual'][-1]:.2g} at "
+        f"ρ = {above['radius']:g} ({'all' if under_bound else 'not all'} under Hochreiter's bound, "
+        f"{above['bound'][-1]:.2g} for the last); on the adding problem at T = {gap_t} the LSTM's test MSE "
+        f"is {arms['lstm']['test_mse'][gi] / ADDING_BASELINE_MSE:.2g}× the baseline 1/24 against "
+        + ", ".join(
+            f"{arms[a]['test_mse'][gi] / ADDING_BASELINE_MSE:.2g}× ({ARMS[a]})"
+            for a in ("rnn", "clip", "tbptt", "pascanu", "esn")
+        )
+    )
     shown = [k for k in (1, 10, 30) if k < q] + [q]
     jac_table = Table(
         f"‖∂x_t/∂x_k‖₂ for {cfg.units} {cfg.activation} units, {cfg.matrix} W_rec (critical radius "
         f"1/γ = {jac['critical_radius']:g})",
         ["ρ(W_rec)", "‖W_rec‖₂", "regime (Hochreiter)"] + [f"t − k = {k}" for k in shown] + [f"bound at {q}"],
-        [[r["radius"], r["spectral_norm"], r["regime"]] + [r["actual"][k - 1] for k in shown] + [r["bound"][-1]]
-         for r in jac["by_radius"]])
+        [
+            [r["radius"], r["spectral_norm"], r["regime"]] + [r["actual"][k - 1] for k in shown] + [r["bound"][-1]]
+            for r in jac["by_radius"]
+        ],
+    )
     success = Table(
         f"Adding problem: solved (test MSE ≤ {SOLVED_FRACTION:g} × 1/24) by sequence length T; in brackets the "
         f"share of test sequences within 0.04 ({add['n_train']} training sequences × {add['epochs']} epochs)",
         ["method"] + [f"T = {t}" for t in lengths],
-        [[label] + [f"{'yes' if arms[a]['solved'][i] else 'no'} ({arms[a]['accuracy'][i]:.0%})"
-                    for i in range(len(lengths))] for a, label in ARMS.items()])
-    mse_table = Table("Adding problem: test MSE / baseline 1/24 (1 = predicting the mean)",
-                      ["method"] + [f"T = {t}" for t in lengths],
-                      [[label] + [m / ADDING_BASELINE_MSE for m in arms[a]["test_mse"]] for a, label in ARMS.items()])
+        [
+            [label]
+            + [f"{'yes' if arms[a]['solved'][i] else 'no'} ({arms[a]['accuracy'][i]:.0%})" for i in range(len(lengths))]
+            for a, label in ARMS.items()
+        ],
+    )
+    mse_table = Table(
+        "Adding problem: test MSE / baseline 1/24 (1 = predicting the mean)",
+        ["method"] + [f"T = {t}" for t in lengths],
+        [[label] + [m / ADDING_BASELINE_MSE for m in arms[a]["test_mse"]] for a, label in ARMS.items()],
+    )
     from gradwatch.report.plots import Curves
     from gradwatch.report.plots_rnn import JacobianDecay
 
     figures = {
-        "main": JacobianDecay(jac["lags"], {f"ρ = {r['radius']:g} ({'below' if i == 0 else 'at' if i == 1 else 'above'}"
-                                            f" critical)": (r["actual"], r["bound"])
-                                            for i, r in enumerate(jac["by_radius"])},
-                              title=f"Gradient through time, {cfg.units} {cfg.activation} units, {cfg.matrix} W_rec"),
-        "adding": Curves({ARMS[a]: (lengths, [m / ADDING_BASELINE_MSE for m in arms[a]["test_mse"]]) for a in ARMS},
-                         xlabel="sequence length T (steps)", ylabel="test MSE / baseline 1/24", logy=True,
-                         markers=True, hline=(SOLVED_FRACTION, "solved below this line"),
-                         title="Adding problem by sequence length"),
+        "main": JacobianDecay(
+            jac["lags"],
+            {
+                f"ρ = {r['radius']:g} ({'below' if i == 0 else 'at' if i == 1 else 'above'} critical)": (
+                    r["actual"],
+                    r["bound"],
+                )
+                for i, r in enumerate(jac["by_radius"])
+            },
+            title=f"Gradient through time, {cfg.units} {cfg.activation} units, {cfg.matrix} W_rec",
+        ),
+        "adding": Curves(
+            {ARMS[a]: (lengths, [m / ADDING_BASELINE_MSE for m in arms[a]["test_mse"]]) for a in ARMS},
+            xlabel="sequence length T (steps)",
+            ylabel="test MSE / baseline 1/24",
+            logy=True,
+            markers=True,
+            hline=(SOLVED_FRACTION, "solved below this line"),
+            title="Adding problem by sequence length",
+        ),
     }
     if add["time_grads"]:
         figures["time-grads"] = Curves(
             {ARMS[a]: (list(range(1, len(g) + 1)), g) for a, g in add["time_grads"].items() if any(v > 0 for v in g)},
-            xlabel="time step t", ylabel="‖∂L/∂h_t‖ (first layer)", logy=True,
-            title=f"Gradient reaching each step, adding problem T = {lengths[-1]}, last epoch")
-    numbers = {"jacobian": {**jac, "by_radius": [{k: v for k, v in r.items() if k not in ("w_rec", "w_in", "inputs")}
-                                                  for r in jac["by_radius"]]},
-               "adding": add, "lstm_only_lengths": lstm_only, "under_bound": under_bound}
-    return ExperimentResult(name="rnn", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers,
-                            config=cfg.to_dict(), tables=[jac_table, success, mse_table], figures=figures,
-                            run_ids=ids)
+            xlabel="time step t",
+            ylabel="‖∂L/∂h_t‖ (first layer)",
+            logy=True,
+            title=f"Gradient reaching each step, adding problem T = {lengths[-1]}, last epoch",
+        )
+    numbers = {
+        "jacobian": {
+            **jac,
+            "by_radius": [
+                {k: v for k, v in r.items() if k not in ("w_rec", "w_in", "inputs")} for r in jac["by_radius"]
+            ],
+        },
+        "adding": add,
+        "lstm_only_lengths": lstm_only,
+        "under_bound": under_bound,
+    }
+    return ExperimentResult(
+        name="rnn",
+        claim=CLAIM,
+        holds=holds,
+        evidence=evidence,
+        numbers=numbers,
+        config=cfg.to_dict(),
+        tables=[jac_table, success, mse_table],
+        figures=figures,
+        run_ids=ids,
+    )
 
 
 EXPERIMENT = Experiment(
-    name="rnn", seeds="002",
+    name="rnn",
+    seeds="002",
     summary="‖∂x_t/∂x_k‖ below/at/above the critical radius with Hochreiter's bound; the adding problem by length",
-    claim=CLAIM, config=RNNConfig, run=_run)
+    claim=CLAIM,
+    config=RNNConfig,
+    run=_run,
+)

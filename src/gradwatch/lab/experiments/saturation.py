@@ -33,9 +33,11 @@ TOP_BELOW = 0.3  # the top layer's mean activation falls below this (from 0.5 at
 LOWER_ABOVE = 0.45  # while every lower layer's stays above this
 HIST_BINS = 41
 INITS = {"standard U[±1/√n]": "glorot_standard", "normalised (Xavier) U[±√6/√(n_j+n_j+1)]": "xavier_uniform"}
-CLAIM = ("With the standard init the top sigmoid layer is driven toward saturation at 0 while lower layers stay "
-         "near 0.5, and back-propagated gradients shrink toward the input by about 1/√3 per tanh layer, while "
-         "the normalised init keeps their spread the same across layers.")
+CLAIM = (
+    "With the standard init the top sigmoid layer is driven toward saturation at 0 while lower layers stay "
+    "near 0.5, and back-propagated gradients shrink toward the input by about 1/√3 per tanh layer, while "
+    "the normalised init keeps their spread the same across layers."
+)
 
 
 class SaturationConfig(TrainedExperimentConfig):
@@ -65,10 +67,23 @@ def _activations_over_training(cfg: SaturationConfig, width: int, epochs: int):
             means.append([s["act_mean"][i] for i in hidden])
             stds.append([s["act_std"][i] for i in hidden])
 
-    run = lab.train(lab.Config(depth=cfg.depth, width=width, activation="sigmoid", init="glorot_standard",
-                               optimizer="sgd", lr=cfg.lr, batch_size=cfg.batch_size, epochs=epochs,
-                               dataset=cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed), store=cfg.store,
-                    on_step=record)
+    run = lab.train(
+        lab.Config(
+            depth=cfg.depth,
+            width=width,
+            activation="sigmoid",
+            init="glorot_standard",
+            optimizer="sgd",
+            lr=cfg.lr,
+            batch_size=cfg.batch_size,
+            epochs=epochs,
+            dataset=cfg.dataset,
+            data_dir=cfg.data_dir,
+            seed=cfg.seed,
+        ),
+        store=cfg.store,
+        on_step=record,
+    )
     return run, steps, np.array(means).T, np.array(stds).T  # [layers, probes]
 
 
@@ -87,8 +102,10 @@ def _gradient_histograms(cfg: SaturationConfig, width: int):
         stds[label] = [float(g.std()) for g in grads]
         r = float(np.percentile(np.abs(np.concatenate(grads)), 99.5))
         edges = np.linspace(-r, r, HIST_BINS + 1)
-        panels[label] = {f"layer {i + 1}": (edges.tolist(), np.histogram(g, bins=edges, density=True)[0].tolist())
-                         for i, g in enumerate(grads)}
+        panels[label] = {
+            f"layer {i + 1}": (edges.tolist(), np.histogram(g, bins=edges, density=True)[0].tolist())
+            for i, g in enumerate(grads)
+        }
     return stds, panels
 
 
@@ -114,39 +131,74 @@ def _measure(cfg: SaturationConfig, progress: Progress) -> ExperimentResult:
     geo = {label: float(np.exp(np.mean(np.log(r)))) for label, r in per_layer.items()}
     std_label, norm_label = list(INITS)
     shrinks = abs(geo[std_label] / predicted[std_label] - 1) < 0.25 and abs(geo[norm_label] - 1) < 0.25
-    evidence = (f"the top sigmoid layer's mean activation falls from {top[0]:.2f} to {top_min:.2f} while the lower "
-                f"layers stay ≥ {lower_min:.2f}; per tanh layer toward the input the spread of ∂C/∂z changes by "
-                f"×{geo[std_label]:.3f} with the standard init (predicted 1/√3 = {1 / math.sqrt(3):.3f}) and "
-                f"×{geo[norm_label]:.3f} with the normalised init (predicted 1)")
-    act_rows = [[f"layer {i + 1}", means[i][0], stds[i][0], float(means[i].min()), means[i][-1], stds[i][-1]]
-                for i in range(len(means))]
-    act_table = Table(f"sigmoid {cfg.depth}×{width}, standard init, SGD lr {cfg.lr}, batch {cfg.batch_size}, "
-                      f"{epochs} epochs on {cfg.dataset}; activations of {PROBE_EXAMPLES} test examples (G&B: 1000 "
-                      f"units, Shapeset)", ["hidden layer", "mean at init", "std at init", "lowest mean",
-                                            "mean at end", "std at end"], act_rows)
+    evidence = (
+        f"the top sigmoid layer's mean activation falls from {top[0]:.2f} to {top_min:.2f} while the lower "
+        f"layers stay ≥ {lower_min:.2f}; per tanh layer toward the input the spread of ∂C/∂z changes by "
+        f"×{geo[std_label]:.3f} with the standard init (predicted 1/√3 = {1 / math.sqrt(3):.3f}) and "
+        f"×{geo[norm_label]:.3f} with the normalised init (predicted 1)"
+    )
+    act_rows = [
+        [f"layer {i + 1}", means[i][0], stds[i][0], float(means[i].min()), means[i][-1], stds[i][-1]]
+        for i in range(len(means))
+    ]
+    act_table = Table(
+        f"sigmoid {cfg.depth}×{width}, standard init, SGD lr {cfg.lr}, batch {cfg.batch_size}, "
+        f"{epochs} epochs on {cfg.dataset}; activations of {PROBE_EXAMPLES} test examples (G&B: 1000 "
+        f"units, Shapeset)",
+        ["hidden layer", "mean at init", "std at init", "lowest mean", "mean at end", "std at end"],
+        act_rows,
+    )
     grad_rows = [[f"layer {i + 1}", *[grad_stds[label][i] for label in INITS]] for i in range(cfg.hist_depth)]
     grad_rows.append(["per-layer factor (geometric mean)", geo[std_label], geo[norm_label]])
     grad_rows.append(["predicted (linear regime)", predicted[std_label], predicted[norm_label]])
-    grad_table = Table(f"std of ∂C/∂z per tanh layer at init, {cfg.hist_depth}×{width}, {PROBE_EXAMPLES} examples",
-                       ["hidden layer", *INITS], grad_rows)
+    grad_table = Table(
+        f"std of ∂C/∂z per tanh layer at init, {cfg.hist_depth}×{width}, {PROBE_EXAMPLES} examples",
+        ["hidden layer", *INITS],
+        grad_rows,
+    )
     figures = {
-        "main": LayerBands(steps, {f"layer {i + 1}": (means[i].tolist(), stds[i].tolist()) for i in range(len(means))},
-                           title=f"Sigmoid activations over training, standard init ({cfg.dataset})"),
+        "main": LayerBands(
+            steps,
+            {f"layer {i + 1}": (means[i].tolist(), stds[i].tolist()) for i in range(len(means))},
+            title=f"Sigmoid activations over training, standard init ({cfg.dataset})",
+        ),
         "gradient-histograms": LayerHistograms(panels, title="Back-propagated gradients at init, tanh"),
-        "gradient-spread": LayerProfiles(grad_stds, ylabel="std of ∂C/∂z", title="Spread of back-propagated "
-                                                                                 "gradients per tanh layer"),
+        "gradient-spread": LayerProfiles(
+            grad_stds, ylabel="std of ∂C/∂z", title="Spread of back-propagated gradients per tanh layer"
+        ),
     }
     return ExperimentResult(
-        name="saturation", claim=CLAIM, holds=saturates and shrinks and len(parts) == 2, evidence=evidence,
-        numbers={"steps": steps, "act_mean": means.tolist(), "act_std": stds.tolist(), "top_min_mean": top_min,
-                 "lower_min_mean": lower_min, "grad_std": grad_stds, "grad_factor_per_layer": per_layer,
-                 "grad_factor_geomean": geo, "grad_factor_predicted": predicted,
-                 "train_accuracy": run.metric("accuracy").tolist(), "width": width, "epochs": epochs},
-        config=cfg.to_dict(), tables=[act_table, grad_table], figures=figures, run_ids=[run.id])
+        name="saturation",
+        claim=CLAIM,
+        holds=saturates and shrinks and len(parts) == 2,
+        evidence=evidence,
+        numbers={
+            "steps": steps,
+            "act_mean": means.tolist(),
+            "act_std": stds.tolist(),
+            "top_min_mean": top_min,
+            "lower_min_mean": lower_min,
+            "grad_std": grad_stds,
+            "grad_factor_per_layer": per_layer,
+            "grad_factor_geomean": geo,
+            "grad_factor_predicted": predicted,
+            "train_accuracy": run.metric("accuracy").tolist(),
+            "width": width,
+            "epochs": epochs,
+        },
+        config=cfg.to_dict(),
+        tables=[act_table, grad_table],
+        figures=figures,
+        run_ids=[run.id],
+    )
 
 
 EXPERIMENT = Experiment(
-    name="saturation", seeds="001, 004",
+    name="saturation",
+    seeds="001, 004",
     summary="activation mean/spread per sigmoid layer over training; back-propagated gradient histograms, "
-            "standard vs Xavier init (Glorot & Bengio 2010)",
-    claim=CLAIM, config=SaturationConfig, run=_run)
+    "standard vs Xavier init (Glorot & Bengio 2010)",
+    claim=CLAIM,
+    config=SaturationConfig,
+    run=_run,
+)

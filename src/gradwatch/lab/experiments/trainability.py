@@ -32,11 +32,13 @@ from pydantic import Field
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
 from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 
-CLAIM = ("After a fixed training budget, deep tanh nets learn (test accuracy well above chance) where their depth "
-         "is within mean-field theory's trainable depth 6 ξ_c(σ_w²) and stay near chance beyond it, and at the "
-         "largest depth only a band of σ_w² around the critical one, where ξ_c diverges, still learns.")
-TRAINED_ACCURACY = 0.3          # a cell "learns" when its mean test accuracy reaches 3× chance (10 classes)
-AGREEMENT = 0.85                # share of cells whose learned / not learned agrees with depth ≤ 6 ξ_c
+CLAIM = (
+    "After a fixed training budget, deep tanh nets learn (test accuracy well above chance) where their depth "
+    "is within mean-field theory's trainable depth 6 ξ_c(σ_w²) and stay near chance beyond it, and at the "
+    "largest depth only a band of σ_w² around the critical one, where ξ_c diverges, still learns."
+)
+TRAINED_ACCURACY = 0.3  # a cell "learns" when its mean test accuracy reaches 3× chance (10 classes)
+AGREEMENT = 0.85  # share of cells whose learned / not learned agrees with depth ≤ 6 ξ_c
 QUICK_SIGMA_W2 = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0]
 FULL_SIGMA_W2 = [0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0]
 QUICK_DEPTHS = [2, 5, 10, 20, 40]
@@ -61,8 +63,13 @@ def band_around(learned: np.ndarray, at: int) -> bool:
     """Whether the σ_w² that learned form one contiguous band that holds grid point ``at`` (the critical σ_w²)
     and neither end of the grid: trainability narrows around the critical point from both sides."""
     idx = np.flatnonzero(learned)
-    return (len(idx) > 0 and idx[-1] - idx[0] + 1 == len(idx) and idx[0] <= at <= idx[-1]
-            and idx[0] > 0 and idx[-1] < len(learned) - 1)
+    return (
+        len(idx) > 0
+        and idx[-1] - idx[0] + 1 == len(idx)
+        and idx[0] <= at <= idx[-1]
+        and idx[0] > 0
+        and idx[-1] < len(learned) - 1
+    )
 
 
 def _run(cfg: TrainabilityConfig, progress: Progress) -> ExperimentResult:
@@ -76,10 +83,22 @@ def _run(cfg: TrainabilityConfig, progress: Progress) -> ExperimentResult:
     steps = min(cfg.steps, 300) if cfg.quick else cfg.steps
     seeds = min(cfg.seeds, 2) if cfg.quick else cfg.seeds
     sw2s, depths = (QUICK_SIGMA_W2, QUICK_DEPTHS) if cfg.quick else (FULL_SIGMA_W2, FULL_DEPTHS)
-    spec = SweepSpec(params={"depth": depths, "init_std": [math.sqrt(s / width) for s in sw2s]},
-                     fixed=dict(activation="tanh", init="normal", width=width, optimizer="sgd", lr=cfg.lr,
-                                batch_size=cfg.batch_size, epochs=10**6, steps=steps, dataset=cfg.dataset,
-                                data_dir=cfg.data_dir), seeds=[cfg.seed + k for k in range(seeds)])
+    spec = SweepSpec(
+        params={"depth": depths, "init_std": [math.sqrt(s / width) for s in sw2s]},
+        fixed=dict(
+            activation="tanh",
+            init="normal",
+            width=width,
+            optimizer="sgd",
+            lr=cfg.lr,
+            batch_size=cfg.batch_size,
+            epochs=10**6,
+            steps=steps,
+            dataset=cfg.dataset,
+            data_dir=cfg.data_dir,
+        ),
+        seeds=[cfg.seed + k for k in range(seeds)],
+    )
     planned = plan(spec)
     with RunStore(cfg.store) as store:
         done = store.completed(p.key for p in planned)
@@ -105,42 +124,85 @@ def _run(cfg: TrainabilityConfig, progress: Progress) -> ExperimentResult:
     best_sw2 = sw2s[int(np.nanargmax(deepest))]
     nearest_at = int(np.argmin([abs(math.log(s / critical)) for s in sw2s]))
     holds = agreement >= AGREEMENT and band_around(trained[-1], nearest_at) and failed == 0
-    evidence = (f"{len(runs)} nets ({len(sw2s)} σ_w² × {len(depths)} depths × {seeds} seeds, width {width}, "
-                f"{steps} SGD steps at lr {cfg.lr:g}, {cfg.dataset}): learned (test accuracy ≥ {TRAINED_ACCURACY}, "
-                f"3× chance) exactly where depth ≤ 6 ξ_c in {agreement:.0%} of the cells; at depth {depths[-1]} "
-                f"σ_w² = {', '.join(f'{s:g}' for s, ok in zip(sw2s, trained[-1]) if ok) or 'none'} learn "
-                f"(critical σ_w² {critical:.3g}; best {best_sw2:g}, accuracy {np.nanmax(deepest):.2f}); accuracies "
-                f"there {', '.join(f'{a:.2f}' for a in deepest)} over σ_w² = {', '.join(f'{s:g}' for s in sw2s)}")
-    table = Table(f"test accuracy after {steps} SGD steps (mean over {seeds} seeds); last row: 6 ξ_c",
-                  ["depth"] + [f"σ_w²={s:g}" for s in sw2s],
-                  [[d, *row.tolist()] for d, row in zip(depths, mean_acc)] + [["6 ξ_c", *depth6.tolist()]])
-    setup = Table("this run against Schoenholz et al. 2017 (their Fig. 5/6)", ["", "this run", "the paper"], [
-        ["data", cfg.dataset, "MNIST and CIFAR-10"],
-        ["width N", width, "a few hundred units"],
-        ["depths", ", ".join(map(str, depths)), "up to several hundred layers"],
-        ["budget", f"{steps} plain SGD steps, batch {cfg.batch_size}, lr {cfg.lr:g}", "longer training"],
-        ["σ_b²", f"{cfg.sigma_b2:g} (biases start at 0)", "0.05"],
-        ["learned", f"test accuracy ≥ {TRAINED_ACCURACY} (3× chance)", "accuracy shown as a colour map"]])
+    evidence = (
+        f"{len(runs)} nets ({len(sw2s)} σ_w² × {len(depths)} depths × {seeds} seeds, width {width}, "
+        f"{steps} SGD steps at lr {cfg.lr:g}, {cfg.dataset}): learned (test accuracy ≥ {TRAINED_ACCURACY}, "
+        f"3× chance) exactly where depth ≤ 6 ξ_c in {agreement:.0%} of the cells; at depth {depths[-1]} "
+        f"σ_w² = {', '.join(f'{s:g}' for s, ok in zip(sw2s, trained[-1]) if ok) or 'none'} learn "
+        f"(critical σ_w² {critical:.3g}; best {best_sw2:g}, accuracy {np.nanmax(deepest):.2f}); accuracies "
+        f"there {', '.join(f'{a:.2f}' for a in deepest)} over σ_w² = {', '.join(f'{s:g}' for s in sw2s)}"
+    )
+    table = Table(
+        f"test accuracy after {steps} SGD steps (mean over {seeds} seeds); last row: 6 ξ_c",
+        ["depth"] + [f"σ_w²={s:g}" for s in sw2s],
+        [[d, *row.tolist()] for d, row in zip(depths, mean_acc)] + [["6 ξ_c", *depth6.tolist()]],
+    )
+    setup = Table(
+        "this run against Schoenholz et al. 2017 (their Fig. 5/6)",
+        ["", "this run", "the paper"],
+        [
+            ["data", cfg.dataset, "MNIST and CIFAR-10"],
+            ["width N", width, "a few hundred units"],
+            ["depths", ", ".join(map(str, depths)), "up to several hundred layers"],
+            ["budget", f"{steps} plain SGD steps, batch {cfg.batch_size}, lr {cfg.lr:g}", "longer training"],
+            ["σ_b²", f"{cfg.sigma_b2:g} (biases start at 0)", "0.05"],
+            ["learned", f"test accuracy ≥ {TRAINED_ACCURACY} (3× chance)", "accuracy shown as a colour map"],
+        ],
+    )
     from gradwatch.report.sweep_plots import SweepHeatmap
 
     dense = np.geomspace(sw2s[0] * 0.9, sw2s[-1] * 1.1, 200)
     curve = np.array([mean_field("tanh", s, cfg.sigma_b2).trainable_depth for s in dense])
     curve = np.where(np.isfinite(curve), curve, 1e6)
-    figures = {"main": SweepHeatmap(runs, ("σ_w² (weight variance × N)", sigma_w2_of), "depth", "test_accuracy",
-                                    curves={"6 ξ_c (mean field)": (dense.tolist(), curve.tolist())}, vmin=0.0,
-                                    vmax=1.0, title=f"Trainability of tanh nets ({cfg.dataset}, width {width}, "
-                                                    f"{steps} SGD steps, σ_b² = {cfg.sigma_b2:g})")}
-    numbers = {"sigma_w2": sw2s, "depths": depths, "test_accuracy": mean_acc.tolist(), "learned": trained.tolist(),
-               "predicted_trainable": predicted.tolist(),
-               "trainable_depth": depth6.tolist(), "agreement": agreement, "best_sigma_w2_at_max_depth": best_sw2,
-               "critical_sigma_w2": critical, "width": width, "steps": steps, "seeds": seeds, "lr": cfg.lr,
-               "dataset": cfg.dataset, "runs": len(runs), "trained_now": len(todo)}
-    return ExperimentResult(name="trainability", claim=CLAIM, holds=holds, evidence=evidence, numbers=numbers,
-                            config=cfg.to_dict(), tables=[table, setup], figures=figures,
-                            run_ids=[r["id"] for r in runs])
+    figures = {
+        "main": SweepHeatmap(
+            runs,
+            ("σ_w² (weight variance × N)", sigma_w2_of),
+            "depth",
+            "test_accuracy",
+            curves={"6 ξ_c (mean field)": (dense.tolist(), curve.tolist())},
+            vmin=0.0,
+            vmax=1.0,
+            title=f"Trainability of tanh nets ({cfg.dataset}, width {width}, "
+            f"{steps} SGD steps, σ_b² = {cfg.sigma_b2:g})",
+        )
+    }
+    numbers = {
+        "sigma_w2": sw2s,
+        "depths": depths,
+        "test_accuracy": mean_acc.tolist(),
+        "learned": trained.tolist(),
+        "predicted_trainable": predicted.tolist(),
+        "trainable_depth": depth6.tolist(),
+        "agreement": agreement,
+        "best_sigma_w2_at_max_depth": best_sw2,
+        "critical_sigma_w2": critical,
+        "width": width,
+        "steps": steps,
+        "seeds": seeds,
+        "lr": cfg.lr,
+        "dataset": cfg.dataset,
+        "runs": len(runs),
+        "trained_now": len(todo),
+    }
+    return ExperimentResult(
+        name="trainability",
+        claim=CLAIM,
+        holds=holds,
+        evidence=evidence,
+        numbers=numbers,
+        config=cfg.to_dict(),
+        tables=[table, setup],
+        figures=figures,
+        run_ids=[r["id"] for r in runs],
+    )
 
 
 EXPERIMENT = Experiment(
-    name="trainability", seeds="beyond the seeds (Schoenholz et al. 2017, Fig. 5/6)",
+    name="trainability",
+    seeds="beyond the seeds (Schoenholz et al. 2017, Fig. 5/6)",
     summary="trained accuracy over σ_w² × depth of tanh nets, with the mean-field trainable depth 6 ξ_c drawn over it",
-    claim=CLAIM, config=TrainabilityConfig, run=_run)
+    claim=CLAIM,
+    config=TrainabilityConfig,
+    run=_run,
+)

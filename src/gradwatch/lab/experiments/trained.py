@@ -28,8 +28,11 @@ class TrainedExperimentConfig(ExperimentConfig):
 
     EXTRA_DATASETS: ClassVar[tuple[str, ...]] = ()  # dataset names a subclass accepts besides the lab's
 
-    dataset: str | None = Field(None, description="digits, mnist or mnist1d [default: mnist when its files are "
-                                                  "found, digits otherwise and with --quick]")
+    dataset: str | None = Field(
+        None,
+        description="digits, mnist or mnist1d [default: mnist when its files are "
+        "found, digits otherwise and with --quick]",
+    )
     data_dir: str | None = Field(None, description="directory with the MNIST *-ubyte.gz files")
     store: str = Field(str(DEFAULT_STORE), description="SQLite run store the training runs are recorded in")
 
@@ -79,9 +82,16 @@ class BatchedConfig(Protocol):
 def training_config(cfg: BatchedConfig, steps: int, *, records: int = 100, **fields) -> lab.Config:
     """The ``lab.Config`` of the experiment's nets: its dataset, seed and batch size, ``steps`` optimizer steps
     (epochs unbounded), the watch recording about ``records`` times, and the experiment's ``fields``."""
-    return lab.Config(dataset=cfg.dataset, data_dir=cfg.data_dir, seed=cfg.seed,
-                      batch_size=cfg.batch_size, epochs=10**6, steps=steps,
-                      watch_every=max(1, steps // records), **fields)
+    return lab.Config(
+        dataset=cfg.dataset,
+        data_dir=cfg.data_dir,
+        seed=cfg.seed,
+        batch_size=cfg.batch_size,
+        epochs=10**6,
+        steps=steps,
+        watch_every=max(1, steps // records),
+        **fields,
+    )
 
 
 @contextmanager
