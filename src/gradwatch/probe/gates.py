@@ -27,13 +27,17 @@ _KINDS = {nn.LSTM: "lstm", nn.GRU: "gru", nn.LSTMCell: "lstm", nn.GRUCell: "gru"
 _GATE_NAMES = {"lstm": ("input", "forget", "candidate", "output"), "gru": ("reset", "update", "candidate")}
 
 
+def _not_recurrent(module: nn.Module) -> TypeError:
+    return TypeError(f"{type(module).__name__} is not an nn.RNN/LSTM/GRU or their cells")
+
+
 def _kind(module: nn.Module) -> str:
     if isinstance(module, (nn.RNN, nn.RNNCell)):
         return "rnn_" + module.nonlinearity
     for cls, kind in _KINDS.items():
         if isinstance(module, cls):
             return kind
-    raise TypeError(f"{type(module).__name__} is not an nn.RNN/LSTM/GRU or their cells")
+    raise _not_recurrent(module)
 
 
 def _gates(kind: str, x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
@@ -68,19 +72,32 @@ def _param(module: nn.Module, name: str) -> Tensor | None:
     return p.detach() if p is not None else None
 
 
+def _weight(module: nn.Module, name: str) -> Tensor:
+    w = getattr(module, name)
+    if not isinstance(w, Tensor):
+        raise TypeError(f"{type(module).__name__}.{name} is a {type(w).__name__}, expected a weight tensor")
+    return w.detach()
+
+
 def _cell_gates(module: nn.RNNCellBase, kind: str, inputs: tuple) -> dict[str, tuple[str, Tensor]]:
     x = inputs[0]
     hx = inputs[1] if len(inputs) > 1 else None
     h = hx[0] if isinstance(hx, (tuple, list)) else hx
     if h is None:
         h = x.new_zeros(*x.shape[:-1], module.hidden_size)
-    return _gates(kind, x, h, _param(module, "weight_ih"), _param(module, "weight_hh"), _param(module, "bias_ih"),
+    return _gates(kind, x, h, _weight(module, "weight_ih"), _weight(module, "weight_hh"), _param(module, "bias_ih"),
                   _param(module, "bias_hh"))
 
 
 def _layer_params(module: nn.RNNBase, layer: int) -> list[Tensor]:
     per_layer = len(module._flat_weights) // module.num_layers
-    return [w.detach() for w in module._flat_weights[layer * per_layer:(layer + 1) * per_layer]]
+    params = []
+    for w in module._flat_weights[layer * per_layer:(layer + 1) * per_layer]:
+        if w is None:
+            raise ValueError(f"{type(module).__name__} layer {layer} lacks one of its weights "
+                             f"{module._flat_weights_names}")
+        params.append(w.detach())
+    return params
 
 
 def _run_layer(module: nn.RNNBase, kind: str, x: Tensor, hx, layer: int) -> Tensor:
@@ -125,8 +142,9 @@ def _sequence_gates(module: nn.RNNBase, kind: str, inputs: tuple, output) -> dic
             h = layer_out[..., direction * h_out:(direction + 1) * h_out]  # [T, B, H_out]
             first = h0[layer * d + direction].unsqueeze(0)  # [1, B, H_out]
             h_prev = torch.cat([first, h[:-1]]) if direction == 0 else torch.cat([h[1:], first])
-            found = _gates(kind, layer_in, h_prev, _param(module, "weight_ih" + sfx), _param(module, "weight_hh" + sfx),
-                           _param(module, "bias_ih" + sfx), _param(module, "bias_hh" + sfx))
+            found = _gates(kind, layer_in, h_prev, _weight(module, "weight_ih" + sfx),
+                           _weight(module, "weight_hh" + sfx), _param(module, "bias_ih" + sfx),
+                           _param(module, "bias_hh" + sfx))
             for name, pair in found.items():
                 gates.setdefault(name, []).append(pair)
         layer_in = layer_out
@@ -140,7 +158,9 @@ def gate_preactivations(module: nn.Module, inputs: tuple, output) -> dict[str, l
     kind = _kind(module)
     if isinstance(module, nn.RNNCellBase):
         return {name: [pair] for name, pair in _cell_gates(module, kind, inputs).items()}
-    return _sequence_gates(module, kind, inputs, output if isinstance(output, tuple) else (output,))
+    if isinstance(module, nn.RNNBase):
+        return _sequence_gates(module, kind, inputs, output if isinstance(output, tuple) else (output,))
+    raise _not_recurrent(module)
 
 
 @torch.no_grad()
@@ -149,7 +169,7 @@ def gate_saturation_by_gate(module: nn.Module, inputs: tuple, output, level: flo
     σ'(p) < level · max σ'}."""
     result = {}
     for name, pairs in gate_preactivations(module, inputs, output).items():
-        hits = sum(_saturated(nl, p, level).sum() for nl, p in pairs)
+        hits = torch.stack([_saturated(nl, p, level).sum() for nl, p in pairs]).sum()
         result[name] = hits.float() / sum(p.numel() for _, p in pairs)
     return result
 
@@ -158,7 +178,8 @@ def gate_saturation_by_gate(module: nn.Module, inputs: tuple, output, level: flo
 def gate_saturation(module: nn.Module, inputs: tuple, output, level: float) -> Tensor:
     """The fraction (0-d tensor) of all gate values of one forward call (every gate, step, example, unit, layer
     and direction) with σ'(p) < level · max σ' — the recurrent layer's ``act_saturation``."""
-    hits, total = 0, 0
+    hits: Tensor | int = 0
+    total = 0
     for pairs in gate_preactivations(module, inputs, output).values():
         for nl, p in pairs:
             hits = hits + _saturated(nl, p, level).sum()

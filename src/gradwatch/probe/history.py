@@ -189,7 +189,7 @@ class History:
             self._steps.append(steps)
             self._values.append(values)
         if self.max_rows is not None and self._n_exact() > self.recent_rows + self._slack:
-            self._fold()  # with some slack, so that a flush of a few rows does not fold every time
+            self._fold(self.max_rows)  # with some slack, so that a flush of a few rows does not fold every time
 
     def append_histogram(self, step: int, counts: np.ndarray) -> None:
         """Add the counts ``[layers, bins + 4]`` (regular bins, then :data:`HIST_SPECIAL`) or ``[layers, bins]``."""
@@ -208,14 +208,14 @@ class History:
             self._steps = [np.concatenate(self._steps)]
             self._values = [np.concatenate(self._values)]
 
-    def _fold(self) -> None:
+    def _fold(self, max_rows: int) -> None:
         """Move the exact rows older than the last ``recent_rows`` into windows."""
         self._consolidate()
         extra = self._n_exact() - self.recent_rows
         if extra <= 0:
             return
         steps, values = self._steps[0], self._values[0]
-        budget = self.max_rows - self.head_rows - self.recent_rows - self._slack
+        budget = max_rows - self.head_rows - self.recent_rows - self._slack
         self._windows.add(steps[:extra], values[:extra], budget)
         self._steps, self._values = [steps[extra:]], [values[extra:]]
 
@@ -336,7 +336,7 @@ class History:
         """JSON-ready (NaN → None). ``steps`` and ``stats`` hold every row (windows as their default reduction);
         ``windows`` holds what is needed to read the windows back exactly."""
         def clean(a: np.ndarray) -> list:
-            return np.where(np.isnan(a), None, a).tolist()
+            return np.where(np.isnan(a), np.array(None, dtype=object), a).tolist()
 
         self._consolidate()
         w = self._windows

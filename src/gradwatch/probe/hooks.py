@@ -37,13 +37,13 @@ from torch.utils.hooks import RemovableHandle
 
 from gradwatch.probe.guard import Guard
 from gradwatch.probe.layers import Layer
-from gradwatch.probe.stats import BackwardStat, ForwardStat
+from gradwatch.probe.stats import ActSaturation, BackwardStat, ForwardStat
 
 
 class Hooks:
     """A set of hook handles; ``remove()`` removes them all and may be called any number of times."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.handles: list[RemovableHandle] = []
 
     def add(self, handle: RemovableHandle) -> None:
@@ -82,7 +82,7 @@ class _Module:
         self.col, self.layer, self.module = col, layer, module
         self.before: list[tuple[int, ForwardStat]] = []  # from the input, before forward (reads_input stats)
         self.after: list[tuple[int, ForwardStat]] = []  # from the output
-        self.gates: list[tuple[int, ForwardStat]] = []  # act_saturation of a recurrent layer, from its gates
+        self.gates: list[tuple[int, ActSaturation]] = []  # act_saturation of a recurrent layer, from its gates
         self.gain: tuple[int, BackwardStat] | None = None  # ‖∂L/∂in‖/‖∂L/∂out‖ of this module
         self.inplace = bool(getattr(module, "inplace", False))
         self.open: list[Tensor | None] | None = None  # the gain record of the current call, pre-hook -> hook
@@ -120,7 +120,7 @@ class LayerProbes:
         for row, stat in enumerate(self.forward):
             if stat.name == "act_nonfinite":  # the layer's own output locates where inf/NaN start
                 own.after.append((row, stat))
-            elif stat.name == "act_saturation" and layer.recurrent:
+            elif isinstance(stat, ActSaturation) and layer.recurrent:
                 own.gates.append((row, stat))
             elif act is None:
                 if not stat.reads_input:  # without an activation there is no z: those stay NaN
@@ -128,10 +128,10 @@ class LayerProbes:
             else:
                 (act.before if stat.reads_input else act.after).append((row, stat))
         offset = len(self.forward)
-        for j, stat in enumerate(self.backward):
-            target = own if stat.name == "backward_gain" else act
+        for j, back in enumerate(self.backward):
+            target = own if back.name == "backward_gain" else act
             if target is not None:
-                target.gain = (offset + j, stat)
+                target.gain = (offset + j, back)
         return [m for m in (own, act) if m]
 
     # ---- hooks -----------------------------------------------------------------------------------------------
@@ -150,49 +150,53 @@ class LayerProbes:
                 for row, stat in m.before:
                     self._put(row, m.col, self.guard.run(stat.name, name, stat.compute, z, z, m.layer))
             if m.gain is not None:
-                return self.guard.run(m.gain[1].name, name, self._hook_input, m, args, kwargs)
+                return self.guard.run(m.gain[1].name, name, self._hook_input, m, m.gain, args, kwargs)
             return None
         return hook
 
-    def _hook_input(self, m: _Module, args: tuple, kwargs: dict):
+    def _hook_input(self, m: _Module, gain: tuple[int, BackwardStat], args: tuple, kwargs: dict):
         """Hook the module's input (an alias of it unless the module works in place); returns what the forward
         pre-hook returns: the new (args, kwargs), or None to leave them."""
         m.open = None
-        where, key = None, None
+        position: int | None = None  # where the input is: args[position], else kwargs[key]
+        key: str | None = None
         for i, a in enumerate(args):
             if isinstance(a, Tensor):
-                where, key = "args", i
+                position = i
                 break
         else:
             for k, a in kwargs.items():
                 if isinstance(a, Tensor):
-                    where, key = "kwargs", k
+                    key = k
                     break
-        if where is None:
+        if position is not None:
+            x = args[position]
+        elif key is not None:
+            x = kwargs[key]
+        else:
             return None
-        x = args[key] if where == "args" else kwargs[key]
         if not x.requires_grad:  # e.g. the first layer's input: no ∂L/∂input, the gain stays NaN
             return None
         record: list[Tensor | None] = [None]
         m.open = record
         alias = x if m.inplace else x.view_as(x)
-        alias.register_hook(self._input_grad_hook(m, record))
+        alias.register_hook(self._input_grad_hook(m, gain, record))
         if alias is x:
             return None
-        if where == "args":
-            return (*args[:key], alias, *args[key + 1:]), kwargs
+        if position is not None:
+            return (*args[:position], alias, *args[position + 1:]), kwargs
         return args, {**kwargs, key: alias}
 
-    def _input_grad_hook(self, m: _Module, record: list) -> Callable:
-        gen, (row, stat), name = self._generation, m.gain, m.layer.name
+    def _input_grad_hook(self, m: _Module, gain: tuple[int, BackwardStat], record: list) -> Callable:
+        gen, (row, stat), name = self._generation, gain, m.layer.name
 
         def hook(grad: Tensor) -> None:
             if gen == self._generation and record[0] is not None:
                 self._put(row, m.col, self.guard.run(stat.name, name, lambda: stat.gain(stat.norm(grad), record[0])))
         return hook
 
-    def _output_grad_hook(self, m: _Module, record: list) -> Callable:
-        gen, stat, name = self._generation, m.gain[1], m.layer.name
+    def _output_grad_hook(self, m: _Module, stat: BackwardStat, record: list) -> Callable:
+        gen, name = self._generation, m.layer.name
 
         def hook(grad: Tensor) -> None:
             if gen == self._generation:
@@ -214,8 +218,9 @@ class LayerProbes:
                 for row, stat in m.gates:
                     self._put(row, m.col, self.guard.run(stat.name, name, stat.compute_gates, module, inputs, output))
             record, m.open = m.open, None
-            if record is not None and out.requires_grad:
-                self.guard.run(m.gain[1].name, name, out.register_hook, self._output_grad_hook(m, record))
+            if record is not None and m.gain is not None and out.requires_grad:
+                back = m.gain[1]
+                self.guard.run(back.name, name, out.register_hook, self._output_grad_hook(m, back, record))
         return hook
 
     def attach(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -25,6 +26,13 @@ import torch
 _open: weakref.WeakSet = weakref.WeakSet()
 _saved: dict[tuple[Any, str], Any] = {}
 _lock = threading.Lock()
+_ORIGINAL = "__gradwatch_original__"  # on each wrapper: the function it replaced
+
+
+def _replacing(wrapper: Callable, original: Callable) -> Callable:
+    """``wrapper``, marked with the function it replaces."""
+    setattr(wrapper, _ORIGINAL, original)  # a function's attributes are not typed: set by name
+    return wrapper
 
 
 def _clip_targets() -> list[tuple[Any, str]]:
@@ -41,7 +49,7 @@ def _scaler_class():
     return GradScaler
 
 
-def _wrap_clip(original):
+def _wrap_clip(original: Callable) -> Callable:
     @functools.wraps(original)
     def clip_grad_norm_(parameters, *args, **kwargs):
         if _open:
@@ -50,11 +58,10 @@ def _wrap_clip(original):
             for w in list(_open):
                 w._before_clip(ids)
         return original(parameters, *args, **kwargs)
-    clip_grad_norm_.__gradwatch_original__ = original
-    return clip_grad_norm_
+    return _replacing(clip_grad_norm_, original)
 
 
-def _wrap_scaler_step(original):
+def _wrap_scaler_step(original: Callable) -> Callable:
     @functools.wraps(original)
     def step(self, optimizer, *args, **kwargs):
         watchers = [w for w in list(_open) if w._watches_optimizer(optimizer)]
@@ -64,11 +71,10 @@ def _wrap_scaler_step(original):
             if w._optimizer_steps == n:  # the scaler did not call optimizer.step(): a skipped step
                 w._skipped_step(optimizer)
         return result
-    step.__gradwatch_original__ = original
-    return step
+    return _replacing(step, original)
 
 
-def _wrap_scaler_unscale(original):
+def _wrap_scaler_unscale(original: Callable) -> Callable:
     @functools.wraps(original)
     def unscale_(self, optimizer, *args, **kwargs):
         result = original(self, optimizer, *args, **kwargs)
@@ -76,11 +82,10 @@ def _wrap_scaler_unscale(original):
             if w._watches_optimizer(optimizer):
                 w._after_unscale()
         return result
-    unscale_.__gradwatch_original__ = original
-    return unscale_
+    return _replacing(unscale_, original)
 
 
-def _patch(owner: Any, name: str, wrap) -> None:
+def _patch(owner: Any, name: str, wrap: Callable[[Callable], Callable]) -> None:
     _saved[(owner, name)] = getattr(owner, name)
     setattr(owner, name, wrap(getattr(owner, name)))
 

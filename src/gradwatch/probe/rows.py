@@ -59,8 +59,12 @@ class RowQueue:
         self._current[name] = base.index_copy_(0, index, values.to(base.dtype))
 
     def mark_present(self, index: Tensor | None, ones: Tensor | None = None) -> None:
-        """The parameters ``index`` had a gradient (all of them when None)."""
-        self.put(PRESENT, self.ones if index is None else ones, index)
+        """The parameters ``index`` had a gradient (all of them when None); ``ones``: a tensor of ones as long as
+        ``index`` (made here when not given)."""
+        if index is None:
+            self.put(PRESENT, self.ones, None)
+        else:
+            self.put(PRESENT, ones if ones is not None else self.ones[:len(index)], index)
 
     def end(self, step: int, hook_values: Tensor | None) -> None:
         """Queue the current row as ``step`` (``hook_values``: ``[hook statistics, layers]`` or None)."""
