@@ -50,18 +50,30 @@ class Facts:
         recurrent = bool(kinds & set(RECURRENT))
         if recurrent and not transformer:
             residual = False  # the additions inside a recurrence (W_ih·x + W_hh·h) look like skips; they are not
-        return cls(normalised=any(NORM_KINDS.search(k) for k in kinds),
-                   residual=bool(residual) or transformer if residual is not None or transformer else None,
-                   relu_family=bool(acts & set(RELU_FAMILY)) or transformer,
-                   saturating=bool(acts & set(SATURATING)),
-                   gated=bool(kinds & set(GATED)), recurrent=recurrent,
-                   transformer=transformer, clips=clips,
-                   adaptive=(any(ADAPTIVE.search(o) for o in optimizers) if optimizers else None))
+        return cls(
+            normalised=any(NORM_KINDS.search(k) for k in kinds),
+            residual=bool(residual) or transformer if residual is not None or transformer else None,
+            relu_family=bool(acts & set(RELU_FAMILY)) or transformer,
+            saturating=bool(acts & set(SATURATING)),
+            gated=bool(kinds & set(GATED)),
+            recurrent=recurrent,
+            transformer=transformer,
+            clips=clips,
+            adaptive=(any(ADAPTIVE.search(o) for o in optimizers) if optimizers else None),
+        )
 
     def describe(self) -> str:
-        have = [name for name, on in (("normalisation layers", self.normalised), ("skip connections", self.residual),
-                                      ("ReLU-family activations", self.relu_family), ("gated recurrent cells",
-                                                                                      self.gated),
-                                      ("attention", self.transformer), ("gradient clipping", self.clips),
-                                      ("an adaptive optimizer", self.adaptive)) if on]
+        have = [
+            name
+            for name, on in (
+                ("normalisation layers", self.normalised),
+                ("skip connections", self.residual),
+                ("ReLU-family activations", self.relu_family),
+                ("gated recurrent cells", self.gated),
+                ("attention", self.transformer),
+                ("gradient clipping", self.clips),
+                ("an adaptive optimizer", self.adaptive),
+            )
+            if on
+        ]
         return "the model and loop already have " + ", ".join(have) if have else ""

@@ -45,12 +45,16 @@ def nonfinite(s: Signals, facts: Facts) -> Finding | None:
     r = int(rows[0])
     step = int(s.steps[r])
     n = s.n_layers
-    lines = [f"{int(g[r].sum())} non-finite gradient elements in {int((g[r] > 0).sum())} of {n} layers at step "
-             f"{step}; {len(rows)} of {len(s.steps)} recorded steps have some"]
+    lines = [
+        f"{int(g[r].sum())} non-finite gradient elements in {int((g[r] > 0).sum())} of {n} layers at step "
+        f"{step}; {len(rows)} of {len(s.steps)} recorded steps have some"
+    ]
     skipped = h.meta.get("skipped_steps") or []
     if skipped:
-        lines.append(f"GradScaler skipped {len(skipped)} of {len(s.steps)} recorded steps (non-finite gradients)"
-                     + (": every step, so the model never trained" if len(skipped) >= len(s.steps) else ""))
+        lines.append(
+            f"GradScaler skipped {len(skipped)} of {len(s.steps)} recorded steps (non-finite gradients)"
+            + (": every step, so the model never trained" if len(skipped) >= len(s.steps) else "")
+        )
     forward_order = s.input_side_first(range(n))
     if w_bad[r].any():
         origin = [c for c in forward_order if w_bad[r, c]]
@@ -62,18 +66,32 @@ def nonfinite(s: Signals, facts: Facts) -> Finding | None:
         evidence = "forward"
     elif (b[r] > 0).any():
         origin = [c for c in reversed(forward_order) if b[r, c] > 0]
-        where = (f"layer {h.layers[origin[0]]} is the first, in backward order, whose input-gradient was non-finite "
-                 f"while its output-gradient was finite")
+        where = (
+            f"layer {h.layers[origin[0]]} is the first, in backward order, whose input-gradient was non-finite "
+            f"while its output-gradient was finite"
+        )
         evidence = "backward"
     else:
         origin = [c for c in reversed(forward_order) if g[r, c] > 0] or list(reversed(forward_order))
-        where = (f"origin unknown: {h.layers[origin[0]]} is the first layer, in backward order, with a non-finite "
-                 f"gradient")
+        where = (
+            f"origin unknown: {h.layers[origin[0]]} is the first layer, in backward order, with a non-finite gradient"
+        )
         evidence = "none"
-        lines.append("no forward or backward evidence was recorded at that step: watch with on_nonfinite='locate' "
-                     "(a finite check on every module, every step) to name the module where it started")
+        lines.append(
+            "no forward or backward evidence was recorded at that step: watch with on_nonfinite='locate' "
+            "(a finite check on every module, every step) to name the module where it started"
+        )
     names = [h.layers[c] for c in origin]
-    return Finding("nonfinite", names, step, where,
-                   {"lines": lines, "origin_evidence": evidence, "first_row_counts": g[r].tolist(),
-                    "skipped_steps": list(skipped)},
-                   remedies_for("nonfinite", facts))
+    return Finding(
+        "nonfinite",
+        names,
+        step,
+        where,
+        {
+            "lines": lines,
+            "origin_evidence": evidence,
+            "first_row_counts": g[r].tolist(),
+            "skipped_steps": list(skipped),
+        },
+        remedies_for("nonfinite", facts),
+    )

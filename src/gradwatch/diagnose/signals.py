@@ -118,7 +118,7 @@ class Signals:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             g = np.where(np.isnan(self.grad), 0.0, self.grad)
-            return np.sqrt(np.sum(g ** 2, axis=1))
+            return np.sqrt(np.sum(g**2, axis=1))
 
     @cached_property
     def vector(self) -> np.ndarray:
@@ -147,8 +147,7 @@ class Signals:
         if not names:
             return np.ones(self.n_layers, dtype=bool)
         opt = self.h.meta.get("optimizer_of") or [0] * self.n_layers
-        return np.array([o is not None and o < len(names) and not ADAPTIVE.search(names[o]) for o in opt],
-                        dtype=bool)
+        return np.array([o is not None and o < len(names) and not ADAPTIVE.search(names[o]) for o in opt], dtype=bool)
 
     @cached_property
     def static(self) -> np.ndarray:

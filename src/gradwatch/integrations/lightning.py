@@ -35,8 +35,9 @@ except ImportError:  # the standalone package name
         import pytorch_lightning as pl  # type: ignore[no-redef]
         from pytorch_lightning.utilities import rank_zero_info  # type: ignore[no-redef]
     except ImportError as exc:
-        raise ImportError('gradwatch.integrations.lightning needs PyTorch Lightning: '
-                          'pip install "gradwatch[lightning]"') from exc
+        raise ImportError(
+            'gradwatch.integrations.lightning needs PyTorch Lightning: pip install "gradwatch[lightning]"'
+        ) from exc
 
 from gradwatch.integrations.diagnosis import write_diagnosis
 from gradwatch.sinks import Metrics
@@ -57,8 +58,9 @@ class GradwatchCallback(pl.Callback):
     the values nor the diagnosis to the trainer's loggers; ``report=False``: do not log the diagnosis at the end.
     The same options as :class:`gradwatch.integrations.transformers.GradwatchCallback`."""
 
-    def __init__(self, *, log: bool = True, report: bool = True, print_diagnosis: bool | None = None,
-                 **watch_options: Any):
+    def __init__(
+        self, *, log: bool = True, report: bool = True, print_diagnosis: bool | None = None, **watch_options: Any
+    ):
         super().__init__()
         if print_diagnosis is not None:
             warnings.warn("GradwatchCallback(print_diagnosis=...) is now report=...", FutureWarning, stacklevel=2)
@@ -80,13 +82,19 @@ class GradwatchCallback(pl.Callback):
         sinks = list(options.pop("sinks", ()))
         loggers = self._loggers(trainer, sinks) if self.log else []
         if loggers:
-            sinks.insert(0, Metrics(lambda metrics, step: [lg.log_metrics(metrics, step) for lg in loggers],
-                                    text=lambda text: [write_diagnosis(_experiment(lg), text, logged_step(trainer),
-                                                                       getattr(lg, "run_id", None))
-                                                       for lg in loggers], name="Lightning loggers"))
+            sinks.insert(
+                0,
+                Metrics(
+                    lambda metrics, step: [lg.log_metrics(metrics, step) for lg in loggers],
+                    text=lambda text: [
+                        write_diagnosis(_experiment(lg), text, logged_step(trainer), getattr(lg, "run_id", None))
+                        for lg in loggers
+                    ],
+                    name="Lightning loggers",
+                ),
+            )
         if self.report:
-            sinks.append(Metrics(_ignore, text=lambda text: rank_zero_info("gradwatch: " + text),
-                                 name="diagnosis log"))
+            sinks.append(Metrics(_ignore, text=lambda text: rank_zero_info("gradwatch: " + text), name="diagnosis log"))
         options = {"start_step": logged_step(trainer), **options}
         self.watcher = watch(pl_module, None, sinks=sinks, **options)
 

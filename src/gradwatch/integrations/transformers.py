@@ -37,8 +37,9 @@ try:
     from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
     from transformers.trainer_callback import CallbackHandler
 except ImportError as exc:
-    raise ImportError('gradwatch.integrations.transformers needs transformers: '
-                      'pip install "gradwatch[transformers]"') from exc
+    raise ImportError(
+        'gradwatch.integrations.transformers needs transformers: pip install "gradwatch[transformers]"'
+    ) from exc
 
 from gradwatch.integrations.diagnosis import KEY, write_diagnosis
 from gradwatch.sinks import Metrics
@@ -89,16 +90,21 @@ class GradwatchCallback(TrainerCallback):
         if self.handler is None:
             self._take(_calling_handler())
 
-    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None,
-                       **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None, **kwargs: Any
+    ) -> None:
         if self.handler is None:
             self._take(_calling_handler())
         self._event = (args, state, control)
         options = dict(self.options)
         sinks = list(options.pop("sinks", ()))
         if self.log and self.handler is not None:
-            sinks.insert(0, Metrics(self._report_to_integrations, text=self._diagnosis_to_integrations,
-                                    name="Trainer integrations"))
+            sinks.insert(
+                0,
+                Metrics(
+                    self._report_to_integrations, text=self._diagnosis_to_integrations, name="Trainer integrations"
+                ),
+            )
         if self.report:
             sinks.append(Metrics(_ignore, text=lambda text: print("gradwatch: " + text), name="diagnosis print"))
         optimizer = getattr(optimizer, "optimizer", optimizer)  # inside accelerate's wrapper
@@ -136,8 +142,11 @@ class GradwatchCallback(TrainerCallback):
         for callback in self._integrations():
             wandb = getattr(callback, "_wandb", None)
             mlflow = getattr(callback, "_ml_flow", None)
-            target = (getattr(callback, "tb_writer", None) or getattr(wandb, "run", None)
-                      or (mlflow if mlflow is not None and mlflow.active_run() is not None else None))
+            target = (
+                getattr(callback, "tb_writer", None)
+                or getattr(wandb, "run", None)
+                or (mlflow if mlflow is not None and mlflow.active_run() is not None else None)
+            )
             if not write_diagnosis(target, text, state.global_step) and not _keeps_text_apart(callback):
                 callback.on_log(args, state, control, logs={KEY: text}, model=self.handler.model)
 

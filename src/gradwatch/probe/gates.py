@@ -40,8 +40,9 @@ def _kind(module: nn.Module) -> str:
     raise _not_recurrent(module)
 
 
-def _gates(kind: str, x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
-           b_hh: Tensor | None) -> dict[str, tuple[str, Tensor]]:
+def _gates(
+    kind: str, x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None
+) -> dict[str, tuple[str, Tensor]]:
     """{gate: (nonlinearity, pre-activation)} for inputs ``x[..., F]`` and previous hidden states ``h_prev``."""
     gi = x @ w_ih.T + (b_ih if b_ih is not None else 0)  # [..., gates·H]
     gh = h_prev @ w_hh.T + (b_hh if b_hh is not None else 0)  # [..., gates·H]
@@ -51,8 +52,11 @@ def _gates(kind: str, x: Tensor, h_prev: Tensor, w_ih: Tensor, w_hh: Tensor, b_i
     if kind == "gru":
         (ir, iz, in_), (hr, hz, hn) = gi.chunk(3, dim=-1), gh.chunk(3, dim=-1)
         r = ir + hr
-        return {"reset": ("sigmoid", r), "update": ("sigmoid", iz + hz),
-                "candidate": ("tanh", in_ + torch.sigmoid(r) * hn)}
+        return {
+            "reset": ("sigmoid", r),
+            "update": ("sigmoid", iz + hz),
+            "candidate": ("tanh", in_ + torch.sigmoid(r) * hn),
+        }
     return {"hidden": ("relu" if kind == "rnn_relu" else "tanh", gi + gh)}
 
 
@@ -85,17 +89,25 @@ def _cell_gates(module: nn.RNNCellBase, kind: str, inputs: tuple) -> dict[str, t
     h = hx[0] if isinstance(hx, (tuple, list)) else hx
     if h is None:
         h = x.new_zeros(*x.shape[:-1], module.hidden_size)
-    return _gates(kind, x, h, _weight(module, "weight_ih"), _weight(module, "weight_hh"), _param(module, "bias_ih"),
-                  _param(module, "bias_hh"))
+    return _gates(
+        kind,
+        x,
+        h,
+        _weight(module, "weight_ih"),
+        _weight(module, "weight_hh"),
+        _param(module, "bias_ih"),
+        _param(module, "bias_hh"),
+    )
 
 
 def _layer_params(module: nn.RNNBase, layer: int) -> list[Tensor]:
     per_layer = len(module._flat_weights) // module.num_layers
     params = []
-    for w in module._flat_weights[layer * per_layer:(layer + 1) * per_layer]:
+    for w in module._flat_weights[layer * per_layer : (layer + 1) * per_layer]:
         if w is None:
-            raise ValueError(f"{type(module).__name__} layer {layer} lacks one of its weights "
-                             f"{module._flat_weights_names}")
+            raise ValueError(
+                f"{type(module).__name__} layer {layer} lacks one of its weights {module._flat_weights_names}"
+            )
         params.append(w.detach())
     return params
 
@@ -105,12 +117,20 @@ def _run_layer(module: nn.RNNBase, kind: str, x: Tensor, hx, layer: int) -> Tens
     d = 2 if module.bidirectional else 1
     params = _layer_params(module, layer)
     if kind == "lstm":
-        out, *_ = torch.lstm(x, [hx[0][layer * d:(layer + 1) * d], hx[1][layer * d:(layer + 1) * d]], params,
-                             module.bias, 1, 0.0, False, module.bidirectional, False)
+        out, *_ = torch.lstm(
+            x,
+            [hx[0][layer * d : (layer + 1) * d], hx[1][layer * d : (layer + 1) * d]],
+            params,
+            module.bias,
+            1,
+            0.0,
+            False,
+            module.bidirectional,
+            False,
+        )
     else:
         fn = {"gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}[kind]
-        out, _ = fn(x, hx[layer * d:(layer + 1) * d], params, module.bias, 1, 0.0, False, module.bidirectional,
-                    False)
+        out, _ = fn(x, hx[layer * d : (layer + 1) * d], params, module.bias, 1, 0.0, False, module.bidirectional, False)
     return out
 
 
@@ -139,12 +159,18 @@ def _sequence_gates(module: nn.RNNBase, kind: str, inputs: tuple, output) -> dic
         layer_out = out if layer == module.num_layers - 1 else _run_layer(module, kind, layer_in, hx, layer)
         for direction in range(d):
             sfx = f"_l{layer}" + ("_reverse" if direction else "")
-            h = layer_out[..., direction * h_out:(direction + 1) * h_out]  # [T, B, H_out]
+            h = layer_out[..., direction * h_out : (direction + 1) * h_out]  # [T, B, H_out]
             first = h0[layer * d + direction].unsqueeze(0)  # [1, B, H_out]
             h_prev = torch.cat([first, h[:-1]]) if direction == 0 else torch.cat([h[1:], first])
-            found = _gates(kind, layer_in, h_prev, _weight(module, "weight_ih" + sfx),
-                           _weight(module, "weight_hh" + sfx), _param(module, "bias_ih" + sfx),
-                           _param(module, "bias_hh" + sfx))
+            found = _gates(
+                kind,
+                layer_in,
+                h_prev,
+                _weight(module, "weight_ih" + sfx),
+                _weight(module, "weight_hh" + sfx),
+                _param(module, "bias_ih" + sfx),
+                _param(module, "bias_hh" + sfx),
+            )
             for name, pair in found.items():
                 gates.setdefault(name, []).append(pair)
         layer_in = layer_out

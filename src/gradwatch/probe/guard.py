@@ -69,13 +69,17 @@ class Guard:
             return
         self._warned.add(name)
         if outlet:
-            message = (f"gradwatch: {name} failed ({why}); nothing more is sent there for the rest of this watch "
-                       "and training goes on (the history keeps every value). See history.meta['disabled'].")
+            message = (
+                f"gradwatch: {name} failed ({why}); nothing more is sent there for the rest of this watch "
+                "and training goes on (the history keeps every value). See history.meta['disabled']."
+            )
         else:
             where = f"on layer {layer!r}" if layer is not None else "(all layers)"
-            message = (f"gradwatch: {name!r} failed {where} ({why}); it is switched off there for the rest of this "
-                       "watch (NaN) and training goes on. Further failures of it are not reported one by one; see "
-                       "history.meta['disabled'].")
+            message = (
+                f"gradwatch: {name!r} failed {where} ({why}); it is switched off there for the rest of this "
+                "watch (NaN) and training goes on. Further failures of it are not reported one by one; see "
+                "history.meta['disabled']."
+            )
         warnings.warn(message, HookFailureWarning, stacklevel=4 if outlet else 3)
 
     def summary(self) -> dict[str, str]:

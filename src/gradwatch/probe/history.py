@@ -95,10 +95,15 @@ class _Windows:
             keep = slice(0, len(self) - 1)
         else:
             keep = slice(0, len(self))
-        self._set(np.concatenate([self.first[keep], first]), np.concatenate([self.last[keep], last]),
-                  np.concatenate([self.rows[keep], rows]), np.concatenate([self.min[keep], lo]),
-                  np.concatenate([self.max[keep], hi]), np.concatenate([self._sum()[keep], total]),
-                  np.concatenate([self.n[keep], n]))
+        self._set(
+            np.concatenate([self.first[keep], first]),
+            np.concatenate([self.last[keep], last]),
+            np.concatenate([self.rows[keep], rows]),
+            np.concatenate([self.min[keep], lo]),
+            np.concatenate([self.max[keep], hi]),
+            np.concatenate([self._sum()[keep], total]),
+            np.concatenate([self.n[keep], n]),
+        )
         while len(self) > budget:
             self._halve()
 
@@ -106,10 +111,15 @@ class _Windows:
         """Merge neighbouring pairs of windows; the window length doubles."""
         starts = np.arange(0, len(self), 2)
         ends = np.append(starts[1:], len(self)) - 1
-        self._set(self.first[starts], self.last[ends], np.add.reduceat(self.rows, starts),
-                  np.fmin.reduceat(self.min, starts, axis=0), np.fmax.reduceat(self.max, starts, axis=0),
-                  np.add.reduceat(self._sum(), starts, axis=0),
-                  np.add.reduceat(self.n.astype(np.int64), starts, axis=0))
+        self._set(
+            self.first[starts],
+            self.last[ends],
+            np.add.reduceat(self.rows, starts),
+            np.fmin.reduceat(self.min, starts, axis=0),
+            np.fmax.reduceat(self.max, starts, axis=0),
+            np.add.reduceat(self._sum(), starts, axis=0),
+            np.add.reduceat(self.n.astype(np.int64), starts, axis=0),
+        )
         self.length *= 2
 
     def value(self, index: int, reduce: str) -> np.ndarray:  # [windows, layers] for stat ``index``
@@ -135,11 +145,21 @@ class History:
     histograms kept (None: all).
     """
 
-    def __init__(self, layers: Sequence[str], stats: Sequence[str], *, kinds: Sequence[str] = (),
-                 numel: Sequence[int] = (), activations: Sequence[str | None] = (),
-                 hist_edges: Sequence[float] = (), meta: dict[str, Any] | None = None,
-                 max_rows: int | None = 10_000, recent_rows: int | None = None, head_rows: int | None = None,
-                 max_histograms: int | None = 1_000):
+    def __init__(
+        self,
+        layers: Sequence[str],
+        stats: Sequence[str],
+        *,
+        kinds: Sequence[str] = (),
+        numel: Sequence[int] = (),
+        activations: Sequence[str | None] = (),
+        hist_edges: Sequence[float] = (),
+        meta: dict[str, Any] | None = None,
+        max_rows: int | None = 10_000,
+        recent_rows: int | None = None,
+        head_rows: int | None = None,
+        max_histograms: int | None = 1_000,
+    ):
         self.layers = list(layers)
         self.stats = list(stats)
         self.kinds = list(kinds) or [""] * len(self.layers)
@@ -162,9 +182,13 @@ class History:
             self._slack = max(min(self.recent_rows // 4, (self.max_rows - self.recent_rows - self.head_rows) // 4), 0)
             least = self.recent_rows + self.head_rows + self._slack + 2
             if self.max_rows < least:
-                raise ConfigError("max_rows", max_rows, f"expected at least {least}: recent_rows ({self.recent_rows}) "
-                                  f"+ head_rows ({self.head_rows}) + {self._slack} rows to batch the down-sampling "
-                                  "+ 2 windows")
+                raise ConfigError(
+                    "max_rows",
+                    max_rows,
+                    f"expected at least {least}: recent_rows ({self.recent_rows}) "
+                    f"+ head_rows ({self.head_rows}) + {self._slack} rows to batch the down-sampling "
+                    "+ 2 windows",
+                )
         shape = (0, len(self.stats), len(self.layers))
         self._head_steps, self._head = np.zeros(0, dtype=np.int64), np.zeros(shape, dtype=np.float32)
         self._windows = _Windows(len(self.stats), len(self.layers))
@@ -293,20 +317,22 @@ class History:
         width = bins + len(HIST_SPECIAL)
         if not self._hists:
             return np.zeros((0, len(self.layers), width))
-        rows = [h if h.shape[-1] == width else np.concatenate([h, np.zeros((*h.shape[:-1], len(HIST_SPECIAL)))],
-                                                             axis=-1) for h in self._hists]
+        rows = [
+            h if h.shape[-1] == width else np.concatenate([h, np.zeros((*h.shape[:-1], len(HIST_SPECIAL)))], axis=-1)
+            for h in self._hists
+        ]
         return np.stack(rows).astype(np.float64)
 
     def histograms(self) -> np.ndarray:
         """Counts of log10|∂L/∂θ| per regular bin: ``[histogram steps, layers, bins]`` (bin edges: ``hist_edges``;
         the elements outside them are counted by :meth:`hist_outside`)."""
-        return self._hist_rows()[..., :max(len(self.hist_edges) - 1, 0)]
+        return self._hist_rows()[..., : max(len(self.hist_edges) - 1, 0)]
 
     def hist_outside(self) -> np.ndarray:
         """Counts of the elements outside the regular bins: ``[histogram steps, layers, 4]``, the columns in the
         order of :data:`HIST_SPECIAL`: exact zeros, underflow (0 < |g| below the first edge), overflow (|g|
         above the last edge, ±inf included) and NaN."""
-        return self._hist_rows()[..., max(len(self.hist_edges) - 1, 0):]
+        return self._hist_rows()[..., max(len(self.hist_edges) - 1, 0) :]
 
     def to_pandas(self):
         """Long format: one row per (row, layer, stat) with its value (NaN rows dropped). When the history holds
@@ -320,12 +346,20 @@ class History:
         n = len(self.layers)
         frames = []
         for name in self.stats:
-            frame = {"step": np.repeat(spans[:, 0], n), "layer": np.tile(self.layers, len(spans)), "stat": name,
-                     "value": self.stat(name).reshape(-1)}
+            frame = {
+                "step": np.repeat(spans[:, 0], n),
+                "layer": np.tile(self.layers, len(spans)),
+                "stat": name,
+                "value": self.stat(name).reshape(-1),
+            }
             if self.downsampled:
-                frame.update({"last_step": np.repeat(spans[:, 1], n),
-                              "min": self.stat(name, reduce="min").reshape(-1),
-                              "max": self.stat(name, reduce="max").reshape(-1)})
+                frame.update(
+                    {
+                        "last_step": np.repeat(spans[:, 1], n),
+                        "min": self.stat(name, reduce="min").reshape(-1),
+                        "max": self.stat(name, reduce="max").reshape(-1),
+                    }
+                )
             frames.append(pd.DataFrame(frame))
         columns = ["step", "layer", "stat", "value"] + (["last_step", "min", "max"] if self.downsampled else [])
         df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
@@ -335,30 +369,58 @@ class History:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN → None). ``steps`` and ``stats`` hold every row (windows as their default reduction);
         ``windows`` holds what is needed to read the windows back exactly."""
+
         def clean(a: np.ndarray) -> list:
             return np.where(np.isnan(a), np.array(None, dtype=object), a).tolist()
 
         self._consolidate()
         w = self._windows
-        d = {"layers": self.layers, "kinds": self.kinds, "numel": self.numel, "activations": self.activations,
-             "meta": self.meta, "steps": self.steps.tolist(),
-             "stats": {name: clean(self.stat(name)) for name in self.stats},
-             "bounds": {"max_rows": self.max_rows, "recent_rows": self.recent_rows or None,
-                        "head_rows": self.head_rows or None, "max_histograms": self.max_histograms},
-             "hist_edges": self.hist_edges.tolist(), "hist_steps": self.hist_steps.tolist(),
-             "histograms": self.histograms().tolist(), "hist_outside": self.hist_outside().tolist()}
+        d = {
+            "layers": self.layers,
+            "kinds": self.kinds,
+            "numel": self.numel,
+            "activations": self.activations,
+            "meta": self.meta,
+            "steps": self.steps.tolist(),
+            "stats": {name: clean(self.stat(name)) for name in self.stats},
+            "bounds": {
+                "max_rows": self.max_rows,
+                "recent_rows": self.recent_rows or None,
+                "head_rows": self.head_rows or None,
+                "max_histograms": self.max_histograms,
+            },
+            "hist_edges": self.hist_edges.tolist(),
+            "hist_steps": self.hist_steps.tolist(),
+            "histograms": self.histograms().tolist(),
+            "hist_outside": self.hist_outside().tolist(),
+        }
         if len(w):
-            d["windows"] = {"head": len(self._head_steps), "length": w.length, "first": w.first.tolist(),
-                            "last": w.last.tolist(), "rows": w.rows.tolist(), "min": clean(w.min),
-                            "max": clean(w.max), "mean": clean(w.mean), "n": w.n.tolist()}
+            d["windows"] = {
+                "head": len(self._head_steps),
+                "length": w.length,
+                "first": w.first.tolist(),
+                "last": w.last.tolist(),
+                "rows": w.rows.tolist(),
+                "min": clean(w.min),
+                "max": clean(w.max),
+                "mean": clean(w.mean),
+                "n": w.n.tolist(),
+            }
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> History:
         bounds = d.get("bounds") or {"max_rows": None}  # a history saved before bounds existed: keep every row
-        h = cls(d["layers"], list(d["stats"]), kinds=d.get("kinds", ()), numel=d.get("numel", ()),
-                activations=d.get("activations", ()), hist_edges=d.get("hist_edges", ()), meta=d.get("meta"),
-                **bounds)
+        h = cls(
+            d["layers"],
+            list(d["stats"]),
+            kinds=d.get("kinds", ()),
+            numel=d.get("numel", ()),
+            activations=d.get("activations", ()),
+            hist_edges=d.get("hist_edges", ()),
+            meta=d.get("meta"),
+            **bounds,
+        )
         if d["steps"]:
             steps = np.asarray(d["steps"], dtype=np.int64)
             values = np.stack([np.asarray(d["stats"][n], dtype=float) for n in h.stats], axis=1)
@@ -375,7 +437,7 @@ class History:
                 w.max = np.asarray(win["max"], dtype=float).astype(np.float32)
                 w.mean = np.asarray(win["mean"], dtype=float).astype(np.float32)
                 w.n = np.asarray(win["n"], dtype=np.int32)
-                h._steps, h._values = [steps[head + k:]], [values[head + k:].astype(np.float32)]
+                h._steps, h._values = [steps[head + k :]], [values[head + k :].astype(np.float32)]
         outside = d.get("hist_outside") or [None] * len(d.get("hist_steps", []))
         for step, counts, extra in zip(d.get("hist_steps", []), d.get("histograms", []), outside):
             counts = np.asarray(counts, dtype=float)
@@ -383,5 +445,4 @@ class History:
         return h
 
     def __repr__(self) -> str:
-        return (f"History({len(self.layers)} layers, {self.n_recorded} steps in {len(self)} rows, "
-                f"stats={self.stats})")
+        return f"History({len(self.layers)} layers, {self.n_recorded} steps in {len(self)} rows, stats={self.stats})"

@@ -94,8 +94,9 @@ class _Module:
 class LayerProbes:
     """Forward hooks and tensor hooks that measure sampled statistics per layer into a step accumulator."""
 
-    def __init__(self, layers: list[Layer], forward: list[ForwardStat], backward: list[BackwardStat],
-                 guard: Guard | None = None):
+    def __init__(
+        self, layers: list[Layer], forward: list[ForwardStat], backward: list[BackwardStat], guard: Guard | None = None
+    ):
         self.layers, self.forward, self.backward = layers, forward, backward
         self.names = [s.name for s in forward] + [s.name for s in backward]
         self.guard = guard if guard is not None else Guard()
@@ -152,6 +153,7 @@ class LayerProbes:
             if m.gain is not None:
                 return self.guard.run(m.gain[1].name, name, self._hook_input, m, m.gain, args, kwargs)
             return None
+
         return hook
 
     def _hook_input(self, m: _Module, gain: tuple[int, BackwardStat], args: tuple, kwargs: dict):
@@ -184,7 +186,7 @@ class LayerProbes:
         if alias is x:
             return None
         if position is not None:
-            return (*args[:position], alias, *args[position + 1:]), kwargs
+            return (*args[:position], alias, *args[position + 1 :]), kwargs
         return args, {**kwargs, key: alias}
 
     def _input_grad_hook(self, m: _Module, gain: tuple[int, BackwardStat], record: list) -> Callable:
@@ -193,6 +195,7 @@ class LayerProbes:
         def hook(grad: Tensor) -> None:
             if gen == self._generation and record[0] is not None:
                 self._put(row, m.col, self.guard.run(stat.name, name, lambda: stat.gain(stat.norm(grad), record[0])))
+
         return hook
 
     def _output_grad_hook(self, m: _Module, stat: BackwardStat, record: list) -> Callable:
@@ -201,6 +204,7 @@ class LayerProbes:
         def hook(grad: Tensor) -> None:
             if gen == self._generation:
                 record[0] = self.guard.run(stat.name, name, stat.norm, grad)  # kept until the input's gradient comes
+
         return hook
 
     def _post_hook(self, m: _Module) -> Callable:
@@ -221,6 +225,7 @@ class LayerProbes:
             if record is not None and m.gain is not None and out.requires_grad:
                 back = m.gain[1]
                 self.guard.run(back.name, name, out.register_hook, self._output_grad_hook(m, back, record))
+
         return hook
 
     def attach(self) -> None:

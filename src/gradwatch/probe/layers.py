@@ -24,25 +24,51 @@ from gradwatch.nn.activations import ACTIVATIONS, Activation
 
 # nn module type → (name in gradwatch.nn.activations, how to read its α)
 _ACTIVATION_MODULES: dict[type, tuple[str, str | None]] = {
-    nn.Sigmoid: ("sigmoid", None), nn.Tanh: ("tanh", None), nn.ReLU: ("relu", None),
-    nn.LeakyReLU: ("leaky_relu", "negative_slope"), nn.ELU: ("elu", "alpha"), nn.SELU: ("selu", None),
-    nn.Softsign: ("softsign", None), nn.GELU: ("gelu", None), nn.SiLU: ("silu", None), nn.Mish: ("mish", None),
-    nn.Hardtanh: ("hardtanh", None), nn.ReLU6: ("relu6", None), nn.Hardswish: ("hardswish", None),
+    nn.Sigmoid: ("sigmoid", None),
+    nn.Tanh: ("tanh", None),
+    nn.ReLU: ("relu", None),
+    nn.LeakyReLU: ("leaky_relu", "negative_slope"),
+    nn.ELU: ("elu", "alpha"),
+    nn.SELU: ("selu", None),
+    nn.Softsign: ("softsign", None),
+    nn.GELU: ("gelu", None),
+    nn.SiLU: ("silu", None),
+    nn.Mish: ("mish", None),
+    nn.Hardtanh: ("hardtanh", None),
+    nn.ReLU6: ("relu6", None),
+    nn.Hardswish: ("hardswish", None),
     nn.Hardsigmoid: ("hardsigmoid", None),
 }
 # activation classes of Hugging Face transformers (transformers.activations) and timm (timm.layers.activations),
 # recognised by class name and package without importing either
 _NAMED_ACTIVATIONS: dict[str, str] = {
-    "GELUActivation": "gelu", "NewGELUActivation": "gelu_tanh", "GELUTanh": "gelu_tanh",
-    "PytorchGELUTanh": "gelu_tanh", "FastGELUActivation": "gelu_tanh", "AccurateGELUActivation": "gelu_tanh",
-    "QuickGELUActivation": "quick_gelu", "QuickGELU": "quick_gelu", "SiLUActivation": "silu", "Swish": "silu",
-    "SiLU": "silu", "MishActivation": "mish", "Mish": "mish", "GELU": "gelu", "HardSwish": "hardswish",
-    "HardSigmoid": "hardsigmoid", "Sigmoid": "sigmoid", "Tanh": "tanh",
+    "GELUActivation": "gelu",
+    "NewGELUActivation": "gelu_tanh",
+    "GELUTanh": "gelu_tanh",
+    "PytorchGELUTanh": "gelu_tanh",
+    "FastGELUActivation": "gelu_tanh",
+    "AccurateGELUActivation": "gelu_tanh",
+    "QuickGELUActivation": "quick_gelu",
+    "QuickGELU": "quick_gelu",
+    "SiLUActivation": "silu",
+    "Swish": "silu",
+    "SiLU": "silu",
+    "MishActivation": "mish",
+    "Mish": "mish",
+    "GELU": "gelu",
+    "HardSwish": "hardswish",
+    "HardSigmoid": "hardsigmoid",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
 }
 _NAMED_PACKAGES = ("transformers", "timm")
 _RECURRENT = (nn.RNNBase, nn.RNNCellBase)
-_CHANNEL_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm,
-                  nn.GroupNorm)
+_CHANNEL_FIRST = (
+    nn.modules.conv._ConvNd,
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.GroupNorm,
+)
 
 
 @dataclass(frozen=True)
@@ -145,8 +171,7 @@ def find_layers(model: nn.Module, param_names: tuple[str, ...] | None = None) ->
     owner_of: dict[int, Layer] = {}  # id(parameter) -> the layer that counts it
     last: Layer | None = None
     for path, module in root.named_modules():
-        named = [(n, p) for n, p in module.named_parameters(recurse=False)
-                 if param_names is None or n in param_names]
+        named = [(n, p) for n, p in module.named_parameters(recurse=False) if param_names is None or n in param_names]
         shared = {owner_of[id(p)].name: owner_of[id(p)] for _, p in named if id(p) in owner_of}
         for layer in shared.values():
             layer.aliases.append(path)
@@ -166,7 +191,11 @@ def find_layers(model: nn.Module, param_names: tuple[str, ...] | None = None) ->
         if act is not None and last is not None and last.activation is None and not shared:
             last.activation = FollowingActivation(path, module, *act)
     if not any(p.requires_grad for l in layers for p in l.params):
-        raise ConfigError("model", type(root).__name__,
-                          "it has no trainable parameters to watch" if param_names is None else
-                          f"no trainable parameter is named one of {list(param_names)}")
+        raise ConfigError(
+            "model",
+            type(root).__name__,
+            "it has no trainable parameters to watch"
+            if param_names is None
+            else f"no trainable parameter is named one of {list(param_names)}",
+        )
     return layers

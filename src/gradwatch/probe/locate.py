@@ -57,6 +57,7 @@ class Locator:
                 out.register_hook(lambda g: self._gout.append((col, bad(g))))
             if inp is not None and inp.requires_grad:
                 inp.register_hook(lambda g: self._gin.append((col, bad(g))))
+
         return hook
 
     def detach(self) -> None:

@@ -58,6 +58,7 @@ def _wrap_clip(original: Callable) -> Callable:
             for w in list(_open):
                 w._before_clip(ids)
         return original(parameters, *args, **kwargs)
+
     return _replacing(clip_grad_norm_, original)
 
 
@@ -71,6 +72,7 @@ def _wrap_scaler_step(original: Callable) -> Callable:
             if w._optimizer_steps == n:  # the scaler did not call optimizer.step(): a skipped step
                 w._skipped_step(optimizer)
         return result
+
     return _replacing(step, original)
 
 
@@ -82,6 +84,7 @@ def _wrap_scaler_unscale(original: Callable) -> Callable:
             if w._watches_optimizer(optimizer):
                 w._after_unscale()
         return result
+
     return _replacing(unscale_, original)
 
 

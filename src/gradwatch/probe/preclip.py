@@ -53,8 +53,9 @@ class PreClip:
         self._on_end = weakref.WeakMethod(on_backward_end)  # type: ignore[arg-type]
         self._queued = False
         self.measured: Measured | None = None
-        self._handles = [p.register_post_accumulate_grad_hook(self._accumulated)
-                         for p in self._params if p.requires_grad]
+        self._handles = [
+            p.register_post_accumulate_grad_hook(self._accumulated) for p in self._params if p.requires_grad
+        ]
 
     # ---- the end of a backward pass --------------------------------------------------------------------------
     def _accumulated(self, _param: Tensor) -> None:

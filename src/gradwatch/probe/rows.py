@@ -35,8 +35,17 @@ def is_sharded(params: Sequence[Tensor]) -> bool:
 class RowQueue:
     """Per-parameter measurements and per-layer hook statistics, queued on the device, finished at take()."""
 
-    def __init__(self, raw: Sequence[str], stats: Sequence[Stat], hook_names: Sequence[str], owner: Sequence[int],
-                 numel: Sequence[int], n_layers: int, device: torch.device, sharded: bool):
+    def __init__(
+        self,
+        raw: Sequence[str],
+        stats: Sequence[Stat],
+        hook_names: Sequence[str],
+        owner: Sequence[int],
+        numel: Sequence[int],
+        n_layers: int,
+        device: torch.device,
+        sharded: bool,
+    ):
         self.raw, self.stats, self.hook_names = list(raw), list(stats), list(hook_names)
         self.n_layers, self.device, self.sharded = n_layers, device, sharded
         self.owner = torch.tensor(list(owner), dtype=torch.long, device=device)
@@ -64,7 +73,7 @@ class RowQueue:
         if index is None:
             self.put(PRESENT, self.ones, None)
         else:
-            self.put(PRESENT, ones if ones is not None else self.ones[:len(index)], index)
+            self.put(PRESENT, ones if ones is not None else self.ones[: len(index)], index)
 
     def end(self, step: int, hook_values: Tensor | None) -> None:
         """Queue the current row as ``step`` (``hook_values``: ``[hook statistics, layers]`` or None)."""
@@ -98,8 +107,9 @@ class RowQueue:
             acc = self._combine(acc)
         measured = self._sum(present.float()) > 0  # [steps, layers]
         acc = {k: torch.where(measured, v, torch.full_like(v, float("nan"))) for k, v in acc.items()}
-        out = [s.finish(acc) for s in self.stats] + ([hooks[:, j] for j in range(len(self.hook_names))]
-                                                     if hooks is not None else [])
+        out = [s.finish(acc) for s in self.stats] + (
+            [hooks[:, j] for j in range(len(self.hook_names))] if hooks is not None else []
+        )
         stacked = torch.stack(out, dim=1) if out else rows.new_zeros(len(steps), 0, self.n_layers)
         return steps, stacked.float().cpu().numpy()
 

@@ -67,19 +67,21 @@ def stored(t: Tensor) -> Tensor:
 # parameters. The accumulators are partial over a shard, so the shards of an FSDP2 model combine with one
 # collective per flush before the statistics are finished from them (see ``Stat.finish``).
 PER_PARAM: dict[str, tuple[str, str]] = {
-    "grad_l2": ("grad_sq", "sumsq"),       # ‖g‖₂ per parameter → Σ g² per layer
-    "grad_l1": ("grad_abs", "sum"),        # Σ |g|
-    "grad_linf": ("grad_max", "max"),      # max |g|
-    "grad_bad": ("grad_bad", "sum"),       # number of non-finite elements of g
+    "grad_l2": ("grad_sq", "sumsq"),  # ‖g‖₂ per parameter → Σ g² per layer
+    "grad_l1": ("grad_abs", "sum"),  # Σ |g|
+    "grad_linf": ("grad_max", "max"),  # max |g|
+    "grad_bad": ("grad_bad", "sum"),  # number of non-finite elements of g
     "preclip_l2": ("preclip_sq", "sumsq"),  # ‖g‖₂ before clip_grad_norm_
-    "weight_l2": ("weight_sq", "sumsq"),   # ‖θ‖₂
-    "before_l2": ("before_sq", "sumsq"),   # ‖θ‖₂ before the optimizer step
-    "delta_l2": ("delta_sq", "sumsq"),     # ‖Δθ‖₂ of the optimizer step
-    "weight_bad": ("weight_bad", "sum"),   # number of non-finite elements of θ
+    "weight_l2": ("weight_sq", "sumsq"),  # ‖θ‖₂
+    "before_l2": ("before_sq", "sumsq"),  # ‖θ‖₂ before the optimizer step
+    "delta_l2": ("delta_sq", "sumsq"),  # ‖Δθ‖₂ of the optimizer step
+    "weight_bad": ("weight_bad", "sum"),  # number of non-finite elements of θ
 }
 COUNT = "grad_count"  # per layer: the number of gradient elements measured (from the parameters present)
-LAYER_REDUCE: dict[str, str] = {**{acc: ("max" if how == "max" else "sum") for acc, how in PER_PARAM.values()},
-                                COUNT: "sum"}
+LAYER_REDUCE: dict[str, str] = {
+    **{acc: ("max" if how == "max" else "sum") for acc, how in PER_PARAM.values()},
+    COUNT: "sum",
+}
 RAW = tuple(PER_PARAM)
 
 
@@ -88,6 +90,7 @@ class StepGrads:
     local tensors (a DTensor's shard). Every result is a vector ``[len(grads)]``."""
 
     any_nonfinite: bool | None = None  # known without a device sync (free_reads) once ``nonfinite`` was computed
+
     def __init__(self, grads: list[Tensor]):
         self.grads = grads
         self.present: list[int] = []  # the watcher's indices of the parameters these gradients belong to
@@ -106,8 +109,10 @@ class StepGrads:
     def _abs_sum_max(self) -> tuple[Tensor, Tensor]:
         """(Σ|g|, max|g|) per parameter (both NaN where g holds a NaN; an empty shard gives 0, 0)."""
         if self._fused:
-            return (torch.stack(torch._foreach_norm(self.grads, 1)).float(),
-                    torch.stack(torch._foreach_norm(self.grads, math.inf)).float())
+            return (
+                torch.stack(torch._foreach_norm(self.grads, 1)).float(),
+                torch.stack(torch._foreach_norm(self.grads, math.inf)).float(),
+            )
         sums, maxima = [], []
         for g in self.grads:  # one |g| at a time: the allocator reuses its block (41 alive at once cost 3× more)
             a = g.abs()
@@ -170,7 +175,10 @@ class Stat:
 
 
 class GradNorm(Stat):
-    name, doc = "grad_norm", "L2 norm of all the layer's parameter gradients, ‖∂L/∂θ_layer‖₂ (what the optimizer steps on)"
+    name, doc = (
+        "grad_norm",
+        "L2 norm of all the layer's parameter gradients, ‖∂L/∂θ_layer‖₂ (what the optimizer steps on)",
+    )
     needs, every_step = ("grad_sq",), True
 
     def finish(self, raw):
@@ -187,8 +195,10 @@ class NonFinite(Stat):
 
 class GradNormPreclip(Stat):
     name = "grad_norm_preclip"
-    doc = ("‖∂L/∂θ_layer‖₂ before gradient clipping (torch.nn.utils.clip_grad_norm_ or Watcher.record_preclip()); "
-           "NaN on steps that were not clipped")
+    doc = (
+        "‖∂L/∂θ_layer‖₂ before gradient clipping (torch.nn.utils.clip_grad_norm_ or Watcher.record_preclip()); "
+        "NaN on steps that were not clipped"
+    )
     needs, every_step = ("preclip_sq",), True
 
     def finish(self, raw):
@@ -221,8 +231,10 @@ class WeightNorm(Stat):
 
 class WeightNonFinite(Stat):
     name = "weight_nonfinite"
-    doc = ("number of non-finite (inf or NaN) elements in the layer's weights, counted on sampled steps and on "
-           "steps whose gradient is non-finite (a weight that holds the inf/NaN is its origin)")
+    doc = (
+        "number of non-finite (inf or NaN) elements in the layer's weights, counted on sampled steps and on "
+        "steps whose gradient is non-finite (a weight that holds the inf/NaN is its origin)"
+    )
     needs = ("weight_bad",)
 
     def finish(self, raw):
@@ -270,12 +282,14 @@ class ActStd(ForwardStat):
 
 class ActSaturation(ForwardStat):
     name = "act_saturation"
-    doc = ("fraction of the following activation's inputs z (examples × units) where it is saturated: σ'(z) < "
-           f"{SATURATION_LEVEL:g} · max σ' on a flat tail (sigmoid, tanh, softsign, hardtanh, hardsigmoid; ELU/SELU "
-           "below 0; ReLU6 above 6); 0 for activations without one (ReLU's zero half, GELU's and SiLU's negative "
-           "tails are inactive, not saturated); for LSTM/GRU/RNN layers the fraction of their gate values "
-           "(sigmoid gates and tanh candidates, every step) that are saturated; NaN when no known activation "
-           "follows the layer")
+    doc = (
+        "fraction of the following activation's inputs z (examples × units) where it is saturated: σ'(z) < "
+        f"{SATURATION_LEVEL:g} · max σ' on a flat tail (sigmoid, tanh, softsign, hardtanh, hardsigmoid; ELU/SELU "
+        "below 0; ReLU6 above 6); 0 for activations without one (ReLU's zero half, GELU's and SiLU's negative "
+        "tails are inactive, not saturated); for LSTM/GRU/RNN layers the fraction of their gate values "
+        "(sigmoid gates and tanh candidates, every step) that are saturated; NaN when no known activation "
+        "follows the layer"
+    )
     reads_input = True
 
     def compute(self, a, z, layer):
@@ -294,8 +308,10 @@ MIN_DEAD_SAMPLES = 16  # a unit zero on fewer examples than this (an expert give
 
 class ActDead(ForwardStat):
     name = "act_dead"
-    doc = ("fraction of the layer's units (channels for conv) that are zero for the whole batch (NaN when a unit "
-           f"saw fewer than {MIN_DEAD_SAMPLES} values on the step)")
+    doc = (
+        "fraction of the layer's units (channels for conv) that are zero for the whole batch (NaN when a unit "
+        f"saw fewer than {MIN_DEAD_SAMPLES} values on the step)"
+    )
 
     def compute(self, a, z, layer):
         dim = layer.unit_dim % a.dim() if a.dim() > 1 else 0
@@ -331,14 +347,18 @@ class BackwardStat:
 
 class BackwardGain(BackwardStat):
     name = "backward_gain"
-    doc = ("‖∂L/∂input‖/‖∂L/∂output‖ of the layer module: the part of the gradient it passes back that is due to "
-           "its weights (NaN for a layer whose input needs no gradient, e.g. the first)")
+    doc = (
+        "‖∂L/∂input‖/‖∂L/∂output‖ of the layer module: the part of the gradient it passes back that is due to "
+        "its weights (NaN for a layer whose input needs no gradient, e.g. the first)"
+    )
 
 
 class GainActivation(BackwardStat):
     name = "gain_activation"
-    doc = ("‖∂L/∂z‖/‖∂L/∂σ(z)‖ of the activation that follows the layer: the activation-derivative part of the "
-           "gradient it passes back (seed 000: the σ'(z) factors)")
+    doc = (
+        "‖∂L/∂z‖/‖∂L/∂σ(z)‖ of the activation that follows the layer: the activation-derivative part of the "
+        "gradient it passes back (seed 000: the σ'(z) factors)"
+    )
 
 
 HIST_SAMPLE = 1 << 13  # a layer with more gradient elements is histogrammed on a random sample of about this many
@@ -369,8 +389,11 @@ def log10_histogram(grads: list[Tensor], edges: Tensor = HIST_EDGES, max_element
     total = sum(g.numel() for g in grads)
     parts = [g.detach().reshape(-1) for g in grads]
     if max_elements is not None and total > max_elements:
-        parts = [p[_sample_index(p.numel(), -(-max_elements * p.numel() // total), str(p.device))]
-                 for p in parts if p.numel()]
+        parts = [
+            p[_sample_index(p.numel(), -(-max_elements * p.numel() // total), str(p.device))]
+            for p in parts
+            if p.numel()
+        ]
     flat = torch.cat(parts)  # [elements or sample]
     flat = flat if flat.dtype == torch.float64 else flat.float()
     logs = torch.log10(flat.abs()).float()  # 0 -> -inf, inf -> inf, NaN -> NaN
@@ -386,10 +409,22 @@ def log10_histogram(grads: list[Tensor], edges: Tensor = HIST_EDGES, max_element
     return counts if len(flat) == total else counts * (total / len(flat))
 
 
-STATS: dict[str, Stat] = {s.name: s for s in (GradNorm(), GradAbsMean(), GradAbsMax(), NonFinite(), WeightNorm(),
-                                                UpdateRatio(), GradNormPreclip(), WeightNonFinite())}
-FORWARD_STATS: dict[str, ForwardStat] = {s.name: s for s in (ActMean(), ActStd(), ActSaturation(), ActDead(),
-                                                             ActNonFinite())}
+STATS: dict[str, Stat] = {
+    s.name: s
+    for s in (
+        GradNorm(),
+        GradAbsMean(),
+        GradAbsMax(),
+        NonFinite(),
+        WeightNorm(),
+        UpdateRatio(),
+        GradNormPreclip(),
+        WeightNonFinite(),
+    )
+}
+FORWARD_STATS: dict[str, ForwardStat] = {
+    s.name: s for s in (ActMean(), ActStd(), ActSaturation(), ActDead(), ActNonFinite())
+}
 BACKWARD_STATS: dict[str, BackwardStat] = {s.name: s for s in (BackwardGain(), GainActivation())}
 HISTOGRAM = "grad_hist"
 
@@ -409,6 +444,8 @@ def describe(name: str) -> str:
 
         return DOC
     if name == HISTOGRAM:
-        return ("per-layer histogram of log10|∂L/∂θ| in fixed 0.25-decade bins from 1e-38 to 1e4, with exact zeros, "
-                "underflow, overflow and NaN counted apart (Glorot & Bengio 2010 pictures)")
+        return (
+            "per-layer histogram of log10|∂L/∂θ| in fixed 0.25-decade bins from 1e-38 to 1e4, with exact zeros, "
+            "underflow, overflow and NaN counted apart (Glorot & Bengio 2010 pictures)"
+        )
     raise KeyError(name)

@@ -18,9 +18,11 @@ from torch import Tensor, nn
 from gradwatch.probe.layers import Layer
 
 NAME = "grad_dead"
-DOC = ("fraction of the layer's units (rows of a Linear weight, output channels of a convolution) whose gradient row "
-       "∂L/∂W and bias entry are exactly zero over the batch: units with no active path to the loss, whatever "
-       "activation (module, shared module or function) follows; every recorded step with stats='full'")
+DOC = (
+    "fraction of the layer's units (rows of a Linear weight, output channels of a convolution) whose gradient row "
+    "∂L/∂W and bias entry are exactly zero over the batch: units with no active path to the loss, whatever "
+    "activation (module, shared module or function) follows; every recorded step with stats='full'"
+)
 _LOOKUP = (nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
 
 

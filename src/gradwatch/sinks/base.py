@@ -41,8 +41,11 @@ def check_stats(stats: Sequence[str] | None) -> tuple[str, ...] | None:
     if stats is None:
         return None
     if isinstance(stats, str) or not all(isinstance(s, str) for s in stats):
-        raise ConfigError("stats", stats, "expected a list of statistic names, e.g. ['grad_norm', 'nonfinite'], "
-                                          "or None for every recorded statistic")
+        raise ConfigError(
+            "stats",
+            stats,
+            "expected a list of statistic names, e.g. ['grad_norm', 'nonfinite'], or None for every recorded statistic",
+        )
     return tuple(stats)
 
 
@@ -72,8 +75,9 @@ def measured(history: Any, values: np.ndarray) -> np.ndarray:
     return ~nan | (taken[:, :, None] & evidence[:, None, :])
 
 
-def step_metrics(history: Any, steps: np.ndarray, values: np.ndarray, stats: Sequence[str] | None = None,
-                 prefix: str = PREFIX) -> Iterator[tuple[int, dict[str, float]]]:
+def step_metrics(
+    history: Any, steps: np.ndarray, values: np.ndarray, stats: Sequence[str] | None = None, prefix: str = PREFIX
+) -> Iterator[tuple[int, dict[str, float]]]:
     """``(step, {key: value})`` per recorded step, for the statistics in ``stats`` (all recorded ones if None),
     holding only the values measured at that step (:func:`measured`): a statistic sampled every k steps appears
     every k steps, a series never recorded not at all; a NaN or inf gradient is passed on as it is. Steps with

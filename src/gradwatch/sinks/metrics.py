@@ -18,8 +18,15 @@ class Metrics:
     ``stats``: the statistics to pass (default: every recorded one). Histograms are not passed. ``name``: how
     a warning names this sink if it fails (default ``"Metrics"``)."""
 
-    def __init__(self, log: Callable[[dict[str, float], int], Any], *, text: Callable[[str], Any] | None = None,
-                 stats: Sequence[str] | None = None, prefix: str = PREFIX, name: str | None = None):
+    def __init__(
+        self,
+        log: Callable[[dict[str, float], int], Any],
+        *,
+        text: Callable[[str], Any] | None = None,
+        stats: Sequence[str] | None = None,
+        prefix: str = PREFIX,
+        name: str | None = None,
+    ):
         if not callable(log):
             raise ConfigError("log", log, "expected a function log(metrics: dict, step: int)")
         if text is not None and not callable(text):

@@ -45,16 +45,27 @@ class MLflow:
     an active run it must be that run's (or left out): the watch never logs to another run than the active one.
     ``stats``: the statistics to log (default: every recorded one)."""
 
-    def __init__(self, run_id: str | None = None, *, tracking_uri: str | None = None, experiment: str = "gradwatch",
-                 run_name: str | None = None, stats: Sequence[str] | None = None, prefix: str = PREFIX):
+    def __init__(
+        self,
+        run_id: str | None = None,
+        *,
+        tracking_uri: str | None = None,
+        experiment: str = "gradwatch",
+        run_name: str | None = None,
+        stats: Sequence[str] | None = None,
+        prefix: str = PREFIX,
+    ):
         mlflow, client_cls, self._metric = _mlflow()
         self.stats, self.prefix = check_stats(stats), prefix
         active = mlflow.active_run() if run_id is None else None
         if active is not None and tracking_uri is not None and _uri(tracking_uri) != _uri(mlflow.get_tracking_uri()):
-            raise ConfigError("tracking_uri", tracking_uri,
-                              f"differs from the tracking URI of the active MLflow run {active.info.run_id} "
-                              f"({mlflow.get_tracking_uri()}); leave tracking_uri out to log into the active run, or "
-                              "pass run_id= of a run in that store")
+            raise ConfigError(
+                "tracking_uri",
+                tracking_uri,
+                f"differs from the tracking URI of the active MLflow run {active.info.run_id} "
+                f"({mlflow.get_tracking_uri()}); leave tracking_uri out to log into the active run, or "
+                "pass run_id= of a run in that store",
+            )
         self.client = client_cls(tracking_uri=tracking_uri)
         self._own = False
         if active is not None:
@@ -72,7 +83,7 @@ class MLflow:
         for step, row in step_metrics(history, steps, values, self.stats, self.prefix):
             batch.extend(self._metric(k, v, now, step) for k, v in row.items())
         for i in range(0, len(batch), BATCH):
-            self.client.log_batch(self.run_id, metrics=batch[i:i + BATCH])
+            self.client.log_batch(self.run_id, metrics=batch[i : i + BATCH])
 
     def write_histograms(self, history: Any, steps: np.ndarray, counts: np.ndarray) -> None:
         """MLflow has no histogram type; nothing is written."""

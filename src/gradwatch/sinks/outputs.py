@@ -27,9 +27,13 @@ def _check_sinks(sinks: Sequence[Any]) -> list[Any]:
         sinks = [sinks]  # one sink given without a list
     for s in sinks:
         if not isinstance(s, Sink):
-            raise ConfigError("sinks", s, "expected sinks such as gradwatch.sinks.TensorBoard(log_dir), "
-                                          "gradwatch.sinks.MLflow(), gradwatch.sinks.Wandb() (objects with "
-                                          "write, write_histograms and close)")
+            raise ConfigError(
+                "sinks",
+                s,
+                "expected sinks such as gradwatch.sinks.TensorBoard(log_dir), "
+                "gradwatch.sinks.MLflow(), gradwatch.sinks.Wandb() (objects with "
+                "write, write_histograms and close)",
+            )
     return list(sinks)
 
 
@@ -75,8 +79,13 @@ class Outputs:
                 with self.guard(label, where, outlet=True):
                     getattr(sink, method)(*args)
 
-    def write(self, history: Any, steps: np.ndarray | None, values: np.ndarray | None,
-              hists: Sequence[tuple[int, np.ndarray]] = ()) -> None:
+    def write(
+        self,
+        history: Any,
+        steps: np.ndarray | None,
+        values: np.ndarray | None,
+        hists: Sequence[tuple[int, np.ndarray]] = (),
+    ) -> None:
         """The rows just appended to ``history`` (``steps[n]``, ``values[n, stats, layers]``) and the histograms
         ``(step, counts[layers, bins])``. Histograms go first, so that a sink can log each step once."""
         if self._closed or not self.sinks:

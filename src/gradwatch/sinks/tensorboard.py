@@ -21,8 +21,9 @@ def _summary_writer(log_dir: str | os.PathLike):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:
-        raise ImportError('the TensorBoard sink needs the tensorboard package: pip install "gradwatch[tensorboard]"'
-                          ) from exc
+        raise ImportError(
+            'the TensorBoard sink needs the tensorboard package: pip install "gradwatch[tensorboard]"'
+        ) from exc
     return SummaryWriter(log_dir=str(log_dir))
 
 
@@ -31,13 +32,20 @@ class TensorBoard:
     ``torch.utils.tensorboard.SummaryWriter``, e.g. Lightning's ``TensorBoardLogger.experiment``; it is flushed,
     not closed, at the end). ``stats``: the statistics to write (default: every recorded one)."""
 
-    def __init__(self, log_dir: str | os.PathLike | None = None, *, writer: Any = None,
-                 stats: Sequence[str] | None = None, prefix: str = PREFIX):
+    def __init__(
+        self,
+        log_dir: str | os.PathLike | None = None,
+        *,
+        writer: Any = None,
+        stats: Sequence[str] | None = None,
+        prefix: str = PREFIX,
+    ):
         from gradwatch.errors import ConfigError
 
         if (log_dir is None) == (writer is None):
-            raise ConfigError("log_dir", log_dir, "give exactly one of log_dir (a directory) or writer "
-                                                  "(an open SummaryWriter)")
+            raise ConfigError(
+                "log_dir", log_dir, "give exactly one of log_dir (a directory) or writer (an open SummaryWriter)"
+            )
         self.stats, self.prefix = check_stats(stats), prefix
         self._own = writer is None
         self._last_step = 0
@@ -57,15 +65,22 @@ class TensorBoard:
         centres = (edges[:-1] + edges[1:]) / 2
         for step, per_layer in zip(np.asarray(steps).tolist(), counts):
             for layer, c in zip(history.layers, per_layer):
-                c = c[:len(centres)]  # the regular bins (zeros, underflow, overflow and NaN follow them)
+                c = c[: len(centres)]  # the regular bins (zeros, underflow, overflow and NaN follow them)
                 num = float(c.sum())
                 if num == 0:  # no gradient in this layer at this step
                     continue
                 used = np.flatnonzero(c)
                 self.writer.add_histogram_raw(
-                    f"{self.prefix}/log10_abs_grad/{layer}", min=float(edges[used[0]]), max=float(edges[used[-1] + 1]),
-                    num=num, sum=float(c @ centres), sum_squares=float(c @ centres ** 2),
-                    bucket_limits=edges[1:].tolist(), bucket_counts=c.tolist(), global_step=int(step))
+                    f"{self.prefix}/log10_abs_grad/{layer}",
+                    min=float(edges[used[0]]),
+                    max=float(edges[used[-1] + 1]),
+                    num=num,
+                    sum=float(c @ centres),
+                    sum_squares=float(c @ centres**2),
+                    bucket_limits=edges[1:].tolist(),
+                    bucket_counts=c.tolist(),
+                    global_step=int(step),
+                )
 
     def close(self, diagnosis: Any) -> None:
         self.writer.add_text(f"{self.prefix}/diagnosis", diagnosis_markdown(diagnosis), global_step=self._last_step)

@@ -39,8 +39,7 @@ class Wandb:
     run made with ``wandb.init(**init)`` that the sink finishes at close. ``stats``: the statistics to log
     (default: every recorded one). ``WandB`` is the same class."""
 
-    def __init__(self, run: Any = None, *, stats: Sequence[str] | None = None, prefix: str = PREFIX,
-                 **init: Any):
+    def __init__(self, run: Any = None, *, stats: Sequence[str] | None = None, prefix: str = PREFIX, **init: Any):
         wandb = _wandb()
         self.stats, self.prefix = check_stats(stats), prefix
         self._wandb = wandb
@@ -60,9 +59,11 @@ class Wandb:
         edges = np.asarray(history.hist_edges, dtype=float)
         n_bins = len(edges) - 1  # the regular bins come first; the special counts follow them
         for step, per_layer in zip(np.asarray(steps).tolist(), counts):
-            self._hists[int(step)] = {f"{self.prefix}/log10_abs_grad/{layer}":
-                                      self._wandb.Histogram(np_histogram=(c[:n_bins], edges))
-                                      for layer, c in zip(history.layers, per_layer) if c[:n_bins].sum() > 0}
+            self._hists[int(step)] = {
+                f"{self.prefix}/log10_abs_grad/{layer}": self._wandb.Histogram(np_histogram=(c[:n_bins], edges))
+                for layer, c in zip(history.layers, per_layer)
+                if c[:n_bins].sum() > 0
+            }
 
     def close(self, diagnosis: Any) -> None:
         for step, row in sorted(self._hists.items()):  # histograms whose scalars were written earlier

@@ -19,9 +19,16 @@ class ErrorAnswer(BaseModel):
     detail: ErrorDetail
 
 
-_MEANING = {400: "a Host this server does not answer", 403: "a foreign Origin", 404: "no such id",
-            409: "in a state that forbids it", 413: "the body is too large", 422: "an invalid parameter or body",
-            429: "too many runs queued, or for this client", 500: "a bug of the server (still JSON)"}
+_MEANING = {
+    400: "a Host this server does not answer",
+    403: "a foreign Origin",
+    404: "no such id",
+    409: "in a state that forbids it",
+    413: "the body is too large",
+    422: "an invalid parameter or body",
+    429: "too many runs queued, or for this client",
+    500: "a bug of the server (still JSON)",
+}
 ALWAYS = (400, 422, 500)  # any request: the Host check, parameter validation, a bug
 
 

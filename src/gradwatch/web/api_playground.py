@@ -26,16 +26,22 @@ from gradwatch.web.playground import FINISHED, Job, PlaygroundFull
 from gradwatch.web.presets import PRESETS
 
 router = APIRouter(prefix="/api/playground", tags=["playground"])
-POLL_S = 0.1          # how often a stream looks for new events
-KEEPALIVE_S = 15.0    # a comment line this often keeps proxies from closing an idle stream
+POLL_S = 0.1  # how often a stream looks for new events
+KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
 
 
 def _job(request: Request, job_id: str) -> Job:
     job = request.app.state.playground.get(job_id)
     if job is None:
-        raise HTTPException(404, {"parameter": "id", "value": job_id,
-                                  "allowed": "no playground run has this id (finished runs are forgotten after a "
-                                             "while; their stored copy is under /api/runs)"})
+        raise HTTPException(
+            404,
+            {
+                "parameter": "id",
+                "value": job_id,
+                "allowed": "no playground run has this id (finished runs are forgotten after a "
+                "while; their stored copy is under /api/runs)",
+            },
+        )
     return job
 
 
@@ -45,23 +51,39 @@ def _parse(body: bytes) -> Any:
         return json.loads(body or b"{}")
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, int digits, nesting
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
-        raise HTTPException(422, {"parameter": "body", "value": body[:80].decode("utf-8", "replace"),
-                                  "allowed": f"a JSON object of lab.Config fields ({reason})"}) from None
+        raise HTTPException(
+            422,
+            {
+                "parameter": "body",
+                "value": body[:80].decode("utf-8", "replace"),
+                "allowed": f"a JSON object of lab.Config fields ({reason})",
+            },
+        ) from None
 
 
 def _validated(body: bytes, limits: Any, datasets: tuple[str, ...]) -> Any:
     return playground_config(_parse(body), limits, datasets)  # ConfigError → 422 (see app.py)
 
 
-START_BODY = {"content": {"application/json": {"schema": {
-    "type": "object", "description": "lab.Config fields (see GET /api/playground/options)",
-    "additionalProperties": True, "example": {"depth": 5, "width": 100, "activation": "sigmoid", "steps": 50}}}},
-    "required": False}
+START_BODY = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "description": "lab.Config fields (see GET /api/playground/options)",
+                "additionalProperties": True,
+                "example": {"depth": 5, "width": 100, "activation": "sigmoid", "steps": 50},
+            }
+        }
+    },
+    "required": False,
+}
 
 
 @router.post("", status_code=201, openapi_extra={"requestBody": START_BODY}, responses=errors(403, 413, 429))
-async def start(request: Request, detached: bool = Query(False, description="keep training when no client "
-                                                                          "watches its stream")) -> JSONResponse:
+async def start(
+    request: Request, detached: bool = Query(False, description="keep training when no client watches its stream")
+) -> JSONResponse:
     """Start a training of the posted lab config (JSON object of ``lab.Config`` fields); answers ``{"id"}``.
     The run is stopped when no client has read its event stream for the server's grace period (30 s by
     default) unless ``detached``. 429 when the queue, or this client's share of it, is full."""
@@ -73,8 +95,9 @@ async def start(request: Request, detached: bool = Query(False, description="kee
         job = request.app.state.playground.submit(cfg, client=client, detached=detached)
     except PlaygroundFull as exc:
         raise HTTPException(429, {"parameter": "playground", "value": "full", "allowed": str(exc)}) from None
-    return JSONResponse(clean({"id": job.id, "state": job.state, "detached": job.detached,
-                               "config": cfg.to_dict()}), status_code=201)
+    return JSONResponse(
+        clean({"id": job.id, "state": job.state, "detached": job.detached, "config": cfg.to_dict()}), status_code=201
+    )
 
 
 @router.get("", responses=errors())
@@ -90,16 +113,26 @@ def _field_info(name: str, field: Any, limits: Any, datasets: tuple[str, ...]) -
 
     args = [a for a in typing.get_args(field.annotation) if a is not type(None)] or [field.annotation]
     literal = next((a for a in [field.annotation, *args] if typing.get_origin(a) is typing.Literal), None)
-    named = {"activation": list(ACTIVATIONS), "init": list(LAB_INITS), "dataset": list(datasets),
-             "recurrent_init": [None] + [i for i in LAB_INITS if i != "lsuv"], "model": list(PLAYGROUND_MODELS)}
+    named = {
+        "activation": list(ACTIVATIONS),
+        "init": list(LAB_INITS),
+        "dataset": list(datasets),
+        "recurrent_init": [None] + [i for i in LAB_INITS if i != "lsuv"],
+        "model": list(PLAYGROUND_MODELS),
+    }
     choices = named.get(name) or (list(typing.get_args(literal)) if literal is not None else None)
     if literal is not None:
         kind = type(typing.get_args(literal)[0]).__name__
     else:
         kind = next((t.__name__ for t in (bool, int, float, str) if t in args), "list")
     caps = {"depth": limits.max_depth, "width": limits.max_width, "steps": limits.max_steps, **limits.field_caps}
-    return {"type": kind, "default": DEFAULT_STEPS if name == "steps" else field.default, "choices": choices,
-            "max": caps.get(name), "description": field.description}
+    return {
+        "type": kind,
+        "default": DEFAULT_STEPS if name == "steps" else field.default,
+        "choices": choices,
+        "max": caps.get(name),
+        "description": field.description,
+    }
 
 
 @router.get("/options", responses=errors())
@@ -110,10 +143,21 @@ def options(request: Request) -> dict[str, Any]:
 
     limits, datasets = request.app.state.limits, request.app.state.datasets
     fields = {n: _field_info(n, f, limits, datasets) for n, f in Config.model_fields.items() if n not in FORBIDDEN}
-    return clean({"fields": fields, "datasets": list(datasets), "presets": PRESETS,
-                  "limits": {"max_depth": limits.max_depth, "max_width": limits.max_width,
-                             "max_steps": limits.max_steps, "max_concurrent": limits.max_concurrent,
-                             "max_queued": limits.max_queued, "max_body_bytes": limits.max_body_bytes}})
+    return clean(
+        {
+            "fields": fields,
+            "datasets": list(datasets),
+            "presets": PRESETS,
+            "limits": {
+                "max_depth": limits.max_depth,
+                "max_width": limits.max_width,
+                "max_steps": limits.max_steps,
+                "max_concurrent": limits.max_concurrent,
+                "max_queued": limits.max_queued,
+                "max_body_bytes": limits.max_body_bytes,
+            },
+        }
+    )
 
 
 @router.get("/{job_id}", responses=errors(404))
@@ -122,9 +166,14 @@ def status(request: Request, job_id: str) -> dict[str, Any]:
     return clean(_job(request, job_id).summary())
 
 
-@router.get("/{job_id}/events", response_class=StreamingResponse, responses={
-    **errors(404), 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
-                         "description": "server-sent events"}})
+@router.get(
+    "/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        **errors(404),
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}, "description": "server-sent events"},
+    },
+)
 async def events(request: Request, job_id: str) -> StreamingResponse:
     """A server-sent-event stream of the run: ``prediction``, ``step`` ({"step", "epoch", "loss", "layers",
     "grad_norm", "relative_grad", "update_ratio", "saturation"}), ``epoch`` (the epoch's metrics) and ``end``
@@ -142,8 +191,9 @@ async def events(request: Request, job_id: str) -> StreamingResponse:
             async for chunk in _follow(job, start, request):
                 yield chunk
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 async def _follow(job: Job, start: int, request: Request):

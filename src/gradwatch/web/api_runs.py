@@ -19,8 +19,24 @@ from gradwatch.web.outcome import outcome
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 MAX_POINTS = 400  # default number of steps a run's history is thinned to (the last step always kept)
 MAX_STEP = 2**63 - 1
-LIST_KEYS = ("kind", "name", "model", "dataset", "depth", "width", "sizes", "activation", "init", "norm", "residual",
-             "optimizer", "lr", "batch_size", "steps", "epochs")
+LIST_KEYS = (
+    "kind",
+    "name",
+    "model",
+    "dataset",
+    "depth",
+    "width",
+    "sizes",
+    "activation",
+    "init",
+    "norm",
+    "residual",
+    "optimizer",
+    "lr",
+    "batch_size",
+    "steps",
+    "epochs",
+)
 
 
 def _store(request: Request):
@@ -47,14 +63,22 @@ def _matches(run: dict[str, Any], status: str | None, model: str | None, dataset
 
 
 @router.get("", responses=errors())
-def list_runs(request: Request,
-              status: str | None = Query(None, max_length=40, description="a status or outcome: running, "
-                                                                        "completed, diverged, interrupted, failed"),
-              model: str | None = Query(None, max_length=40), dataset: str | None = Query(None, max_length=40),
-              q: str | None = Query(None, max_length=200, description="words that must all match: key=value a "
-                                                                       "config field exactly, a bare word part of the "
-                                                                       "id, status or any key=value"),
-              limit: int = Query(500, ge=1, le=5000)) -> list[dict[str, Any]]:
+def list_runs(
+    request: Request,
+    status: str | None = Query(
+        None, max_length=40, description="a status or outcome: running, completed, diverged, interrupted, failed"
+    ),
+    model: str | None = Query(None, max_length=40),
+    dataset: str | None = Query(None, max_length=40),
+    q: str | None = Query(
+        None,
+        max_length=200,
+        description="words that must all match: key=value a "
+        "config field exactly, a bare word part of the "
+        "id, status or any key=value",
+    ),
+    limit: int = Query(500, ge=1, le=5000),
+) -> list[dict[str, Any]]:
     """The stored runs, newest first: id, status, times, the main config keys and the summary."""
     store = _store(request)
     if store is None:
@@ -65,9 +89,17 @@ def list_runs(request: Request,
     for r in runs:
         r["outcome"] = outcome(r["status"], r["summary"])
         if _matches(r, status, model, dataset, q):
-            out.append({"id": r["id"], "status": r["status"], "outcome": r["outcome"], "started": r["started"],
-                        "ended": r["ended"],
-                        "config": {k: r["config"].get(k) for k in LIST_KEYS}, "summary": r["summary"]})
+            out.append(
+                {
+                    "id": r["id"],
+                    "status": r["status"],
+                    "outcome": r["outcome"],
+                    "started": r["started"],
+                    "ended": r["ended"],
+                    "config": {k: r["config"].get(k) for k in LIST_KEYS},
+                    "summary": r["summary"],
+                }
+            )
         if len(out) >= limit:
             break
     return clean(out)
@@ -83,9 +115,12 @@ def _thin(steps: np.ndarray, after_step: int, max_points: int) -> np.ndarray:
 
 
 @router.get("/{run_id}", responses=errors(404))
-def get_run(request: Request, run_id: str,
-            after_step: int = Query(-1, ge=-1, le=MAX_STEP, description="only history steps after it"),
-            max_points: int = Query(MAX_POINTS, ge=2, le=100_000)) -> dict[str, Any]:
+def get_run(
+    request: Request,
+    run_id: str,
+    after_step: int = Query(-1, ge=-1, le=MAX_STEP, description="only history steps after it"),
+    max_points: int = Query(MAX_POINTS, ge=2, le=100_000),
+) -> dict[str, Any]:
     """One run: its config, status, per-epoch metrics, the watch history (``layers``, ``steps`` and ``stats``
     {name: [steps][layers]}) thinned to ``max_points`` steps, and the diagnosis of its summary."""
     store = _store(request)
@@ -98,11 +133,20 @@ def get_run(request: Request, run_id: str,
             raise HTTPException(404, {"parameter": exc.param, "value": exc.value, "allowed": exc.allowed}) from None
         metrics, history, times = store.metrics(run["id"]), store.history(run["id"]), store.time_grads(run["id"])
     idx = _thin(history["steps"], after_step, max_points)
-    return clean({**run, "outcome": outcome(run["status"], run["summary"]), "metrics": metrics,
-                  "diagnosis": run["summary"].get("diagnosis"),
-                  "history": {"layers": history["layers"], "steps": history["steps"][idx],
-                              "stats": {k: v[idx] for k, v in history["stats"].items()}},
-                  "time_grads": {str(k): v for k, v in times.items()}})
+    return clean(
+        {
+            **run,
+            "outcome": outcome(run["status"], run["summary"]),
+            "metrics": metrics,
+            "diagnosis": run["summary"].get("diagnosis"),
+            "history": {
+                "layers": history["layers"],
+                "steps": history["steps"][idx],
+                "stats": {k: v[idx] for k, v in history["stats"].items()},
+            },
+            "time_grads": {str(k): v for k, v in times.items()},
+        }
+    )
 
 
 @router.delete("/{run_id}", responses=errors(403, 404, 409))
@@ -118,10 +162,13 @@ def delete_run(request: Request, run_id: str) -> dict[str, Any]:
         except ConfigError as exc:
             raise HTTPException(404, {"parameter": exc.param, "value": exc.value, "allowed": exc.allowed}) from None
         if run["id"] != run_id:
-            raise HTTPException(404, {"parameter": "run_id", "value": run_id,
-                                      "allowed": "the full id of a run (a prefix deletes nothing)"})
+            raise HTTPException(
+                404,
+                {"parameter": "run_id", "value": run_id, "allowed": "the full id of a run (a prefix deletes nothing)"},
+            )
         if run["status"] == "running":
-            raise HTTPException(409, {"parameter": "run_id", "value": run["id"],
-                                      "allowed": "the run is still training; stop it first"})
+            raise HTTPException(
+                409, {"parameter": "run_id", "value": run["id"], "allowed": "the run is still training; stop it first"}
+            )
         store.delete(run["id"])
     return {"id": run["id"], "deleted": True}

@@ -30,8 +30,9 @@ def require_web() -> None:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        raise ImportError(f'gradwatch serve needs FastAPI and uvicorn ({exc.name} is missing): '
-                          f'pip install "gradwatch[web]"') from None
+        raise ImportError(
+            f'gradwatch serve needs FastAPI and uvicorn ({exc.name} is missing): pip install "gradwatch[web]"'
+        ) from None
 
 
 def available_datasets() -> tuple[str, ...]:
@@ -56,8 +57,9 @@ def _error(status: int, param: str, value: Any, allowed: str):
     return JSONResponse(clean(error_body(param, value, allowed)), status_code=status)
 
 
-def create_app(store: str | Path, *, limits: Limits | None = None, hosts: Sequence[str] = LOOPBACK,
-               origins: Sequence[str] = ()) -> Any:
+def create_app(
+    store: str | Path, *, limits: Limits | None = None, hosts: Sequence[str] = LOOPBACK, origins: Sequence[str] = ()
+) -> Any:
     """The FastAPI app over the run store at ``store``.
 
     Args:
@@ -86,8 +88,14 @@ def create_app(store: str | Path, *, limits: Limits | None = None, hosts: Sequen
         playground.shutdown()
 
     # the API docs are a page of our own (static/api.html reads /api/openapi.json): nothing from a CDN
-    app = FastAPI(title="gradwatch", summary="Runs and a gradient playground", lifespan=lifespan,
-                  docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="gradwatch",
+        summary="Runs and a gradient playground",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
     app.state.store_path, app.state.limits, app.state.playground = store_path, limits, playground
     app.state.datasets = available_datasets()
     app.add_middleware(Guard, hosts=hosts, origins=origins, max_body_bytes=limits.max_body_bytes)

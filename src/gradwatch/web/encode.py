@@ -23,8 +23,8 @@ def clean(obj: Any) -> Any:
     return obj
 
 
-MAX_ECHO_CHARS = 80   # an error echoes at most this much of a bad value
-MAX_ECHO_ITEMS = 8    # ... and this many items of a list or object, one level deep
+MAX_ECHO_CHARS = 80  # an error echoes at most this much of a bad value
+MAX_ECHO_ITEMS = 8  # ... and this many items of a list or object, one level deep
 MAX_ECHO_DIGITS = 30  # ... and integers of at most this many digits (others as a short description)
 
 

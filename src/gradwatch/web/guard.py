@@ -21,8 +21,13 @@ STATE_CHANGING = (b"POST", b"PUT", b"PATCH", b"DELETE")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 SECURITY_HEADERS = [
     (b"x-frame-options", b"SAMEORIGIN"),
-    (b"content-security-policy", (b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-                                  b"frame-ancestors 'self'; base-uri 'self'; form-action 'self'; object-src 'none'")),
+    (
+        b"content-security-policy",
+        (
+            b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            b"frame-ancestors 'self'; base-uri 'self'; form-action 'self'; object-src 'none'"
+        ),
+    ),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
 ]
@@ -41,7 +46,7 @@ def host_name(host: str) -> str:
     host = host.strip().lower()
     if host.startswith("["):
         end = host.find("]")
-        return host[:end + 1] if end > 0 else host
+        return host[: end + 1] if end > 0 else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
@@ -69,8 +74,14 @@ def error_body(param: str, value: Any, allowed: str) -> dict[str, Any]:
     from gradwatch.web.encode import short
 
     value = short(value)
-    return {"detail": {"parameter": param, "value": value, "allowed": allowed,
-                       "message": f"{param}={value!r} is not allowed: {allowed}"}}
+    return {
+        "detail": {
+            "parameter": param,
+            "value": value,
+            "allowed": allowed,
+            "message": f"{param}={value!r} is not allowed: {allowed}",
+        }
+    }
 
 
 class Guard:
@@ -89,8 +100,15 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         host = headers.get("host", "")
         if not self.any_host and host_name(host) not in self.hosts:
-            await self._refuse(send, 400, "Host", host, "this server answers requests for " + ", ".join(
-                sorted(self.hosts)) + " only (start it with --host to serve another address)")
+            await self._refuse(
+                send,
+                400,
+                "Host",
+                host,
+                "this server answers requests for "
+                + ", ".join(sorted(self.hosts))
+                + " only (start it with --host to serve another address)",
+            )
             return
         if scope["method"].encode() in STATE_CHANGING:
             origin = headers.get("origin")
@@ -123,15 +141,25 @@ class Guard:
         async def send_with_headers(message: dict) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  *((k, v) for k, v in SECURITY_HEADERS if k not in names)]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), *((k, v) for k, v in SECURITY_HEADERS if k not in names)],
+                }
             await send(message)
 
         return send_with_headers
 
     async def _refuse(self, send: Any, status: int, param: str, value: Any, allowed: str) -> None:
         body = json.dumps(error_body(param, value, allowed)).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                *SECURITY_HEADERS]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *SECURITY_HEADERS,
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

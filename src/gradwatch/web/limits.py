@@ -21,21 +21,30 @@ from typing import Any
 from gradwatch.errors import ConfigError
 
 PLAYGROUND_MODELS = ("mlp", "rnn", "lstm", "gru")  # esn: no gradient flows, nothing to watch
-DEFAULT_STEPS = 300     # a playground config without ``steps`` trains this many optimizer steps
-UNBOUNDED_EPOCHS = 10 ** 6  # ... and, without ``epochs``, stops on ``steps`` only
+DEFAULT_STEPS = 300  # a playground config without ``steps`` trains this many optimizer steps
+UNBOUNDED_EPOCHS = 10**6  # ... and, without ``epochs``, stops on ``steps`` only
 FORBIDDEN = ("data_dir", "device")  # paths and devices are the server's choice, never a request's
 
 # Other fields with an upper bound (memory and time), beside depth, width, sizes and steps.
-FIELD_CAPS = {"batch_size": 4096, "n_train": 20_000, "n_test": 10_000, "seq_len": 200, "input_dim": 1024,
-              "teacher_width": 1024, "degree": 20, "conv_channels": 64, "pretrain_epochs": 20,
-              "epochs": UNBOUNDED_EPOCHS}
-MAX_INT = 2**63 - 1      # no config field takes a larger integer (torch's seeds stop there)
-MAX_TEXT = 64            # characters of a text field (names of activations, inits, datasets, …)
-MAX_LIST = 64            # items of a list field before its own cap (sizes: max_depth; tbptt: 2)
+FIELD_CAPS = {
+    "batch_size": 4096,
+    "n_train": 20_000,
+    "n_test": 10_000,
+    "seq_len": 200,
+    "input_dim": 1024,
+    "teacher_width": 1024,
+    "degree": 20,
+    "conv_channels": 64,
+    "pretrain_epochs": 20,
+    "epochs": UNBOUNDED_EPOCHS,
+}
+MAX_INT = 2**63 - 1  # no config field takes a larger integer (torch's seeds stop there)
+MAX_TEXT = 64  # characters of a text field (names of activations, inits, datasets, …)
+MAX_LIST = 64  # items of a list field before its own cap (sizes: max_depth; tbptt: 2)
 FLOPS_PER_MAC_TRAIN = 6  # forward, backward to the inputs, backward to the weights: 3 × 2 flops per weight use
 FLOPS_PER_MAC_EVAL = 2
 INPUTS = {"digits": 64, "mnist": 784, "mnist1d": 40}  # inputs per example (per time step for sequence tasks)
-OUTPUTS = 10                                          # the widest output of the lab's data
+OUTPUTS = 10  # the widest output of the lab's data
 
 
 @dataclass(frozen=True)
@@ -45,11 +54,11 @@ class Limits:
     max_depth: int = 64
     max_width: int = 1024
     max_steps: int = 5000
-    max_concurrent: int = 2      # trainings running at once; more wait in a queue
-    max_queued: int = 8          # beyond this a new playground run is refused (429)
-    max_kept: int = 32           # finished playground runs kept in memory (their events), oldest dropped
+    max_concurrent: int = 2  # trainings running at once; more wait in a queue
+    max_queued: int = 8  # beyond this a new playground run is refused (429)
+    max_kept: int = 32  # finished playground runs kept in memory (their events), oldest dropped
     max_body_bytes: int = 16_384
-    max_per_client: int = 4      # queued + running runs one client address may hold at once (beyond: 429)
+    max_per_client: int = 4  # queued + running runs one client address may hold at once (beyond: 429)
     abandon_after_s: float = 30.0  # a run with no client watching its stream for this long is stopped
     max_step_flops: float = 1e9  # one training step: well under a second of a core (a stop bites at the next step)
     max_eval_flops: float = 5e9  # one evaluation pass over the training and test splits (once per epoch)
@@ -89,8 +98,11 @@ def precheck(body: Any, limits: Limits) -> None:
         if name in FORBIDDEN:
             raise ConfigError(name, value, "set by the server, not by a request; leave it out")
         if name not in Config.model_fields:
-            raise ConfigError(name, value, "unknown parameter; known ones are " + ", ".join(
-                n for n in Config.model_fields if n not in FORBIDDEN))
+            raise ConfigError(
+                name,
+                value,
+                "unknown parameter; known ones are " + ", ".join(n for n in Config.model_fields if n not in FORBIDDEN),
+            )
         if isinstance(value, list):
             cap = limits.max_depth if name == "sizes" else MAX_LIST
             if len(value) > cap:
@@ -100,8 +112,12 @@ def precheck(body: Any, limits: Limits) -> None:
                     raise ConfigError(name, value, "expected a flat list of numbers")
                 _scalar(name, item)
                 if name == "sizes" and isinstance(item, (int, float)) and item > limits.max_width:
-                    raise ConfigError("sizes", value, f"the playground allows at most {limits.max_depth} hidden "
-                                                      f"layers of at most {limits.max_width} units")
+                    raise ConfigError(
+                        "sizes",
+                        value,
+                        f"the playground allows at most {limits.max_depth} hidden "
+                        f"layers of at most {limits.max_width} units",
+                    )
             continue
         _scalar(name, value)
         if name in caps and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -137,19 +153,35 @@ def check_compute(cfg: Any, limits: Limits) -> None:
     step, evaluation, total = training_flops(cfg)
     size = f"{cfg.depth}×{cfg.width}" if cfg.sizes is None else f"sizes={cfg.sizes}"
     what = f"a {size} {cfg.model} with batch {cfg.batch_size}"
-    culprit = ("batch_size", cfg.batch_size) if cfg.batch_size > 256 else \
-        ("sizes", cfg.sizes) if cfg.sizes is not None else \
-        ("width", cfg.width) if cfg.width >= 8 * cfg.depth else ("depth", cfg.depth)
+    culprit = (
+        ("batch_size", cfg.batch_size)
+        if cfg.batch_size > 256
+        else ("sizes", cfg.sizes)
+        if cfg.sizes is not None
+        else ("width", cfg.width)
+        if cfg.width >= 8 * cfg.depth
+        else ("depth", cfg.depth)
+    )
     if step > limits.max_step_flops:
-        raise ConfigError(*culprit, f"{what} costs {step:.2g} flops per step; the playground allows "
-                                    f"{limits.max_step_flops:.2g} (make the net or the batch smaller)")
+        raise ConfigError(
+            *culprit,
+            f"{what} costs {step:.2g} flops per step; the playground allows "
+            f"{limits.max_step_flops:.2g} (make the net or the batch smaller)",
+        )
     if evaluation > limits.max_eval_flops:
-        raise ConfigError(*culprit, f"{what} costs {evaluation:.2g} flops per evaluation of the data; the "
-                                    f"playground allows {limits.max_eval_flops:.2g} (make the net smaller)")
+        raise ConfigError(
+            *culprit,
+            f"{what} costs {evaluation:.2g} flops per evaluation of the data; the "
+            f"playground allows {limits.max_eval_flops:.2g} (make the net smaller)",
+        )
     if total > limits.max_run_flops:
-        raise ConfigError("steps", cfg.steps, f"{what} costs {total:.2g} flops over {cfg.steps} steps; the "
-                                              f"playground allows {limits.max_run_flops:.2g} per run (fewer steps "
-                                              f"or a smaller net)")
+        raise ConfigError(
+            "steps",
+            cfg.steps,
+            f"{what} costs {total:.2g} flops over {cfg.steps} steps; the "
+            f"playground allows {limits.max_run_flops:.2g} per run (fewer steps "
+            f"or a smaller net)",
+        )
 
 
 def playground_config(body: Any, limits: Limits, datasets: tuple[str, ...]):
@@ -161,15 +193,21 @@ def playground_config(body: Any, limits: Limits, datasets: tuple[str, ...]):
     data.setdefault("epochs", UNBOUNDED_EPOCHS)
     cfg = Config(**data)
     if cfg.model not in PLAYGROUND_MODELS:
-        raise ConfigError("model", cfg.model, "the playground trains " + ", ".join(PLAYGROUND_MODELS)
-                          + " (an esn has no gradient to watch)")
+        raise ConfigError(
+            "model",
+            cfg.model,
+            "the playground trains " + ", ".join(PLAYGROUND_MODELS) + " (an esn has no gradient to watch)",
+        )
     if cfg.dataset not in datasets:
         raise ConfigError("dataset", cfg.dataset, "available here: " + ", ".join(datasets))
     _cap("depth", cfg.depth, limits.max_depth)
     _cap("width", cfg.width, limits.max_width)
     if cfg.sizes is not None and (len(cfg.sizes) > limits.max_depth or max(cfg.sizes, default=0) > limits.max_width):
-        raise ConfigError("sizes", cfg.sizes, f"the playground allows at most {limits.max_depth} hidden layers of "
-                                              f"at most {limits.max_width} units")
+        raise ConfigError(
+            "sizes",
+            cfg.sizes,
+            f"the playground allows at most {limits.max_depth} hidden layers of at most {limits.max_width} units",
+        )
     _cap("steps", cfg.steps, limits.max_steps)
     for name, cap in limits.field_caps.items():
         _cap(name, getattr(cfg, name), cap)

@@ -32,13 +32,19 @@ from typing import Any
 
 from gradwatch.web.limits import Limits
 
-QUEUED, RUNNING, COMPLETED, STOPPED, FAILED, DIVERGED = "queued", "running", "completed", "stopped", "failed", \
-    "diverged"
+QUEUED, RUNNING, COMPLETED, STOPPED, FAILED, DIVERGED = (
+    "queued",
+    "running",
+    "completed",
+    "stopped",
+    "failed",
+    "diverged",
+)
 FINISHED = (COMPLETED, STOPPED, FAILED, DIVERGED)
 ACTIVE = (QUEUED, RUNNING)
 REAP_EVERY_S = 0.25  # how often abandoned runs are looked for (at most this late past the grace period)
-PIPE_POLL_S = 0.05   # how often the server looks at a training process's pipe (and passes on a stop)
-JOIN_S = 30.0        # a training process that does not end this long after its last message is killed
+PIPE_POLL_S = 0.05  # how often the server looks at a training process's pipe (and passes on a stop)
+JOIN_S = 30.0  # a training process that does not end this long after its last message is killed
 _CONTEXT: Any = None
 
 
@@ -81,8 +87,8 @@ class Job:
         self.run_id: str | None = None
         self.diagnosis: str | None = None
         self.created = time.time()
-        self.watchers = 0                   # event streams open on it now
-        self.last_seen = time.monotonic()   # when its last stream ended (or its submission)
+        self.watchers = 0  # event streams open on it now
+        self.last_seen = time.monotonic()  # when its last stream ended (or its submission)
         self.events: list[dict[str, Any]] = []
         self.encoded: list[str] = []  # each event as a server-sent event, encoded once for every stream
         self.stop_requested = threading.Event()
@@ -101,9 +107,17 @@ class Job:
         self.encoded.append(f"id: {i}\nevent: {event['type']}\ndata: {json.dumps(clean(event), allow_nan=False)}\n\n")
 
     def summary(self) -> dict[str, Any]:
-        return {"id": self.id, "state": self.state, "run_id": self.run_id, "error": self.error,
-                "events": len(self.events), "created": self.created, "detached": self.detached,
-                "watchers": self.watchers, "config": self.config.to_dict()}
+        return {
+            "id": self.id,
+            "state": self.state,
+            "run_id": self.run_id,
+            "error": self.error,
+            "events": len(self.events),
+            "created": self.created,
+            "detached": self.detached,
+            "watchers": self.watchers,
+            "config": self.config.to_dict(),
+        }
 
 
 class Playground:
@@ -128,11 +142,15 @@ class Playground:
                 raise PlaygroundFull("the server is shutting down")
             mine = [j for j in self._jobs.values() if j.client == client and j.state in ACTIVE]
             if client is not None and len(mine) >= self.limits.max_per_client:
-                raise PlaygroundFull(f"this client ({client}) already has {len(mine)} playground runs queued or "
-                                     f"running (at most {self.limits.max_per_client}); stop one or wait for it")
+                raise PlaygroundFull(
+                    f"this client ({client}) already has {len(mine)} playground runs queued or "
+                    f"running (at most {self.limits.max_per_client}); stop one or wait for it"
+                )
             if len(self._queue) >= self.limits.max_queued:
-                raise PlaygroundFull(f"{len(self._queue)} playground runs are already waiting (at most "
-                                     f"{self.limits.max_queued}); stop one or try again later")
+                raise PlaygroundFull(
+                    f"{len(self._queue)} playground runs are already waiting (at most "
+                    f"{self.limits.max_queued}); stop one or try again later"
+                )
             job = Job(time.strftime("%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3), config, client, detached)
             self._jobs[job.id] = job
             self._queue.append(job)
@@ -200,11 +218,21 @@ class Playground:
         while not self._wake.wait(min(REAP_EVERY_S, max(grace / 4, 0.01))):
             now = time.monotonic()
             with self._lock:
-                abandoned = [j for j in self._jobs.values() if j.state in ACTIVE and not j.detached
-                             and j.watchers == 0 and now - j.last_seen > grace and not j.stop_requested.is_set()]
+                abandoned = [
+                    j
+                    for j in self._jobs.values()
+                    if j.state in ACTIVE
+                    and not j.detached
+                    and j.watchers == 0
+                    and now - j.last_seen > grace
+                    and not j.stop_requested.is_set()
+                ]
             for job in abandoned:
-                self.stop(job.id, f"stopped: no client watched it for {grace:g} s (start it detached to keep it "
-                                  f"running without a client)")
+                self.stop(
+                    job.id,
+                    f"stopped: no client watched it for {grace:g} s (start it detached to keep it "
+                    f"running without a client)",
+                )
 
     # --- scheduling (under the lock) -----------------------------------------------------------------------
     def _start_waiting(self) -> None:
@@ -217,7 +245,7 @@ class Playground:
 
     def _forget_old(self) -> None:
         finished = [j for j in self._jobs.values() if j.state in FINISHED]
-        for job in finished[:max(0, len(finished) - self.limits.max_kept)]:
+        for job in finished[: max(0, len(finished) - self.limits.max_kept)]:
             del self._jobs[job.id]
             self._threads.pop(job.id, None)
 
@@ -262,8 +290,12 @@ class Playground:
         receive, send = ctx.Pipe(duplex=False)
         stop = ctx.Event()
         threads = max(1, (os.cpu_count() or 1) // max(1, self.limits.max_concurrent))
-        proc = ctx.Process(target=child_main, args=(job.config.to_dict(), str(self.store_path), send, stop, threads),
-                           name=f"gradwatch-training-{job.id}", daemon=True)
+        proc = ctx.Process(
+            target=child_main,
+            args=(job.config.to_dict(), str(self.store_path), send, stop, threads),
+            name=f"gradwatch-training-{job.id}",
+            daemon=True,
+        )
         proc.start()
         send.close()
         result = None

@@ -37,7 +37,12 @@ def prediction_at_init(cfg: Any, n_in: int, n_out: int, input_var: float) -> dic
         p = variance_propagation(sizes, cfg.activation, cfg.init, input_var=input_var, init_std=cfg.init_std)
     except (ConfigError, KeyError) as exc:
         return unavailable(str(exc))
-    return {"available": True, "layers": p.layers, "grad_norm": p.grad_norm, "ratio_to_output": p.ratio_to_output,
-            "input_var": input_var,
-            "method": "variance propagation at init (seed 001; Glorot & Bengio 2010, He et al. 2015), per example; "
-                      "drawn as a shape scaled to the measured output layer at the first step"}
+    return {
+        "available": True,
+        "layers": p.layers,
+        "grad_norm": p.grad_norm,
+        "ratio_to_output": p.ratio_to_output,
+        "input_var": input_var,
+        "method": "variance propagation at init (seed 001; Glorot & Bengio 2010, He et al. 2015), per example; "
+        "drawn as a shape scaled to the measured output layer at the first step",
+    }

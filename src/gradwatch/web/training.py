@@ -85,8 +85,9 @@ class StreamedTraining:
         job.add("prediction", **prediction_at_init(cfg, data.n_in, data.n_out, float((x.float() ** 2).mean())))
         options = {"stats": [*DEFAULT_STATS, SATURATION, HISTOGRAM], "sample_every": SAMPLE_EVERY * self.every}
         with RunStore(self.store_path) as store:
-            run = lab.train(cfg, store=store, on_progress=self.on_progress, on_epoch=self.on_epoch,
-                            watch_options=options)
+            run = lab.train(
+                cfg, store=store, on_progress=self.on_progress, on_epoch=self.on_epoch, watch_options=options
+            )
         job.run_id = run.id
         job.diagnosis = None if run.diagnosis is None else str(run.diagnosis)
         return run.status, run.summary()
@@ -102,9 +103,14 @@ class StreamedTraining:
             return
         self.last_sent = int(h.steps[-1])
         grad = h.last("grad_norm")
-        event: dict[str, Any] = {"run_id": p.run_id, "step": p.step, "epoch": p.epoch,
-                                 "loss": p.loss if math.isfinite(p.loss) else None, "layers": list(h.layers),
-                                 "grad_norm": _floats(grad)}
+        event: dict[str, Any] = {
+            "run_id": p.run_id,
+            "step": p.step,
+            "epoch": p.epoch,
+            "loss": p.loss if math.isfinite(p.loss) else None,
+            "layers": list(h.layers),
+            "grad_norm": _floats(grad),
+        }
         if "weight_norm" in h.stats:
             with np.errstate(divide="ignore", invalid="ignore"):
                 event["relative_grad"] = _floats(grad / h.last("weight_norm"))
@@ -115,13 +121,17 @@ class StreamedTraining:
         if n_hists > self.hists_sent:
             self.hists_sent = n_hists
             outside = h.hist_outside()[-1]  # [layers, zero / underflow / overflow / nan]
-            event["histogram"] = {"watch_step": int(h.hist_steps[-1]), "edges": _floats(h.hist_edges),
-                                  "counts": [_floats(c) for c in h.histograms()[-1]],
-                                  "outside": {name: _floats(outside[:, i]) for i, name in enumerate(HIST_SPECIAL)}}
+            event["histogram"] = {
+                "watch_step": int(h.hist_steps[-1]),
+                "edges": _floats(h.hist_edges),
+                "counts": [_floats(c) for c in h.histograms()[-1]],
+                "outside": {name: _floats(outside[:, i]) for i, name in enumerate(HIST_SPECIAL)},
+            }
         self.job.add("step", **event)
 
     def on_epoch(self, epoch: int, metrics: dict[str, Any]) -> None:
-        self.job.add("epoch", **{k: (v if not isinstance(v, float) or math.isfinite(v) else None)
-                                 for k, v in metrics.items()})
+        self.job.add(
+            "epoch", **{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in metrics.items()}
+        )
         if self.job.stop_requested.is_set():
             raise StopTraining
