@@ -20,7 +20,7 @@ def test_runs_at_80_columns_shows_whole_ids_that_show_accepts(tmp_path):
     p = run_cli("runs", "--store", str(store), env=NARROW)
     assert p.returncode == 0, p.stderr
     assert max(len(line) for line in p.stdout.splitlines()) <= 80
-    shown = re.findall(r"\b\d{8}-\d{6}-[0-9a-f]{4}\b", p.stdout)
+    shown = re.findall(r"\b\d{8}-\d{6}-\d{3}[0-9a-f]{8}\b", p.stdout)
     assert sorted(shown) == sorted(ids)  # every id whole, read back from the table
     s = run_cli("show", shown[0], "--store", str(store), env=NARROW)
     assert s.returncode == 0 and f"run {shown[0]}" in s.stdout

@@ -111,3 +111,46 @@ def test_configs_are_json_not_pickle(tmp_path):
     types = {t for (t,) in con.execute("SELECT DISTINCT typeof(value) FROM metrics")}
     assert types <= {"real", "integer", "null"}  # no blobs anywhere
     con.close()
+
+
+def test_ten_thousand_runs_stored_back_to_back_have_distinct_sorted_ids(tmp_path):
+    from gradwatch.store.ids import new_run_id
+
+    with RunStore(tmp_path / "s.sqlite") as db:  # one transaction each, as a sweep stores them
+        ids = []
+        for i in range(10_000):
+            ids.append(new_run_id())
+            db.start_run(ids[-1], {"seed": i})
+            db.finish_run(ids[-1], "completed")
+    assert len(set(ids)) == 10_000 and ids == sorted(ids)  # made in order, sorted in order
+    con = sqlite3.connect(tmp_path / "s.sqlite")  # read back by SQLite itself
+    assert con.execute("SELECT count(DISTINCT id), count(*) FROM runs WHERE status = 'completed'").fetchone() == (
+        10_000, 10_000)
+    con.close()
+
+
+def test_run_ids_made_in_the_same_millisecond_count_up_and_forked_processes_draw_their_own(monkeypatch):
+    from gradwatch.store import ids
+
+    monkeypatch.setattr(ids.time, "time_ns", lambda: 1_700_000_000_123_000_000)  # a frozen clock
+    monkeypatch.setattr(ids, "_last", (-1, 0))  # as in a fresh process
+    made = [ids.new_run_id() for _ in range(1000)]
+    assert len(set(made)) == 1000 and made == sorted(made)
+    assert all(m.startswith("20231114-221320-123") for m in made)  # 1700000000 s = 2023-11-14 22:13:20 UTC
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child draws a fresh random part instead of counting on from the parent's last id
+        os.write(write, ids.new_run_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read), os.close(write)
+    assert child not in made and child.startswith("20231114-221320-123")
+
+
+def test_a_duplicate_run_id_is_refused_and_names_it(tmp_path):
+    with RunStore(tmp_path / "s.sqlite") as db:
+        db.start_run("same", {"seed": 0})
+        db.finish_run("same", "completed")
+        with pytest.raises(ConfigError, match="run_id='same'"):
+            db.start_run("same", {"seed": 1})

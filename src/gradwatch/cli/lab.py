@@ -169,7 +169,7 @@ def _run_keyed(name: str, options: dict[str, Any], db: Any, out: str | None, jso
 
     key, cfg = experiment_key(name, options)
     run_id = new_run_id()
-    db.start_run(run_id, cfg, key=key)
+    db.start_run(run_id, cfg, key=key, replace=True)  # one record per key, even if this run is killed
     try:
         result = run_and_report(name, options, out, False, index_href="index.html", quiet=json_)
     except KeyboardInterrupt:
