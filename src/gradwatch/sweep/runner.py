@@ -87,7 +87,7 @@ def run_sweep(spec: SweepSpec, store_path: str, *, workers: int = 1, backend: st
     """
     from gradwatch.store import RunStore
     from gradwatch.sweep.executors import make_executor
-    from gradwatch.sweep.worker import run_job
+    from gradwatch.sweep.worker import lost_records, run_job
 
     t0 = time.perf_counter()
     planned = plan(spec)
@@ -103,7 +103,7 @@ def run_sweep(spec: SweepSpec, store_path: str, *, workers: int = 1, backend: st
         jobs = make_jobs(todo, vmap)
         if jobs:
             with executor:
-                for _, records in executor.submit_all(run_job, jobs):
+                for _, records in executor.submit_all(run_job, jobs, lost=lost_records):
                     for record in records:
                         key = by_config[run_key(record["config"])].key
                         store_record(store, key, record)
