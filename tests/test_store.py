@@ -154,3 +154,60 @@ def test_a_duplicate_run_id_is_refused_and_names_it(tmp_path):
         db.finish_run("same", "completed")
         with pytest.raises(ConfigError, match="run_id='same'"):
             db.start_run("same", {"seed": 1})
+
+
+def test_a_run_whose_writer_is_gone_reads_as_interrupted_even_read_only(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid no process has any more
+    path = tmp_path / "s.sqlite"
+    with RunStore(path) as db:
+        db.start_run("mine", {"seed": 0})
+        db.start_run("gone", {"seed": 1})
+        db.conn.execute("UPDATE runs SET pid = ? WHERE id = 'gone'", (dead.pid,))
+    with RunStore(path, readonly=True) as db:  # no writer has marked it yet
+        assert {r["id"]: r["status"] for r in db.runs()} == {"mine": "running", "gone": "interrupted"}
+        assert db.get("gone")["status"] == "interrupted"
+        assert [r["id"] for r in db.runs(status="interrupted")] == ["gone"]
+        assert [r["id"] for r in db.runs(status="running")] == ["mine"]
+    con = sqlite3.connect(path)  # what is on disk is unchanged by reading
+    assert con.execute("SELECT status FROM runs WHERE id = 'gone'").fetchone() == ("running",)
+    con.close()
+
+
+def test_a_forced_rerun_keeps_one_record_per_key_even_when_it_is_killed(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = tmp_path / "s.sqlite"
+    with RunStore(path) as db:
+        db.start_run("old", {"seed": 0}, key="k")
+        db.finish_run("old", "completed")
+        db.start_run("live", {"seed": 0}, key="k2")  # another key: untouched
+        db.start_run("new", {"seed": 0}, key="k", replace=True)
+        db.conn.execute("UPDATE runs SET pid = ? WHERE id = 'new'", (dead.pid,))  # as if killed now
+    with RunStore(path) as db:
+        assert sorted((r["key"], r["id"], r["status"]) for r in db.runs()) == [
+            ("k", "new", "interrupted"), ("k2", "live", "running")]
+        db.start_run("again", {"seed": 0}, key="k", replace=True)
+        db.finish_run("again", "completed")
+        assert [r["id"] for r in db.runs() if r["key"] == "k"] == ["again"]
+
+
+def test_lab_all_force_interrupted_midway_leaves_one_record_per_experiment(tmp_path, monkeypatch):
+    import gradwatch.cli.lab as cli_lab
+    from gradwatch.cli import main
+
+    args = ["lab", "all", "--quick", "--only", "chain,interval", "--store", str(tmp_path / "s.sqlite"), "--json"]
+    assert main(args) == 0
+    real = cli_lab.run_and_report
+
+    def interrupted_on_interval(name, *a, **k):
+        if name == "interval":
+            raise KeyboardInterrupt
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(cli_lab, "run_and_report", interrupted_on_interval)
+    assert main([*args, "--force"]) == 130
+    con = sqlite3.connect(tmp_path / "s.sqlite")
+    rows = con.execute("SELECT json_extract(config, '$.experiment'), status FROM runs ORDER BY 1").fetchall()
+    con.close()
+    assert rows == [("chain", "completed"), ("interval", "interrupted")]  # never two records of one experiment

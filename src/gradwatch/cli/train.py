@@ -255,7 +255,7 @@ def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), f
         metrics = db.metrics(run["id"])
         history = db.history(run["id"])
         times = db.time_grads(run["id"])
-        watched = load_history(db, run["id"]) if is_watched(run) else None
+        watched = load_history(db, run["id"], stored=history) if is_watched(run) and not json_ else None
     if json_:
         print_json({**run, "metrics": metrics,
                     "history": {"layers": history["layers"], "steps": history["steps"].tolist(),
