@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from gradwatch.errors import ConfigError, DataError, PathError
+from gradwatch.errors import ConfigError, PathError
 
 DEFAULT_STORE = Path("gradwatch-runs") / "runs.sqlite"
+APPLICATION_ID = 0x67726477  # "grdw" in the SQLite header: this file is a gradwatch run store
+SQLITE_MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 30.0
 STATUSES = ("running", "completed", "diverged", "failed", "interrupted")
 
@@ -96,6 +98,41 @@ CREATE TABLE IF NOT EXISTS time_grads (
 """
 
 
+def store_problem(exc: BaseException) -> str:
+    """What an SQLite error means for a run store, in one line for its user."""
+    text = str(exc)
+    if "full" in text:
+        return f"the disk is full ({text}); free some space and run again (what was stored before is kept)"
+    if "malformed" in text or "corrupt" in text:
+        return f"the file is damaged ({text}); `sqlite3 FILE .recover` may save its runs"
+    if "not a database" in text:
+        return f"is not an SQLite database ({text}): not a gradwatch run store"
+    if "locked" in text or "busy" in text:
+        return f"another process holds it locked ({text}); try again when it is done"
+    return text
+
+
+def _translated(exc: sqlite3.Error) -> bool:  # an error of the file or the disk, not of gradwatch's own SQL
+    return type(exc) in (sqlite3.DatabaseError, sqlite3.OperationalError)
+
+
+def _reads(method):
+    """A reading method of :class:`RunStore`: a damaged file or a failing disk is a :class:`PathError` naming
+    the store, not a raw ``sqlite3`` error."""
+    import functools
+
+    @functools.wraps(method)
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            if not _translated(exc):
+                raise
+            raise PathError("store", self.path, store_problem(exc)) from None
+
+    return read
+
+
 def _num(v: Any) -> float | None:
     v = float(v)
     return None if math.isnan(v) else v
@@ -126,11 +163,55 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on an exception); nested ones join the outer one."""
+TABLES = ("runs", "metrics", "layers", "history", "stats", "histograms", "time_grads")
+RUN_COLUMNS = {"id", "config", "status", "started"}  # what any gradwatch store's runs table has had
 
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn, self.outer = conn, False
+
+def _check_header(path: Path, readonly: bool) -> None:
+    """A file that is not an SQLite database (text, a truncated copy) is refused before SQLite opens it; an empty
+    one is a store only once gradwatch has written it."""
+    if not path.is_file():
+        return
+    with open(path, "rb") as f:
+        head = f.read(100)
+    if not head:
+        if readonly:
+            raise PathError("store", path, "is an empty file (0 bytes), not a run store yet; `gradwatch train "
+                                           "--store PATH` or gw.watch(..., store=PATH) creates one")
+        return
+    if not head.startswith(SQLITE_MAGIC):
+        raise PathError("store", path, "is not an SQLite database (its first bytes say otherwise): not a gradwatch "
+                                       "run store; pass the .sqlite file gradwatch wrote")
+    if len(head) < 100:
+        raise PathError("store", path, f"is truncated ({len(head)} bytes, shorter than an SQLite header): not a "
+                                       "usable run store")
+
+
+def _check_ours(conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
+    """Refuse an SQLite database that another program wrote (other tables, another application id): gradwatch
+    never reads it as runs, nor writes its tables into it."""
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+              if not r[0].startswith("sqlite_")}
+    if not tables:
+        if readonly:
+            raise PathError("store", path, "is an SQLite database without any runs table: not a gradwatch run "
+                                           "store (yet)")
+        return
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    foreign = sorted(tables - set(TABLES) - {"runs_new"})
+    if app_id not in (0, APPLICATION_ID) or not RUN_COLUMNS <= columns or foreign:
+        what = f"its tables: {', '.join(sorted(tables)[:5])}" if foreign or not columns else "another application id"
+        raise PathError("store", path, f"is another program's SQLite database ({what}), not a gradwatch run store; "
+                                       "gradwatch leaves it untouched: pass another --store")
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (``ROLLBACK`` on an exception); nested ones join the outer one. An
+    SQLite error of the file or the disk (full, damaged, locked) becomes a :class:`PathError` naming the store."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self.conn, self.path, self.outer = conn, path, False
 
     def __enter__(self) -> _Transaction:
         self.outer = not self.conn.in_transaction
@@ -139,8 +220,19 @@ class _Transaction:
         return self
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        if self.outer:
+        if not self.outer:
+            return False
+        try:
             self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
+        except sqlite3.Error as failed:
+            if self.conn.in_transaction:
+                self.conn.rollback()
+            if exc is None and _translated(failed):
+                raise PathError("store", self.path, store_problem(failed)) from None
+            if exc is None:
+                raise
+        if isinstance(exc, sqlite3.Error) and _translated(exc):
+            raise PathError("store", self.path, store_problem(exc)) from None
         return False
 
 
@@ -161,12 +253,15 @@ class RunStore:
             raise PathError("store", path, "no run store there; train a run first or pass --store")
         if self.path.exists() and not os.access(self.path, os.R_OK):
             raise PathError("store", path, "cannot be read (permission denied)")
+        _check_header(self.path, readonly)
         try:
             if readonly:
                 self.conn = _connect_readonly(self.path)
+                _check_ours(self.conn, self.path, readonly)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+                _check_ours(self.conn, self.path, readonly)  # before anything is written into it
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute("PRAGMA synchronous=NORMAL")
                 self._create_or_migrate()
@@ -176,9 +271,9 @@ class RunStore:
         except sqlite3.OperationalError as exc:
             if "readonly" in str(exc) or "unable to open" in str(exc):
                 raise PathError("store", path, f"cannot be written ({exc}); pass a writable --store") from None
-            raise DataError(f"{self.path} is not a gradwatch run store ({exc})") from None
+            raise PathError("store", path, store_problem(exc)) from None
         except sqlite3.DatabaseError as exc:
-            raise DataError(f"{self.path} is not a gradwatch run store ({exc})") from None
+            raise PathError("store", path, store_problem(exc)) from None
         if not readonly:
             self.mark_interrupted()
 
@@ -197,12 +292,13 @@ class RunStore:
                 self.conn.execute("ALTER TABLE runs_new RENAME TO runs")
             for stmt in filter(str.strip, SCHEMA.split(";")):
                 self.conn.execute(stmt)
+            self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self._migrate()
 
     # --- plumbing -------------------------------------------------------------------------------------------
     def _tx(self):
         """One write transaction; inside :meth:`batch` (or another ``_tx``) it joins the open one."""
-        return _Transaction(self.conn)
+        return _Transaction(self.conn, self.path)
 
     def batch(self) -> _Transaction:
         """``with store.batch():`` makes every write inside one transaction (one commit, one fsync): storing
@@ -329,6 +425,7 @@ class RunStore:
             self.conn.execute("DELETE FROM runs WHERE id = ?", (self.resolve(run_id),))
 
     # --- reading --------------------------------------------------------------------------------------------
+    @_reads
     def resolve(self, run_id: str) -> str:
         """The full id of the run whose id is ``run_id`` or starts with it (unique prefix)."""
         rows = self.conn.execute("SELECT id FROM runs WHERE id = ? OR id LIKE ? ORDER BY id",
@@ -341,6 +438,7 @@ class RunStore:
             raise ConfigError("run_id", run_id, allowed + "; list them with `gradwatch runs`")
         return rows[0][0]
 
+    @_reads
     def runs(self, limit: int | None = None, status: str | None = None) -> list[dict[str, Any]]:
         """Every run (or those with this status), newest first, with its config and summary. A ``running`` run
         whose process (on this host) is gone reads as ``interrupted``, even from a read-only store."""
@@ -363,6 +461,7 @@ class RunStore:
             out.append(d)
         return out
 
+    @_reads
     def completed(self, keys: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """{key: the newest completed run with that key} for the given keys (every key when None)."""
         wanted = None if keys is None else set(keys)
@@ -372,10 +471,12 @@ class RunStore:
                 out.setdefault(run["key"], run)
         return out
 
+    @_reads
     def get(self, run_id: str) -> dict[str, Any]:
         """One run (its id or a unique prefix) with its config and summary."""
         return self._rows("SELECT * FROM runs WHERE id = ?", (self.resolve(run_id),))[0]
 
+    @_reads
     def metrics(self, run_id: str) -> list[dict[str, Any]]:
         """Per-epoch metrics as a list of dicts (epoch order)."""
         rid = self.resolve(run_id)
@@ -386,6 +487,7 @@ class RunStore:
             epochs.setdefault(epoch, {"epoch": epoch})[name] = value
         return [epochs[e] for e in sorted(epochs)]
 
+    @_reads
     def history(self, run_id: str) -> dict[str, Any]:
         """The stored watch history: ``layers``, ``steps`` (every step with a stored value) and ``stats``
         {name: array [steps, layers]}, NaN where a statistic was not measured. One query and one array per
@@ -415,6 +517,7 @@ class RunStore:
         return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                                  (name,)).fetchone() is not None
 
+    @_reads
     def histograms(self, run_id: str) -> tuple[np.ndarray, np.ndarray]:
         """The stored log10|g| histograms: (steps ``[n]``, counts ``[n, layers, bins]``; zeros where a layer has
         none at a step)."""
@@ -432,6 +535,7 @@ class RunStore:
             counts[pos[step], layer] = json.loads(text)
         return np.array(steps, dtype=int), counts
 
+    @_reads
     def time_grads(self, run_id: str) -> dict[int, np.ndarray]:
         """Recurrent runs: ‖∂L/∂h_t‖ over t, per recorded epoch."""
         rid = self.resolve(run_id)
