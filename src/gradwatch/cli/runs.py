@@ -11,7 +11,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from gradwatch.cli.common import console, print_json
+from gradwatch.cli.common import console, output_file, print_json
 from gradwatch.errors import ConfigError
 from gradwatch.report.safe_text import markup_safe, plain
 from gradwatch.report.terminal import fmt_sci
@@ -29,7 +29,7 @@ def _open(store: str):
     if not Path(store).expanduser().is_file():
         raise ConfigError("store", store, "no run store there; pass --store PATH (the file given to "
                                           "gw.watch(..., store=PATH) or `gradwatch train --store`)")
-    return RunStore(store)
+    return RunStore(store, readonly=True)
 
 
 # ---- how runs / show present a watched run ------------------------------------------------------------------
@@ -72,6 +72,7 @@ def _report(run_id: str = typer.Argument(..., help="Run id (or a unique prefix),
     from gradwatch.report.watch_page import write_watch_page
     from gradwatch.store.watched import load_history
 
+    output_file(html, "html", ".html")
     with _open(store) as db:
         run = db.get(run_id)
         history = load_history(db, run["id"])
@@ -92,6 +93,7 @@ def _compare(run_a: str = typer.Argument(..., help="First run id (or a unique pr
     from gradwatch.report.compare_plot import GradientFlowComparison, median_per_layer
     from gradwatch.store.watched import load_history
 
+    output_file(plot, "plot", ".png")
     with _open(store) as db:
         ids = [db.resolve(run_a), db.resolve(run_b)]
         histories = [load_history(db, rid) for rid in ids]

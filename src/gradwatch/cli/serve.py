@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import webbrowser
+from pathlib import Path
 
 import typer
 
@@ -11,6 +12,16 @@ from gradwatch.cli.common import err_console
 from gradwatch.errors import ConfigError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+
+
+def check_store(path: str | Path) -> None:
+    """Refuse at the start a ``--store`` that is not a run store (a text file, another program's database, a
+    damaged or truncated file), instead of answering every request with an error; a missing one is created by the
+    first run."""
+    from gradwatch.store import RunStore
+
+    if Path(path).expanduser().exists():
+        RunStore(path, readonly=True).close()
 
 
 def _serve(store: str = typer.Option(None, "--store", help="SQLite run store to show (default: "
@@ -26,6 +37,7 @@ def _serve(store: str = typer.Option(None, "--store", help="SQLite run store to 
 
     if not 0 <= port <= 65535:
         raise ConfigError("port", port, "expected 0 … 65535")
+    check_store(store or DEFAULT_STORE)
     try:
         require_web()
     except ImportError as exc:

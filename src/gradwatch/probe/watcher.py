@@ -23,6 +23,8 @@ How it measures (DESIGN.md, "How measurement should work"):
 
 from __future__ import annotations
 
+import os
+
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -78,6 +80,9 @@ def _optimizers(optimizer: Any) -> list[torch.optim.Optimizer]:
 
 
 def _resolve_stats(stats: str | Iterable[str], has_optimizer: bool) -> list[str]:
+    if not isinstance(stats, (str, list, tuple, set, frozenset)):
+        raise TypeError(f"stats={stats!r} is not allowed: expected 'default', 'full' or a list of statistic names "
+                        "(" + ", ".join(ALL_STATS) + ")")
     if isinstance(stats, str):
         check_choice("stats", stats, ("default", "full"))
         names = list(DEFAULT_STATS if stats == "default" else ALL_STATS)
@@ -490,6 +495,9 @@ class Watcher:
         ``html=PATH``, write the self-contained report page there instead and return its path."""
         if html is not None:
             from gradwatch.report.watch_page import write_watch_page
+
+            if not isinstance(html, (str, os.PathLike)):
+                raise TypeError(f"html={html!r} is not allowed: expected the path of the .html file to write")
 
             return write_watch_page(html, self.history, self.diagnose(**thresholds),
                                     title=self.name or type(unwrap(self.model)).__name__)
