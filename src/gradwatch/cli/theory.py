@@ -22,12 +22,19 @@ theory_app = typer.Typer(help="Predict gradient flow before training: closed for
 def _floats(param: str, text: Optional[str]) -> Optional[list[float]]:
     if text is None:
         return None
+    items = text.replace(" ", "").split(",")
+    if not text.strip():
+        raise ConfigError(param, text, "expected at least one number")
+    empty = [i + 1 for i, v in enumerate(items) if v == ""]
+    if empty:
+        raise ConfigError(param, text, f"value {empty[0]} of {len(items)} is empty; expected comma-separated "
+                                       "numbers, e.g. 1.5,-2,0.7")
     try:
-        values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+        values = [float(v) for v in items]
     except ValueError:
         raise ConfigError(param, text, "expected comma-separated numbers, e.g. 1.5,-2,0.7") from None
-    if not values:
-        raise ConfigError(param, text, "expected at least one number")
+    if not all(math.isfinite(v) for v in values):
+        raise ConfigError(param, text, "expected finite numbers (no inf or nan)")
     return values
 
 
