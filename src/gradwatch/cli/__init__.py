@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.DatabaseError as exc:  # a run store that fails under a read the checks could not foresee
         from gradwatch.store.sqlite import store_problem
 
-        typer.echo(f"error: run store: {clean(store_problem(exc))}", err=True)
+        typer.echo(f"error: --store: {clean(store_problem(exc))}", err=True)
         rc = 1
     except (ConfigError, DataError) as exc:
         typer.echo(f"error: {clean(exc.cli_message())}", err=True)

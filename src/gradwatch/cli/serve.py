@@ -21,7 +21,8 @@ def check_store(path: str | Path) -> None:
     from gradwatch.store import RunStore
 
     if Path(path).expanduser().exists():
-        RunStore(path, readonly=True).close()
+        with RunStore(path, readonly=True) as db:
+            db.check()
 
 
 def _serve(store: str = typer.Option(None, "--store", help="SQLite run store to show (default: "

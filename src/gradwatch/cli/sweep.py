@@ -71,6 +71,11 @@ def _sweep(param: Optional[list[str]], seeds: Optional[int], file: Optional[str]
     configs = spec.configs()  # validate every combination before any work
     if vmap:
         check_vmap(configs)
+    from gradwatch.store import RunStore
+    from gradwatch.sweep.executors import make_executor
+
+    make_executor(backend, workers, ray_address)  # --backend, --workers, --ray-address checked before any run
+    RunStore(store).close()  # a --store that is not a run store is refused before any run
     target = out_dir(out)
     names = [n for n in spec.params if n != "seed"]
     progress = _progress(json_)

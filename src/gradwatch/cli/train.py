@@ -204,6 +204,8 @@ def _runs(store: str = store_option(),
     from gradwatch.cli.runs import watched_row
     from gradwatch.store.watched import is_watched
 
+    if limit < 1:
+        raise ConfigError("limit", limit, "expected ≥ 1 runs to show")
     if not Path(store).expanduser().exists():  # nothing trained here yet: not an error
         if json_:
             print_json([])

@@ -184,7 +184,11 @@ class Watcher:
         self._graph = GraphProbe(unwrap(model), {id(p): o for p, o in zip(self._params, self._owner)}, n, self._guard)
         patches.register(self)
         self.sinks, self.store, self.name, self.config = sinks, store, name, config
-        self._outputs = Outputs(self)  # sinks and the stored run (gradwatch/sinks/outputs.py)
+        try:
+            self._outputs = Outputs(self)  # sinks and the stored run (gradwatch/sinks/outputs.py)
+        except BaseException:
+            self._unhook()  # a bad sink, store, name or config leaves the model and optimizer as they were
+            raise
         self._arm()
 
     # ---- schedule --------------------------------------------------------------------------------------------
@@ -448,10 +452,7 @@ class Watcher:
             meta.update(depth=facts.depth, residual=facts.residual, graph_nodes=facts.nodes)
         self._outputs.write(self._history, steps, values, hists)  # to the sinks and the run store
 
-    def close(self) -> None:
-        """Remove every hook from the model and optimizers and copy what is queued to the history. Idempotent."""
-        if self._closed:
-            return
+    def _unhook(self) -> None:
         for h in self._handles:
             h.remove()
         self._handles = []
@@ -460,6 +461,12 @@ class Watcher:
         self._probes.detach()
         if self._locator is not None:
             self._locator.detach()
+
+    def close(self) -> None:
+        """Remove every hook from the model and optimizers and copy what is queued to the history. Idempotent."""
+        if self._closed:
+            return
+        self._unhook()
         if self._stepped:  # a step that not every optimizer took
             self._end_row()
         self._closed = True

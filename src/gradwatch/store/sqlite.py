@@ -410,6 +410,7 @@ class RunStore:
         with self._tx():
             self.conn.execute("DELETE FROM runs WHERE key = ? AND id != ?", (key, run_id))
 
+    @_reads
     def mark_interrupted(self) -> list[str]:
         """Mark ``interrupted`` every run still ``running`` whose process (on this host) is gone."""
         rows = self.conn.execute("SELECT id, pid, host FROM runs WHERE status = 'running'").fetchall()
@@ -428,6 +429,9 @@ class RunStore:
     @_reads
     def resolve(self, run_id: str) -> str:
         """The full id of the run whose id is ``run_id`` or starts with it (unique prefix)."""
+        if not isinstance(run_id, str) or not run_id.strip():
+            raise ConfigError("run_id", run_id, "expected a run id (or a unique prefix of one); list them with "
+                                                "`gradwatch runs`")
         rows = self.conn.execute("SELECT id FROM runs WHERE id = ? OR id LIKE ? ORDER BY id",
                                  (run_id, run_id.replace("%", "").replace("_", "") + "%")).fetchall()
         exact = [r[0] for r in rows if r[0] == run_id]
@@ -544,6 +548,14 @@ class RunStore:
                 "SELECT epoch, t, value FROM time_grads WHERE run_id = ? ORDER BY epoch, t", (rid,)):
             out.setdefault(epoch, []).append(math.nan if value is None else value)
         return {e: np.array(v) for e, v in out.items()}
+
+    @_reads
+    def check(self) -> None:
+        """Read every page (``PRAGMA quick_check``): a damaged store is a :class:`PathError` now, not on some later
+        read (``gradwatch serve`` checks its store so at the start)."""
+        problem = self.conn.execute("PRAGMA quick_check").fetchone()[0]
+        if problem != "ok":
+            raise PathError("store", self.path, store_problem(sqlite3.DatabaseError(f"malformed: {problem}")))
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -265,6 +265,13 @@ def merge(base: SweepSpec | None, params: Iterable[str] = (), fixed: dict[str, A
                                              f"once, e.g. {name}=2,3")
         given[name] = text
         new_params[name] = values
+    both = sorted(set(given) & set(fixed or {}))
+    if both:
+        raise ConfigError("param", given[both[0]], f"{both[0]} is both swept here and fixed by "
+                                                   f"--{both[0].replace('_', '-')}: give one of them")
+    for name in fixed or {}:  # a flag given here overrides the sweep file's values of that knob
+        if name in new_params and name not in given:
+            del new_params[name]
     new_fixed = {k: v for k, v in {**spec.fixed, **(fixed or {})}.items() if k not in new_params}
     seed_values = spec.seeds
     if seeds is not None:
