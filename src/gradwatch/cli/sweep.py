@@ -78,7 +78,7 @@ def _sweep(param: Optional[list[str]], seeds: Optional[int], file: Optional[str]
     RunStore(store).close()  # a --store that is not a run store is refused before any run
     target = out_dir(out)
     names = [n for n in spec.params if n != "seed"]
-    progress = _progress(json_)
+    progress = _progress(json_ or not err_console.is_terminal)  # a log file gets plain lines (on_event)
     state = {"task": None, "done": 0, "failed": 0, "left": 0}
 
     def on_start(total: int, skipped: int) -> None:
