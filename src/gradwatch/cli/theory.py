@@ -1,4 +1,4 @@
-"""``gradwatch theory``: the seeds' equations and mean-field theory on your own numbers, before training."""
+"""``gradwatch theory``: the lectures' equations and mean-field theory on your own numbers, before training."""
 
 from __future__ import annotations
 
@@ -59,10 +59,10 @@ def chain(
     x: float = typer.Option(1.0, help="The input a_0."),
     activation: str = typer.Option("sigmoid", help="sigmoid, tanh, relu, elu, selu, ..."),
     loss_grad: float = typer.Option(1.0, help="∂C/∂a_L (ignored with --target)."),
-    target: Optional[float] = typer.Option(None, help="Use C = ½(a_L − t)², so ∂C/∂a_L = a_L − t (seed 001)."),
+    target: Optional[float] = typer.Option(None, help="Use C = ½(a_L − t)², so ∂C/∂a_L = a_L − t (as in Polykovskiy's Technosphere lecture 5)."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """Seeds 000/001: ∂C/∂b_j of the one-neuron-per-layer chain as a product of w_j σ'(z_j), with its bounds."""
+    """Nielsen, ch. 5: ∂C/∂b_j of the one-neuron-per-layer chain as a product of w_j σ'(z_j), with its bounds."""
     from gradwatch.theory import chain as run
 
     grad = (lambda y: y - target) if target is not None else loss_grad
@@ -89,7 +89,7 @@ def nielsen(
     w: Optional[str] = typer.Option(None, help="Weights |w| at which to print the interval width, e.g. 4.5,6.9,10."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """Seed 000's problem: the inputs a where a sigmoid neuron makes a gradient grow, |wσ'(wa + b)| ≥ 1."""
+    """Nielsen's problem (ch. 5): the inputs a where a sigmoid neuron makes a gradient grow, |wσ'(wa + b)| ≥ 1."""
     from gradwatch.theory import interval_width_numeric, min_weight_for_growth, nielsen_interval_width, nielsen_optimum
 
     best = nielsen_optimum()
@@ -106,7 +106,7 @@ def nielsen(
     for r in rows:
         table.add_row(f"{r['w']:.6g}", f"{r['width']:.6f}", f"{r['width_numeric']:.6f}")
     console.print(table)
-    console.print(f"The interval is widest at |w| = {best.weight:.6f} (seed 000: ≈ 6.9), width {best.width:.6f}: "
+    console.print(f"The interval is widest at |w| = {best.weight:.6f} (Nielsen, ch. 5: ≈ 6.9), width {best.width:.6f}: "
                   "growth is possible only on a narrow band of inputs.", highlight=False)
 
 
@@ -184,7 +184,7 @@ def variance(
     input_var: float = typer.Option(1.0, help="E[x²] of the inputs."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """Seed 001's Xavier/He variance recursions: forward and backward variance per layer at initialisation."""
+    """The Xavier/He variance recursions (Glorot & Bengio 2010; He et al. 2015): forward and backward variance per layer at initialisation."""
     from gradwatch.theory import variance_propagation
 
     res = variance_propagation(_ints("sizes", sizes), activation, init, input_var=input_var, init_std=init_std)

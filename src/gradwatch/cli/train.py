@@ -1,4 +1,4 @@
-"""``gradwatch train`` (train any network of the seeds and store the run), ``gradwatch runs``, ``gradwatch show``.
+"""``gradwatch train`` (train any network of the lectures and store the run), ``gradwatch runs``, ``gradwatch show``.
 
 The options of ``train`` are generated from :class:`gradwatch.lab.Config`: every field is a flag with the same
 name in dashes (``--init-std 0.01``, ``--residual/--no-residual``, ``--tbptt 10,20``, ``--sizes 100,50``), so
@@ -21,6 +21,7 @@ from rich.table import Table
 
 from gradwatch.cli.common import console, open_store, print_json
 from gradwatch.errors import ConfigError
+from gradwatch.sources import cite
 from gradwatch.report.safe_text import clean, markup_safe, plain
 from gradwatch.report.terminal import fmt_sci
 
@@ -56,7 +57,7 @@ def config_parameters() -> list[inspect.Parameter]:
     params = []
     for name, field in Config.model_fields.items():
         default = field.default
-        desc = re.sub(r"\[(default[^\]]*)\]", r"(\1)", field.description or "").replace("[", "\\[")
+        desc = re.sub(r"\[(default[^\]]*)\]", r"(\1)", cite(field.description or "")).replace("[", "\\[")
         shown = "" if default is None else f" (default: {default})"
         help_ = desc + ("" if "(default" in desc else shown)
         flag = "--" + name.replace("_", "-")
@@ -175,7 +176,7 @@ def _print_run_footer(run: Any, store: str) -> None:
 
 
 def time_grad_line(norms: list[float], when: str) -> str:
-    """‖∂L/∂h_t‖ from the last step back to the first, in a few numbers (seed 002's fading picture)."""
+    """‖∂L/∂h_t‖ from the last step back to the first, in a few numbers (the fading picture of “The Vanishing Gradient Problem”)."""
     t = len(norms)
     picks = sorted({t - 1, (3 * t) // 4, t // 2, t // 4, 0}, reverse=True)
     body = ", ".join(f"t={i + 1}: {fmt_sci(norms[i])}" for i in picks)
@@ -192,7 +193,7 @@ def _train_command() -> Any:
                           default=typer.Option(False, "--json", help="Print the run as JSON on stdout.")),
     ]
     command.__signature__ = inspect.Signature(config_parameters() + extra)  # type: ignore[attr-defined]
-    command.__doc__ = ("Train a network of the seeds (default: a 3×100 ReLU MLP with He init on digits, Adam, "
+    command.__doc__ = ("Train a network from the lectures (default: a 3×100 ReLU MLP with He init on digits, Adam, "
                        "10 epochs), watch its gradients, store the run.")
     return command
 
