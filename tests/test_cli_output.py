@@ -84,3 +84,36 @@ def test_in_a_terminal_the_bar_stays_below_whole_epoch_rows(tmp_path, monkeypatc
     for m in metrics:  # each row whole (up to the seconds, measured separately), in order
         row = lines.row({**m, "seconds": 0}).rsplit(" ", 1)[0].rstrip()
         assert row in text, row
+
+
+def _commands(group, path=()):
+    """Every (command path, click command) of the app, groups included."""
+    yield path, group
+    if hasattr(group, "commands"):  # a group (typer ships its own click: no isinstance)
+        for name, sub in group.commands.items():
+            yield from _commands(sub, (*path, name))
+
+
+def test_every_help_text_keeps_its_brackets_and_names_no_internal_numbers():
+    """Help is rich markup: an unescaped [x] would vanish (E[x²] printed as E). And the lectures are named, not
+    numbered."""
+    import typer.main
+    from rich.markup import render
+
+    from gradwatch.cli import app
+
+    root = typer.main.get_command(app)
+    seen = 0
+    for path, command in _commands(root):
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        for text in texts:
+            seen += 1
+            assert render(text).plain.count("[") == text.replace("\\[", "[").count("["), (path, text)
+            assert not re.search(r"\b[Ss]eeds? \d{3}|\(\d{3}(, \d{3})*\)|beyond the seeds|lecture seeds", text), (
+                path, text)
+    assert seen > 300  # every command and option was looked at
+
+
+def test_input_var_help_shows_its_brackets_at_80_columns():
+    p = run_cli("theory", "variance", "--help", env=NARROW)
+    assert "E[x²]" in p.stdout

@@ -111,7 +111,7 @@ def _make_command(name: str):
         flag = "--" + field_name.replace("_", "-")
         params.append(inspect.Parameter(
             field_name, inspect.Parameter.KEYWORD_ONLY, annotation=_typer_annotation(f.annotation),
-            default=typer.Option(default, flag, help=cite(f.description or ""), show_default=default is not None)))
+            default=typer.Option(default, flag, help=markup_safe(cite(f.description or "")), show_default=default is not None)))
     params.append(inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
                                     default=typer.Option(None, "--out", help="Write PNG plots, JSON and an HTML page here.")))
     params.append(inspect.Parameter("json_", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
@@ -127,7 +127,7 @@ def _make_command(name: str):
 
     command.__signature__ = inspect.Signature(params)
     command.__name__ = name.replace("-", "_")
-    command.__doc__ = cite(f"{exp.summary} (seed {exp.seeds})")
+    command.__doc__ = markup_safe(cite(f"{exp.summary} (seed {exp.seeds})"))
     return command
 
 

@@ -55,7 +55,7 @@ def _progress(description: str):
 @theory_app.command()
 def chain(
     weights: str = typer.Option(..., help="w_1,…,w_L: one weight per layer of the one-neuron chain."),
-    biases: Optional[str] = typer.Option(None, help="b_1,…,b_L [default: zeros]."),
+    biases: Optional[str] = typer.Option(None, help="b_1,…,b_L (default: zeros)."),
     x: float = typer.Option(1.0, help="The input a_0."),
     activation: str = typer.Option("sigmoid", help="sigmoid, tanh, relu, elu, selu, ..."),
     loss_grad: float = typer.Option(1.0, help="∂C/∂a_L (ignored with --target)."),
@@ -181,7 +181,7 @@ def variance(
     activation: str = typer.Option("tanh", help="Activation of the hidden layers."),
     init: str = typer.Option("xavier_uniform", help="normal, xavier_uniform, xavier_normal, he_normal, ..."),
     init_std: float = typer.Option(0.01, help="σ of the normal init."),
-    input_var: float = typer.Option(1.0, help="E[x²] of the inputs."),
+    input_var: float = typer.Option(1.0, help="E\\[x²] of the inputs."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """The Xavier/He variance recursions (Glorot & Bengio 2010; He et al. 2015): forward and backward variance per layer at initialisation."""
