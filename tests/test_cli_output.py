@@ -117,3 +117,32 @@ def test_every_help_text_keeps_its_brackets_and_names_no_internal_numbers():
 def test_input_var_help_shows_its_brackets_at_80_columns():
     p = run_cli("theory", "variance", "--help", env=NARROW)
     assert "E[x²]" in p.stdout
+
+
+def test_the_diagnosis_is_wrapped_once_to_the_terminal_width(tmp_path):
+    """`show` at 80 columns: every line fits, and the words are those the stored diagnosis holds, in order (no
+    line folded a second time, nothing lost)."""
+    store = tmp_path / "runs.sqlite"
+    run = lab.train(lab.Config(depth=6, width=32, activation="sigmoid", init="normal", init_std=0.05,
+                               optimizer="sgd", lr=0.1, epochs=1, steps=30), store=str(store))
+    stored = str(run.diagnosis)
+    assert max(len(line) for line in stored.splitlines()) > 80  # made at 116 columns
+    p = run_cli("show", run.id, "--store", str(store), env=NARROW)
+    assert p.returncode == 0, p.stderr
+    shown = p.stdout[p.stdout.index(stored.splitlines()[0]):]
+    assert max(len(line) for line in shown.splitlines()) <= 80
+    assert shown.split() == re.sub(r"(\w)-\n\s+", r"\1-", stored).split()  # "update-ratio" joined again
+
+
+def test_rewrap_keeps_evidence_lines_and_joins_only_wrapped_ones():
+    from gradwatch.report.rewrap import rewrap
+
+    text = ("HEADLINE that was long enough to be wrapped at a width of forty\n    columns here\n"
+            "    evidence one\n    evidence two\n  remedies:\n    1. a remedy whose words went on past the\n"
+            "       width and were wrapped")
+    out = rewrap(text, 200, wrapped_at=40)
+    assert out.splitlines() == [
+        "HEADLINE that was long enough to be wrapped at a width of forty columns here", "    evidence one",
+        "    evidence two", "  remedies:", "    1. a remedy whose words went on past the width and were wrapped"]
+    assert rewrap(out, 40, wrapped_at=200) .splitlines()[-2:] == ["    1. a remedy whose words went on past",
+                                                                 "       the width and were wrapped"]

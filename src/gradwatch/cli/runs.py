@@ -59,8 +59,12 @@ def show_watched(run: dict[str, Any], history) -> None:
     if history.layers:
         console.print(watch_table(history))
     if run["summary"].get("diagnosis"):
-        console.print(run["summary"]["diagnosis"], style="green" if run["summary"].get("healthy") else "yellow",
-                      markup=False, highlight=False)
+        from gradwatch.report.rewrap import rewrap
+        from gradwatch.report.safe_text import clean
+
+        console.print(rewrap(clean(run["summary"]["diagnosis"], keep_newlines=True), console.width),
+                      style="green" if run["summary"].get("healthy") else "yellow", markup=False, highlight=False,
+                      soft_wrap=True)  # wrapped once, here, to this terminal's width
 
 
 # ---- report ------------------------------------------------------------------------------------------------

@@ -292,8 +292,11 @@ def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), f
 
         console.print(watch_table(history_from_store(history)))
     if run["summary"].get("diagnosis"):
-        console.print(clean(run["summary"]["diagnosis"], keep_newlines=True), style="green" if run["summary"].get("healthy") else "yellow",
-                      markup=False, highlight=False)
+        from gradwatch.report.rewrap import rewrap
+
+        console.print(rewrap(clean(run["summary"]["diagnosis"], keep_newlines=True), console.width),
+                      style="green" if run["summary"].get("healthy") else "yellow", markup=False, highlight=False,
+                      soft_wrap=True)  # wrapped once, here, to this terminal's width
     for epoch, norms in sorted(times.items())[:1] + sorted(times.items())[-1:]:
         console.print(time_grad_line(norms.tolist(), f"at the start of epoch {epoch}"), highlight=False)
 
