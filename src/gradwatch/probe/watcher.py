@@ -24,7 +24,6 @@ How it measures (DESIGN.md, "How measurement should work"):
 from __future__ import annotations
 
 import os
-
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
