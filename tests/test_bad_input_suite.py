@@ -274,7 +274,8 @@ def _model():
 
 
 WATCH_CASES = [
-    ({"stats": 42}, TypeError, "stats"), ({"stats": None}, TypeError, "stats"), ({"stats": "nope"}, ValueError, "stats"),
+    ({"stats": 42}, TypeError, "stats"), ({"stats": None}, TypeError, "stats"),
+    ({"stats": "nope"}, ValueError, "stats"),
     ({"stats": []}, ValueError, "stats"), ({"stats": ["nope"]}, ValueError, "stats"),
     ({"stats": [42]}, ValueError, "stats"), ({"every": 0}, ValueError, "every"), ({"every": -1}, ValueError, "every"),
     ({"every": "a"}, ValueError, "every"), ({"every": 1.5}, ValueError, "every"),

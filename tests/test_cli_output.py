@@ -5,11 +5,11 @@ import json
 import re
 import sqlite3
 
+from conftest import run_cli
+
 from gradwatch import lab
 from gradwatch.cli.train import EPOCH_COLUMNS, EpochLines
 from gradwatch.store import RunStore
-
-from conftest import run_cli
 
 NARROW = {"COLUMNS": "80"}
 

@@ -8,7 +8,8 @@ import math
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis", reason="property tests need hypothesis (pip install 'gradwatch[test]')")
-from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import strategies as st
 from typer.testing import CliRunner  # noqa: E402
 
 from gradwatch import lab  # noqa: E402
@@ -42,8 +43,8 @@ def _invoke(args):
 @pytest.fixture
 def no_training(monkeypatch):
     """Validate and load the data, but do not train: the property is about inputs."""
-    from gradwatch.lab import prepare as prepare_mod
     import gradwatch.lab as lab_pkg
+    from gradwatch.lab import prepare as prepare_mod
 
     def fake_train(cfg, **kw):
         prepare_mod.prepare(cfg) if cfg.dataset == "digits" else None

@@ -152,8 +152,8 @@ def test_every_remedy_names_its_source_and_findings_serialise(digits):
     assert all(r.source for r in CATALOGUE.values())
     d = _train(digits, "sigmoid", "normal", std=0.05, steps=2).diagnose()
     out = d.to_dict()
-    assert out["healthy"] is False and any(name in out["findings"][0]["remedies"][0]["source"] for name in
-                                                   ("Nielsen", "Polykovskiy", "Deep Learning A-Z", "Giselsson", "Bursuc"))
+    lectures = ("Nielsen", "Polykovskiy", "Deep Learning A-Z", "Giselsson", "Bursuc")
+    assert out["healthy"] is False and any(n in out["findings"][0]["remedies"][0]["source"] for n in lectures)
 
 
 def test_recurrent_layers_get_the_rnn_remedies():

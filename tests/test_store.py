@@ -10,12 +10,11 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from gradwatch import lab
 from gradwatch.errors import ConfigError, PathError
 from gradwatch.store import RunStore
-
-from conftest import REPO
 
 
 def test_a_trained_run_round_trips(tmp_path):

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from test_sweep_workers import _session
 
 from gradwatch.cli import main
 from gradwatch.errors import ConfigError
@@ -18,8 +19,6 @@ from gradwatch.lab.config import Config
 from gradwatch.store import RunStore
 from gradwatch.sweep import spec as specs
 from gradwatch.sweep.keys import config_key, run_key
-
-from test_sweep_workers import _session
 
 TINY = ["--epochs", "1", "--steps", "4", "--width", "8", "--batch-size", "32"]  # ~0.2 s a run
 GRID = ["--param", "depth=1,2", "--param", "lr=0.01,0.1", "--seeds", "2"]

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from gradwatch.sweep.executors import ProcessExecutor, WorkerLost
-
-from conftest import REPO
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and process sessions")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import inspect
 import os
 import types
-from contextlib import contextmanager
 import typing
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,7 +24,8 @@ from gradwatch.report.safe_text import markup_safe
 from gradwatch.sources import cite
 from gradwatch.store.sqlite import DEFAULT_STORE
 
-lab_app = typer.Typer(help="Reproduce the experiments of the five lectures on why deep networks are hard to train.", no_args_is_help=True)
+lab_app = typer.Typer(help="Reproduce the experiments of the five lectures on why deep networks are hard to train.",
+                      no_args_is_help=True)
 
 
 DOWNLOAD_HELP = "Download MNIST into the cache when its files are not found (or set GRADWATCH_DOWNLOAD=1)."
@@ -111,7 +112,8 @@ def _make_command(name: str):
         flag = "--" + field_name.replace("_", "-")
         params.append(inspect.Parameter(
             field_name, inspect.Parameter.KEYWORD_ONLY, annotation=_typer_annotation(f.annotation),
-            default=typer.Option(default, flag, help=markup_safe(cite(f.description or "")), show_default=default is not None)))
+            default=typer.Option(default, flag, help=markup_safe(cite(f.description or "")),
+                                 show_default=default is not None)))
     params.append(inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
                                     default=typer.Option(None, "--out", help="Write PNG plots, JSON and an HTML page here.")))
     params.append(inspect.Parameter("json_", inspect.Parameter.KEYWORD_ONLY, annotation=bool,

@@ -59,7 +59,8 @@ def chain(
     x: float = typer.Option(1.0, help="The input a_0."),
     activation: str = typer.Option("sigmoid", help="sigmoid, tanh, relu, elu, selu, ..."),
     loss_grad: float = typer.Option(1.0, help="∂C/∂a_L (ignored with --target)."),
-    target: Optional[float] = typer.Option(None, help="Use C = ½(a_L − t)², so ∂C/∂a_L = a_L − t (as in Polykovskiy's Technosphere lecture 5)."),
+    target: Optional[float] = typer.Option(None, help="Use C = ½(a_L − t)², so ∂C/∂a_L = a_L − t (as in "
+                                                      "Polykovskiy's Technosphere lecture 5)."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Nielsen, ch. 5: ∂C/∂b_j of the one-neuron-per-layer chain as a product of w_j σ'(z_j), with its bounds."""
@@ -184,7 +185,8 @@ def variance(
     input_var: float = typer.Option(1.0, help="E\\[x²] of the inputs."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """The Xavier/He variance recursions (Glorot & Bengio 2010; He et al. 2015): forward and backward variance per layer at initialisation."""
+    """The Xavier/He variance recursions (Glorot & Bengio 2010; He et al. 2015): forward and backward variance
+    per layer at initialisation."""
     from gradwatch.theory import variance_propagation
 
     res = variance_propagation(_ints("sizes", sizes), activation, init, input_var=input_var, init_std=init_std)

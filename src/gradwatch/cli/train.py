@@ -21,9 +21,9 @@ from rich.table import Table
 
 from gradwatch.cli.common import console, open_store, print_json
 from gradwatch.errors import ConfigError
-from gradwatch.sources import cite
 from gradwatch.report.safe_text import clean, markup_safe, plain
 from gradwatch.report.terminal import fmt_sci
+from gradwatch.sources import cite
 
 DIVERGED_EXIT = 3  # `gradwatch train`'s exit code when the run diverged to a non-finite loss
 LIST_FIELDS = ("sizes", "tbptt")  # given on the command line as comma-separated integers
@@ -176,7 +176,8 @@ def _print_run_footer(run: Any, store: str) -> None:
 
 
 def time_grad_line(norms: list[float], when: str) -> str:
-    """‖∂L/∂h_t‖ from the last step back to the first, in a few numbers (the fading picture of “The Vanishing Gradient Problem”)."""
+    """‖∂L/∂h_t‖ from the last step back to the first, in a few numbers (the fading picture of “The Vanishing
+    Gradient Problem”)."""
     t = len(norms)
     picks = sorted({t - 1, (3 * t) // 4, t // 2, t // 4, 0}, reverse=True)
     body = ", ".join(f"t={i + 1}: {fmt_sci(norms[i])}" for i in picks)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from gradwatch.errors import ConfigError
-from gradwatch.nn.memory import GiB, IMAGE_INPUTS, available_bytes, check_fits, mlp_bytes
+from gradwatch.nn.memory import IMAGE_INPUTS, GiB, available_bytes, check_fits, mlp_bytes
 
 MAX_GRID = 1000  # points per axis of a phase-diagram grid (each one is a fixed-point solve)
 

@@ -41,9 +41,22 @@ from gradwatch.probe.hooks import LayerProbes
 from gradwatch.probe.layers import Layer, find_layers, unwrap
 from gradwatch.probe.locate import Locator
 from gradwatch.probe.rows import RowQueue, is_sharded
-from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
-                                   HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, free_reads, local,
-                                   log10_histogram, zeros)
+from gradwatch.probe.stats import (
+    ALL_STATS,
+    BACKWARD_STATS,
+    DEFAULT_STATS,
+    FORWARD_STATS,
+    HIST_EDGES,
+    HISTOGRAM,
+    PER_PARAM,
+    RAW,
+    STATS,
+    StepGrads,
+    free_reads,
+    local,
+    log10_histogram,
+    zeros,
+)
 from gradwatch.sinks.outputs import Outputs
 
 NONFINITE_MODES = ("record", "warn", "raise", "locate")

@@ -1,15 +1,15 @@
 """Gaussian expectations ∫Dz f(z), Dz = e^{−z²/2} dz/√(2π), by Gaussian quadrature.
 
-ReLU-like activations have a kink at 0, where Gauss–Hermite quadrature loses its fast convergence. So the
-real line is cut at the kink into [−L, 0] and [0, L] (L = :data:`CUTOFF`; the Gaussian mass beyond is
-< 1e−22) and each piece gets its own Gauss–Legendre rule; on each piece every activation here is smooth, so the
-rule converges exponentially for all of them. The line is also cut where h = √q z crosses the other kinks of
-the registered activations (±1, ±3, ±6: hardtanh, hardsigmoid, hardswish, relu6) and at |h| = 30, 300, 3000,
-30000, where saturating activations (tanh, sigmoid) have flattened and slowly decaying ones (softsign's
-1/(1 + |h|)²) keep decaying: a large variance squeezes all of them into |z| ≲ 1/√q, and q = 1e10 is integrated
-as accurately as q = 1. The density itself is cut at |z| = 1 and 3, so that each piece is smooth on the scale
-of its nodes. In two dimensions the inner integral is cut at the same h of its second argument. The tests check these rules against Gauss–Hermite (numpy.polynomial.hermite_e) for smooth
-functions and against closed forms (ReLU's arc-cosine kernel) for kinked ones.
+ReLU-like activations have a kink at 0, where Gauss–Hermite quadrature loses its fast convergence. So the real line
+is cut at the kink into [−L, 0] and [0, L] (L = :data:`CUTOFF`; the Gaussian mass beyond is < 1e−22) and each piece
+gets its own Gauss–Legendre rule; on each piece every activation here is smooth, so the rule converges exponentially
+for all of them. The line is also cut where h = √q z crosses the other kinks of the registered activations (±1, ±3,
+±6: hardtanh, hardsigmoid, hardswish, relu6) and at |h| = 30, 300, 3000, 30000, where saturating activations (tanh,
+sigmoid) have flattened and slowly decaying ones (softsign's 1/(1 + |h|)²) keep decaying: a large variance squeezes
+all of them into |z| ≲ 1/√q, and q = 1e10 is integrated as accurately as q = 1. The density itself is cut at |z| = 1
+and 3, so that each piece is smooth on the scale of its nodes. In two dimensions the inner integral is cut at the
+same h of its second argument. The tests check these rules against Gauss–Hermite (numpy.polynomial.hermite_e) for
+smooth functions and against closed forms (ReLU's arc-cosine kernel) for kinked ones.
 """
 
 from __future__ import annotations
