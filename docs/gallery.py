@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from gradwatch.lab import experiments
+from gradwatch.sources import cite
 
 KEPT = ("name", "claim", "holds", "evidence", "tables", "config", "seconds")  # what the docs pages show
 
@@ -32,7 +33,7 @@ def main(source: str) -> None:
         (dest / f"{name}.json").write_text(json.dumps(kept, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         verdict = "✓ supported" if result["holds"] else "✗ not supported"
         seeds, claim = experiments.get(name).seeds, result["claim"].replace("|", "\\|")  # | would end the cell
-        print(f'| <img src="docs/gallery/{name}.png" width="320"> | `{name}` ({seeds}) '
+        print(f'| <img src="docs/gallery/{name}.png" width="320"> | `{name}` {cite(f"(seed {seeds})")} '
               f"| {claim} | {verdict} |")
 
 

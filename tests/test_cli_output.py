@@ -5,11 +5,11 @@ import json
 import re
 import sqlite3
 
+from conftest import run_cli
+
 from gradwatch import lab
 from gradwatch.cli.train import EPOCH_COLUMNS, EpochLines
 from gradwatch.store import RunStore
-
-from conftest import run_cli
 
 NARROW = {"COLUMNS": "80"}
 
@@ -20,7 +20,7 @@ def test_runs_at_80_columns_shows_whole_ids_that_show_accepts(tmp_path):
     p = run_cli("runs", "--store", str(store), env=NARROW)
     assert p.returncode == 0, p.stderr
     assert max(len(line) for line in p.stdout.splitlines()) <= 80
-    shown = re.findall(r"\b\d{8}-\d{6}-[0-9a-f]{4}\b", p.stdout)
+    shown = re.findall(r"\b\d{8}-\d{6}-\d{3}[0-9a-f]{8}\b", p.stdout)
     assert sorted(shown) == sorted(ids)  # every id whole, read back from the table
     s = run_cli("show", shown[0], "--store", str(store), env=NARROW)
     assert s.returncode == 0 and f"run {shown[0]}" in s.stdout
@@ -84,3 +84,65 @@ def test_in_a_terminal_the_bar_stays_below_whole_epoch_rows(tmp_path, monkeypatc
     for m in metrics:  # each row whole (up to the seconds, measured separately), in order
         row = lines.row({**m, "seconds": 0}).rsplit(" ", 1)[0].rstrip()
         assert row in text, row
+
+
+def _commands(group, path=()):
+    """Every (command path, click command) of the app, groups included."""
+    yield path, group
+    if hasattr(group, "commands"):  # a group (typer ships its own click: no isinstance)
+        for name, sub in group.commands.items():
+            yield from _commands(sub, (*path, name))
+
+
+def test_every_help_text_keeps_its_brackets_and_names_no_internal_numbers():
+    """Help is rich markup: an unescaped [x] would vanish (E[x²] printed as E). And the lectures are named, not
+    numbered."""
+    import typer.main
+    from rich.markup import render
+
+    from gradwatch.cli import app
+
+    root = typer.main.get_command(app)
+    seen = 0
+    for path, command in _commands(root):
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        for text in texts:
+            seen += 1
+            assert render(text).plain.count("[") == text.replace("\\[", "[").count("["), (path, text)
+            assert not re.search(r"\b[Ss]eeds? \d{3}|\(\d{3}(, \d{3})*\)|beyond the seeds|lecture seeds", text), (
+                path, text)
+    assert seen > 300  # every command and option was looked at
+
+
+def test_input_var_help_shows_its_brackets_at_80_columns():
+    p = run_cli("theory", "variance", "--help", env=NARROW)
+    assert "E[x²]" in p.stdout
+
+
+def test_the_diagnosis_is_wrapped_once_to_the_terminal_width(tmp_path):
+    """`show` at 80 columns: every line fits, and the words are those the stored diagnosis holds, in order (no
+    line folded a second time, nothing lost)."""
+    store = tmp_path / "runs.sqlite"
+    run = lab.train(lab.Config(depth=6, width=32, activation="sigmoid", init="normal", init_std=0.05,
+                               optimizer="sgd", lr=0.1, epochs=1, steps=30), store=str(store))
+    stored = str(run.diagnosis)
+    assert max(len(line) for line in stored.splitlines()) > 80  # made at 116 columns
+    p = run_cli("show", run.id, "--store", str(store), env=NARROW)
+    assert p.returncode == 0, p.stderr
+    shown = p.stdout[p.stdout.index(stored.splitlines()[0]):]
+    assert max(len(line) for line in shown.splitlines()) <= 80
+    assert shown.split() == re.sub(r"(\w)-\n\s+", r"\1-", stored).split()  # "update-ratio" joined again
+
+
+def test_rewrap_keeps_evidence_lines_and_joins_only_wrapped_ones():
+    from gradwatch.report.rewrap import rewrap
+
+    text = ("HEADLINE that was long enough to be wrapped at a width of forty\n    columns here\n"
+            "    evidence one\n    evidence two\n  remedies:\n    1. a remedy whose words went on past the\n"
+            "       width and were wrapped")
+    out = rewrap(text, 200, wrapped_at=40)
+    assert out.splitlines() == [
+        "HEADLINE that was long enough to be wrapped at a width of forty columns here", "    evidence one",
+        "    evidence two", "  remedies:", "    1. a remedy whose words went on past the width and were wrapped"]
+    assert rewrap(out, 40, wrapped_at=200) .splitlines()[-2:] == ["    1. a remedy whose words went on past",
+                                                                 "       the width and were wrapped"]

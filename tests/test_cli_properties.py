@@ -8,7 +8,8 @@ import math
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis", reason="property tests need hypothesis (pip install 'gradwatch[test]')")
-from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import strategies as st
 from typer.testing import CliRunner  # noqa: E402
 
 from gradwatch import lab  # noqa: E402
@@ -42,8 +43,8 @@ def _invoke(args):
 @pytest.fixture
 def no_training(monkeypatch):
     """Validate and load the data, but do not train: the property is about inputs."""
-    from gradwatch.lab import prepare as prepare_mod
     import gradwatch.lab as lab_pkg
+    from gradwatch.lab import prepare as prepare_mod
 
     def fake_train(cfg, **kw):
         prepare_mod.prepare(cfg) if cfg.dataset == "digits" else None
@@ -135,3 +136,69 @@ def test_experiment_options_never_give_a_traceback(monkeypatch, name_and_options
         annotation = experiments.get(name).config.model_fields[field].annotation
         args += [flag if value.strip() else flag.replace("--", "--no-", 1)] if annotation is bool else [flag, value]
     _invoke(args)
+
+
+# ---- sweep specs and stored-run commands, through main() (one line on stderr, whatever the input) -------------
+
+def _main_one_line(capsys, args):
+    from gradwatch.cli import main
+
+    rc = main(args)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert rc in (0, 1, 2), (rc, err)
+    if rc:
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+    return rc
+
+
+knob_names = st.sampled_from(TRAIN_FIELDS + ["nope", "", "depth ", "DEPTH", "sizes", "tbptt"])
+knob_values = st.one_of(option_values, st.builds(lambda f, a, b, c: f"{f}:{a}:{b}:{c}",
+                                                 st.sampled_from(["log", "lin", "range", "ragne"]),
+                                                 numbers.map(str), numbers.map(str), numbers.map(str)))
+
+
+@SETTINGS
+@given(st.lists(st.tuples(knob_names, knob_values), min_size=1, max_size=3),
+       st.one_of(st.none(), st.integers(-3, 20_000)))
+def test_sweep_specs_never_give_a_traceback_nor_start_an_unconfirmed_huge_sweep(monkeypatch, capsys,
+                                                                                tmp_path_factory, knobs, seeds):
+    import gradwatch.sweep.runner as runner
+    from gradwatch.sweep.spec import MAX_RUNS
+
+    started = []
+
+    def stub(spec, *a, **k):
+        assert spec.size <= MAX_RUNS  # never more without --yes
+        started.append(spec.size)
+        raise DataError("stub: sweep skipped in the property test")
+
+    monkeypatch.setattr(runner, "run_sweep", stub)
+    args = ["sweep", "--store", str(tmp_path_factory.mktemp("s") / "runs.sqlite"), "--workers", "1"]
+    for name, value in knobs:
+        args += ["--param", f"{name}={value}"]
+    if seeds is not None:
+        args += ["--seeds", str(seeds)]
+    _main_one_line(capsys, args)
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    path = tmp_path_factory.mktemp("store") / "runs.sqlite"
+    lab.train(lab.Config(depth=1, width=4, epochs=1, steps=2), store=str(path))
+    return path
+
+
+@SETTINGS
+@given(st.sampled_from(["show", "report", "compare"]), st.lists(texts, min_size=1, max_size=2),
+       st.sampled_from([[], ["--json"], ["--stat", "grad_norm"], ["--stat", "[/]"], ["--plot", "x.txt"]]))
+def test_stored_run_commands_never_give_a_traceback(capsys, stored, tmp_path_factory, command, ids, extra):
+    out = tmp_path_factory.mktemp("o")
+    args = [command, *ids[: 2 if command == "compare" else 1], "--store", str(stored)]
+    if command == "report":
+        args += ["--html", str(out / "r.html")]
+    elif command == "compare":
+        args += [e for e in extra if e != "--json"]
+    else:
+        args += [e for e in extra if e == "--json"]
+    _main_one_line(capsys, args)

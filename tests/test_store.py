@@ -10,12 +10,11 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from gradwatch import lab
 from gradwatch.errors import ConfigError, PathError
 from gradwatch.store import RunStore
-
-from conftest import REPO
 
 
 def test_a_trained_run_round_trips(tmp_path):
@@ -111,3 +110,103 @@ def test_configs_are_json_not_pickle(tmp_path):
     types = {t for (t,) in con.execute("SELECT DISTINCT typeof(value) FROM metrics")}
     assert types <= {"real", "integer", "null"}  # no blobs anywhere
     con.close()
+
+
+def test_ten_thousand_runs_stored_back_to_back_have_distinct_sorted_ids(tmp_path):
+    from gradwatch.store.ids import new_run_id
+
+    with RunStore(tmp_path / "s.sqlite") as db:  # one transaction each, as a sweep stores them
+        ids = []
+        for i in range(10_000):
+            ids.append(new_run_id())
+            db.start_run(ids[-1], {"seed": i})
+            db.finish_run(ids[-1], "completed")
+    assert len(set(ids)) == 10_000 and ids == sorted(ids)  # made in order, sorted in order
+    con = sqlite3.connect(tmp_path / "s.sqlite")  # read back by SQLite itself
+    assert con.execute("SELECT count(DISTINCT id), count(*) FROM runs WHERE status = 'completed'").fetchone() == (
+        10_000, 10_000)
+    con.close()
+
+
+def test_run_ids_made_in_the_same_millisecond_count_up_and_forked_processes_draw_their_own(monkeypatch):
+    from gradwatch.store import ids
+
+    monkeypatch.setattr(ids.time, "time_ns", lambda: 1_700_000_000_123_000_000)  # a frozen clock
+    monkeypatch.setattr(ids, "_last", (-1, 0))  # as in a fresh process
+    made = [ids.new_run_id() for _ in range(1000)]
+    assert len(set(made)) == 1000 and made == sorted(made)
+    assert all(m.startswith("20231114-221320-123") for m in made)  # 1700000000 s = 2023-11-14 22:13:20 UTC
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child draws a fresh random part instead of counting on from the parent's last id
+        os.write(write, ids.new_run_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read), os.close(write)
+    assert child not in made and child.startswith("20231114-221320-123")
+
+
+def test_a_duplicate_run_id_is_refused_and_names_it(tmp_path):
+    with RunStore(tmp_path / "s.sqlite") as db:
+        db.start_run("same", {"seed": 0})
+        db.finish_run("same", "completed")
+        with pytest.raises(ConfigError, match="run_id='same'"):
+            db.start_run("same", {"seed": 1})
+
+
+def test_a_run_whose_writer_is_gone_reads_as_interrupted_even_read_only(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid no process has any more
+    path = tmp_path / "s.sqlite"
+    with RunStore(path) as db:
+        db.start_run("mine", {"seed": 0})
+        db.start_run("gone", {"seed": 1})
+        db.conn.execute("UPDATE runs SET pid = ? WHERE id = 'gone'", (dead.pid,))
+    with RunStore(path, readonly=True) as db:  # no writer has marked it yet
+        assert {r["id"]: r["status"] for r in db.runs()} == {"mine": "running", "gone": "interrupted"}
+        assert db.get("gone")["status"] == "interrupted"
+        assert [r["id"] for r in db.runs(status="interrupted")] == ["gone"]
+        assert [r["id"] for r in db.runs(status="running")] == ["mine"]
+    con = sqlite3.connect(path)  # what is on disk is unchanged by reading
+    assert con.execute("SELECT status FROM runs WHERE id = 'gone'").fetchone() == ("running",)
+    con.close()
+
+
+def test_a_forced_rerun_keeps_one_record_per_key_even_when_it_is_killed(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = tmp_path / "s.sqlite"
+    with RunStore(path) as db:
+        db.start_run("old", {"seed": 0}, key="k")
+        db.finish_run("old", "completed")
+        db.start_run("live", {"seed": 0}, key="k2")  # another key: untouched
+        db.start_run("new", {"seed": 0}, key="k", replace=True)
+        db.conn.execute("UPDATE runs SET pid = ? WHERE id = 'new'", (dead.pid,))  # as if killed now
+    with RunStore(path) as db:
+        assert sorted((r["key"], r["id"], r["status"]) for r in db.runs()) == [
+            ("k", "new", "interrupted"), ("k2", "live", "running")]
+        db.start_run("again", {"seed": 0}, key="k", replace=True)
+        db.finish_run("again", "completed")
+        assert [r["id"] for r in db.runs() if r["key"] == "k"] == ["again"]
+
+
+def test_lab_all_force_interrupted_midway_leaves_one_record_per_experiment(tmp_path, monkeypatch):
+    import gradwatch.cli.lab as cli_lab
+    from gradwatch.cli import main
+
+    args = ["lab", "all", "--quick", "--only", "chain,interval", "--store", str(tmp_path / "s.sqlite"), "--json"]
+    assert main(args) == 0
+    real = cli_lab.run_and_report
+
+    def interrupted_on_interval(name, *a, **k):
+        if name == "interval":
+            raise KeyboardInterrupt
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(cli_lab, "run_and_report", interrupted_on_interval)
+    assert main([*args, "--force"]) == 130
+    con = sqlite3.connect(tmp_path / "s.sqlite")
+    rows = con.execute("SELECT json_extract(config, '$.experiment'), status FROM runs ORDER BY 1").fetchall()
+    con.close()
+    assert rows == [("chain", "completed"), ("interval", "interrupted")]  # never two records of one experiment

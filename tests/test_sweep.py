@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from test_sweep_workers import _session
 
 from gradwatch.cli import main
 from gradwatch.errors import ConfigError
@@ -143,7 +144,8 @@ def test_sigkill_midway_then_rerun_completes_exactly_once(tmp_path):
     cmd = [sys.executable, "-m", "gradwatch", "sweep", *GRID, *slow, "--store", str(store), "--workers", "2",
            "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)  # its processes are found by session id
     deadline = time.time() + 120
     completed = 0
     while completed < 3 and time.time() < deadline and proc.poll() is None:
@@ -156,6 +158,10 @@ def test_sigkill_midway_then_rerun_completes_exactly_once(tmp_path):
     assert proc.poll() is None, "the sweep ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    deadline = time.time() + 10  # its workers, fork server and resource tracker end with it
+    while _session(proc.pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert _session(proc.pid) == []
     before = [s for _, s in _rows(store)]
     assert 3 <= before.count("completed") < 8
     result = _sweep(tmp_path, "--workers", "2", flags=slow)  # the same sweep, now in this process

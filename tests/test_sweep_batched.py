@@ -77,3 +77,18 @@ def test_grouping():
 def test_members_must_share_the_rest():
     with pytest.raises(ValueError, match="differ only"):
         train_batched([Config(depth=2).to_dict(), Config(depth=3).to_dict()])
+
+
+def test_a_vmap_sweep_of_512_runs_stores_every_run_under_its_own_id(tmp_path):
+    import sqlite3
+
+    from gradwatch.sweep.runner import run_sweep
+    from gradwatch.sweep.spec import SweepSpec
+
+    spec = SweepSpec(fixed=dict(depth=1, width=4, epochs=1, steps=1), seeds=list(range(512)))
+    outcome = run_sweep(spec, str(tmp_path / "s.sqlite"), workers=1, vmap=True)
+    assert (outcome.done, outcome.failed, len(outcome.runs)) == (512, 0, 512)
+    con = sqlite3.connect(tmp_path / "s.sqlite")  # read back by SQLite itself: 512 ids, 512 keys, 512 seeds
+    assert con.execute("SELECT count(DISTINCT id), count(DISTINCT key), count(DISTINCT seed), count(*) FROM runs"
+                       ).fetchone() == (512, 512, 512, 512)
+    con.close()

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gradwatch.sources import cite
+
 GALLERY = Path(__file__).resolve().parents[1] / "gallery"
 
 
@@ -54,7 +56,7 @@ def experiment_page(name: str) -> str:
     doc = rst_to_md(module.__doc__ or "").strip()
     title, _, body = doc.partition("\n")
     parts = [f"# {name}", "", f"**Claim.** {exp.claim}", "",
-             f"Lecture seeds: {exp.seeds}. {exp.summary}", "",
+             f"From: {cite(f'(seed {exp.seeds})')[1:-1]} ([the lectures](../sources.md)). {exp.summary}", "",
              "```bash", f"gradwatch lab {name} --quick        # CI-sized, on the embedded digits",
              f"gradwatch lab {name} --out DIR     # full size; PNGs, JSON and an HTML page in DIR", "```", ""]
     if (GALLERY / f"{name}.png").is_file():

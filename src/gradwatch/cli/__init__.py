@@ -49,13 +49,37 @@ def _root(
     """gradwatch: why deep networks are hard to train, measured."""
 
 
+# typer's parser errors (typer ships its own click, older versions use click's): found from the one it exports
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gradwatch`` script; returns (and, from the shell, exits with) the exit code."""
+    import sqlite3
+
     try:
-        app(args=argv, prog_name="gradwatch")
-        rc = 0
-    except SystemExit as exc:  # typer's own exits: --help, --version, usage errors (code 2)
+        rv = app(args=argv, prog_name="gradwatch", standalone_mode=False)
+        rc = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0  # typer.Exit(n) returns n here
+    except SystemExit as exc:  # --version, and commands that exit themselves
         rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except _UsageError as exc:  # a flag or argument the parser refuses: one line, not a usage box
+        command = exc.ctx.command_path if exc.ctx is not None else "gradwatch"
+        message = " ".join(exc.format_message().split())
+        if message:  # empty: a group called without a command, its help already printed
+            typer.echo(f"error: {clean(message)} (see `{command} --help`)", err=True)
+        rc = exc.exit_code
+    except typer.Abort:  # Ctrl-C at a prompt
+        typer.echo("interrupted", err=True)
+        rc = 130
+    except _ClickException as exc:
+        typer.echo(f"error: {clean(' '.join(exc.format_message().split()))}", err=True)
+        rc = exc.exit_code
+    except sqlite3.DatabaseError as exc:  # a run store that fails under a read the checks could not foresee
+        from gradwatch.store.sqlite import store_problem
+
+        typer.echo(f"error: --store: {clean(store_problem(exc))}", err=True)
+        rc = 1
     except (ConfigError, DataError) as exc:
         typer.echo(f"error: {clean(exc.cli_message())}", err=True)
         rc = exc.exit_code

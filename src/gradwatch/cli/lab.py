@@ -1,4 +1,4 @@
-"""``gradwatch lab``: run the catalogue of the seeds' experiments.
+"""``gradwatch lab``: run the catalogue of the lectures' experiments.
 
 One command per experiment, generated from the experiment's config class: every config field becomes a flag
 with the same name (dashes for underscores), plus ``--out DIR`` and ``--json``. ``gradwatch lab all`` runs
@@ -10,8 +10,8 @@ from __future__ import annotations
 import inspect
 import os
 import types
-from contextlib import contextmanager
 import typing
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,9 +21,11 @@ from pydantic_core import PydanticUndefined
 from gradwatch.cli.common import console, err_console, out_dir, print_json
 from gradwatch.lab import experiments
 from gradwatch.report.safe_text import markup_safe
+from gradwatch.sources import cite
 from gradwatch.store.sqlite import DEFAULT_STORE
 
-lab_app = typer.Typer(help="Reproduce the experiments of the lecture seeds.", no_args_is_help=True)
+lab_app = typer.Typer(help="Reproduce the experiments of the five lectures on why deep networks are hard to train.",
+                      no_args_is_help=True)
 
 
 DOWNLOAD_HELP = "Download MNIST into the cache when its files are not found (or set GRADWATCH_DOWNLOAD=1)."
@@ -110,7 +112,8 @@ def _make_command(name: str):
         flag = "--" + field_name.replace("_", "-")
         params.append(inspect.Parameter(
             field_name, inspect.Parameter.KEYWORD_ONLY, annotation=_typer_annotation(f.annotation),
-            default=typer.Option(default, flag, help=f.description or "", show_default=default is not None)))
+            default=typer.Option(default, flag, help=markup_safe(cite(f.description or "")),
+                                 show_default=default is not None)))
     params.append(inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
                                     default=typer.Option(None, "--out", help="Write PNG plots, JSON and an HTML page here.")))
     params.append(inspect.Parameter("json_", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
@@ -126,7 +129,7 @@ def _make_command(name: str):
 
     command.__signature__ = inspect.Signature(params)
     command.__name__ = name.replace("-", "_")
-    command.__doc__ = f"{exp.summary} (seed {exp.seeds})"
+    command.__doc__ = markup_safe(cite(f"{exp.summary} (seed {exp.seeds})"))
     return command
 
 
@@ -137,11 +140,12 @@ for _name in experiments.NAMES:
 @lab_app.callback(invoke_without_command=True)
 def _lab(ctx: typer.Context,
          list_: bool = typer.Option(False, "--list", help="List the experiments with one line each.")) -> None:
-    """Reproduce the experiments of the lecture seeds."""
+    """Reproduce the experiments of the five lectures on why deep networks are hard to train."""
     if list_:
         for name in experiments.NAMES:
             exp = experiments.get(name)
-            console.print(f"[bold]{name:<18}[/] (seed {exp.seeds}) {exp.summary}", highlight=False)
+            console.print(f"[bold]{name:<18}[/] {markup_safe(cite(f'{exp.summary} (seed {exp.seeds})'))}",
+                          highlight=False)
         raise typer.Exit()
 
 
@@ -169,7 +173,7 @@ def _run_keyed(name: str, options: dict[str, Any], db: Any, out: str | None, jso
 
     key, cfg = experiment_key(name, options)
     run_id = new_run_id()
-    db.start_run(run_id, cfg, key=key)
+    db.start_run(run_id, cfg, key=key, replace=True)  # one record per key, even if this run is killed
     try:
         result = run_and_report(name, options, out, False, index_href="index.html", quiet=json_)
     except KeyboardInterrupt:

@@ -11,7 +11,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from gradwatch.cli.common import console, print_json
+from gradwatch.cli.common import console, output_file, print_json
 from gradwatch.errors import ConfigError
 from gradwatch.report.safe_text import markup_safe, plain
 from gradwatch.report.terminal import fmt_sci
@@ -29,7 +29,7 @@ def _open(store: str):
     if not Path(store).expanduser().is_file():
         raise ConfigError("store", store, "no run store there; pass --store PATH (the file given to "
                                           "gw.watch(..., store=PATH) or `gradwatch train --store`)")
-    return RunStore(store)
+    return RunStore(store, readonly=True)
 
 
 # ---- how runs / show present a watched run ------------------------------------------------------------------
@@ -59,8 +59,12 @@ def show_watched(run: dict[str, Any], history) -> None:
     if history.layers:
         console.print(watch_table(history))
     if run["summary"].get("diagnosis"):
-        console.print(run["summary"]["diagnosis"], style="green" if run["summary"].get("healthy") else "yellow",
-                      markup=False, highlight=False)
+        from gradwatch.report.rewrap import rewrap
+        from gradwatch.report.safe_text import clean
+
+        console.print(rewrap(clean(run["summary"]["diagnosis"], keep_newlines=True), console.width),
+                      style="green" if run["summary"].get("healthy") else "yellow", markup=False, highlight=False,
+                      soft_wrap=True)  # wrapped once, here, to this terminal's width
 
 
 # ---- report ------------------------------------------------------------------------------------------------
@@ -72,6 +76,7 @@ def _report(run_id: str = typer.Argument(..., help="Run id (or a unique prefix),
     from gradwatch.report.watch_page import write_watch_page
     from gradwatch.store.watched import load_history
 
+    output_file(html, "html", ".html")
     with _open(store) as db:
         run = db.get(run_id)
         history = load_history(db, run["id"])
@@ -92,6 +97,7 @@ def _compare(run_a: str = typer.Argument(..., help="First run id (or a unique pr
     from gradwatch.report.compare_plot import GradientFlowComparison, median_per_layer
     from gradwatch.store.watched import load_history
 
+    output_file(plot, "plot", ".png")
     with _open(store) as db:
         ids = [db.resolve(run_a), db.resolve(run_b)]
         histories = [load_history(db, rid) for rid in ids]

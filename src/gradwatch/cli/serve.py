@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import threading
 import webbrowser
+from pathlib import Path
 
 import typer
 
 from gradwatch.cli.common import err_console
 from gradwatch.errors import ConfigError
+
+
+def check_store(path: str | Path) -> None:
+    """Refuse at the start a ``--store`` that is not a run store (a text file, another program's database, a
+    damaged or truncated file), instead of answering every request with an error; a missing one is created by the
+    first run."""
+    from gradwatch.store import RunStore
+
+    if Path(path).expanduser().exists():
+        with RunStore(path, readonly=True) as db:
+            db.check()
 
 
 def _serve(store: str = typer.Option(None, "--store", help="SQLite run store to show (default: "
@@ -31,6 +43,7 @@ def _serve(store: str = typer.Option(None, "--store", help="SQLite run store to 
         raise ConfigError("port", port, "expected 0 … 65535")
     if not 0 < abandon_after <= 86_400:
         raise ConfigError("abandon_after", abandon_after, "expected seconds in (0, 86400]")
+    check_store(store or DEFAULT_STORE)
     try:
         require_web()
     except ImportError as exc:

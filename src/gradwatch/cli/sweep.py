@@ -18,11 +18,14 @@ from rich.table import Table
 
 from gradwatch.cli.common import console, err_console, out_dir, print_json
 from gradwatch.cli.train import config_parameters, given_options, store_option
+from gradwatch.errors import ConfigError
+from gradwatch.sweep.spec import MAX_RUNS
 
 COLUMN_LABELS = {  # the table's metrics (the JSON has every one of summary.METRICS)
     "test_accuracy": "test acc", "test_loss": "test loss", "accuracy": "train acc",
     "grad_ratio": "‖g₁‖/‖g_L‖"}
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
+PROGRESS_LINES = 10  # without a terminal (a log file), a progress line every tenth of the sweep
 
 
 def _progress(disabled: bool):
@@ -45,8 +48,18 @@ def summary_table(rows, names: list[str], best_row) -> tuple[list[str], list[lis
     return columns, body
 
 
+def check_vmap(configs: list[Any]) -> None:
+    """``--vmap`` with no run it can batch (e.g. ``--model rnn``) is a mistake, not a silent no-op."""
+    from gradwatch.sweep.batched import batchable
+
+    reasons = [batchable(c) for c in configs]
+    if reasons and all(reasons):
+        raise ConfigError("vmap", True, f"no run of this sweep can be trained vmapped ({reasons[0]}); --vmap "
+                                        "batches plain MLPs that differ only in seed, init scale or lr: drop --vmap")
+
+
 def _sweep(param: Optional[list[str]], seeds: Optional[int], file: Optional[str], store: str, workers: int,
-           backend: str, ray_address: Optional[str], vmap: bool, out: Optional[str], json_: bool,
+           backend: str, ray_address: Optional[str], vmap: bool, out: Optional[str], json_: bool, yes: bool,
            **options: Any) -> None:
     from gradwatch.sweep import spec as specs
     from gradwatch.sweep.runner import run_sweep
@@ -54,10 +67,18 @@ def _sweep(param: Optional[list[str]], seeds: Optional[int], file: Optional[str]
 
     base = specs.from_file(file) if file else None
     spec = specs.merge(base, param or [], given_options(options), seeds)
-    spec.configs()  # validate every combination before any work
+    spec.check_size(confirmed=yes)  # before listing a million configs
+    configs = spec.configs()  # validate every combination before any work
+    if vmap:
+        check_vmap(configs)
+    from gradwatch.store import RunStore
+    from gradwatch.sweep.executors import make_executor
+
+    make_executor(backend, workers, ray_address)  # --backend, --workers, --ray-address checked before any run
+    RunStore(store).close()  # a --store that is not a run store is refused before any run
     target = out_dir(out)
     names = [n for n in spec.params if n != "seed"]
-    progress = _progress(json_)
+    progress = _progress(json_ or not err_console.is_terminal)  # a log file gets plain lines (on_event)
     state = {"task": None, "done": 0, "failed": 0, "left": 0}
 
     def on_start(total: int, skipped: int) -> None:
@@ -70,6 +91,10 @@ def _sweep(param: Optional[list[str]], seeds: Optional[int], file: Optional[str]
         state[kind] += 1
         state["left"] -= 1
         progress.update(state["task"], advance=1, done=state["done"], failed=state["failed"], left=state["left"])
+        finished = state["done"] + state["failed"]
+        total = finished + state["left"]
+        if not json_ and not err_console.is_terminal and finished % max(1, total // PROGRESS_LINES) == 0:
+            err_console.print(f"sweep: {finished}/{total} runs ({state['failed']} failed)", highlight=False)
         if kind == "failed" and not json_:
             err_console.print(f"run failed: {record.get('error')}", highlight=False, markup=False)
 
@@ -141,6 +166,8 @@ def _sweep_command() -> Any:
         opt("out", Optional[str], typer.Option(None, "--out", help="Write sweep.html, sweep.json and PNG plots "
                                                                    "here.")),
         opt("json_", bool, typer.Option(False, "--json", help="Print the summary as JSON on stdout.")),
+        opt("yes", bool, typer.Option(False, "--yes", help=f"Run a sweep of more than {MAX_RUNS:,} runs (refused "
+                                                           "without it).")),
     ]
     names = {p.name for p in own}
     command.__signature__ = inspect.Signature(own + [p for p in config_parameters() if p.name not in names])

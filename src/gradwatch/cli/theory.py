@@ -1,4 +1,4 @@
-"""``gradwatch theory``: the seeds' equations and mean-field theory on your own numbers, before training."""
+"""``gradwatch theory``: the lectures' equations and mean-field theory on your own numbers, before training."""
 
 from __future__ import annotations
 
@@ -22,12 +22,19 @@ theory_app = typer.Typer(help="Predict gradient flow before training: closed for
 def _floats(param: str, text: Optional[str]) -> Optional[list[float]]:
     if text is None:
         return None
+    items = text.replace(" ", "").split(",")
+    if not text.strip():
+        raise ConfigError(param, text, "expected at least one number")
+    empty = [i + 1 for i, v in enumerate(items) if v == ""]
+    if empty:
+        raise ConfigError(param, text, f"value {empty[0]} of {len(items)} is empty; expected comma-separated "
+                                       "numbers, e.g. 1.5,-2,0.7")
     try:
-        values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
+        values = [float(v) for v in items]
     except ValueError:
         raise ConfigError(param, text, "expected comma-separated numbers, e.g. 1.5,-2,0.7") from None
-    if not values:
-        raise ConfigError(param, text, "expected at least one number")
+    if not all(math.isfinite(v) for v in values):
+        raise ConfigError(param, text, "expected finite numbers (no inf or nan)")
     return values
 
 
@@ -48,14 +55,15 @@ def _progress(description: str):
 @theory_app.command()
 def chain(
     weights: str = typer.Option(..., help="w_1,…,w_L: one weight per layer of the one-neuron chain."),
-    biases: Optional[str] = typer.Option(None, help="b_1,…,b_L [default: zeros]."),
+    biases: Optional[str] = typer.Option(None, help="b_1,…,b_L (default: zeros)."),
     x: float = typer.Option(1.0, help="The input a_0."),
     activation: str = typer.Option("sigmoid", help="sigmoid, tanh, relu, elu, selu, ..."),
     loss_grad: float = typer.Option(1.0, help="∂C/∂a_L (ignored with --target)."),
-    target: Optional[float] = typer.Option(None, help="Use C = ½(a_L − t)², so ∂C/∂a_L = a_L − t (seed 001)."),
+    target: Optional[float] = typer.Option(None, help="Use C = ½(a_L − t)², so ∂C/∂a_L = a_L − t (as in "
+                                                      "Polykovskiy's Technosphere lecture 5)."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """Seeds 000/001: ∂C/∂b_j of the one-neuron-per-layer chain as a product of w_j σ'(z_j), with its bounds."""
+    """Nielsen, ch. 5: ∂C/∂b_j of the one-neuron-per-layer chain as a product of w_j σ'(z_j), with its bounds."""
     from gradwatch.theory import chain as run
 
     grad = (lambda y: y - target) if target is not None else loss_grad
@@ -82,7 +90,7 @@ def nielsen(
     w: Optional[str] = typer.Option(None, help="Weights |w| at which to print the interval width, e.g. 4.5,6.9,10."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """Seed 000's problem: the inputs a where a sigmoid neuron makes a gradient grow, |wσ'(wa + b)| ≥ 1."""
+    """Nielsen's problem (ch. 5): the inputs a where a sigmoid neuron makes a gradient grow, |wσ'(wa + b)| ≥ 1."""
     from gradwatch.theory import interval_width_numeric, min_weight_for_growth, nielsen_interval_width, nielsen_optimum
 
     best = nielsen_optimum()
@@ -99,7 +107,7 @@ def nielsen(
     for r in rows:
         table.add_row(f"{r['w']:.6g}", f"{r['width']:.6f}", f"{r['width_numeric']:.6f}")
     console.print(table)
-    console.print(f"The interval is widest at |w| = {best.weight:.6f} (seed 000: ≈ 6.9), width {best.width:.6f}: "
+    console.print(f"The interval is widest at |w| = {best.weight:.6f} (Nielsen, ch. 5: ≈ 6.9), width {best.width:.6f}: "
                   "growth is possible only on a narrow band of inputs.", highlight=False)
 
 
@@ -174,10 +182,11 @@ def variance(
     activation: str = typer.Option("tanh", help="Activation of the hidden layers."),
     init: str = typer.Option("xavier_uniform", help="normal, xavier_uniform, xavier_normal, he_normal, ..."),
     init_std: float = typer.Option(0.01, help="σ of the normal init."),
-    input_var: float = typer.Option(1.0, help="E[x²] of the inputs."),
+    input_var: float = typer.Option(1.0, help="E\\[x²] of the inputs."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """Seed 001's Xavier/He variance recursions: forward and backward variance per layer at initialisation."""
+    """The Xavier/He variance recursions (Glorot & Bengio 2010; He et al. 2015): forward and backward variance
+    per layer at initialisation."""
     from gradwatch.theory import variance_propagation
 
     res = variance_propagation(_ints("sizes", sizes), activation, init, input_var=input_var, init_std=init_std)

@@ -1,4 +1,4 @@
-"""``gradwatch train`` (train any network of the seeds and store the run), ``gradwatch runs``, ``gradwatch show``.
+"""``gradwatch train`` (train any network of the lectures and store the run), ``gradwatch runs``, ``gradwatch show``.
 
 The options of ``train`` are generated from :class:`gradwatch.lab.Config`: every field is a flag with the same
 name in dashes (``--init-std 0.01``, ``--residual/--no-residual``, ``--tbptt 10,20``, ``--sizes 100,50``), so
@@ -23,6 +23,7 @@ from gradwatch.cli.common import console, open_store, print_json
 from gradwatch.errors import ConfigError
 from gradwatch.report.safe_text import clean, markup_safe, plain
 from gradwatch.report.terminal import fmt_sci
+from gradwatch.sources import cite
 
 DIVERGED_EXIT = 3  # `gradwatch train`'s exit code when the run diverged to a non-finite loss
 LIST_FIELDS = ("sizes", "tbptt")  # given on the command line as comma-separated integers
@@ -56,7 +57,7 @@ def config_parameters() -> list[inspect.Parameter]:
     params = []
     for name, field in Config.model_fields.items():
         default = field.default
-        desc = re.sub(r"\[(default[^\]]*)\]", r"(\1)", field.description or "").replace("[", "\\[")
+        desc = re.sub(r"\[(default[^\]]*)\]", r"(\1)", cite(field.description or "")).replace("[", "\\[")
         shown = "" if default is None else f" (default: {default})"
         help_ = desc + ("" if "(default" in desc else shown)
         flag = "--" + name.replace("_", "-")
@@ -175,7 +176,8 @@ def _print_run_footer(run: Any, store: str) -> None:
 
 
 def time_grad_line(norms: list[float], when: str) -> str:
-    """‖∂L/∂h_t‖ from the last step back to the first, in a few numbers (seed 002's fading picture)."""
+    """‖∂L/∂h_t‖ from the last step back to the first, in a few numbers (the fading picture of “The Vanishing
+    Gradient Problem”)."""
     t = len(norms)
     picks = sorted({t - 1, (3 * t) // 4, t // 2, t // 4, 0}, reverse=True)
     body = ", ".join(f"t={i + 1}: {fmt_sci(norms[i])}" for i in picks)
@@ -192,7 +194,7 @@ def _train_command() -> Any:
                           default=typer.Option(False, "--json", help="Print the run as JSON on stdout.")),
     ]
     command.__signature__ = inspect.Signature(config_parameters() + extra)  # type: ignore[attr-defined]
-    command.__doc__ = ("Train a network of the seeds (default: a 3×100 ReLU MLP with He init on digits, Adam, "
+    command.__doc__ = ("Train a network from the lectures (default: a 3×100 ReLU MLP with He init on digits, Adam, "
                        "10 epochs), watch its gradients, store the run.")
     return command
 
@@ -204,6 +206,8 @@ def _runs(store: str = store_option(),
     from gradwatch.cli.runs import watched_row
     from gradwatch.store.watched import is_watched
 
+    if limit < 1:
+        raise ConfigError("limit", limit, "expected ≥ 1 runs to show")
     if not Path(store).expanduser().exists():  # nothing trained here yet: not an error
         if json_:
             print_json([])
@@ -255,7 +259,7 @@ def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), f
         metrics = db.metrics(run["id"])
         history = db.history(run["id"])
         times = db.time_grads(run["id"])
-        watched = load_history(db, run["id"]) if is_watched(run) else None
+        watched = load_history(db, run["id"], stored=history) if is_watched(run) and not json_ else None
     if json_:
         print_json({**run, "metrics": metrics,
                     "history": {"layers": history["layers"], "steps": history["steps"].tolist(),
@@ -289,8 +293,11 @@ def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), f
 
         console.print(watch_table(history_from_store(history)))
     if run["summary"].get("diagnosis"):
-        console.print(clean(run["summary"]["diagnosis"], keep_newlines=True), style="green" if run["summary"].get("healthy") else "yellow",
-                      markup=False, highlight=False)
+        from gradwatch.report.rewrap import rewrap
+
+        console.print(rewrap(clean(run["summary"]["diagnosis"], keep_newlines=True), console.width),
+                      style="green" if run["summary"].get("healthy") else "yellow", markup=False, highlight=False,
+                      soft_wrap=True)  # wrapped once, here, to this terminal's width
     for epoch, norms in sorted(times.items())[:1] + sorted(times.items())[-1:]:
         console.print(time_grad_line(norms.tolist(), f"at the start of epoch {epoch}"), highlight=False)
 

@@ -16,6 +16,11 @@ HOPELESS = 10**8  # a depth, width or batch above this is refused before estimat
 
 def check_config_size(cfg: Any) -> None:
     """Refuse a :class:`gradwatch.lab.Config` whose network cannot fit in the available memory."""
+    for name in ("depth", "width", "batch_size"):  # before [width] * depth is even listed
+        value = getattr(cfg, name)
+        if isinstance(value, int) and value > HOPELESS:
+            raise ConfigError(name, value, f"needs far more than the {available_bytes() / GiB:.3g} GiB of memory "
+                                           "available; choose a smaller size")
     hidden = cfg.hidden_sizes
     seq = cfg.sequence_length or 1
     gates = {"lstm": 4, "gru": 3}.get(cfg.model, 1)

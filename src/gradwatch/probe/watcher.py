@@ -25,6 +25,7 @@ How it measures (DESIGN.md, "How measurement should work"):
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -82,6 +83,9 @@ def _optimizers(optimizer: Any) -> list[torch.optim.Optimizer]:
 
 
 def _resolve_stats(stats: str | Iterable[str], has_optimizer: bool) -> list[str]:
+    if not isinstance(stats, (str, list, tuple, set, frozenset)):
+        raise TypeError(f"stats={stats!r} is not allowed: expected 'default', 'full' or a list of statistic names "
+                        "(" + ", ".join(ALL_STATS) + ")")
     if isinstance(stats, str):
         check_choice("stats", stats, ("default", "full"))
         names = list(DEFAULT_STATS if stats == "default" else ALL_STATS)
@@ -195,7 +199,11 @@ class Watcher:
         self.sinks, self.store, self.name, self.config = sinks, store, name, config
         # where the rows go besides the history — the sinks, the run store — is the outlet's business, made by
         # the facade (gradwatch.watching: outlet=sinks.outputs.Outputs); the probe itself only records
-        self._outputs = outlet(self, self._guard) if outlet is not None else _NoOutlet(self)
+        try:
+            self._outputs = outlet(self, self._guard) if outlet is not None else _NoOutlet(self)
+        except BaseException:
+            self._unhook()  # a bad sink, store, name or config leaves the model and optimizer as they were
+            raise
         self._arm()
 
     # ---- schedule --------------------------------------------------------------------------------------------
@@ -579,10 +587,7 @@ class Watcher:
         meta["optimizer_of"] = self._optimizer_of()
         self._outputs.write(self._history, steps, values, hists)  # to the sinks and the run store
 
-    def close(self) -> None:
-        """Remove every hook from the model and optimizers and copy what is queued to the history. Idempotent."""
-        if self._closed:
-            return
+    def _unhook(self) -> None:
         for h in self._handles:
             h.remove()
         self._handles = []
@@ -593,6 +598,12 @@ class Watcher:
         self._probes.detach()
         if self._locator is not None:
             self._locator.detach()
+
+    def close(self) -> None:
+        """Remove every hook from the model and optimizers and copy what is queued to the history. Idempotent."""
+        if self._closed:
+            return
+        self._unhook()
         if self._stepped:  # a step that not every optimizer took
             self._end_row()
         self._closed = True
@@ -629,6 +640,9 @@ class Watcher:
         ``html=PATH``, write the self-contained report page there instead and return its path."""
         if html is not None:
             from gradwatch.report.watch_page import write_watch_page
+
+            if not isinstance(html, (str, os.PathLike)):
+                raise TypeError(f"html={html!r} is not allowed: expected the path of the .html file to write")
 
             return write_watch_page(html, self.history, self.diagnose(**thresholds),
                                     title=self.name or type(unwrap(self.model)).__name__)

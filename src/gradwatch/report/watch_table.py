@@ -111,4 +111,7 @@ def print_watch_report(history, diagnosis, console: Console | None = None) -> No
     console = console or Console()
     for table in watch_tables(history) + hook_tables(history):
         console.print(table)
-    console.print(str(diagnosis), style="green" if diagnosis.healthy else "yellow", markup=False, highlight=False)
+    from gradwatch.report.rewrap import rewrap
+
+    console.print(rewrap(str(diagnosis), console.width), style="green" if diagnosis.healthy else "yellow",
+                  markup=False, highlight=False, soft_wrap=True)  # wrapped once, to the console's width

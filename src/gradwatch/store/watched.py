@@ -117,11 +117,12 @@ class WatchedRun:
             self.db.close()
 
 
-def load_history(db: RunStore, run_id: str) -> History:
+def load_history(db: RunStore, run_id: str, stored: dict[str, Any] | None = None) -> History:
     """The stored history of a run as a :class:`History` — for a watched run with its layers' layout and
-    histograms, for a lab run with the statistics its watch stored."""
+    histograms, for a lab run with the statistics its watch stored. ``stored``: what :meth:`RunStore.history`
+    returned for this run, when the caller has read it already."""
     run = db.get(run_id)
-    stored = db.history(run["id"])
+    stored = db.history(run["id"]) if stored is None else stored
     layout = run["config"].get("layout", {}) if is_watched(run) else {}
     names = list(stored["stats"]) or list(run["config"].get("watch", {}).get("stats", []))
     h = History(stored["layers"], names, kinds=layout.get("kinds", ()), numel=layout.get("numel", ()),

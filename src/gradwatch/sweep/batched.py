@@ -250,5 +250,6 @@ def train_batched_records(configs: list[dict[str, Any]], dtype: Any = None) -> l
     try:
         return train_batched(configs, dtype).records
     except Exception as exc:
-        return [{"config": c, "status": "failed", "error": f"{type(exc).__name__}: {exc}", "metrics": [],
-                 "layers": [], "history": [], "summary": {}, "started": time.time()} for c in configs]
+        from gradwatch.sweep.worker import failed_record
+
+        return [failed_record(c, f"{type(exc).__name__}: {exc}") for c in configs]

@@ -8,27 +8,41 @@ existing cluster (``ray.init(address=...)``), otherwise it starts a local one of
 from __future__ import annotations
 
 import os
-import signal
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from gradwatch.errors import ConfigError
 
 BACKENDS = ("process", "ray")
-PR_SET_PDEATHSIG = 1  # prctl option: the signal a child gets when its parent dies (Linux)
+RETRIES = 1  # a job whose worker process died is run again this many times before it is recorded as lost
+Lost = Callable[[Any, str], Any]  # lost(job, reason): the result to report for a job whose worker died
 
 
-def _die_with_parent() -> None:
-    """Pool workers end when the sweep process is killed (Linux), instead of training on for nobody."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    if sys.platform.startswith("linux"):
-        import ctypes
+class WorkerLost(RuntimeError):
+    """A worker process died (killed, out of memory, crashed) while running a job, on every try."""
 
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except OSError:  # pragma: no cover - unusual libc
-            pass
+
+_started: Any = None  # in a pool worker: the queue on which it announces each job it starts
+
+
+def _init_worker(driver_pid: int, started: Any) -> None:
+    global _started
+    from gradwatch.sweep.lifeline import die_with_driver
+
+    _started = started
+    die_with_driver(driver_pid)
+
+
+def _announced(fn: Callable[[Any], Any], index: int, job: Any) -> Any:
+    """Run ``fn(job)`` in a pool worker after telling the driver that job ``index`` has started (so that when
+    the worker dies, the driver knows which job it was running)."""
+    _started.put(index)
+    return fn(job)
+
+
+def _lost_message(tries: int) -> str:
+    return (f"the worker process running it died (killed, out of memory or crashed) on each of {tries} tries; "
+            "run it alone with `gradwatch train` to see why")
 
 
 class InlineExecutor:
@@ -40,41 +54,91 @@ class InlineExecutor:
     def __exit__(self, *exc: Any) -> None:
         pass
 
-    def submit_all(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+    def submit_all(self, fn: Callable[[Any], Any], jobs: Sequence[Any], lost: Lost | None = None
+                   ) -> Iterator[tuple[int, Any]]:
         for i, job in enumerate(jobs):
             yield i, fn(job)
 
 
 class ProcessExecutor:
     """A pool of ``workers`` processes forked from a fork server that has imported what runs need
-    (:mod:`gradwatch.sweep.preload`): safe with torch's threads, and the imports are paid once."""
+    (:mod:`gradwatch.sweep.preload`): safe with torch's threads, and the imports are paid once. Workers end with
+    the driver (:mod:`gradwatch.sweep.lifeline`). When a worker dies, the pool is replaced and the sweep goes on:
+    the jobs that were running in it are tried again, one at a time, and a job that kills its worker again is
+    reported through ``lost`` (or raises :class:`WorkerLost` without it)."""
 
     def __init__(self, workers: int):
         self.workers = workers
         self.pool = None
+        self.ctx: Any = None
+        self.started: Any = None
 
     def __enter__(self) -> ProcessExecutor:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
         if "forkserver" in multiprocessing.get_all_start_methods():
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["gradwatch.sweep.preload"])
+            self.ctx = multiprocessing.get_context("forkserver")
+            self.ctx.set_forkserver_preload(["gradwatch.sweep.preload"])
         else:  # Windows: every worker imports for itself
-            ctx = multiprocessing.get_context("spawn")
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx,
-                                        initializer=_die_with_parent)
+            self.ctx = multiprocessing.get_context("spawn")
         return self
 
+    def _new_pool(self, workers: int):
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.started = self.ctx.SimpleQueue()
+        self.pool = ProcessPoolExecutor(workers, mp_context=self.ctx, initializer=_init_worker,
+                                        initargs=(os.getpid(), self.started))
+        return self.pool
+
     def __exit__(self, *exc: Any) -> None:
-        self.pool.shutdown(wait=exc[0] is None, cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown(wait=exc[0] is None, cancel_futures=True)
+            self.pool = None
 
-    def submit_all(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+    def _started_jobs(self) -> set[int]:
+        out = set()
+        while not self.started.empty():
+            out.add(self.started.get())
+        return out
+
+    def submit_all(self, fn: Callable[[Any], Any], jobs: Sequence[Any], lost: Lost | None = None
+                   ) -> Iterator[tuple[int, Any]]:
+        from collections import Counter
         from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
 
-        futures = {self.pool.submit(fn, job): i for i, job in enumerate(jobs)}
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
+        pending = dict(enumerate(jobs))
+        tries: Counter[int] = Counter()
+        while pending:
+            suspects = [i for i in pending if tries[i]]  # in flight when a worker died: tried again alone
+            batch = suspects[:1] or list(pending)
+            pool = self._new_pool(1 if suspects else min(self.workers, len(batch)))
+            futures = {pool.submit(_announced, fn, i, pending[i]): i for i in batch}
+            broken = False
+            for fut in as_completed(futures):
+                i = futures[fut]
+                if isinstance(fut.exception(), BrokenProcessPool):
+                    broken = True
+                    break
+                del pending[i]
+                yield i, fut.result()
+            if not broken:
+                continue
+            for fut, i in futures.items():  # finished before the pool broke: kept
+                if i in pending and fut.done() and fut.exception() is None:
+                    del pending[i]
+                    yield i, fut.result()
+            pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+            in_flight = (self._started_jobs() & set(pending)) or set(batch) & set(pending)
+            for i in sorted(in_flight):
+                tries[i] += 1
+                if tries[i] > RETRIES:
+                    job = pending.pop(i)
+                    if lost is None:
+                        raise WorkerLost(f"job {i}: " + _lost_message(tries[i]))
+                    yield i, lost(job, _lost_message(tries[i]))
 
 
 def import_ray():
@@ -106,15 +170,22 @@ class RayExecutor:
         if self.started:
             import_ray().shutdown()
 
-    def submit_all(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> Iterator[tuple[int, Any]]:
+    def submit_all(self, fn: Callable[[Any], Any], jobs: Sequence[Any], lost: Lost | None = None
+                   ) -> Iterator[tuple[int, Any]]:
         ray = import_ray()
-        remote = ray.remote(num_cpus=1)(fn)
+        remote = ray.remote(num_cpus=1, max_retries=RETRIES)(fn)  # Ray runs a job again when its worker dies
         refs = {remote.remote(job): i for i, job in enumerate(jobs)}
         pending = list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
-                yield refs[ref], ray.get(ref)
+                try:
+                    result = ray.get(ref)
+                except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError):
+                    if lost is None:
+                        raise
+                    result = lost(jobs[refs[ref]], _lost_message(1 + RETRIES))
+                yield refs[ref], result
 
 
 def make_executor(backend: str, workers: int, address: str | None = None):

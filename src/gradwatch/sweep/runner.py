@@ -51,15 +51,20 @@ def plan(spec: SweepSpec) -> list[Planned]:
 
 
 def store_record(store: Any, key: str, record: dict[str, Any]) -> str:
-    """Write one worker record into the store as a finished run; returns its id."""
+    """Write one worker record into the store as a finished run, in one transaction; returns its id."""
+    import bisect
+
     run_id = new_run_id()
-    store.start_run(run_id, record["config"], key=key)
     rows = sorted(record.get("history", []))
-    for m in record["metrics"]:
-        epoch_rows = [r for r in rows if r[0] <= m.get("step", 0)]
-        rows = rows[len(epoch_rows):]
-        store.add_epoch(run_id, m["epoch"], m, layers=record.get("layers", ()), history=epoch_rows)
-    store.finish_run(run_id, record["status"], summary=record["summary"], error=record.get("error"))
+    steps = [r[0] for r in rows]
+    with store.batch():
+        store.start_run(run_id, record["config"], key=key)
+        start = 0
+        for m in record["metrics"]:  # each epoch's rows: the steps up to its last one
+            end = max(start, bisect.bisect_right(steps, m.get("step", 0)))
+            store.add_epoch(run_id, m["epoch"], m, layers=record.get("layers", ()), history=rows[start:end])
+            start = end
+        store.finish_run(run_id, record["status"], summary=record["summary"], error=record.get("error"))
     return run_id
 
 
@@ -82,7 +87,7 @@ def run_sweep(spec: SweepSpec, store_path: str, *, workers: int = 1, backend: st
     """
     from gradwatch.store import RunStore
     from gradwatch.sweep.executors import make_executor
-    from gradwatch.sweep.worker import run_job
+    from gradwatch.sweep.worker import lost_records, run_job
 
     t0 = time.perf_counter()
     planned = plan(spec)
@@ -98,7 +103,7 @@ def run_sweep(spec: SweepSpec, store_path: str, *, workers: int = 1, backend: st
         jobs = make_jobs(todo, vmap)
         if jobs:
             with executor:
-                for _, records in executor.submit_all(run_job, jobs):
+                for _, records in executor.submit_all(run_job, jobs, lost=lost_records):
                     for record in records:
                         key = by_config[run_key(record["config"])].key
                         store_record(store, key, record)

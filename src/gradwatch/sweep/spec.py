@@ -40,6 +40,8 @@ RANGE_FORMS = ("log", "lin", "range")
 LIST_FIELDS = ("sizes", "tbptt")
 NONE_WORDS = ("none", "null")
 FILE_KEYS = ("seeds", "fixed", "params")
+MAX_VALUES = 1_000_000    # values one range form may expand to
+MAX_RUNS = 10_000         # runs a sweep may have without being confirmed (``--yes``, ``confirm=True``)
 
 
 def _fields() -> dict[str, Any]:
@@ -93,14 +95,20 @@ def expand_range(name: str, text: str) -> list[Any]:
         start, stop, third = (float(p) for p in parts)
     except ValueError:
         raise ConfigError(name, text, "expected " + usage) from None
+    if not all(math.isfinite(v) for v in (start, stop, third)):
+        raise ConfigError(name, text, "expected finite numbers: " + usage)
     if form == "range":
         if third <= 0 or stop < start:
             raise ConfigError(name, text, "expected " + usage + " and STOP ≥ START")
         n = int(math.floor((stop - start) / third + 1e-9)) + 1
+        if n > MAX_VALUES:
+            raise ConfigError(name, text, f"expands to {n:,} values, more than {MAX_VALUES:,}; use a larger STEP")
         values = [start + i * third for i in range(n)]
     else:
         if third < 2 or third != int(third) or (form == "log" and (start <= 0 or stop <= 0)):
             raise ConfigError(name, text, "expected " + usage)
+        if third > MAX_VALUES:
+            raise ConfigError(name, text, f"N = {int(third):,} values, more than {MAX_VALUES:,}")
         space = np.geomspace if form == "log" else np.linspace
         values = space(start, stop, int(third)).tolist()
     if _is_int_field(name):
@@ -150,6 +158,22 @@ class SweepSpec:
         for name, values in self.params.items():
             if not values:
                 raise ConfigError(name, values, "a swept knob needs at least one value")
+
+    @property
+    def size(self) -> int:
+        """The number of runs: the product of the swept knobs' value counts × the seeds (without listing them)."""
+        runs = math.prod(len(v) for v in self.params.values())
+        return runs * (1 if "seed" in self.params else len(self.seeds))
+
+    def check_size(self, confirmed: bool = False) -> int:
+        """The number of runs; above :data:`MAX_RUNS` a :class:`ConfigError` unless ``confirmed``."""
+        n = self.size
+        if n > MAX_RUNS and not confirmed:
+            seeds = 1 if "seed" in self.params else len(self.seeds)
+            shape = " × ".join([f"{k}: {len(v):,} values" for k, v in self.params.items()] + [f"{seeds} seed(s)"])
+            raise ConfigError("param", shape, f"{n:,} runs, more than {MAX_RUNS:,}: pass --yes to run them all, or "
+                                              "sweep fewer values")
+        return n
 
     @property
     def combos(self) -> list[dict[str, Any]]:
@@ -233,9 +257,21 @@ def merge(base: SweepSpec | None, params: Iterable[str] = (), fixed: dict[str, A
     """A file's spec (or an empty one) with command-line ``--param``, fixed flags and ``--seeds`` on top."""
     spec = base or SweepSpec()
     new_params = dict(spec.params)
+    given: dict[str, str] = {}
     for text in params:
         name, values = parse_param(text)
+        if name in given:
+            raise ConfigError("param", text, f"{name} is swept twice (also {given[name]!r}); give all its values "
+                                             f"once, e.g. {name}=2,3")
+        given[name] = text
         new_params[name] = values
+    both = sorted(set(given) & set(fixed or {}))
+    if both:
+        raise ConfigError("param", given[both[0]], f"{both[0]} is both swept here and fixed by "
+                                                   f"--{both[0].replace('_', '-')}: give one of them")
+    for name in fixed or {}:  # a flag given here overrides the sweep file's values of that knob
+        if name in new_params and name not in given:
+            del new_params[name]
     new_fixed = {k: v for k, v in {**spec.fixed, **(fixed or {})}.items() if k not in new_params}
     seed_values = spec.seeds
     if seeds is not None:

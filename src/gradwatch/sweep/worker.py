@@ -36,6 +36,17 @@ def _history_norms(rows: list[tuple[int, int, str, float]], n_layers: int) -> np
     return np.array([steps[s] for s in sorted(steps)], dtype=float).reshape(-1, n_layers)
 
 
+def failed_record(config: dict[str, Any], error: str, started: float | None = None) -> dict[str, Any]:
+    """The record of a run that failed: its config and the error, nothing measured."""
+    return {"config": config, "status": "failed", "error": error, "metrics": [], "layers": [], "history": [],
+            "summary": {}, "started": time.time() if started is None else started}
+
+
+def lost_records(job: dict[str, Any], reason: str) -> list[dict[str, Any]]:
+    """The records of a job whose worker process died on every try: each of its runs failed, with the reason."""
+    return [failed_record(c, reason) for c in job["configs"]]
+
+
 def train_record(config: dict[str, Any]) -> dict[str, Any]:
     """Train one config with :func:`gradwatch.lab.train` (the watch attached) and return its record."""
     from gradwatch.lab import train
@@ -47,8 +58,7 @@ def train_record(config: dict[str, Any]) -> dict[str, Any]:
     try:
         run = train(cfg)
     except Exception as exc:  # a failed run is a result of the sweep, not its end
-        return {"config": cfg.to_dict(), "status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                "metrics": [], "layers": [], "history": [], "summary": {}, "started": start}
+        return failed_record(cfg.to_dict(), f"{type(exc).__name__}: {exc}", start)
     layers, rows = history_rows(run.history)
     summary = run.summary()
     summary["grad_ratio"] = grad_ratio(_history_norms(rows, len(layers))) if layers else math.nan

@@ -30,6 +30,7 @@ CRITICAL_TOL = 1e-6        # |χ₁ − 1| below this counts as critical
 TRAINABLE_DEPTH_FACTOR = 6  # Schoenholz et al.: trainable when L ≲ 6 ξ_c
 Q_GRID = np.concatenate([[0.0], np.logspace(-12, 12, 241)])  # where the length map is scanned for q*
 _C_EDGE = 1e-8             # c* is searched in [−1 + edge, 1 − edge]
+MAX_VARIANCE = 1e10        # largest σ_w², σ_b² accepted: q* ≤ ~1e10 stays inside Q_GRID (up to 1e12)
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,16 @@ class MeanField:
 
 
 def check_variances(sigma_w2: float, sigma_b2: float) -> tuple[float, float]:
-    """Both must be finite, σ_w² > 0 and σ_b² ≥ 0; a :class:`ConfigError` otherwise."""
-    for name, v, ok, allowed in (("sigma_w2", sigma_w2, lambda x: x > 0, "the weight variance must be > 0"),
-                                 ("sigma_b2", sigma_b2, lambda x: x >= 0, "a variance must be ≥ 0")):
-        if not isinstance(v, (int, float, np.floating)) or not math.isfinite(v) or not ok(v):
-            raise ConfigError(name, v, allowed + " and finite")
+    """Both must be finite, 0 < σ_w² ≤ :data:`MAX_VARIANCE` and 0 ≤ σ_b² ≤ :data:`MAX_VARIANCE`; a
+    :class:`ConfigError` otherwise. Within these bounds q*, χ₁ agree with adaptive quadrature to 1e−11 for every
+    registered activation (tests/test_theory_meanfield_range.py)."""
+    bound = f"≤ {MAX_VARIANCE:.0e} (beyond, q* leaves the range the fixed point is found in)"
+    for name, v, ok, allowed in (("sigma_w2", sigma_w2, lambda x: x > 0, "the weight variance must be > 0, "),
+                                 ("sigma_b2", sigma_b2, lambda x: x >= 0, "a variance must be ≥ 0, ")):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
+            raise TypeError(f"{name}={v!r} is not allowed: expected a number")
+        if not math.isfinite(v) or not ok(v) or v > MAX_VARIANCE:
+            raise ConfigError(name, v, allowed + bound + " and finite")
     return float(sigma_w2), float(sigma_b2)
 
 
