@@ -299,7 +299,7 @@ def test_watch_refuses_a_bad_option_naming_it(tmp_path, options, error, named):
     assert not any(h for m in model.modules() for h in (m._forward_hooks, m._backward_hooks))  # nothing left attached
 
 
-@pytest.mark.parametrize("html", [123, 1.5, ["a.html"], object()], ids=repr)
+@pytest.mark.parametrize("html", [123, 1.5, ["a.html"], object()], ids=["int", "float", "list", "object"])
 def test_report_html_must_be_a_path(html):
     model = _model()
     with gw.watch(model) as w:
