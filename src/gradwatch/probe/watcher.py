@@ -40,6 +40,7 @@ from gradwatch.probe.hooks import LayerProbes
 from gradwatch.probe.layers import Layer, find_layers, unwrap
 from gradwatch.probe.locate import Locator
 from gradwatch.probe.rows import RowQueue, is_sharded
+from gradwatch.probe.silent import SilentProbe
 from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
                                    HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, free_reads, local,
                                    log10_histogram, zeros)
@@ -178,6 +179,7 @@ class Watcher:
                               opt.register_step_post_hook(lambda *_, k=k: self._after_step(k))]
         self._graph = GraphProbe(unwrap(model), {id(p): o for p, o in zip(self._params, self._owner)}, n, self._guard)
         patches.register(self)
+        self._silent = SilentProbe(self)  # notes on silent training bugs (docs/silent-bugs.md)
         self.sinks, self.store, self.name, self.config = sinks, store, name, config
         self._outputs = Outputs(self)  # sinks and the stored run (gradwatch/sinks/outputs.py)
         self._arm()
@@ -252,6 +254,7 @@ class Watcher:
         for name in raw_names:
             self._queue.put(rename or name, g.raw(name), cached.index)
         if not rename:
+            self._silent.saw(k, self._indices(k), cached.present)
             self._queue.mark_present(cached.index, cached.ones)
             g.present = cached.present
         return g
@@ -262,6 +265,8 @@ class Watcher:
             return
         if k is not None and k in self._stepped:  # it steps again before the others did: the row is complete
             self._end_row()
+        if k is not None:
+            self._silent.before_step(k)
         if not self._recording():
             return
         sampled = self._sampling()
@@ -299,6 +304,7 @@ class Watcher:
         if self._closed:
             return
         self._optimizer_steps += 1
+        self._silent.after_step(k)
         before = self._before.pop(k, None)
         if before is not None and self._guard.active(UPDATES):
             with self._guard(UPDATES, f"step {self._step}"):
@@ -437,6 +443,7 @@ class Watcher:
             self._history.append_histogram(step, counts)
         self._pending_hists = []
         meta = self._history.meta
+        self._silent.write(meta)
         meta["disabled"] = self._guard.summary()
         facts = self._graph.facts
         if facts is not None and "depth" not in meta:
@@ -450,6 +457,7 @@ class Watcher:
         for h in self._handles:
             h.remove()
         self._handles = []
+        self._silent.close()
         patches.unregister(self)
         self._graph.remove()
         self._probes.detach()

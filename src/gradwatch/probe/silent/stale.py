@@ -1,0 +1,73 @@
+"""``.grad`` still holding the values of the previous optimizer step when the next backward adds to it.
+
+After optimizer ``k`` steps on a check step, one tensor hook per layer is put on that layer's first parameter.
+It runs when the next backward reaches the parameter, before the new gradient is added: if ``.grad`` is then the
+very tensor the optimizer stepped on, unchanged since (same object, same version counter), it was not zeroed.
+Each later backward must find it the same tensor with one more addition (no zeroing in between), and at the next
+step of ``k`` it still is: the optimizer steps on old plus new gradients. A ``zero_grad()`` (set to None, or zeroed
+in place) anywhere in between clears it, so a parameter that a second model's backward reaches between the steps
+of its own optimizer (a GAN's discriminator) is not reported. Under DDP the reducer writes into ``.grad`` as well:
+there only the object is compared after the first backward.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+
+import torch
+
+
+class _Armed:
+    __slots__ = ("k", "ref", "version", "fires", "stale", "handle")
+
+    def __init__(self, k: int, grad: torch.Tensor):
+        self.k, self.ref, self.version = k, weakref.ref(grad), grad._version
+        self.fires, self.stale, self.handle = 0, False, None
+
+
+class StaleGrads:
+    """Per parameter index: the first step and number of steps whose gradient held the previous step's values."""
+
+    def __init__(self, params: list[torch.Tensor], strict: bool):
+        self.params, self.strict = params, strict
+        self.found: dict[int, list[int]] = {}  # param index -> [first step, steps found]
+        self._armed: dict[int, _Armed] = {}
+
+    def arm(self, k: int, indices: list[int]) -> None:
+        """Optimizer ``k`` has just stepped on the parameters ``indices``: watch their next backward."""
+        for i in indices:
+            p = self.params[i]
+            if p.grad is None or i in self._armed or not p.requires_grad:
+                continue
+            entry = _Armed(k, p.grad)
+            entry.handle = p.register_hook(self._hook(p, entry))
+            self._armed[i] = entry
+
+    def _hook(self, p: torch.Tensor, e: _Armed) -> Callable:
+        def hook(_grad: torch.Tensor) -> None:
+            g = p.grad
+            same = g is not None and g is e.ref()
+            if e.fires == 0:
+                e.stale = same and g._version == e.version
+            elif e.stale:
+                e.stale = same and (not self.strict or g._version == e.version + 1)
+            e.fires += 1
+            if g is not None:
+                e.ref, e.version = weakref.ref(g), g._version
+        return hook
+
+    def confirm(self, k: int, step: int) -> None:
+        """Optimizer ``k`` is about to step (the row ``step``): the armed parameters of ``k`` are judged."""
+        for i in [i for i, e in self._armed.items() if e.k == k]:
+            e = self._armed.pop(i)
+            e.handle.remove()
+            g = self.params[i].grad
+            if e.stale and g is not None and g is e.ref():
+                first = self.found.setdefault(i, [step, 0])
+                first[1] += 1
+
+    def remove(self) -> None:
+        for e in self._armed.values():
+            e.handle.remove()
+        self._armed.clear()
