@@ -68,7 +68,7 @@ class SilentProbe:
             self.stale.confirm(k, step)
             if k == 0:
                 self.modes.check(step)
-            if self.replicas is not None and k == 0 and step % CHECK_EVERY == 0:
+            if self.replicas is not None and k == 0 and self._checking(step):
                 self.replicas.check(step)
 
     def saw(self, k: int | None, indices: list[int], present: list[int]) -> None:
@@ -132,7 +132,7 @@ class SilentProbe:
                 "lr_params": self._group_layers(),
                 "clip_scaled": dict(self.clips),
                 "replicas": None if self.replicas is None else {
-                    "checks": self.replicas.checks, "every": CHECK_EVERY,
+                    "checks": self.replicas.checks, "every": CHECK_EVERY, "first_checks": FIRST_CHECKS,
                     "diverged": {str(l): list(v) for l, v in self.replicas.first.items()},
                     "worst": self.replicas.worst.tolist()},
                 "check_every": CHECK_EVERY,
