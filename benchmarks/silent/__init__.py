@@ -8,7 +8,7 @@
 * ``__main__``     — ``python benchmarks/silent``: every bug, then the silent kinds on every healthy zoo run.
 """
 
-from .registry import BUGS, Bug, Case, Truth
 from . import bugs_ddp, bugs_graph, bugs_loop, bugs_zero_grad  # noqa: F401  (registers the bugs)
+from .registry import BUGS, Bug, Case, Truth
 
 __all__ = ["BUGS", "Bug", "Case", "Truth"]

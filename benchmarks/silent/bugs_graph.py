@@ -6,7 +6,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .loop import F, digit_batches, image_batches, models, presence_batches, text_batches, watched
+from .loop import (
+    F,
+    digit_batches,
+    image_batches,
+    models,
+    presence_batches,
+    text_batches,
+    watched,
+)
 from .registry import Case, bug, modules_of, param_modules
 
 

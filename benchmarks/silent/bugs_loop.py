@@ -6,7 +6,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .loop import F, data, digit_batches, image_batches, models, presence_batches, text_batches, watched
+from .loop import (
+    F,
+    data,
+    digit_batches,
+    image_batches,
+    models,
+    presence_batches,
+    text_batches,
+    watched,
+)
 from .registry import Case, bug, param_modules
 
 COLLAPSE = 1e-3  # a learning rate at or below this fraction of its peak has collapsed (the scenario's own truth)

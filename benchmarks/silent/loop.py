@@ -13,11 +13,11 @@ import gradwatch as gw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the zoo's data and models
 
-from zoo import data, models  # noqa: E402
+from zoo import data, models
 
-from .registry import Case  # noqa: E402
+from .registry import Case
 
-__all__ = ["data", "models", "watched", "digit_batches", "image_batches", "text_batches", "presence_batches", "F"]
+__all__ = ["F", "data", "digit_batches", "image_batches", "models", "presence_batches", "text_batches", "watched"]
 
 
 def watched(model, optimizer, step: Callable[[int], None], steps: int, layers=(), **options) -> Case:

@@ -22,7 +22,8 @@ REMEDY = Remedy(
 
 def find(h, s) -> Finding | None:
     skipped = sorted(set(h.meta.get("skipped_steps") or []))
-    best, run = None, []
+    best: int | None = None
+    run: list[int] = []
     for st in skipped:
         run = run + [st] if run and st == run[-1] + 1 else [st]
         if len(run) >= MIN_RUN and best is None:

@@ -34,13 +34,14 @@ def find(h, s) -> Finding | None:
     if not hits:
         return None
     params = s.get("lr_params", {})
-    lines, layers, step = [], [], None
+    lines: list[str] = []
+    layers: list[str] = []
+    step = min(run[0] for run, _ in hits)
     for (first, n, low, peak), g in hits:
         lines.append(f"optimizer {g['optimizer']}, group {g['group']}: lr {fmt(low)} from step {first} ({n} steps), "
                      f"after a peak of {fmt(peak)}; {g['collapsed_steps']} of {g['steps']} steps at ≤ "
                      f"{COLLAPSE_RATIO:g} of the peak")
         layers += [n_ for n_ in params.get(f"{g['optimizer']}.{g['group']}", []) if n_ not in layers]
-        step = first if step is None else min(step, first)
     return Finding(KIND, layers, int(step), "the learning rate collapsed to about zero while training went on: the "
                    "weights stop moving", {"lines": lines},
                    [REMEDY.because("the scheduler drove the learning rate to ≤ "

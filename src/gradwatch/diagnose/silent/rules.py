@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from gradwatch.diagnose.findings import Finding
-from gradwatch.diagnose.silent import (amp_skipping, clip_ineffective, eval_mode, lr_collapse, missing_zero_grad,
-                                       no_gradient, not_in_optimizer, replica_divergence)
+from gradwatch.diagnose.silent import (
+    amp_skipping,
+    clip_ineffective,
+    eval_mode,
+    lr_collapse,
+    missing_zero_grad,
+    no_gradient,
+    not_in_optimizer,
+    replica_divergence,
+)
 from gradwatch.diagnose.silent.notes import notes, unowned_layers
 from gradwatch.probe.history import History
 

@@ -70,7 +70,7 @@ def scaled(scaler: Any, optimizer: Any) -> bool:
 
 
 def _targets() -> list[tuple[Any, str, Any]]:
-    import torch.nn.utils.clip_grad as clip_grad
+    from torch.nn.utils import clip_grad
 
     out = []
     for owner in (torch.nn.utils, clip_grad):

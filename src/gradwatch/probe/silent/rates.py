@@ -11,9 +11,9 @@ MAX_RUNS = 8  # collapsed runs kept per group (the first ones)
 
 
 class _Group:
-    __slots__ = ("peak", "first_lr", "steps", "runs", "collapsed", "last_lr")
+    __slots__ = ("collapsed", "first_lr", "last_lr", "peak", "runs", "steps")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.peak, self.first_lr, self.last_lr, self.steps, self.collapsed = 0.0, None, None, 0, 0
         self.runs: list[list] = []  # [first step, steps, lowest lr, peak before it]
 

@@ -16,14 +16,16 @@ import weakref
 from collections.abc import Callable
 
 import torch
+from torch.utils.hooks import RemovableHandle
 
 
 class _Armed:
-    __slots__ = ("k", "ref", "version", "fires", "stale", "handle")
+    __slots__ = ("fires", "handle", "k", "ref", "stale", "version")
 
     def __init__(self, k: int, grad: torch.Tensor):
         self.k, self.ref, self.version = k, weakref.ref(grad), grad._version
-        self.fires, self.stale, self.handle = 0, False, None
+        self.fires, self.stale = 0, False
+        self.handle: RemovableHandle | None = None
 
 
 class StaleGrads:
@@ -47,11 +49,12 @@ class StaleGrads:
     def _hook(self, p: torch.Tensor, e: _Armed) -> Callable:
         def hook(_grad: torch.Tensor) -> None:
             g = p.grad
-            same = g is not None and g is e.ref()
-            if e.fires == 0:
-                e.stale = same and g._version == e.version
+            if g is None or g is not e.ref():
+                e.stale = False
+            elif e.fires == 0:
+                e.stale = g._version == e.version
             elif e.stale:
-                e.stale = same and (not self.strict or g._version == e.version + 1)
+                e.stale = not self.strict or g._version == e.version + 1
             e.fires += 1
             if g is not None:
                 e.ref, e.version = weakref.ref(g), g._version
@@ -61,7 +64,8 @@ class StaleGrads:
         """Optimizer ``k`` is about to step (the row ``step``): the armed parameters of ``k`` are judged."""
         for i in [i for i, e in self._armed.items() if e.k == k]:
             e = self._armed.pop(i)
-            e.handle.remove()
+            if e.handle is not None:
+                e.handle.remove()
             g = self.params[i].grad
             if e.stale and g is not None and g is e.ref():
                 first = self.found.setdefault(i, [step, 0])
@@ -69,5 +73,6 @@ class StaleGrads:
 
     def remove(self) -> None:
         for e in self._armed.values():
-            e.handle.remove()
+            if e.handle is not None:
+                e.handle.remove()
         self._armed.clear()
