@@ -254,7 +254,7 @@ class Watcher:
         for name in raw_names:
             self._queue.put(rename or name, g.raw(name), cached.index)
         if not rename:
-            self._silent.saw(k, self._indices(k), cached.present)
+            self._silent.saw(k, cached.present)
             self._queue.mark_present(cached.index, cached.ones)
             g.present = cached.present
         return g

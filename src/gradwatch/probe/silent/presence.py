@@ -26,7 +26,7 @@ class Presence:
         self.observed = np.zeros(n_params, dtype=np.int64)  # steps on which some parameter measured with it had one
         self.first_step: dict[int, int] = {}  # optimizer -> first step it was seen
         self._patterns: dict[tuple[int, tuple[int, ...]], int] = {}
-        self._indices: dict[int, tuple[int, ...]] = {}
+        self.indices: dict[int, tuple[int, ...]] = {}
         self._watched = {id(o) for o in watched}
         self._others: weakref.WeakSet = weakref.WeakSet()
         self._handle = None
@@ -40,14 +40,14 @@ class Presence:
         if id(optimizer) not in self._watched and optimizer not in self._others:
             self._others.add(optimizer)
 
-    def saw(self, k: int, indices: list[int], present: list[int], step: int) -> None:
+    def saw(self, k: int, indices, present: list[int], step: int) -> None:
         """Optimizer ``k`` (measuring ``indices``) is about to step with gradients on ``present``."""
         if not present:
             return
         key = (k, tuple(present))
         self._patterns[key] = self._patterns.get(key, 0) + 1
-        if k not in self._indices:
-            self._indices[k] = tuple(indices)
+        if k not in self.indices:
+            self.indices[k] = tuple(indices)
             self.first_step[k] = step
         if len(self._patterns) > MAX_PATTERNS:
             self.fold()
@@ -55,7 +55,7 @@ class Presence:
     def fold(self) -> None:
         for (k, present), count in self._patterns.items():
             self.with_grad[list(present)] += count
-            self.observed[list(self._indices[k])] += count
+            self.observed[list(self.indices[k])] += count
         self._patterns.clear()
 
     def owned_elsewhere(self, params: list[torch.Tensor]) -> np.ndarray:

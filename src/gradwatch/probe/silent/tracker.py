@@ -64,26 +64,32 @@ class SilentProbe:
         if not self._on or not self._guard.active(PART):
             return
         step = self.w._step
-        with self._guard(PART, f"step {step}"):
+        try:  # (a try block: cheaper than the guard's context manager on every step)
             self.stale.confirm(k, step)
             if k == 0:
                 self.modes.check(step)
-            if self.replicas is not None and k == 0 and self._checking(step):
-                self.replicas.check(step)
+                if self.replicas is not None and self._checking(step):
+                    self.replicas.check(step)
+        except Exception as exc:  # noqa: BLE001 - nothing the watch does may stop training
+            self._guard.fail(PART, None, exc, f"step {step}")
 
-    def saw(self, k: int | None, indices: list[int], present: list[int]) -> None:
+    def saw(self, k: int | None, present: list[int]) -> None:
+        """Optimizer ``k`` is about to step with gradients on the watched parameters ``present``."""
         if self._on and k is not None:
-            self.presence.saw(k, indices, present, self.w._step)
+            known = self.presence.indices.get(k)
+            self.presence.saw(k, known if known is not None else self.w._indices(k), present, self.w._step)
 
     def after_step(self, k: int) -> None:
         if not self._on or not self._guard.active(PART):
             return
         step = self.w._step
-        with self._guard(PART, f"step {step}"):
+        try:
             self.rates.after_step(k, step)
             if self._checking(step + 1):
                 stepped = self.w._indices(k, stepped=True)
                 self.stale.arm(k, [i for i in stepped if i in self._layer_heads])
+        except Exception as exc:  # noqa: BLE001
+            self._guard.fail(PART, None, exc, f"step {step}")
 
     def clipping(self, parameters: list[torch.Tensor], scalers: list[Any], what: str) -> None:
         """``what`` is about to clip ``parameters`` while ``scalers`` have scaled a loss since their update()."""
