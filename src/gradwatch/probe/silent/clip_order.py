@@ -1,8 +1,8 @@
-"""``clip_grad_norm_`` / ``clip_grad_value_`` called while a GradScaler's scale is still on the gradients.
+"""``clip_grad_norm_`` / ``clip_grad_value_`` / ``clip_grads_with_norm_`` called while a GradScaler's scale is still on the gradients.
 
 Under mixed precision the loss is multiplied by the scaler's scale before backward, so the gradients are too
 until ``scaler.unscale_(optimizer)`` (or ``scaler.step``) divides it out. Clipping before that compares a scaled
-norm with the threshold: the clip is either always active or never. Seen here by wrapping the two clipping
+norm with the threshold: the clip is either always active or never. Seen here by wrapping the clipping
 functions and ``GradScaler.scale`` / ``update`` while a watch is open: a scaler that scaled a loss since its last
 ``update()`` and has not unscaled the optimizer that owns the clipped parameters (its per-optimizer stage is still
 READY) means the clip saw scaled gradients.
@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+CLIPPING = ("clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_")  # the last: torch ≥ 2.6
 _open: weakref.WeakSet = weakref.WeakSet()  # open silent probes
 _scaling: weakref.WeakSet = weakref.WeakSet()  # scalers that scaled a loss since their last update()
 _saved: dict[tuple[Any, str], tuple[Any, Any]] = {}  # (owner, name) -> (original, wrapper)
@@ -74,8 +75,9 @@ def _targets() -> list[tuple[Any, str, Any]]:
 
     out = []
     for owner in (torch.nn.utils, clip_grad):
-        out += [(owner, "clip_grad_norm_", lambda f: _wrap_clip(f, "clip_grad_norm_")),
-                (owner, "clip_grad_value_", lambda f: _wrap_clip(f, "clip_grad_value_"))]
+        for name in CLIPPING:
+            if hasattr(owner, name):
+                out.append((owner, name, functools.partial(_wrap_clip, what=name)))
     scaler = _scaler_class()
     if scaler is not None:
         out += [(scaler, "scale", _wrap_scale), (scaler, "update", _wrap_update)]
