@@ -30,7 +30,7 @@ def find(h, s) -> Finding | None:
             best = run[0]
     if best is None:
         return None
-    return Finding(KIND, [], int(best), f"the GradScaler skipped {len(skipped)} optimizer step(s), at least "
+    return Finding(KIND, ["(model)"], int(best), f"the GradScaler skipped {len(skipped)} optimizer step(s), at least "
                    f"{MIN_RUN} in a row from step {best}: the weights are not updated",
                    {"lines": [f"skipped steps: {', '.join(map(str, skipped[:12]))}" + (" …" if len(skipped) > 12
                                                                                       else "")],
