@@ -289,3 +289,25 @@ def test_replica_divergence_names_the_layer_left_out_of_the_all_reduce(tmp_path)
     # replicas' weights differ from the first update on (read on each rank from the notes: its checksum spread)
     f = diagnose(broken[0])["replica_divergence"]
     assert f.layers == ["1"] and f.step == 1
+
+
+# ---- the benchmark's bugs ----------------------------------------------------------------------------------------
+def test_the_benchmark_holds_at_least_20_bugs_each_citing_its_report_and_the_judge_is_strict():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from silent import BUGS, Truth
+    from silent.judge import WITHIN, judge
+
+    from gradwatch.diagnose.silent import SILENT_KINDS
+
+    assert len(BUGS) >= 20
+    for b in BUGS.values():
+        assert b.kind in SILENT_KINDS and b.step >= 0
+        assert any(mark in b.source for mark in ("#", "OSDI", "Stack Overflow")), b.name  # a cited report
+    truth = Truth("no_gradient", 3, ("b",))
+    found = {"kind": "no_gradient", "step": 3 + WITHIN, "layers": ["b"]}
+    assert judge("x", truth, [found]).detected
+    assert not judge("x", truth, [{**found, "step": 4 + WITHIN}]).detected  # too late
+    assert not judge("x", truth, [{**found, "layers": ["a", "b"]}]).detected  # not exactly the bug's layers
