@@ -66,6 +66,23 @@ def test_missing_zero_grad_names_every_layer_from_the_first_backward_after_a_ste
     assert "zero_grad()" in str(f.remedies[0])
 
 
+def test_missing_zero_grad_that_starts_mid_run_is_found_within_the_check_cadence():
+    from gradwatch.probe.silent import CHECK_EVERY
+
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    start = 7  # zero_grad() is called on steps 0-6 only: step 7's backward adds to step 6's gradient
+    with gw.watch(model, opt) as w:
+        for t in range(start + 2 * CHECK_EVERY + 1):
+            if t < start:
+                opt.zero_grad()
+            x, y = _batch(t)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    f = w.diagnose()["missing_zero_grad"]
+    assert start <= f.step <= start + CHECK_EVERY + 1 and f.layers == _layers(model)
+
+
 def test_accumulation_within_a_step_set_to_none_false_and_a_gan_are_not_missing_zero_grad():
     model = _model()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)

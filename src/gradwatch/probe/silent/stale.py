@@ -1,6 +1,12 @@
 """``.grad`` still holding the values of the previous optimizer step when the next backward adds to it.
 
-After optimizer ``k`` steps on a check step, one tensor hook per layer is put on that layer's first parameter.
+Two stages, so that a loop that zeroes its gradients the default way pays almost nothing:
+
+* **survival** (:meth:`StaleGrads.mark`, :meth:`StaleGrads.survived`): after optimizer ``k`` steps, a weak
+  reference to the ``.grad`` of each layer's first parameter; at ``k``'s next step, whether any of them is still
+  the same tensor. ``zero_grad()`` sets gradients to None by default, so they never survive; with
+  ``set_to_none=False`` (zeroing in place) or without ``zero_grad()`` they do, and the next stage decides.
+* **proof** (:meth:`StaleGrads.arm`, :meth:`StaleGrads.confirm`): one tensor hook per layer on that parameter.
 It runs when the next backward reaches the parameter, before the new gradient is added: if ``.grad`` is then the
 very tensor the optimizer stepped on, unchanged since (same object, same version counter), it was not zeroed.
 Each later backward must find it the same tensor with one more addition (no zeroing in between), and at the next
@@ -35,6 +41,20 @@ class StaleGrads:
         self.params, self.strict = params, strict
         self.found: dict[int, list[int]] = {}  # param index -> [first step, steps found]
         self._armed: dict[int, _Armed] = {}
+        self._marked: dict[int, list[tuple[int, weakref.ref]]] = {}  # optimizer -> (param index, its .grad)
+
+    def mark(self, k: int, indices: list[int]) -> None:
+        """Optimizer ``k`` has just stepped: remember (weakly) the gradients it stepped on."""
+        params = self.params
+        self._marked[k] = [(i, weakref.ref(params[i].grad)) for i in indices if params[i].grad is not None]
+
+    def survived(self, k: int) -> bool:
+        """Optimizer ``k`` is about to step again: is one of the gradients it last stepped on still ``.grad``?"""
+        marked = self._marked.pop(k, None)
+        if not marked:
+            return False
+        params = self.params
+        return any(params[i].grad is not None and params[i].grad is ref() for i, ref in marked)
 
     def arm(self, k: int, indices: list[int]) -> None:
         """Optimizer ``k`` has just stepped on the parameters ``indices``: watch their next backward."""

@@ -2,9 +2,10 @@
 
 * every optimizer step: which parameters have a gradient (:mod:`.presence`), the training flags of the model's
   dropout and batch-norm modules (:mod:`.modes`), the learning rate of each parameter group (:mod:`.rates`);
-* on check steps (the first ``FIRST_CHECKS`` steps, then every ``CHECK_EVERY``-th): one tensor hook per layer that
-  sees whether the next backward finds the previous step's ``.grad`` untouched (:mod:`.stale`), and under DDP one
-  checksum per layer all-reduced across the replicas (:mod:`.replicas`);
+* on check steps (the first ``FIRST_CHECKS`` steps, then every ``CHECK_EVERY``-th): whether the next backward finds
+  the previous step's ``.grad`` untouched (:mod:`.stale`: one tensor hook per layer on the first steps and after a
+  gradient survived a step, a weak reference per layer otherwise), and under DDP one checksum per layer
+  all-reduced across the replicas (:mod:`.replicas`);
 * every clipping call while a GradScaler's scale is on the gradients (:mod:`.clip_order`).
 
 Nothing is read from the device between flushes; at each flush :meth:`SilentProbe.write` puts what was seen into
@@ -51,6 +52,7 @@ class SilentProbe:
         self._layer_heads = set(first_of_layer.values())
         self.clips: dict[str, Any] = {"first": None, "steps": 0, "params": [], "scale": None, "function": None}
         self._clip_steps: set[int] = set()
+        self._suspect: set[int] = set()  # optimizers whose gradient survived their last step: prove it next step
         self._guard = watcher._guard
         self._on = bool(watcher.optimizers)
         if self._on:
@@ -66,6 +68,8 @@ class SilentProbe:
         step = self.w._step
         try:  # (a try block: cheaper than the guard's context manager on every step)
             self.stale.confirm(k, step)
+            if self.stale.survived(k):
+                self._suspect.add(k)
             if k == 0:
                 self.modes.check(step)
                 if self.replicas is not None and self._checking(step):
@@ -85,11 +89,18 @@ class SilentProbe:
         step = self.w._step
         try:
             self.rates.after_step(k, step)
-            if self._checking(step + 1):
-                stepped = self.w._indices(k, stepped=True)
-                self.stale.arm(k, [i for i in stepped if i in self._layer_heads])
+            nxt = step + 1
+            if nxt <= FIRST_CHECKS or k in self._suspect:
+                self._suspect.discard(k)
+                self.stale.arm(k, self._heads(k))
+            elif nxt % CHECK_EVERY == 0:
+                self.stale.mark(k, self._heads(k))
         except Exception as exc:  # noqa: BLE001
             self._guard.fail(PART, None, exc, f"step {step}")
+
+    def _heads(self, k: int) -> list[int]:
+        """The first parameter of each layer that optimizer ``k`` steps."""
+        return [i for i in self.w._indices(k, stepped=True) if i in self._layer_heads]
 
     def clipping(self, parameters: list[torch.Tensor], scalers: list[Any], what: str) -> None:
         """``what`` is about to clip ``parameters`` while ``scalers`` have scaled a loss since their update()."""
