@@ -110,6 +110,22 @@ def test_accumulation_within_a_step_set_to_none_false_and_a_gan_are_not_missing_
     assert "missing_zero_grad" not in w.diagnose()
 
 
+def test_an_optimizer_stepped_with_a_closure_is_not_missing_zero_grad_and_stops_being_checked():
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with gw.watch(model, opt) as w:
+        for t in range(STEPS):
+            def closure(t=t):
+                opt.zero_grad()
+                x, y = _batch(t)
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                return loss
+            opt.step(closure)  # the step hooks run before the closure's backward
+        assert not w._silent.stale._armed  # no tensor hook left on the parameters
+    assert "missing_zero_grad" not in w.diagnose()
+
+
 # ---- no_gradient ------------------------------------------------------------------------------------------------
 class _Branches(nn.Module):
     def __init__(self, cut: bool, every: int = 1):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -73,7 +74,7 @@ def scaled(scaler: Any, optimizer: Any) -> bool:
 def _targets() -> list[tuple[Any, str, Any]]:
     from torch.nn.utils import clip_grad
 
-    out = []
+    out: list[tuple[Any, str, Callable[[Any], Any]]] = []
     for owner in (torch.nn.utils, clip_grad):
         for name in CLIPPING:
             if hasattr(owner, name):

@@ -14,7 +14,9 @@ class _Group:
     __slots__ = ("collapsed", "first_lr", "last_lr", "peak", "runs", "steps")
 
     def __init__(self) -> None:
-        self.peak, self.first_lr, self.last_lr, self.steps, self.collapsed = 0.0, None, None, 0, 0
+        self.peak, self.steps, self.collapsed = 0.0, 0, 0
+        self.first_lr: float | None = None
+        self.last_lr: float | None = None
         self.runs: list[list] = []  # [first step, steps, lowest lr, peak before it]
 
 

@@ -80,16 +80,21 @@ class StaleGrads:
                 e.ref, e.version = weakref.ref(g), g._version
         return hook
 
-    def confirm(self, k: int, step: int) -> None:
-        """Optimizer ``k`` is about to step (the row ``step``): the armed parameters of ``k`` are judged."""
+    def confirm(self, k: int, step: int) -> bool | None:
+        """Optimizer ``k`` is about to step (the row ``step``): the armed parameters of ``k`` are judged. Returns
+        whether a backward ran since they were armed (None: none were armed); an optimizer stepped with a closure
+        (``opt.step(closure)``) runs its backward after this point, so its hooks never fire before it."""
+        fired = None
         for i in [i for i, e in self._armed.items() if e.k == k]:
             e = self._armed.pop(i)
             if e.handle is not None:
                 e.handle.remove()
+            fired = bool(fired) or e.fires > 0
             g = self.params[i].grad
             if e.stale and g is not None and g is e.ref():
                 first = self.found.setdefault(i, [step, 0])
                 first[1] += 1
+        return fired
 
     def remove(self) -> None:
         for e in self._armed.values():

@@ -52,6 +52,7 @@ class SilentProbe:
         self._layer_heads = set(first_of_layer.values())
         self.clips: dict[str, Any] = {"first": None, "steps": 0, "params": [], "scale": None, "function": None}
         self._clip_steps: set[int] = set()
+        self._closures: set[int] = set()  # optimizers stepped with a closure: no stale-gradient check
         self._suspect: set[int] = set()  # optimizers whose gradient survived their last step: prove it next step
         self._guard = watcher._guard
         self._on = bool(watcher.optimizers)
@@ -67,8 +68,9 @@ class SilentProbe:
             return
         step = self.w._step
         try:  # (a try block: cheaper than the guard's context manager on every step)
-            self.stale.confirm(k, step)
-            if self.stale.survived(k):
+            if self.stale.confirm(k, step) is False:  # stepped with a closure: its backward comes after this hook
+                self._closures.add(k)
+            if self.stale.survived(k) and k not in self._closures:
                 self._suspect.add(k)
             if k == 0:
                 self.modes.check(step)
@@ -90,7 +92,9 @@ class SilentProbe:
         try:
             self.rates.after_step(k, step)
             nxt = step + 1
-            if nxt <= FIRST_CHECKS or k in self._suspect:
+            if k in self._closures:
+                pass
+            elif nxt <= FIRST_CHECKS or k in self._suspect:
                 self._suspect.discard(k)
                 self.stale.arm(k, self._heads(k))
             elif nxt % CHECK_EVERY == 0:
