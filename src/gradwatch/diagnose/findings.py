@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gradwatch.diagnose.remedies import Remedy
+from gradwatch.diagnose.silent.kinds import SILENT_KINDS
 from gradwatch.diagnose.thresholds import Thresholds
 
 WRAP = 116  # the headline and remedy lines are wrapped at this width (the evidence lines are short)
-KINDS = ("nonfinite", "exploding", "large_updates", "vanishing", "saturation", "dead_units", "stalled_updates")
+KINDS = ("nonfinite", "exploding", "large_updates", "vanishing", "saturation", "dead_units", "stalled_updates",
+         *SILENT_KINDS)
 
 
 @dataclass

@@ -37,6 +37,7 @@ from gradwatch.diagnose.findings import KINDS, Diagnosis, Finding
 from gradwatch.diagnose.nonfinite import nonfinite
 from gradwatch.diagnose.remedies import remedies_for
 from gradwatch.diagnose.signals import Signals, episodes, fmt, nanmax, nanmedian
+from gradwatch.diagnose.silent.rules import silent_findings, unowned_layers
 from gradwatch.diagnose.thresholds import Thresholds
 from gradwatch.nn.activations import ACTIVATIONS
 from gradwatch.probe.history import History
@@ -102,7 +103,7 @@ def _comparable(h: History) -> np.ndarray:
     projections (their gradient passes through the softmax: tiny while attention is uniform, at any depth)."""
     kinds = [k or "" for k in h.kinds]
     return np.array([k not in LOOKUP_KINDS and not NORM_KINDS.search(k) and not ATTENTION_SCORES.search(n)
-                     for n, k in zip(h.layers, kinds)], dtype=bool)
+                     for n, k in zip(h.layers, kinds)], dtype=bool) & ~unowned_layers(h)  # nothing steps those
 
 
 def _envelope(s: Signals, rel: np.ndarray, members: list[int]) -> np.ndarray:
@@ -455,6 +456,7 @@ def diagnose(history: History, **thresholds: Any) -> Diagnosis:
     if h.has("grad_dead") or need("act_dead", "dead units (record activation statistics: stats='full')"):
         eligible = np.isin(acts, tuple(ACTIVATIONS)) & ~np.isin(acts, SATURATING)
         findings.append(_dead_units(s, t, facts, eligible))
+    findings += silent_findings(h)
     notes = []
     if facts.describe():
         notes.append(facts.describe() + ": remedies leave those out")

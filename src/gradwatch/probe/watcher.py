@@ -44,6 +44,7 @@ from gradwatch.probe.layers import Layer, find_layers, unwrap
 from gradwatch.probe.locate import Locator
 from gradwatch.probe.preclip import PreClip
 from gradwatch.probe.rows import RowQueue, is_sharded
+from gradwatch.probe.silent import SilentProbe
 from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
                                    HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, free_reads, local,
                                    log10_histogram, stored, zeros)
@@ -196,6 +197,7 @@ class Watcher:
         self._preclips = PreClip(self._params, self._backward_end) if self._preclip else None
         self._before_clip_now = False  # w.step(before_clip=True): these gradients are the pre-clip ones
         patches.register(self)
+        self._silent = SilentProbe(self)  # notes on silent training bugs (docs/silent-bugs.md)
         self.sinks, self.store, self.name, self.config = sinks, store, name, config
         # where the rows go besides the history — the sinks, the run store — is the outlet's business, made by
         # the facade (gradwatch.watching: outlet=sinks.outputs.Outputs); the probe itself only records
@@ -286,6 +288,7 @@ class Watcher:
         for name, value in values:
             self._queue.put(rename or name, value, cached.index)
         if not rename:
+            self._silent.saw(k, cached.present)
             self._queue.mark_present(cached.index, cached.ones)
             g.present = cached.present
         return g
@@ -346,6 +349,8 @@ class Watcher:
             return
         if k is not None and k in self._stepped:  # it steps again before the others did: the row is complete
             self._end_row()
+        if k is not None:
+            self._silent.before_step(k)
         if not self._recording():
             return
         sampled = self._sampling()
@@ -389,6 +394,7 @@ class Watcher:
         if self._closed:
             return
         self._optimizer_steps += 1
+        self._silent.after_step(k)
         before = self._before.pop(k, None)
         if before is not None and self._guard.active(UPDATES):
             with self._guard(UPDATES, f"step {self._step}"):
@@ -579,6 +585,7 @@ class Watcher:
             self._history.append_histogram(step, counts)
         self._pending_hists = []
         meta = self._history.meta
+        self._silent.write(meta)
         meta["disabled"] = self._guard.summary()
         facts = self._graph.facts
         if facts is not None:
@@ -591,6 +598,7 @@ class Watcher:
         for h in self._handles:
             h.remove()
         self._handles = []
+        self._silent.close()  # before patches: its clip wrappers sit on top of theirs
         patches.unregister(self)
         if self._preclips is not None:
             self._preclips.remove()
