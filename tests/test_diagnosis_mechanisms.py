@@ -270,8 +270,9 @@ def test_another_models_optimizer_gives_no_verdict():
     w = _loop(model, torch.optim.SGD(other.parameters(), lr=0.1), 3)
     assert all(p.grad is not None for p in model.parameters())
     d = w.diagnose()
-    assert d.healthy is None and "another model" in d.unmeasured
-    assert d.to_dict()["healthy"] is None
+    # no gradient statistic of this model is judged, and what is seen is a finding: its gradients go nowhere
+    assert d.healthy is False and "another model" in d.unmeasured
+    assert [(f.kind, f.layers) for f in d.findings] == [("not_in_optimizer", ["0", "2", "4"])]
 
 
 def test_statistics_switched_off_give_no_verdict(monkeypatch):
