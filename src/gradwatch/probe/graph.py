@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import functools
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.graph import Node
+from torch.utils.hooks import RemovableHandle
 
 MAX_NODES = 500_000  # a bigger graph is not walked (the facts stay unknown)
 SKIP_MIN_GAP = 2  # an addition whose branches' heights differ by at least this many nodes is a skip connection
@@ -62,11 +65,15 @@ def read_graph(output, layer_of: dict[int, int], n_layers: int) -> GraphFacts | 
     if out is None:
         return None
     root = out.grad_fn
+    if root is None:  # a leaf or a tensor that does not require grad: no graph to read
+        return None
 
-    def children(node):
+    def children(node: Node) -> Iterator[Node]:
         return iter([c for c, _ in node.next_functions if c is not None])
 
-    order, seen, stack = [], {root}, [(root, children(root))]
+    order: list[Node] = []
+    seen: set[Node] = {root}
+    stack = [(root, children(root))]
     while stack:  # iterative depth-first search: a node is listed after all its children (post-order)
         node, rest = stack[-1]
         for child in rest:
@@ -79,14 +86,14 @@ def read_graph(output, layer_of: dict[int, int], n_layers: int) -> GraphFacts | 
         else:
             stack.pop()
             order.append(node)
-    height = {}
+    height: dict[Node, int] = {}
     for node in order:  # longest path down to a leaf
-        height[node] = 1 + max((height[c] for c, _ in node.next_functions if c is not None), default=-1)
+        height[node] = 1 + max((height[c] for c in children(node)), default=-1)
     dist = {root: 0}
     for node in reversed(order):  # parents before children: longest path from the output
         d = dist.get(node, 0)
-        for child, _ in node.next_functions:
-            if child is not None and dist.get(child, -1) < d + 1:
+        for child in children(node):
+            if dist.get(child, -1) < d + 1:
                 dist[child] = d + 1
     depth: list[int | None] = [None] * n_layers
     residual = False
@@ -94,9 +101,10 @@ def read_graph(output, layer_of: dict[int, int], n_layers: int) -> GraphFacts | 
         variable = getattr(node, "variable", None)
         if variable is not None and id(variable) in layer_of:
             l = layer_of[id(variable)]
-            depth[l] = dist[node] if depth[l] is None else min(depth[l], dist[node])
+            known = depth[l]
+            depth[l] = dist[node] if known is None else min(known, dist[node])
         elif not residual and type(node).__name__.startswith("AddBackward"):
-            heights = [height[c] for c, _ in node.next_functions if c is not None]
+            heights = [height[c] for c in children(node)]
             residual = len(heights) == 2 and abs(heights[0] - heights[1]) >= SKIP_MIN_GAP
     return GraphFacts(depth, residual, len(order), [0 if d is not None else None for d in depth])
 
@@ -138,7 +146,7 @@ class GraphProbe:
         self._losses = 0
         self._settled = False
         self._layer_of, self._n, self._guard = layer_of, n_layers, guard
-        self._handle = root.register_forward_hook(self._hook)
+        self._handle: RemovableHandle | None = root.register_forward_hook(self._hook)
         _listen(self)
 
     def _hook(self, module, inputs, output) -> None:

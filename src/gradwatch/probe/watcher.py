@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,9 +45,23 @@ from gradwatch.probe.locate import Locator
 from gradwatch.probe.preclip import PreClip
 from gradwatch.probe.rows import RowQueue, is_sharded
 from gradwatch.probe.silent import SilentProbe
-from gradwatch.probe.stats import (ALL_STATS, BACKWARD_STATS, DEFAULT_STATS, FORWARD_STATS, HIST_EDGES,
-                                   HISTOGRAM, PER_PARAM, RAW, STATS, StepGrads, free_reads, local,
-                                   log10_histogram, stored, zeros)
+from gradwatch.probe.stats import (
+    ALL_STATS,
+    BACKWARD_STATS,
+    DEFAULT_STATS,
+    FORWARD_STATS,
+    HIST_EDGES,
+    HISTOGRAM,
+    PER_PARAM,
+    RAW,
+    STATS,
+    StepGrads,
+    free_reads,
+    local,
+    log10_histogram,
+    stored,
+    zeros,
+)
 from gradwatch.probe.units import NAME as GRAD_DEAD
 from gradwatch.probe.units import DeadRows
 
@@ -181,7 +195,7 @@ class Watcher:
         #                                                                                         stepped by k)
         self._cache: dict[tuple, _Cached] = {}
         self._broken: set[int] = set()  # parameters whose gradient could not be measured (see _isolate)
-        self._before: dict[int, tuple[list[int], list[Tensor], _Cached]] = {}  # θ before optimizer k's step
+        self._before: dict[int, tuple[list[Tensor], _Cached]] = {}  # θ before optimizer k's step
         self._theta: dict[int, list[Tensor]] = {}  # buffers for that copy, allocated once per optimizer
         self._stepped: set[int] = set()  # optimizers that stepped in the current row
         self._pending_hists: list[tuple[int, Tensor]] = []
@@ -252,7 +266,7 @@ class Watcher:
             known = self._measured[k]
         return known[2] if stepped else known[1]
 
-    def _present(self, k: int | None, indices: list[int]) -> _Cached | None:
+    def _present(self, k: Hashable, indices: list[int]) -> _Cached | None:
         """The parameters among ``indices`` that have a gradient now, with their cached index tensors."""
         params = self._params
         present = [i for i in indices if params[i].grad is not None]
@@ -268,14 +282,18 @@ class Watcher:
             cached = self._cache[key] = _Cached(present, len(params), self._device)
         return cached
 
+    def _grads(self, cached: _Cached) -> list[Tensor]:
+        """The gradients of the parameters ``cached.present`` (those that have one: see :meth:`_present`)."""
+        grads = [self._params[i].grad for i in cached.present]
+        return [g for g in grads if g is not None]
+
     # ---- one step --------------------------------------------------------------------------------------------
     def _measure_grads(self, k: int | None, raw_names: list[str], rename: str = "") -> StepGrads | None:
         cached = self._present(k, self._indices(k))
         if cached is None:
             return None
-        params = self._params
-        grads = ([local(params[i].grad) for i in cached.present] if self._queue.sharded
-                 else [stored(params[i].grad) for i in cached.present])
+        grads = [local(g) for g in self._grads(cached)] if self._queue.sharded else \
+            [stored(g) for g in self._grads(cached)]
         g = StepGrads(grads)
         try:
             if not rename:
@@ -333,7 +351,7 @@ class Watcher:
                 cached = self._present(None, self._indices(None))
                 if cached is None:
                     return
-                grads = [self._local(self._params[i].grad) for i in cached.present]
+                grads = [self._local(g) for g in self._grads(cached)]
                 try:
                     norms = StepGrads(grads).l2
                 except Exception as exc:  # noqa: BLE001 - switch off only the layers whose gradient fails

@@ -1,4 +1,5 @@
-"""``clip_grad_norm_`` / ``clip_grad_value_`` / ``clip_grads_with_norm_`` called while a GradScaler's scale is still on the gradients.
+"""``clip_grad_norm_`` / ``clip_grad_value_`` / ``clip_grads_with_norm_`` called while a GradScaler's scale is still
+on the gradients.
 
 Under mixed precision the loss is multiplied by the scaler's scale before backward, so the gradients are too
 until ``scaler.unscale_(optimizer)`` (or ``scaler.step``) divides it out. Clipping before that compares a scaled
@@ -43,6 +44,7 @@ def _wrap_clip(original, what: str):
                 for probe in list(_open):
                     probe.clipping(parameters, list(_scaling), what)
         return original(parameters, *args, **kwargs)
+
     return clip
 
 
@@ -52,6 +54,7 @@ def _wrap_scale(original):
         if _open and self.is_enabled():
             _scaling.add(self)
         return original(self, outputs)
+
     return scale
 
 
@@ -60,6 +63,7 @@ def _wrap_update(original):
     def update(self, *args, **kwargs):
         _scaling.discard(self)
         return original(self, *args, **kwargs)
+
     return update
 
 

@@ -46,6 +46,11 @@ class EvalModes:
                 self.names.append(n)
 
     def to_dict(self) -> dict:
-        return {"first": self.first, "steps": self.steps, "modules": self.names, "whole_model": self.whole_model,
-                "dropout": [n for n, _ in self.dropouts if n in self.names],
-                "batchnorm": [n for n, _ in self.norms if n in self.names]}
+        return {
+            "first": self.first,
+            "steps": self.steps,
+            "modules": self.names,
+            "whole_model": self.whole_model,
+            "dropout": [n for n, _ in self.dropouts if n in self.names],
+            "batchnorm": [n for n, _ in self.norms if n in self.names],
+        }

@@ -32,6 +32,7 @@ class Presence:
         self._handle = None
         try:
             from torch.optim.optimizer import register_optimizer_step_post_hook
+
             self._handle = register_optimizer_step_post_hook(self._any_step)
         except ImportError:  # pragma: no cover - torch < 2.0
             pass

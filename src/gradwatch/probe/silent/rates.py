@@ -52,6 +52,16 @@ class Rates:
             g.last_lr = float(lr)
 
     def to_list(self) -> list[dict]:
-        return [{"optimizer": k, "group": j, "peak": g.peak, "first_lr": g.first_lr, "last_lr": g.last_lr,
-                 "steps": g.steps, "collapsed_steps": g.collapsed, "runs": [list(r) for r in g.runs]}
-                for (k, j), g in self.groups.items()]
+        return [
+            {
+                "optimizer": k,
+                "group": j,
+                "peak": g.peak,
+                "first_lr": g.first_lr,
+                "last_lr": g.last_lr,
+                "steps": g.steps,
+                "collapsed_steps": g.collapsed,
+                "runs": [list(r) for r in g.runs],
+            }
+            for (k, j), g in self.groups.items()
+        ]

@@ -39,8 +39,9 @@ class Replicas:
 
     def check(self, step: int) -> None:
         norms = torch.stack(torch._foreach_norm([p.detach() for p in self.params], 2)).double()
-        sq = torch.zeros(self.n_layers, dtype=torch.float64, device=norms.device).index_add_(0, self.owner,
-                                                                                             norms * norms)
+        sq = torch.zeros(self.n_layers, dtype=torch.float64, device=norms.device).index_add_(
+            0, self.owner, norms * norms
+        )
         c = sq.sqrt()
         both = torch.stack([c, -c])  # [2, layers]
         torch.distributed.all_reduce(both, op=torch.distributed.ReduceOp.MAX, group=self.group)

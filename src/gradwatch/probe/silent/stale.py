@@ -78,6 +78,7 @@ class StaleGrads:
             e.fires += 1
             if g is not None:
                 e.ref, e.version = weakref.ref(g), g._version
+
         return hook
 
     def confirm(self, k: int, step: int) -> bool | None:

@@ -121,8 +121,9 @@ class SilentProbe:
                 return
             step = self.w._step
             if self.clips["first"] is None:
-                self.clips.update(first=step, params=mine, function=what,
-                                  scale=float(bad[0].get_scale()))  # one host read, at the first such call only
+                self.clips.update(
+                    first=step, params=mine, function=what, scale=float(bad[0].get_scale())
+                )  # one host read, at the first such call only
             if step not in self._clip_steps:
                 self._clip_steps.add(step)
                 self.clips["steps"] += 1
@@ -152,10 +153,15 @@ class SilentProbe:
                 "lr": self.rates.to_list(),
                 "lr_params": self._group_layers(),
                 "clip_scaled": dict(self.clips),
-                "replicas": None if self.replicas is None else {
-                    "checks": self.replicas.checks, "every": CHECK_EVERY, "first_checks": FIRST_CHECKS,
+                "replicas": None
+                if self.replicas is None
+                else {
+                    "checks": self.replicas.checks,
+                    "every": CHECK_EVERY,
+                    "first_checks": FIRST_CHECKS,
                     "diverged": {str(l): list(v) for l, v in self.replicas.first.items()},
-                    "worst": self.replicas.worst.tolist()},
+                    "worst": self.replicas.worst.tolist(),
+                },
                 "check_every": CHECK_EVERY,
             }
 
