@@ -206,7 +206,7 @@ class GradNormPreclip(Stat):
 
 
 class GradAbsMean(Stat):
-    name, doc = "grad_abs_mean", "mean |∂L/∂θ| over the layer's parameter elements (seed 001's table)"
+    name, doc = "grad_abs_mean", "mean |∂L/∂θ| over the layer's parameter elements (the paralysis table of Polykovskiy, Technosphere lecture 5)"
     needs = ("grad_abs", "grad_count")
 
     def finish(self, raw):
@@ -357,7 +357,7 @@ class GainActivation(BackwardStat):
     name = "gain_activation"
     doc = (
         "‖∂L/∂z‖/‖∂L/∂σ(z)‖ of the activation that follows the layer: the activation-derivative part of the "
-        "gradient it passes back (seed 000: the σ'(z) factors)"
+        "gradient it passes back (Nielsen, ch. 5: the σ'(z) factors)"
     )
 
 

@@ -20,7 +20,7 @@ class IntervalWidth(_Saveable):
         widths: Mapping[str, Sequence[float]],
         *,
         optimum: tuple[float, float],
-        title: str = "Where a sigmoid neuron can grow a gradient (seed 000, problem 1)",
+        title: str = "Where a sigmoid neuron can grow a gradient (Nielsen, ch. 5, problem 1)",
     ):
         self.w, self.widths, self.optimum, self.title = list(w), widths, optimum, title
 

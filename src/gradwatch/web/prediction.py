@@ -43,6 +43,6 @@ def prediction_at_init(cfg: Any, n_in: int, n_out: int, input_var: float) -> dic
         "grad_norm": p.grad_norm,
         "ratio_to_output": p.ratio_to_output,
         "input_var": input_var,
-        "method": "variance propagation at init (seed 001; Glorot & Bengio 2010, He et al. 2015), per example; "
+        "method": "variance propagation at init (Glorot & Bengio 2010, He et al. 2015), per example; "
         "drawn as a shape scaled to the measured output layer at the first step",
     }
