@@ -152,7 +152,7 @@ def _lab(ctx: typer.Context,
 def experiment_key(name: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """(run key, config) of one catalogue experiment in the run store: its name and validated options; where its
     runs are stored is no part of what it computes, so ``store`` is left out."""
-    from gradwatch.sweep.keys import config_key
+    from gradwatch.store.keys import config_key
 
     cfg = {"experiment": name, **experiments.get(name).config(**options).to_dict()}
     cfg.pop("store", None)

@@ -50,7 +50,7 @@ def summary_table(rows, names: list[str], best_row) -> tuple[list[str], list[lis
 
 def check_vmap(configs: list[Any]) -> None:
     """``--vmap`` with no run it can batch (e.g. ``--model rnn``) is a mistake, not a silent no-op."""
-    from gradwatch.sweep.batched import batchable
+    from gradwatch.lab.batched import batchable
 
     reasons = [batchable(c) for c in configs]
     if reasons and all(reasons):

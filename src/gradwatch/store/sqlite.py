@@ -11,7 +11,7 @@ together with ``executemany``), so a process killed mid-run leaves the database 
 so far and a run whose status is still ``running``. On the next open, such a run whose process is gone is
 marked ``interrupted``. NaN is stored as NULL and read back as NaN; configs are JSON, tensors are never stored.
 
-Every run has a ``key``: a hash of its canonical config, seed included (:func:`gradwatch.sweep.keys.run_key`).
+Every run has a ``key``: a hash of its canonical config, seed included (:func:`gradwatch.store.keys.config_key`).
 Starting a run removes the earlier ``interrupted`` or ``failed`` runs with the same key, so retrying never
 leaves a duplicate; sweeps and ``gradwatch lab all`` skip the keys that are already ``completed``. A store
 written before keys existed gets the column (and its runs their keys) when it is opened.
@@ -307,7 +307,7 @@ class RunStore:
 
     def _migrate(self) -> None:
         """Stores from before run keys: add the column and key every run from its stored config."""
-        from gradwatch.sweep.keys import config_key
+        from gradwatch.store.keys import config_key
 
         columns = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
         if "key" not in columns:
@@ -334,8 +334,8 @@ class RunStore:
         so a key never holds two records, even when the re-run is killed."""
         import torch
 
-        from gradwatch import __version__
-        from gradwatch.sweep.keys import config_key
+        from gradwatch._version import __version__
+        from gradwatch.store.keys import config_key
 
         cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
         key = key or config_key(cfg)

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gradwatch.lab.run import new_run_id
-from gradwatch.sweep.keys import run_key
+from gradwatch.lab.keys import run_key
+from gradwatch.store.records import store_record
 from gradwatch.sweep.spec import SweepSpec
 
 Event = Callable[[str, dict[str, Any]], None]  # on_event(kind, record): kind is "done" or "failed"
@@ -50,29 +50,11 @@ def plan(spec: SweepSpec) -> list[Planned]:
     return out
 
 
-def store_record(store: Any, key: str, record: dict[str, Any]) -> str:
-    """Write one worker record into the store as a finished run, in one transaction; returns its id."""
-    import bisect
-
-    run_id = new_run_id()
-    rows = sorted(record.get("history", []))
-    steps = [r[0] for r in rows]
-    with store.batch():
-        store.start_run(run_id, record["config"], key=key)
-        start = 0
-        for m in record["metrics"]:  # each epoch's rows: the steps up to its last one
-            end = max(start, bisect.bisect_right(steps, m.get("step", 0)))
-            store.add_epoch(run_id, m["epoch"], m, layers=record.get("layers", ()), history=rows[start:end])
-            start = end
-        store.finish_run(run_id, record["status"], summary=record["summary"], error=record.get("error"))
-    return run_id
-
-
 def make_jobs(todo: list[Planned], vmap: bool) -> list[dict[str, Any]]:
     """One job per run, or with ``vmap`` one job per group of runs the batched trainer can train together."""
     if not vmap:
         return [{"configs": [p.config], "batched": False} for p in todo]
-    from gradwatch.sweep.batched import group_configs
+    from gradwatch.lab.batched import group_configs
 
     return [{"configs": group, "batched": len(group) > 1}
             for group in group_configs([p.config for p in todo])]
