@@ -20,4 +20,3 @@ def config_key(config: Any) -> str:
     cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     text = json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:KEY_LENGTH]
-

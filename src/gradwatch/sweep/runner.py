@@ -22,16 +22,16 @@ Event = Callable[[str, dict[str, Any]], None]  # on_event(kind, record): kind is
 @dataclass
 class Planned:
     key: str
-    config: dict[str, Any]    # the full Config.to_dict()
-    combo: dict[str, Any]     # the swept values (seed excluded)
+    config: dict[str, Any]  # the full Config.to_dict()
+    combo: dict[str, Any]  # the swept values (seed excluded)
 
 
 @dataclass
 class SweepOutcome:
     spec: SweepSpec
     planned: list[Planned]
-    skipped: int = 0                 # completed before this call
-    done: int = 0                    # completed by this call
+    skipped: int = 0  # completed before this call
+    done: int = 0  # completed by this call
     failed: int = 0
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # key → stored run (config, summary, …)
     seconds: float = 0.0
@@ -56,13 +56,20 @@ def make_jobs(todo: list[Planned], vmap: bool) -> list[dict[str, Any]]:
         return [{"configs": [p.config], "batched": False} for p in todo]
     from gradwatch.lab.batched import group_configs
 
-    return [{"configs": group, "batched": len(group) > 1}
-            for group in group_configs([p.config for p in todo])]
+    return [{"configs": group, "batched": len(group) > 1} for group in group_configs([p.config for p in todo])]
 
 
-def run_sweep(spec: SweepSpec, store_path: str, *, workers: int = 1, backend: str = "process",
-              ray_address: str | None = None, vmap: bool = False, on_start: Callable[[int, int], None] | None = None,
-              on_event: Event | None = None) -> SweepOutcome:
+def run_sweep(
+    spec: SweepSpec,
+    store_path: str,
+    *,
+    workers: int = 1,
+    backend: str = "process",
+    ray_address: str | None = None,
+    vmap: bool = False,
+    on_start: Callable[[int, int], None] | None = None,
+    on_event: Event | None = None,
+) -> SweepOutcome:
     """Run every not yet completed run of ``spec`` and return the outcome (all runs of the spec, read back).
 
     ``on_start(total, skipped)`` is called once the plan is known; ``on_event(kind, record)`` after each run.

@@ -60,7 +60,8 @@ def compare_at_init(
     progress: Callable[[int, int], None] | None = None,
 ) -> InitComparison:
     """Build ``nets`` random MLPs ``[inputs] + [width]·depth + [outputs]`` (default: all ``width``), measure
-    per-layer weight-gradient norms ‖∂L/∂W‖ (what ``watch`` records as ``grad_norm``) and put them beside the variance-propagation prediction."""
+    per-layer weight-gradient norms ‖∂L/∂W‖ (what ``watch`` records as ``grad_norm``) and put them beside the
+    variance-propagation prediction."""
     for name, v in (("width", width), ("depth", depth), ("nets", nets), ("examples", examples)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(name, v, "expected a positive integer")
