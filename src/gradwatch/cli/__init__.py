@@ -7,6 +7,7 @@ data prints one line and exits 1.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -51,8 +52,8 @@ def _root(
 
 
 # typer's parser errors (typer ships its own click, older versions use click's): found from the one it exports
-_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
-_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_UsageError: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_ClickException: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,7 +45,7 @@ def downloads_allowed(allow: bool):
     finally:
         if allow and before is None:
             os.environ.pop(DOWNLOAD_ENV, None)
-        elif allow:
+        elif allow and before is not None:
             os.environ[DOWNLOAD_ENV] = before
 
 
@@ -158,7 +158,7 @@ def _make_command(name: str):
         with downloads_allowed(kwargs.pop("download", False)):
             run_and_report(name, kwargs, out, as_json)
 
-    command.__signature__ = inspect.Signature(params)
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # what typer reads
     command.__name__ = name.replace("-", "_")
     command.__doc__ = markup_safe(cite(f"{exp.summary} (seed {exp.seeds})"))
     return command
@@ -270,7 +270,7 @@ def run_all(
     results, skipped = [], 0
     with RunStore(store) as db:
         for name in names:
-            options = {"quick": quick, "seed": seed}
+            options: dict[str, Any] = {"quick": quick, "seed": seed}
             if "store" in experiments.get(name).config.model_fields:
                 options["store"] = store
             key, _ = experiment_key(name, options)

@@ -104,7 +104,7 @@ def _sweep(
     target = out_dir(out)
     names = [n for n in spec.params if n != "seed"]
     progress = _progress(json_ or not err_console.is_terminal)  # a log file gets plain lines (on_event)
-    state = {"task": None, "done": 0, "failed": 0, "left": 0}
+    state: dict[str, Any] = {"task": None, "done": 0, "failed": 0, "left": 0}
 
     def on_start(total: int, skipped: int) -> None:
         state["left"] = total - skipped
@@ -258,7 +258,8 @@ def _sweep_command() -> Any:
         ),
     ]
     names = {p.name for p in own}
-    command.__signature__ = inspect.Signature(own + [p for p in config_parameters() if p.name not in names])
+    signature = inspect.Signature(own + [p for p in config_parameters() if p.name not in names])
+    command.__signature__ = signature  # type: ignore[attr-defined]  # what typer reads
     command.__doc__ = (
         "Sweep lab knobs × seeds (resumable: completed runs in the store are skipped), then "
         "summarise per configuration."

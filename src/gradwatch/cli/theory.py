@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import overload
 
 import typer
 from rich.table import Table
@@ -19,6 +20,12 @@ theory_app = typer.Typer(
 )
 
 
+@overload
+def _floats(param: str, text: str) -> list[float]: ...
+@overload
+def _floats(param: str, text: None) -> None: ...
+@overload
+def _floats(param: str, text: str | None) -> list[float] | None: ...
 def _floats(param: str, text: str | None) -> list[float] | None:
     if text is None:
         return None
@@ -163,7 +170,7 @@ def meanfield(
         out["critical_sigma_w2"] = critical_sigma_w2(activation, sigma_b2)
     except ConfigError:
         out["critical_sigma_w2"] = None
-    if plot is not None:
+    if plot_path is not None:
         from gradwatch.report.theory_plots import PhaseDiagramPlot
 
         sw = np.linspace(0.1, max(4.0, 1.5 * sigma_w2), grid)
@@ -265,7 +272,7 @@ def compare(
             seed=seed,
             progress=lambda i, n: bar.update(task, completed=i),
         )
-    if plot is not None:
+    if plot_path is not None:
         from gradwatch.report.theory_plots import PredictedVsMeasured
 
         PredictedVsMeasured(

@@ -165,8 +165,8 @@ def train_batched(configs: list[dict[str, Any]], dtype: torch.dtype | str | None
         for c in cfgs:
             torch.manual_seed(c.seed)
             gens.append(torch.Generator().manual_seed(c.seed))
-            m = build_model(c, d0.n_in, d0.n_out, image_shape=d0.image_shape, generator=gens[-1])
-            models.append(m.to(dtype) if dtype is not None else m)
+            net = build_model(c, d0.n_in, d0.n_out, image_shape=d0.image_shape, generator=gens[-1])
+            models.append(net.to(dtype) if dtype is not None else net)
     params, buffers = stack_module_state(models)
     params = {k: v.detach() for k, v in params.items()}
     base = models[0]
@@ -236,7 +236,7 @@ def train_batched(configs: list[dict[str, Any]], dtype: torch.dtype | str | None
     records = []
     for m, c in enumerate(cfgs):
         final = metrics[m][-1]
-        summary = {k: final[k] for k in ("epoch", "step", "loss", "accuracy", "test_loss", "test_accuracy")
+        summary: dict[str, Any] = {k: final[k] for k in ("epoch", "step", "loss", "accuracy", "test_loss", "test_accuracy")
                    if k in final}
         summary.update(source=d0.source, grad_ratio=grad_ratio(norms[:, m]), batched=members)
         records.append({"config": c.to_dict(), "status": "completed", "error": None, "metrics": metrics[m],

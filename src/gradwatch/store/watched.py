@@ -69,14 +69,14 @@ class WatchedRun:
     name = "run store"  # how a warning names it if writing fails
 
     def __init__(self, store: RunStore | str | os.PathLike, watcher: Any):
-        self._own = not isinstance(store, RunStore)
-        if self._own and not isinstance(store, (str, os.PathLike)):
+        if not isinstance(store, (RunStore, str, os.PathLike)):
             raise ConfigError(
                 "store",
                 store,
                 "expected a path to a SQLite run store (e.g. 'runs.sqlite') or a gradwatch.store.RunStore",
             )
-        self.db = RunStore(store) if self._own else store
+        self._own = not isinstance(store, RunStore)
+        self.db: RunStore = store if isinstance(store, RunStore) else RunStore(store)
         h = watcher._history
         user = config_dict(watcher.config)
         optimizers = [type(o).__name__ for o in getattr(watcher, "optimizers", ())]
@@ -134,7 +134,7 @@ class WatchedRun:
     def close(self, diagnosis: Any) -> None:
         error = sys.exc_info()[1]  # the watch is being closed because training raised
         status = "completed" if error is None else "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-        summary = {"kind": WATCH_KIND}
+        summary: dict[str, Any] = {"kind": WATCH_KIND}
         if diagnosis is not None:
             summary.update(
                 diagnosis=str(diagnosis), healthy=diagnosis.healthy, findings=[f.to_dict() for f in diagnosis.findings]

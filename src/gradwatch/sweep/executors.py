@@ -72,7 +72,7 @@ class ProcessExecutor:
 
     def __init__(self, workers: int):
         self.workers = workers
-        self.pool = None
+        self.pool: Any = None
         self.ctx: Any = None
         self.started: Any = None
 
