@@ -236,8 +236,8 @@ def train_batched(configs: list[dict[str, Any]], dtype: torch.dtype | str | None
     records = []
     for m, c in enumerate(cfgs):
         final = metrics[m][-1]
-        summary: dict[str, Any] = {k: final[k] for k in ("epoch", "step", "loss", "accuracy", "test_loss", "test_accuracy")
-                   if k in final}
+        kept = ("epoch", "step", "loss", "accuracy", "test_loss", "test_accuracy")
+        summary: dict[str, Any] = {k: final[k] for k in kept if k in final}
         summary.update(source=d0.source, grad_ratio=grad_ratio(norms[:, m]), batched=members)
         records.append({"config": c.to_dict(), "status": "completed", "error": None, "metrics": metrics[m],
                         "layers": layers, "history": history[m], "summary": summary, "started": time.time()})
