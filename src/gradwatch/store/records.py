@@ -4,12 +4,15 @@ into the run store in one transaction, under its run key."""
 from __future__ import annotations
 
 import bisect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gradwatch.store.ids import new_run_id
 
+if TYPE_CHECKING:
+    from gradwatch.store.sqlite import RunStore
 
-def store_record(store: Any, key: str, record: dict[str, Any]) -> str:
+
+def store_record(store: RunStore, key: str, record: dict[str, Any]) -> str:
     """Write one worker record into the store as a finished run, in one transaction; returns its id."""
     run_id = new_run_id()
     rows = sorted(record.get("history", []))
