@@ -25,8 +25,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 from gradwatch.lab import train  # noqa: E402
-from gradwatch.lab.config import Config  # noqa: E402
 from gradwatch.lab.batched import train_batched  # noqa: E402
+from gradwatch.lab.config import Config  # noqa: E402
 
 SEEDS, LRS = range(8), (0.01, 0.03, 0.1, 0.3)
 
