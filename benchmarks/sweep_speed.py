@@ -6,7 +6,7 @@ side by side with their speed-ups:
 
 - ``lab.train`` one by one — what ``gradwatch sweep`` does without ``--vmap`` (the watch attached);
 - a plain PyTorch loop one by one (``nn.Module`` + ``torch.optim``, no watch) — the fastest unbatched baseline;
-- ``gradwatch.sweep.batched.train_batched`` — the 32 as one ``vmap`` over ``stack_module_state``.
+- ``gradwatch.lab.batched.train_batched`` — the 32 as one ``vmap`` over ``stack_module_state``.
 
 On a GPU (``--device cuda``) the same comparison runs there.
 
@@ -25,8 +25,8 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 from gradwatch.lab import train  # noqa: E402
+from gradwatch.lab.batched import train_batched  # noqa: E402
 from gradwatch.lab.config import Config  # noqa: E402
-from gradwatch.sweep.batched import train_batched  # noqa: E402
 
 SEEDS, LRS = range(8), (0.01, 0.03, 0.1, 0.3)
 

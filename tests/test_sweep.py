@@ -17,8 +17,8 @@ from gradwatch.cli import main
 from gradwatch.errors import ConfigError
 from gradwatch.lab.config import Config
 from gradwatch.store import RunStore
+from gradwatch.sweep import config_key, run_key
 from gradwatch.sweep import spec as specs
-from gradwatch.sweep.keys import config_key, run_key
 
 TINY = ["--epochs", "1", "--steps", "4", "--width", "8", "--batch-size", "32"]  # ~0.2 s a run
 GRID = ["--param", "depth=1,2", "--param", "lr=0.01,0.1", "--seeds", "2"]

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from gradwatch.lab import train
+from gradwatch.lab.batched import batchable, group_configs, train_batched
 from gradwatch.lab.config import Config
-from gradwatch.sweep.batched import batchable, group_configs, train_batched
-from gradwatch.sweep.worker import train_record
+from gradwatch.lab.records import train_record
 
 BASE = dict(depth=2, width=16, epochs=2, steps=12, batch_size=32, activation="tanh")
 

@@ -15,37 +15,47 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Lecture:
-    short: str        # how text cites it, e.g. "Nielsen, ch. 5"
-    title: str        # the lecture as its slides name it
+    short: str  # how text cites it, e.g. "Nielsen, ch. 5"
+    title: str  # the lecture as its slides name it
     contributes: str  # what gradwatch takes from it
 
 
 LECTURES: dict[str, Lecture] = {
-    "000": Lecture("Nielsen, ch. 5",
-                   "“Proč je těžké učit hluboké sítě” (Why deep networks are hard to train), a Czech lecture after "
-                   "Michael Nielsen, Neural Networks and Deep Learning, ch. 5",
-                   "learning speed per layer, the single-neuron chain ∂C/∂b₁ = σ'(z₁) w₂ σ'(z₂) …, max σ' = 1/4, "
-                   "the interval-width problem, and the remedies: activation, batch norm, initialisation, skip "
-                   "connections, clipping, layer-wise pretraining"),
-    "001": Lecture("Polykovskiy, Technosphere lecture 5",
-                   "“Глубинные нейронные сети, часть 1” (Deep neural networks, part 1), Technosphere lecture 5, "
-                   "Daniil Polykovskiy, 2017",
-                   "network paralysis (mean |gradient| per layer), Glorot saturation, preprocessing, shuffling, "
-                   "L1/L2, dropout, batch normalisation with its backward pass and folding, Xavier and He "
-                   "derivations"),
-    "002": Lecture("Deep Learning A-Z, “The Vanishing Gradient Problem”",
-                   "“The Vanishing Gradient Problem”, Deep Learning A-Z (SuperDataScience)",
-                   "recurrent networks: Hochreiter's bound, Pascanu's products of Jacobians, truncated BPTT, "
-                   "penalties, clipping, initialisation, echo state networks, LSTM"),
-    "003": Lecture("Giselsson, “Deep Learning”",
-                   "“Deep Learning”, lecture by Pontus Giselsson",
-                   "losses, activations, dense/sparse/conv affine maps, residual networks and degradation, "
-                   "stochastic depth, backpropagation as reverse-mode differentiation, the 0.25ⁿ bound, weight "
-                   "constraints ‖W‖₂ ≤ 1"),
-    "004": Lecture("Bursuc, “The problems with depth”",
-                   "“14.2 The problems with depth”, Deep Learning Do It Yourself (dataflowr), Andrei Bursuc",
-                   "Glorot's histograms, ReLU and dying ReLU, LeakyReLU, PReLU, ELU, SELU, ReLU vs tanh speed, "
-                   "under/over-fitting, L2 = weight decay"),
+    "000": Lecture(
+        "Nielsen, ch. 5",
+        "“Proč je těžké učit hluboké sítě” (Why deep networks are hard to train), a Czech lecture after "
+        "Michael Nielsen, Neural Networks and Deep Learning, ch. 5",
+        "learning speed per layer, the single-neuron chain ∂C/∂b₁ = σ'(z₁) w₂ σ'(z₂) …, max σ' = 1/4, "
+        "the interval-width problem, and the remedies: activation, batch norm, initialisation, skip "
+        "connections, clipping, layer-wise pretraining",
+    ),
+    "001": Lecture(
+        "Polykovskiy, Technosphere lecture 5",
+        "“Глубинные нейронные сети, часть 1” (Deep neural networks, part 1), Technosphere lecture 5, "
+        "Daniil Polykovskiy, 2017",
+        "network paralysis (mean |gradient| per layer), Glorot saturation, preprocessing, shuffling, "
+        "L1/L2, dropout, batch normalisation with its backward pass and folding, Xavier and He "
+        "derivations",
+    ),
+    "002": Lecture(
+        "Deep Learning A-Z, “The Vanishing Gradient Problem”",
+        "“The Vanishing Gradient Problem”, Deep Learning A-Z (SuperDataScience)",
+        "recurrent networks: Hochreiter's bound, Pascanu's products of Jacobians, truncated BPTT, "
+        "penalties, clipping, initialisation, echo state networks, LSTM",
+    ),
+    "003": Lecture(
+        "Giselsson, “Deep Learning”",
+        "“Deep Learning”, lecture by Pontus Giselsson",
+        "losses, activations, dense/sparse/conv affine maps, residual networks and degradation, "
+        "stochastic depth, backpropagation as reverse-mode differentiation, the 0.25ⁿ bound, weight "
+        "constraints ‖W‖₂ ≤ 1",
+    ),
+    "004": Lecture(
+        "Bursuc, “The problems with depth”",
+        "“14.2 The problems with depth”, Deep Learning Do It Yourself (dataflowr), Andrei Bursuc",
+        "Glorot's histograms, ReLU and dying ReLU, LeakyReLU, PReLU, ELU, SELU, ReLU vs tanh speed, "
+        "under/over-fitting, L2 = weight decay",
+    ),
 }
 
 _CODES = r"\d{3}(?:\s*(?:,|/|and|&)\s*\d{3})*"
@@ -74,8 +84,12 @@ def cite(text: str) -> str:
         return out + (": " if m.group(0).rstrip().endswith(":") else "")
 
     text = _REFERENCE.sub(reference, text)
-    text = _BARE.sub(lambda m: f"({names(m.group(1))})" if all(c in LECTURES for c in re.findall(r"\d{3}", m.group(1)))
-                     else m.group(0), text)
+    text = _BARE.sub(
+        lambda m: (
+            f"({names(m.group(1))})" if all(c in LECTURES for c in re.findall(r"\d{3}", m.group(1))) else m.group(0)
+        ),
+        text,
+    )
     text = _BEYOND.sub("", text)
     text = _LECTURE_SEEDS.sub("the lectures", text)
     return re.sub(r"\(\s*\(", "(", re.sub(r"\)\s*\)", ")", text))  # "(beyond the seeds (X))" → "(X)"

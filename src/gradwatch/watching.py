@@ -1,13 +1,17 @@
 """``gradwatch.watch``: the watch with its outlet — the facade between the probe, which only records into a
 :class:`~gradwatch.probe.history.History`, and everything the rows go to besides it (the sinks, the run store,
-the diagnosis sent to them at the end), every call guarded (:mod:`gradwatch.sinks.outputs`)."""
+the diagnosis sent to them at the end), every call guarded (:mod:`gradwatch.sinks.outputs`) — and the diagnosis
+and report of a watch (``Watcher.diagnose()`` and ``Watcher.report()`` call :func:`diagnosis_of` and
+:func:`report_of`)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from torch import nn
 
+from gradwatch.probe.layers import unwrap
 from gradwatch.probe.watcher import Watcher
 from gradwatch.sinks.outputs import Outputs
 
@@ -33,3 +37,26 @@ def watch(model: nn.Module, optimizer: Any = None, every: int = 1, **options: An
     ``name`` and the ``config`` you pass are stored, for ``gradwatch runs / show / report / compare``).
     """
     return Watcher(model, optimizer, every, outlet=Outputs, **options)
+
+
+def diagnosis_of(watcher: Watcher, **thresholds: Any):
+    """Findings from ``watcher``'s history: see :func:`gradwatch.diagnose.diagnose` for the thresholds."""
+    from gradwatch.diagnose import diagnose
+
+    return diagnose(watcher.history, **thresholds)
+
+
+def report_of(watcher: Watcher, console: Any = None, *, html: Any = None, **thresholds: Any) -> Any:
+    """Print ``watcher``'s per-layer table and diagnosis (rich) to ``console`` (stdout by default); with
+    ``html=PATH``, write the self-contained report page there instead and return its path."""
+    if html is not None:
+        from gradwatch.report.watch_page import write_watch_page
+
+        if not isinstance(html, (str, os.PathLike)):
+            raise TypeError(f"html={html!r} is not allowed: expected the path of the .html file to write")
+        return write_watch_page(html, watcher.history, diagnosis_of(watcher, **thresholds),
+                                title=watcher.name or type(unwrap(watcher.model)).__name__)
+    from gradwatch.report.watch_table import print_watch_report
+
+    print_watch_report(watcher.history, diagnosis_of(watcher, **thresholds), console=console)
+    return None

@@ -44,8 +44,11 @@ def output_file(path: str | None, param: str = "plot", suffix: str = ".png") -> 
         return None
     p = Path(path).expanduser()
     if p.is_dir():
-        raise PathError(param, path, f"is a directory; expected a file name ending in {suffix}, "
-                                     f"e.g. {Path(path) / ('plot' + suffix)}")
+        raise PathError(
+            param,
+            path,
+            f"is a directory; expected a file name ending in {suffix}, e.g. {Path(path) / ('plot' + suffix)}",
+        )
     if p.suffix.lower() != suffix:
         raise ConfigError(param, str(path), f"expected a file name ending in {suffix}")
     parent = p.parent if str(p.parent) else Path(".")

@@ -24,8 +24,9 @@ from gradwatch.report.safe_text import markup_safe
 from gradwatch.sources import cite
 from gradwatch.store.sqlite import DEFAULT_STORE
 
-lab_app = typer.Typer(help="Reproduce the experiments of the five lectures on why deep networks are hard to train.",
-                      no_args_is_help=True)
+lab_app = typer.Typer(
+    help="Reproduce the experiments of the five lectures on why deep networks are hard to train.", no_args_is_help=True
+)
 
 
 DOWNLOAD_HELP = "Download MNIST into the cache when its files are not found (or set GRADWATCH_DOWNLOAD=1)."
@@ -44,7 +45,7 @@ def downloads_allowed(allow: bool):
     finally:
         if allow and before is None:
             os.environ.pop(DOWNLOAD_ENV, None)
-        elif allow:
+        elif allow and before is not None:
             os.environ[DOWNLOAD_ENV] = before
 
 
@@ -82,8 +83,14 @@ def _show(result) -> None:
     console.print(f"{mark}: {markup_safe(result.evidence)}", highlight=False)
 
 
-def run_and_report(name: str, options: dict[str, Any], out: str | None, as_json: bool,
-                   index_href: str | None = None, quiet: bool = False):
+def run_and_report(
+    name: str,
+    options: dict[str, Any],
+    out: str | None,
+    as_json: bool,
+    index_href: str | None = None,
+    quiet: bool = False,
+):
     """Run one experiment with CLI options, print it (table or JSON) and write its files to ``out``."""
     from gradwatch.report.experiment_files import json_payload, write_experiment
 
@@ -110,24 +117,48 @@ def _make_command(name: str):
     for field_name, f in exp.config.model_fields.items():
         default = None if f.default is PydanticUndefined else f.default
         flag = "--" + field_name.replace("_", "-")
-        params.append(inspect.Parameter(
-            field_name, inspect.Parameter.KEYWORD_ONLY, annotation=_typer_annotation(f.annotation),
-            default=typer.Option(default, flag, help=markup_safe(cite(f.description or "")),
-                                 show_default=default is not None)))
-    params.append(inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
-                                    default=typer.Option(None, "--out", help="Write PNG plots, JSON and an HTML page here.")))
-    params.append(inspect.Parameter("json_", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                                    default=typer.Option(False, "--json", help="Print every number as JSON on stdout.")))
+        params.append(
+            inspect.Parameter(
+                field_name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=_typer_annotation(f.annotation),
+                default=typer.Option(
+                    default, flag, help=markup_safe(cite(f.description or "")), show_default=default is not None
+                ),
+            )
+        )
+    params.append(
+        inspect.Parameter(
+            "out",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Optional[str],
+            default=typer.Option(None, "--out", help="Write PNG plots, JSON and an HTML page here."),
+        )
+    )
+    params.append(
+        inspect.Parameter(
+            "json_",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=bool,
+            default=typer.Option(False, "--json", help="Print every number as JSON on stdout."),
+        )
+    )
     if "dataset" in exp.config.model_fields:
-        params.append(inspect.Parameter("download", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                                        default=typer.Option(False, "--download", help=DOWNLOAD_HELP)))
+        params.append(
+            inspect.Parameter(
+                "download",
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=bool,
+                default=typer.Option(False, "--download", help=DOWNLOAD_HELP),
+            )
+        )
 
     def command(**kwargs: Any) -> None:
         out, as_json = kwargs.pop("out"), kwargs.pop("json_")
         with downloads_allowed(kwargs.pop("download", False)):
             run_and_report(name, kwargs, out, as_json)
 
-    command.__signature__ = inspect.Signature(params)
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]  # what typer reads
     command.__name__ = name.replace("-", "_")
     command.__doc__ = markup_safe(cite(f"{exp.summary} (seed {exp.seeds})"))
     return command
@@ -138,21 +169,23 @@ for _name in experiments.NAMES:
 
 
 @lab_app.callback(invoke_without_command=True)
-def _lab(ctx: typer.Context,
-         list_: bool = typer.Option(False, "--list", help="List the experiments with one line each.")) -> None:
+def _lab(
+    ctx: typer.Context, list_: bool = typer.Option(False, "--list", help="List the experiments with one line each.")
+) -> None:
     """Reproduce the experiments of the five lectures on why deep networks are hard to train."""
     if list_:
         for name in experiments.NAMES:
             exp = experiments.get(name)
-            console.print(f"[bold]{name:<18}[/] {markup_safe(cite(f'{exp.summary} (seed {exp.seeds})'))}",
-                          highlight=False)
+            console.print(
+                f"[bold]{name:<18}[/] {markup_safe(cite(f'{exp.summary} (seed {exp.seeds})'))}", highlight=False
+            )
         raise typer.Exit()
 
 
 def experiment_key(name: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """(run key, config) of one catalogue experiment in the run store: its name and validated options; where its
     runs are stored is no part of what it computes, so ``store`` is left out."""
-    from gradwatch.sweep.keys import config_key
+    from gradwatch.store.keys import config_key
 
     cfg = {"experiment": name, **experiments.get(name).config(**options).to_dict()}
     cfg.pop("store", None)
@@ -196,22 +229,34 @@ def _stored_result(payload: dict[str, Any], target: Path | None):
 
     from gradwatch.report.experiment_files import figure_filename
 
-    figures = {k: None for k in payload.get("figures", [])
-               if target is not None and (target / figure_filename(payload["name"], k)).exists()}
-    return SimpleNamespace(name=payload["name"], claim=payload["claim"], holds=payload["holds"],
-                           seconds=payload.get("seconds", 0.0), figures=figures, payload=payload)
+    figures = {
+        k: None
+        for k in payload.get("figures", [])
+        if target is not None and (target / figure_filename(payload["name"], k)).exists()
+    }
+    return SimpleNamespace(
+        name=payload["name"],
+        claim=payload["claim"],
+        holds=payload["holds"],
+        seconds=payload.get("seconds", 0.0),
+        figures=figures,
+        payload=payload,
+    )
 
 
 @lab_app.command(name="all")
 def run_all(
     quick: bool = typer.Option(False, "--quick", help="CI-sized runs."),
     seed: int = typer.Option(0, help="Seed passed to every experiment."),
-    out: Optional[str] = typer.Option(None, help="Write every experiment's files and index.html here."),
+    out: str | None = typer.Option(None, help="Write every experiment's files and index.html here."),
     json_: bool = typer.Option(False, "--json", help="Print all results as one JSON object."),
-    store: str = typer.Option(str(DEFAULT_STORE), "--store", help="Run store: experiments' runs, and which "
-                                                                 "experiments are done (re-runs skip them)."),
+    store: str = typer.Option(
+        str(DEFAULT_STORE),
+        "--store",
+        help="Run store: experiments' runs, and which experiments are done (re-runs skip them).",
+    ),
     force: bool = typer.Option(False, "--force", help="Run every experiment again, even those completed."),
-    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated experiments to run (default: all)."),
+    only: str | None = typer.Option(None, "--only", help="Comma-separated experiments to run (default: all)."),
 ) -> None:
     """Run the whole catalogue (and, with --out, write a gallery index.html). Resumable: an experiment completed
     with the same options in --store is skipped (its stored result reported) unless --force."""
@@ -225,7 +270,7 @@ def run_all(
     results, skipped = [], 0
     with RunStore(store) as db:
         for name in names:
-            options = {"quick": quick, "seed": seed}
+            options: dict[str, Any] = {"quick": quick, "seed": seed}
             if "store" in experiments.get(name).config.model_fields:
                 options["store"] = store
             key, _ = experiment_key(name, options)
@@ -247,6 +292,8 @@ def run_all(
             console.print(f"gallery: {markup_safe(index)}", highlight=False)
     if not json_:
         held = sum(r.holds for r in results)
-        console.print(f"{held}/{len(results)} claims supported; {sum(r.seconds for r in results):.0f} s in all"
-                      + (f"; {skipped} completed before, skipped (--force runs them again)" if skipped else ""),
-                      highlight=False)
+        console.print(
+            f"{held}/{len(results)} claims supported; {sum(r.seconds for r in results):.0f} s in all"
+            + (f"; {skipped} completed before, skipped (--force runs them again)" if skipped else ""),
+            highlight=False,
+        )

@@ -27,8 +27,12 @@ def _open(store: str):
     from gradwatch.store import RunStore
 
     if not Path(store).expanduser().is_file():
-        raise ConfigError("store", store, "no run store there; pass --store PATH (the file given to "
-                                          "gw.watch(..., store=PATH) or `gradwatch train --store`)")
+        raise ConfigError(
+            "store",
+            store,
+            "no run store there; pass --store PATH (the file given to "
+            "gw.watch(..., store=PATH) or `gradwatch train --store`)",
+        )
     return RunStore(store, readonly=True)
 
 
@@ -37,8 +41,14 @@ def watched_row(run: dict[str, Any]) -> dict[str, str]:
     """The ``gradwatch runs`` columns for a watched run (model class, layers; no dataset, init or epochs)."""
     c = run["config"]
     layers = len(c.get("layout", {}).get("kinds", []))
-    return {"model": f"{c.get('model', '')} (watch)", "dataset": "", "net": f"{layers} layers", "init": "",
-            "epochs": "", "acc": ""}
+    return {
+        "model": f"{c.get('model', '')} (watch)",
+        "dataset": "",
+        "net": f"{layers} layers",
+        "init": "",
+        "epochs": "",
+        "acc": "",
+    }
 
 
 def show_watched(run: dict[str, Any], history) -> None:
@@ -47,9 +57,12 @@ def show_watched(run: dict[str, Any], history) -> None:
     from gradwatch.report.watch_table import watch_table
 
     c = run["config"]
-    console.print(f"[bold]run {markup_safe(run['id'])}[/] — {markup_safe(run['status'])}; a watched run of "
-                  f"{markup_safe(c.get('model'))} (optimizer {markup_safe(c.get('optimizer') or 'none')}); gradwatch "
-                  f"{markup_safe(run['gradwatch_version'])}, torch {markup_safe(run['torch_version'])}", highlight=False)
+    console.print(
+        f"[bold]run {markup_safe(run['id'])}[/] — {markup_safe(run['status'])}; a watched run of "
+        f"{markup_safe(c.get('model'))} (optimizer {markup_safe(c.get('optimizer') or 'none')}); gradwatch "
+        f"{markup_safe(run['gradwatch_version'])}, torch {markup_safe(run['torch_version'])}",
+        highlight=False,
+    )
     if c.get("name"):
         console.print(plain(f"name: {c['name']}"), highlight=False)
     console.print(plain("config: " + (json.dumps(c.get("user")) if c.get("user") else "none given")), highlight=False)
@@ -62,15 +75,21 @@ def show_watched(run: dict[str, Any], history) -> None:
         from gradwatch.report.rewrap import rewrap
         from gradwatch.report.safe_text import clean
 
-        console.print(rewrap(clean(run["summary"]["diagnosis"], keep_newlines=True), console.width),
-                      style="green" if run["summary"].get("healthy") else "yellow", markup=False, highlight=False,
-                      soft_wrap=True)  # wrapped once, here, to this terminal's width
+        console.print(
+            rewrap(clean(run["summary"]["diagnosis"], keep_newlines=True), console.width),
+            style="green" if run["summary"].get("healthy") else "yellow",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )  # wrapped once, here, to this terminal's width
 
 
 # ---- report ------------------------------------------------------------------------------------------------
-def _report(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), from `gradwatch runs`."),
-            html: str = typer.Option(..., "--html", help="Write the self-contained report page to this file."),
-            store: str = _store_option()) -> None:
+def _report(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix), from `gradwatch runs`."),
+    html: str = typer.Option(..., "--html", help="Write the self-contained report page to this file."),
+    store: str = _store_option(),
+) -> None:
     """Write the HTML report page of a stored run (a watched run or a `gradwatch train` run)."""
     from gradwatch.diagnose import diagnose
     from gradwatch.report.watch_page import write_watch_page
@@ -87,12 +106,14 @@ def _report(run_id: str = typer.Argument(..., help="Run id (or a unique prefix),
 
 
 # ---- compare -----------------------------------------------------------------------------------------------
-def _compare(run_a: str = typer.Argument(..., help="First run id (or a unique prefix)."),
-             run_b: str = typer.Argument(..., help="Second run id (or a unique prefix)."),
-             stat: str = typer.Option("grad_norm", help="The per-layer statistic to compare."),
-             plot: str = typer.Option(None, "--plot", help="Also write the comparison plot (PNG) to this file."),
-             store: str = _store_option(),
-             json_: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout.")) -> None:
+def _compare(
+    run_a: str = typer.Argument(..., help="First run id (or a unique prefix)."),
+    run_b: str = typer.Argument(..., help="Second run id (or a unique prefix)."),
+    stat: str = typer.Option("grad_norm", help="The per-layer statistic to compare."),
+    plot: str = typer.Option(None, "--plot", help="Also write the comparison plot (PNG) to this file."),
+    store: str = _store_option(),
+    json_: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
+) -> None:
     """Compare two stored runs' per-layer gradient flow: each layer's median statistic over the steps."""
     from gradwatch.report.compare_plot import GradientFlowComparison, median_per_layer
     from gradwatch.store.watched import load_history
@@ -103,8 +124,11 @@ def _compare(run_a: str = typer.Argument(..., help="First run id (or a unique pr
         histories = [load_history(db, rid) for rid in ids]
     for rid, h in zip(ids, histories):
         if stat not in h.stats or not len(h):
-            raise ConfigError("stat", stat, f"run {rid} has no recorded {stat!r}; it has: "
-                                            + (", ".join(h.stats) or "no watch history"))
+            raise ConfigError(
+                "stat",
+                stat,
+                f"run {rid} has no recorded {stat!r}; it has: " + (", ".join(h.stats) or "no watch history"),
+            )
     medians = [dict(zip(h.layers, median_per_layer(h, stat).tolist())) for h in histories]
     layers = list(dict.fromkeys(histories[0].layers + histories[1].layers))
     rows = []

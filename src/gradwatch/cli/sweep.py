@@ -22,8 +22,11 @@ from gradwatch.errors import ConfigError
 from gradwatch.sweep.spec import MAX_RUNS
 
 COLUMN_LABELS = {  # the table's metrics (the JSON has every one of summary.METRICS)
-    "test_accuracy": "test acc", "test_loss": "test loss", "accuracy": "train acc",
-    "grad_ratio": "‖g₁‖/‖g_L‖"}
+    "test_accuracy": "test acc",
+    "test_loss": "test loss",
+    "accuracy": "train acc",
+    "grad_ratio": "‖g₁‖/‖g_L‖",
+}
 DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
 PROGRESS_LINES = 10  # without a terminal (a log file), a progress line every tenth of the sweep
 
@@ -31,10 +34,17 @@ PROGRESS_LINES = 10  # without a terminal (a log file), a progress line every te
 def _progress(disabled: bool):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                    TextColumn("done {task.fields[done]} · failed {task.fields[failed]} · left {task.fields[left]}"),
-                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=err_console,
-                    transient=True, disable=disabled)
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("done {task.fields[done]} · failed {task.fields[failed]} · left {task.fields[left]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=disabled,
+    )
 
 
 def summary_table(rows, names: list[str], best_row) -> tuple[list[str], list[list[Any]]]:
@@ -50,17 +60,32 @@ def summary_table(rows, names: list[str], best_row) -> tuple[list[str], list[lis
 
 def check_vmap(configs: list[Any]) -> None:
     """``--vmap`` with no run it can batch (e.g. ``--model rnn``) is a mistake, not a silent no-op."""
-    from gradwatch.sweep.batched import batchable
+    from gradwatch.lab.batched import batchable
 
     reasons = [batchable(c) for c in configs]
     if reasons and all(reasons):
-        raise ConfigError("vmap", True, f"no run of this sweep can be trained vmapped ({reasons[0]}); --vmap "
-                                        "batches plain MLPs that differ only in seed, init scale or lr: drop --vmap")
+        raise ConfigError(
+            "vmap",
+            True,
+            f"no run of this sweep can be trained vmapped ({reasons[0]}); --vmap "
+            "batches plain MLPs that differ only in seed, init scale or lr: drop --vmap",
+        )
 
 
-def _sweep(param: Optional[list[str]], seeds: Optional[int], file: Optional[str], store: str, workers: int,
-           backend: str, ray_address: Optional[str], vmap: bool, out: Optional[str], json_: bool, yes: bool,
-           **options: Any) -> None:
+def _sweep(
+    param: list[str] | None,
+    seeds: int | None,
+    file: str | None,
+    store: str,
+    workers: int,
+    backend: str,
+    ray_address: str | None,
+    vmap: bool,
+    out: str | None,
+    json_: bool,
+    yes: bool,
+    **options: Any,
+) -> None:
     from gradwatch.sweep import spec as specs
     from gradwatch.sweep.runner import run_sweep
     from gradwatch.sweep.summary import best, best_metric, summarise
@@ -79,7 +104,7 @@ def _sweep(param: Optional[list[str]], seeds: Optional[int], file: Optional[str]
     target = out_dir(out)
     names = [n for n in spec.params if n != "seed"]
     progress = _progress(json_ or not err_console.is_terminal)  # a log file gets plain lines (on_event)
-    state = {"task": None, "done": 0, "failed": 0, "left": 0}
+    state: dict[str, Any] = {"task": None, "done": 0, "failed": 0, "left": 0}
 
     def on_start(total: int, skipped: int) -> None:
         state["left"] = total - skipped
@@ -99,19 +124,41 @@ def _sweep(param: Optional[list[str]], seeds: Optional[int], file: Optional[str]
             err_console.print(f"run failed: {record.get('error')}", highlight=False, markup=False)
 
     with progress:
-        outcome = run_sweep(spec, store, workers=workers, backend=backend, ray_address=ray_address, vmap=vmap,
-                            on_start=on_start, on_event=on_event)
+        outcome = run_sweep(
+            spec,
+            store,
+            workers=workers,
+            backend=backend,
+            ray_address=ray_address,
+            vmap=vmap,
+            on_start=on_start,
+            on_event=on_event,
+        )
     runs = [outcome.runs[p.key] for p in outcome.planned if p.key in outcome.runs]
     rows = summarise(runs, names)
     top = best(rows)
     metric, _ = best_metric(rows)
     columns, body = summary_table(rows, names, top)
     label = (specs.describe(top.combo, names) or "the only configuration") if top else None
-    payload = {"store": str(Path(store)), "total": len(outcome.planned), "skipped": outcome.skipped,
-               "done": outcome.done, "failed": outcome.failed, "seconds": outcome.seconds, "spec": spec.to_dict(),
-               "configs": [r.to_dict() for r in rows],
-               "best": None if top is None else {"params": top.combo, "label": label, "metric": metric,
-                                                 "mean": top.stats[metric].mean, "spread": top.stats[metric].spread}}
+    payload = {
+        "store": str(Path(store)),
+        "total": len(outcome.planned),
+        "skipped": outcome.skipped,
+        "done": outcome.done,
+        "failed": outcome.failed,
+        "seconds": outcome.seconds,
+        "spec": spec.to_dict(),
+        "configs": [r.to_dict() for r in rows],
+        "best": None
+        if top is None
+        else {
+            "params": top.combo,
+            "label": label,
+            "metric": metric,
+            "mean": top.stats[metric].mean,
+            "spread": top.stats[metric].spread,
+        },
+    }
     if target is not None:
         from gradwatch.report.sweep_page import write_sweep_report
 
@@ -121,16 +168,21 @@ def _sweep(param: Optional[list[str]], seeds: Optional[int], file: Optional[str]
         print_json(payload)
         return
     n_seeds = len(spec.seeds) if "seed" not in spec.params else 1
-    table = Table(title=f"sweep: {len(rows)} configurations × {n_seeds} seed(s), mean ± spread over seeds "
-                        "(‖g₁‖/‖g_L‖: first-to-last layer gradient norm, geometric mean ×/÷ factor)",
-                  title_justify="left")
+    table = Table(
+        title=f"sweep: {len(rows)} configurations × {n_seeds} seed(s), mean ± spread over seeds "
+        "(‖g₁‖/‖g_L‖: first-to-last layer gradient norm, geometric mean ×/÷ factor)",
+        title_justify="left",
+    )
     for i, c in enumerate(columns):
         table.add_column(c, justify="left" if i <= len(names) else "right")
     for cells in body:
         table.add_row(*cells)
     console.print(table)
-    console.print(f"{outcome.done} trained now, {outcome.skipped} skipped (completed before), {outcome.failed} "
-                  f"failed, in {outcome.seconds:.1f} s; store: {store}", highlight=False)
+    console.print(
+        f"{outcome.done} trained now, {outcome.skipped} skipped (completed before), {outcome.failed} "
+        f"failed, in {outcome.seconds:.1f} s; store: {store}",
+        highlight=False,
+    )
     if top is not None:
         console.print(f"best by {metric}: {label} ({top.stats[metric].text()})", highlight=False)
     if target is not None:
@@ -147,32 +199,71 @@ def _sweep_command() -> Any:
         return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=option)
 
     own = [
-        opt("param", Optional[list[str]], typer.Option(
-            None, "--param", "-p", help="A swept knob NAME=V1,V2,... (any train flag's name; repeatable); numbers "
-                                        "also NAME=log:START:STOP:N, lin:START:STOP:N, range:START:STOP:STEP.")),
-        opt("seeds", Optional[int], typer.Option(None, "--seeds", help="Seeds per configuration: seed, seed+1, … "
-                                                                      "(default 1).")),
-        opt("file", Optional[str], typer.Option(None, "--file", help="Sweep file (TOML or YAML with seeds, fixed "
-                                                                    "and params); flags given here override it.")),
+        opt(
+            "param",
+            Optional[list[str]],
+            typer.Option(
+                None,
+                "--param",
+                "-p",
+                help="A swept knob NAME=V1,V2,... (any train flag's name; repeatable); numbers "
+                "also NAME=log:START:STOP:N, lin:START:STOP:N, range:START:STOP:STEP.",
+            ),
+        ),
+        opt(
+            "seeds",
+            Optional[int],
+            typer.Option(None, "--seeds", help="Seeds per configuration: seed, seed+1, … (default 1)."),
+        ),
+        opt(
+            "file",
+            Optional[str],
+            typer.Option(
+                None,
+                "--file",
+                help="Sweep file (TOML or YAML with seeds, fixed and params); flags given here override it.",
+            ),
+        ),
         opt("store", str, store_option()),
-        opt("workers", int, typer.Option(DEFAULT_WORKERS, "--workers", help="Runs in parallel (1: in this "
-                                                                            "process).")),
-        opt("backend", str, typer.Option("process", "--backend", help="process (a local process pool) or ray (needs "
-                                                                      "the ray extra: pip install gradwatch\\[ray]).")),
-        opt("ray_address", Optional[str], typer.Option(None, "--ray-address", help="Join this Ray cluster (e.g. "
-                                                                                   "auto); default: a local Ray.")),
-        opt("vmap", bool, typer.Option(False, "--vmap/--no-vmap", help="Train plain MLPs that differ only in seed, "
-                                                                       "init scale or lr as one vmapped model.")),
-        opt("out", Optional[str], typer.Option(None, "--out", help="Write sweep.html, sweep.json and PNG plots "
-                                                                   "here.")),
+        opt("workers", int, typer.Option(DEFAULT_WORKERS, "--workers", help="Runs in parallel (1: in this process).")),
+        opt(
+            "backend",
+            str,
+            typer.Option(
+                "process",
+                "--backend",
+                help="process (a local process pool) or ray (needs the ray extra: pip install gradwatch\\[ray]).",
+            ),
+        ),
+        opt(
+            "ray_address",
+            Optional[str],
+            typer.Option(None, "--ray-address", help="Join this Ray cluster (e.g. auto); default: a local Ray."),
+        ),
+        opt(
+            "vmap",
+            bool,
+            typer.Option(
+                False,
+                "--vmap/--no-vmap",
+                help="Train plain MLPs that differ only in seed, init scale or lr as one vmapped model.",
+            ),
+        ),
+        opt("out", Optional[str], typer.Option(None, "--out", help="Write sweep.html, sweep.json and PNG plots here.")),
         opt("json_", bool, typer.Option(False, "--json", help="Print the summary as JSON on stdout.")),
-        opt("yes", bool, typer.Option(False, "--yes", help=f"Run a sweep of more than {MAX_RUNS:,} runs (refused "
-                                                           "without it).")),
+        opt(
+            "yes",
+            bool,
+            typer.Option(False, "--yes", help=f"Run a sweep of more than {MAX_RUNS:,} runs (refused without it)."),
+        ),
     ]
     names = {p.name for p in own}
-    command.__signature__ = inspect.Signature(own + [p for p in config_parameters() if p.name not in names])
-    command.__doc__ = ("Sweep lab knobs × seeds (resumable: completed runs in the store are skipped), then "
-                       "summarise per configuration.")
+    signature = inspect.Signature(own + [p for p in config_parameters() if p.name not in names])
+    command.__signature__ = signature  # type: ignore[attr-defined]  # what typer reads
+    command.__doc__ = (
+        "Sweep lab knobs × seeds (resumable: completed runs in the store are skipped), then "
+        "summarise per configuration."
+    )
     return command
 
 

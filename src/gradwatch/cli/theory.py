@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import overload
 
 import typer
 from rich.table import Table
@@ -15,11 +15,18 @@ from gradwatch.report.terminal import fmt_sci
 
 MAX_GRID = 1000  # points per axis of the phase diagram
 
-theory_app = typer.Typer(help="Predict gradient flow before training: closed forms and mean-field theory.",
-                         no_args_is_help=True)
+theory_app = typer.Typer(
+    help="Predict gradient flow before training: closed forms and mean-field theory.", no_args_is_help=True
+)
 
 
-def _floats(param: str, text: Optional[str]) -> Optional[list[float]]:
+@overload
+def _floats(param: str, text: str) -> list[float]: ...
+@overload
+def _floats(param: str, text: None) -> None: ...
+@overload
+def _floats(param: str, text: str | None) -> list[float] | None: ...
+def _floats(param: str, text: str | None) -> list[float] | None:
     if text is None:
         return None
     items = text.replace(" ", "").split(",")
@@ -27,8 +34,9 @@ def _floats(param: str, text: Optional[str]) -> Optional[list[float]]:
         raise ConfigError(param, text, "expected at least one number")
     empty = [i + 1 for i, v in enumerate(items) if v == ""]
     if empty:
-        raise ConfigError(param, text, f"value {empty[0]} of {len(items)} is empty; expected comma-separated "
-                                       "numbers, e.g. 1.5,-2,0.7")
+        raise ConfigError(
+            param, text, f"value {empty[0]} of {len(items)} is empty; expected comma-separated numbers, e.g. 1.5,-2,0.7"
+        )
     try:
         values = [float(v) for v in items]
     except ValueError:
@@ -48,19 +56,27 @@ def _ints(param: str, text: str) -> list[int]:
 def _progress(description: str):
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn(description), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeRemainingColumn(), console=err_console, transient=True, disable=not err_console.is_terminal)
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
 
 
 @theory_app.command()
 def chain(
     weights: str = typer.Option(..., help="w_1,…,w_L: one weight per layer of the one-neuron chain."),
-    biases: Optional[str] = typer.Option(None, help="b_1,…,b_L (default: zeros)."),
+    biases: str | None = typer.Option(None, help="b_1,…,b_L (default: zeros)."),
     x: float = typer.Option(1.0, help="The input a_0."),
     activation: str = typer.Option("sigmoid", help="sigmoid, tanh, relu, elu, selu, ..."),
     loss_grad: float = typer.Option(1.0, help="∂C/∂a_L (ignored with --target)."),
-    target: Optional[float] = typer.Option(None, help="Use C = ½(a_L − t)², so ∂C/∂a_L = a_L − t (as in "
-                                                      "Polykovskiy's Technosphere lecture 5)."),
+    target: float | None = typer.Option(
+        None, help="Use C = ½(a_L − t)², so ∂C/∂a_L = a_L − t (as in Polykovskiy's Technosphere lecture 5)."
+    ),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Nielsen, ch. 5: ∂C/∂b_j of the one-neuron-per-layer chain as a product of w_j σ'(z_j), with its bounds."""
@@ -71,23 +87,36 @@ def chain(
     if json_:
         print_json(res.to_dict())
         return
-    table = Table(title=f"{res.depth}-layer {res.activation} chain, x = {res.x:g}, ∂C/∂a_L = {res.loss_grad:.4g}",
-                  title_justify="left")
+    table = Table(
+        title=f"{res.depth}-layer {res.activation} chain, x = {res.x:g}, ∂C/∂a_L = {res.loss_grad:.4g}",
+        title_justify="left",
+    )
     for col in ("layer", "w_j", "z_j", "a_j", "w_j σ'(z_j)", "∂C/∂b_j", "bound", "∂C/∂w_j"):
         table.add_column(col, justify="right")
     for j in range(res.depth):
-        table.add_row(str(j + 1), f"{res.weights[j]:.4g}", f"{res.z[j]:.4g}", f"{res.a[j]:.4g}",
-                      f"{res.factors[j]:.4g}", fmt_sci(res.grad_b[j]), fmt_sci(res.bound_b[j]), fmt_sci(res.grad_w[j]))
+        table.add_row(
+            str(j + 1),
+            f"{res.weights[j]:.4g}",
+            f"{res.z[j]:.4g}",
+            f"{res.a[j]:.4g}",
+            f"{res.factors[j]:.4g}",
+            fmt_sci(res.grad_b[j]),
+            fmt_sci(res.bound_b[j]),
+            fmt_sci(res.grad_w[j]),
+        )
     console.print(table)
-    console.print(f"∂C/∂x = {res.grad_x:.4g} (bound |∂C/∂a_L|·(max σ')^L·Π|w| = {res.bound_x:.4g}, "
-                  f"max σ' = {res.max_derivative:g}); the first layer gets "
-                  f"{abs(res.grad_b[0] / res.grad_b[-1]) if res.grad_b[-1] else math.nan:.3g}× the last layer's "
-                  f"bias gradient.", highlight=False)
+    console.print(
+        f"∂C/∂x = {res.grad_x:.4g} (bound |∂C/∂a_L|·(max σ')^L·Π|w| = {res.bound_x:.4g}, "
+        f"max σ' = {res.max_derivative:g}); the first layer gets "
+        f"{abs(res.grad_b[0] / res.grad_b[-1]) if res.grad_b[-1] else math.nan:.3g}× the last layer's "
+        f"bias gradient.",
+        highlight=False,
+    )
 
 
 @theory_app.command()
 def nielsen(
-    w: Optional[str] = typer.Option(None, help="Weights |w| at which to print the interval width, e.g. 4.5,6.9,10."),
+    w: str | None = typer.Option(None, help="Weights |w| at which to print the interval width, e.g. 4.5,6.9,10."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Nielsen's problem (ch. 5): the inputs a where a sigmoid neuron makes a gradient grow, |wσ'(wa + b)| ≥ 1."""
@@ -107,8 +136,11 @@ def nielsen(
     for r in rows:
         table.add_row(f"{r['w']:.6g}", f"{r['width']:.6f}", f"{r['width_numeric']:.6f}")
     console.print(table)
-    console.print(f"The interval is widest at |w| = {best.weight:.6f} (Nielsen, ch. 5: ≈ 6.9), width {best.width:.6f}: "
-                  "growth is possible only on a narrow band of inputs.", highlight=False)
+    console.print(
+        f"The interval is widest at |w| = {best.weight:.6f} (Nielsen, ch. 5: ≈ 6.9), width {best.width:.6f}: "
+        "growth is possible only on a narrow band of inputs.",
+        highlight=False,
+    )
 
 
 @theory_app.command()
@@ -118,7 +150,7 @@ def meanfield(
     sigma_b2: float = typer.Option(0.05, help="σ_b²: biases ~ N(0, σ_b²)."),
     depth: int = typer.Option(50, help="Network depth L for the gradient growth χ₁^L and the trainability check."),
     q0: float = typer.Option(1.0, help="Length of the input pre-activations, where the length map starts."),
-    plot: Optional[str] = typer.Option(None, help="Draw the (σ_w², σ_b²) phase diagram to this PNG file."),
+    plot: str | None = typer.Option(None, help="Draw the (σ_w², σ_b²) phase diagram to this PNG file."),
     grid: int = typer.Option(25, help="Grid points per axis of the phase diagram."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
@@ -138,7 +170,7 @@ def meanfield(
         out["critical_sigma_w2"] = critical_sigma_w2(activation, sigma_b2)
     except ConfigError:
         out["critical_sigma_w2"] = None
-    if plot is not None:
+    if plot_path is not None:
         from gradwatch.report.theory_plots import PhaseDiagramPlot
 
         sw = np.linspace(0.1, max(4.0, 1.5 * sigma_w2), grid)
@@ -170,8 +202,11 @@ def meanfield(
         table.add_row(name, shown, meaning)
     console.print(table)
     verdict = "should train" if depth <= mf.trainable_depth else "is predicted not to train"
-    console.print(f"A {depth}-layer network {verdict} (L {'≤' if depth <= mf.trainable_depth else '>'} 6ξ_c = "
-                  f"{mf.trainable_depth:.3g}).", highlight=False)
+    console.print(
+        f"A {depth}-layer network {verdict} (L {'≤' if depth <= mf.trainable_depth else '>'} 6ξ_c = "
+        f"{mf.trainable_depth:.3g}).",
+        highlight=False,
+    )
     if plot is not None:
         console.print(f"wrote {markup_safe(plot_path)}", highlight=False)
 
@@ -197,8 +232,15 @@ def variance(
     for col in ("layer", "neurons", "Var s (forward)", "E[φ'²]", "Var ∂L/∂s", "‖∂L/∂W‖", "/ output"):
         table.add_column(col, justify="right")
     for i, name in enumerate(res.layers):
-        table.add_row(name, str(res.neurons[i]), fmt_sci(res.preact_var[i]), f"{res.deriv_moment[i]:.3g}",
-                      fmt_sci(res.backward_var[i]), fmt_sci(res.grad_norm[i]), f"{res.ratio_to_output[i]:.3g}")
+        table.add_row(
+            name,
+            str(res.neurons[i]),
+            fmt_sci(res.preact_var[i]),
+            f"{res.deriv_moment[i]:.3g}",
+            fmt_sci(res.backward_var[i]),
+            fmt_sci(res.grad_norm[i]),
+            f"{res.ratio_to_output[i]:.3g}",
+        )
     console.print(table)
 
 
@@ -211,7 +253,7 @@ def compare(
     nets: int = typer.Option(2, help="Independent random networks."),
     examples: int = typer.Option(4, help="Examples per network, one backward pass each."),
     seed: int = typer.Option(0, help="Seed of weights, inputs and output gradients."),
-    plot: Optional[str] = typer.Option(None, help="Draw predicted vs measured to this PNG file."),
+    plot: str | None = typer.Option(None, help="Draw predicted vs measured to this PNG file."),
     json_: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Random networks at initialisation: per-layer gradient norms measured by watch beside the prediction."""
@@ -220,18 +262,29 @@ def compare(
     plot_path = output_file(plot)
     with _progress("networks") as bar:
         task = bar.add_task("", total=nets)
-        res = compare_at_init(width, depth, activation, init, nets=nets, examples=examples, seed=seed,
-                              progress=lambda i, n: bar.update(task, completed=i))
-    if plot is not None:
+        res = compare_at_init(
+            width,
+            depth,
+            activation,
+            init,
+            nets=nets,
+            examples=examples,
+            seed=seed,
+            progress=lambda i, n: bar.update(task, completed=i),
+        )
+    if plot_path is not None:
         from gradwatch.report.theory_plots import PredictedVsMeasured
 
-        PredictedVsMeasured(res.layers, res.predicted, res.measured,
-                            title=f"{depth}×{width} {activation}, init {init}").save(plot_path)
+        PredictedVsMeasured(
+            res.layers, res.predicted, res.measured, title=f"{depth}×{width} {activation}, init {init}"
+        ).save(plot_path)
     if json_:
         print_json(res.to_dict() | ({"plot": plot} if plot else {}))
         return
-    table = Table(title=f"{depth}×{width} {activation}, init {init}: ‖∂L/∂W‖ per example ({nets} nets × "
-                        f"{examples} examples)", title_justify="left")
+    table = Table(
+        title=f"{depth}×{width} {activation}, init {init}: ‖∂L/∂W‖ per example ({nets} nets × {examples} examples)",
+        title_justify="left",
+    )
     for col in ("layer", "predicted", "measured (watch)", "measured / predicted"):
         table.add_column(col, justify="right")
     for name, p, m, r in zip(res.layers, res.predicted, res.measured, res.measured_over_predicted):

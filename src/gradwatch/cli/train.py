@@ -27,8 +27,15 @@ from gradwatch.sources import cite
 
 DIVERGED_EXIT = 3  # `gradwatch train`'s exit code when the run diverged to a non-finite loss
 LIST_FIELDS = ("sizes", "tbptt")  # given on the command line as comma-separated integers
-EPOCH_COLUMNS = (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val loss"), ("val_accuracy", "val acc"),
-                 ("test_loss", "test loss"), ("test_accuracy", "test acc"), ("grad_norm", "‖g‖"))
+EPOCH_COLUMNS = (
+    ("loss", "loss"),
+    ("accuracy", "acc"),
+    ("val_loss", "val loss"),
+    ("val_accuracy", "val acc"),
+    ("test_loss", "test loss"),
+    ("test_accuracy", "test acc"),
+    ("grad_norm", "‖g‖"),
+)
 
 
 def store_option() -> Any:
@@ -63,8 +70,14 @@ def config_parameters() -> list[inspect.Parameter]:
         flag = "--" + name.replace("_", "-")
         typ = _option_type(field.annotation)
         decls = [f"{flag}/--no-{name.replace('_', '-')}"] if typ is bool else [flag]
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[typ],
-                                        default=typer.Option(None, *decls, help=help_, show_default=False)))
+        params.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Optional[typ],
+                default=typer.Option(None, *decls, help=help_, show_default=False),
+            )
+        )
     return params
 
 
@@ -121,8 +134,15 @@ def _train(store: str, json_: bool, **options: Any) -> None:
     lines = EpochLines()
     # One console for the bar and the epoch rows: rows are printed above the live bar, never through it. The bar
     # is shown only when stdout is a terminal (a pipe or file gets the rows alone).
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=console, transient=True, disable=json_ or not console.is_terminal)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=json_ or not console.is_terminal,
+    )
     with open_store(store) as db, progress:
         task = progress.add_task("training", total=None)
 
@@ -143,8 +163,16 @@ def _train(store: str, json_: bool, **options: Any) -> None:
 
         run = lab_train(cfg, store=db, on_step=on_step, on_epoch=on_epoch)
     if json_:
-        print_json({"id": run.id, "status": run.status, "config": cfg.to_dict(), "metrics": run.metrics,
-                    "summary": run.summary(), "store": str(Path(store))})
+        print_json(
+            {
+                "id": run.id,
+                "status": run.status,
+                "config": cfg.to_dict(),
+                "metrics": run.metrics,
+                "summary": run.summary(),
+                "store": str(Path(store)),
+            }
+        )
     else:
         _print_run_footer(run, store)
     if run.status == "diverged":
@@ -167,12 +195,17 @@ def _print_run_footer(run: Any, store: str) -> None:
 
         print_watch_report(run.history, run.diagnosis, console=console)
     elif cfg.model == "esn":
-        console.print("echo state network: the reservoir is fixed and the readout solved in closed form, "
-                      "so no gradient flows and there is nothing to watch", highlight=False)
+        console.print(
+            "echo state network: the reservoir is fixed and the readout solved in closed form, "
+            "so no gradient flows and there is nothing to watch",
+            highlight=False,
+        )
     if run.status == "diverged":
         console.print(f"[red]the run diverged: {markup_safe(run.error or 'a non-finite loss')}[/]", highlight=False)
-    console.print(f"run {run.id} ({run.status}) stored in {markup_safe(store)}; see it again with "
-                  f"`gradwatch show {run.id}`", highlight=False)
+    console.print(
+        f"run {run.id} ({run.status}) stored in {markup_safe(store)}; see it again with `gradwatch show {run.id}`",
+        highlight=False,
+    )
 
 
 def time_grad_line(norms: list[float], when: str) -> str:
@@ -190,18 +223,26 @@ def _train_command() -> Any:
 
     extra = [
         inspect.Parameter("store", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=store_option()),
-        inspect.Parameter("json_", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                          default=typer.Option(False, "--json", help="Print the run as JSON on stdout.")),
+        inspect.Parameter(
+            "json_",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=bool,
+            default=typer.Option(False, "--json", help="Print the run as JSON on stdout."),
+        ),
     ]
     command.__signature__ = inspect.Signature(config_parameters() + extra)  # type: ignore[attr-defined]
-    command.__doc__ = ("Train a network from the lectures (default: a 3×100 ReLU MLP with He init on digits, Adam, "
-                       "10 epochs), watch its gradients, store the run.")
+    command.__doc__ = (
+        "Train a network from the lectures (default: a 3×100 ReLU MLP with He init on digits, Adam, "
+        "10 epochs), watch its gradients, store the run."
+    )
     return command
 
 
-def _runs(store: str = store_option(),
-          limit: int = typer.Option(20, help="Show at most this many runs, newest first."),
-          json_: bool = typer.Option(False, "--json", help="Print the runs as JSON on stdout.")) -> None:
+def _runs(
+    store: str = store_option(),
+    limit: int = typer.Option(20, help="Show at most this many runs, newest first."),
+    json_: bool = typer.Option(False, "--json", help="Print the runs as JSON on stdout."),
+) -> None:
     """List the stored runs, newest first."""
     from gradwatch.cli.runs import watched_row
     from gradwatch.store.watched import is_watched
@@ -219,8 +260,13 @@ def _runs(store: str = store_option(),
     if json_:
         print_json(rows)
         return
-    table = Table(title=plain(f"runs in {store}"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                  collapse_padding=True)
+    table = Table(
+        title=plain(f"runs in {store}"),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     # The id comes first and is never cut: it is what `gradwatch show` takes. The other columns wrap.
     table.add_column("id", no_wrap=True, min_width=max([len(r["id"]) for r in rows], default=2))
     for col in ("status", "network and data", "epochs", "test acc"):
@@ -229,27 +275,42 @@ def _runs(store: str = store_option(),
         c, s = r["config"], r["summary"]
         if is_watched(r):  # a watched run of the user's own model
             w = watched_row(r)
-            table.add_row(plain(r["id"]), plain(r["status"]), plain(f"{w['model']} {w['net']}"),
-                          plain(w["epochs"]), plain(w["acc"]))
+            table.add_row(
+                plain(r["id"]),
+                plain(r["status"]),
+                plain(f"{w['model']} {w['net']}"),
+                plain(w["epochs"]),
+                plain(w["acc"]),
+            )
             continue
         if "experiment" in c:  # a `gradwatch lab all` record of a whole experiment
             table.add_row(plain(r["id"]), plain(r["status"]), plain(f"lab {c['experiment']}"), "", "")
             continue
-        net = (f"{c.get('model')} {c['sizes']}" if c.get("sizes") is not None
-               else f"{c.get('model')} {c.get('depth')}×{c.get('width')}")
+        net = (
+            f"{c.get('model')} {c['sizes']}"
+            if c.get("sizes") is not None
+            else f"{c.get('model')} {c.get('depth')}×{c.get('width')}"
+        )
         net += f" {c.get('activation', '')} {c.get('init', '')} on {c.get('dataset', '')}"
         acc = s.get("test_accuracy")
-        table.add_row(plain(r["id"]), plain(r["status"]), plain(net),
-                      plain(s.get("epoch", "")), "" if not isinstance(acc, (int, float)) else f"{acc:.3f}",
-                      style="red" if r["status"] in ("diverged", "failed") else None)
+        table.add_row(
+            plain(r["id"]),
+            plain(r["status"]),
+            plain(net),
+            plain(s.get("epoch", "")),
+            "" if not isinstance(acc, (int, float)) else f"{acc:.3f}",
+            style="red" if r["status"] in ("diverged", "failed") else None,
+        )
     console.print(table)
     if not rows:
         console.print("no runs yet: `gradwatch train` makes one")
 
 
-def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), from `gradwatch runs`."),
-          store: str = store_option(),
-          json_: bool = typer.Option(False, "--json", help="Print the run as JSON on stdout.")) -> None:
+def _show(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix), from `gradwatch runs`."),
+    store: str = store_option(),
+    json_: bool = typer.Option(False, "--json", help="Print the run as JSON on stdout."),
+) -> None:
     """Show one stored run: its config, metrics per epoch and per-layer gradient summary."""
     from gradwatch.lab.config import Config
     from gradwatch.store.watched import is_watched, load_history
@@ -261,10 +322,18 @@ def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), f
         times = db.time_grads(run["id"])
         watched = load_history(db, run["id"], stored=history) if is_watched(run) and not json_ else None
     if json_:
-        print_json({**run, "metrics": metrics,
-                    "history": {"layers": history["layers"], "steps": history["steps"].tolist(),
-                                "stats": {k: v.tolist() for k, v in history["stats"].items()}},
-                    "time_grads": {str(k): v.tolist() for k, v in times.items()}})
+        print_json(
+            {
+                **run,
+                "metrics": metrics,
+                "history": {
+                    "layers": history["layers"],
+                    "steps": history["steps"].tolist(),
+                    "stats": {k: v.tolist() for k, v in history["stats"].items()},
+                },
+                "time_grads": {str(k): v.tolist() for k, v in times.items()},
+            }
+        )
         return
     if is_watched(run):
         from gradwatch.cli.runs import show_watched
@@ -273,11 +342,15 @@ def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), f
         return
     defaults = Config().to_dict()
     changed = {k: v for k, v in run["config"].items() if defaults.get(k) != v}
-    console.print(f"[bold]run {markup_safe(run['id'])}[/] — {markup_safe(run['status'])}; gradwatch "
-                  f"{markup_safe(run['gradwatch_version'])}, torch {markup_safe(run['torch_version'])}",
-                  highlight=False)
-    console.print(plain("config (non-default): " + (", ".join(f"{k}={v}" for k, v in changed.items())
-                                                    or "defaults")), highlight=False)
+    console.print(
+        f"[bold]run {markup_safe(run['id'])}[/] — {markup_safe(run['status'])}; gradwatch "
+        f"{markup_safe(run['gradwatch_version'])}, torch {markup_safe(run['torch_version'])}",
+        highlight=False,
+    )
+    console.print(
+        plain("config (non-default): " + (", ".join(f"{k}={v}" for k, v in changed.items()) or "defaults")),
+        highlight=False,
+    )
     if run.get("error"):
         console.print(f"[red]error:[/] {markup_safe(run['error'])}", highlight=False)
     table = Table(title="metrics per epoch", title_justify="left")
@@ -295,9 +368,13 @@ def _show(run_id: str = typer.Argument(..., help="Run id (or a unique prefix), f
     if run["summary"].get("diagnosis"):
         from gradwatch.report.rewrap import rewrap
 
-        console.print(rewrap(clean(run["summary"]["diagnosis"], keep_newlines=True), console.width),
-                      style="green" if run["summary"].get("healthy") else "yellow", markup=False, highlight=False,
-                      soft_wrap=True)  # wrapped once, here, to this terminal's width
+        console.print(
+            rewrap(clean(run["summary"]["diagnosis"], keep_newlines=True), console.width),
+            style="green" if run["summary"].get("healthy") else "yellow",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )  # wrapped once, here, to this terminal's width
     for epoch, norms in sorted(times.items())[:1] + sorted(times.items())[-1:]:
         console.print(time_grad_line(norms.tolist(), f"at the start of epoch {epoch}"), highlight=False)
 

@@ -25,7 +25,6 @@ How it measures (DESIGN.md, "How measurement should work"):
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
@@ -656,25 +655,19 @@ class Watcher:
         return self._history
 
     def diagnose(self, **thresholds: Any):
-        """Findings from the history: see :func:`gradwatch.diagnose.diagnose` for the thresholds."""
-        from gradwatch.diagnose import diagnose
+        """Findings from the history: see :func:`gradwatch.diagnose.diagnose` for the thresholds. A convenience:
+        the diagnosis is the facade's (:func:`gradwatch.watching.diagnosis_of`), the probe only records."""
+        from gradwatch.watching import diagnosis_of
 
-        return diagnose(self.history, **thresholds)
+        return diagnosis_of(self, **thresholds)
 
     def report(self, console=None, *, html: Any = None, **thresholds: Any) -> Any:
         """Print the per-layer table and the diagnosis (rich) to ``console`` (stdout by default); with
-        ``html=PATH``, write the self-contained report page there instead and return its path."""
-        if html is not None:
-            from gradwatch.report.watch_page import write_watch_page
+        ``html=PATH``, write the self-contained report page there instead and return its path. A convenience:
+        the report is the facade's (:func:`gradwatch.watching.report_of`)."""
+        from gradwatch.watching import report_of
 
-            if not isinstance(html, (str, os.PathLike)):
-                raise TypeError(f"html={html!r} is not allowed: expected the path of the .html file to write")
-
-            return write_watch_page(html, self.history, self.diagnose(**thresholds),
-                                    title=self.name or type(unwrap(self.model)).__name__)
-        from gradwatch.report.watch_table import print_watch_report
-
-        print_watch_report(self.history, self.diagnose(**thresholds), console=console)
+        return report_of(self, console, html=html, **thresholds)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

@@ -11,7 +11,7 @@ together with ``executemany``), so a process killed mid-run leaves the database 
 so far and a run whose status is still ``running``. On the next open, such a run whose process is gone is
 marked ``interrupted``. NaN is stored as NULL and read back as NaN; configs are JSON, tensors are never stored.
 
-Every run has a ``key``: a hash of its canonical config, seed included (:func:`gradwatch.sweep.keys.run_key`).
+Every run has a ``key``: a hash of its canonical config, seed included (:func:`gradwatch.store.keys.config_key`).
 Starting a run removes the earlier ``interrupted`` or ``failed`` runs with the same key, so retrying never
 leaves a duplicate; sweeps and ``gradwatch lab all`` skip the keys that are already ``completed``. A store
 written before keys existed gets the column (and its runs their keys) when it is opened.
@@ -27,7 +27,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -176,34 +176,51 @@ def _check_header(path: Path, readonly: bool) -> None:
         head = f.read(100)
     if not head:
         if readonly:
-            raise PathError("store", path, "is an empty file (0 bytes), not a run store yet; `gradwatch train "
-                                           "--store PATH` or gw.watch(..., store=PATH) creates one")
+            raise PathError(
+                "store",
+                path,
+                "is an empty file (0 bytes), not a run store yet; `gradwatch train "
+                "--store PATH` or gw.watch(..., store=PATH) creates one",
+            )
         return
     if not head.startswith(SQLITE_MAGIC):
-        raise PathError("store", path, "is not an SQLite database (its first bytes say otherwise): not a gradwatch "
-                                       "run store; pass the .sqlite file gradwatch wrote")
+        raise PathError(
+            "store",
+            path,
+            "is not an SQLite database (its first bytes say otherwise): not a gradwatch "
+            "run store; pass the .sqlite file gradwatch wrote",
+        )
     if len(head) < 100:
-        raise PathError("store", path, f"is truncated ({len(head)} bytes, shorter than an SQLite header): not a "
-                                       "usable run store")
+        raise PathError(
+            "store", path, f"is truncated ({len(head)} bytes, shorter than an SQLite header): not a usable run store"
+        )
 
 
 def _check_ours(conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
     """Refuse an SQLite database that another program wrote (other tables, another application id): gradwatch
     never reads it as runs, nor writes its tables into it."""
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-              if not r[0].startswith("sqlite_")}
+    tables = {
+        r[0]
+        for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not r[0].startswith("sqlite_")
+    }
     if not tables:
         if readonly:
-            raise PathError("store", path, "is an SQLite database without any runs table: not a gradwatch run "
-                                           "store (yet)")
+            raise PathError(
+                "store", path, "is an SQLite database without any runs table: not a gradwatch run store (yet)"
+            )
         return
     columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
     foreign = sorted(tables - set(TABLES) - {"runs_new"})
     if app_id not in (0, APPLICATION_ID) or not RUN_COLUMNS <= columns or foreign:
         what = f"its tables: {', '.join(sorted(tables)[:5])}" if foreign or not columns else "another application id"
-        raise PathError("store", path, f"is another program's SQLite database ({what}), not a gradwatch run store; "
-                                       "gradwatch leaves it untouched: pass another --store")
+        raise PathError(
+            "store",
+            path,
+            f"is another program's SQLite database ({what}), not a gradwatch run store; "
+            "gradwatch leaves it untouched: pass another --store",
+        )
 
 
 class _Transaction:
@@ -219,7 +236,7 @@ class _Transaction:
             self.conn.execute("BEGIN IMMEDIATE")
         return self
 
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> Literal[False]:
         if not self.outer:
             return False
         try:
@@ -307,14 +324,15 @@ class RunStore:
 
     def _migrate(self) -> None:
         """Stores from before run keys: add the column and key every run from its stored config."""
-        from gradwatch.sweep.keys import config_key
+        from gradwatch.store.keys import config_key
 
         columns = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
         if "key" not in columns:
             self.conn.execute("ALTER TABLE runs ADD COLUMN key TEXT")
             rows = self.conn.execute("SELECT id, config FROM runs").fetchall()
-            self.conn.executemany("UPDATE runs SET key = ? WHERE id = ?",
-                                  [(config_key(json.loads(cfg)), rid) for rid, cfg in rows])
+            self.conn.executemany(
+                "UPDATE runs SET key = ? WHERE id = ?", [(config_key(json.loads(cfg)), rid) for rid, cfg in rows]
+            )
         self.conn.execute("CREATE INDEX IF NOT EXISTS runs_key ON runs(key)")
 
     def close(self) -> None:
@@ -334,76 +352,120 @@ class RunStore:
         so a key never holds two records, even when the re-run is killed."""
         import torch
 
-        from gradwatch import __version__
-        from gradwatch.sweep.keys import config_key
+        from gradwatch._version import __version__
+        from gradwatch.store.keys import config_key
 
         cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
         key = key or config_key(cfg)
         with self._tx():
             if replace:
                 earlier = self.conn.execute("SELECT id, status, pid, host FROM runs WHERE key = ?", (key,))
-                self.conn.executemany("DELETE FROM runs WHERE id = ?", [
-                    (rid,) for rid, status, pid, host in earlier.fetchall()
-                    if status != "running" or not self._alive(pid, host)])
+                self.conn.executemany(
+                    "DELETE FROM runs WHERE id = ?",
+                    [
+                        (rid,)
+                        for rid, status, pid, host in earlier.fetchall()
+                        if status != "running" or not self._alive(pid, host)
+                    ],
+                )
             else:
                 self.conn.execute("DELETE FROM runs WHERE key = ? AND status IN ('interrupted', 'failed')", (key,))
             if self.conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None:
-                raise ConfigError("run_id", run_id, "a run with this id is already stored; ids come from "
-                                                    "gradwatch.store.ids.new_run_id()")
+                raise ConfigError(
+                    "run_id",
+                    run_id,
+                    "a run with this id is already stored; ids come from gradwatch.store.ids.new_run_id()",
+                )
             self.conn.execute(
                 "INSERT INTO runs (id, config, seed, status, started, gradwatch_version, torch_version, pid, host,"
                 " key) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-                (run_id, json.dumps(cfg, sort_keys=True), cfg.get("seed"), time.time(), __version__,
-                 torch.__version__, os.getpid(), self.host, key))
+                (
+                    run_id,
+                    json.dumps(cfg, sort_keys=True),
+                    cfg.get("seed"),
+                    time.time(),
+                    __version__,
+                    torch.__version__,
+                    os.getpid(),
+                    self.host,
+                    key,
+                ),
+            )
         return key
 
     def _alive(self, pid: int | None, host: str | None) -> bool:
         """Whether the process that writes a ``running`` run may still be alive (always, on another host)."""
         return host != self.host or pid is None or _pid_alive(pid)
 
-    def add_epoch(self, run_id: str, epoch: int, metrics: dict[str, Any], *, layers: Sequence[str] = (),
-                  history: Iterable[tuple[int, int, str, float]] = (), time_grads: Sequence[float] | None = None
-                  ) -> None:
+    def add_epoch(
+        self,
+        run_id: str,
+        epoch: int,
+        metrics: dict[str, Any],
+        *,
+        layers: Sequence[str] = (),
+        history: Iterable[tuple[int, int, str, float]] = (),
+        time_grads: Sequence[float] | None = None,
+    ) -> None:
         """One epoch's metrics, the watch-history rows ``(step, layer index, stat, value)`` recorded since the
         last call and the per-time-step gradient norms, in one transaction."""
         with self._tx():
-            self.conn.executemany("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)",
-                                  [(run_id, epoch, k, _num(v)) for k, v in metrics.items()
-                                   if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)])
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)",
+                [
+                    (run_id, epoch, k, _num(v))
+                    for k, v in metrics.items()
+                    if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)
+                ],
+            )
             self._insert_history(run_id, layers, history)
             if time_grads is not None:
-                self.conn.executemany("INSERT OR REPLACE INTO time_grads VALUES (?, ?, ?, ?)",
-                                      [(run_id, epoch, t, _num(v)) for t, v in enumerate(time_grads)])
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO time_grads VALUES (?, ?, ?, ?)",
+                    [(run_id, epoch, t, _num(v)) for t, v in enumerate(time_grads)],
+                )
 
-    def add_history(self, run_id: str, rows: Iterable[tuple[int, int, str, float]], *, layers: Sequence[str] = (),
-                    histograms: Iterable[tuple[int, int, Sequence[float]]] = ()) -> None:
+    def add_history(
+        self,
+        run_id: str,
+        rows: Iterable[tuple[int, int, str, float]],
+        *,
+        layers: Sequence[str] = (),
+        histograms: Iterable[tuple[int, int, Sequence[float]]] = (),
+    ) -> None:
         """Watch-history rows ``(step, layer index, stat, value)`` and histogram rows ``(step, layer index,
         counts)`` of a run that has no epochs (a watched run of the user's own model), in one transaction."""
         with self._tx():
             self._insert_history(run_id, layers, rows)
-            self.conn.executemany("INSERT OR REPLACE INTO histograms VALUES (?, ?, ?, ?)",
-                                  [(run_id, step, layer, json.dumps([float(c) for c in counts]))
-                                   for step, layer, counts in histograms])
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO histograms VALUES (?, ?, ?, ?)",
+                [(run_id, step, layer, json.dumps([float(c) for c in counts])) for step, layer, counts in histograms],
+            )
 
-    def _insert_history(self, run_id: str, layers: Sequence[str], rows: Iterable[tuple[int, int, str, float]]
-                        ) -> None:
+    def _insert_history(self, run_id: str, layers: Sequence[str], rows: Iterable[tuple[int, int, str, float]]) -> None:
         if layers:
-            self.conn.executemany("INSERT OR IGNORE INTO layers VALUES (?, ?, ?)",
-                                  [(run_id, i, name) for i, name in enumerate(layers)])
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO layers VALUES (?, ?, ?)", [(run_id, i, name) for i, name in enumerate(layers)]
+            )
         rows = list(rows)
-        self.conn.executemany("INSERT OR IGNORE INTO stats VALUES (?, ?)",
-                              [(run_id, stat) for stat in dict.fromkeys(r[2] for r in rows)])
-        self.conn.executemany("INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?)",
-                              [(run_id, stat, step, layer, x) for step, layer, stat, v in rows
-                               for x in (float(v),) if not math.isnan(x)])  # NaN: not measured here, not stored
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO stats VALUES (?, ?)", [(run_id, stat) for stat in dict.fromkeys(r[2] for r in rows)]
+        )
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO history VALUES (?, ?, ?, ?, ?)",
+            [(run_id, stat, step, layer, x) for step, layer, stat, v in rows for x in (float(v),) if not math.isnan(x)],
+        )  # NaN: not measured here, not stored
 
-    def finish_run(self, run_id: str, status: str, *, summary: dict[str, Any] | None = None,
-                   error: str | None = None) -> None:
+    def finish_run(
+        self, run_id: str, status: str, *, summary: dict[str, Any] | None = None, error: str | None = None
+    ) -> None:
         if status not in STATUSES:
             raise ConfigError("status", status, "expected one of " + ", ".join(STATUSES))
         with self._tx():
-            self.conn.execute("UPDATE runs SET status = ?, ended = ?, summary = ?, error = ? WHERE id = ?",
-                              (status, time.time(), json.dumps(summary or {}, default=str), error, run_id))
+            self.conn.execute(
+                "UPDATE runs SET status = ?, ended = ?, summary = ?, error = ? WHERE id = ?",
+                (status, time.time(), json.dumps(summary or {}, default=str), error, run_id),
+            )
 
     def keep_only(self, key: str, run_id: str) -> None:
         """Delete every other run with this key (a forced re-run replaces the completed one)."""
@@ -417,8 +479,10 @@ class RunStore:
         dead = [rid for rid, pid, host in rows if not self._alive(pid, host)]
         if dead:
             with self._tx():
-                self.conn.executemany("UPDATE runs SET status = 'interrupted' WHERE id = ? AND status = 'running'",
-                                      [(rid,) for rid in dead])
+                self.conn.executemany(
+                    "UPDATE runs SET status = 'interrupted' WHERE id = ? AND status = 'running'",
+                    [(rid,) for rid in dead],
+                )
         return dead
 
     def delete(self, run_id: str) -> None:
@@ -430,10 +494,13 @@ class RunStore:
     def resolve(self, run_id: str) -> str:
         """The full id of the run whose id is ``run_id`` or starts with it (unique prefix)."""
         if not isinstance(run_id, str) or not run_id.strip():
-            raise ConfigError("run_id", run_id, "expected a run id (or a unique prefix of one); list them with "
-                                                "`gradwatch runs`")
-        rows = self.conn.execute("SELECT id FROM runs WHERE id = ? OR id LIKE ? ORDER BY id",
-                                 (run_id, run_id.replace("%", "").replace("_", "") + "%")).fetchall()
+            raise ConfigError(
+                "run_id", run_id, "expected a run id (or a unique prefix of one); list them with `gradwatch runs`"
+            )
+        rows = self.conn.execute(
+            "SELECT id FROM runs WHERE id = ? OR id LIKE ? ORDER BY id",
+            (run_id, run_id.replace("%", "").replace("_", "") + "%"),
+        ).fetchall()
         exact = [r[0] for r in rows if r[0] == run_id]
         if exact:
             return exact[0]
@@ -448,8 +515,12 @@ class RunStore:
         whose process (on this host) is gone reads as ``interrupted``, even from a read-only store."""
         if status in ("running", "interrupted"):  # which runs are still running is known once they are read
             return [r for r in self.runs() if r["status"] == status][:limit]
-        q = ("SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY started DESC, id DESC"
-             + (" LIMIT ?" if limit else ""))
+        q = (
+            "SELECT * FROM runs"
+            + (" WHERE status = ?" if status else "")
+            + " ORDER BY started DESC, id DESC"
+            + (" LIMIT ?" if limit else "")
+        )
         return self._rows(q, tuple(v for v in (status, limit) if v))
 
     def _rows(self, query: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
@@ -486,7 +557,8 @@ class RunStore:
         rid = self.resolve(run_id)
         epochs: dict[int, dict[str, Any]] = {}
         for epoch, name, value in self.conn.execute(
-                "SELECT epoch, name, value FROM metrics WHERE run_id = ? ORDER BY epoch", (rid,)):
+            "SELECT epoch, name, value FROM metrics WHERE run_id = ? ORDER BY epoch", (rid,)
+        ):
             value = math.nan if value is None else int(value) if name == "step" else value
             epochs.setdefault(epoch, {"epoch": epoch})[name] = value
         return [epochs[e] for e in sorted(epochs)]
@@ -498,14 +570,21 @@ class RunStore:
         statistic: time and memory linear in the stored values."""
         rid = self.resolve(run_id)
         layers = [r[0] for r in self.conn.execute("SELECT name FROM layers WHERE run_id = ? ORDER BY idx", (rid,))]
-        names = list(dict.fromkeys(  # in the watch's order; stores from before the stats table: those with values
-            ([r[0] for r in self.conn.execute("SELECT name FROM stats WHERE run_id = ? ORDER BY rowid", (rid,))]
-             if self._has_table("stats") else [])
-            + [r[0] for r in self.conn.execute("SELECT DISTINCT stat FROM history WHERE run_id = ?", (rid,))]))
+        names = list(
+            dict.fromkeys(  # in the watch's order; stores from before the stats table: those with values
+                (
+                    [r[0] for r in self.conn.execute("SELECT name FROM stats WHERE run_id = ? ORDER BY rowid", (rid,))]
+                    if self._has_table("stats")
+                    else []
+                )
+                + [r[0] for r in self.conn.execute("SELECT DISTINCT stat FROM history WHERE run_id = ?", (rid,))]
+            )
+        )
         columns: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for name in names:
-            rows = self.conn.execute("SELECT step, layer, value FROM history WHERE run_id = ? AND stat = ?",
-                                     (rid, name)).fetchall()
+            rows = self.conn.execute(
+                "SELECT step, layer, value FROM history WHERE run_id = ? AND stat = ?", (rid, name)
+            ).fetchall()
             cols = np.array(rows, dtype=float).reshape(-1, 3)  # [values, (step, layer, value)]; NULL → NaN
             columns[name] = (cols[:, 0].astype(np.int64), cols[:, 1].astype(np.int64), cols[:, 2])
         steps = np.unique(np.concatenate([c[0] for c in columns.values()] + [np.zeros(0, np.int64)]))
@@ -518,16 +597,19 @@ class RunStore:
         return {"layers": layers, "steps": steps.astype(int), "stats": stats}
 
     def _has_table(self, name: str) -> bool:  # a read-only store written by an older gradwatch may lack one
-        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                                 (name,)).fetchone() is not None
+        return (
+            self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+            is not None
+        )
 
     @_reads
     def histograms(self, run_id: str) -> tuple[np.ndarray, np.ndarray]:
         """The stored log10|g| histograms: (steps ``[n]``, counts ``[n, layers, bins]``; zeros where a layer has
         none at a step)."""
         rid = self.resolve(run_id)
-        rows = self.conn.execute("SELECT step, layer, counts FROM histograms WHERE run_id = ? ORDER BY step, layer",
-                                 (rid,)).fetchall()
+        rows = self.conn.execute(
+            "SELECT step, layer, counts FROM histograms WHERE run_id = ? ORDER BY step, layer", (rid,)
+        ).fetchall()
         if not rows:
             return np.zeros(0, dtype=int), np.zeros((0, 0, 0))
         steps = sorted({r[0] for r in rows})
@@ -545,7 +627,8 @@ class RunStore:
         rid = self.resolve(run_id)
         out: dict[int, list[float]] = {}
         for epoch, _t, value in self.conn.execute(
-                "SELECT epoch, t, value FROM time_grads WHERE run_id = ? ORDER BY epoch, t", (rid,)):
+            "SELECT epoch, t, value FROM time_grads WHERE run_id = ? ORDER BY epoch, t", (rid,)
+        ):
             out.setdefault(epoch, []).append(math.nan if value is None else value)
         return {e: np.array(v) for e, v in out.items()}
 

@@ -46,8 +46,9 @@ def config_dict(config: Any) -> dict[str, Any]:
     elif hasattr(config, "__dict__") and not isinstance(config, dict):
         config = vars(config)
     if not isinstance(config, dict):
-        raise ConfigError("config", config, "expected a dict (or a pydantic model, dataclass or Namespace) of the "
-                                            "run's settings")
+        raise ConfigError(
+            "config", config, "expected a dict (or a pydantic model, dataclass or Namespace) of the run's settings"
+        )
     return json.loads(json.dumps(config, default=str))
 
 
@@ -68,23 +69,42 @@ class WatchedRun:
     name = "run store"  # how a warning names it if writing fails
 
     def __init__(self, store: RunStore | str | os.PathLike, watcher: Any):
+        if not isinstance(store, (RunStore, str, os.PathLike)):
+            raise ConfigError(
+                "store",
+                store,
+                "expected a path to a SQLite run store (e.g. 'runs.sqlite') or a gradwatch.store.RunStore",
+            )
         self._own = not isinstance(store, RunStore)
-        if self._own and not isinstance(store, (str, os.PathLike)):
-            raise ConfigError("store", store, "expected a path to a SQLite run store (e.g. 'runs.sqlite') or a "
-                                              "gradwatch.store.RunStore")
-        self.db = RunStore(store) if self._own else store
+        self.db: RunStore = store if isinstance(store, RunStore) else RunStore(store)
         h = watcher._history
         user = config_dict(watcher.config)
         optimizers = [type(o).__name__ for o in getattr(watcher, "optimizers", ())]
         self.run_id = _run_id(watcher.name)
-        self.db.start_run(self.run_id, {
-            "kind": WATCH_KIND, "name": watcher.name, "seed": user.get("seed"), "user": user,
-            "model": type(getattr(watcher.model, "module", watcher.model)).__name__,
-            "optimizer": ", ".join(optimizers) or None,
-            "watch": {"every": watcher.every, "sample_every": watcher.sample_every,
-                      "flush_every": watcher.flush_every, "stats": list(h.stats)},
-            "layout": {"kinds": h.kinds, "numel": [int(n) for n in h.numel], "activations": h.activations,
-                       "hist_edges": h.hist_edges.tolist(), "meta": json.loads(json.dumps(h.meta, default=str))}})
+        self.db.start_run(
+            self.run_id,
+            {
+                "kind": WATCH_KIND,
+                "name": watcher.name,
+                "seed": user.get("seed"),
+                "user": user,
+                "model": type(getattr(watcher.model, "module", watcher.model)).__name__,
+                "optimizer": ", ".join(optimizers) or None,
+                "watch": {
+                    "every": watcher.every,
+                    "sample_every": watcher.sample_every,
+                    "flush_every": watcher.flush_every,
+                    "stats": list(h.stats),
+                },
+                "layout": {
+                    "kinds": h.kinds,
+                    "numel": [int(n) for n in h.numel],
+                    "activations": h.activations,
+                    "hist_edges": h.hist_edges.tolist(),
+                    "meta": json.loads(json.dumps(h.meta, default=str)),
+                },
+            },
+        )
         self._layers_written = False
 
     def _layers(self, history: History) -> list[str]:
@@ -94,25 +114,34 @@ class WatchedRun:
         return list(history.layers)
 
     def write(self, history: History, steps: np.ndarray, values: np.ndarray) -> None:
-        rows = [(step, j, stat, v) for step, per_stat in zip(np.asarray(steps).tolist(), values.tolist())
-                for stat, per_layer in zip(history.stats, per_stat) for j, v in enumerate(per_layer)]
+        rows = [
+            (step, j, stat, v)
+            for step, per_stat in zip(np.asarray(steps).tolist(), values.tolist())
+            for stat, per_layer in zip(history.stats, per_stat)
+            for j, v in enumerate(per_layer)
+        ]
         self.db.add_history(self.run_id, rows, layers=self._layers(history))
 
     def write_histograms(self, history: History, steps: np.ndarray, counts: np.ndarray) -> None:
-        rows = [(step, j, c) for step, per_layer in zip(np.asarray(steps).tolist(), counts.tolist())
-                for j, c in enumerate(per_layer) if sum(c) > 0]
+        rows = [
+            (step, j, c)
+            for step, per_layer in zip(np.asarray(steps).tolist(), counts.tolist())
+            for j, c in enumerate(per_layer)
+            if sum(c) > 0
+        ]
         self.db.add_history(self.run_id, [], layers=self._layers(history), histograms=rows)
 
     def close(self, diagnosis: Any) -> None:
         error = sys.exc_info()[1]  # the watch is being closed because training raised
-        status = ("completed" if error is None else
-                  "interrupted" if isinstance(error, KeyboardInterrupt) else "failed")
-        summary = {"kind": WATCH_KIND}
+        status = "completed" if error is None else "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        summary: dict[str, Any] = {"kind": WATCH_KIND}
         if diagnosis is not None:
-            summary.update(diagnosis=str(diagnosis), healthy=diagnosis.healthy,
-                           findings=[f.to_dict() for f in diagnosis.findings])
-        self.db.finish_run(self.run_id, status, summary=summary,
-                           error=None if error is None else f"{type(error).__name__}: {error}")
+            summary.update(
+                diagnosis=str(diagnosis), healthy=diagnosis.healthy, findings=[f.to_dict() for f in diagnosis.findings]
+            )
+        self.db.finish_run(
+            self.run_id, status, summary=summary, error=None if error is None else f"{type(error).__name__}: {error}"
+        )
         if self._own:
             self.db.close()
 
@@ -125,9 +154,15 @@ def load_history(db: RunStore, run_id: str, stored: dict[str, Any] | None = None
     stored = db.history(run["id"]) if stored is None else stored
     layout = run["config"].get("layout", {}) if is_watched(run) else {}
     names = list(stored["stats"]) or list(run["config"].get("watch", {}).get("stats", []))
-    h = History(stored["layers"], names, kinds=layout.get("kinds", ()), numel=layout.get("numel", ()),
-                activations=layout.get("activations", ()), hist_edges=layout.get("hist_edges", ()),
-                meta=layout.get("meta"))
+    h = History(
+        stored["layers"],
+        names,
+        kinds=layout.get("kinds", ()),
+        numel=layout.get("numel", ()),
+        activations=layout.get("activations", ()),
+        hist_edges=layout.get("hist_edges", ()),
+        meta=layout.get("meta"),
+    )
     if stored["stats"]:
         h.append(stored["steps"], np.stack([stored["stats"][n] for n in names], axis=1))  # [steps, stats, layers]
     hsteps, counts = db.histograms(run["id"])

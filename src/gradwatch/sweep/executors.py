@@ -41,8 +41,10 @@ def _announced(fn: Callable[[Any], Any], index: int, job: Any) -> Any:
 
 
 def _lost_message(tries: int) -> str:
-    return (f"the worker process running it died (killed, out of memory or crashed) on each of {tries} tries; "
-            "run it alone with `gradwatch train` to see why")
+    return (
+        f"the worker process running it died (killed, out of memory or crashed) on each of {tries} tries; "
+        "run it alone with `gradwatch train` to see why"
+    )
 
 
 class InlineExecutor:
@@ -54,8 +56,9 @@ class InlineExecutor:
     def __exit__(self, *exc: Any) -> None:
         pass
 
-    def submit_all(self, fn: Callable[[Any], Any], jobs: Sequence[Any], lost: Lost | None = None
-                   ) -> Iterator[tuple[int, Any]]:
+    def submit_all(
+        self, fn: Callable[[Any], Any], jobs: Sequence[Any], lost: Lost | None = None
+    ) -> Iterator[tuple[int, Any]]:
         for i, job in enumerate(jobs):
             yield i, fn(job)
 
@@ -69,7 +72,7 @@ class ProcessExecutor:
 
     def __init__(self, workers: int):
         self.workers = workers
-        self.pool = None
+        self.pool: Any = None
         self.ctx: Any = None
         self.started: Any = None
 
@@ -87,8 +90,9 @@ class ProcessExecutor:
         from concurrent.futures import ProcessPoolExecutor
 
         self.started = self.ctx.SimpleQueue()
-        self.pool = ProcessPoolExecutor(workers, mp_context=self.ctx, initializer=_init_worker,
-                                        initargs=(os.getpid(), self.started))
+        self.pool = ProcessPoolExecutor(
+            workers, mp_context=self.ctx, initializer=_init_worker, initargs=(os.getpid(), self.started)
+        )
         return self.pool
 
     def __exit__(self, *exc: Any) -> None:
@@ -102,8 +106,9 @@ class ProcessExecutor:
             out.add(self.started.get())
         return out
 
-    def submit_all(self, fn: Callable[[Any], Any], jobs: Sequence[Any], lost: Lost | None = None
-                   ) -> Iterator[tuple[int, Any]]:
+    def submit_all(
+        self, fn: Callable[[Any], Any], jobs: Sequence[Any], lost: Lost | None = None
+    ) -> Iterator[tuple[int, Any]]:
         from collections import Counter
         from concurrent.futures import as_completed
         from concurrent.futures.process import BrokenProcessPool
@@ -170,8 +175,9 @@ class RayExecutor:
         if self.started:
             import_ray().shutdown()
 
-    def submit_all(self, fn: Callable[[Any], Any], jobs: Sequence[Any], lost: Lost | None = None
-                   ) -> Iterator[tuple[int, Any]]:
+    def submit_all(
+        self, fn: Callable[[Any], Any], jobs: Sequence[Any], lost: Lost | None = None
+    ) -> Iterator[tuple[int, Any]]:
         ray = import_ray()
         remote = ray.remote(num_cpus=1, max_retries=RETRIES)(fn)  # Ray runs a job again when its worker dies
         refs = {remote.remote(job): i for i, job in enumerate(jobs)}

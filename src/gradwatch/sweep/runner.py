@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gradwatch.lab.run import new_run_id
-from gradwatch.sweep.keys import run_key
+from gradwatch.lab.keys import run_key
+from gradwatch.store.records import store_record
 from gradwatch.sweep.spec import SweepSpec
 
 Event = Callable[[str, dict[str, Any]], None]  # on_event(kind, record): kind is "done" or "failed"
@@ -22,16 +22,16 @@ Event = Callable[[str, dict[str, Any]], None]  # on_event(kind, record): kind is
 @dataclass
 class Planned:
     key: str
-    config: dict[str, Any]    # the full Config.to_dict()
-    combo: dict[str, Any]     # the swept values (seed excluded)
+    config: dict[str, Any]  # the full Config.to_dict()
+    combo: dict[str, Any]  # the swept values (seed excluded)
 
 
 @dataclass
 class SweepOutcome:
     spec: SweepSpec
     planned: list[Planned]
-    skipped: int = 0                 # completed before this call
-    done: int = 0                    # completed by this call
+    skipped: int = 0  # completed before this call
+    done: int = 0  # completed by this call
     failed: int = 0
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)  # key → stored run (config, summary, …)
     seconds: float = 0.0
@@ -50,37 +50,26 @@ def plan(spec: SweepSpec) -> list[Planned]:
     return out
 
 
-def store_record(store: Any, key: str, record: dict[str, Any]) -> str:
-    """Write one worker record into the store as a finished run, in one transaction; returns its id."""
-    import bisect
-
-    run_id = new_run_id()
-    rows = sorted(record.get("history", []))
-    steps = [r[0] for r in rows]
-    with store.batch():
-        store.start_run(run_id, record["config"], key=key)
-        start = 0
-        for m in record["metrics"]:  # each epoch's rows: the steps up to its last one
-            end = max(start, bisect.bisect_right(steps, m.get("step", 0)))
-            store.add_epoch(run_id, m["epoch"], m, layers=record.get("layers", ()), history=rows[start:end])
-            start = end
-        store.finish_run(run_id, record["status"], summary=record["summary"], error=record.get("error"))
-    return run_id
-
-
 def make_jobs(todo: list[Planned], vmap: bool) -> list[dict[str, Any]]:
     """One job per run, or with ``vmap`` one job per group of runs the batched trainer can train together."""
     if not vmap:
         return [{"configs": [p.config], "batched": False} for p in todo]
-    from gradwatch.sweep.batched import group_configs
+    from gradwatch.lab.batched import group_configs
 
-    return [{"configs": group, "batched": len(group) > 1}
-            for group in group_configs([p.config for p in todo])]
+    return [{"configs": group, "batched": len(group) > 1} for group in group_configs([p.config for p in todo])]
 
 
-def run_sweep(spec: SweepSpec, store_path: str, *, workers: int = 1, backend: str = "process",
-              ray_address: str | None = None, vmap: bool = False, on_start: Callable[[int, int], None] | None = None,
-              on_event: Event | None = None) -> SweepOutcome:
+def run_sweep(
+    spec: SweepSpec,
+    store_path: str,
+    *,
+    workers: int = 1,
+    backend: str = "process",
+    ray_address: str | None = None,
+    vmap: bool = False,
+    on_start: Callable[[int, int], None] | None = None,
+    on_event: Event | None = None,
+) -> SweepOutcome:
     """Run every not yet completed run of ``spec`` and return the outcome (all runs of the spec, read back).
 
     ``on_start(total, skipped)`` is called once the plan is known; ``on_event(kind, record)`` after each run.

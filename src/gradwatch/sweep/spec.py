@@ -40,8 +40,8 @@ RANGE_FORMS = ("log", "lin", "range")
 LIST_FIELDS = ("sizes", "tbptt")
 NONE_WORDS = ("none", "null")
 FILE_KEYS = ("seeds", "fixed", "params")
-MAX_VALUES = 1_000_000    # values one range form may expand to
-MAX_RUNS = 10_000         # runs a sweep may have without being confirmed (``--yes``, ``confirm=True``)
+MAX_VALUES = 1_000_000  # values one range form may expand to
+MAX_RUNS = 10_000  # runs a sweep may have without being confirmed (``--yes``, ``confirm=True``)
 
 
 def _fields() -> dict[str, Any]:
@@ -54,8 +54,9 @@ def check_field(name: str, param: str = "param") -> str:
     """``name`` (dashes allowed) as a Config field name, or a ConfigError naming the allowed ones."""
     key = name.strip().replace("-", "_")
     if key not in _fields():
-        raise ConfigError(param, name, "expected a field of lab.Config (the flags of `gradwatch train`): "
-                                       + ", ".join(_fields()))
+        raise ConfigError(
+            param, name, "expected a field of lab.Config (the flags of `gradwatch train`): " + ", ".join(_fields())
+        )
     return key
 
 
@@ -89,8 +90,11 @@ def _scalar(name: str, text: str) -> Any:
 def expand_range(name: str, text: str) -> list[Any]:
     """The values of one range form (see the module docstring)."""
     form, *parts = text.split(":")
-    usage = {"log": "log:START:STOP:N with 0 < START, STOP and N ≥ 2", "lin": "lin:START:STOP:N with N ≥ 2",
-             "range": "range:START:STOP:STEP with STEP > 0"}[form]
+    usage = {
+        "log": "log:START:STOP:N with 0 < START, STOP and N ≥ 2",
+        "lin": "lin:START:STOP:N with N ≥ 2",
+        "range": "range:START:STOP:STEP with STEP > 0",
+    }[form]
     try:
         start, stop, third = (float(p) for p in parts)
     except ValueError:
@@ -131,8 +135,9 @@ def parse_values(name: str, text: str) -> list[Any]:
 def parse_param(text: str) -> tuple[str, list[Any]]:
     """``NAME=V1,V2`` → (field name, values)."""
     if "=" not in text:
-        raise ConfigError("param", text, "expected NAME=V1,V2,... (or NAME=log:START:STOP:N, "
-                                         "NAME=range:START:STOP:STEP)")
+        raise ConfigError(
+            "param", text, "expected NAME=V1,V2,... (or NAME=log:START:STOP:N, NAME=range:START:STOP:STEP)"
+        )
     name, values = text.split("=", 1)
     key = check_field(name)
     return key, parse_values(key, values)
@@ -171,8 +176,9 @@ class SweepSpec:
         if n > MAX_RUNS and not confirmed:
             seeds = 1 if "seed" in self.params else len(self.seeds)
             shape = " × ".join([f"{k}: {len(v):,} values" for k, v in self.params.items()] + [f"{seeds} seed(s)"])
-            raise ConfigError("param", shape, f"{n:,} runs, more than {MAX_RUNS:,}: pass --yes to run them all, or "
-                                              "sweep fewer values")
+            raise ConfigError(
+                "param", shape, f"{n:,} runs, more than {MAX_RUNS:,}: pass --yes to run them all, or sweep fewer values"
+            )
         return n
 
     @property
@@ -252,8 +258,9 @@ def from_file(path: str | Path) -> SweepSpec:
     return SweepSpec(params=params, fixed=fixed, seeds=seeds)
 
 
-def merge(base: SweepSpec | None, params: Iterable[str] = (), fixed: dict[str, Any] | None = None,
-          seeds: int | None = None) -> SweepSpec:
+def merge(
+    base: SweepSpec | None, params: Iterable[str] = (), fixed: dict[str, Any] | None = None, seeds: int | None = None
+) -> SweepSpec:
     """A file's spec (or an empty one) with command-line ``--param``, fixed flags and ``--seeds`` on top."""
     spec = base or SweepSpec()
     new_params = dict(spec.params)
@@ -261,14 +268,20 @@ def merge(base: SweepSpec | None, params: Iterable[str] = (), fixed: dict[str, A
     for text in params:
         name, values = parse_param(text)
         if name in given:
-            raise ConfigError("param", text, f"{name} is swept twice (also {given[name]!r}); give all its values "
-                                             f"once, e.g. {name}=2,3")
+            raise ConfigError(
+                "param",
+                text,
+                f"{name} is swept twice (also {given[name]!r}); give all its values once, e.g. {name}=2,3",
+            )
         given[name] = text
         new_params[name] = values
     both = sorted(set(given) & set(fixed or {}))
     if both:
-        raise ConfigError("param", given[both[0]], f"{both[0]} is both swept here and fixed by "
-                                                   f"--{both[0].replace('_', '-')}: give one of them")
+        raise ConfigError(
+            "param",
+            given[both[0]],
+            f"{both[0]} is both swept here and fixed by --{both[0].replace('_', '-')}: give one of them",
+        )
     for name in fixed or {}:  # a flag given here overrides the sweep file's values of that knob
         if name in new_params and name not in given:
             del new_params[name]

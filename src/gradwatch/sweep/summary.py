@@ -48,7 +48,7 @@ class Stat:
         if math.isnan(self.mean):
             return "—"
         if self.log:
-            return f"{self.mean:.3g} ×/÷ {10 ** self.spread:.2g}"
+            return f"{self.mean:.3g} ×/÷ {10**self.spread:.2g}"
         return f"{self.mean:.4g} ± {self.spread:.2g}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,8 +63,12 @@ class ConfigSummary:
     run_ids: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"params": self.combo, "seeds": self.seeds, "run_ids": self.run_ids,
-                **{k: s.to_dict() for k, s in self.stats.items()}}
+        return {
+            "params": self.combo,
+            "seeds": self.seeds,
+            "run_ids": self.run_ids,
+            **{k: s.to_dict() for k, s in self.stats.items()},
+        }
 
 
 def best_metric(rows: Sequence[ConfigSummary]) -> tuple[str, bool]:

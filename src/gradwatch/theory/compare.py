@@ -1,9 +1,10 @@
-"""Predictions beside measurements: random MLPs at initialisation, per-layer gradient norms measured by
-:func:`gradwatch.watch` and predicted by :func:`~gradwatch.theory.init_variance.variance_propagation`.
+"""Predictions beside measurements: random MLPs at initialisation, per-layer weight-gradient norms measured (by
+autograd: the ``grad_norm`` that :func:`gradwatch.watch` records) and predicted by
+:func:`~gradwatch.theory.init_variance.variance_propagation`.
 
 Each example x ~ N(0, input_var·I) gets its own backward pass of L = gᵀ m(x) with g ~ N(0, I) (so ∂L/∂output
-has unit variance, as the prediction assumes) and its own ``w.step()``; the measured value per layer is the
-root mean square of ‖∂L/∂W‖ over examples and networks.
+has unit variance, as the prediction assumes); the measured value per layer is the root mean square of ‖∂L/∂W‖
+over examples and networks.
 """
 
 from __future__ import annotations
@@ -59,9 +60,8 @@ def compare_at_init(
     progress: Callable[[int, int], None] | None = None,
 ) -> InitComparison:
     """Build ``nets`` random MLPs ``[inputs] + [width]·depth + [outputs]`` (default: all ``width``), measure
-    per-layer weight-gradient norms with ``watch`` and put them beside the variance-propagation prediction."""
-    import gradwatch as gw
-
+    per-layer weight-gradient norms ‖∂L/∂W‖ (what ``watch`` records as ``grad_norm``) and put them beside the
+    variance-propagation prediction."""
     for name, v in (("width", width), ("depth", depth), ("nets", nets), ("examples", examples)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(name, v, "expected a positive integer")
@@ -79,14 +79,14 @@ def compare_at_init(
     squares = []
     for n in range(nets):
         model = init_linear_layers(mlp(sizes, activation), init, init_std=init_std, generator=gen)
-        with gw.watch(model, param_names=("weight",)) as w:
-            for _ in range(examples):
-                x = torch.randn(1, sizes[0], generator=gen) * math.sqrt(input_var)  # one example   (1, n_0)
-                out = model(x)  # (1, n_L)
-                model.zero_grad(set_to_none=True)
-                (out * torch.randn(out.shape, generator=gen)).sum().backward()
-                w.step()
-        squares.append(w.history.stat("grad_norm") ** 2)  # [examples, layers]
+        weights = [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]  # input to output
+        norms = []
+        for _ in range(examples):
+            x = torch.randn(1, sizes[0], generator=gen) * math.sqrt(input_var)  # one example   (1, n_0)
+            out = model(x)  # (1, n_L)
+            grads = torch.autograd.grad((out * torch.randn(out.shape, generator=gen)).sum(), weights)
+            norms.append(torch.stack([g.norm() for g in grads]))
+        squares.append(torch.stack(norms).double().numpy() ** 2)  # [examples, layers]
         if progress:
             progress(n + 1, nets)
     measured = np.sqrt(np.concatenate(squares).mean(axis=0))

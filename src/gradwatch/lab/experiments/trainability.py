@@ -9,7 +9,7 @@ gradient and stay near chance; the deepest trainable nets sit at the critical σ
 ξ_c diverges.
 
 All σ_w² and seeds of one depth differ only in init scale and seed, so they are trained as one vmapped model
-(:mod:`gradwatch.sweep.batched`); the runs are stored under their sweep keys in ``--store`` (a re-run trains
+(:mod:`gradwatch.lab.batched`); the runs are stored under their run keys in ``--store`` (a re-run trains
 only what is missing) and the plots read them back.
 
 How this differs from the paper: Schoenholz et al. train nets of a few hundred units and up to a few hundred
@@ -73,43 +73,32 @@ def band_around(learned: np.ndarray, at: int) -> bool:
 
 
 def _run(cfg: TrainabilityConfig, progress: Progress) -> ExperimentResult:
+    from gradwatch.lab.batched import group_configs, train_batched_records
+    from gradwatch.lab.config import Config
+    from gradwatch.lab.keys import run_key
     from gradwatch.store import RunStore
-    from gradwatch.sweep.batched import group_configs, train_batched_records
-    from gradwatch.sweep.runner import plan, store_record
-    from gradwatch.sweep.spec import SweepSpec
+    from gradwatch.store.records import store_record
     from gradwatch.theory.meanfield import critical_sigma_w2, mean_field
 
     width = min(cfg.width, 32) if cfg.quick else cfg.width
     steps = min(cfg.steps, 300) if cfg.quick else cfg.steps
     seeds = min(cfg.seeds, 2) if cfg.quick else cfg.seeds
     sw2s, depths = (QUICK_SIGMA_W2, QUICK_DEPTHS) if cfg.quick else (FULL_SIGMA_W2, FULL_DEPTHS)
-    spec = SweepSpec(
-        params={"depth": depths, "init_std": [math.sqrt(s / width) for s in sw2s]},
-        fixed=dict(
-            activation="tanh",
-            init="normal",
-            width=width,
-            optimizer="sgd",
-            lr=cfg.lr,
-            batch_size=cfg.batch_size,
-            epochs=10**6,
-            steps=steps,
-            dataset=cfg.dataset,
-            data_dir=cfg.data_dir,
-        ),
-        seeds=[cfg.seed + k for k in range(seeds)],
-    )
-    planned = plan(spec)
+    fixed = dict(activation="tanh", init="normal", width=width, optimizer="sgd", lr=cfg.lr,
+                 batch_size=cfg.batch_size, epochs=10**6, steps=steps, dataset=cfg.dataset, data_dir=cfg.data_dir)
+    planned: dict[str, dict] = {}  # run key → full config, depth-major then σ_w² then seed (seeds innermost)
+    for depth in depths:
+        for s in sw2s:
+            for k in range(seeds):
+                run = Config(**fixed, depth=depth, init_std=math.sqrt(s / width), seed=cfg.seed + k).to_dict()
+                planned.setdefault(run_key(run), run)
     with RunStore(cfg.store) as store:
-        done = store.completed(p.key for p in planned)
-        todo = [p for p in planned if p.key not in done]
-        keys = {p.key: p for p in todo}
-        from gradwatch.sweep.keys import run_key
-
-        for group in progress.track(group_configs([p.config for p in todo]), "depths (σ_w² × seeds batched)"):
+        done = store.completed(planned)
+        todo = [c for key, c in planned.items() if key not in done]
+        for group in progress.track(group_configs(todo), "depths (σ_w² × seeds batched)"):
             for record in train_batched_records(group):
-                store_record(store, keys[run_key(record["config"])].key, record)
-        runs = list(store.completed(p.key for p in planned).values())
+                store_record(store, run_key(record["config"]), record)
+        runs = list(store.completed(planned).values())
     failed = len(planned) - len(runs)
     acc: dict[tuple[float, int], list[float]] = {}
     for r in runs:

@@ -2,7 +2,8 @@
 
 A key is the first 16 hex digits of the SHA-256 of the config as JSON with sorted keys and no whitespace. The
 config is the complete one (every field, defaults written out), so ``Config(depth=3)`` and ``Config()`` have the
-same key, and a stored config (``RunStore`` keeps ``to_dict()``) hashes to the key it was stored under.
+same key, and a stored config (``RunStore`` keeps ``to_dict()``) hashes to the key it was stored under. The
+key of a lab run, its config completed with the lab's defaults first, is :func:`gradwatch.lab.keys.run_key`.
 """
 
 from __future__ import annotations
@@ -19,12 +20,3 @@ def config_key(config: Any) -> str:
     cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     text = json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:KEY_LENGTH]
-
-
-def run_key(config: dict[str, Any] | Any) -> str:
-    """The key of a lab run: the config is completed with ``lab.Config``'s defaults first, so that a partial
-    dict and the full config of the same run agree."""
-    from gradwatch.lab.config import Config
-
-    cfg = config if hasattr(config, "to_dict") else Config(**config)
-    return config_key(cfg.to_dict())

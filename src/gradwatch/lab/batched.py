@@ -25,6 +25,8 @@ import torch
 from torch import Tensor
 
 from gradwatch.lab.config import Config
+from gradwatch.lab.records import failed_record, grad_ratio
+from gradwatch.store.keys import config_key
 
 VARYING = ("seed", "init", "init_std", "init_mode", "bias_init", "lr", "momentum")  # may differ inside a group
 MAX_GROUP = 64              # members per batched model
@@ -50,8 +52,6 @@ def batchable(cfg: Config) -> str | None:
 
 
 def group_key(cfg: dict[str, Any]) -> str:
-    from gradwatch.sweep.keys import config_key
-
     return config_key({k: v for k, v in cfg.items() if k not in VARYING})
 
 
@@ -138,7 +138,6 @@ def train_batched(configs: list[dict[str, Any]], dtype: torch.dtype | str | None
     from gradwatch.lab.models import build_model
     from gradwatch.lab.prepare import prepare, task_loss
     from gradwatch.lab.sampling import epoch_order
-    from gradwatch.sweep.worker import grad_ratio
 
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     cfgs = [Config(**c) for c in configs]
@@ -166,8 +165,8 @@ def train_batched(configs: list[dict[str, Any]], dtype: torch.dtype | str | None
         for c in cfgs:
             torch.manual_seed(c.seed)
             gens.append(torch.Generator().manual_seed(c.seed))
-            m = build_model(c, d0.n_in, d0.n_out, image_shape=d0.image_shape, generator=gens[-1])
-            models.append(m.to(dtype) if dtype is not None else m)
+            net = build_model(c, d0.n_in, d0.n_out, image_shape=d0.image_shape, generator=gens[-1])
+            models.append(net.to(dtype) if dtype is not None else net)
     params, buffers = stack_module_state(models)
     params = {k: v.detach() for k, v in params.items()}
     base = models[0]
@@ -237,8 +236,8 @@ def train_batched(configs: list[dict[str, Any]], dtype: torch.dtype | str | None
     records = []
     for m, c in enumerate(cfgs):
         final = metrics[m][-1]
-        summary = {k: final[k] for k in ("epoch", "step", "loss", "accuracy", "test_loss", "test_accuracy")
-                   if k in final}
+        kept = ("epoch", "step", "loss", "accuracy", "test_loss", "test_accuracy")
+        summary: dict[str, Any] = {k: final[k] for k in kept if k in final}
         summary.update(source=d0.source, grad_ratio=grad_ratio(norms[:, m]), batched=members)
         records.append({"config": c.to_dict(), "status": "completed", "error": None, "metrics": metrics[m],
                         "layers": layers, "history": history[m], "summary": summary, "started": time.time()})
@@ -250,6 +249,4 @@ def train_batched_records(configs: list[dict[str, Any]], dtype: Any = None) -> l
     try:
         return train_batched(configs, dtype).records
     except Exception as exc:
-        from gradwatch.sweep.worker import failed_record
-
         return [failed_record(c, f"{type(exc).__name__}: {exc}") for c in configs]
