@@ -54,8 +54,12 @@ def report_of(watcher: Watcher, console: Any = None, *, html: Any = None, **thre
 
         if not isinstance(html, (str, os.PathLike)):
             raise TypeError(f"html={html!r} is not allowed: expected the path of the .html file to write")
-        return write_watch_page(html, watcher.history, diagnosis_of(watcher, **thresholds),
-                                title=watcher.name or type(unwrap(watcher.model)).__name__)
+        return write_watch_page(
+            html,
+            watcher.history,
+            diagnosis_of(watcher, **thresholds),
+            title=watcher.name or type(unwrap(watcher.model)).__name__,
+        )
     from gradwatch.report.watch_table import print_watch_report
 
     print_watch_report(watcher.history, diagnosis_of(watcher, **thresholds), console=console)

@@ -29,23 +29,28 @@ from gradwatch.lab.records import failed_record, grad_ratio
 from gradwatch.store.keys import config_key
 
 VARYING = ("seed", "init", "init_std", "init_mode", "bias_init", "lr", "momentum")  # may differ inside a group
-MAX_GROUP = 64              # members per batched model
-EVAL_CHUNK = 1024           # examples per batched forward pass when evaluating
+MAX_GROUP = 64  # members per batched model
+EVAL_CHUNK = 1024  # examples per batched forward pass when evaluating
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which lab.train uses
 
 
 def batchable(cfg: Config) -> str | None:
     """None when ``cfg`` can be trained batched; otherwise the reason it cannot."""
     checks = [
-        (cfg.model == "mlp", "model is not mlp"), (cfg.norm == "none", "normalisation"),
-        (not cfg.residual, "residual connections"), (cfg.dropout == 0, "dropout"), (cfg.affine == "dense", "affine"),
+        (cfg.model == "mlp", "model is not mlp"),
+        (cfg.norm == "none", "normalisation"),
+        (not cfg.residual, "residual connections"),
+        (cfg.dropout == 0, "dropout"),
+        (cfg.affine == "dense", "affine"),
         (cfg.clip_norm is None and cfg.clip_value is None, "gradient clipping"),
         (cfg.max_spectral_norm is None and cfg.max_abs_weight is None, "weight constraints"),
         (cfg.l1 == 0 and cfg.l2 == 0 and cfg.weight_decay == 0, "penalties / weight decay"),
-        (cfg.hard_examples == 0, "hard-example sampling"), (cfg.augment_noise == 0 and cfg.augment_shift == 0,
-                                                          "augmentation"),
-        (cfg.early_stopping is None, "early stopping"), (cfg.schedule == "none", "learning-rate schedule"),
-        (cfg.pretrain == "none", "pretraining"), (cfg.init != "lsuv", "LSUV init"),
+        (cfg.hard_examples == 0, "hard-example sampling"),
+        (cfg.augment_noise == 0 and cfg.augment_shift == 0, "augmentation"),
+        (cfg.early_stopping is None, "early stopping"),
+        (cfg.schedule == "none", "learning-rate schedule"),
+        (cfg.pretrain == "none", "pretraining"),
+        (cfg.init != "lsuv", "LSUV init"),
         (cfg.activation != "prelu", "PReLU has parameters"),
     ]
     return next((why for ok, why in checks if not ok), None)
@@ -73,8 +78,8 @@ def group_configs(configs: list[dict[str, Any]], max_size: int = MAX_GROUP) -> l
 
 @dataclass
 class BatchedResult:
-    records: list[dict[str, Any]]     # one per member, as sweep workers return them
-    params: dict[str, Tensor]         # final parameters, stacked [members, ...]
+    records: list[dict[str, Any]]  # one per member, as sweep workers return them
+    params: dict[str, Tensor]  # final parameters, stacked [members, ...]
     layers: list[str]
 
 
@@ -159,7 +164,7 @@ def train_batched(configs: list[dict[str, Any]], dtype: torch.dtype | str | None
     y_train = torch.stack([prepared[s].y_train for s in seeds])
     x_test = conv(torch.stack([prepared[s].x_test for s in seeds]))
     y_test = torch.stack([prepared[s].y_test for s in seeds])
-    member_data = torch.tensor([seeds.index(c.seed) for c in cfgs])          # [members]
+    member_data = torch.tensor([seeds.index(c.seed) for c in cfgs])  # [members]
     gens, models = [], []
     with torch.random.fork_rng(devices=[]):
         for c in cfgs:
@@ -190,12 +195,15 @@ def train_batched(configs: list[dict[str, Any]], dtype: torch.dtype | str | None
 
     @torch.no_grad()
     def evaluate(x: Tensor, y: Tensor) -> tuple[list[float], list[float | None]]:
-        xs, ys = x[member_data], y[member_data]                                 # [members, n, …]
-        outs = torch.cat([forward(params, buffers, xs[:, i:i + EVAL_CHUNK]) for i in range(0, xs.shape[1],
-                                                                                         EVAL_CHUNK)], dim=1)
+        xs, ys = x[member_data], y[member_data]  # [members, n, …]
+        outs = torch.cat(
+            [forward(params, buffers, xs[:, i : i + EVAL_CHUNK]) for i in range(0, xs.shape[1], EVAL_CHUNK)], dim=1
+        )
         losses = [float(task_loss(outs[m], ys[m], loss_name)) for m in range(members)]
-        acc = [None if ys.is_floating_point() else float((outs[m].argmax(-1) == ys[m]).float().mean())
-               for m in range(members)]
+        acc = [
+            None if ys.is_floating_point() else float((outs[m].argmax(-1) == ys[m]).float().mean())
+            for m in range(members)
+        ]
         return losses, acc
 
     for epoch in range(1, cfg0.epochs + 1):
@@ -203,13 +211,14 @@ def train_batched(configs: list[dict[str, Any]], dtype: torch.dtype | str | None
         orders = [epoch_order(n, cfg0.batch_size, cfg0.shuffle, 0.0, example_loss, g) for g in gens]
         losses, gnorms, layer_norms, steps = [], [], [], []
         for b in range(len(orders[0])):
-            idx = torch.stack([o[b] for o in orders])                              # [members, batch]
-            xb = x_train[member_data[:, None], idx]                                # [members, batch, features]
+            idx = torch.stack([o[b] for o in orders])  # [members, batch]
+            xb = x_train[member_data[:, None], idx]  # [members, batch, features]
             yb = y_train[member_data[:, None], idx]
             grads, loss = step_fn(params, buffers, xb, yb)
             sq = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads.values()], dim=1)  # [members, params]
-            per_layer = torch.zeros(members, n_layers, dtype=sq.dtype).index_add_(
-                1, torch.tensor(layer_of), sq).sqrt()                              # [members, layers]
+            per_layer = (
+                torch.zeros(members, n_layers, dtype=sq.dtype).index_add_(1, torch.tensor(layer_of), sq).sqrt()
+            )  # [members, layers]
             gnorms.append(sq.sum(1).sqrt())
             layer_norms.append(per_layer)
             losses.append(loss.detach())
@@ -223,24 +232,43 @@ def train_batched(configs: list[dict[str, Any]], dtype: torch.dtype | str | None
         norms_all.append(ln_t)
         train_eval, test_eval = evaluate(x_train, y_train), evaluate(x_test, y_test)
         for m in range(members):
-            row = {"epoch": epoch, "step": step, "loss": float(loss_t[:, m].mean()), "lr": cfgs[m].lr,
-                   "grad_norm": float(gn_t[:, m].mean()), "grad_norm_max": float(gn_t[:, m].max()),
-                   "seconds": seconds, "train_loss": train_eval[0][m], "accuracy": train_eval[1][m],
-                   "test_loss": test_eval[0][m], "test_accuracy": test_eval[1][m]}
+            row = {
+                "epoch": epoch,
+                "step": step,
+                "loss": float(loss_t[:, m].mean()),
+                "lr": cfgs[m].lr,
+                "grad_norm": float(gn_t[:, m].mean()),
+                "grad_norm_max": float(gn_t[:, m].max()),
+                "seconds": seconds,
+                "train_loss": train_eval[0][m],
+                "accuracy": train_eval[1][m],
+                "test_loss": test_eval[0][m],
+                "test_accuracy": test_eval[1][m],
+            }
             metrics[m].append({k: v for k, v in row.items() if v is not None})
             vals = ln_t[:, m].tolist()
             history[m].extend((s, j, "grad_norm", v) for s, row_ in zip(steps, vals) for j, v in enumerate(row_))
         if cfg0.steps is not None and step >= cfg0.steps:
             break
-    norms = torch.cat(norms_all).double().numpy()                                  # [steps, members, layers]
+    norms = torch.cat(norms_all).double().numpy()  # [steps, members, layers]
     records = []
     for m, c in enumerate(cfgs):
         final = metrics[m][-1]
         kept = ("epoch", "step", "loss", "accuracy", "test_loss", "test_accuracy")
         summary: dict[str, Any] = {k: final[k] for k in kept if k in final}
         summary.update(source=d0.source, grad_ratio=grad_ratio(norms[:, m]), batched=members)
-        records.append({"config": c.to_dict(), "status": "completed", "error": None, "metrics": metrics[m],
-                        "layers": layers, "history": history[m], "summary": summary, "started": time.time()})
+        records.append(
+            {
+                "config": c.to_dict(),
+                "status": "completed",
+                "error": None,
+                "metrics": metrics[m],
+                "layers": layers,
+                "history": history[m],
+                "summary": summary,
+                "started": time.time(),
+            }
+        )
     return BatchedResult(records, params, layers)
 
 

@@ -36,8 +36,16 @@ def _history_norms(rows: list[tuple[int, int, str, float]], n_layers: int) -> np
 
 def failed_record(config: dict[str, Any], error: str, started: float | None = None) -> dict[str, Any]:
     """The record of a run that failed: its config and the error, nothing measured."""
-    return {"config": config, "status": "failed", "error": error, "metrics": [], "layers": [], "history": [],
-            "summary": {}, "started": time.time() if started is None else started}
+    return {
+        "config": config,
+        "status": "failed",
+        "error": error,
+        "metrics": [],
+        "layers": [],
+        "history": [],
+        "summary": {},
+        "started": time.time() if started is None else started,
+    }
 
 
 def train_record(config: dict[str, Any]) -> dict[str, Any]:
@@ -55,5 +63,13 @@ def train_record(config: dict[str, Any]) -> dict[str, Any]:
     layers, rows = history_rows(run.history)
     summary = run.summary()
     summary["grad_ratio"] = grad_ratio(_history_norms(rows, len(layers))) if layers else math.nan
-    return {"config": cfg.to_dict(), "status": run.status, "error": None, "metrics": run.metrics,
-            "layers": layers, "history": rows, "summary": summary, "started": start}
+    return {
+        "config": cfg.to_dict(),
+        "status": run.status,
+        "error": None,
+        "metrics": run.metrics,
+        "layers": layers,
+        "history": rows,
+        "summary": summary,
+        "started": start,
+    }

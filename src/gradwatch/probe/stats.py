@@ -206,7 +206,10 @@ class GradNormPreclip(Stat):
 
 
 class GradAbsMean(Stat):
-    name, doc = "grad_abs_mean", "mean |∂L/∂θ| over the layer's parameter elements (the paralysis table of Polykovskiy, Technosphere lecture 5)"
+    name = "grad_abs_mean"
+    doc = (
+        "mean |∂L/∂θ| over the layer's parameter elements (the paralysis table of Polykovskiy, Technosphere lecture 5)"
+    )
     needs = ("grad_abs", "grad_count")
 
     def finish(self, raw):

@@ -89,8 +89,9 @@ def _optimizers(optimizer: Any) -> list[torch.optim.Optimizer]:
     items = list(optimizer) if isinstance(optimizer, (list, tuple)) else [optimizer]
     for o in items:
         if not isinstance(o, torch.optim.Optimizer):
-            raise ConfigError("optimizer", type(o).__name__,
-                              "expected a torch.optim.Optimizer, a list of them, or None")
+            raise ConfigError(
+                "optimizer", type(o).__name__, "expected a torch.optim.Optimizer, a list of them, or None"
+            )
     if not items:
         raise ConfigError("optimizer", [], "expected a torch.optim.Optimizer, a non-empty list of them, or None")
     return items
@@ -98,8 +99,10 @@ def _optimizers(optimizer: Any) -> list[torch.optim.Optimizer]:
 
 def _resolve_stats(stats: str | Iterable[str], has_optimizer: bool) -> list[str]:
     if not isinstance(stats, (str, list, tuple, set, frozenset)):
-        raise TypeError(f"stats={stats!r} is not allowed: expected 'default', 'full' or a list of statistic names "
-                        "(" + ", ".join(ALL_STATS) + ")")
+        raise TypeError(
+            f"stats={stats!r} is not allowed: expected 'default', 'full' or a list of statistic names "
+            "(" + ", ".join(ALL_STATS) + ")"
+        )
     if isinstance(stats, str):
         check_choice("stats", stats, ("default", "full"))
         names = list(DEFAULT_STATS if stats == "default" else ALL_STATS)
@@ -129,11 +132,24 @@ class _Cached:
 class Watcher:
     """Records per-layer statistics of ``model`` while it trains; see :func:`watch`."""
 
-    def __init__(self, model: nn.Module, optimizer: Any = None, every: int = 1, *,
-                 stats: str | Iterable[str] = "default", sample_every: int = 10, flush_every: int = 50,
-                 on_nonfinite: str = "record", param_names: Sequence[str] | None = None, start_step: int = 0,
-                 sinks: Sequence[Any] = (), store: Any = None, name: str | None = None, config: Any = None,
-                 outlet: Any = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: Any = None,
+        every: int = 1,
+        *,
+        stats: str | Iterable[str] = "default",
+        sample_every: int = 10,
+        flush_every: int = 50,
+        on_nonfinite: str = "record",
+        param_names: Sequence[str] | None = None,
+        start_step: int = 0,
+        sinks: Sequence[Any] = (),
+        store: Any = None,
+        name: str | None = None,
+        config: Any = None,
+        outlet: Any = None,
+    ):
         if not isinstance(model, nn.Module):
             raise ConfigError("model", type(model).__name__, "expected a torch.nn.Module")
         self.optimizers = _optimizers(optimizer)
@@ -153,6 +169,7 @@ class Watcher:
         def measured(every_step: bool | None) -> list[str]:  # the per-parameter measurements these stats need
             needs = {a for s in self._stats if every_step is None or s.every_step == every_step for a in s.needs}
             return [r for r in RAW if PER_PARAM[r][0] in needs]
+
         raw = measured(None)
         self._raw_every = [r for r in measured(True) if r.startswith("grad_")]
         self._raw_sampled = [r for r in raw if r.startswith("grad_") and r not in self._raw_every]
@@ -161,33 +178,59 @@ class Watcher:
         self._update = "delta_l2" in raw
         self._preclip = "preclip_l2" in raw
         self._guard = Guard(passthrough=(NonFiniteGradientError,))
-        self._probes = LayerProbes(self.layers, [FORWARD_STATS[s] for s in names if s in FORWARD_STATS],
-                                   [BACKWARD_STATS[s] for s in names if s in BACKWARD_STATS], self._guard)
+        self._probes = LayerProbes(
+            self.layers,
+            [FORWARD_STATS[s] for s in names if s in FORWARD_STATS],
+            [BACKWARD_STATS[s] for s in names if s in BACKWARD_STATS],
+            self._guard,
+        )
         self._histograms = HISTOGRAM in names
         self._locator = Locator(self.layers) if self.on_nonfinite == "locate" else None
         self._params = [p for l in self.layers for p in l.params]
         # grad_dead reads whole rows of ∂L/∂W: not for sharded parameters (FSDP2), whose rows are split over ranks
-        self._dead = DeadRows(self.layers, self._params) if GRAD_DEAD in names and not is_sharded(self._params) \
-            else None
+        self._dead = (
+            DeadRows(self.layers, self._params) if GRAD_DEAD in names and not is_sharded(self._params) else None
+        )
         self._dead_now: Tensor | None = None  # grad_dead of the current row
-        hook_names = (self._probes.names + (list(self._locator.names) if self._locator else [])
-                      + ([GRAD_DEAD] if self._dead is not None else []))
+        hook_names = (
+            self._probes.names
+            + (list(self._locator.names) if self._locator else [])
+            + ([GRAD_DEAD] if self._dead is not None else [])
+        )
         self._owner = [i for i, l in enumerate(self.layers) for _ in l.params]
         self._device = self._params[0].device
-        self._queue = RowQueue(raw, self._stats, hook_names, self._owner,
-                               [local(p).numel() for p in self._params], n, self._device, is_sharded(self._params))
+        self._queue = RowQueue(
+            raw,
+            self._stats,
+            hook_names,
+            self._owner,
+            [local(p).numel() for p in self._params],
+            n,
+            self._device,
+            is_sharded(self._params),
+        )
         self._local = local if self._queue.sharded else stored  # a sparse gradient: its stored values
         self._history = History(
-            [l.name for l in self.layers], [s.name for s in self._stats] + hook_names,
-            kinds=[l.kind for l in self.layers], numel=[l.numel for l in self.layers],
+            [l.name for l in self.layers],
+            [s.name for s in self._stats] + hook_names,
+            kinds=[l.kind for l in self.layers],
+            numel=[l.numel for l in self.layers],
             activations=[l.activation.fn.name if l.activation else None for l in self.layers],
             hist_edges=HIST_EDGES.tolist() if self._histograms else (),
-            meta={"every": self.every, "sample_every": self.sample_every, "activation_scope": _scope(),
-                  "chain": _is_chain(unwrap(model)), "optimizers": [type(o).__name__ for o in self.optimizers],
-                  "aliases": {l.name: l.aliases for l in self.layers if l.aliases},
-                  "param_names": list(param_names) if param_names is not None else None,
-                  "sharded": self._queue.sharded, "skipped_steps": [], "disabled": {},
-                  "vectors": [all(p.dim() <= 1 for p in l.params) for l in self.layers]})
+            meta={
+                "every": self.every,
+                "sample_every": self.sample_every,
+                "activation_scope": _scope(),
+                "chain": _is_chain(unwrap(model)),
+                "optimizers": [type(o).__name__ for o in self.optimizers],
+                "aliases": {l.name: l.aliases for l in self.layers if l.aliases},
+                "param_names": list(param_names) if param_names is not None else None,
+                "sharded": self._queue.sharded,
+                "skipped_steps": [],
+                "disabled": {},
+                "vectors": [all(p.dim() <= 1 for p in l.params) for l in self.layers],
+            },
+        )
 
         self._index = {id(p): i for i, p in enumerate(self._params)}
         self._measured: dict[int, tuple[tuple[int, ...], list[int], list[int]]] = {}  # k -> (signature, measured,
@@ -204,8 +247,10 @@ class Watcher:
         self._closed = False
         self._handles = []
         for k, opt in enumerate(self.optimizers):
-            self._handles += [opt.register_step_pre_hook(lambda *_, k=k: self._before_step(k)),
-                              opt.register_step_post_hook(lambda *_, k=k: self._after_step(k))]
+            self._handles += [
+                opt.register_step_pre_hook(lambda *_, k=k: self._before_step(k)),
+                opt.register_step_post_hook(lambda *_, k=k: self._after_step(k)),
+            ]
         self._graph = GraphProbe(unwrap(model), {id(p): o for p, o in zip(self._params, self._owner)}, n, self._guard)
         self._preclips = PreClip(self._params, self._backward_end) if self._preclip else None
         self._before_clip_now = False  # w.step(before_clip=True): these gradients are the pre-clip ones
@@ -256,8 +301,10 @@ class Watcher:
         signature = tuple(len(g["params"]) for o in self.optimizers for g in o.param_groups)
         known = self._measured.get(k)
         if known is None or known[0] != signature:
-            owned = [sorted({self._index[id(p)] for g in o.param_groups for p in g["params"] if id(p) in self._index})
-                     for o in self.optimizers]
+            owned = [
+                sorted({self._index[id(p)] for g in o.param_groups for p in g["params"] if id(p) in self._index})
+                for o in self.optimizers
+            ]
             claimed = {i for idx in owned for i in idx}
             unclaimed = [i for i in range(len(self._params)) if i not in claimed]
             for j, idx in enumerate(owned):
@@ -291,8 +338,9 @@ class Watcher:
         cached = self._present(k, self._indices(k))
         if cached is None:
             return None
-        grads = [local(g) for g in self._grads(cached)] if self._queue.sharded else \
-            [stored(g) for g in self._grads(cached)]
+        grads = (
+            [local(g) for g in self._grads(cached)] if self._queue.sharded else [stored(g) for g in self._grads(cached)]
+        )
         g = StepGrads(grads)
         try:
             if not rename:
@@ -381,8 +429,7 @@ class Watcher:
             with self._guard(GRAD_DEAD, f"step {self._step}"), torch.no_grad():
                 dead = self._dead.measure(self._indices(k), self._device)
                 if dead is not None:
-                    self._dead_now = dead if self._dead_now is None else torch.where(dead.isnan(), self._dead_now,
-                                                                                       dead)
+                    self._dead_now = dead if self._dead_now is None else torch.where(dead.isnan(), self._dead_now, dead)
         # the weights are measured on sampled steps, and on a step whose gradient is known (on the CPU, without a
         # device sync) to be non-finite: a weight that holds the inf/NaN itself is then named as the origin
         weights_now = sampled or (g is not None and g.any_nonfinite is True)
@@ -454,13 +501,13 @@ class Watcher:
             if self._sampling() and self._probes.attached:
                 with self._guard(HOOKS, f"step {self._step}"):
                     values = self._probes.take(self._device)
-            parts.append(values if values is not None else self._queue.layer_nan[:len(self._probes.names)])
+            parts.append(values if values is not None else self._queue.layer_nan[: len(self._probes.names)])
         if self._locator is not None:
             values = None
             if self._guard.active(LOCATE):
                 with self._guard(LOCATE, f"step {self._step}"):
                     values = self._locator.take(self._device)
-            parts.append(values if values is not None else self._queue.layer_nan[:len(self._locator.names)])
+            parts.append(values if values is not None else self._queue.layer_nan[: len(self._locator.names)])
         if self._dead is not None:
             dead, self._dead_now = self._dead_now, None
             parts.append(dead[None] if dead is not None else self._queue.layer_nan[:1])
@@ -470,8 +517,11 @@ class Watcher:
         """θ copied into buffers allocated once per optimizer and reused (allocating anew each step cost more
         than the copy itself on the CPU, measured); reallocated when the set of parameters changes."""
         buf = self._theta.get(k)
-        if buf is None or len(buf) != len(params) or any(b.shape != p.shape or b.dtype != p.dtype
-                                                         for b, p in zip(buf, params)):
+        if (
+            buf is None
+            or len(buf) != len(params)
+            or any(b.shape != p.shape or b.dtype != p.dtype for b, p in zip(buf, params))
+        ):
             buf = self._theta[k] = [torch.empty_like(p) for p in params]
         torch._foreach_copy_(buf, params)
         return buf
@@ -502,9 +552,11 @@ class Watcher:
         counts = np.zeros(len(self.layers))
         np.add.at(counts, [self._owner[i] for i in g.present], per_param.cpu().numpy())
         backward_first = self.layers[int(np.flatnonzero(counts)[-1])].name
-        message = (f"non-finite gradient at step {self._step}: {int(counts.sum())} elements in "
-                   f"{int((counts > 0).sum())} of {len(self.layers)} layers; first in backward order: "
-                   f"{backward_first}")
+        message = (
+            f"non-finite gradient at step {self._step}: {int(counts.sum())} elements in "
+            f"{int((counts > 0).sum())} of {len(self.layers)} layers; first in backward order: "
+            f"{backward_first}"
+        )
         emitted = self._probes.peek_nonfinite_layer() if self._probes.attached else None
         if emitted is not None:
             message += f"; the first layer whose output was non-finite (forward order): {self.layers[emitted].name}"
@@ -569,8 +621,9 @@ class Watcher:
             raise RuntimeError("this watch follows its optimizer's steps; do not call w.step() as well")
         if at is not None:
             if isinstance(at, bool) or not isinstance(at, int) or at < self._step:
-                raise ConfigError("at", at, f"expected an integer ≥ {self._step} (the steps of a watch only go "
-                                            "forward)")
+                raise ConfigError(
+                    "at", at, f"expected an integer ≥ {self._step} (the steps of a watch only go forward)"
+                )
             if self._stepped and at != self._step:  # a new step begins: the open one is complete
                 self._end_row()
             if at != self._step:
@@ -606,8 +659,13 @@ class Watcher:
         meta["disabled"] = self._guard.summary()
         facts = self._graph.facts
         if facts is not None:
-            meta.update(depth=list(facts.depth), residual=facts.residual, graph_nodes=facts.nodes,
-                        loss_of=list(facts.loss_of), depth_from="loss" if self._graph.from_loss else "output")
+            meta.update(
+                depth=list(facts.depth),
+                residual=facts.residual,
+                graph_nodes=facts.nodes,
+                loss_of=list(facts.loss_of),
+                depth_from="loss" if self._graph.from_loss else "output",
+            )
         meta["optimizer_of"] = self._optimizer_of()
         self._outputs.write(self._history, steps, values, hists)  # to the sinks and the run store
 
@@ -697,8 +755,12 @@ class _NoOutlet:
         for param in ("sinks", "store", "config"):
             value = getattr(watcher, param)
             if value is not None and value != () and value != []:
-                raise ConfigError(param, value, "is for the watch with its outlet: use gradwatch.watch(...) "
-                                                "(gradwatch.watching.watch), not gradwatch.probe.watch")
+                raise ConfigError(
+                    param,
+                    value,
+                    "is for the watch with its outlet: use gradwatch.watch(...) "
+                    "(gradwatch.watching.watch), not gradwatch.probe.watch",
+                )
 
     def write(self, *args: Any, **kwargs: Any) -> None:
         """Nothing leaves a watch without an outlet."""

@@ -25,9 +25,13 @@ def paragraphs(text: str, wrapped_at: int = WRAPPED_AT) -> list[tuple[str, str, 
     for line in text.splitlines():
         words = line.split()
         prev = out[-1] if out else None
-        if (prev is not None and words and _indent(line) > len(prev[0])
-                and (prev[1] is None or _indent(line) == len(prev[1]))
-                and len(prev[3]) + 1 + len(words[0]) > wrapped_at):
+        if (
+            prev is not None
+            and words
+            and _indent(line) > len(prev[0])
+            and (prev[1] is None or _indent(line) == len(prev[1]))
+            and len(prev[3]) + 1 + len(words[0]) > wrapped_at
+        ):
             prev[1] = prev[1] or " " * _indent(line)
             hyphen = prev[2].endswith("-") and prev[2][-2:-1].isalnum()  # textwrap broke "update-ratio" here
             prev[2] += ("" if hyphen else " ") + line.strip()
@@ -51,6 +55,7 @@ def rewrap(text: str, width: int, wrapped_at: int = WRAPPED_AT) -> str:
         if not words:
             lines.append("")
             continue
-        lines += textwrap.wrap(words, width, initial_indent=first, subsequent_indent=cont,
-                               break_on_hyphens=False) or [first]
+        lines += textwrap.wrap(words, width, initial_indent=first, subsequent_indent=cont, break_on_hyphens=False) or [
+            first
+        ]
     return "\n".join(lines)

@@ -18,10 +18,21 @@ from gradwatch.report.terminal import fmt_sci
 # (statistic, column header) in the order shown; a column appears when the statistic was recorded. Gradient and
 # weight statistics (every recorded step) and the sampled hook statistics go in separate tables, so that each fits
 # an 80-column terminal.
-GRADIENT_COLUMNS = [("grad_norm", "‖∂L/∂θ‖"), ("grad_abs_mean", "mean |∂L/∂θ|"), ("grad_abs_max", "max |∂L/∂θ|"),
-                    ("weight_norm", "‖θ‖"), ("update_ratio", "‖Δθ‖/‖θ‖")]
-HOOK_COLUMNS = [("act_mean", "mean act"), ("act_std", "std act"), ("act_saturation", "saturated"),
-                ("act_dead", "dead"), ("backward_gain", "gain: weights"), ("gain_activation", "× σ'")]
+GRADIENT_COLUMNS = [
+    ("grad_norm", "‖∂L/∂θ‖"),
+    ("grad_abs_mean", "mean |∂L/∂θ|"),
+    ("grad_abs_max", "max |∂L/∂θ|"),
+    ("weight_norm", "‖θ‖"),
+    ("update_ratio", "‖Δθ‖/‖θ‖"),
+]
+HOOK_COLUMNS = [
+    ("act_mean", "mean act"),
+    ("act_std", "std act"),
+    ("act_saturation", "saturated"),
+    ("act_dead", "dead"),
+    ("backward_gain", "gain: weights"),
+    ("gain_activation", "× σ'"),
+]
 _PERCENT = ("act_saturation", "act_dead")
 
 
@@ -71,15 +82,19 @@ def watch_tables(history, *, title: str | None = None) -> list[Table]:
     h = history
     groups = _groups(h, GRADIENT_COLUMNS)
     if not groups:
-        return [_table(h, [], len(h) - 1, title or f"gradwatch: {len(h.layers)} layers, nothing recorded yet",
-                       nonfinite=False)]
+        return [
+            _table(
+                h, [], len(h) - 1, title or f"gradwatch: {len(h.layers)} layers, nothing recorded yet", nonfinite=False
+            )
+        ]
     tables = []
     for k, (row, shown) in enumerate(groups):
         if k == 0:
             last = int(h.spans[-1, 1])
-            head = title or (f"gradwatch: {len(h.layers)} layers, {h.n_recorded} recorded steps (last: {last})"
-                             + ("" if row == len(h) - 1 and _where(h, row) == f"step {last}" else
-                                f"; values at {_where(h, row)}"))
+            head = title or (
+                f"gradwatch: {len(h.layers)} layers, {h.n_recorded} recorded steps (last: {last})"
+                + ("" if row == len(h) - 1 and _where(h, row) == f"step {last}" else f"; values at {_where(h, row)}")
+            )
         else:
             head = f"last recorded at {_where(h, row)}"
         tables.append(_table(h, shown, row, head, nonfinite=k == 0))
@@ -96,8 +111,12 @@ def hook_tables(history) -> list[Table]:
     one: the last sampled step); empty when none were recorded."""
     h = history
     scope = h.meta.get("activation_scope", "global")
-    return [_table(h, shown, row, f"activations and backward gains (last sampled {_where(h, row)}; {scope})",
-                   nonfinite=False) for row, shown in _groups(h, HOOK_COLUMNS)]
+    return [
+        _table(
+            h, shown, row, f"activations and backward gains (last sampled {_where(h, row)}; {scope})", nonfinite=False
+        )
+        for row, shown in _groups(h, HOOK_COLUMNS)
+    ]
 
 
 def hook_table(history) -> Table | None:
@@ -113,5 +132,10 @@ def print_watch_report(history, diagnosis, console: Console | None = None) -> No
         console.print(table)
     from gradwatch.report.rewrap import rewrap
 
-    console.print(rewrap(str(diagnosis), console.width), style="green" if diagnosis.healthy else "yellow",
-                  markup=False, highlight=False, soft_wrap=True)  # wrapped once, to the console's width
+    console.print(
+        rewrap(str(diagnosis), console.width),
+        style="green" if diagnosis.healthy else "yellow",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )  # wrapped once, to the console's width

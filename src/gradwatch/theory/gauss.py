@@ -22,7 +22,7 @@ import numpy as np
 from numpy.polynomial.legendre import leggauss
 
 CUTOFF = 10.0  # integrate z over [−CUTOFF, CUTOFF]
-NODES = 24     # Gauss–Legendre nodes per piece
+NODES = 24  # Gauss–Legendre nodes per piece
 H_CUTS = (1.0, 3.0, 6.0, 30.0, 300.0, 3000.0, 30000.0)  # |h| where the line is also cut (see above)
 Z_CUTS = (1.0, 3.0)  # |z| where it is cut for the Gaussian density itself: 24 nodes per piece reach 1e−16
 
@@ -38,7 +38,7 @@ def split_rule(nodes: int = NODES, cutoff: float = CUTOFF) -> tuple[np.ndarray, 
     """Nodes z and weights w with Σ w f(z) ≈ ∫Dz f(z), the rule cut at z = 0."""
     t, wt = leggauss(nodes)
     half = 0.5 * cutoff
-    z = np.concatenate([half * (t - 1), half * (t + 1)])            # [−L, 0] then [0, L]
+    z = np.concatenate([half * (t - 1), half * (t + 1)])  # [−L, 0] then [0, L]
     w = np.concatenate([half * wt, half * wt]) * _density(z)
     z.setflags(write=False)
     w.setflags(write=False)
@@ -56,14 +56,23 @@ def _pieces(center: np.ndarray, scale: np.ndarray, nodes: int) -> tuple[np.ndarr
     weight): shapes ``center.shape + (pieces·nodes,)``."""
     t, wt = _legendre(nodes)
     c = np.clip(center, -CUTOFF, CUTOFF)[..., None]
-    offsets = np.multiply.outer(scale, np.asarray(H_CUTS))               # [..., cuts]
-    offsets = np.sort(np.concatenate([offsets, np.broadcast_to(Z_CUTS, (*offsets.shape[:-1], len(Z_CUTS)))],
-                                     axis=-1), axis=-1)                  # the density's own scale too
+    offsets = np.multiply.outer(scale, np.asarray(H_CUTS))  # [..., cuts]
+    offsets = np.sort(
+        np.concatenate([offsets, np.broadcast_to(Z_CUTS, (*offsets.shape[:-1], len(Z_CUTS)))], axis=-1), axis=-1
+    )  # the density's own scale too
     with np.errstate(invalid="ignore"):
-        edges = np.concatenate([np.full_like(c, -CUTOFF), np.clip(c - offsets[..., ::-1], -CUTOFF, CUTOFF), c,
-                                np.clip(c + offsets, -CUTOFF, CUTOFF), np.full_like(c, CUTOFF)], axis=-1)
-    a, b = edges[..., :-1, None], edges[..., 1:, None]                   # [..., pieces, 1]
-    z = 0.5 * (b - a) * t + 0.5 * (a + b)                                # [..., pieces, nodes]
+        edges = np.concatenate(
+            [
+                np.full_like(c, -CUTOFF),
+                np.clip(c - offsets[..., ::-1], -CUTOFF, CUTOFF),
+                c,
+                np.clip(c + offsets, -CUTOFF, CUTOFF),
+                np.full_like(c, CUTOFF),
+            ],
+            axis=-1,
+        )
+    a, b = edges[..., :-1, None], edges[..., 1:, None]  # [..., pieces, 1]
+    z = 0.5 * (b - a) * t + 0.5 * (a + b)  # [..., pieces, nodes]
     w = 0.5 * (b - a) * wt
     return z.reshape(*c.shape[:-1], -1), w.reshape(*c.shape[:-1], -1)
 
@@ -78,7 +87,7 @@ def expect(f: Fn, q: float | np.ndarray, nodes: int = NODES) -> float | np.ndarr
     """E f(h) for h ~ N(0, q), i.e. ∫Dz f(√q z); ``q`` may be an array (one expectation per entry). The rule is
     cut at z = 0 and at z = ±h/√q for every h in :data:`H_CUTS`."""
     q = np.asarray(q, dtype=float)
-    z, w = _pieces(np.zeros_like(q), _scale(q), nodes)               # [..., pieces·nodes]
+    z, w = _pieces(np.zeros_like(q), _scale(q), nodes)  # [..., pieces·nodes]
     return (f(np.sqrt(q)[..., None] * z) * (w * _density(z))).sum(axis=-1)
 
 
@@ -88,11 +97,11 @@ def expect_pair(f: Fn, g: Fn, q: float, c: float, nodes: int = NODES) -> float:
     where u_2 = 0 and where |u_2| is one of :data:`H_CUTS`; the outer one as in :func:`expect`."""
     s = math.sqrt(max(0.0, 1.0 - c * c))
     root_q = math.sqrt(q)
-    z1, w1 = _pieces(np.zeros(()), _scale(np.asarray(q, dtype=float)), nodes)   # [n1]
+    z1, w1 = _pieces(np.zeros(()), _scale(np.asarray(q, dtype=float)), nodes)  # [n1]
     w1 = w1 * _density(z1)
     if s < 1e-12:  # u_2 = ±u_1
         return float((f(root_q * z1) * g(root_q * c * z1)) @ w1)
-    kink = -c * z1 / s                                                # where u_2 = 0, for each z_1   (n1,)
+    kink = -c * z1 / s  # where u_2 = 0, for each z_1   (n1,)
     z2, w2 = _pieces(kink, np.full_like(kink, float(_scale(np.asarray(q * s * s)))), nodes)  # (n1, n2)
-    inner = (g(root_q * (c * z1[:, None] + s * z2)) * w2 * _density(z2)).sum(axis=1)              # (n1,)
+    inner = (g(root_q * (c * z1[:, None] + s * z2)) * w2 * _density(z2)).sum(axis=1)  # (n1,)
     return float((f(root_q * z1) * inner) @ w1)

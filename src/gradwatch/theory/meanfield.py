@@ -26,11 +26,11 @@ from gradwatch.errors import ConfigError
 from gradwatch.nn.activations import NumpyActivation, numpy_activation
 from gradwatch.theory.gauss import expect, expect_pair
 
-CRITICAL_TOL = 1e-6        # |χ₁ − 1| below this counts as critical
+CRITICAL_TOL = 1e-6  # |χ₁ − 1| below this counts as critical
 TRAINABLE_DEPTH_FACTOR = 6  # Schoenholz et al.: trainable when L ≲ 6 ξ_c
 Q_GRID = np.concatenate([[0.0], np.logspace(-12, 12, 241)])  # where the length map is scanned for q*
-_C_EDGE = 1e-8             # c* is searched in [−1 + edge, 1 − edge]
-MAX_VARIANCE = 1e10        # largest σ_w², σ_b² accepted: q* ≤ ~1e10 stays inside Q_GRID (up to 1e12)
+_C_EDGE = 1e-8  # c* is searched in [−1 + edge, 1 − edge]
+MAX_VARIANCE = 1e10  # largest σ_w², σ_b² accepted: q* ≤ ~1e10 stays inside Q_GRID (up to 1e12)
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,13 @@ class MeanField:
     sigma_w2: float
     sigma_b2: float
     q0: float
-    q_star: float      # fixed point of the length map (inf: lengths grow without bound)
-    chi1: float        # per-layer growth of the mean squared gradient at q*
-    c_star: float      # fixed point of the correlation map (1 in the ordered phase)
-    chi_c: float       # σ_w² ∫Dz₁Dz₂ φ'(u₁*)φ'(u₂*), the slope of the correlation map at c*
-    xi_q: float        # depth scale of the length map (inf when it does not converge geometrically)
-    xi_c: float        # depth scale of correlations (inf on the critical line)
-    phase: str         # "ordered", "critical" or "chaotic"
+    q_star: float  # fixed point of the length map (inf: lengths grow without bound)
+    chi1: float  # per-layer growth of the mean squared gradient at q*
+    c_star: float  # fixed point of the correlation map (1 in the ordered phase)
+    chi_c: float  # σ_w² ∫Dz₁Dz₂ φ'(u₁*)φ'(u₂*), the slope of the correlation map at c*
+    xi_q: float  # depth scale of the length map (inf when it does not converge geometrically)
+    xi_c: float  # depth scale of correlations (inf on the critical line)
+    phase: str  # "ordered", "critical" or "chaotic"
 
     @property
     def trainable_depth(self) -> float:
@@ -57,15 +57,18 @@ class MeanField:
     def gradient_growth(self, depth: int) -> float:
         """Predicted ‖∂L/∂h_l‖² / ‖∂L/∂h_{l+depth}‖² = χ₁^depth: > 1 means gradients grow toward the input."""
         try:
-            return self.chi1 ** depth
+            return self.chi1**depth
         except OverflowError:  # χ₁ > 1 over very many layers: beyond the largest float
             return math.inf
 
     def to_dict(self, depth: int | None = None) -> dict:
         out = asdict(self) | {"trainable_depth": self.trainable_depth}
         if depth is not None:
-            out |= {"depth": depth, "gradient_growth": self.gradient_growth(depth),
-                    "gradient_norm_ratio_first_to_last": math.sqrt(self.gradient_growth(depth))}
+            out |= {
+                "depth": depth,
+                "gradient_growth": self.gradient_growth(depth),
+                "gradient_norm_ratio_first_to_last": math.sqrt(self.gradient_growth(depth)),
+            }
         return out
 
 
@@ -74,8 +77,10 @@ def check_variances(sigma_w2: float, sigma_b2: float) -> tuple[float, float]:
     :class:`ConfigError` otherwise. Within these bounds q*, χ₁ agree with adaptive quadrature to 1e−11 for every
     registered activation (tests/test_theory_meanfield_range.py)."""
     bound = f"≤ {MAX_VARIANCE:.0e} (beyond, q* leaves the range the fixed point is found in)"
-    for name, v, ok, allowed in (("sigma_w2", sigma_w2, lambda x: x > 0, "the weight variance must be > 0, "),
-                                 ("sigma_b2", sigma_b2, lambda x: x >= 0, "a variance must be ≥ 0, ")):
+    for name, v, ok, allowed in (
+        ("sigma_w2", sigma_w2, lambda x: x > 0, "the weight variance must be > 0, "),
+        ("sigma_b2", sigma_b2, lambda x: x >= 0, "a variance must be ≥ 0, "),
+    ):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
             raise TypeError(f"{name}={v!r} is not allowed: expected a number")
         if not math.isfinite(v) or not ok(v) or v > MAX_VARIANCE:
@@ -123,8 +128,9 @@ def correlation_map(act: NumpyActivation, sigma_w2: float, sigma_b2: float, q: f
     return (sigma_w2 * expect_pair(act.fn, act.fn, q, c) + sigma_b2) / q
 
 
-def mean_field(activation: str, sigma_w2: float, sigma_b2: float, q0: float = 1.0,
-               critical_tol: float = CRITICAL_TOL) -> MeanField:
+def mean_field(
+    activation: str, sigma_w2: float, sigma_b2: float, q0: float = 1.0, critical_tol: float = CRITICAL_TOL
+) -> MeanField:
     """q*, χ₁, c*, ξ_q, ξ_c and the phase for ``activation`` at (σ_w², σ_b²).
 
     Where q* = inf (e.g. ReLU with σ_w² > 2), χ₁ is its limit for large lengths and c*, ξ's are nan; where
@@ -140,8 +146,19 @@ def mean_field(activation: str, sigma_w2: float, sigma_b2: float, q0: float = 1.
     slope_q = chi1 + sigma_w2 * float(expect(lambda h: act.deriv2(h) * act.fn(h), q_eval))
     c = 1.0 if phase != "chaotic" else _c_star(act, sigma_w2, sigma_b2, q)
     chi_c = chi1 if c == 1.0 else sigma_w2 * expect_pair(act.deriv, act.deriv, q, c)
-    return MeanField(act.name, sigma_w2, sigma_b2, q0, q, chi1, c, chi_c, _depth_scale(slope_q, critical_tol),
-                     _depth_scale(chi_c, critical_tol), phase)
+    return MeanField(
+        act.name,
+        sigma_w2,
+        sigma_b2,
+        q0,
+        q,
+        chi1,
+        c,
+        chi_c,
+        _depth_scale(slope_q, critical_tol),
+        _depth_scale(chi_c, critical_tol),
+        phase,
+    )
 
 
 def _chi1_at(act: NumpyActivation, sigma_w2: float, q: float) -> tuple[float, float]:
@@ -161,6 +178,7 @@ def chi1(activation: str, sigma_w2: float, sigma_b2: float, q0: float = 1.0) -> 
 
 def _c_star(act: NumpyActivation, sigma_w2: float, sigma_b2: float, q: float) -> float:
     """The stable fixed point c* < 1 of the correlation map in the chaotic phase (where c = 1 is unstable)."""
+
     def gap(c):
         return correlation_map(act, sigma_w2, sigma_b2, q, c) - c
 

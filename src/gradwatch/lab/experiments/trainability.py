@@ -84,8 +84,18 @@ def _run(cfg: TrainabilityConfig, progress: Progress) -> ExperimentResult:
     steps = min(cfg.steps, 300) if cfg.quick else cfg.steps
     seeds = min(cfg.seeds, 2) if cfg.quick else cfg.seeds
     sw2s, depths = (QUICK_SIGMA_W2, QUICK_DEPTHS) if cfg.quick else (FULL_SIGMA_W2, FULL_DEPTHS)
-    fixed = dict(activation="tanh", init="normal", width=width, optimizer="sgd", lr=cfg.lr,
-                 batch_size=cfg.batch_size, epochs=10**6, steps=steps, dataset=cfg.dataset, data_dir=cfg.data_dir)
+    fixed = dict(
+        activation="tanh",
+        init="normal",
+        width=width,
+        optimizer="sgd",
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        epochs=10**6,
+        steps=steps,
+        dataset=cfg.dataset,
+        data_dir=cfg.data_dir,
+    )
     planned: dict[str, dict] = {}  # run key → full config, depth-major then σ_w² then seed (seeds innermost)
     for depth in depths:
         for s in sw2s:
