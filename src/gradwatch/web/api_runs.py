@@ -114,6 +114,22 @@ def _thin(steps: np.ndarray, after_step: int, max_points: int) -> np.ndarray:
     return idx
 
 
+def _open_store(request: Request, run_id: str) -> Any:
+    """The run store, open for reading a run; 404 naming ``run_id`` when there is none yet."""
+    store = _store(request)
+    if store is None:
+        raise HTTPException(404, {"parameter": "run_id", "value": run_id, "allowed": "the run store is empty"})
+    return store
+
+
+def _get_run(store: Any, run_id: str) -> dict[str, Any]:
+    """The run ``run_id`` names (an id or a unique prefix); 404 naming the parameter otherwise."""
+    try:
+        return store.get(run_id)
+    except ConfigError as exc:
+        raise HTTPException(404, {"parameter": exc.param, "value": exc.value, "allowed": exc.allowed}) from None
+
+
 @router.get("/{run_id}", responses=errors(404))
 def get_run(
     request: Request,
@@ -123,14 +139,8 @@ def get_run(
 ) -> dict[str, Any]:
     """One run: its config, status, per-epoch metrics, the watch history (``layers``, ``steps`` and ``stats``
     {name: [steps][layers]}) thinned to ``max_points`` steps, and the diagnosis of its summary."""
-    store = _store(request)
-    if store is None:
-        raise HTTPException(404, {"parameter": "run_id", "value": run_id, "allowed": "the run store is empty"})
-    with store:
-        try:
-            run = store.get(run_id)
-        except ConfigError as exc:
-            raise HTTPException(404, {"parameter": exc.param, "value": exc.value, "allowed": exc.allowed}) from None
+    with _open_store(request, run_id) as store:
+        run = _get_run(store, run_id)
         metrics, history, times = store.metrics(run["id"]), store.history(run["id"]), store.time_grads(run["id"])
     idx = _thin(history["steps"], after_step, max_points)
     return clean(
@@ -153,14 +163,8 @@ def get_run(
 def delete_run(request: Request, run_id: str) -> dict[str, Any]:
     """Delete a stored run (its config, metrics and history). A run still training is refused (409): stop it
     first. From a browser only from the server's own pages (the Origin check)."""
-    store = _store(request)
-    if store is None:
-        raise HTTPException(404, {"parameter": "run_id", "value": run_id, "allowed": "the run store is empty"})
-    with store:
-        try:
-            run = store.get(run_id)
-        except ConfigError as exc:
-            raise HTTPException(404, {"parameter": exc.param, "value": exc.value, "allowed": exc.allowed}) from None
+    with _open_store(request, run_id) as store:
+        run = _get_run(store, run_id)
         if run["id"] != run_id:
             raise HTTPException(
                 404,
