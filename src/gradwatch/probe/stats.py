@@ -374,7 +374,12 @@ def _sample_index(n: int, k: int, device: str) -> Tensor:
     return torch.randint(0, n, (k,), generator=g).to(device)
 
 
-def log10_histogram(grads: list[Tensor], edges: Tensor = HIST_EDGES, max_elements: int | None = HIST_SAMPLE) -> Tensor:
+def log10_histogram(
+    grads: list[Tensor],
+    edges: Tensor = HIST_EDGES,
+    max_elements: int | None = HIST_SAMPLE,
+    device: torch.device | None = None,
+) -> Tensor:
     """Counts of log10|g| over the elements of ``grads``: ``[len(edges) - 1 + 4]``, the regular bins ``edges`` (the
     last one closed on the right, as ``numpy.histogram``) then the counts :data:`HIST_SPECIAL`: exact zeros,
     underflow (0 < |g| < 10^edges[0]), overflow (|g| > 10^edges[-1], ±inf included) and NaN. The logarithm is
@@ -385,10 +390,12 @@ def log10_histogram(grads: list[Tensor], edges: Tensor = HIST_EDGES, max_element
     fractions (with 8,192 samples the standard error of a bin holding a fraction p is √(p(1−p)/8192): 0.0024 at
     p = 5 %), at a fixed cost per layer; exact counts of zeros or NaN come from the other statistics (``nonfinite``).
     ``None`` counts every element.
-    An empty ``grads`` (a layer without gradients this step) gives zeros."""
+    An empty ``grads`` (a layer without gradients this step) gives zeros, on ``device`` (default: the CPU).
+    The edges are read on the host: pass them on the CPU (as the watch does) and no device is synchronised."""
+    edges = edges.cpu()
     lo, hi, bins = float(edges[0]), float(edges[-1]), len(edges) - 1
     if not grads:
-        return torch.zeros(bins + len(HIST_SPECIAL), device=edges.device)
+        return torch.zeros(bins + len(HIST_SPECIAL), device=device)
     total = sum(g.numel() for g in grads)
     parts = [g.detach().reshape(-1) for g in grads]
     if max_elements is not None and total > max_elements:
@@ -403,7 +410,7 @@ def log10_histogram(grads: list[Tensor], edges: Tensor = HIST_EDGES, max_element
     # one bincount over a category per element (bins 0…bins-1, then zero, underflow, overflow, NaN): faster on the
     # CPU than torch.histc (which alone took 3.3 ms for 65,536 elements, 1 thread); needs equal-width bins
     width = (hi - lo) / bins
-    if not torch.allclose(edges.diff().double().cpu(), torch.full((bins,), width, dtype=torch.float64)):
+    if not torch.allclose(edges.diff().double(), torch.full((bins,), width, dtype=torch.float64)):
         raise ValueError("log10_histogram needs equally spaced edges")
     cat = ((logs - lo) / width).floor_().clamp_(0, bins - 1)  # [elements]; the last bin closed on the right
     cat.masked_fill_(logs > hi, bins + 2).masked_fill_(logs < lo, bins + 1)

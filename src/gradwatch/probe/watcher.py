@@ -538,11 +538,10 @@ class Watcher:
         return out
 
     def _histogram(self) -> Tensor:  # [layers, bins]
-        edges = HIST_EDGES.to(self._device)
-        rows = []
+        rows = []  # the edges stay on the CPU: reading them costs no device sync
         for layer in self.layers:
             grads = [local(p.grad) for p in layer.params if p.grad is not None]
-            rows.append(log10_histogram(grads, edges))
+            rows.append(log10_histogram(grads, HIST_EDGES, device=self._device))
         return torch.stack(rows)
 
     def _check_finite(self, g: StepGrads) -> None:
