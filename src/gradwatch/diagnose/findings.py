@@ -7,12 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gradwatch.diagnose.remedies import Remedy
-from gradwatch.diagnose.silent.kinds import SILENT_KINDS
 from gradwatch.diagnose.thresholds import Thresholds
 
 WRAP = 116  # the headline and remedy lines are wrapped at this width (the evidence lines are short)
-KINDS = ("nonfinite", "exploding", "large_updates", "vanishing", "saturation", "dead_units", "stalled_updates",
-         *SILENT_KINDS)
 
 
 @dataclass
@@ -71,8 +68,9 @@ class Diagnosis:
         return kind in self.kinds()
 
     def __str__(self) -> str:
-        head = ("healthy: no vanishing, exploding, saturated, dead, stalled or non-finite layers and no too-large "
-                "updates found" if self.healthy else self.unmeasured if self.healthy is None else
+        from gradwatch.diagnose.rules import healthy_sentence  # the rules import this module
+
+        head = (healthy_sentence() if self.healthy else self.unmeasured if self.healthy is None else
                 f"{len(self.findings)} finding(s): {', '.join(self.kinds())}")
         parts = [head, *map(str, self.findings)]
         parts += [f"note: {n}" for n in self.notes]

@@ -1,4 +1,5 @@
-"""The remedies the seeds list, each with where it comes from, and their ranking for each kind of finding.
+"""The remedies the seeds list, each with where it comes from; each rule ranks them for its kind (its module's
+``remedies``).
 
 Seed 000 (after Nielsen ch. 5) lists for the unstable gradient: a. a better activation, b. batch normalisation,
 c. weight initialisation, d. skip connections, e. gradient clipping, f. layer-wise pretraining. Seed 002 (RNNs):
@@ -11,6 +12,10 @@ SELU; L2 = weight decay. A remedy that no seed states says so in its ``source``.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gradwatch.diagnose.facts import Facts
 
 
 @dataclass(frozen=True)
@@ -101,86 +106,19 @@ CATALOGUE: dict[str, Remedy] = {r.key: r for r in [
 ]}
 
 
-
-
-def _pick(*entries: tuple[str, str, bool]) -> list[Remedy]:
-    """The remedies whose condition holds, in the order given, each with why it applies here."""
+def pick(*entries: tuple[str, str, bool]) -> list[Remedy]:
+    """The catalogue's remedies whose condition holds, in the order given, each with why it applies here."""
     return [CATALOGUE[key].because(why) for key, why, applies in entries if applies]
 
 
-def remedies_for(kind: str, facts, *, activation_limited: bool | None = None, update_ratio: float | None = None
-                 ) -> list[Remedy]:
+def remedies_for(kind: str, facts: Facts, **evidence: Any) -> list[Remedy]:
     """The remedies for a finding of ``kind`` that fit the model and loop (:class:`~gradwatch.diagnose.facts.Facts`),
-    most relevant first; nothing the model or loop already has is proposed.
+    most relevant first; nothing the model or loop already has is proposed. Each rule ranks its own (its module's
+    ``remedies``); ``evidence`` is what that ranking takes (vanishing: ``activation_limited``)."""
+    from gradwatch.diagnose.rules import BY_KIND  # the rules import this module
 
-    ``activation_limited`` (vanishing): True when the activation-derivative part of the backward gain is the
-    smaller factor, False when the weights' part is, None when unknown.
-    """
-    f = facts
-    sat_only = f.saturating and not f.relu_family
-    if kind == "vanishing":
-        if f.recurrent:
-            return _pick(("lstm", "a plain recurrent layer multiplies the gradient by W_recᵀ·diag(σ') every time step",
-                          not f.gated),
-                         ("recurrent_init", "the per-step factor of the recurrence sets how fast the gradient decays",
-                          True),
-                         ("esn", "only the readout would be trained", not f.gated),
-                         ("tbptt", "shorter backpropagation paths", True))
-        act_first = activation_limited if activation_limited is not None else sat_only
-        entries = [("activation", "these layers use a saturating activation (σ' ≤ 1/4 for the sigmoid)", sat_only),
-                   ("init", "the weights' part of each layer's backward gain is below 1", True)]
-        if not act_first:
-            entries.reverse()
-        return _pick(*entries,
-                     ("init_scale", "a transformer's residual stack is sensitive to its initial scale", f.transformer),
-                     ("norm_placement", "attention stacks with post-LN starve their early layers", f.transformer),
-                     ("batchnorm", "the model has no normalisation layer", not f.normalised),
-                     ("residual", "the model has no skip connection", f.residual is False),
-                     ("warmup", "under Adam the early layers recover once the first steps settle",
-                      bool(f.adaptive) and f.transformer),
-                     ("pretraining", "a last resort for deep stacks without skip connections", f.residual is False))
-    if kind == "exploding":
-        return _pick(("clipping", "the loop does not clip the gradient norm yet", not f.clips),
-                     ("lower_lr", "large steps let the weights, and so the per-layer gain, grow", True),
-                     ("warmup", "the explosion comes early under an adaptive optimizer", bool(f.adaptive)),
-                     ("recurrent_init", "ρ(W_rec) > 1 makes the gradient grow like ρ^T through time", f.recurrent),
-                     ("tbptt", "shorter paths through time bound the product of Jacobians", f.recurrent),
-                     ("init", "a per-layer gain above 1 compounds with depth", not f.recurrent),
-                     ("init_scale", "a transformer's residual stack is sensitive to its initial scale", f.transformer),
-                     ("constraints", "bounded weights cannot make the backward pass grow", not f.transformer),
-                     ("batchnorm", "the model has no normalisation layer", not f.normalised))
-    if kind == "large_updates":
-        return _pick(("lower_lr", "the step is comparable to the weights themselves", True),
-                     ("warmup", "Adam's first steps are as large as the learning rate", bool(f.adaptive)),
-                     ("clipping", "under SGD the step is lr·‖g‖; clipping bounds it",
-                      not f.clips and f.adaptive is False))
-    if kind == "nonfinite":
-        return _pick(("check_data", "a non-finite input or loss makes every gradient non-finite", True),
-                     ("lower_lr", "weights that grow until they overflow", True),
-                     ("clipping", "the loop does not clip the gradient norm yet", not f.clips),
-                     ("attention_scale", "attention logits are a common overflow point", f.transformer),
-                     ("init", "a per-layer gain above 1 compounds with depth", not f.transformer),
-                     ("tbptt", "long products through time overflow", f.recurrent))
-    if kind == "saturation":
-        return _pick(("activation", "the saturated units use a sigmoid/tanh-like activation", sat_only),
-                     ("init", "large weights push the pre-activations into the flat tails", True),
-                     ("batchnorm", "the model has no normalisation layer", not f.normalised),
-                     ("preprocess", "inputs far from zero saturate the first layer", True),
-                     ("lower_lr", "large steps push units into saturation", True))
-    if kind == "dead_units":
-        return _pick(("leaky", "ReLU units whose input is negative for every example pass no gradient", True),
-                     ("lower_lr", "a large step can push a unit's bias far negative for good", True),
-                     ("init", "with He init about half the units are active at the start", True),
-                     ("batchnorm", "the model has no normalisation layer", not f.normalised))
-    if kind == "stalled_updates":
-        if f.adaptive:
-            return _pick(("raise_lr", "an adaptive optimizer's step is about lr whatever the gradient", True))
-        return _pick(("raise_lr", "under SGD the step is lr·‖g‖", True),
-                     *(((k, w, c) for k, w, c in (
-                         ("lstm", "a plain recurrent layer lets the gradient decay through time", f.recurrent
-                          and not f.gated),
-                         ("init", "the gradient reaching these layers is small", True),
-                         ("activation", "a saturating activation shrinks the gradient", sat_only),
-                         ("batchnorm", "the model has no normalisation layer", not f.normalised),
-                         ("residual", "the model has no skip connection", f.residual is False)))))
-    raise KeyError(kind)
+    rule = BY_KIND.get(kind)
+    if rule is None or rule.remedies is None:
+        raise KeyError(f"kind={kind!r}: no ranked remedies; kinds with them: "
+                       f"{', '.join(k for k, r in BY_KIND.items() if r.remedies is not None)}")
+    return rule.remedies(facts, **evidence)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy
+from gradwatch.diagnose.rule import Context, Rule
 
 KIND = "amp_skipping"
 MIN_RUN = 8  # consecutive skipped steps (the scale halves each time: 2^8 = 256× smaller)
@@ -20,7 +21,8 @@ REMEDY = Remedy(
     "PyTorch AMP docs (GradScaler skips steps with inf/NaN gradients and lowers the scale)")
 
 
-def find(h, s) -> Finding | None:
+def find(ctx: Context) -> Finding | None:
+    h = ctx.h
     skipped = sorted(set(h.meta.get("skipped_steps") or []))
     best: int | None = None
     run: list[int] = []
@@ -36,3 +38,6 @@ def find(h, s) -> Finding | None:
                                                                                       else "")],
                     "skipped_steps": skipped},
                    [REMEDY.because("every step's gradients hold an inf/NaN whatever the scale")])
+
+
+RULE = Rule(KIND, 180, "steps the GradScaler keeps skipping", find, family="silent")

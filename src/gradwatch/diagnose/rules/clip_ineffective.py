@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy
+from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import fmt
-from gradwatch.diagnose.silent.notes import layers_of
+from gradwatch.diagnose.notes import layers_of
 
 KIND = "clip_ineffective"
 REMEDY = Remedy(
@@ -20,7 +21,10 @@ REMEDY = Remedy(
     "PyTorch AMP examples: 'Working with unscaled gradients — gradient clipping'")
 
 
-def find(h, s) -> Finding | None:
+def find(ctx: Context) -> Finding | None:
+    h, s = ctx.h, ctx.notes
+    if s is None:  # the watch kept no notes (no optimizer, an older history)
+        return None
     c = s["clip_scaled"]
     if c.get("first") is None:
         return None
@@ -33,3 +37,6 @@ def find(h, s) -> Finding | None:
                    "compared with scale × ‖g‖",
                    {"lines": lines, "scale": scale, "steps": c["steps"]},
                    [REMEDY.because("the scaler had not unscaled this optimizer's gradients when clipping ran")])
+
+
+RULE = Rule(KIND, 120, "clipping before unscaling", find, family="silent")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy
+from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import fmt
 from gradwatch.probe.silent.rates import COLLAPSE_RATIO
 
@@ -25,7 +26,10 @@ REMEDY = Remedy(
     "PyTorch: torch.optim.lr_scheduler (schedulers count scheduler.step() calls)")
 
 
-def find(h, s) -> Finding | None:
+def find(ctx: Context) -> Finding | None:
+    h, s = ctx.h, ctx.notes
+    if s is None:  # the watch kept no notes (no optimizer, an older history)
+        return None
     hits = []
     for g in s["lr"]:
         runs = [r for r in g["runs"] if r[1] >= MIN_RUN]
@@ -46,3 +50,6 @@ def find(h, s) -> Finding | None:
                    "weights stop moving", {"lines": lines},
                    [REMEDY.because("the scheduler drove the learning rate to ≤ "
                                    f"{COLLAPSE_RATIO:g} of its peak for many steps")])
+
+
+RULE = Rule(KIND, 170, "collapsed learning rate", find, family="silent")

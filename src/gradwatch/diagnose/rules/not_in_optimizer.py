@@ -12,7 +12,8 @@ import numpy as np
 
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy
-from gradwatch.diagnose.silent.notes import first_measured, layers_of
+from gradwatch.diagnose.rule import Context, Rule
+from gradwatch.diagnose.notes import first_measured, layers_of
 
 KIND = "not_in_optimizer"
 MIN_STEPS = 2  # optimizer steps on which the parameter had a gradient
@@ -24,7 +25,10 @@ REMEDY = Remedy(
     "PyTorch: torch.optim.Optimizer.add_param_group")
 
 
-def find(h, s) -> Finding | None:
+def find(ctx: Context) -> Finding | None:
+    h, s = ctx.h, ctx.notes
+    if s is None:  # the watch kept no notes (no optimizer, an older history)
+        return None
     if not h.meta.get("optimizers"):
         return None
     free = ~(np.asarray(s["owned"], bool) | np.asarray(s["owned_elsewhere"], bool))
@@ -42,3 +46,6 @@ def find(h, s) -> Finding | None:
                    f"{len(idx)} parameter(s) get gradients that no optimizer applies: they never train",
                    {"lines": lines, "params": [names[i] for i in idx]},
                    [REMEDY.because("backward computes their gradient, but no optimizer's param_groups hold them")])
+
+
+RULE = Rule(KIND, 140, "parameters outside every optimizer", find, family="silent")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy
+from gradwatch.diagnose.rule import Context, Rule
 
 KIND = "eval_mode"
 REMEDY = Remedy(
@@ -18,7 +19,10 @@ REMEDY = Remedy(
     "PyTorch: torch.nn.Module.train / eval")
 
 
-def find(h, s) -> Finding | None:
+def find(ctx: Context) -> Finding | None:
+    h, s = ctx.h, ctx.notes
+    if s is None:  # the watch kept no notes (no optimizer, an older history)
+        return None
     e = s["eval_mode"]
     if e.get("first") is None:
         return None
@@ -33,3 +37,6 @@ def find(h, s) -> Finding | None:
                    f"optimizer steps are taken with {what} in eval mode: dropout and batch norm behave as at test "
                    "time", {"lines": lines, "modules": e["modules"]},
                    [REMEDY.because("the training flags were off when the optimizer stepped")])
+
+
+RULE = Rule(KIND, 160, "steps in eval mode", find, family="silent")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy
+from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import fmt
 
 KIND = "replica_divergence"
@@ -23,7 +24,10 @@ REMEDY = Remedy(
     "PyTorch DDP design notes (replicas stay equal because every rank applies the same all-reduced gradient)")
 
 
-def find(h, s) -> Finding | None:
+def find(ctx: Context) -> Finding | None:
+    h, s = ctx.h, ctx.notes
+    if s is None:  # the watch kept no notes (no optimizer, an older history)
+        return None
     r = s.get("replicas")
     if not r or not r["diverged"]:
         return None
@@ -37,3 +41,6 @@ def find(h, s) -> Finding | None:
                    f"the replicas' weights differ in {len(div)} layer(s): the ranks no longer train one model",
                    {"lines": lines, "first_step": {h.layers[c]: div[c][0] for c in cols}},
                    [REMEDY.because("the per-layer checksums of the replicas differ")])
+
+
+RULE = Rule(KIND, 130, "diverged replicas", find, family="silent")

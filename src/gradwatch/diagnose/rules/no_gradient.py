@@ -13,7 +13,8 @@ import numpy as np
 
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy
-from gradwatch.diagnose.silent.notes import first_measured, layers_of
+from gradwatch.diagnose.rule import Context, Rule
+from gradwatch.diagnose.notes import first_measured, layers_of
 
 KIND = "no_gradient"
 MIN_STEPS = 5  # optimizer steps with gradients on the other parameters before a parameter without one is reported
@@ -26,7 +27,10 @@ REMEDY = Remedy(
     "PyTorch autograd mechanics (a tensor outside the graph gets no gradient)")
 
 
-def find(h, s) -> Finding | None:
+def find(ctx: Context) -> Finding | None:
+    h, s = ctx.h, ctx.notes
+    if s is None:  # the watch kept no notes (no optimizer, an older history)
+        return None
     owned = np.asarray(s["owned"], bool) | np.asarray(s["owned_elsewhere"], bool)
     cond = (owned & np.asarray(s["requires_grad"], bool) & (np.asarray(s["with_grad"]) == 0)
             & (np.asarray(s["observed"]) >= MIN_STEPS))
@@ -45,3 +49,6 @@ def find(h, s) -> Finding | None:
                    f"{len(idx)} trainable parameter(s) that an optimizer steps never get a gradient",
                    {"lines": lines, "params": [names[i] for i in idx]},
                    [REMEDY.because("the parameter requires a gradient and is stepped, but backward never reaches it")])
+
+
+RULE = Rule(KIND, 150, "stepped parameters without a gradient", find, family="silent")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy
-from gradwatch.diagnose.silent.notes import layers_of
+from gradwatch.diagnose.rule import Context, Rule
+from gradwatch.diagnose.notes import layers_of
 
 KIND = "missing_zero_grad"
 REMEDY = Remedy(
@@ -22,7 +23,10 @@ REMEDY = Remedy(
     "PyTorch: torch.optim.Optimizer.zero_grad (backward adds into .grad)")
 
 
-def find(h, s) -> Finding | None:
+def find(ctx: Context) -> Finding | None:
+    h, s = ctx.h, ctx.notes
+    if s is None:  # the watch kept no notes (no optimizer, an older history)
+        return None
     stale = {int(i): v for i, v in s["stale_grad"].items()}
     if not stale:
         return None
@@ -40,3 +44,6 @@ def find(h, s) -> Finding | None:
                    {"lines": lines, "params": [names[i] for i in idx]},
                    [REMEDY.because("the .grad the optimizer stepped on was still there, unchanged, when the next "
                                    "backward added to it")])
+
+
+RULE = Rule(KIND, 110, "gradients never zeroed", find, family="silent")
