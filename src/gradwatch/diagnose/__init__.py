@@ -9,5 +9,19 @@ from gradwatch.diagnose.rules import GRADIENT_KINDS, KINDS, RULES, SILENT_KINDS,
 from gradwatch.diagnose.run import diagnose
 from gradwatch.diagnose.thresholds import Thresholds
 
-__all__ = ["CATALOGUE", "GRADIENT_KINDS", "KINDS", "RULES", "SILENT_KINDS", "Context", "Diagnosis", "Finding",
-           "Remedy", "Rule", "Thresholds", "diagnose", "healthy_sentence", "remedies_for"]
+__all__ = [
+    "CATALOGUE",
+    "GRADIENT_KINDS",
+    "KINDS",
+    "RULES",
+    "SILENT_KINDS",
+    "Context",
+    "Diagnosis",
+    "Finding",
+    "Remedy",
+    "Rule",
+    "Thresholds",
+    "diagnose",
+    "healthy_sentence",
+    "remedies_for",
+]

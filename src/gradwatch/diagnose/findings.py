@@ -26,8 +26,9 @@ class Finding:
 
     def __str__(self) -> str:
         shown = ", ".join(self.layers[:8]) + (f" and {len(self.layers) - 8} more" if len(self.layers) > 8 else "")
-        lines = textwrap.wrap(f"{self.kind.upper()} in {shown} (from step {self.step}): {self.summary}", WRAP,
-                              subsequent_indent="    ")
+        lines = textwrap.wrap(
+            f"{self.kind.upper()} in {shown} (from step {self.step}): {self.summary}", WRAP, subsequent_indent="    "
+        )
         lines += [f"    {line}" for line in self.evidence.get("lines", [])]
         if self.remedies:
             lines.append("  remedies, most relevant first:")
@@ -36,8 +37,14 @@ class Finding:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "layers": self.layers, "step": self.step, "summary": self.summary,
-                "evidence": self.evidence, "remedies": [vars(r) for r in self.remedies]}
+        return {
+            "kind": self.kind,
+            "layers": self.layers,
+            "step": self.step,
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "remedies": [vars(r) for r in self.remedies],
+        }
 
 
 @dataclass
@@ -70,8 +77,13 @@ class Diagnosis:
     def __str__(self) -> str:
         from gradwatch.diagnose.rules import healthy_sentence  # the rules import this module
 
-        head = (healthy_sentence() if self.healthy else self.unmeasured if self.healthy is None else
-                f"{len(self.findings)} finding(s): {', '.join(self.kinds())}")
+        head = (
+            healthy_sentence()
+            if self.healthy
+            else self.unmeasured
+            if self.healthy is None
+            else f"{len(self.findings)} finding(s): {', '.join(self.kinds())}"
+        )
         parts = [head, *map(str, self.findings)]
         parts += [f"note: {n}" for n in self.notes]
         if self.not_checked:
@@ -79,6 +91,11 @@ class Diagnosis:
         return "\n".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"healthy": self.healthy, "unmeasured": self.unmeasured,
-                "findings": [f.to_dict() for f in self.findings],
-                "not_checked": self.not_checked, "notes": self.notes, "thresholds": self.thresholds.to_dict()}
+        return {
+            "healthy": self.healthy,
+            "unmeasured": self.unmeasured,
+            "findings": [f.to_dict() for f in self.findings],
+            "not_checked": self.not_checked,
+            "notes": self.notes,
+            "thresholds": self.thresholds.to_dict(),
+        }

@@ -21,8 +21,10 @@ def gains(h: History) -> tuple[list[str], dict[str, list[float]], bool | None]:
     lines, ws, acts = [], [], []
     for name, wi, ai in zip(h.layers, w, a):
         if np.isfinite(wi) and np.isfinite(ai):
-            lines.append(f"layer {name} passes back {fmt(wi * ai)} of its gradient: weights {fmt(wi)} × "
-                         f"activation derivative {fmt(ai)}")
+            lines.append(
+                f"layer {name} passes back {fmt(wi * ai)} of its gradient: weights {fmt(wi)} × "
+                f"activation derivative {fmt(ai)}"
+            )
             ws.append(float(wi))
             acts.append(float(ai))
     with np.errstate(divide="ignore"):  # a dead layer passes back 0: its log is -inf, the comparison still holds

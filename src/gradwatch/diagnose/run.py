@@ -32,8 +32,10 @@ def _unmeasured(s: Signals) -> str:
     h = s.h
     meta = h.meta
     if meta.get("optimizers") and all(o is None for o in (meta.get("optimizer_of") or [0])):
-        return ("not enough evidence: no watched optimizer steps any of this model's parameters (the optimizer "
-                "passed to watch() belongs to another model)")
+        return (
+            "not enough evidence: no watched optimizer steps any of this model's parameters (the optimizer "
+            "passed to watch() belongs to another model)"
+        )
     grad = h.stat("grad_norm") if h.has("grad_norm") else None
     bad = s.stat("nonfinite")
     seen_bad = bad is not None and bool((np.nan_to_num(bad, nan=0.0) > 0).any())
@@ -49,8 +51,12 @@ def diagnose(history: History, **thresholds: Any) -> Diagnosis:
     t = Thresholds(**thresholds)
     h = history
     if len(h) == 0:
-        return Diagnosis([], t, ["nothing: no step was recorded"],
-                         unmeasured="not enough evidence: no step was recorded (diagnose after training steps)")
+        return Diagnosis(
+            [],
+            t,
+            ["nothing: no step was recorded"],
+            unmeasured="not enough evidence: no step was recorded (diagnose after training steps)",
+        )
     s = Signals(h, t)
     facts = Facts.of(h)
     ctx = Context(h, s, t, facts, notes(h))

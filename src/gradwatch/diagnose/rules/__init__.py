@@ -34,7 +34,7 @@ SILENT_KINDS: tuple[str, ...] = tuple(r.kind for r in RULES if r.family == "sile
 
 
 def healthy_sentence() -> str:
-    """"healthy: no …" naming what every registered rule looks for; phrases ending in the same word are merged
+    """ "healthy: no …" naming what every registered rule looks for; phrases ending in the same word are merged
     ("vanishing layers", "dead layers" → "vanishing or dead layers")."""
     groups: dict[str, list[str]] = {}
     for r in RULES:

@@ -8,17 +8,19 @@ last ``update()`` and had not unscaled the optimizer that steps the clipped para
 from __future__ import annotations
 
 from gradwatch.diagnose.findings import Finding
+from gradwatch.diagnose.notes import layers_of
 from gradwatch.diagnose.remedies import Remedy
 from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import fmt
-from gradwatch.diagnose.notes import layers_of
 
 KIND = "clip_ineffective"
 REMEDY = Remedy(
-    "unscale_first", "Unscale before clipping",
+    "unscale_first",
+    "Unscale before clipping",
     "call `scaler.unscale_(optimizer)` right before `torch.nn.utils.clip_grad_norm_(…)`, between "
     "`scaler.scale(loss).backward()` and `scaler.step(optimizer)`",
-    "PyTorch AMP examples: 'Working with unscaled gradients — gradient clipping'")
+    "PyTorch AMP examples: 'Working with unscaled gradients — gradient clipping'",
+)
 
 
 def find(ctx: Context) -> Finding | None:
@@ -30,13 +32,20 @@ def find(ctx: Context) -> Finding | None:
         return None
     layers = layers_of(h, s, c["params"])
     scale = c.get("scale")
-    lines = [f"{c['function']} was called on {c['steps']} step(s) while the GradScaler's scale"
-             + (f" ({fmt(scale)})" if scale is not None else "") + " was on the gradients"]
-    return Finding(KIND, layers, int(c["first"]),
-                   f"{c['function']} clips gradients still multiplied by the GradScaler's scale: the threshold is "
-                   "compared with scale × ‖g‖",
-                   {"lines": lines, "scale": scale, "steps": c["steps"]},
-                   [REMEDY.because("the scaler had not unscaled this optimizer's gradients when clipping ran")])
+    lines = [
+        f"{c['function']} was called on {c['steps']} step(s) while the GradScaler's scale"
+        + (f" ({fmt(scale)})" if scale is not None else "")
+        + " was on the gradients"
+    ]
+    return Finding(
+        KIND,
+        layers,
+        int(c["first"]),
+        f"{c['function']} clips gradients still multiplied by the GradScaler's scale: the threshold is "
+        "compared with scale × ‖g‖",
+        {"lines": lines, "scale": scale, "steps": c["steps"]},
+        [REMEDY.because("the scaler had not unscaled this optimizer's gradients when clipping ran")],
+    )
 
 
 RULE = Rule(KIND, 120, "clipping before unscaling", find, family="silent")

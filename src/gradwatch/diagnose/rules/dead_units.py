@@ -37,7 +37,7 @@ def find(ctx: Context) -> Finding | None:
     for c in range(s.n_layers):  # only runs of at least `run` dead recorded steps count
         for a0, b0 in episodes(cond[:, c]):
             if b0 - a0 + 1 >= run:
-                lasting[a0:b0 + 1, c] = True
+                lasting[a0 : b0 + 1, c] = True
     cond = lasting
     cols = s.input_side_first(np.flatnonzero(persistent(cond, measured, t.persist_fraction)))
     if g is not None and len(cols) > 1:
@@ -53,12 +53,14 @@ def find(ctx: Context) -> Finding | None:
                 return False
             seen = a[rows, c][np.isfinite(a[rows, c])] if a is not None else np.zeros(0)
             return bool((grad_dead[rows, c] >= 1.0).all() or (len(seen) and np.median(seen) <= t.dead_fraction))
+
         cols = [c for c in cols if not starved(c)]
     if not cols:
         return None
     med = nanmedian(np.where(measured, v, np.nan)[:, cols], axis=0)
-    sources = {name: nanmedian(x[:, cols], axis=0).tolist() for name, x in (("grad_dead", g), ("act_dead", a))
-               if x is not None}
+    sources = {
+        name: nanmedian(x[:, cols], axis=0).tolist() for name, x in (("grad_dead", g), ("act_dead", a)) if x is not None
+    }
     lines = []
     for c, m in zip(cols, med):
         source = "rows of ∂L/∂W exactly zero" if g is not None and np.isfinite(g[:, c]).any() else "zero outputs"
@@ -66,19 +68,33 @@ def find(ctx: Context) -> Finding | None:
         if a is not None and g is not None and np.isfinite(a[:, c]).any():
             line += f"; its activation hooks saw {nanmedian(a[:, c]):.0%}"
         lines.append(line)
-    return Finding("dead_units", [h.layers[c] for c in cols], first_step(s, cond, cols),
-                   f"more than {t.dead_fraction:.0%} of the units are dead (no active path to the loss for the whole "
-                   f"batch) in {len(cols)} layer(s)", {"lines": lines, "dead_fraction": med.tolist(), **sources},
-                   remedies(ctx.facts))
+    return Finding(
+        "dead_units",
+        [h.layers[c] for c in cols],
+        first_step(s, cond, cols),
+        f"more than {t.dead_fraction:.0%} of the units are dead (no active path to the loss for the whole "
+        f"batch) in {len(cols)} layer(s)",
+        {"lines": lines, "dead_fraction": med.tolist(), **sources},
+        remedies(ctx.facts),
+    )
 
 
 def remedies(f: Facts) -> list[Remedy]:
-    return pick(("leaky", "ReLU units whose input is negative for every example pass no gradient", True),
-                ("lower_lr", "a large step can push a unit's bias far negative for good", True),
-                ("init", "with He init about half the units are active at the start", True),
-                ("batchnorm", "the model has no normalisation layer", not f.normalised))
+    return pick(
+        ("leaky", "ReLU units whose input is negative for every example pass no gradient", True),
+        ("lower_lr", "a large step can push a unit's bias far negative for good", True),
+        ("init", "with He init about half the units are active at the start", True),
+        ("batchnorm", "the model has no normalisation layer", not f.normalised),
+    )
 
 
-RULE = Rule("dead_units", 60, "dead layers", find, thresholds=("dead_fraction", "persist_fraction"),
-            needs=("grad_dead", "act_dead"), missing="dead units (record activation statistics: stats='full')",
-            remedies=remedies)
+RULE = Rule(
+    "dead_units",
+    60,
+    "dead layers",
+    find,
+    thresholds=("dead_fraction", "persist_fraction"),
+    needs=("grad_dead", "act_dead"),
+    missing="dead units (record activation statistics: stats='full')",
+    remedies=remedies,
+)

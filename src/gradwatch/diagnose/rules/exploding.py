@@ -27,39 +27,52 @@ def find(ctx: Context) -> Finding | None:
     if weight is not None and rel is not None and bound.any():
         g_b = np.where(np.isnan(s.grad[:, bound]), 0.0, s.grad[:, bound])
         w_b = np.where(np.isnan(weight[:, bound]), 0.0, weight[:, bound])
-        w_total = np.sqrt(np.sum(w_b ** 2, axis=1))
+        w_total = np.sqrt(np.sum(w_b**2, axis=1))
         # no ratio where no weight norm is known yet (a watch starting at an unsampled step) or where it is 0
         w_total = np.where(np.isnan(weight[:, bound]).all(axis=1) | (w_total == 0), np.nan, w_total)
         with np.errstate(invalid="ignore", divide="ignore"):
-            R = np.sqrt(np.sum(g_b ** 2, axis=1)) / w_total
-        for i in np.flatnonzero(finite & (R > t.explode_relative)):
-            cols = [c for c in range(s.n_layers)
-                    if bound[c] and np.isfinite(rel[i, c]) and rel[i, c] > t.explode_relative]
-            events.append((int(i), f"the gradient norm is {fmt(float(R[i]))}× the weights' norm (healthy training: "
-                                   f"1e-3 to 1)", cols))
+            R = np.sqrt(np.sum(g_b**2, axis=1)) / w_total
+        for i in map(int, np.flatnonzero(finite & (R > t.explode_relative))):
+            cols = [
+                c for c in range(s.n_layers) if bound[c] and np.isfinite(rel[i, c]) and rel[i, c] > t.explode_relative
+            ]
+            events.append(
+                (i, f"the gradient norm is {fmt(float(R[i]))}× the weights' norm (healthy training: 1e-3 to 1)", cols)
+            )
     bad = s.stat("nonfinite")
     overflow = np.isinf(G) & ((np.nan_to_num(bad, nan=0.0).sum(axis=1) == 0) if bad is not None else True)
-    for i in np.flatnonzero(overflow):  # every element finite, but their norm overflows the float type
-        events.append((int(i), "the gradient norm overflows the float type although every element is finite",
-                       [c for c in range(s.n_layers) if np.isinf(s.grad[i, c])]))
+    for i in map(int, np.flatnonzero(overflow)):  # every element finite, but their norm overflows the float type
+        events.append(
+            (
+                int(i),
+                "the gradient norm overflows the float type although every element is finite",
+                [c for c in range(s.n_layers) if np.isinf(s.grad[i, c])],
+            )
+        )
     med_all = nanmedian(np.where(finite, G, np.nan))
-    start = nanmedian(np.where(finite, G, np.nan)[:t.spike_window])  # the run's normal level at its start
+    start = nanmedian(np.where(finite, G, np.nan)[: t.spike_window])  # the run's normal level at its start
     factor = t.spike_factor_adaptive if facts.adaptive else t.spike_factor
     for i in range(3, len(G)):
         if not finite[i]:
             continue
-        prev = G[max(0, i - t.spike_window):i]
+        prev = G[max(0, i - t.spike_window) : i]
         prev = prev[np.isfinite(prev) & (prev > 0)]
         if len(prev) < 3:
             continue
         med = float(np.median(prev))
         if G[i] > factor * max(med, med_all, start):  # above the recent, the usual and the starting level
-            before = nanmedian(s.grad[max(0, i - t.spike_window):i], axis=0)
+            before = nanmedian(s.grad[max(0, i - t.spike_window) : i], axis=0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 jump = s.grad[i] / before
             cols = [c for c in range(s.n_layers) if np.isfinite(jump[c]) and jump[c] > factor]
-            events.append((i, f"the gradient norm jumped to {fmt(float(G[i]))}, {fmt(float(G[i] / med))}× its median "
-                              f"over the previous {len(prev)} steps", cols))
+            events.append(
+                (
+                    i,
+                    f"the gradient norm jumped to {fmt(float(G[i]))}, {fmt(float(G[i] / med))}× its median "
+                    f"over the previous {len(prev)} steps",
+                    cols,
+                )
+            )
     chain = reach(h)
     reach_cols: list[int] = []
     if chain is not None:
@@ -85,33 +98,56 @@ def find(ctx: Context) -> Finding | None:
     if reach_cols:
         assert chain is not None
         r = nanmedian(chain[:, reach_cols], axis=0)
-        lines += [f"the gradient reaching layer {h.layers[c]}'s output is {fmt(v)}× the one at the output layer "
-                  f"(product of the backward gains after it)" for c, v in zip(reach_cols, r)]
+        lines += [
+            f"the gradient reaching layer {h.layers[c]}'s output is {fmt(v)}× the one at the output layer "
+            f"(product of the backward gains after it)"
+            for c, v in zip(reach_cols, r)
+        ]
     if facts.clips:
         lines.append("values before clipping (grad_norm_preclip): the loop clips, the model produced these")
     cols = s.input_side_first(set(cols) | set(reach_cols)) or s.input_side_first(
-        [c for c in range(s.n_layers) if np.isfinite(s.grad[events[0][0], c])] if events else [])
+        [c for c in range(s.n_layers) if np.isfinite(s.grad[events[0][0], c])] if events else []
+    )
     gain_lines, gain_parts, _ = gains(h)
     recurrent = any(h.kinds[c] in RECURRENT for c in cols)
-    return Finding("exploding", [h.layers[c] for c in cols], step, summary,
-                   {"lines": lines + gain_lines, "event_steps": [int(s.steps[r]) for r, _, _ in events],
-                    **gain_parts},
-                   remedies(facts if not recurrent else as_recurrent(facts)))
+    return Finding(
+        "exploding",
+        [h.layers[c] for c in cols],
+        step,
+        summary,
+        {"lines": lines + gain_lines, "event_steps": [int(s.steps[r]) for r, _, _ in events], **gain_parts},
+        remedies(facts if not recurrent else as_recurrent(facts)),
+    )
 
 
 def remedies(f: Facts) -> list[Remedy]:
-    return pick(("clipping", "the loop does not clip the gradient norm yet", not f.clips),
-                ("lower_lr", "large steps let the weights, and so the per-layer gain, grow", True),
-                ("warmup", "the explosion comes early under an adaptive optimizer", bool(f.adaptive)),
-                ("recurrent_init", "ρ(W_rec) > 1 makes the gradient grow like ρ^T through time", f.recurrent),
-                ("tbptt", "shorter paths through time bound the product of Jacobians", f.recurrent),
-                ("init", "a per-layer gain above 1 compounds with depth", not f.recurrent),
-                ("init_scale", "a transformer's residual stack is sensitive to its initial scale", f.transformer),
-                ("constraints", "bounded weights cannot make the backward pass grow", not f.transformer),
-                ("batchnorm", "the model has no normalisation layer", not f.normalised))
+    return pick(
+        ("clipping", "the loop does not clip the gradient norm yet", not f.clips),
+        ("lower_lr", "large steps let the weights, and so the per-layer gain, grow", True),
+        ("warmup", "the explosion comes early under an adaptive optimizer", bool(f.adaptive)),
+        ("recurrent_init", "ρ(W_rec) > 1 makes the gradient grow like ρ^T through time", f.recurrent),
+        ("tbptt", "shorter paths through time bound the product of Jacobians", f.recurrent),
+        ("init", "a per-layer gain above 1 compounds with depth", not f.recurrent),
+        ("init_scale", "a transformer's residual stack is sensitive to its initial scale", f.transformer),
+        ("constraints", "bounded weights cannot make the backward pass grow", not f.transformer),
+        ("batchnorm", "the model has no normalisation layer", not f.normalised),
+    )
 
 
-RULE = Rule("exploding", 20, "exploding layers", find,
-            thresholds=("spike_factor", "spike_factor_adaptive", "spike_window", "explode_relative",
-                        "exploding_ratio", "persist_fraction"),
-            needs=("grad_norm",), missing="exploding (grad_norm not recorded)", remedies=remedies)
+RULE = Rule(
+    "exploding",
+    20,
+    "exploding layers",
+    find,
+    thresholds=(
+        "spike_factor",
+        "spike_factor_adaptive",
+        "spike_window",
+        "explode_relative",
+        "exploding_ratio",
+        "persist_fraction",
+    ),
+    needs=("grad_norm",),
+    missing="exploding (grad_norm not recorded)",
+    remedies=remedies,
+)

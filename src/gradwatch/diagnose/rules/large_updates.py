@@ -15,8 +15,9 @@ from gradwatch.diagnose.thresholds import Thresholds
 UPDATES_MISSING = "too-large and stalled updates (watch with an optimizer to record update_ratio)"
 
 
-def _vector_updates(s: Signals, t: Thresholds, u: np.ndarray, w: np.ndarray, weight_ok: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def _vector_updates(
+    s: Signals, t: Thresholds, u: np.ndarray, w: np.ndarray, weight_ok: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(update ratio, where it means something) with vectors (gains, LayerScale, biases) judged on their own terms:
     their step over their norm or, for a vector initialised tiny by design (LayerScale at 1e-5), over
     ``vector_rms_floor`` of RMS, whichever is larger."""
@@ -45,18 +46,32 @@ def find(ctx: Context) -> Finding | None:
     lines = [f"layer {h.layers[c]}: ‖Δθ‖/‖θ‖ up to {fmt(v)}" for c, v in zip(cols, peak)]
     n_steps = int(cond.any(axis=1).sum())
     lines.append(f"{n_steps} of {int(np.isfinite(u).any(axis=1).sum())} measured steps have such updates")
-    return Finding("large_updates", [h.layers[c] for c in cols], step,
-                   f"an optimizer step changed {len(cols)} layer(s)' weights by up to {fmt(float(nanmax(peak)))}× their "
-                   f"norm (healthy: about 1e-3)", {"lines": lines, "update_ratio": peak.tolist()},
-                   remedies(ctx.facts))
+    return Finding(
+        "large_updates",
+        [h.layers[c] for c in cols],
+        step,
+        f"an optimizer step changed {len(cols)} layer(s)' weights by up to {fmt(float(nanmax(peak)))}× their "
+        f"norm (healthy: about 1e-3)",
+        {"lines": lines, "update_ratio": peak.tolist()},
+        remedies(ctx.facts),
+    )
 
 
 def remedies(f: Facts) -> list[Remedy]:
-    return pick(("lower_lr", "the step is comparable to the weights themselves", True),
-                ("warmup", "Adam's first steps are as large as the learning rate", bool(f.adaptive)),
-                ("clipping", "under SGD the step is lr·‖g‖; clipping bounds it", not f.clips and f.adaptive is False))
+    return pick(
+        ("lower_lr", "the step is comparable to the weights themselves", True),
+        ("warmup", "Adam's first steps are as large as the learning rate", bool(f.adaptive)),
+        ("clipping", "under SGD the step is lr·‖g‖; clipping bounds it", not f.clips and f.adaptive is False),
+    )
 
 
-RULE = Rule("large_updates", 30, "too-large updates", find,
-            thresholds=("large_update_ratio", "vector_rms_floor", "min_weight_rms"),
-            needs=("update_ratio",), missing=UPDATES_MISSING, remedies=remedies)
+RULE = Rule(
+    "large_updates",
+    30,
+    "too-large updates",
+    find,
+    thresholds=("large_update_ratio", "vector_rms_floor", "min_weight_rms"),
+    needs=("update_ratio",),
+    missing=UPDATES_MISSING,
+    remedies=remedies,
+)

@@ -100,13 +100,22 @@ def find(ctx: Context) -> Finding | None:
 
 
 def remedies(f: Facts) -> list[Remedy]:
-    return pick(("check_data", "a non-finite input or loss makes every gradient non-finite", True),
-                ("lower_lr", "weights that grow until they overflow", True),
-                ("clipping", "the loop does not clip the gradient norm yet", not f.clips),
-                ("attention_scale", "attention logits are a common overflow point", f.transformer),
-                ("init", "a per-layer gain above 1 compounds with depth", not f.transformer),
-                ("tbptt", "long products through time overflow", f.recurrent))
+    return pick(
+        ("check_data", "a non-finite input or loss makes every gradient non-finite", True),
+        ("lower_lr", "weights that grow until they overflow", True),
+        ("clipping", "the loop does not clip the gradient norm yet", not f.clips),
+        ("attention_scale", "attention logits are a common overflow point", f.transformer),
+        ("init", "a per-layer gain above 1 compounds with depth", not f.transformer),
+        ("tbptt", "long products through time overflow", f.recurrent),
+    )
 
 
-RULE = Rule("nonfinite", 10, "non-finite layers", find, needs=("nonfinite",),
-            missing="non-finite values (nonfinite not recorded)", remedies=remedies)
+RULE = Rule(
+    "nonfinite",
+    10,
+    "non-finite layers",
+    find,
+    needs=("nonfinite",),
+    missing="non-finite values (nonfinite not recorded)",
+    remedies=remedies,
+)

@@ -28,20 +28,33 @@ def find(ctx: Context) -> Finding | None:
     med = nanmedian(v[:, cols], axis=0)
     names = [h.layers[c] for c in cols]
     lines = [f"layer {h.layers[c]} ({h.activations[c] or h.kinds[c]}): {m:.0%} {WHAT}" for c, m in zip(cols, med)]
-    return Finding("saturation", names, first_step(s, cond, cols),
-                   f"more than {limit:.0%} {WHAT} in {len(names)} layer(s)",
-                   {"lines": lines, "act_saturation": med.tolist()}, remedies(ctx.facts))
+    return Finding(
+        "saturation",
+        names,
+        first_step(s, cond, cols),
+        f"more than {limit:.0%} {WHAT} in {len(names)} layer(s)",
+        {"lines": lines, "act_saturation": med.tolist()},
+        remedies(ctx.facts),
+    )
 
 
 def remedies(f: Facts) -> list[Remedy]:
-    return pick(("activation", "the saturated units use a sigmoid/tanh-like activation",
-                 f.saturating and not f.relu_family),
-                ("init", "large weights push the pre-activations into the flat tails", True),
-                ("batchnorm", "the model has no normalisation layer", not f.normalised),
-                ("preprocess", "inputs far from zero saturate the first layer", True),
-                ("lower_lr", "large steps push units into saturation", True))
+    return pick(
+        ("activation", "the saturated units use a sigmoid/tanh-like activation", f.saturating and not f.relu_family),
+        ("init", "large weights push the pre-activations into the flat tails", True),
+        ("batchnorm", "the model has no normalisation layer", not f.normalised),
+        ("preprocess", "inputs far from zero saturate the first layer", True),
+        ("lower_lr", "large steps push units into saturation", True),
+    )
 
 
-RULE = Rule("saturation", 50, "saturated layers", find, thresholds=("saturation_fraction", "persist_fraction"),
-            needs=("act_saturation",), missing="saturation (record activation statistics: stats='full')",
-            remedies=remedies)
+RULE = Rule(
+    "saturation",
+    50,
+    "saturated layers",
+    find,
+    thresholds=("saturation_fraction", "persist_fraction"),
+    needs=("act_saturation",),
+    missing="saturation (record activation statistics: stats='full')",
+    remedies=remedies,
+)

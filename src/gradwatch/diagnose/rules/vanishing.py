@@ -40,8 +40,13 @@ def _comparable(h: History) -> np.ndarray:
     (their weights start at one, their gradient follows the layer they normalise), not attention's query/key
     projections (their gradient passes through the softmax: tiny while attention is uniform, at any depth)."""
     kinds = [k or "" for k in h.kinds]
-    return np.array([k not in LOOKUP_KINDS and not NORM_KINDS.search(k) and not ATTENTION_SCORES.search(n)
-                     for n, k in zip(h.layers, kinds)], dtype=bool) & ~unowned_layers(h)  # nothing steps those
+    return np.array(
+        [
+            k not in LOOKUP_KINDS and not NORM_KINDS.search(k) and not ATTENTION_SCORES.search(n)
+            for n, k in zip(h.layers, kinds)
+        ],
+        dtype=bool,
+    ) & ~unowned_layers(h)  # nothing steps those
 
 
 def _envelope(s: Signals, rel: np.ndarray, members: list[int]) -> np.ndarray:
@@ -81,7 +86,7 @@ def find(ctx: Context) -> Finding | None:
         ranked = [c for c in s.input_side_first(members)[::-1] if not s.static[c]]
         if not ranked:
             continue
-        top = ranked[:max(1, -(-len(ranked) // 4))]
+        top = ranked[: max(1, -(-len(ranked) // 4))]
         ref = nanmedian(rel[:, top], axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio[:, members] = _envelope(s, rel, members) / ref[:, None]
@@ -91,15 +96,14 @@ def find(ctx: Context) -> Finding | None:
     strict = usable & (ratio < limit)
     loose = usable & (ratio < np.sqrt(limit))  # an episode lasts while the ratio stays this low
     min_len = min(t.min_episode, len(s.steps))
-    runs = [(a, b) for a, b in episodes(loose.any(axis=1))
-            if b - a + 1 >= min_len and strict[a:b + 1].any()]
+    runs = [(a, b) for a, b in episodes(loose.any(axis=1)) if b - a + 1 >= min_len and strict[a : b + 1].any()]
     if facts.adaptive:  # Adam rescales the gradient: a shrinking one later in training (converging) is no obstacle;
         runs = [(a, b) for a, b in runs if a == 0]  # one from initialisation means updates driven by noise
     if not runs:
         return None
     in_runs = np.zeros(len(s.steps), dtype=bool)
     for a, b in runs:
-        in_runs[a:b + 1] = True
+        in_runs[a : b + 1] = True
     held = (loose[in_runs].sum(axis=0) >= 0.5 * in_runs.sum()) & strict[in_runs].any(axis=0)
     cols = s.input_side_first(np.flatnonzero(held)) or s.input_side_first(np.flatnonzero(strict[in_runs].any(axis=0)))
     cols = [c for c in cols if c not in small or nanmedian(ratio[in_runs, c]) < limit]
@@ -111,29 +115,53 @@ def find(ctx: Context) -> Finding | None:
     span = [(int(s.steps[a]), int(s.steps[b])) for a, b in runs]
     last = runs[-1][1]
     recovered = int(s.steps[last + 1]) if last + 1 < len(s.steps) else None
-    lines = [f"layer {h.layers[c]}: the best ‖g‖/‖θ‖ at or below it is {fmt(v)} of the output-side layers' "
-             f"median ({', '.join(h.layers[c] for c in top)})" for c, v in zip(cols, r)]
-    lines.append("steps " + ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in span)
-                 + (f"; recovered at step {recovered}" if recovered is not None else "; still vanishing at the end"))
+    lines = [
+        f"layer {h.layers[c]}: the best ‖g‖/‖θ‖ at or below it is {fmt(v)} of the output-side layers' "
+        f"median ({', '.join(h.layers[c] for c in top)})"
+        for c, v in zip(cols, r)
+    ]
+    lines.append(
+        "steps "
+        + ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in span)
+        + (f"; recovered at step {recovered}" if recovered is not None else "; still vanishing at the end")
+    )
     if facts.adaptive and "update_ratio" in h.stats:
         u = nanmedian(h.stat("update_ratio")[in_runs][:, cols])
         if np.isfinite(u):
-            lines.append(f"under {', '.join(h.meta.get('optimizers') or ['an adaptive optimizer'])} these layers "
-                         f"still move by {fmt(float(u))} of their weights per step (the optimizer rescales the "
-                         f"gradient), so the vanishing slows them less than under SGD")
+            lines.append(
+                f"under {', '.join(h.meta.get('optimizers') or ['an adaptive optimizer'])} these layers "
+                f"still move by {fmt(float(u))} of their weights per step (the optimizer rescales the "
+                f"gradient), so the vanishing slows them less than under SGD"
+            )
     chain = reach(h)
     if chain is not None:
-        lines += [f"the gradient reaching layer {h.layers[c]}'s output is {fmt(v)}× the one at the output layer "
-                  f"(product of the backward gains after it)" for c, v in zip(cols, nanmedian(chain[:, cols], 0))]
+        lines += [
+            f"the gradient reaching layer {h.layers[c]}'s output is {fmt(v)}× the one at the output layer "
+            f"(product of the backward gains after it)"
+            for c, v in zip(cols, nanmedian(chain[:, cols], 0))
+        ]
     gain_lines, gain_parts, act_limited = gains(h)
     names = [h.layers[c] for c in cols]
-    summary = (f"{len(names)} layer(s) nearest the input get at most {fmt(float(nanmax(r)))} of the relative "
-               f"gradient ‖g‖/‖θ‖ of the layers nearest the loss (threshold {limit:g})")
+    summary = (
+        f"{len(names)} layer(s) nearest the input get at most {fmt(float(nanmax(r)))} of the relative "
+        f"gradient ‖g‖/‖θ‖ of the layers nearest the loss (threshold {limit:g})"
+    )
     recurrent = any(h.kinds[c] in RECURRENT for c in cols)
-    return Finding("vanishing", names, span[0][0], summary,
-                   {"lines": lines + gain_lines, "ratio_to_output_side": r.tolist(), "steps": span,
-                    "reference_layers": [h.layers[c] for c in top], "recovered_at": recovered, **gain_parts},
-                   remedies(facts if not recurrent else as_recurrent(facts), activation_limited=act_limited))
+    return Finding(
+        "vanishing",
+        names,
+        span[0][0],
+        summary,
+        {
+            "lines": lines + gain_lines,
+            "ratio_to_output_side": r.tolist(),
+            "steps": span,
+            "reference_layers": [h.layers[c] for c in top],
+            "recovered_at": recovered,
+            **gain_parts,
+        },
+        remedies(facts if not recurrent else as_recurrent(facts), activation_limited=act_limited),
+    )
 
 
 def remedies(f: Facts, *, activation_limited: bool | None = None) -> list[Remedy]:
@@ -141,29 +169,41 @@ def remedies(f: Facts, *, activation_limited: bool | None = None) -> list[Remedy
     factor, False when the weights' part is, None when unknown."""
     sat_only = f.saturating and not f.relu_family
     if f.recurrent:
-        return pick(("lstm", "a plain recurrent layer multiplies the gradient by W_recᵀ·diag(σ') every time step",
-                     not f.gated),
-                    ("recurrent_init", "the per-step factor of the recurrence sets how fast the gradient decays",
-                     True),
-                    ("esn", "only the readout would be trained", not f.gated),
-                    ("tbptt", "shorter backpropagation paths", True))
+        return pick(
+            ("lstm", "a plain recurrent layer multiplies the gradient by W_recᵀ·diag(σ') every time step", not f.gated),
+            ("recurrent_init", "the per-step factor of the recurrence sets how fast the gradient decays", True),
+            ("esn", "only the readout would be trained", not f.gated),
+            ("tbptt", "shorter backpropagation paths", True),
+        )
     act_first = activation_limited if activation_limited is not None else sat_only
-    entries = [("activation", "these layers use a saturating activation (σ' ≤ 1/4 for the sigmoid)", sat_only),
-               ("init", "the weights' part of each layer's backward gain is below 1", True)]
+    entries = [
+        ("activation", "these layers use a saturating activation (σ' ≤ 1/4 for the sigmoid)", sat_only),
+        ("init", "the weights' part of each layer's backward gain is below 1", True),
+    ]
     if not act_first:
         entries.reverse()
-    return pick(*entries,
-                ("init_scale", "a transformer's residual stack is sensitive to its initial scale", f.transformer),
-                ("norm_placement", "attention stacks with post-LN starve their early layers", f.transformer),
-                ("batchnorm", "the model has no normalisation layer", not f.normalised),
-                ("residual", "the model has no skip connection", f.residual is False),
-                ("warmup", "under Adam the early layers recover once the first steps settle",
-                 bool(f.adaptive) and f.transformer),
-                ("pretraining", "a last resort for deep stacks without skip connections", f.residual is False))
+    return pick(
+        *entries,
+        ("init_scale", "a transformer's residual stack is sensitive to its initial scale", f.transformer),
+        ("norm_placement", "attention stacks with post-LN starve their early layers", f.transformer),
+        ("batchnorm", "the model has no normalisation layer", not f.normalised),
+        ("residual", "the model has no skip connection", f.residual is False),
+        (
+            "warmup",
+            "under Adam the early layers recover once the first steps settle",
+            bool(f.adaptive) and f.transformer,
+        ),
+        ("pretraining", "a last resort for deep stacks without skip connections", f.residual is False),
+    )
 
 
-RULE = Rule("vanishing", 40, "vanishing layers", find,
-            thresholds=("vanishing_ratio", "vanishing_ratio_residual", "min_episode"),
-            needs=("weight_norm",),
-            missing="vanishing (weight_norm not recorded: the relative gradient ‖g‖/‖θ‖ needs it)",
-            remedies=remedies)
+RULE = Rule(
+    "vanishing",
+    40,
+    "vanishing layers",
+    find,
+    thresholds=("vanishing_ratio", "vanishing_ratio_residual", "min_episode"),
+    needs=("weight_norm",),
+    missing="vanishing (weight_norm not recorded: the relative gradient ‖g‖/‖θ‖ needs it)",
+    remedies=remedies,
+)
