@@ -35,7 +35,8 @@ class Rule:
     """One kind of finding.
 
     ``rank`` orders the kinds in a diagnosis (lower first); ``healthy`` is what a healthy run has none of
-    ("vanishing layers": the healthy sentence merges phrases that end in the same word); ``thresholds`` names the
+    ("vanishing layers": the healthy sentence merges phrases that end in the same word; None for a silent-bug
+    rule, which the sentence names together as "silent training bugs", so adding one leaves it unchanged); ``thresholds`` names the
     fields of :class:`~gradwatch.diagnose.thresholds.Thresholds` the rule reads; ``needs`` the statistics of
     which at least one must be recorded for the rule to run, with ``missing`` the "not checked" note otherwise;
     ``remedies(facts, **evidence)`` ranks the catalogue's remedies for this kind (None: the rule names its own).
@@ -44,7 +45,7 @@ class Rule:
 
     kind: str
     rank: int
-    healthy: str
+    healthy: str | None
     find: Callable[[Context], Finding | None]
     family: Literal["gradient", "silent"] = "gradient"
     thresholds: tuple[str, ...] = ()

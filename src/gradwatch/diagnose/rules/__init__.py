@@ -31,15 +31,19 @@ BY_KIND: dict[str, Rule] = {r.kind: r for r in RULES}
 KINDS: tuple[str, ...] = tuple(r.kind for r in RULES)
 GRADIENT_KINDS: tuple[str, ...] = tuple(r.kind for r in RULES if r.family == "gradient")
 SILENT_KINDS: tuple[str, ...] = tuple(r.kind for r in RULES if r.family == "silent")
+SILENT_PHRASE = "silent training bugs"  # the healthy sentence's words for every rule without its own phrase
 
 
 def healthy_sentence() -> str:
     """ "healthy: no …" naming what every registered rule looks for; phrases ending in the same word are merged
-    ("vanishing layers", "dead layers" → "vanishing or dead layers")."""
+    ("vanishing layers", "dead layers" → "vanishing or dead layers"), the silent-bug rules named together."""
     groups: dict[str, list[str]] = {}
     for r in RULES:
-        head, _, noun = r.healthy.rpartition(" ")
-        groups.setdefault(noun, []).append(head)
+        phrase = r.healthy if r.healthy is not None else SILENT_PHRASE
+        head, _, noun = phrase.rpartition(" ")
+        heads = groups.setdefault(noun, [])
+        if head not in heads:
+            heads.append(head)
     parts = [_either([h for h in heads if h]) + (" " if any(heads) else "") + noun for noun, heads in groups.items()]
     return f"healthy: no {_either(parts)} found"
 

@@ -48,4 +48,4 @@ def find(ctx: Context) -> Finding | None:
     )
 
 
-RULE = Rule(KIND, 120, "clipping before unscaling", find, family="silent")
+RULE = Rule(KIND, 120, None, find, family="silent")

@@ -45,4 +45,4 @@ def find(ctx: Context) -> Finding | None:
     )
 
 
-RULE = Rule(KIND, 160, "steps in eval mode", find, family="silent")
+RULE = Rule(KIND, 160, None, find, family="silent")

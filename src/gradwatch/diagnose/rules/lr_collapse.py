@@ -60,4 +60,4 @@ def find(ctx: Context) -> Finding | None:
     )
 
 
-RULE = Rule(KIND, 170, "collapsed learning rate", find, family="silent")
+RULE = Rule(KIND, 170, None, find, family="silent")

@@ -56,4 +56,4 @@ def find(ctx: Context) -> Finding | None:
     )
 
 
-RULE = Rule(KIND, 140, "parameters outside every optimizer", find, family="silent")
+RULE = Rule(KIND, 140, None, find, family="silent")

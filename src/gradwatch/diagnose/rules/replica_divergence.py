@@ -52,4 +52,4 @@ def find(ctx: Context) -> Finding | None:
     )
 
 
-RULE = Rule(KIND, 130, "diverged replicas", find, family="silent")
+RULE = Rule(KIND, 130, None, find, family="silent")
