@@ -36,9 +36,10 @@ class Rule:
 
     ``rank`` orders the kinds in a diagnosis (lower first); ``healthy`` is what a healthy run has none of
     ("vanishing layers": the healthy sentence merges phrases that end in the same word; None for a silent-bug
-    rule, which the sentence names together as "silent training bugs", so adding one leaves it unchanged); ``thresholds`` names the
-    fields of :class:`~gradwatch.diagnose.thresholds.Thresholds` the rule reads; ``needs`` the statistics of
-    which at least one must be recorded for the rule to run, with ``missing`` the "not checked" note otherwise;
+    rule, which the sentence names together as "silent training bugs", so adding one leaves it unchanged);
+    ``thresholds`` names the fields of :class:`~gradwatch.diagnose.thresholds.Thresholds` the rule reads;
+    ``needs`` the statistics of which at least one must be recorded for the rule to run, with ``missing`` the
+    "not checked" note otherwise;
     ``remedies(facts, **evidence)`` ranks the catalogue's remedies for this kind (None: the rule names its own).
     ``family``: "gradient" (the labelled zoo scores these) or "silent" (silent training bugs).
     """
