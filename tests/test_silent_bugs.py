@@ -333,7 +333,7 @@ def test_the_benchmark_holds_at_least_20_bugs_each_citing_its_report_and_the_jud
     from silent import BUGS, Truth
     from silent.judge import WITHIN, judge
 
-    from gradwatch.diagnose.silent import SILENT_KINDS
+    from gradwatch.diagnose import SILENT_KINDS
 
     assert len(BUGS) >= 20
     for b in BUGS.values():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gradwatch.diagnose.silent import SILENT_KINDS
+from gradwatch.diagnose import SILENT_KINDS
 
 from .registry import Truth
 

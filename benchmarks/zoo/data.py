@@ -50,8 +50,14 @@ def text_bytes() -> Tensor:
     values below 128: ``[n]`` long."""
     from sklearn import datasets
 
-    loaders = (datasets.load_digits, datasets.load_iris, datasets.load_wine, datasets.load_breast_cancer,
-               datasets.load_diabetes, datasets.load_linnerud)
+    loaders = (
+        datasets.load_digits,
+        datasets.load_iris,
+        datasets.load_wine,
+        datasets.load_breast_cancer,
+        datasets.load_diabetes,
+        datasets.load_linnerud,
+    )
     raw = "\n\n".join(load().DESCR for load in loaders).encode("ascii", "ignore")
     return torch.tensor(list(raw), dtype=torch.long)
 
@@ -61,7 +67,7 @@ def text_batches(seq: int, size: int, gen: torch.Generator):
     data = text_bytes()
     while True:
         start = torch.randint(0, len(data) - seq - 1, (size,), generator=gen)
-        yield torch.stack([data[s:s + seq + 1] for s in start.tolist()])
+        yield torch.stack([data[s : s + seq + 1] for s in start.tolist()])
 
 
 def presence_batches(vocab: int, seq: int, size: int, gen: torch.Generator, token: int = 3):
@@ -81,7 +87,8 @@ def adding_batches(T: int, size: int, seed: int = 0, scale: float = 1.0):
     while True:
         values = torch.rand(size, T, generator=g)
         marks = torch.zeros(size, T)
-        idx = torch.stack([torch.randint(0, T // 2, (size,), generator=g),
-                           torch.randint(T // 2, T, (size,), generator=g)], 1)
+        idx = torch.stack(
+            [torch.randint(0, T // 2, (size,), generator=g), torch.randint(T // 2, T, (size,), generator=g)], 1
+        )
         marks.scatter_(1, idx, 1.0)
         yield torch.stack([values, marks], -1) * scale, (values * marks).sum(1)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# every kind the zoo judges; ``large_updates`` is ‖Δθ‖/‖θ‖ comparable to the weights themselves
-KINDS = ("nonfinite", "exploding", "vanishing", "saturation", "dead_units", "stalled_updates", "large_updates")
+from gradwatch.diagnose import GRADIENT_KINDS
+
+# every kind the zoo judges: the registry's gradient rules (the silent-bug rules have their own benchmark)
+KINDS = GRADIENT_KINDS
 
 
 @dataclass(frozen=True)

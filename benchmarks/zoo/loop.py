@@ -33,14 +33,18 @@ def done(w, label, **facts) -> Run:
 
 def learned(losses: list[float], factor: float = 0.8, window: int = 10) -> dict[str, float]:
     """Check that the loss fell (a healthy run must learn); the first and last window means as facts."""
-    check(truth.falls(losses, factor, window), f"the loss did not fall below {factor}× its start: "
-          f"{sum(losses[:window]) / window:.3g} → {sum(losses[-window:]) / window:.3g}")
+    check(
+        truth.falls(losses, factor, window),
+        f"the loss did not fall below {factor}× its start: "
+        f"{sum(losses[:window]) / window:.3g} → {sum(losses[-window:]) / window:.3g}",
+    )
     return {"loss_start": sum(losses[:window]) / window, "loss_end": sum(losses[-window:]) / window}
 
 
 def classify_step(model, opt, batches, loss_fn=F.cross_entropy, before: Callable | None = None) -> STEP_FN:
     """One plain classification step on ``next(batches)``; ``before(t, x, y)`` may look at or alter the model or
     the batch first."""
+
     def step(t: int) -> float:
         x, y = next(batches)
         if before is not None:
@@ -50,6 +54,7 @@ def classify_step(model, opt, batches, loss_fn=F.cross_entropy, before: Callable
         loss.backward()
         opt.step()
         return loss.item()
+
     return step
 
 
@@ -67,6 +72,7 @@ def lm_step(model, opt, batches, hf: bool) -> STEP_FN:
         loss.backward()
         opt.step()
         return loss.item()
+
     return step
 
 
@@ -88,6 +94,7 @@ def cpu_grad_scaler():
 
 def clipped_step(model, opt, batches, loss_fn, max_norm: float, pre_clip: list[float]) -> STEP_FN:
     """One step that clips with ``clip_grad_norm_(max_norm)``, appending the pre-clip norm it returns."""
+
     def step(t: int) -> float:
         x, y = next(batches)
         opt.zero_grad()
@@ -96,6 +103,7 @@ def clipped_step(model, opt, batches, loss_fn, max_norm: float, pre_clip: list[f
         pre_clip.append(float(nn.utils.clip_grad_norm_(model.parameters(), max_norm)))
         opt.step()
         return loss.item()
+
     return step
 
 

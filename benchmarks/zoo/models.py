@@ -17,8 +17,9 @@ from torch import Tensor, nn
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 
 
-def mlp(widths: list[int], activation: str = "relu", init_std: float | None = None, gen: torch.Generator | None = None
-        ) -> nn.Sequential:
+def mlp(
+    widths: list[int], activation: str = "relu", init_std: float | None = None, gen: torch.Generator | None = None
+) -> nn.Sequential:
     """``fc1, act1, fc2, act2, …, fcN`` (no activation after the last). ``init_std``: weights N(0, init_std²/fan_in)
     and zero biases instead of PyTorch's default init."""
     parts: list[tuple[str, nn.Module]] = []
@@ -26,7 +27,7 @@ def mlp(widths: list[int], activation: str = "relu", init_std: float | None = No
         fc = nn.Linear(a, b)
         if init_std is not None:
             with torch.no_grad():
-                fc.weight.copy_(torch.randn(b, a, generator=gen) * init_std / a ** 0.5)
+                fc.weight.copy_(torch.randn(b, a, generator=gen) * init_std / a**0.5)
                 fc.bias.zero_()
         parts.append((f"fc{i}", fc))
         if i < len(widths) - 1:
@@ -38,8 +39,10 @@ def cnn(depth: int = 8, width: int = 8, activation: str = "sigmoid", classes: in
     """``conv1, act1, …, convN, actN, pool, flat, fc``: 3×3 convolutions (padding 1) on one-channel images."""
     parts: list[tuple[str, nn.Module]] = []
     for i in range(1, depth + 1):
-        parts += [(f"conv{i}", nn.Conv2d(1 if i == 1 else width, width, 3, padding=1)),
-                  (f"act{i}", ACTIVATIONS[activation]())]
+        parts += [
+            (f"conv{i}", nn.Conv2d(1 if i == 1 else width, width, 3, padding=1)),
+            (f"act{i}", ACTIVATIONS[activation]()),
+        ]
     parts += [("pool", nn.AdaptiveAvgPool2d(1)), ("flat", nn.Flatten()), ("fc", nn.Linear(width, classes))]
     return nn.Sequential(OrderedDict(parts))
 
@@ -76,8 +79,11 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         stages, cin = [], widths[0]
         for i, w in enumerate(widths):
-            stages.append(nn.Sequential(*[BasicBlock(cin if j == 0 else w, w, 2 if (i > 0 and j == 0) else 1)
-                                          for j in range(blocks)]))
+            stages.append(
+                nn.Sequential(
+                    *[BasicBlock(cin if j == 0 else w, w, 2 if (i > 0 and j == 0) else 1) for j in range(blocks)]
+                )
+            )
             cin = w
         self.layers = nn.Sequential(*stages)
         self.fc = nn.Linear(widths[-1], classes)
@@ -122,8 +128,9 @@ class Top1MoE(nn.Module):
         super().__init__()
         self.embed = nn.Linear(inputs, width)
         self.router = nn.Linear(width, experts)
-        self.experts = nn.ModuleList(nn.Sequential(nn.Linear(width, 2 * width), nn.ReLU(), nn.Linear(2 * width, width))
-                                     for _ in range(experts))
+        self.experts = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, 2 * width), nn.ReLU(), nn.Linear(2 * width, width)) for _ in range(experts)
+        )
         self.head = nn.Linear(width, classes)
         self.last_choice: Tensor | None = None
 
@@ -136,7 +143,7 @@ class Top1MoE(nn.Module):
         for e, expert in enumerate(self.experts):
             rows = torch.nonzero(choice == e).squeeze(1)
             if len(rows):  # unused experts are not called at all, as in real MoE dispatch
-                out = out.index_add(0, rows, expert(h[rows]) * prob[rows, e:e + 1])
+                out = out.index_add(0, rows, expert(h[rows]) * prob[rows, e : e + 1])
         return self.head(h + out)
 
 
@@ -191,12 +198,14 @@ class ProtoNet(nn.Module):
 
 # ---- Hugging Face transformers, tiny random configs -------------------------------------------------------------
 
+
 def _transformers():
     try:
         import transformers
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError('the zoo\'s transformer scenarios need Hugging Face transformers: '
-                          'pip install "gradwatch[zoo]"') from exc
+        raise ImportError(
+            'the zoo\'s transformer scenarios need Hugging Face transformers: pip install "gradwatch[zoo]"'
+        ) from exc
     transformers.logging.set_verbosity_error()
     return transformers
 
@@ -204,34 +213,61 @@ def _transformers():
 def hf_resnet(classes: int = 10):
     """``ResNetForImageClassification``: 1 channel, stages of widths 8 and 16, one basic block each."""
     t = _transformers()
-    cfg = t.ResNetConfig(num_channels=1, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",
-                         num_labels=classes)
+    cfg = t.ResNetConfig(
+        num_channels=1, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic", num_labels=classes
+    )
     return t.ResNetForImageClassification(cfg)
 
 
 def hf_vit(image: int = 8, classes: int = 10):
     """``ViTForImageClassification``: 8×8 one-channel images, 2×2 patches, width 32, 2 layers, 2 heads."""
     t = _transformers()
-    cfg = t.ViTConfig(image_size=image, patch_size=2, num_channels=1, hidden_size=32, num_hidden_layers=2,
-                      num_attention_heads=2, intermediate_size=64, num_labels=classes, hidden_dropout_prob=0.0,
-                      attention_probs_dropout_prob=0.0)
+    cfg = t.ViTConfig(
+        image_size=image,
+        patch_size=2,
+        num_channels=1,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=classes,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     return t.ViTForImageClassification(cfg)
 
 
 def hf_bert(vocab: int = 32, seq: int = 16, classes: int = 2):
     """``BertForSequenceClassification`` (post-LN): width 32, 2 layers, 2 heads, no dropout."""
     t = _transformers()
-    cfg = t.BertConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                       intermediate_size=64, max_position_embeddings=seq, num_labels=classes,
-                       hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    cfg = t.BertConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=seq,
+        num_labels=classes,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     return t.BertForSequenceClassification(cfg)
 
 
 def hf_gpt2(vocab: int = 128, seq: int = 32, layers: int = 2):
     """``GPT2LMHeadModel`` with ``lm_head`` tied to ``transformer.wte``: width 32, 2 heads, no dropout."""
     t = _transformers()
-    cfg = t.GPT2Config(vocab_size=vocab, n_positions=seq, n_embd=32, n_layer=layers, n_head=2, resid_pdrop=0.0,
-                       embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=True)
+    cfg = t.GPT2Config(
+        vocab_size=vocab,
+        n_positions=seq,
+        n_embd=32,
+        n_layer=layers,
+        n_head=2,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        tie_word_embeddings=True,
+    )
     model = t.GPT2LMHeadModel(cfg)
     if model.lm_head.weight is not model.transformer.wte.weight:
         raise RuntimeError("GPT2LMHeadModel(tie_word_embeddings=True) did not tie lm_head to transformer.wte")

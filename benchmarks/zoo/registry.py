@@ -58,4 +58,5 @@ def scenario(name: str, expects: tuple[str, ...] = (), needs: tuple[str, ...] = 
     def register(fn: Callable[[], Run]) -> Callable[[], Run]:
         SCENARIOS[name] = Scenario(name, fn, expects, needs, split)
         return fn
+
     return register

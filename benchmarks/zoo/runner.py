@@ -18,8 +18,9 @@ def judge(scenario: Scenario) -> tuple[Verdict, Run | None]:
     run's wall time in seconds (``seconds``)."""
     missing = scenario.missing()
     if missing:
-        return Verdict(scenario.name, skipped=f"needs {', '.join(missing)}: pip install \"gradwatch[zoo]\"",
-                       split=scenario.split), None
+        return Verdict(
+            scenario.name, skipped=f'needs {", ".join(missing)}: pip install "gradwatch[zoo]"', split=scenario.split
+        ), None
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -44,5 +45,6 @@ def _since(start: float) -> float:
 
 
 def _crashed(scenario: Scenario, error: str, start: float) -> Verdict:
-    return Verdict(scenario.name, error=error, expects=scenario.expects, facts={"seconds": _since(start)},
-                   split=scenario.split)
+    return Verdict(
+        scenario.name, error=error, expects=scenario.expects, facts={"seconds": _since(start)}, split=scenario.split
+    )

@@ -55,9 +55,16 @@ class Check:
         return f"{e.kind}: " + "; ".join(parts) if parts else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"expect": self.expect.to_dict(), "found": self.found, "layer": self.layer, "step": self.step,
-                "layer_ok": self.layer_ok, "step_ok": self.step_ok, "missing_evidence": list(self.missing_evidence),
-                "ok": self.ok}
+        return {
+            "expect": self.expect.to_dict(),
+            "found": self.found,
+            "layer": self.layer,
+            "step": self.step,
+            "layer_ok": self.layer_ok,
+            "step_ok": self.step_ok,
+            "missing_evidence": list(self.missing_evidence),
+            "ok": self.ok,
+        }
 
 
 @dataclass
@@ -91,17 +98,29 @@ class Verdict:
         if self.error:
             return [f"error: {self.error if len(self.error) <= 200 else self.error[:200] + '…'}"]
         out = [p for c in self.checks if (p := c.problem())]
-        out += [f"false {f['kind']} in {', '.join(f['layers'][:3])}{'…' if len(f['layers']) > 3 else ''} "
-                f"(step {f['step']})" for f in self.false]
+        out += [
+            f"false {f['kind']} in {', '.join(f['layers'][:3])}{'…' if len(f['layers']) > 3 else ''} (step {f['step']})"
+            for f in self.false
+        ]
         if self.label is not None and self.label.healthy and not self.false and not self.reported_healthy:
             out.append("not reported healthy")
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "problems": self.problems(),
-                "label": self.label.to_dict() if self.label else None, "checks": [c.to_dict() for c in self.checks],
-                "false": self.false, "reported_healthy": self.reported_healthy, "facts": _plain(self.facts),
-                "error": self.error, "skipped": self.skipped, "expects": list(self.expects), "split": self.split}
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "problems": self.problems(),
+            "label": self.label.to_dict() if self.label else None,
+            "checks": [c.to_dict() for c in self.checks],
+            "false": self.false,
+            "reported_healthy": self.reported_healthy,
+            "facts": _plain(self.facts),
+            "error": self.error,
+            "skipped": self.skipped,
+            "expects": list(self.expects),
+            "split": self.split,
+        }
 
 
 def _plain(x: Any) -> Any:
@@ -129,10 +148,17 @@ def check_expect(expect: Expect, findings: list) -> Check:
     for f in candidates:
         layer = f.layers[0] if f.layers else None
         evidence = getattr(f, "evidence", None) or {}
-        checks.append(Check(expect, True, layer, _step(f),
-                            layer_ok=(layer in expect.layers) if expect.layers else None,
-                            step_ok=(_step(f) == expect.step) if expect.step is not None else None,
-                            missing_evidence=tuple(k for k in expect.evidence if evidence.get(k) is None)))
+        checks.append(
+            Check(
+                expect,
+                True,
+                layer,
+                _step(f),
+                layer_ok=(layer in expect.layers) if expect.layers else None,
+                step_ok=(_step(f) == expect.step) if expect.step is not None else None,
+                missing_evidence=tuple(k for k in expect.evidence if evidence.get(k) is None),
+            )
+        )
     return max(checks, key=lambda c: (c.ok, c.layer_ok is not False, c.step_ok is not False))
 
 
@@ -145,8 +171,14 @@ def verdict(name: str, run: Run) -> Verdict:
         if (f.kind in forbid or run.label.healthy) and f.kind not in seen:
             seen.add(f.kind)
             false.append({"kind": f.kind, "layers": list(f.layers), "step": _step(f), "summary": f.summary})
-    return Verdict(name, run.label, [check_expect(e, findings) for e in run.label.expect], false,
-                   bool(run.diagnosis.healthy), run.facts)
+    return Verdict(
+        name,
+        run.label,
+        [check_expect(e, findings) for e in run.label.expect],
+        false,
+        bool(run.diagnosis.healthy),
+        run.facts,
+    )
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -164,8 +196,12 @@ def summarise_parts(verdicts: list[Verdict]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def summarise(verdicts: list[Verdict], precision: float | None = None, recall: float = RECALL_TARGET,
-              accuracy: float = ACCURACY_TARGET) -> dict[str, Any]:
+def summarise(
+    verdicts: list[Verdict],
+    precision: float | None = None,
+    recall: float = RECALL_TARGET,
+    accuracy: float = ACCURACY_TARGET,
+) -> dict[str, Any]:
     """Per kind precision and recall, layer and step accuracy, false findings on healthy runs, errors, and
     whether each target is met (issue 9's by default: recall ≥ 0.9, accuracy 1; ``precision`` None: no target)."""
     judged = [v for v in verdicts if v.label is not None and not v.skipped and not v.error]
@@ -173,11 +209,11 @@ def summarise(verdicts: list[Verdict], precision: float | None = None, recall: f
     per_kind = {}
     for kind in KINDS:
         tp = sum(c.found for v in judged for c in v.checks if c.expect.kind == kind)
-        fn = (sum(not c.found for v in judged for c in v.checks if c.expect.kind == kind)
-              + sum(v.expects.count(kind) for v in crashed))
+        fn = sum(not c.found for v in judged for c in v.checks if c.expect.kind == kind) + sum(
+            v.expects.count(kind) for v in crashed
+        )
         fp = sum(f["kind"] == kind for v in judged for f in v.false)
-        per_kind[kind] = {"tp": tp, "fn": fn, "fp": fp, "precision": _ratio(tp, tp + fp),
-                          "recall": _ratio(tp, tp + fn)}
+        per_kind[kind] = {"tp": tp, "fn": fn, "fp": fp, "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn)}
     known_layer = [c for v in judged for c in v.checks if c.layer_ok is not None]
     known_step = [c for v in judged for c in v.checks if c.step_ok is not None]
     healthy_false = [{"scenario": v.name, **f} for v in judged if v.label.healthy for f in v.false]
@@ -188,22 +224,32 @@ def summarise(verdicts: list[Verdict], precision: float | None = None, recall: f
     recall_ok = all(k["recall"] is None or k["recall"] >= recall for k in per_kind.values())
     targets = {"no false findings on healthy runs": not healthy_false and not healthy_unreported}
     if precision is not None:
-        targets[f"precision ≥ {precision:g} per kind"] = all(k["precision"] is None or k["precision"] >= precision
-                                                              for k in per_kind.values())
+        targets[f"precision ≥ {precision:g} per kind"] = all(
+            k["precision"] is None or k["precision"] >= precision for k in per_kind.values()
+        )
     where = "where known" if accuracy >= 1 else f"on ≥ {accuracy:.0%} where known"
-    targets.update({
-        f"recall ≥ {recall:g} per kind": recall_ok,
-        f"first layer right {where}": layer_acc is None or layer_acc >= accuracy,
-        f"step right {where}": step_acc is None or step_acc >= accuracy,
-        "every scenario ran": not errors,
-    })
-    return {"kinds": per_kind,
-            "layer_accuracy": {"right": sum(c.layer_ok for c in known_layer), "known": len(known_layer),
-                               "accuracy": layer_acc},
-            "step_accuracy": {"right": sum(c.step_ok for c in known_step), "known": len(known_step),
-                              "accuracy": step_acc},
-            "healthy_false_findings": healthy_false, "healthy_not_reported_healthy": healthy_unreported,
-            "errors": errors, "skipped": {v.name: v.skipped for v in verdicts if v.skipped},
-            "passed": [v.name for v in verdicts if v.passed and not v.skipped],
-            "failed": [v.name for v in verdicts if not v.passed],
-            "targets": targets, "targets_met": all(targets.values())}
+    targets.update(
+        {
+            f"recall ≥ {recall:g} per kind": recall_ok,
+            f"first layer right {where}": layer_acc is None or layer_acc >= accuracy,
+            f"step right {where}": step_acc is None or step_acc >= accuracy,
+            "every scenario ran": not errors,
+        }
+    )
+    return {
+        "kinds": per_kind,
+        "layer_accuracy": {
+            "right": sum(c.layer_ok for c in known_layer),
+            "known": len(known_layer),
+            "accuracy": layer_acc,
+        },
+        "step_accuracy": {"right": sum(c.step_ok for c in known_step), "known": len(known_step), "accuracy": step_acc},
+        "healthy_false_findings": healthy_false,
+        "healthy_not_reported_healthy": healthy_unreported,
+        "errors": errors,
+        "skipped": {v.name: v.skipped for v in verdicts if v.skipped},
+        "passed": [v.name for v in verdicts if v.passed and not v.skipped],
+        "failed": [v.name for v in verdicts if not v.passed],
+        "targets": targets,
+        "targets_met": all(targets.values()),
+    }

@@ -82,12 +82,14 @@ class NonfiniteTrace:
         def hook(module, inputs, output):
             if not _finite(_first_tensor(output)):
                 self.forward_bad.append(path)
+
         return hook
 
     def _on_backward(self, path: str):
         def hook(module, grad_input, grad_output):
             if _finite(_first_tensor(grad_output)) and not _finite(_first_tensor(grad_input)):
                 self.backward_bad.append(path)
+
         return hook
 
     def reset(self) -> None:
@@ -177,8 +179,9 @@ class UpdateMeter:
 
 
 @contextmanager
-def recorded_updates(model: nn.Module, optimizer, before: Callable[[], None] | None = None
-                     ) -> Iterator[list[dict[str, float]]]:
+def recorded_updates(
+    model: nn.Module, optimizer, before: Callable[[], None] | None = None
+) -> Iterator[list[dict[str, float]]]:
     """Inside the block, ‖Δθ‖/‖θ‖ per layer of every step ``optimizer`` takes (one dict per step), from the zoo's
     own step hooks; ``before()`` is also called before each step, when ``p.grad`` holds the step's gradient."""
     meter, updates = UpdateMeter(model), []
@@ -188,8 +191,10 @@ def recorded_updates(model: nn.Module, optimizer, before: Callable[[], None] | N
             before()
         meter.before()
 
-    handles = [optimizer.register_step_pre_hook(pre),
-               optimizer.register_step_post_hook(lambda *_: updates.append(meter.after()))]
+    handles = [
+        optimizer.register_step_pre_hook(pre),
+        optimizer.register_step_post_hook(lambda *_: updates.append(meter.after())),
+    ]
     try:
         yield updates
     finally:
@@ -217,6 +222,7 @@ class OutputGradNorms:
         def hook(module, inputs, output):
             if output.requires_grad:
                 output.register_hook(lambda g: self.norms[name].append(float(g.norm())))
+
         return hook
 
     def ratio(self, first: str, last: str) -> list[float]:
@@ -258,6 +264,7 @@ class UnitFractions:
             else:
                 d, peak = (z > 0).float(), 1.0
             self.saturated[path].append(float((d < 0.01 * peak).float().mean()))
+
         return hook
 
 

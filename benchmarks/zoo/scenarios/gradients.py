@@ -27,9 +27,12 @@ def sigmoid_mlp_vanishing() -> Run:
     with truth.recorded_updates(model, opt, lambda: ratios.append(truth.relative_ratio(model, "fc1", "fc9"))):
         w, _ = fit(model, opt, classify_step(model, opt, digit_batches()), 60, stats="full")
     check(max(ratios) < 1e-2, f"fc1's relative gradient reached {max(ratios):.2g} of fc9's")
-    return done(w, broken(Expect("vanishing", ("fc1",), 0),
-                          forbid=("nonfinite", "exploding", "dead_units", "large_updates")),
-                fc1_over_fc9_step0=ratios[0], fc1_over_fc9_max=max(ratios))
+    return done(
+        w,
+        broken(Expect("vanishing", ("fc1",), 0), forbid=("nonfinite", "exploding", "dead_units", "large_updates")),
+        fc1_over_fc9_step0=ratios[0],
+        fc1_over_fc9_max=max(ratios),
+    )
 
 
 @scenario("sigmoid_cnn_vanishing", expects=("vanishing",))
@@ -42,9 +45,12 @@ def sigmoid_cnn_vanishing() -> Run:
         w, _ = fit(model, opt, classify_step(model, opt, data.batches(x, y, 64, gen())), 40, stats="full")
     ratios = grads.ratio("conv1", "fc")
     check(max(ratios) < VANISHED, f"the gradient at conv1's output reached {max(ratios):.2g} of the logits'")
-    return done(w, broken(Expect("vanishing", ("conv1",), 0),
-                          forbid=("nonfinite", "exploding", "dead_units", "large_updates")),
-                conv1_over_logits_step0=ratios[0], conv1_over_logits_max=max(ratios))
+    return done(
+        w,
+        broken(Expect("vanishing", ("conv1",), 0), forbid=("nonfinite", "exploding", "dead_units", "large_updates")),
+        conv1_over_logits_step0=ratios[0],
+        conv1_over_logits_max=max(ratios),
+    )
 
 
 @scenario("tanh16_vanishing_recovers", expects=("vanishing",))
@@ -54,21 +60,31 @@ def tanh16_vanishing_recovers() -> Run:
     model = models.mlp([64] + [32] * 16 + [10], "tanh", init_std=0.6, gen=gen())
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gains = []  # ‖∂L/∂(fc1 output)‖ / ‖∂L/∂logits‖ on each step's batch, by autograd
-    step = classify_step(model, opt, digit_batches(), before=lambda t, x, y: gains.append(truth.activation_gain(model, x, y)))
+    step = classify_step(
+        model, opt, digit_batches(), before=lambda t, x, y: gains.append(truth.activation_gain(model, x, y))
+    )
     w, losses = fit(model, opt, step, 100, stats="full")
     low = [t for t, g in enumerate(gains) if g < VANISHED]
     recovered = next((t for t in range(len(gains)) if all(g >= VANISHED for g in gains[t:])), None)
     check(gains[0] < VANISHED, f"the gradient at fc1's output is {gains[0]:.2g}× the logits' at step 0")
     check(recovered is not None and recovered <= 20, f"no lasting recovery by step 20 (gains {gains[:5]}…)")
-    return done(w, broken(Expect("vanishing", ("fc1",), 0, evidence=("steps", "recovered_at")),
-                          forbid=("nonfinite", "exploding", "dead_units")),
-                vanishing_steps=low, recovered_at=recovered, gain_step0=gains[0], **learned(losses, 0.85))
+    return done(
+        w,
+        broken(
+            Expect("vanishing", ("fc1",), 0, evidence=("steps", "recovered_at")),
+            forbid=("nonfinite", "exploding", "dead_units"),
+        ),
+        vanishing_steps=low,
+        recovered_at=recovered,
+        gain_step0=gains[0],
+        **learned(losses, 0.85),
+    )
 
 
 def _spectral_rnn(rho: float, hidden: int = 64) -> models.SequenceRegressor:
     model = models.SequenceRegressor(2, hidden)
     with torch.no_grad():
-        w = torch.randn(hidden, hidden, generator=gen(1)) / hidden ** 0.5
+        w = torch.randn(hidden, hidden, generator=gen(1)) / hidden**0.5
         w *= rho / torch.linalg.eigvals(w).abs().max()
         model.rnn.weight_hh_l0.copy_(w)
     return model
@@ -86,8 +102,13 @@ def rnn_rho3_step0_explosion() -> Run:
     later = sorted(norms[1:])[len(norms[1:]) // 2]
     check(norms[0] > 1e3 * later, f"step-0 gradient {norms[0]:.3g} is not ≫ the later median {later:.3g}")
     check(all(math.isfinite(n) for n in norms), "the run went non-finite")
-    return done(w, broken(Expect("exploding", ("rnn",), 0), forbid=("nonfinite",)),
-                grad_norm_step0=norms[0], grad_norm_later_median=later, update_ratio_step0=updates[0]["rnn"])
+    return done(
+        w,
+        broken(Expect("exploding", ("rnn",), 0), forbid=("nonfinite",)),
+        grad_norm_step0=norms[0],
+        grad_norm_later_median=later,
+        update_ratio_step0=updates[0]["rnn"],
+    )
 
 
 @scenario("relu_mlp_exploding_init", expects=("exploding",))
@@ -97,7 +118,7 @@ def relu_mlp_exploding_init() -> Run:
     output over the one at the logits (autograd), and each layer's ‖g‖/‖θ‖ against the same net at He init."""
     widths = [64] + [32] * 12 + [10]
     model = models.mlp(widths, "relu", init_std=3.0, gen=gen())
-    he = models.mlp(widths, "relu", init_std=2 ** 0.5, gen=gen())
+    he = models.mlp(widths, "relu", init_std=2**0.5, gen=gen())
     opt = torch.optim.SGD(model.parameters(), lr=1e-7)
     x0, y0 = next(digit_batches())  # the first batch the run will see
     gain0 = truth.activation_gain(model, x0, y0)
@@ -109,8 +130,13 @@ def relu_mlp_exploding_init() -> Run:
     check(gain0 > 1e3, f"the gradient at fc1's output is only {gain0:.3g}× the one at the logits")
     check(rel[0][0] > 100 * he_rel[-1], "some layer's ‖g‖/‖θ‖ at step 0 is within 100× of the He-init net's")
     check(all(math.isfinite(l) for l in losses), "the run went non-finite")
-    return done(w, broken(Expect("exploding", step=0), forbid=("nonfinite", "vanishing")), activation_gain_step0=gain0,
-                relative_grad_step0_min=rel[0][0], he_init_relative_grad_max=he_rel[-1])
+    return done(
+        w,
+        broken(Expect("exploding", step=0), forbid=("nonfinite", "vanishing")),
+        activation_gain_step0=gain0,
+        relative_grad_step0_min=rel[0][0],
+        he_init_relative_grad_max=he_rel[-1],
+    )
 
 
 @scenario("rnn_clipped_exploding", expects=("exploding",))
@@ -124,8 +150,12 @@ def rnn_clipped_exploding() -> Run:
     w, losses = fit(model, opt, clipped_step(model, opt, batches, F.mse_loss, 1.0, pre_clip), 40, stats="full")
     big = sum(n > 100 for n in pre_clip)
     check(big >= len(pre_clip) // 2, f"the pre-clip norm exceeded 100 on only {big} of {len(pre_clip)} steps")
-    return done(w, broken(Expect("exploding"), forbid=("nonfinite",)), steps_pre_clip_over_100=big,
-                pre_clip_median=sorted(pre_clip)[len(pre_clip) // 2])
+    return done(
+        w,
+        broken(Expect("exploding"), forbid=("nonfinite",)),
+        steps_pre_clip_over_100=big,
+        pre_clip_median=sorted(pre_clip)[len(pre_clip) // 2],
+    )
 
 
 @scenario("spike_from_bad_batch", expects=("exploding",))
@@ -150,6 +180,11 @@ def spike_from_bad_batch() -> Run:
     check(bool(layers), f"no layer's gradient at step {fault} exceeded 100× its median: {spike}")
     check(others < 20, f"another step's gradient reached {others:.3g}× its median")
     check(all(math.isfinite(l) for l in losses), "the run went non-finite")
-    return done(w, broken(Expect("exploding", layers, fault), forbid=("nonfinite", "vanishing", "dead_units")),
-                spike_over_median=spike, max_other_step_over_median=others, loss_before=losses[fault - 1],
-                loss_end=losses[-1])
+    return done(
+        w,
+        broken(Expect("exploding", layers, fault), forbid=("nonfinite", "vanishing", "dead_units")),
+        spike_over_median=spike,
+        max_other_step_over_median=others,
+        loss_before=losses[fault - 1],
+        loss_end=losses[-1],
+    )

@@ -8,8 +8,19 @@ from torch import nn
 
 from .. import data, models, truth
 from ..label import HEALTHY, Run
-from ..loop import (classify_step, clipped_step, cpu_grad_scaler, digit_batches, done, fit, gen, lambda_logits,
-                    learned, lm_step, scaled_backward_and_step)
+from ..loop import (
+    classify_step,
+    clipped_step,
+    cpu_grad_scaler,
+    digit_batches,
+    done,
+    fit,
+    gen,
+    lambda_logits,
+    learned,
+    lm_step,
+    scaled_backward_and_step,
+)
 from ..registry import scenario
 from ..truth import check
 
@@ -41,8 +52,9 @@ def hf_vit() -> Run:
     x, y = data.digit_images(8)
     model = models.hf_vit()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    w, losses = fit(model, opt, classify_step(lambda_logits(model), opt, data.batches(x, y, 64, gen())), 100,
-                    stats="full")
+    w, losses = fit(
+        model, opt, classify_step(lambda_logits(model), opt, data.batches(x, y, 64, gen())), 100, stats="full"
+    )
     return done(w, HEALTHY, **learned(losses, 0.7))
 
 
@@ -67,8 +79,7 @@ def hf_gpt2() -> Run:
     model = models.hf_gpt2()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     with truth.recorded_updates(model, opt) as updates:
-        w, losses = fit(model, opt, lm_step(model, opt, data.text_batches(32, 16, gen()), hf=True), 60,
-                        stats="full")
+        w, losses = fit(model, opt, lm_step(model, opt, data.text_batches(32, 16, gen()), hf=True), 60, stats="full")
     median = _every_layer_moves(updates)
     slowest = min(median, key=median.get)
     return done(w, HEALTHY, slowest_layer=slowest, its_median_update_ratio=median[slowest], **learned(losses, 0.8))
@@ -80,8 +91,7 @@ def _byte_lm_run(cell: str) -> Run:
     model = models.ByteLM(cell)
     opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     with truth.recorded_updates(model, opt) as updates:
-        w, losses = fit(model, opt, lm_step(model, opt, data.text_batches(32, 16, gen()), hf=False), 60,
-                        stats="full")
+        w, losses = fit(model, opt, lm_step(model, opt, data.text_batches(32, 16, gen()), hf=False), 60, stats="full")
     return done(w, HEALTHY, median_update_ratio=_every_layer_moves(updates), **learned(losses, 0.8))
 
 
@@ -126,8 +136,9 @@ def moe_top1() -> Run:
     dead_end = _expert_dead_units(model, x)
     check(len(idle_steps) > 0, "every expert got an example on every step")
     check(max(dead_start + dead_end) < 0.5, f"an expert has most units dead on the whole data set: {dead_end}")
-    return done(w, HEALTHY, idle_expert_steps=len(idle_steps), expert_dead_fraction_end=dead_end,
-                **learned(losses, 0.7))
+    return done(
+        w, HEALTHY, idle_expert_steps=len(idle_steps), expert_dead_fraction_end=dead_end, **learned(losses, 0.7)
+    )
 
 
 def _expert_dead_units(model: models.Top1MoE, x: torch.Tensor) -> list[float]:
@@ -184,13 +195,15 @@ def torch_transformer_preln() -> Run:
     It fits the task to a loss near 1e-7, after which one batch with a gradient of ordinary size (the zoo checks
     that no step's gradient norm exceeds 10× the step-0 norm) can stand thousands of times above the tiny
     gradients around it: growth from a tiny scale, not an explosion."""
+
     class Encoder(nn.Module):
         def __init__(self, vocab: int = 32, d: int = 32, seq: int = 16):
             super().__init__()
             self.embed = nn.Embedding(vocab, d)
             self.pos = nn.Parameter(torch.randn(seq, d) * 0.02)
-            layer = nn.TransformerEncoderLayer(d, 2, 64, dropout=0.0, activation="gelu", batch_first=True,
-                                               norm_first=True)
+            layer = nn.TransformerEncoderLayer(
+                d, 2, 64, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+            )
             self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
             self.head = nn.Linear(d, 2)
 
@@ -202,12 +215,21 @@ def torch_transformer_preln() -> Run:
     norms = []
     total = lambda: norms.append(sum(g * g for g in truth.grad_norms(model).values()) ** 0.5)  # noqa: E731
     with truth.recorded_updates(model, opt, total):
-        w, losses = fit(model, opt, classify_step(model, opt, data.presence_batches(32, 16, 32, gen())), 80,
-                        stats="full")
-    check(max(norms) <= 10 * norms[0], f"the gradient norm rose to {max(norms):.3g}, over 10× its step-0 value "
-          f"{norms[0]:.3g}")
-    return done(w, HEALTHY, grad_norm_step0=norms[0], grad_norm_max_after_10=max(norms[10:]),
-                grad_norm_min=min(norms), **learned(losses, 0.6))
+        w, losses = fit(
+            model, opt, classify_step(model, opt, data.presence_batches(32, 16, 32, gen())), 80, stats="full"
+        )
+    check(
+        max(norms) <= 10 * norms[0],
+        f"the gradient norm rose to {max(norms):.3g}, over 10× its step-0 value {norms[0]:.3g}",
+    )
+    return done(
+        w,
+        HEALTHY,
+        grad_norm_step0=norms[0],
+        grad_norm_max_after_10=max(norms[10:]),
+        grad_norm_min=min(norms),
+        **learned(losses, 0.6),
+    )
 
 
 @scenario("aux_head_some_steps")

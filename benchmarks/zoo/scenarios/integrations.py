@@ -23,11 +23,14 @@ NAN_STEP = 8  # the Trainer's step (global_step after the update) whose forward 
 
 # ---- Hugging Face Trainer ----------------------------------------------------------------------------------------
 
+
 def _presence_examples(n: int, seq: int = 16, vocab: int = 32) -> list[dict]:
     """``n`` examples of 'does token 3 occur' (the zoo's presence task) as the Trainer's dicts."""
     ids, labels = next(data.presence_batches(vocab, seq, n, gen()))
-    return [{"input_ids": ids[i], "attention_mask": torch.ones(seq, dtype=torch.long), "labels": labels[i]}
-            for i in range(n)]
+    return [
+        {"input_ids": ids[i], "attention_mask": torch.ones(seq, dtype=torch.long), "labels": labels[i]}
+        for i in range(n)
+    ]
 
 
 def _hf_trainer_run(before_step=None) -> tuple[object, list[float], object]:
@@ -46,13 +49,27 @@ def _hf_trainer_run(before_step=None) -> tuple[object, list[float], object]:
     model = models.hf_bert(vocab=32, seq=16)
     callback = GradwatchCallback(stats="full", log=False, report=False)
     with tempfile.TemporaryDirectory() as out:
-        args = TrainingArguments(output_dir=out, max_steps=HF_STEPS, per_device_train_batch_size=16,
-                                 gradient_accumulation_steps=2, max_grad_norm=1.0, learning_rate=2e-3,
-                                 lr_scheduler_type="constant", weight_decay=0.0, logging_steps=1, save_strategy="no",
-                                 logging_nan_inf_filter=False, report_to=[], use_cpu=True, disable_tqdm=True, seed=0,
-                                 data_seed=0)
-        trainer = Trainer(model=model, args=args, train_dataset=_presence_examples(HF_STEPS * 32),
-                          callbacks=[callback, Hook()])
+        args = TrainingArguments(
+            output_dir=out,
+            max_steps=HF_STEPS,
+            per_device_train_batch_size=16,
+            gradient_accumulation_steps=2,
+            max_grad_norm=1.0,
+            learning_rate=2e-3,
+            lr_scheduler_type="constant",
+            weight_decay=0.0,
+            logging_steps=1,
+            save_strategy="no",
+            logging_nan_inf_filter=False,
+            report_to=[],
+            use_cpu=True,
+            disable_tqdm=True,
+            seed=0,
+            data_seed=0,
+        )
+        trainer = Trainer(
+            model=model, args=args, train_dataset=_presence_examples(HF_STEPS * 32), callbacks=[callback, Hook()]
+        )
         trainer.remove_callback(PrinterCallback)  # the per-step log lines (logging_steps=1 keeps every loss)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -75,19 +92,23 @@ def hf_trainer_bert() -> Run:
 def hf_trainer_bert_inf_weight() -> Run:
     """The same Trainer run with one weight of the classifier set to inf before step 8 (``nan_from_weight`` under
     the Trainer): nonfinite, origin classifier, step 8."""
+
     def inject(model, step):
         if step == NAN_STEP:
             with torch.no_grad():
                 model.classifier.weight[0, 0] = math.inf
 
     callback, losses, _ = _hf_trainer_run(inject)
-    check(all(math.isfinite(l) for l in losses[:NAN_STEP - 1]), "non-finite before the fault")
+    check(all(math.isfinite(l) for l in losses[: NAN_STEP - 1]), "non-finite before the fault")
     check(not math.isfinite(losses[NAN_STEP - 1]), f"the loss of step {NAN_STEP} is finite: the fault did not happen")
-    return done(callback.watcher, broken(Expect("nonfinite", ("classifier",), NAN_STEP),
-                                         forbid=tuple(k for k in KINDS if k != "nonfinite")))
+    return done(
+        callback.watcher,
+        broken(Expect("nonfinite", ("classifier",), NAN_STEP), forbid=tuple(k for k in KINDS if k != "nonfinite")),
+    )
 
 
 # ---- PyTorch Lightning -------------------------------------------------------------------------------------------
+
 
 def _lightning_run(net: torch.nn.Module, lr: float, clip: float | None, on_step=None) -> tuple[object, list[float]]:
     """``net`` trained on the digits by a Lightning ``Trainer`` (SGD, batches of 64, ``gradient_clip_val=clip``)
@@ -120,17 +141,27 @@ def _lightning_run(net: torch.nn.Module, lr: float, clip: float | None, on_step=
                 on_step(pl_module.net)
 
     x, y = data.digits()
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64, shuffle=True,
-                                         generator=gen())
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=64, shuffle=True, generator=gen()
+    )
     callback = GradwatchCallback(stats="full", report=False)
     quiet = logging.getLogger("lightning.pytorch")
     level = quiet.level
     with tempfile.TemporaryDirectory() as root, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quiet.setLevel(logging.WARNING)  # not the "GPU available" lines
-        trainer = pl.Trainer(max_steps=PL_STEPS, gradient_clip_val=clip, callbacks=[callback, Hook()], logger=False,
-                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                             accelerator="cpu", devices=1, default_root_dir=root)
+        trainer = pl.Trainer(
+            max_steps=PL_STEPS,
+            gradient_clip_val=clip,
+            callbacks=[callback, Hook()],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            accelerator="cpu",
+            devices=1,
+            default_root_dir=root,
+        )
         try:
             trainer.fit(Module(), loader)
         finally:
@@ -158,9 +189,16 @@ def lightning_sigmoid_vanishing() -> Run:
     """``sigmoid_mlp_vanishing`` under PyTorch Lightning (8 hidden sigmoid layers, SGD, gradient_clip_val=1):
     vanishing from step 0, named at net.fc1."""
     ratios: list[float] = []
-    callback, _ = _lightning_run(models.mlp([64] + [32] * 8 + [10], "sigmoid"), 0.1, 1.0,
-                                 lambda net: ratios.append(truth.relative_ratio(net, "fc1", "fc9")))
+    callback, _ = _lightning_run(
+        models.mlp([64] + [32] * 8 + [10], "sigmoid"),
+        0.1,
+        1.0,
+        lambda net: ratios.append(truth.relative_ratio(net, "fc1", "fc9")),
+    )
     check(max(ratios) < 1e-2, f"fc1's relative gradient reached {max(ratios):.2g} of fc9's")
-    return done(callback.watcher, broken(Expect("vanishing", ("net.fc1",), 0),
-                                         forbid=("nonfinite", "exploding", "dead_units", "large_updates")),
-                fc1_over_fc9_step0=ratios[0], fc1_over_fc9_max=max(ratios))
+    return done(
+        callback.watcher,
+        broken(Expect("vanishing", ("net.fc1",), 0), forbid=("nonfinite", "exploding", "dead_units", "large_updates")),
+        fc1_over_fc9_step0=ratios[0],
+        fc1_over_fc9_max=max(ratios),
+    )

@@ -34,13 +34,15 @@ LOCATE = {"on_nonfinite": "locate"}  # per-module finite checks on every step, s
 NONFINITE_ONLY = tuple(k for k in KINDS if k != "nonfinite")
 
 
-def _traced_fault_run(model, opt, batches, fault_step: int, inject: Callable[[torch.Tensor], None], steps: int,
-                      **watch_options) -> tuple[object, tuple[str, str] | None, list[float]]:
+def _traced_fault_run(
+    model, opt, batches, fault_step: int, inject: Callable[[torch.Tensor], None], steps: int, **watch_options
+) -> tuple[object, tuple[str, str] | None, list[float]]:
     """Train ``steps`` steps, calling ``inject(x)`` before the forward of step ``fault_step``; the zoo's
     :class:`~.truth.NonfiniteTrace` is armed on that step and returns the origin."""
     found: list[tuple[str, str] | None] = []
 
     with truth.NonfiniteTrace(model) as trace:
+
         def step(t: int) -> float:
             x, y = next(batches)
             trace.reset()
@@ -64,8 +66,9 @@ def nan_from_weight() -> Run:
     model, fault = _nan_mlp(), 5
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
 
-    w, origin, losses = _traced_fault_run(model, opt, digit_batches(), fault, lambda x: _inf_weight(model.fc4),
-                                          fault + 3)
+    w, origin, losses = _traced_fault_run(
+        model, opt, digit_batches(), fault, lambda x: _inf_weight(model.fc4), fault + 3
+    )
     check(origin == ("fc4", "parameter"), f"the traced origin is {origin}")
     check(all(math.isfinite(l) for l in losses[:fault]), "non-finite before the fault")
     return done(w, broken(Expect("nonfinite", ("fc4",), fault), forbid=NONFINITE_ONLY), origin=origin[0])
@@ -111,6 +114,7 @@ def nan_tied_gpt2() -> Run:
     state = {"step": None, "origin": None}
 
     with truth.NonfiniteTrace(model) as trace:
+
         def step(t: int) -> float:
             seq = next(batches)
             trace.reset()
@@ -133,9 +137,14 @@ def nan_tied_gpt2() -> Run:
     origin = state["origin"][0]
     # the huge steps before the NaN may be reported as exploding or large updates: tolerated, not required
     forbid = ("vanishing", "saturation", "dead_units", "stalled_updates")
-    return done(w, broken(Expect("nonfinite", (origin,), state["step"]), forbid=forbid),
-                origin=origin, how=state["origin"][1], nonfinite_step=state["step"],
-                max_abs_weight_at_that_step=state["max_abs_weight"])
+    return done(
+        w,
+        broken(Expect("nonfinite", (origin,), state["step"]), forbid=forbid),
+        origin=origin,
+        how=state["origin"][1],
+        nonfinite_step=state["step"],
+        max_abs_weight_at_that_step=state["max_abs_weight"],
+    )
 
 
 @scenario("nonfinite_raise", expects=("nonfinite",))

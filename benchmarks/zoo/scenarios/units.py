@@ -38,8 +38,12 @@ def dead_relu_bias_init() -> Run:
         w, losses = fit(model, opt, classify_step(model, opt, digit_batches()), 40, stats="full", sample_every=5)
     check(units.dead["fc2"][0] > 0.5, f"fc2 has only {units.dead['fc2'][0]:.0%} dead units at step 0")
     check(units.dead["fc1"][0] < 0.5, "fc1 is dead too")
-    return done(w, broken(Expect("dead_units", ("fc2",), 0), forbid=("nonfinite", "exploding", "large_updates")),
-                fc2_dead_step0=units.dead["fc2"][0], fc2_dead_end=units.dead["fc2"][-1])
+    return done(
+        w,
+        broken(Expect("dead_units", ("fc2",), 0), forbid=("nonfinite", "exploding", "large_updates")),
+        fc2_dead_step0=units.dead["fc2"][0],
+        fc2_dead_end=units.dead["fc2"][-1],
+    )
 
 
 @scenario("tanh_saturated_inputs", expects=("saturation",))
@@ -53,8 +57,11 @@ def tanh_saturated_inputs() -> Run:
         w, losses = fit(model, opt, classify_step(model, opt, batches), 30, stats="full")
     sat = units.saturated["fc1"][0]
     check(sat > 0.5, f"only {sat:.0%} of fc1's tanh inputs are saturated at step 0")
-    return done(w, broken(Expect("saturation", ("fc1",), 0), forbid=("nonfinite", "exploding", "large_updates")),
-                fc1_saturated_step0=sat)
+    return done(
+        w,
+        broken(Expect("saturation", ("fc1",), 0), forbid=("nonfinite", "exploding", "large_updates")),
+        fc1_saturated_step0=sat,
+    )
 
 
 @scenario("sigmoid_large_init_saturation", expects=("saturation",))
@@ -67,5 +74,8 @@ def sigmoid_large_init_saturation() -> Run:
     step0 = {k: v[0] for k, v in units.saturated.items()}
     layers = tuple(k for k, v in step0.items() if v > 0.5)
     check(bool(layers), f"no layer has more than half its sigmoid inputs saturated at step 0: {step0}")
-    return done(w, broken(Expect("saturation", layers, 0), forbid=("nonfinite", "large_updates", "dead_units")),
-                saturated_step0=step0)
+    return done(
+        w,
+        broken(Expect("saturation", layers, 0), forbid=("nonfinite", "large_updates", "dead_units")),
+        saturated_step0=step0,
+    )

@@ -18,8 +18,12 @@ def _large_updates_run(model: nn.Module, opt, step: STEP_FN, steps: int) -> Run:
         w, _ = fit(model, opt, step, steps)
     layers = tuple(n for n, r in updates[0].items() if r > 1.0)
     check(bool(layers), f"no layer's step-0 update exceeded its weights: {updates[0]}")
-    return done(w, broken(Expect("large_updates", layers, 0)), layers_over_1=list(layers),
-                max_update_ratio_step0=max(updates[0].values()))
+    return done(
+        w,
+        broken(Expect("large_updates", layers, 0)),
+        layers_over_1=list(layers),
+        max_update_ratio_step0=max(updates[0].values()),
+    )
 
 
 @scenario("mlp_adam_lr5_large_updates", expects=("large_updates",))
@@ -56,9 +60,14 @@ def adam_lr_1e8_stalled() -> Run:
     worst = {n: max(u[n] for u in updates) for n in updates[0]}
     check(max(worst.values()) < 1e-6, f"some layer moved by more than 1e-6 of its norm: {worst}")
     check(not truth.falls(losses, 0.95), "the loss fell")
-    return done(w, broken(Expect("stalled_updates", tuple(worst), 0),
-                          forbid=("nonfinite", "exploding", "vanishing", "dead_units", "saturation", "large_updates")),
-                max_update_ratio=max(worst.values()))
+    return done(
+        w,
+        broken(
+            Expect("stalled_updates", tuple(worst), 0),
+            forbid=("nonfinite", "exploding", "vanishing", "dead_units", "saturation", "large_updates"),
+        ),
+        max_update_ratio=max(worst.values()),
+    )
 
 
 @scenario("stalled_lr_typo", expects=("stalled_updates",))
@@ -72,6 +81,12 @@ def stalled_lr_typo() -> Run:
     worst = max(u["fc1"] for u in updates)
     check(worst < 1e-6, f"fc1 moved by up to {worst:.2g} of its norm")
     check(min(u["fc2"] for u in updates) > 1e-4, "the other layers did not train")
-    return done(w, broken(Expect("stalled_updates", ("fc1",), 0),
-                          forbid=("nonfinite", "exploding", "vanishing", "dead_units", "saturation", "large_updates")),
-                fc1_max_update_ratio=worst, **learned(losses, 0.8))
+    return done(
+        w,
+        broken(
+            Expect("stalled_updates", ("fc1",), 0),
+            forbid=("nonfinite", "exploding", "vanishing", "dead_units", "saturation", "large_updates"),
+        ),
+        fc1_max_update_ratio=worst,
+        **learned(losses, 0.8),
+    )

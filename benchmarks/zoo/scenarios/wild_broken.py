@@ -24,6 +24,7 @@ NOT_DEAD = ("nonfinite", "exploding", "large_updates", "vanishing")
 
 # ---- dead units, whatever applies the ReLU -----------------------------------------------------------------------
 
+
 def _dead_relu_net(kind: str) -> Run:
     model = wm.RELU_NETS[kind]()
     wl.kill_units(model.fc2)
@@ -63,9 +64,11 @@ def dead_relu_killed_between_samples() -> Run:
     def fault(t, x, y):
         if t == 7:
             wl.kill_units(model.fc3, bias=-20.0)
+
     with wl.PreactDead(model, ["fc1", "fc2", "fc3"]) as units:
-        w, _ = fit(model, opt, classify_step(model, opt, digit_batches(), before=fault), 40, stats="full",
-                   sample_every=10)
+        w, _ = fit(
+            model, opt, classify_step(model, opt, digit_batches(), before=fault), 40, stats="full", sample_every=10
+        )
     first = next(t for t, v in enumerate(units.dead["fc3"]) if v > 0.5)
     check(max(units.dead["fc2"]) < 0.5, "fc2 died too")
     return done(w, broken(Expect("dead_units", ("fc3",), first), forbid=NOT_DEAD), first_dead_step=first)
@@ -92,8 +95,13 @@ def recommender_dead_hidden() -> Run:
     sparse = torch.optim.SparseAdam([model.user.weight, model.item.weight], lr=1e-2)
     dense = torch.optim.Adam([p for n, p in model.named_parameters() if not n.startswith(("user", "item"))], lr=1e-3)
     with wl.PreactDead(model, ["fc1", "fc2"]) as units:
-        w, _ = fit(model, [sparse, dense], wl.steps_of(lambda ui: model(*ui), [sparse, dense], wl.rating_batches(),
-                                                       F.mse_loss), 40, stats="full")
+        w, _ = fit(
+            model,
+            [sparse, dense],
+            wl.steps_of(lambda ui: model(*ui), [sparse, dense], wl.rating_batches(), F.mse_loss),
+            40,
+            stats="full",
+        )
     facts = wl.dead_at_start(units, "fc2", ["fc1"])
     return done(w, broken(Expect("dead_units", ("fc2",), 0), forbid=NOT_DEAD), **facts)
 
@@ -121,6 +129,7 @@ def gcn_dead_layer() -> Run:
 
 # ---- vanishing and saturation --------------------------------------------------------------------------------
 
+
 @scenario("gan_generator_vanishing", expects=("vanishing",), split=HELD)
 def gan_generator_vanishing() -> Run:
     """A GAN whose generator is 8 sigmoid layers (SGD): the generator's gradient vanishes toward its input (G.0),
@@ -133,8 +142,11 @@ def gan_generator_vanishing() -> Run:
     with truth.recorded_updates(gan.G, opt_g, lambda: ratios.append(truth.relative_ratio(gan.G, "0", "16"))):
         w, _ = fit(gan, [opt_d, opt_g], wl.gan_step(gan, opt_d, opt_g, wl.gan_data()), 40, stats="full")
     check(max(ratios) < 1e-2, f"G.0's relative gradient reached {max(ratios):.2g} of G.16's")
-    return done(w, broken(Expect("vanishing", ("G.0",), 0), forbid=("nonfinite", "exploding", "large_updates")),
-                g0_over_glast_max=max(ratios))
+    return done(
+        w,
+        broken(Expect("vanishing", ("G.0",), 0), forbid=("nonfinite", "exploding", "large_updates")),
+        g0_over_glast_max=max(ratios),
+    )
 
 
 @scenario("gcn_sigmoid_vanishing", expects=("vanishing",), split=HELD)
@@ -144,12 +156,16 @@ def gcn_sigmoid_vanishing() -> Run:
     model = wm.GCN(adj, [16] + [32] * 8 + [3], "sigmoid")
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     ratios = []
-    with truth.recorded_updates(model, opt, lambda: ratios.append(truth.relative_ratio(model, "layers.0",
-                                                                                       "layers.16"))):
+    with truth.recorded_updates(
+        model, opt, lambda: ratios.append(truth.relative_ratio(model, "layers.0", "layers.16"))
+    ):
         w, _ = fit(model, opt, classify_step(model, opt, wl.graph_batches(x, y)), 40, stats="full")
     check(max(ratios) < 1e-2, f"layers.0's relative gradient reached {max(ratios):.2g} of the last layer's")
-    return done(w, broken(Expect("vanishing", ("layers.0",), 0),
-                          forbid=("nonfinite", "exploding", "large_updates", "dead_units")), ratio_max=max(ratios))
+    return done(
+        w,
+        broken(Expect("vanishing", ("layers.0",), 0), forbid=("nonfinite", "exploding", "large_updates", "dead_units")),
+        ratio_max=max(ratios),
+    )
 
 
 @scenario("gcn_tanh_saturation", expects=("saturation",), split=HELD)
@@ -162,8 +178,9 @@ def gcn_tanh_saturation() -> Run:
         w, _ = fit(model, opt, classify_step(model, opt, wl.graph_batches(8 * x, y)), 30, stats="full")
     sat = units.saturated["0"][0]
     check(sat > 0.5, f"only {sat:.0%} of layers.0's tanh inputs are saturated at step 0")
-    return done(w, broken(Expect("saturation", ("layers.0",), 0), forbid=("nonfinite", "large_updates")),
-                saturated_step0=sat)
+    return done(
+        w, broken(Expect("saturation", ("layers.0",), 0), forbid=("nonfinite", "large_updates")), saturated_step0=sat
+    )
 
 
 @scenario("unet_sigmoid_saturation", expects=("saturation",), split=HELD)
@@ -180,24 +197,40 @@ def unet_sigmoid_saturation() -> Run:
             s = torch.sigmoid(model.enc1(x))
             sat.append(float((s * (1 - s) < 0.0025).float().mean()))
 
-    w, _ = fit(model, opt, wl.steps_of(model, [opt], wl.segmentation_batches(), wl.seg_loss(), before=measure), 30,
-               stats="full")
+    w, _ = fit(
+        model,
+        opt,
+        wl.steps_of(model, [opt], wl.segmentation_batches(), wl.seg_loss(), before=measure),
+        30,
+        stats="full",
+    )
     check(sat[0] > 0.5, f"only {sat[0]:.0%} of enc1's sigmoid inputs are saturated at step 0")
-    return done(w, broken(Expect("saturation", ("enc1",), 0), forbid=("nonfinite", "large_updates")),
-                saturated_step0=sat[0])
+    return done(
+        w, broken(Expect("saturation", ("enc1",), 0), forbid=("nonfinite", "large_updates")), saturated_step0=sat[0]
+    )
 
 
 # ---- exploding -----------------------------------------------------------------------------------------------
 
+
 def _spike_run(model, opts, model_call, batches, loss_fn, fault: int, corrupt, steps: int = 50, **options) -> Run:
     norms = []
     with truth.recorded_updates(model, opts[-1], lambda: norms.append(truth.grad_norms(model))):
-        w, losses = fit(model, opts if len(opts) > 1 else opts[0],
-                        wl.steps_of(model_call, opts, batches, loss_fn, before=corrupt), steps, **options)
+        w, losses = fit(
+            model,
+            opts if len(opts) > 1 else opts[0],
+            wl.steps_of(model_call, opts, batches, loss_fn, before=corrupt),
+            steps,
+            **options,
+        )
     layers, others = wl.spike_truth(norms, fault)
     wl.finite_losses(losses)
-    return done(w, broken(Expect("exploding", layers, fault), forbid=("nonfinite", "vanishing", "dead_units")),
-                spike_layers=list(layers), max_other_over_median=others)
+    return done(
+        w,
+        broken(Expect("exploding", layers, fault), forbid=("nonfinite", "vanishing", "dead_units")),
+        spike_layers=list(layers),
+        max_other_over_median=others,
+    )
 
 
 @scenario("unet_bad_batch_spike", expects=("exploding",), split=HELD)
@@ -209,6 +242,7 @@ def unet_bad_batch_spike() -> Run:
     def corrupt(t, x, y):
         if t == 25:
             x.mul_(1e4)
+
     return _spike_run(model, [opt], model, wl.segmentation_batches(), wl.seg_loss(), 25, corrupt)
 
 
@@ -222,6 +256,7 @@ def recommender_bad_ratings_spike() -> Run:
     def corrupt(t, x, y):
         if t == 30:
             y.mul_(1e4)
+
     return _spike_run(model, [sparse, dense], lambda ui: model(*ui), wl.rating_batches(), F.mse_loss, 30, corrupt)
 
 
@@ -232,7 +267,7 @@ def gcn_relu_exploding_init() -> Run:
     adj, x, y = wm.block_graph()
     widths = [16] + [32] * 10 + [3]
     model = wm.GCN(adj, widths, "relu", init_std=4.0, gen=gen())
-    he = wm.GCN(adj, widths, "relu", init_std=2 ** 0.5, gen=gen())
+    he = wm.GCN(adj, widths, "relu", init_std=2**0.5, gen=gen())
     F.cross_entropy(he(x), y).backward()
     he_max = max(truth.relative_grads(he).values())
     opt = torch.optim.SGD(model.parameters(), lr=1e-9)
@@ -241,11 +276,16 @@ def gcn_relu_exploding_init() -> Run:
         w, losses = fit(model, opt, classify_step(model, opt, wl.graph_batches(x, y)), 20)
     check(rel[0] > 100 * he_max, f"the smallest ‖g‖/‖θ‖ at step 0, {rel[0]:.3g}, is within 100× of He's {he_max:.3g}")
     wl.finite_losses(losses)
-    return done(w, broken(Expect("exploding", step=0), forbid=("nonfinite", "vanishing")), min_rel_step0=rel[0],
-                he_max_rel=he_max)
+    return done(
+        w,
+        broken(Expect("exploding", step=0), forbid=("nonfinite", "vanishing")),
+        min_rel_step0=rel[0],
+        he_max_rel=he_max,
+    )
 
 
 # ---- updates -------------------------------------------------------------------------------------------------
+
 
 def _large_run(model, opt, step, steps: int = 10) -> Run:
     with truth.recorded_updates(model, opt) as updates:
@@ -293,9 +333,16 @@ def lora_lr_typo_stalled() -> Run:
     with truth.recorded_updates(model, opt) as updates:
         w, losses = fit(model, opt, classify_step(model, opt, digit_batches()), 40)
     worst = _stalled_truth(updates, ["fc1", "fc2"])
-    return done(w, broken(Expect("stalled_updates", ("fc1", "fc2"), 0),
-                          forbid=("nonfinite", "exploding", "vanishing", "large_updates")),
-                adapters_max_update_ratio=worst, loss_start=losses[0], loss_end=losses[-1])
+    return done(
+        w,
+        broken(
+            Expect("stalled_updates", ("fc1", "fc2"), 0),
+            forbid=("nonfinite", "exploding", "vanishing", "large_updates"),
+        ),
+        adapters_max_update_ratio=worst,
+        loss_start=losses[0],
+        loss_end=losses[-1],
+    )
 
 
 @scenario("gcn_lr_typo_stalled", expects=("stalled_updates",), split=HELD)
@@ -309,24 +356,31 @@ def gcn_lr_typo_stalled() -> Run:
     with truth.recorded_updates(model, opt) as updates:
         w, losses = fit(model, opt, classify_step(model, opt, wl.graph_batches(x, y)), 40)
     worst = _stalled_truth(updates, ["layers.0"])
-    return done(w, broken(Expect("stalled_updates", ("layers.0",), 0),
-                          forbid=("nonfinite", "exploding", "vanishing", "large_updates")),
-                first_max_update_ratio=worst)
+    return done(
+        w,
+        broken(
+            Expect("stalled_updates", ("layers.0",), 0), forbid=("nonfinite", "exploding", "vanishing", "large_updates")
+        ),
+        first_max_update_ratio=worst,
+    )
 
 
 # ---- non-finite ----------------------------------------------------------------------------------------------
 
+
 def _traced(model, opts, model_call, batches, loss_fn, fault: int, inject, steps: int = 20, **options):
     found = []
     with truth.NonfiniteTrace(model) as trace:
+
         def before(t, x, y):
             trace.reset()
             if t == fault:
                 inject(x)
 
         step = wl.steps_of(model_call, opts, batches, loss_fn, before=before)
-        handle = opts[0].register_step_pre_hook(lambda *_: found.append(trace.origin()) if not found
-                                                and trace.origin() is not None else None)
+        handle = opts[0].register_step_pre_hook(
+            lambda *_: found.append(trace.origin()) if not found and trace.origin() is not None else None
+        )
         try:
             w, _ = fit(model, opts if len(opts) > 1 else opts[0], step, steps, on_nonfinite="locate", **options)
         finally:
@@ -344,6 +398,7 @@ def diffusion_inf_weight() -> Run:
     def inject(x):
         with torch.no_grad():
             model.dec1.weight[0, 0, 0, 0] = math.inf
+
     w, (origin, how) = _traced(model, [opt], lambda xt: model(*xt), wl.diffusion_batches(), F.mse_loss, 8, inject)
     return done(w, broken(Expect("nonfinite", (origin,), 8)), origin=origin, traced_by=how)
 
@@ -363,9 +418,11 @@ def gan_inf_real_batch() -> Run:
     with truth.NonfiniteTrace(gan.D) as trace:
         handle = opt_d.register_step_pre_hook(lambda *_: found.append((trace.origin(), len(found))))
         try:
+
             def step(t):
                 trace.reset()
                 return wl.gan_step(gan, opt_d, opt_g, batches, before=corrupt)(t)
+
             batches = wl.gan_data()
             w, _ = fit(gan, [opt_d, opt_g], step, 12, on_nonfinite="locate")
         finally:
@@ -384,6 +441,6 @@ def lora_nan_input() -> Run:
 
     def inject(x):
         x[0, 0] = math.nan
+
     w, (origin, how) = _traced(model, [opt], model, digit_batches(), F.cross_entropy, 5, inject)
     return done(w, broken(Expect("nonfinite", (origin,), 5)), origin=origin, traced_by=how)
-

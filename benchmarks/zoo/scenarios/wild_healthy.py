@@ -44,8 +44,9 @@ def mlp_loss_scaled_adam() -> Run:
     """An MLP whose loss is multiplied by 1e4 (a loss scale left in) under Adam, which divides it out: healthy."""
     model = models.mlp([64, 64, 64, 10])
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    w, losses = fit(model, opt, classify_step(model, opt, digit_batches(), lambda o, y: 1e4 * F.cross_entropy(o, y)),
-                    60)
+    w, losses = fit(
+        model, opt, classify_step(model, opt, digit_batches(), lambda o, y: 1e4 * F.cross_entropy(o, y)), 60
+    )
     return done(w, HEALTHY, **learned(losses, 0.6))
 
 
@@ -55,8 +56,9 @@ def diffusion_unet() -> Run:
     noised digits, AdamW: healthy."""
     model = wm.UNet(act="silu", time=True, norm=True)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    w, losses = fit(model, opt, wl.steps_of(lambda xt: model(*xt), [opt], wl.diffusion_batches(), F.mse_loss), 80,
-                    stats="full")
+    w, losses = fit(
+        model, opt, wl.steps_of(lambda xt: model(*xt), [opt], wl.diffusion_batches(), F.mse_loss), 80, stats="full"
+    )
     return done(w, HEALTHY, **learned(losses, 0.8))
 
 
@@ -111,8 +113,13 @@ def _recommender_run(stats: str) -> Run:
     model = wm.Recommender()
     sparse = torch.optim.SparseAdam([model.user.weight, model.item.weight], lr=3e-2)
     dense = torch.optim.Adam([p for n, p in model.named_parameters() if not n.startswith(("user", "item"))], lr=3e-3)
-    w, losses = fit(model, [sparse, dense], wl.steps_of(lambda ui: model(*ui), [sparse, dense], wl.rating_batches(),
-                                                        F.mse_loss), 150, stats=stats)
+    w, losses = fit(
+        model,
+        [sparse, dense],
+        wl.steps_of(lambda ui: model(*ui), [sparse, dense], wl.rating_batches(), F.mse_loss),
+        150,
+        stats=stats,
+    )
     return done(w, HEALTHY, **learned(losses, 0.8))
 
 
@@ -222,4 +229,3 @@ def lora_head_replaced() -> Run:
     w, losses = fit(model, opt, classify_step(model, opt, digit_batches()), 60)
     label = Label(forbid=tuple(k for k in KINDS if k != "stalled_updates"))
     return done(w, label, **learned(losses, 0.9))
-

@@ -15,10 +15,12 @@ from ..truth import check
 from . import wild_models as wm
 
 
-def steps_of(model_call: Callable, opts: list, batches: Iterator, loss_fn: Callable,
-             before: Callable | None = None) -> Callable[[int], float]:
+def steps_of(
+    model_call: Callable, opts: list, batches: Iterator, loss_fn: Callable, before: Callable | None = None
+) -> Callable[[int], float]:
     """One step: zero every optimizer's gradients, ``loss_fn(model_call(x), y)``, backward, step each optimizer.
     ``before(t, x, y)`` may alter the batch first."""
+
     def step(t: int) -> float:
         x, y = next(batches)
         if before is not None:
@@ -30,6 +32,7 @@ def steps_of(model_call: Callable, opts: list, batches: Iterator, loss_fn: Calla
         for o in opts:
             o.step()
         return loss.item()
+
     return step
 
 
@@ -80,10 +83,12 @@ def gan_data(size: int = 64, seed: int = 0):
         yield centre + 0.5 * torch.randn(size, 2, generator=g), torch.randn(size, 4, generator=g)
 
 
-def gan_step(gan: wm.GAN, opt_d, opt_g, batches, before: Callable | None = None,
-             record: list | None = None) -> Callable[[int], float]:
+def gan_step(
+    gan: wm.GAN, opt_d, opt_g, batches, before: Callable | None = None, record: list | None = None
+) -> Callable[[int], float]:
     """One GAN step: the discriminator on real vs detached fakes (BCE), then the generator (non-saturating loss).
     ``record`` gets each step's mean fake sample."""
+
     def step(t: int) -> float:
         real, z = next(batches)
         if before is not None:
@@ -91,8 +96,9 @@ def gan_step(gan: wm.GAN, opt_d, opt_g, batches, before: Callable | None = None,
         opt_d.zero_grad()
         fake = gan.G(z)
         d_real, d_fake = gan.D(real), gan.D(fake.detach())
-        d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
-                  + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+        d_loss = F.binary_cross_entropy_with_logits(
+            d_real, torch.ones_like(d_real)
+        ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
         d_loss.backward()
         opt_d.step()
         opt_g.zero_grad()
@@ -103,6 +109,7 @@ def gan_step(gan: wm.GAN, opt_d, opt_g, batches, before: Callable | None = None,
         if record is not None:
             record.append(fake.detach().mean(0))
         return d_loss.item() + g_loss.item()
+
     return step
 
 
@@ -128,6 +135,7 @@ class PreactDead:
             z = output.detach()
             units = z.movedim(1, 0).reshape(z.shape[1], -1) if z.dim() > 2 else z.T  # [units, everything else]
             self.dead[name].append(float((units <= 0).all(1).float().mean()))
+
         return hook
 
 
@@ -169,4 +177,3 @@ def finite_losses(losses: list[float]) -> None:
 
 def seg_loss(reduction: str = "mean"):
     return lambda logits, mask: F.binary_cross_entropy_with_logits(logits, mask, reduction=reduction)
-

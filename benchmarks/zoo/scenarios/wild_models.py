@@ -18,8 +18,9 @@ ACT = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "silu": nn.SiLU,
 class UNet(nn.Module):
     """Two-level U-Net on 8×8 images: enc1 → pool → enc2 → up (transposed conv) → cat with enc1 → dec1 → out."""
 
-    def __init__(self, ch: int = 8, act: str = "relu", cin: int = 1, cout: int = 1, time: bool = False,
-                 norm: bool = False):
+    def __init__(
+        self, ch: int = 8, act: str = "relu", cin: int = 1, cout: int = 1, time: bool = False, norm: bool = False
+    ):
         super().__init__()
         self.enc1 = nn.Conv2d(cin, ch, 3, padding=1)
         self.norm1 = nn.GroupNorm(2, ch) if norm else nn.Identity()
@@ -70,15 +71,16 @@ class LayerScaleNet(nn.Module):
         return self.head(self.norm(self.blocks(self.embed(x))))
 
 
-def chain(widths: list[int], act: str, init_std: float | None = None, gen=None, last_act: bool = False
-          ) -> nn.Sequential:
+def chain(
+    widths: list[int], act: str, init_std: float | None = None, gen=None, last_act: bool = False
+) -> nn.Sequential:
     """Linear layers with an activation module after each (but the last unless ``last_act``)."""
     parts: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
         fc = nn.Linear(a, b)
         if init_std is not None:
             with torch.no_grad():
-                fc.weight.copy_(torch.randn(b, a, generator=gen) * init_std / a ** 0.5)
+                fc.weight.copy_(torch.randn(b, a, generator=gen) * init_std / a**0.5)
                 fc.bias.zero_()
         parts.append(fc)
         if i < len(widths) - 2 or last_act:
@@ -160,8 +162,15 @@ class GCN(nn.Module):
         return h
 
 
-def block_graph(n: int = 90, blocks: int = 3, p_in: float = 0.2, p_out: float = 0.01, features: int = 16,
-                noise: float = 1.0, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+def block_graph(
+    n: int = 90,
+    blocks: int = 3,
+    p_in: float = 0.2,
+    p_out: float = 0.01,
+    features: int = 16,
+    noise: float = 1.0,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor, Tensor]:
     """A stochastic block model: (Â = D^-½(A + I)D^-½ ``[n, n]``, node features ``[n, features]``, labels ``[n]``);
     a node's features are its block's mean vector plus Gaussian noise."""
     g = torch.Generator().manual_seed(seed)

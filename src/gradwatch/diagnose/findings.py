@@ -7,12 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gradwatch.diagnose.remedies import Remedy
-from gradwatch.diagnose.silent.kinds import SILENT_KINDS
 from gradwatch.diagnose.thresholds import Thresholds
 
 WRAP = 116  # the headline and remedy lines are wrapped at this width (the evidence lines are short)
-KINDS = ("nonfinite", "exploding", "large_updates", "vanishing", "saturation", "dead_units", "stalled_updates",
-         *SILENT_KINDS)
 
 
 @dataclass
@@ -29,8 +26,9 @@ class Finding:
 
     def __str__(self) -> str:
         shown = ", ".join(self.layers[:8]) + (f" and {len(self.layers) - 8} more" if len(self.layers) > 8 else "")
-        lines = textwrap.wrap(f"{self.kind.upper()} in {shown} (from step {self.step}): {self.summary}", WRAP,
-                              subsequent_indent="    ")
+        lines = textwrap.wrap(
+            f"{self.kind.upper()} in {shown} (from step {self.step}): {self.summary}", WRAP, subsequent_indent="    "
+        )
         lines += [f"    {line}" for line in self.evidence.get("lines", [])]
         if self.remedies:
             lines.append("  remedies, most relevant first:")
@@ -39,8 +37,14 @@ class Finding:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "layers": self.layers, "step": self.step, "summary": self.summary,
-                "evidence": self.evidence, "remedies": [vars(r) for r in self.remedies]}
+        return {
+            "kind": self.kind,
+            "layers": self.layers,
+            "step": self.step,
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "remedies": [vars(r) for r in self.remedies],
+        }
 
 
 @dataclass
@@ -71,9 +75,15 @@ class Diagnosis:
         return kind in self.kinds()
 
     def __str__(self) -> str:
-        head = ("healthy: no vanishing, exploding, saturated, dead, stalled or non-finite layers and no too-large "
-                "updates found" if self.healthy else self.unmeasured if self.healthy is None else
-                f"{len(self.findings)} finding(s): {', '.join(self.kinds())}")
+        from gradwatch.diagnose.rules import healthy_sentence  # the rules import this module
+
+        head = (
+            healthy_sentence()
+            if self.healthy
+            else self.unmeasured
+            if self.healthy is None
+            else f"{len(self.findings)} finding(s): {', '.join(self.kinds())}"
+        )
         parts = [head, *map(str, self.findings)]
         parts += [f"note: {n}" for n in self.notes]
         if self.not_checked:
@@ -81,6 +91,11 @@ class Diagnosis:
         return "\n".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"healthy": self.healthy, "unmeasured": self.unmeasured,
-                "findings": [f.to_dict() for f in self.findings],
-                "not_checked": self.not_checked, "notes": self.notes, "thresholds": self.thresholds.to_dict()}
+        return {
+            "healthy": self.healthy,
+            "unmeasured": self.unmeasured,
+            "findings": [f.to_dict() for f in self.findings],
+            "not_checked": self.not_checked,
+            "notes": self.notes,
+            "thresholds": self.thresholds.to_dict(),
+        }

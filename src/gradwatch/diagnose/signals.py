@@ -163,3 +163,15 @@ class Signals:
     def input_side_first(self, cols) -> list[int]:
         """Layer indices ordered from the input side (farthest from the loss) to the output side."""
         return sorted(cols, key=lambda c: (-self.depth[c], c))
+
+
+def persistent(cond: np.ndarray, measured: np.ndarray, fraction: float) -> np.ndarray:
+    """Per layer: the condition holds on ≥ ``fraction`` of the steps where the value was measured."""
+    n = measured.sum(axis=0)
+    return (n > 0) & (cond.sum(axis=0) >= fraction * np.maximum(n, 1))
+
+
+def first_step(s: Signals, cond: np.ndarray, cols) -> int:
+    """The first step on which ``cond`` holds for one of the layers ``cols`` (the first step when none)."""
+    rows = np.flatnonzero(cond[:, list(cols)].any(axis=1))
+    return int(s.steps[rows[0]]) if len(rows) else int(s.steps[0])

@@ -50,11 +50,18 @@ def _png(figure) -> str:
     return f'<img alt="chart" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode("ascii")}">'
 
 
+def _healthy() -> str:
+    from gradwatch.diagnose import healthy_sentence
+
+    text = healthy_sentence()
+    return text[:1].upper() + text[1:]
+
+
 def _diagnosis_html(diagnosis: Any) -> str:
     if diagnosis is None:
         return "<p>No diagnosis (nothing recorded).</p>"
     head = (
-        "<p class='ok'>Healthy: no vanishing, exploding, saturated, dead or non-finite layers found.</p>"
+        f"<p class='ok'>{html.escape(_healthy())}.</p>"
         if diagnosis.healthy
         else f"<p class='no'>{html.escape(diagnosis.unmeasured)}</p>"
         if diagnosis.healthy is None

@@ -6,7 +6,7 @@ A sink receives what a watch copied to the host at a flush — never a live tens
   the layers' names are ``history.stats`` and ``history.layers``); NaN and ±inf are passed on as they are;
 * ``write_histograms(history, steps, counts)``: ``counts[n, layers, bins]`` of log10|∂L/∂θ| per layer, bin
   edges ``history.hist_edges`` (only when the watch records ``grad_hist``);
-* ``close(diagnosis)``: the final :class:`~gradwatch.diagnose.rules.Diagnosis` (None when nothing was recorded);
+* ``close(diagnosis)``: the final :class:`~gradwatch.diagnose.findings.Diagnosis` (None when nothing was recorded);
   write it and release what the sink holds.
 """
 

@@ -2,7 +2,7 @@
 
 Each part is plain Python bookkeeping done at the optimizer's step hooks (or, on a few check steps, one tensor hook
 per layer), with no host read per step; :class:`SilentProbe` writes what they saw into ``history.meta["silent"]``
-at each flush, where the rules of :mod:`gradwatch.diagnose.silent` read it.
+at each flush, where the rules of :mod:`gradwatch.diagnose.rules` read it.
 """
 
 from gradwatch.probe.silent.tracker import CHECK_EVERY, SilentProbe

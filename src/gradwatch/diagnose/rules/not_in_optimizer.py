@@ -11,20 +11,26 @@ from __future__ import annotations
 import numpy as np
 
 from gradwatch.diagnose.findings import Finding
+from gradwatch.diagnose.notes import first_measured, layers_of
 from gradwatch.diagnose.remedies import Remedy
-from gradwatch.diagnose.silent.notes import first_measured, layers_of
+from gradwatch.diagnose.rule import Context, Rule
 
 KIND = "not_in_optimizer"
 MIN_STEPS = 2  # optimizer steps on which the parameter had a gradient
 REMEDY = Remedy(
-    "add_to_optimizer", "Give the parameter to the optimizer",
+    "add_to_optimizer",
+    "Give the parameter to the optimizer",
     "build the optimizer after the model is final (`optimizer = torch.optim.AdamW(model.parameters(), …)` after "
-    "`model.head = nn.Linear(…)`), or add what was missed: `optimizer.add_param_group({\"params\": "
+    '`model.head = nn.Linear(…)`), or add what was missed: `optimizer.add_param_group({"params": '
     "model.head.parameters()})`; if the layer is meant to stay fixed, `requires_grad_(False)` saves its backward",
-    "PyTorch: torch.optim.Optimizer.add_param_group")
+    "PyTorch: torch.optim.Optimizer.add_param_group",
+)
 
 
-def find(h, s) -> Finding | None:
+def find(ctx: Context) -> Finding | None:
+    h, s = ctx.h, ctx.notes
+    if s is None:  # the watch kept no notes (no optimizer, an older history)
+        return None
     if not h.meta.get("optimizers"):
         return None
     free = ~(np.asarray(s["owned"], bool) | np.asarray(s["owned_elsewhere"], bool))
@@ -32,13 +38,22 @@ def find(h, s) -> Finding | None:
     if not len(idx):
         return None
     names, got = s["params"], s["with_grad"]
-    lines = [f"parameter {names[i]}: a gradient on {got[i]} steps, and no optimizer has it in a parameter group"
-             for i in idx[:8]]
+    lines = [
+        f"parameter {names[i]}: a gradient on {got[i]} steps, and no optimizer has it in a parameter group"
+        for i in idx[:8]
+    ]
     if len(idx) > 8:
         lines.append(f"… and {len(idx) - 8} more parameters")
     layers = layers_of(h, s, idx)
     step = first_measured(h, layers)
-    return Finding(KIND, layers, int(h.steps[0]) if step is None else step,
-                   f"{len(idx)} parameter(s) get gradients that no optimizer applies: they never train",
-                   {"lines": lines, "params": [names[i] for i in idx]},
-                   [REMEDY.because("backward computes their gradient, but no optimizer's param_groups hold them")])
+    return Finding(
+        KIND,
+        layers,
+        int(h.steps[0]) if step is None else step,
+        f"{len(idx)} parameter(s) get gradients that no optimizer applies: they never train",
+        {"lines": lines, "params": [names[i] for i in idx]},
+        [REMEDY.because("backward computes their gradient, but no optimizer's param_groups hold them")],
+    )
+
+
+RULE = Rule(KIND, 140, None, find, family="silent")

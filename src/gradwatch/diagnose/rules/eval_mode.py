@@ -9,16 +9,22 @@ from __future__ import annotations
 
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy
+from gradwatch.diagnose.rule import Context, Rule
 
 KIND = "eval_mode"
 REMEDY = Remedy(
-    "train_mode", "Put the model back in training mode",
+    "train_mode",
+    "Put the model back in training mode",
     "call `model.train()` at the start of each training epoch (after the validation loop that called "
     "`model.eval()`), before the first forward of the training steps",
-    "PyTorch: torch.nn.Module.train / eval")
+    "PyTorch: torch.nn.Module.train / eval",
+)
 
 
-def find(h, s) -> Finding | None:
+def find(ctx: Context) -> Finding | None:
+    s = ctx.notes
+    if s is None:  # the watch kept no notes (no optimizer, an older history)
+        return None
     e = s["eval_mode"]
     if e.get("first") is None:
         return None
@@ -29,7 +35,14 @@ def find(h, s) -> Finding | None:
     if e["batchnorm"]:
         lines.append("batch norm using running averages (and not updating them) in: " + ", ".join(e["batchnorm"][:8]))
     modules = ["(model)"] if e["whole_model"] else list(e["modules"])
-    return Finding(KIND, modules, int(e["first"]),
-                   f"optimizer steps are taken with {what} in eval mode: dropout and batch norm behave as at test "
-                   "time", {"lines": lines, "modules": e["modules"]},
-                   [REMEDY.because("the training flags were off when the optimizer stepped")])
+    return Finding(
+        KIND,
+        modules,
+        int(e["first"]),
+        f"optimizer steps are taken with {what} in eval mode: dropout and batch norm behave as at test time",
+        {"lines": lines, "modules": e["modules"]},
+        [REMEDY.because("the training flags were off when the optimizer stepped")],
+    )
+
+
+RULE = Rule(KIND, 160, None, find, family="silent")

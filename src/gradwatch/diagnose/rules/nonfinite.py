@@ -1,4 +1,4 @@
-"""Where a non-finite value started: the origin of the first step with an inf or NaN.
+"""``nonfinite``: inf or NaN values; where one started: the origin of the first step with an inf or NaN.
 
 In this order of evidence (the first that exists at that step decides):
 
@@ -18,7 +18,8 @@ import numpy as np
 
 from gradwatch.diagnose.facts import Facts
 from gradwatch.diagnose.findings import Finding
-from gradwatch.diagnose.remedies import remedies_for
+from gradwatch.diagnose.remedies import Remedy, pick
+from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import Signals
 
 
@@ -27,7 +28,8 @@ def _counts(s: Signals, name: str) -> np.ndarray:
     return np.zeros((len(s.steps), s.n_layers)) if v is None else np.nan_to_num(v, nan=0.0)
 
 
-def nonfinite(s: Signals, facts: Facts) -> Finding | None:
+def find(ctx: Context) -> Finding | None:
+    s, facts = ctx.s, ctx.facts
     h = s.h
     g = _counts(s, "nonfinite")
     a = _counts(s, "act_nonfinite") + _counts(s, "fwd_nonfinite")
@@ -93,5 +95,27 @@ def nonfinite(s: Signals, facts: Facts) -> Finding | None:
             "first_row_counts": g[r].tolist(),
             "skipped_steps": list(skipped),
         },
-        remedies_for("nonfinite", facts),
+        remedies(facts),
     )
+
+
+def remedies(f: Facts) -> list[Remedy]:
+    return pick(
+        ("check_data", "a non-finite input or loss makes every gradient non-finite", True),
+        ("lower_lr", "weights that grow until they overflow", True),
+        ("clipping", "the loop does not clip the gradient norm yet", not f.clips),
+        ("attention_scale", "attention logits are a common overflow point", f.transformer),
+        ("init", "a per-layer gain above 1 compounds with depth", not f.transformer),
+        ("tbptt", "long products through time overflow", f.recurrent),
+    )
+
+
+RULE = Rule(
+    "nonfinite",
+    10,
+    "non-finite layers",
+    find,
+    needs=("nonfinite",),
+    missing="non-finite values (nonfinite not recorded)",
+    remedies=remedies,
+)

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy
+from gradwatch.diagnose.rule import Context, Rule
 
 KIND = "amp_skipping"
 MIN_RUN = 8  # consecutive skipped steps (the scale halves each time: 2^8 = 256× smaller)
 REMEDY = Remedy(
-    "fp32_loss", "Find the non-finite value the scaler keeps skipping",
-    "watch with `on_nonfinite=\"locate\"` to name the module where it starts; compute the loss (and softmax / "
+    "fp32_loss",
+    "Find the non-finite value the scaler keeps skipping",
+    'watch with `on_nonfinite="locate"` to name the module where it starts; compute the loss (and softmax / '
     "log / exp) in float32 (`with torch.autocast(device_type, enabled=False):` around it, inputs `.float()`), or "
     "train in bfloat16, which needs no scaler",
-    "PyTorch AMP docs (GradScaler skips steps with inf/NaN gradients and lowers the scale)")
+    "PyTorch AMP docs (GradScaler skips steps with inf/NaN gradients and lowers the scale)",
+)
 
 
-def find(h, s) -> Finding | None:
+def find(ctx: Context) -> Finding | None:
+    h = ctx.h
     skipped = sorted(set(h.meta.get("skipped_steps") or []))
     best: int | None = None
     run: list[int] = []
@@ -30,9 +34,18 @@ def find(h, s) -> Finding | None:
             best = run[0]
     if best is None:
         return None
-    return Finding(KIND, ["(model)"], int(best), f"the GradScaler skipped {len(skipped)} optimizer step(s), at least "
-                   f"{MIN_RUN} in a row from step {best}: the weights are not updated",
-                   {"lines": [f"skipped steps: {', '.join(map(str, skipped[:12]))}" + (" …" if len(skipped) > 12
-                                                                                      else "")],
-                    "skipped_steps": skipped},
-                   [REMEDY.because("every step's gradients hold an inf/NaN whatever the scale")])
+    return Finding(
+        KIND,
+        ["(model)"],
+        int(best),
+        f"the GradScaler skipped {len(skipped)} optimizer step(s), at least "
+        f"{MIN_RUN} in a row from step {best}: the weights are not updated",
+        {
+            "lines": [f"skipped steps: {', '.join(map(str, skipped[:12]))}" + (" …" if len(skipped) > 12 else "")],
+            "skipped_steps": skipped,
+        },
+        [REMEDY.because("every step's gradients hold an inf/NaN whatever the scale")],
+    )
+
+
+RULE = Rule(KIND, 180, None, find, family="silent")
