@@ -20,6 +20,7 @@ class Scenario:
     expects: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()  # optional packages (import names)
     split: str = "train"  # "train": the rules were tuned on it; "held-out": never tuned on, judged apart
+    silent: tuple[str, ...] = ()  # silent-bug kinds the run carries by construction (benchmarks/silent judges them)
 
     @property
     def doc(self) -> str:
@@ -51,12 +52,18 @@ SCENARIOS: dict[str, Scenario] = {}
 SPLITS = ("train", "held-out")
 
 
-def scenario(name: str, expects: tuple[str, ...] = (), needs: tuple[str, ...] = (), split: str = "train"):
+def scenario(
+    name: str,
+    expects: tuple[str, ...] = (),
+    needs: tuple[str, ...] = (),
+    split: str = "train",
+    silent: tuple[str, ...] = (),
+):
     if split not in SPLITS:
         raise ValueError(f"scenario {name!r}: split={split!r}; expected one of {', '.join(SPLITS)}")
 
     def register(fn: Callable[[], Run]) -> Callable[[], Run]:
-        SCENARIOS[name] = Scenario(name, fn, expects, needs, split)
+        SCENARIOS[name] = Scenario(name, fn, expects, needs, split, silent)
         return fn
 
     return register

@@ -203,7 +203,7 @@ def relu_functional() -> Run:
     return _relu_net_run("functional")
 
 
-@scenario("head_replaced_after_optimizer")
+@scenario("head_replaced_after_optimizer", silent=("not_in_optimizer",))
 def head_replaced_after_optimizer() -> Run:
     """An MLP whose head is replaced after the optimizer was built: the new head gets gradients and never changes
     (a silent bug, another finding's business); the body trains. No vanishing, exploding or other gradient finding:
@@ -219,7 +219,7 @@ def head_replaced_after_optimizer() -> Run:
     return done(w, label, **learned(losses, 0.8))
 
 
-@scenario("lora_head_replaced", split=HELD)
+@scenario("lora_head_replaced", split=HELD, silent=("not_in_optimizer",))
 def lora_head_replaced() -> Run:
     """The LoRA net whose head is replaced after the optimizer was built (the new head gets gradients, never moves):
     no gradient finding; the adapters still train."""
