@@ -96,7 +96,7 @@ def build(base, which, optimizer_name, stack: contextlib.ExitStack, tmp: str):
     cfg = Config(which, copy.deepcopy(base), optimizer_name)
     if which == "default watch":
         stack.enter_context(gw.watch(cfg.model, cfg.opt))
-    elif which == "default watch, every=10":
+    elif which == "default watch every=10":
         stack.enter_context(gw.watch(cfg.model, cfg.opt, every=10))
     elif which == "default watch without pre-clip":
         stats = [n for n in gw.probe.stats.DEFAULT_STATS if n != "grad_norm_preclip"]
@@ -150,7 +150,7 @@ def available(which: str) -> bool:
     return True
 
 
-CONFIGS = ["default watch", "default watch, every=10", "default watch without pre-clip", "full watch /10",
+CONFIGS = ["default watch", "default watch every=10", "default watch without pre-clip", "full watch /10",
            "locate", "per-layer .item()", "tensorboard hist", "wandb.watch"]
 
 
