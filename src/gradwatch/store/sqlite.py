@@ -138,6 +138,15 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(v) else v
 
 
+OPEN_ATTEMPTS = 6  # 0.05 s, then doubling: 1.55 s in all before a transient error is reported
+
+
+def _transient(exc: sqlite3.OperationalError) -> bool:
+    """An error that another process's work on the same store causes for a moment (not a damaged file)."""
+    text = str(exc)
+    return "disk I/O error" in text or "locked" in text or "busy" in text
+
+
 def _connect_readonly(path: Path) -> sqlite3.Connection:
     """Open for reading only; when SQLite cannot create its WAL side files (a read-only directory), read the file
     as immutable."""
@@ -147,7 +156,10 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
+        if _transient(exc) and os.access(path.parent, os.W_OK):
+            raise  # another process at work on the store: the caller tries again
+        # the WAL side files cannot be created (a read-only directory): read the file as it is
         conn = sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     return conn
@@ -172,9 +184,11 @@ def _check_header(path: Path, readonly: bool) -> None:
     one is a store only once gradwatch has written it."""
     if not path.is_file():
         return
+    if path.with_name(path.name + "-wal").exists():  # a store being written (WAL mode): its first page may still
+        return  # be in the write-ahead log, or half copied by a checkpoint; SQLite reads it whole
     with open(path, "rb") as f:
         head = f.read(100)
-    if not head:
+    if not head.strip(b"\0"):
         if readonly:
             raise PathError(
                 "store",
@@ -272,17 +286,16 @@ class RunStore:
             raise PathError("store", path, "cannot be read (permission denied)")
         _check_header(self.path, readonly)
         try:
-            if readonly:
-                self.conn = _connect_readonly(self.path)
-                _check_ours(self.conn, self.path, readonly)
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-                _check_ours(self.conn, self.path, readonly)  # before anything is written into it
-                self.conn.execute("PRAGMA journal_mode=WAL")
-                self.conn.execute("PRAGMA synchronous=NORMAL")
-                self._create_or_migrate()
-                self.conn.execute("PRAGMA foreign_keys=ON")
+            for attempt in range(OPEN_ATTEMPTS):
+                try:
+                    self._open(readonly)
+                    break
+                except sqlite3.OperationalError as exc:
+                    # another process creating, checkpointing or closing the WAL files at this very moment: a
+                    # moment later the same open succeeds
+                    if not _transient(exc) or attempt == OPEN_ATTEMPTS - 1:
+                        raise
+                    time.sleep(0.05 * 2**attempt)
         except OSError as exc:
             raise PathError("store", path, f"cannot be created ({exc.strerror or exc})") from None
         except sqlite3.OperationalError as exc:
@@ -293,6 +306,19 @@ class RunStore:
             raise PathError("store", path, store_problem(exc)) from None
         if not readonly:
             self.mark_interrupted()
+
+    def _open(self, readonly: bool) -> None:
+        if readonly:
+            self.conn = _connect_readonly(self.path)
+            _check_ours(self.conn, self.path, readonly)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        _check_ours(self.conn, self.path, readonly)  # before anything is written into it
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self._create_or_migrate()
+        self.conn.execute("PRAGMA foreign_keys=ON")
 
     def _create_or_migrate(self) -> None:
         """Create the tables; rebuild a ``runs`` table from before the ``diverged`` status (its CHECK lists

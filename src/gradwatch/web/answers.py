@@ -28,8 +28,9 @@ _MEANING = {
     422: "an invalid parameter or body",
     429: "too many runs queued, or for this client",
     500: "a bug of the server (still JSON)",
+    503: "the run store cannot be read at the moment",
 }
-ALWAYS = (400, 422, 500)  # any request: the Host check, parameter validation, a bug
+ALWAYS = (400, 422, 500, 503)  # any request: the Host check, parameter validation, a bug
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

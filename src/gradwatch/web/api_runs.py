@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from gradwatch.errors import ConfigError
+from gradwatch.errors import ConfigError, PathError
 from gradwatch.web.answers import errors
 from gradwatch.web.encode import clean
 from gradwatch.web.outcome import outcome
@@ -45,7 +45,12 @@ def _store(request: Request):
     path = request.app.state.store_path
     if not path.is_file():
         return None
-    return RunStore(path)
+    try:
+        return RunStore(path)
+    except PathError as exc:  # damaged since the server started, or unreadable for longer than the retries
+        raise HTTPException(
+            503, {"parameter": "store", "value": exc.path, "allowed": f"a readable run store ({exc.problem})"}
+        ) from None
 
 
 def _matches(run: dict[str, Any], status: str | None, model: str | None, dataset: str | None, q: str | None) -> bool:
