@@ -202,21 +202,31 @@ def recorded_updates(
             h.remove()
 
 
-class OutputGradNorms:
-    """‖∂L/∂(output)‖ of the named modules on every backward of the real training pass: a forward hook puts a
-    tensor hook on each output (no extra pass, nothing the watch's module hooks see)."""
+class ForwardHooks:
+    """A forward hook on each named module while the ``with`` block is open; subclasses define ``_hook(name)``."""
 
     def __init__(self, model: nn.Module, names: list[str]):
         self.modules = {n: model.get_submodule(n) for n in names}
-        self.norms: dict[str, list[float]] = {n: [] for n in names}
 
-    def __enter__(self) -> OutputGradNorms:
+    def __enter__(self):
         self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.modules.items()]
         return self
 
     def __exit__(self, *exc) -> None:
         for h in self._handles:
             h.remove()
+
+    def _hook(self, name: str):
+        raise NotImplementedError
+
+
+class OutputGradNorms(ForwardHooks):
+    """‖∂L/∂(output)‖ of the named modules on every backward of the real training pass: a forward hook puts a
+    tensor hook on each output (no extra pass, nothing the watch's module hooks see)."""
+
+    def __init__(self, model: nn.Module, names: list[str]):
+        super().__init__(model, names)
+        self.norms: dict[str, list[float]] = {n: [] for n in names}
 
     def _hook(self, name: str):
         def hook(module, inputs, output):

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from .. import data
 from ..loop import gen
-from ..truth import check
+from ..truth import ForwardHooks, check
 from . import wild_models as wm
 
 
@@ -113,22 +113,14 @@ def gan_step(
     return step
 
 
-class PreactDead:
+class PreactDead(ForwardHooks):
     """Per named module (a Linear or a convolution), on every forward: the fraction of its output units (channels
     for a convolution) that are ≤ 0 for the whole batch (and every position) — dead after a ReLU, whatever module or
     function applies it."""
 
     def __init__(self, model: nn.Module, names: list[str]):
-        self.modules = {n: model.get_submodule(n) for n in names}
+        super().__init__(model, names)
         self.dead: dict[str, list[float]] = {n: [] for n in names}
-
-    def __enter__(self) -> PreactDead:
-        self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.modules.items()]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
 
     def _hook(self, name: str):
         def hook(module, inputs, output):
