@@ -25,6 +25,12 @@ import torch
 from torch.utils.hooks import RemovableHandle
 
 
+def _sharded(p: torch.Tensor) -> bool:
+    """A DTensor (FSDP2, tensor parallel): its ``.grad`` is written by the sharding's reduce-scatter, not
+    accumulated by autograd, so a tensor hook on it never fires — and hooking it is left to the sharding."""
+    return hasattr(p, "placements")
+
+
 class _Armed:
     __slots__ = ("fires", "handle", "k", "ref", "stale", "version")
 
@@ -60,7 +66,7 @@ class StaleGrads:
         """Optimizer ``k`` has just stepped on the parameters ``indices``: watch their next backward."""
         for i in indices:
             p = self.params[i]
-            if p.grad is None or i in self._armed or not p.requires_grad:
+            if p.grad is None or i in self._armed or not p.requires_grad or _sharded(p):
                 continue
             entry = _Armed(k, p.grad)
             entry.handle = p.register_hook(self._hook(p, entry))
