@@ -196,8 +196,8 @@ class NonFinite(Stat):
 class GradNormPreclip(Stat):
     name = "grad_norm_preclip"
     doc = (
-        "‖∂L/∂θ_layer‖₂ before gradient clipping (torch.nn.utils.clip_grad_norm_ or Watcher.record_preclip()); "
-        "NaN on steps that were not clipped"
+        "‖∂L/∂θ_layer‖₂ at the end of backward, before the loop clipped it (any in-place clip, or "
+        "Watcher.record_preclip()); NaN on steps whose gradients the loop did not change"
     )
     needs, every_step = ("preclip_sq",), True
 
