@@ -53,7 +53,7 @@ class RowQueue:
         self.nan = torch.full((len(self.owner),), float("nan"), device=device)  # shared: never written to
         self.ones = torch.ones(len(self.owner), device=device)  # shared: never written to
         self.layer_nan = torch.full((len(hook_names), n_layers), float("nan"), device=device)
-        self._rows: list[Tensor] = []
+        self._rows: list[list[Tensor]] = []
         self._hooks: list[Tensor] = []
         self._steps: list[int] = []
         self._current: dict[str, Tensor] = {}
@@ -77,8 +77,8 @@ class RowQueue:
 
     def end(self, step: int, hook_values: Tensor | None) -> None:
         """Queue the current row as ``step`` (``hook_values``: ``[hook statistics, layers]`` or None)."""
-        current = self._current
-        self._rows.append(torch.stack([current.get(PRESENT, self.nan)] + [current.get(n, self.nan) for n in self.raw]))
+        current = self._current  # kept as a list of vectors: stacked once for all queued steps, at take()
+        self._rows.append([current.get(PRESENT, self.nan)] + [current.get(n, self.nan) for n in self.raw])
         if self.hook_names:
             self._hooks.append(hook_values if hook_values is not None else self.layer_nan)
         self._steps.append(step)
@@ -96,7 +96,8 @@ class RowQueue:
         n_out = len(self.stats) + len(self.hook_names)
         if not self._rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, n_out, self.n_layers))
-        rows = torch.stack(self._rows)  # [steps, 1 + raw, params]
+        rows = torch.stack([v for row in self._rows for v in row]).view(len(self._rows), 1 + len(self.raw), -1)
+        # [steps, 1 + raw, params]
         hooks = torch.stack(self._hooks) if self.hook_names else None  # [steps, hooks, layers]
         steps = np.asarray(self._steps, dtype=np.int64)
         self._rows, self._hooks, self._steps = [], [], []

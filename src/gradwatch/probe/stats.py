@@ -25,15 +25,10 @@ import torch
 from torch import Tensor
 
 from gradwatch.probe.gates import gate_saturation
-from gradwatch.probe.history import HIST_SPECIAL
+from gradwatch.probe.histogram import HIST_EDGES, log10_histogram  # noqa: F401 - re-exported
 from gradwatch.probe.layers import FollowingActivation, Layer
 
 SATURATION_LEVEL = 0.01  # act_saturation counts σ'(z) < SATURATION_LEVEL · max σ'
-# log10|g| bin edges, 0.25 decade wide, from 1e-38 (below float32's smallest normal 1.18e-38, log10 −37.93: a
-# vanishing layer's gradients are resolved down to where float32 underflows) to 1e4; what falls outside is counted
-# in the extra columns HIST_SPECIAL (exact zeros, underflow — e.g. float64 or subnormal values below 1e-38 —,
-# overflow including ±inf, NaN)
-HIST_EDGES = torch.linspace(-38.0, 4.0, 169)
 _NAN = float("nan")
 
 
@@ -124,11 +119,14 @@ class StepGrads:
     def nonfinite(self) -> Tensor:  # [params]
         """Count of non-finite elements per parameter. A finite L2 norm proves there are none: on the CPU
         (where reading a flag costs no device sync) only parameters whose norm is not finite are counted."""
-        bad = ~torch.isfinite(self.l2)
         free = free_reads(self.l2.device)
+        if free and math.isfinite(sum(self.l2.tolist())):  # a free read, no tensor operation (the common case)
+            self.any_nonfinite = False
+            return zeros(len(self.grads), self.l2.device)
+        bad = ~torch.isfinite(self.l2)
         if free:
             self.any_nonfinite = bool(bad.any())
-            if not self.any_nonfinite:
+            if not self.any_nonfinite:  # finite norms whose sum overflowed
                 return zeros(len(self.grads), self.l2.device)
         idx = bad.nonzero().flatten().tolist() if free else range(len(self.grads))
         counts = torch.zeros_like(self.l2)
@@ -362,61 +360,6 @@ class GainActivation(BackwardStat):
         "‖∂L/∂z‖/‖∂L/∂σ(z)‖ of the activation that follows the layer: the activation-derivative part of the "
         "gradient it passes back (Nielsen, ch. 5: the σ'(z) factors)"
     )
-
-
-HIST_SAMPLE = 1 << 13  # a layer with more gradient elements is histogrammed on a random sample of about this many
-
-
-@functools.lru_cache(maxsize=512)
-def _sample_index(n: int, k: int, device: str) -> Tensor:
-    """``k`` fixed random positions in ``range(n)`` (with replacement; the same every step: cached)."""
-    g = torch.Generator().manual_seed(n * 1_000_003 + k)
-    return torch.randint(0, n, (k,), generator=g).to(device)
-
-
-def log10_histogram(
-    grads: list[Tensor],
-    edges: Tensor = HIST_EDGES,
-    max_elements: int | None = HIST_SAMPLE,
-    device: torch.device | None = None,
-) -> Tensor:
-    """Counts of log10|g| over the elements of ``grads``: ``[len(edges) - 1 + 4]``, the regular bins ``edges`` (the
-    last one closed on the right, as ``numpy.histogram``) then the counts :data:`HIST_SPECIAL`: exact zeros,
-    underflow (0 < |g| < 10^edges[0]), overflow (|g| > 10^edges[-1], ±inf included) and NaN. The logarithm is
-    taken in float64 for float64 gradients and in float32 otherwise (so 1e-300 is underflow, not zero).
-
-    Cost: when the layer has more than ``max_elements`` elements, the counts come from a fixed random sample of
-    about ``max_elements`` of them (each tensor in proportion to its size) scaled to the layer's size: unbiased
-    fractions (with 8,192 samples the standard error of a bin holding a fraction p is √(p(1−p)/8192): 0.0024 at
-    p = 5 %), at a fixed cost per layer; exact counts of zeros or NaN come from the other statistics (``nonfinite``).
-    ``None`` counts every element.
-    An empty ``grads`` (a layer without gradients this step) gives zeros, on ``device`` (default: the CPU).
-    The edges are read on the host: pass them on the CPU (as the watch does) and no device is synchronised."""
-    edges = edges.cpu()
-    lo, hi, bins = float(edges[0]), float(edges[-1]), len(edges) - 1
-    if not grads:
-        return torch.zeros(bins + len(HIST_SPECIAL), device=device)
-    total = sum(g.numel() for g in grads)
-    parts = [g.detach().reshape(-1) for g in grads]
-    if max_elements is not None and total > max_elements:
-        parts = [
-            p[_sample_index(p.numel(), -(-max_elements * p.numel() // total), str(p.device))]
-            for p in parts
-            if p.numel()
-        ]
-    flat = torch.cat(parts)  # [elements or sample]
-    flat = flat if flat.dtype == torch.float64 else flat.float()
-    logs = torch.log10(flat.abs()).float()  # 0 -> -inf, inf -> inf, NaN -> NaN
-    # one bincount over a category per element (bins 0…bins-1, then zero, underflow, overflow, NaN): faster on the
-    # CPU than torch.histc (which alone took 3.3 ms for 65,536 elements, 1 thread); needs equal-width bins
-    width = (hi - lo) / bins
-    if not torch.allclose(edges.diff().double(), torch.full((bins,), width, dtype=torch.float64)):
-        raise ValueError("log10_histogram needs equally spaced edges")
-    cat = ((logs - lo) / width).floor_().clamp_(0, bins - 1)  # [elements]; the last bin closed on the right
-    cat.masked_fill_(logs > hi, bins + 2).masked_fill_(logs < lo, bins + 1)
-    cat.masked_fill_(flat == 0, bins).masked_fill_(torch.isnan(flat), bins + 3)
-    counts = torch.bincount(cat.to(torch.int32), minlength=bins + len(HIST_SPECIAL)).float()
-    return counts if len(flat) == total else counts * (total / len(flat))
 
 
 STATS: dict[str, Stat] = {

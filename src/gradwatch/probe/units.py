@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from gradwatch.probe.layers import Layer
+from gradwatch.probe.stats import free_reads
 
 NAME = "grad_dead"
 DOC = (
@@ -62,24 +63,55 @@ class DeadRows:
 
     def measure(self, measured: list[int], device: torch.device) -> Tensor | None:
         """``[layers]``: the dead fraction of each unit layer whose weight is in ``measured`` and has a dense
-        gradient now, NaN elsewhere; None when there is none."""
+        gradient now, NaN elsewhere; None when there is none.
+
+        A dead unit's bias gradient is exactly zero (∂L/∂b_j sums the unit's ∂L/∂z, all zero), so on the CPU
+        (where reading costs no device sync) the bias gradients of all layers are checked first, in one pass, and
+        only the layers with a zero bias entry (or without a bias) have their weight rows read; a healthy step
+        costs a few operations, not a reduction per layer."""
         wanted = set(measured)
-        cols, values = [], []
+        found: list[tuple[_Units, Tensor, Tensor | None]] = []
         for u in self.units:
             if u.weight not in wanted:
                 continue
             g = self.params[u.weight].grad
             if g is None or g.layout != torch.strided:
                 continue
-            rows = g.detach().movedim(u.dim, 0).flatten(1).abs().amax(1)  # [units]
-            if u.bias is not None:
-                b = self.params[u.bias].grad
-                if b is not None and b.layout == torch.strided:
-                    rows = rows + b.detach().abs()
-            cols.append(u.col)
-            values.append((rows == 0).float().mean())
-        if not cols:
+            b = self.params[u.bias].grad if u.bias is not None else None
+            found.append((u, g.detach(), b.detach() if b is not None and b.layout == torch.strided else None))
+        if not found:
             return None
         out = torch.full((self.n_layers,), float("nan"), device=device)
-        out[torch.tensor(cols, device=device)] = torch.stack(values).to(device)
+        rowwise = self._candidates(found, device)
+        cols = [u.col for u, _, _ in found]
+        values = [_dead_fraction(u, g, b) if check else None for (u, g, b), check in zip(found, rowwise)]
+        if any(v is None for v in values):
+            out[torch.tensor([c for c, v in zip(cols, values) if v is None], device=device)] = 0.0
+        kept = [(c, v) for c, v in zip(cols, values) if v is not None]
+        if kept:
+            out[torch.tensor([c for c, _ in kept], device=device)] = torch.stack([v for _, v in kept]).to(device)
         return out
+
+    @staticmethod
+    def _candidates(found: list[tuple[_Units, Tensor, Tensor | None]], device: torch.device) -> list[bool]:
+        """Per found layer: whether its rows must be read (False: no bias entry is zero, so no unit is dead)."""
+        check = [True] * len(found)
+        biases = [(i, b) for i, (_, _, b) in enumerate(found) if b is not None]
+        if not biases or not free_reads(device):  # elsewhere reading the flags would synchronise the device
+            return check
+        zero = torch.cat([b.reshape(-1) for _, b in biases]) == 0
+        if not bool(zero.any()):
+            for i, _ in biases:
+                check[i] = False
+            return check
+        for (i, _), part in zip(biases, zero.split([b.numel() for _, b in biases])):
+            check[i] = bool(part.any())
+        return check
+
+
+def _dead_fraction(u: _Units, g: Tensor, b: Tensor | None) -> Tensor:
+    """The fraction of the layer's units whose row of ∂L/∂W and bias entry are exactly zero (a 0-d tensor)."""
+    rows = g.movedim(u.dim, 0).flatten(1).abs().amax(1)  # [units]
+    if b is not None:
+        rows = rows + b.abs()
+    return (rows == 0).float().mean()

@@ -37,6 +37,7 @@ from gradwatch.errors import ConfigError, check_choice
 from gradwatch.probe import patches
 from gradwatch.probe.graph import GraphProbe
 from gradwatch.probe.guard import Guard
+from gradwatch.probe.histogram import log10_histograms
 from gradwatch.probe.history import History
 from gradwatch.probe.hooks import LayerProbes
 from gradwatch.probe.layers import Layer, find_layers, unwrap
@@ -57,7 +58,6 @@ from gradwatch.probe.stats import (
     StepGrads,
     free_reads,
     local,
-    log10_histogram,
     stored,
     zeros,
 )
@@ -210,6 +210,7 @@ class Watcher:
             is_sharded(self._params),
         )
         self._local = local if self._queue.sharded else stored  # a sparse gradient: its stored values
+        self._sharded = self._queue.sharded
         self._history = History(
             [l.name for l in self.layers],
             [s.name for s in self._stats] + hook_names,
@@ -233,6 +234,7 @@ class Watcher:
         )
 
         self._index = {id(p): i for i, p in enumerate(self._params)}
+        self._all = list(range(len(self._params)))  # never changed
         self._measured: dict[int, tuple[tuple[int, ...], list[int], list[int]]] = {}  # k -> (signature, measured,
         #                                                                                         stepped by k)
         self._cache: dict[tuple, _Cached] = {}
@@ -297,7 +299,7 @@ class Watcher:
         (the update statistics) leaves them out: whatever steps them is not watched. Recomputed when the
         optimizers' parameter groups change (``add_param_group`` after unfreezing)."""
         if k is None:
-            return list(range(len(self._params)))
+            return self._all
         signature = tuple(len(g["params"]) for o in self.optimizers for g in o.param_groups)
         known = self._measured.get(k)
         if known is None or known[0] != signature:
@@ -312,12 +314,16 @@ class Watcher:
             known = self._measured[k]
         return known[2] if stepped else known[1]
 
-    def _present(self, k: Hashable, indices: list[int]) -> _Cached | None:
-        """The parameters among ``indices`` that have a gradient now, with their cached index tensors."""
-        params = self._params
-        present = [i for i in indices if params[i].grad is not None]
-        if self._broken:  # parameters whose gradient could not be measured: their layer is switched off
-            present = [i for i in present if i not in self._broken]
+    def _present(self, k: Hashable, indices: list[int]) -> tuple[_Cached, list[Tensor]] | None:
+        """The parameters among ``indices`` that have a gradient now, with their cached index tensors, and those
+        gradients (as stored: a sparse gradient's values, a DTensor's local shard). Each ``.grad`` is read once."""
+        params, broken = self._params, self._broken
+        present, grads = [], []
+        for i in indices:
+            grad = params[i].grad
+            if grad is not None and not (broken and i in broken):  # broken: parameters that cannot be measured
+                present.append(i)
+                grads.append(grad)
         if not present:
             return None
         key = (k, tuple(present))
@@ -326,21 +332,15 @@ class Watcher:
             if len(self._cache) > 256:  # patterns of unused parameters (mixture of experts) are bounded here
                 self._cache.clear()
             cached = self._cache[key] = _Cached(present, len(params), self._device)
-        return cached
-
-    def _grads(self, cached: _Cached) -> list[Tensor]:
-        """The gradients of the parameters ``cached.present`` (those that have one: see :meth:`_present`)."""
-        grads = [self._params[i].grad for i in cached.present]
-        return [g for g in grads if g is not None]
+        to_local = self._local
+        return cached, [g if g.layout == torch.strided and not self._sharded else to_local(g) for g in grads]
 
     # ---- one step --------------------------------------------------------------------------------------------
     def _measure_grads(self, k: int | None, raw_names: list[str], rename: str = "") -> StepGrads | None:
-        cached = self._present(k, self._indices(k))
-        if cached is None:
+        found = self._present(k, self._indices(k))
+        if found is None:
             return None
-        grads = (
-            [local(g) for g in self._grads(cached)] if self._queue.sharded else [stored(g) for g in self._grads(cached)]
-        )
+        cached, grads = found
         g = StepGrads(grads)
         try:
             if not rename:
@@ -390,23 +390,26 @@ class Watcher:
 
     def _backward_end(self) -> None:
         """The end of a backward pass (or of ``GradScaler.unscale_``): measure the gradients before the loop
-        touches them (see :mod:`gradwatch.probe.preclip`)."""
+        touches them (see :mod:`gradwatch.probe.preclip`). Runs after every backward: a try block, not the
+        guard's context manager, and no ``no_grad`` unless a gradient has a graph (``create_graph=True``)."""
         if self._closed or self._preclips is None or not self._recording() or not self._guard.active(GRADS):
             return
-        with self._guard(GRADS, f"step {self._step} (end of backward)"), torch.no_grad():
+        try:
             for _ in range(2):  # a second time without the parameters whose gradient cannot be measured
-                cached = self._present(None, self._indices(None))
-                if cached is None:
+                found = self._present(None, self._indices(None))
+                if found is None:
                     return
-                grads = [self._local(g) for g in self._grads(cached)]
+                cached, grads = found
                 try:
-                    norms = StepGrads(grads).l2
+                    norms = _norms(grads)
                 except Exception as exc:  # noqa: BLE001 - switch off only the layers whose gradient fails
                     if not self._isolate(cached.present, grads, ["grad_l2"]):
                         raise exc from None
                     continue
                 self._preclips.note(cached.present, norms)
                 return
+        except Exception as exc:  # noqa: BLE001 - nothing the watch does may stop training
+            self._guard.fail(GRADS, None, exc, f"step {self._step} (end of backward)")
 
     def _before_step(self, k: int | None) -> None:
         """Optimizer ``k`` is about to step (or ``w.step()`` was called): measure its gradients and weights."""
@@ -435,8 +438,9 @@ class Watcher:
         weights_now = sampled or (g is not None and g.any_nonfinite is True)
         if weights_now and (self._weight_sq or self._update) and self._guard.active(UPDATES):
             with self._guard(UPDATES, f"step {self._step}"):
-                cached = self._present(k, self._indices(k))
-                if cached is not None:
+                found = self._present(k, self._indices(k))
+                if found is not None:
+                    cached = found[0]
                     params = [self._local(self._params[i].detach()) for i in cached.present]
                     norms = torch.stack(torch._foreach_norm(params, 2)).float()
                     if self._weight_sq:
@@ -444,8 +448,9 @@ class Watcher:
                     if self._weight_bad:
                         self._queue.put("weight_bad", self._nonfinite_weights(params, norms, g), cached.index)
                 if self._update and k is not None:
-                    stepped = self._present(("stepped", k), self._indices(k, stepped=True))
-                    if stepped is not None:
+                    found = self._present(("stepped", k), self._indices(k, stepped=True))
+                    if found is not None:
+                        stepped = found[0]
                         params = [self._local(self._params[i].detach()) for i in stepped.present]
                         before = torch.stack(torch._foreach_norm(params, 2)).float()
                         self._before[k] = (self._copy_of(k, params), stepped)
@@ -538,11 +543,8 @@ class Watcher:
         return out
 
     def _histogram(self) -> Tensor:  # [layers, bins]
-        rows = []  # the edges stay on the CPU: reading them costs no device sync
-        for layer in self.layers:
-            grads = [local(p.grad) for p in layer.params if p.grad is not None]
-            rows.append(log10_histogram(grads, HIST_EDGES, device=self._device))
-        return torch.stack(rows)
+        grads = [[local(p.grad) for p in layer.params if p.grad is not None] for layer in self.layers]
+        return log10_histograms(grads, HIST_EDGES, device=self._device)
 
     def _check_finite(self, g: StepGrads) -> None:
         per_param = g.nonfinite
@@ -729,6 +731,15 @@ class Watcher:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<gradwatch watch of {type(unwrap(self.model)).__name__}: {len(self.layers)} layers, {state}>"
+
+
+def _norms(grads: list[Tensor]) -> Tensor:
+    """‖g‖₂ per gradient ``[len(grads)]`` (float32), outside autograd: a gradient made with ``create_graph=True``
+    has a graph, which the stored norms must not keep alive."""
+    if any(g.requires_grad for g in grads):
+        with torch.no_grad():
+            return StepGrads(grads).l2
+    return StepGrads(grads).l2
 
 
 def _is_chain(root: nn.Module) -> bool:

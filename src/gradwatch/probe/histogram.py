@@ -1,0 +1,104 @@
+"""Histograms of log10|∂L/∂θ| per layer (``grad_hist``), all layers of a step counted at once.
+
+The bins are fixed, 0.25 decade wide, from 1e-38 (below float32's smallest normal 1.18e-38, log10 −37.93: a
+vanishing layer's gradients are resolved down to where float32 underflows) to 1e4; what falls outside is counted in
+the extra columns :data:`~gradwatch.probe.history.HIST_SPECIAL` (exact zeros, underflow — e.g. float64 or subnormal
+values below 1e-38 —, overflow including ±inf, NaN).
+
+Cost: the elements of every layer of a step are binned together — one ``log10``, one ``floor``, one ``bincount``
+over (layer, bin) pairs — so a sampled step costs a dozen tensor operations whatever the depth. A layer with more
+than twice ``max_elements`` elements is binned on a fixed random sample of about ``max_elements``, scaled to its
+size: unbiased fractions at a fixed cost per layer. Nothing is read on the host but the edges, which live on the
+CPU: no device is synchronised.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor
+
+from gradwatch.probe.history import HIST_SPECIAL
+
+HIST_EDGES = torch.linspace(-38.0, 4.0, 169)
+HIST_SAMPLE = 1 << 13  # a layer with more than twice this many gradient elements is binned on a sample of this many
+
+
+@functools.lru_cache(maxsize=512)
+def _sample_index(n: int, k: int, device: str) -> Tensor:
+    """``k`` fixed random positions in ``range(n)`` (with replacement; the same every step: cached)."""
+    g = torch.Generator().manual_seed(n * 1_000_003 + k)
+    return torch.randint(0, n, (k,), generator=g).to(device)
+
+
+def _elements(grads: list[Tensor], max_elements: int | None) -> tuple[Tensor | None, int]:
+    """The elements binned for one layer (all of them, or a fixed sample of about ``max_elements`` drawn from each
+    tensor in proportion to its size) and the layer's element count."""
+    total = sum(g.numel() for g in grads)
+    parts = [g.detach().reshape(-1) for g in grads if g.numel()]
+    if not parts:
+        return None, 0
+    if max_elements is not None and total > 2 * max_elements:  # below that, picking costs more than it saves
+        parts = [p[_sample_index(p.numel(), -(-max_elements * p.numel() // total), str(p.device))] for p in parts]
+    return (torch.cat(parts) if len(parts) > 1 else parts[0]), total
+
+
+def log10_histograms(
+    layers: list[list[Tensor]],
+    edges: Tensor = HIST_EDGES,
+    max_elements: int | None = HIST_SAMPLE,
+    device: torch.device | None = None,
+) -> Tensor:
+    """Counts of log10|g| over the elements of each layer's gradients ``layers[i]``: ``[len(layers), len(edges) - 1
+    + 4]``, the regular bins ``edges`` (equally spaced; the last one closed on the right, as ``numpy.histogram``)
+    then the counts :data:`HIST_SPECIAL`: exact zeros, underflow (0 < |g| < 10^edges[0]), overflow (|g| >
+    10^edges[-1], ±inf included) and NaN. The logarithm is taken in float64 for float64 gradients and in float32
+    otherwise (so 1e-300 is underflow, not zero). A layer without gradients gets zeros. ``max_elements=None``
+    counts every element; the result is on ``device`` (default: that of the gradients, else the CPU)."""
+    edges = edges.cpu()
+    lo, hi, bins = float(edges[0]), float(edges[-1]), len(edges) - 1
+    width = (hi - lo) / bins
+    if not torch.allclose(edges.diff().double(), torch.full((bins,), width, dtype=torch.float64)):
+        raise ValueError("log10_histograms needs equally spaced edges")
+    size = bins + len(HIST_SPECIAL)
+    picked = [_elements(grads, max_elements) for grads in layers]
+    flats = [f for f, _ in picked if f is not None]
+    if device is None:
+        device = flats[0].device if flats else torch.device("cpu")
+    if not flats:
+        return torch.zeros(len(layers), size, device=device)
+    wide = [f.dtype == torch.float64 for f in flats]
+    if len(layers) > 1 and (len({f.device for f in flats}) > 1 or len(set(wide)) > 1):
+        # a model split over devices, or float64 layers beside others: each layer on its own, in its precision
+        return torch.stack([log10_histograms([grads], edges, max_elements, device)[0] for grads in layers])
+    flat = torch.cat([f if wide[0] else f.float() for f in flats])  # [elements of all layers]
+    logs = torch.log10(flat.abs()).float()  # 0 -> -inf, inf -> inf, NaN -> NaN
+    # one category per element (bins 0…bins-1, then zero, underflow, overflow, NaN), offset by its layer's row, and
+    # one bincount for all: faster on the CPU than torch.histc per layer; needs equal-width bins
+    cat = ((logs - lo) / width).floor_().clamp_(0, bins - 1)
+    cat.masked_fill_(logs > hi, bins + 2).masked_fill_(logs < lo, bins + 1)
+    cat.masked_fill_(flat == 0, bins).masked_fill_(torch.isnan(flat), bins + 3)
+    scale = [1.0] * len(layers)  # a sampled layer's counts scaled to its size
+    start = 0
+    for r, (f, total) in enumerate(picked):
+        if f is None:
+            continue
+        if r:
+            cat[start : start + len(f)] += r * size  # the layer's row of the counts
+        start += len(f)
+        scale[r] = total / len(f)
+    counts = torch.bincount(cat.to(torch.int64), minlength=len(layers) * size).float().view(len(layers), size)
+    if any(s != 1.0 for s in scale):
+        counts = counts * torch.tensor(scale, device=counts.device)[:, None]
+    return counts.to(device)
+
+
+def log10_histogram(
+    grads: list[Tensor],
+    edges: Tensor = HIST_EDGES,
+    max_elements: int | None = HIST_SAMPLE,
+    device: torch.device | None = None,
+) -> Tensor:
+    """The counts of one layer (:func:`log10_histograms` of ``[grads]``): ``[len(edges) - 1 + 4]``."""
+    return log10_histograms([grads], edges, max_elements, device)[0]

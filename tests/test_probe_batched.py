@@ -1,0 +1,83 @@
+"""Measurements batched over layers give what each layer measured on its own gives (computed here with NumPy or
+from ``.grad`` directly): the histograms of all layers in one count, ``grad_dead``'s bias pre-check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gradwatch.probe.histogram import HIST_EDGES, log10_histograms
+from gradwatch.probe.history import HIST_SPECIAL
+from gradwatch.probe.layers import find_layers
+from gradwatch.probe.units import DeadRows
+
+
+def _numpy_counts(values: np.ndarray) -> np.ndarray:
+    """The regular bins of log10|g| (numpy.histogram) then zero, underflow, overflow, NaN — from NumPy alone; the
+    logarithm in the values' own precision (float32 unless float64), as the watch documents."""
+    edges = HIST_EDGES.double().numpy()
+    a = np.abs(values if values.dtype == np.float64 else values.astype(np.float32))
+    nan, zero = np.isnan(a), a == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(a).astype(np.float64)
+    finite = ~nan & ~zero
+    under = finite & (logs < edges[0])
+    over = finite & (logs > edges[-1])
+    regular = np.histogram(logs[finite & ~under & ~over], bins=edges)[0]
+    return np.concatenate([regular, [zero.sum(), under.sum(), over.sum(), nan.sum()]]).astype(np.float64)
+
+
+def test_histograms_of_several_layers_equal_numpy_on_each_layer():
+    torch.manual_seed(0)
+    spread = lambda *shape: torch.randn(*shape) * 10.0 ** (12 * torch.rand(*shape) - 10)  # noqa: E731
+    odd = torch.tensor([0.0, 0.0, 1e-40, 1.0, 1e4, 3e4, float("inf"), float("-inf"), float("nan"), -3e-12])
+    layers = [
+        [spread(64, 100), spread(64)],
+        [],  # a layer without gradients this step
+        [odd],
+        [spread(300, 200)],  # larger than the sample: exact here (max_elements=None)
+    ]
+    counts = log10_histograms(layers, max_elements=None).numpy()
+    assert counts.shape == (4, len(HIST_EDGES) - 1 + len(HIST_SPECIAL))
+    for row, grads in zip(counts, layers):
+        values = np.concatenate([g.numpy().ravel() for g in grads]) if grads else np.zeros(0)
+        np.testing.assert_array_equal(row, _numpy_counts(values))
+
+
+def test_histograms_keep_float64_resolution_when_one_layer_is_float64():
+    layers = [
+        [torch.tensor([1e-300, 0.0, 1e-5], dtype=torch.float64)],
+        [torch.tensor([2e-3, 2.0])],
+    ]  # away from the bin edges (1 ulp of log10 apart there)
+    counts = log10_histograms(layers, max_elements=None).numpy()
+    for row, (g,) in zip(counts, layers):
+        np.testing.assert_array_equal(row, _numpy_counts(g.numpy()))
+
+
+def _dead_truth(layer: nn.Linear) -> float:
+    g, b = layer.weight.grad, layer.bias.grad if layer.bias is not None else None
+    rows = g.abs().amax(1) + (b.abs() if b is not None else 0)
+    return float((rows == 0).float().mean())
+
+
+@pytest.mark.parametrize("device_reads", [True, False], ids=["cpu-precheck", "no-host-read"])
+def test_grad_dead_with_and_without_the_bias_precheck_equals_the_gradient_rows(device_reads, monkeypatch):
+    from gradwatch.probe import stats
+
+    if not device_reads:  # as on an accelerator: nothing read on the host, every layer's rows reduced
+        monkeypatch.setattr(stats, "FREE_READ_DEVICES", set())
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4, bias=False))
+    with torch.no_grad():
+        net[2].bias[:6] = -100.0  # 6 of 16 units of the second layer off for every input: dead
+    net(torch.randn(32, 8)).square().mean().backward()
+    with torch.no_grad():
+        net[0].bias.grad[3] = 0.0  # a zero bias entry on a live unit: its row is read, and it is not dead
+    layers = find_layers(net)
+    params = [p for l in layers for p in l.params]
+    out = DeadRows(layers, params).measure(list(range(len(params))), torch.device("cpu"))
+    truth = [_dead_truth(net[i]) for i in (0, 2, 4)]
+    assert truth[0] == 0.0 and truth[1] == pytest.approx(6 / 16)
+    np.testing.assert_allclose(out.numpy(), truth)
