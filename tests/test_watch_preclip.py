@@ -10,13 +10,15 @@ from torch import nn
 
 import gradwatch as gw
 from gradwatch.probe import patches
+from gradwatch.probe.preclip import HOT_MIN
 
 STEPS = 3
+WIDE = HOT_MIN // 6 + 1  # a first layer this wide is measured in its accumulate hook, as soon as it is complete
 
 
-def _model():
+def _model(width=6):
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 4)).double()
+    return nn.Sequential(nn.Linear(6, width), nn.Tanh(), nn.Linear(width, 4)).double()
 
 
 def _loss(model, step, scale=10.0):
@@ -49,10 +51,11 @@ def _clip_by_hand(params, max_norm):
 @pytest.mark.parametrize("clip", [_clip_torch, _clip_split, _clip_by_hand], ids=["clip_grad_norm_",
                                                                               "clip_grads_with_norm_", "by-hand"])
 @pytest.mark.parametrize("accumulate", [1, 2], ids=["one-batch", "accumulate-2"])
-def test_preclip_is_the_accumulated_gradient_before_any_clip(clip, accumulate):
+@pytest.mark.parametrize("width", [6, WIDE], ids=["small", "wide"])
+def test_preclip_is_the_accumulated_gradient_before_any_clip(clip, accumulate, width):
     if clip is _clip_split and not hasattr(torch.nn.utils, "clip_grads_with_norm_"):
         pytest.skip("this torch has no clip_grads_with_norm_")
-    model = _model()
+    model = _model(width)
     opt = torch.optim.SGD(model.parameters(), 0.1)
     pre, post = [], []
     with gw.watch(model, opt) as w:
@@ -70,8 +73,9 @@ def test_preclip_is_the_accumulated_gradient_before_any_clip(clip, accumulate):
     assert np.linalg.norm(post, axis=1) == pytest.approx(0.05, rel=1e-5)
 
 
-def test_no_preclip_series_when_the_loop_does_not_touch_the_gradients():
-    model = _model()
+@pytest.mark.parametrize("width", [6, WIDE], ids=["small", "wide"])
+def test_no_preclip_series_when_the_loop_does_not_touch_the_gradients(width):
+    model = _model(width)
     opt = torch.optim.SGD(model.parameters(), 0.1)
     norms = []
     with gw.watch(model, opt) as w:
@@ -83,6 +87,30 @@ def test_no_preclip_series_when_the_loop_does_not_touch_the_gradients():
     h = w.history
     assert np.isnan(h.stat("grad_norm_preclip")).all()
     np.testing.assert_allclose(h.stat("grad_norm"), norms, rtol=1e-6)  # the history keeps float32
+
+
+def test_a_gradient_changed_after_its_hook_is_measured_as_it_is_at_the_end_of_backward():
+    """Like DDP's all-reduce, a later accumulate hook rewrites the gradient in place after the watch measured it
+    there: the watch measures it again at the end of backward (its version moved)."""
+    model = _model(WIDE)
+    assert model[0].weight.numel() >= HOT_MIN
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+
+    def halve(p):
+        p.grad.mul_(0.5)
+
+    with gw.watch(model, opt) as w:
+        for p in model.parameters():  # registered after the watch's hooks: runs after them
+            p.register_post_accumulate_grad_hook(halve)
+        norms = []
+        for step in range(STEPS):
+            opt.zero_grad()
+            _loss(model, step).backward()
+            norms.append(_norms(model))
+            opt.step()
+    h = w.history
+    np.testing.assert_allclose(h.stat("grad_norm"), norms, rtol=1e-6)
+    assert np.isnan(h.stat("grad_norm_preclip")).all()  # nothing changed them between backward and step
 
 
 def test_gradscaler_preclip_values_are_unscaled():

@@ -282,7 +282,10 @@ class Watcher:
         return self._recording(step) and step % self.sample_every == 0
 
     def _arm(self) -> None:
-        """Attach the module hooks for the coming step if it is sampled, detach them otherwise."""
+        """Attach the module hooks for the coming step if it is sampled, detach them otherwise; say whether the
+        coming backward passes are measured."""
+        if self._preclips is not None:
+            self._preclips.hot_on = not self._closed and self._recording() and self._guard.active(GRADS)
         if self._probes.names and self._sampling() and not self._closed and self._guard.active(HOOKS):
             with self._guard(HOOKS, "attaching module hooks"):
                 self._probes.attach()
@@ -391,7 +394,7 @@ class Watcher:
     def _backward_end(self) -> None:
         """The end of a backward pass (or of ``GradScaler.unscale_``): measure the gradients before the loop
         touches them (see :mod:`gradwatch.probe.preclip`). Runs after every backward: a try block, not the
-        guard's context manager, and no ``no_grad`` unless a gradient has a graph (``create_graph=True``)."""
+        guard's context manager."""
         if self._closed or self._preclips is None or not self._recording() or not self._guard.active(GRADS):
             return
         try:
@@ -401,7 +404,7 @@ class Watcher:
                     return
                 cached, grads = found
                 try:
-                    norms = _norms(grads)
+                    norms = self._preclips.norms(cached.present, grads)
                 except Exception as exc:  # noqa: BLE001 - switch off only the layers whose gradient fails
                     if not self._isolate(cached.present, grads, ["grad_l2"]):
                         raise exc from None
@@ -424,10 +427,15 @@ class Watcher:
         sampled = self._sampling()
         g = None
         if self._guard.active(GRADS):
-            with self._guard(GRADS, f"step {self._step}"), torch.no_grad():  # no graph from create_graph grads
-                g = self._measure_grads(k, self._raw_every + self._raw_sampled if sampled else self._raw_every)
-                if sampled and self._histograms:
-                    self._pending_hists.append((self._step, self._histogram()))
+            try:  # (a try block, not the guard's context manager: this runs every step)
+                with torch.no_grad():  # no graph from create_graph gradients
+                    g = self._measure_grads(k, self._raw_every + self._raw_sampled if sampled else self._raw_every)
+                    if sampled and self._histograms:
+                        self._pending_hists.append((self._step, self._histogram()))
+            except self._guard.passthrough:
+                raise
+            except Exception as exc:  # noqa: BLE001 - nothing the watch does may stop training
+                self._guard.fail(GRADS, None, exc, f"step {self._step}")
         if self._dead is not None and self._guard.active(GRAD_DEAD):
             with self._guard(GRAD_DEAD, f"step {self._step}"), torch.no_grad():
                 dead = self._dead.measure(self._indices(k), self._device)
@@ -438,25 +446,34 @@ class Watcher:
         weights_now = sampled or (g is not None and g.any_nonfinite is True)
         if weights_now and (self._weight_sq or self._update) and self._guard.active(UPDATES):
             with self._guard(UPDATES, f"step {self._step}"):
-                found = self._present(k, self._indices(k))
-                if found is not None:
-                    cached = found[0]
-                    params = [self._local(self._params[i].detach()) for i in cached.present]
-                    norms = torch.stack(torch._foreach_norm(params, 2)).float()
-                    if self._weight_sq:
-                        self._queue.put("weight_l2", norms, cached.index)
-                    if self._weight_bad:
-                        self._queue.put("weight_bad", self._nonfinite_weights(params, norms, g), cached.index)
-                if self._update and k is not None:
-                    found = self._present(("stepped", k), self._indices(k, stepped=True))
-                    if found is not None:
-                        stepped = found[0]
-                        params = [self._local(self._params[i].detach()) for i in stepped.present]
-                        before = torch.stack(torch._foreach_norm(params, 2)).float()
-                        self._before[k] = (self._copy_of(k, params), stepped)
-                        self._queue.put("before_l2", before, stepped.index)
+                self._measure_weights(k, g)
         if g is not None and self.on_nonfinite in ("warn", "raise"):  # after the weights: they may be the origin
             self._check_finite(g)
+
+    def _measure_weights(self, k: int | None, g: StepGrads | None) -> None:
+        """‖θ‖ of the parameters measured at this step, and — for the update ratio — θ copied before optimizer
+        ``k`` steps, with its norm (the same norms when the same parameters: computed once)."""
+        found = self._present(k, self._indices(k))
+        norms = None
+        if found is not None:
+            cached = found[0]
+            params = [self._local(self._params[i].detach()) for i in cached.present]
+            norms = torch.stack(torch._foreach_norm(params, 2)).float()
+            if self._weight_sq:
+                self._queue.put("weight_l2", norms, cached.index)
+            if self._weight_bad:
+                self._queue.put("weight_bad", self._nonfinite_weights(params, norms, g), cached.index)
+        if not self._update or k is None:
+            return
+        found_stepped = self._present(("stepped", k), self._indices(k, stepped=True))
+        if found_stepped is None:
+            return
+        stepped = found_stepped[0]
+        params = [self._local(self._params[i].detach()) for i in stepped.present]
+        same = norms is not None and found is not None and found[0].present == stepped.present
+        before = norms if same and norms is not None else torch.stack(torch._foreach_norm(params, 2)).float()
+        self._before[k] = (self._copy_of(k, params), stepped)
+        self._queue.put("before_l2", before, stepped.index)
 
     def _after_step(self, k: int) -> None:
         """Optimizer ``k`` has stepped: the size of its update; end the row when every optimizer has stepped."""
@@ -731,15 +748,6 @@ class Watcher:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<gradwatch watch of {type(unwrap(self.model)).__name__}: {len(self.layers)} layers, {state}>"
-
-
-def _norms(grads: list[Tensor]) -> Tensor:
-    """‖g‖₂ per gradient ``[len(grads)]`` (float32), outside autograd: a gradient made with ``create_graph=True``
-    has a graph, which the stored norms must not keep alive."""
-    if any(g.requires_grad for g in grads):
-        with torch.no_grad():
-            return StepGrads(grads).l2
-    return StepGrads(grads).l2
 
 
 def _is_chain(root: nn.Module) -> bool:
