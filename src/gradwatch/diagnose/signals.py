@@ -15,7 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
-from gradwatch.diagnose.thresholds import Thresholds
+from gradwatch.diagnose.thresholds_shared import SharedThresholds
 from gradwatch.probe.history import History
 
 
@@ -61,7 +61,7 @@ def episodes(cond: np.ndarray) -> list[tuple[int, int]]:
 
 
 class Signals:
-    def __init__(self, h: History, t: Thresholds):
+    def __init__(self, h: History, t: SharedThresholds):
         self.h, self.t = h, t
         self.steps = h.steps
         self.n_layers = len(h.layers)

@@ -4,7 +4,9 @@ whole batch — on runs of at least ``MIN_DEAD_RUN`` recorded steps."""
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
+from gradwatch.config import StrictModel
 from gradwatch.diagnose.facts import SATURATING, Facts
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy, pick
@@ -15,12 +17,25 @@ from gradwatch.nn.activations import ACTIVATIONS
 MIN_DEAD_RUN = 3  # consecutive recorded steps a layer's units must be dead (few examples leave rows zero by chance)
 
 
+class Limits(StrictModel):
+    """The thresholds this rule owns (fields of :class:`gradwatch.diagnose.Thresholds`)."""
+
+    dead_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="[0.5] act_dead above this: dead units (SageMaker Debugger's DeadRelu rule flags a layer when "
+        "this fraction of its units is inactive)",
+    )
+
+
 def find(ctx: Context) -> Finding | None:
     """Dead units from the weight gradient (``grad_dead``: rows of ∂L/∂W and bias entries exactly zero over the
     batch, whatever activation) where measured, from the activations (``act_dead``) elsewhere; only runs of
     ``MIN_DEAD_RUN`` recorded steps count. A layer behind a dead layer nearer the loss whose rows are zero because
     nothing reaches it (its whole gradient zero, or its activation hooks see its units alive) is not named."""
     s, t, h = ctx.s, ctx.t, ctx.h
+    dead_fraction = ctx.limits(Limits).dead_fraction
     acts = np.asarray([a or "" for a in h.activations], dtype=object)
     eligible = np.isin(acts, tuple(ACTIVATIONS)) & ~np.isin(acts, SATURATING)
     g = s.stat("grad_dead")
@@ -31,7 +46,7 @@ def find(ctx: Context) -> Finding | None:
         per_layer_grad = np.isfinite(v).any(axis=0)
         v = np.where(per_layer_grad[None, :], v, a)
     measured = np.isfinite(v)
-    cond = measured & (v > t.dead_fraction)
+    cond = measured & (v > dead_fraction)
     run = min(MIN_DEAD_RUN, len(s.steps))
     lasting = np.zeros_like(cond)
     for c in range(s.n_layers):  # only runs of at least `run` dead recorded steps count
@@ -52,7 +67,7 @@ def find(ctx: Context) -> Finding | None:
             if not nearer or not all(cond[r, nearer].any() for r in rows):
                 return False
             seen = a[rows, c][np.isfinite(a[rows, c])] if a is not None else np.zeros(0)
-            return bool((grad_dead[rows, c] >= 1.0).all() or (len(seen) and np.median(seen) <= t.dead_fraction))
+            return bool((grad_dead[rows, c] >= 1.0).all() or (len(seen) and np.median(seen) <= dead_fraction))
 
         cols = [c for c in cols if not starved(c)]
     if not cols:
@@ -72,7 +87,7 @@ def find(ctx: Context) -> Finding | None:
         "dead_units",
         [h.layers[c] for c in cols],
         first_step(s, cond, cols),
-        f"more than {t.dead_fraction:.0%} of the units are dead (no active path to the loss for the whole "
+        f"more than {dead_fraction:.0%} of the units are dead (no active path to the loss for the whole "
         f"batch) in {len(cols)} layer(s)",
         {"lines": lines, "dead_fraction": med.tolist(), **sources},
         remedies(ctx.facts),
@@ -93,7 +108,8 @@ RULE = Rule(
     60,
     "dead layers",
     find,
-    thresholds=("dead_fraction", "persist_fraction"),
+    limits=Limits,
+    shared=("persist_fraction",),
     needs=("grad_dead", "act_dead"),
     missing="dead units (record activation statistics: stats='full')",
     remedies=remedies,

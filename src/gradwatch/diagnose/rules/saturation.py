@@ -4,7 +4,9 @@ inputs sit where σ' is below 1% of its maximum, on at least ``persist_fraction`
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
+from gradwatch.config import StrictModel
 from gradwatch.diagnose.facts import RECURRENT, SATURATING, Facts
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy, pick
@@ -14,11 +16,17 @@ from gradwatch.diagnose.signals import first_step, nanmedian, persistent
 WHAT = "of the activation inputs have σ' below 1% of its maximum"
 
 
+class Limits(StrictModel):
+    """The thresholds this rule owns (fields of :class:`gradwatch.diagnose.Thresholds`)."""
+
+    saturation_fraction: float = Field(0.5, gt=0, le=1, description="[0.5] act_saturation above this: saturation")
+
+
 def find(ctx: Context) -> Finding | None:
     s, t, h = ctx.s, ctx.t, ctx.h
     acts = np.asarray([a or "" for a in h.activations], dtype=object)
     eligible = np.isin(acts, SATURATING) | np.isin(np.asarray(h.kinds, dtype=object), RECURRENT)
-    limit = t.saturation_fraction
+    limit = ctx.limits(Limits).saturation_fraction
     v = np.where(eligible[None, :], h.stat("act_saturation"), np.nan)
     measured = np.isfinite(v)
     cond = measured & (v > limit)
@@ -53,7 +61,8 @@ RULE = Rule(
     50,
     "saturated layers",
     find,
-    thresholds=("saturation_fraction", "persist_fraction"),
+    limits=Limits,
+    shared=("persist_fraction",),
     needs=("act_saturation",),
     missing="saturation (record activation statistics: stats='full')",
     remedies=remedies,
