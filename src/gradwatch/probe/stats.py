@@ -280,8 +280,7 @@ class GradNormPreclip(Stat):
 class GradAbsMean(Stat):
     about = Declared(
         GRAD_ABS_MEAN,
-        "mean |∂L/∂θ| over the layer's parameter elements (the paralysis table of Polykovskiy, Technosphere "
-        "lecture 5)",
+        "mean |∂L/∂θ| over the layer's parameter elements (the paralysis table of Polykovskiy, Technosphere lecture 5)",
         "optimizer step pre-hook, on p.grad",
         "an L1 and a max reduction of every gradient on sampled steps (shared with grad_abs_max)",
         default=True,

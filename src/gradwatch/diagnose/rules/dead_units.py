@@ -13,6 +13,7 @@ from gradwatch.diagnose.remedies import Remedy, pick
 from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import episodes, first_step, nanmedian, persistent
 from gradwatch.nn.activations import ACTIVATIONS
+from gradwatch.stat_names import ACT_DEAD, GRAD_DEAD
 
 MIN_DEAD_RUN = 3  # consecutive recorded steps a layer's units must be dead (few examples leave rows zero by chance)
 
@@ -38,8 +39,8 @@ def find(ctx: Context) -> Finding | None:
     dead_fraction = ctx.limits(Limits).dead_fraction
     acts = np.asarray([a or "" for a in h.activations], dtype=object)
     eligible = np.isin(acts, tuple(ACTIVATIONS)) & ~np.isin(acts, SATURATING)
-    g = s.stat("grad_dead")
-    a = s.stat("act_dead")
+    g = s.stat(GRAD_DEAD)
+    a = s.stat(ACT_DEAD)
     a = np.where(eligible[None, :], a, np.nan) if a is not None else None
     v = g if g is not None else np.full((len(s.steps), s.n_layers), np.nan)
     if a is not None:
@@ -74,7 +75,7 @@ def find(ctx: Context) -> Finding | None:
         return None
     med = nanmedian(np.where(measured, v, np.nan)[:, cols], axis=0)
     sources = {
-        name: nanmedian(x[:, cols], axis=0).tolist() for name, x in (("grad_dead", g), ("act_dead", a)) if x is not None
+        name: nanmedian(x[:, cols], axis=0).tolist() for name, x in ((GRAD_DEAD, g), (ACT_DEAD, a)) if x is not None
     }
     lines = []
     for c, m in zip(cols, med):
@@ -110,7 +111,7 @@ RULE = Rule(
     find,
     limits=Limits,
     shared=("persist_fraction",),
-    needs=("grad_dead", "act_dead"),
+    needs=(GRAD_DEAD, ACT_DEAD),
     missing="dead units (record activation statistics: stats='full')",
     remedies=remedies,
 )

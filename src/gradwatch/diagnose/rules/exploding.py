@@ -16,6 +16,7 @@ from gradwatch.diagnose.gains import as_recurrent, gains, reach
 from gradwatch.diagnose.remedies import Remedy, pick
 from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import fmt, nanmedian, persistent
+from gradwatch.stat_names import BACKWARD_GAIN, GRAD_NORM, NONFINITE
 
 
 class Limits(StrictModel):
@@ -72,7 +73,7 @@ def find(ctx: Context) -> Finding | None:
             events.append(
                 (i, f"the gradient norm is {fmt(float(R[i]))}× the weights' norm (healthy training: 1e-3 to 1)", cols)
             )
-    bad = s.stat("nonfinite")
+    bad = s.stat(NONFINITE)
     overflow = np.isinf(G) & ((np.nan_to_num(bad, nan=0.0).sum(axis=1) == 0) if bad is not None else True)
     for i in map(int, np.flatnonzero(overflow)):  # every element finite, but their norm overflows the float type
         events.append(
@@ -124,7 +125,7 @@ def find(ctx: Context) -> Finding | None:
             lines.append(f"… {len(events) - 5} more such steps")
         summary = events[0][1]
     else:
-        sampled = np.flatnonzero(~np.isnan(h.stat("backward_gain")).all(axis=1))
+        sampled = np.flatnonzero(~np.isnan(h.stat(BACKWARD_GAIN)).all(axis=1))
         step = int(s.steps[sampled[np.flatnonzero(reach_cond[:, reach_cols].any(axis=1))[0]]])
         cols = []
         summary = "each layer passes back more gradient than it receives"
@@ -174,7 +175,7 @@ RULE = Rule(
     find,
     limits=Limits,
     shared=("persist_fraction",),
-    needs=("grad_norm",),
+    needs=(GRAD_NORM,),
     missing="exploding (grad_norm not recorded)",
     remedies=remedies,
 )

@@ -12,6 +12,7 @@ from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy, pick
 from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import Signals, first_step, fmt, nanmax
+from gradwatch.stat_names import UPDATE_RATIO
 
 UPDATES_MISSING = "too-large and stalled updates (watch with an optimizer to record update_ratio)"
 
@@ -51,7 +52,7 @@ def _vector_updates(
 
 def find(ctx: Context) -> Finding | None:
     s, t = ctx.s, ctx.limits(Limits)
-    u = s.stat("update_ratio")
+    u = s.stat(UPDATE_RATIO)
     if u is None or s.weight is None or s.weight_ok is None:
         return None
     u, ok = _vector_updates(s, t, u, s.weight, s.weight_ok)
@@ -71,7 +72,7 @@ def find(ctx: Context) -> Finding | None:
         step,
         f"an optimizer step changed {len(cols)} layer(s)' weights by up to {fmt(float(nanmax(peak)))}× their "
         f"norm (healthy: about 1e-3)",
-        {"lines": lines, "update_ratio": peak.tolist()},
+        {"lines": lines, UPDATE_RATIO: peak.tolist()},
         remedies(ctx.facts),
     )
 
@@ -91,7 +92,7 @@ RULE = Rule(
     find,
     limits=Limits,
     shared=("min_weight_rms",),
-    needs=("update_ratio",),
+    needs=(UPDATE_RATIO,),
     missing=UPDATES_MISSING,
     remedies=remedies,
 )

@@ -12,6 +12,7 @@ from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy, pick
 from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import first_step, nanmedian, persistent
+from gradwatch.stat_names import ACT_SATURATION
 
 WHAT = "of the activation inputs have σ' below 1% of its maximum"
 
@@ -27,7 +28,7 @@ def find(ctx: Context) -> Finding | None:
     acts = np.asarray([a or "" for a in h.activations], dtype=object)
     eligible = np.isin(acts, SATURATING) | np.isin(np.asarray(h.kinds, dtype=object), RECURRENT)
     limit = ctx.limits(Limits).saturation_fraction
-    v = np.where(eligible[None, :], h.stat("act_saturation"), np.nan)
+    v = np.where(eligible[None, :], h.stat(ACT_SATURATION), np.nan)
     measured = np.isfinite(v)
     cond = measured & (v > limit)
     cols = s.input_side_first(np.flatnonzero(persistent(cond, measured, t.persist_fraction)))
@@ -41,7 +42,7 @@ def find(ctx: Context) -> Finding | None:
         names,
         first_step(s, cond, cols),
         f"more than {limit:.0%} {WHAT} in {len(names)} layer(s)",
-        {"lines": lines, "act_saturation": med.tolist()},
+        {"lines": lines, ACT_SATURATION: med.tolist()},
         remedies(ctx.facts),
     )
 
@@ -63,7 +64,7 @@ RULE = Rule(
     find,
     limits=Limits,
     shared=("persist_fraction",),
-    needs=("act_saturation",),
+    needs=(ACT_SATURATION,),
     missing="saturation (record activation statistics: stats='full')",
     remedies=remedies,
 )

@@ -13,6 +13,7 @@ from gradwatch.diagnose.remedies import Remedy, pick
 from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.rules.large_updates import UPDATES_MISSING
 from gradwatch.diagnose.signals import first_step, fmt, nanmedian, persistent
+from gradwatch.stat_names import UPDATE_RATIO
 
 
 class Limits(StrictModel):
@@ -24,7 +25,7 @@ class Limits(StrictModel):
 def find(ctx: Context) -> Finding | None:
     s, t = ctx.s, ctx.t
     stalled_ratio = ctx.limits(Limits).stalled_ratio
-    u = s.stat("update_ratio")
+    u = s.stat(UPDATE_RATIO)
     if u is None or s.weight_ok is None:
         return None
     measured = np.isfinite(u) & s.weight_ok
@@ -41,7 +42,7 @@ def find(ctx: Context) -> Finding | None:
         f"each optimizer step changes these layers' weights by less than {stalled_ratio:g} of their norm",
         {
             "lines": [f"layer {h.layers[c]}: ‖Δθ‖/‖θ‖ = {fmt(m)}" for c, m in zip(cols, med)],
-            "update_ratio": med.tolist(),
+            UPDATE_RATIO: med.tolist(),
         },
         remedies(ctx.facts),
     )
@@ -68,7 +69,7 @@ RULE = Rule(
     find,
     limits=Limits,
     shared=("persist_fraction",),
-    needs=("update_ratio",),
+    needs=(UPDATE_RATIO,),
     missing=UPDATES_MISSING,
     remedies=remedies,
 )

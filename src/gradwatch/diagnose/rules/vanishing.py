@@ -29,6 +29,7 @@ from gradwatch.diagnose.remedies import Remedy, pick
 from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import Signals, episodes, fmt, nanmax, nanmedian
 from gradwatch.probe.history import History
+from gradwatch.stat_names import UPDATE_RATIO, WEIGHT_NORM
 
 
 class Limits(StrictModel):
@@ -151,8 +152,8 @@ def find(ctx: Context) -> Finding | None:
         + ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in span)
         + (f"; recovered at step {recovered}" if recovered is not None else "; still vanishing at the end")
     )
-    if facts.adaptive and "update_ratio" in h.stats:
-        u = nanmedian(h.stat("update_ratio")[in_runs][:, cols])
+    if facts.adaptive and UPDATE_RATIO in h.stats:
+        u = nanmedian(h.stat(UPDATE_RATIO)[in_runs][:, cols])
         if np.isfinite(u):
             lines.append(
                 f"under {', '.join(h.meta.get('optimizers') or ['an adaptive optimizer'])} these layers "
@@ -230,7 +231,7 @@ RULE = Rule(
     find,
     limits=Limits,
     shared=("min_episode",),
-    needs=("weight_norm",),
+    needs=(WEIGHT_NORM,),
     missing="vanishing (weight_norm not recorded: the relative gradient ‖g‖/‖θ‖ needs it)",
     remedies=remedies,
 )
