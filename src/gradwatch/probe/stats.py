@@ -209,15 +209,10 @@ class Declared:
     default: bool = False
 
 
-class Stat:
-    """A statistic finished from raw per-layer accumulators (after any cross-shard reduction), at flush time.
-
-    ``needs``: the accumulators it reads; ``every_step``: measured on every recorded step (cheap: one fused norm
-    for all layers) or only on sampled steps (``sample_every``)."""
+class Declares:
+    """A statistic class's ``about`` (its :class:`Declared`), and its ``name`` and ``doc`` read from there."""
 
     about: ClassVar[Declared]
-    needs: tuple[str, ...] = ()
-    every_step = False
 
     @property
     def name(self) -> StatName:
@@ -226,6 +221,16 @@ class Stat:
     @property
     def doc(self) -> str:
         return self.about.doc
+
+
+class Stat(Declares):
+    """A statistic finished from raw per-layer accumulators (after any cross-shard reduction), at flush time.
+
+    ``needs``: the accumulators it reads; ``every_step``: measured on every recorded step (cheap: one fused norm
+    for all layers) or only on sampled steps (``sample_every``)."""
+
+    needs: tuple[str, ...] = ()
+    every_step = False
 
     def finish(self, raw: dict[str, Tensor]) -> Tensor:
         raise NotImplementedError
@@ -350,7 +355,7 @@ class UpdateRatio(Stat):
         return raw["delta_sq"].sqrt() / raw["before_sq"].sqrt()
 
 
-class ForwardStat:
+class ForwardStat(Declares):
     """A statistic of a layer's activations on one forward call; ``compute`` returns a 0-d tensor.
 
     ``a`` is the output of the activation that follows the layer (the layer's own output if none does), ``z`` the
@@ -359,16 +364,7 @@ class ForwardStat:
     overwritten it.
     """
 
-    about: ClassVar[Declared]
     reads_input = False
-
-    @property
-    def name(self) -> StatName:
-        return self.about.name
-
-    @property
-    def doc(self) -> str:
-        return self.about.doc
 
     def compute(self, a: Tensor, z: Tensor | None, layer: Layer) -> Tensor:
         raise NotImplementedError
@@ -456,20 +452,10 @@ class ActNonFinite(ForwardStat):
         return (~torch.isfinite(a)).sum().float()
 
 
-class BackwardStat:
+class BackwardStat(Declares):
     """The ratio ‖∂L/∂input‖ / ‖∂L/∂output‖ of a module on one backward call (a 0-d tensor). The two gradients
     arrive at different moments of the backward pass (tensor hooks, see :mod:`gradwatch.probe.hooks`): ``norm`` is
     taken of each as it comes (only the output's 0-d norm is kept meanwhile), then ``gain`` divides."""
-
-    about: ClassVar[Declared]
-
-    @property
-    def name(self) -> StatName:
-        return self.about.name
-
-    @property
-    def doc(self) -> str:
-        return self.about.doc
 
     @staticmethod
     def norm(grad: Tensor) -> Tensor:

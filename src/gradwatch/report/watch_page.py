@@ -18,41 +18,28 @@ from typing import Any
 
 import numpy as np
 
+from gradwatch import stat_names as sn
 from gradwatch.probe.stats import SAMPLED_STATS
 from gradwatch.report.html import _page, table_html
 from gradwatch.report.plots import _pyplot
 from gradwatch.report.watch_heatmap import LayerStepHeatmap, figure_height, layer_ticks
 from gradwatch.report.watch_table import GRADIENT_COLUMNS, HOOK_COLUMNS
-from gradwatch.stat_names import (
-    ACT_DEAD,
-    ACT_SATURATION,
-    ACT_STD,
-    BACKWARD_GAIN,
-    GAIN_ACTIVATION,
-    GRAD_ABS_MAX,
-    GRAD_ABS_MEAN,
-    GRAD_NORM,
-    GRAD_NORM_PRECLIP,
-    NONFINITE,
-    UPDATE_RATIO,
-    WEIGHT_NORM,
-)
 
 DPI = 90
 HEATMAP_STATS = (
-    GRAD_NORM,
-    GRAD_ABS_MEAN,
-    GRAD_ABS_MAX,
-    WEIGHT_NORM,
-    UPDATE_RATIO,
-    GRAD_NORM_PRECLIP,
-    ACT_STD,
-    ACT_SATURATION,
-    ACT_DEAD,
-    BACKWARD_GAIN,
-    GAIN_ACTIVATION,
+    sn.GRAD_NORM,
+    sn.GRAD_ABS_MEAN,
+    sn.GRAD_ABS_MAX,
+    sn.WEIGHT_NORM,
+    sn.UPDATE_RATIO,
+    sn.GRAD_NORM_PRECLIP,
+    sn.ACT_STD,
+    sn.ACT_SATURATION,
+    sn.ACT_DEAD,
+    sn.BACKWARD_GAIN,
+    sn.GAIN_ACTIVATION,
 )
-LINE_STATS = (GRAD_NORM, UPDATE_RATIO)
+LINE_STATS = (sn.GRAD_NORM, sn.UPDATE_RATIO)
 EVIDENCE_OPEN = 15  # evidence lists up to this long are shown open; longer ones start folded
 
 
@@ -159,8 +146,8 @@ def _gains(history):
     plt = _pyplot()
     with warnings.catch_warnings():  # a layer never measured (the first has no input gradient) stays NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        w = np.nanmedian(history.stat(BACKWARD_GAIN, sampled_only=True), axis=0)
-        a = np.nanmedian(history.stat(GAIN_ACTIVATION, sampled_only=True), axis=0)
+        w = np.nanmedian(history.stat(sn.BACKWARD_GAIN, sampled_only=True), axis=0)
+        a = np.nanmedian(history.stat(sn.GAIN_ACTIVATION, sampled_only=True), axis=0)
     n = len(history.layers)
     y = np.arange(n)
     fig, ax = plt.subplots(figsize=(9, figure_height(n)), layout="constrained")
@@ -181,7 +168,7 @@ def _gains(history):
 def _layer_table(history) -> str:
     h = history
     shown = [(name, header) for name, header in GRADIENT_COLUMNS + HOOK_COLUMNS if h.has(name)]
-    counts = np.nansum(h.stat(NONFINITE), axis=0) if h.has(NONFINITE) else None
+    counts = np.nansum(h.stat(sn.NONFINITE), axis=0) if h.has(sn.NONFINITE) else None
     last = {name: h.last(name) for name, _ in shown}
     rows = []
     for i, layer in enumerate(h.layers):
@@ -225,7 +212,7 @@ def watch_page(history, diagnosis: Any = None, *, title: str = "watch") -> str:
         parts.append("<h2>Histograms of log10|∂L/∂θ|</h2>")
         parts.append(_png(_histogram_map(h)))
         parts.append(_png(GradientHistograms(h).plot().figure))
-    if h.has(BACKWARD_GAIN) and h.has(GAIN_ACTIVATION):
+    if h.has(sn.BACKWARD_GAIN) and h.has(sn.GAIN_ACTIVATION):
         parts.append("<h2>Backward gains</h2>")
         parts.append(_png(_gains(h)))
     parts.append(_layer_table(h))

@@ -12,42 +12,29 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from gradwatch import stat_names as sn
 from gradwatch.report.safe_text import plain
 from gradwatch.report.terminal import fmt_sci
-from gradwatch.stat_names import (
-    ACT_DEAD,
-    ACT_MEAN,
-    ACT_SATURATION,
-    ACT_STD,
-    BACKWARD_GAIN,
-    GAIN_ACTIVATION,
-    GRAD_ABS_MAX,
-    GRAD_ABS_MEAN,
-    GRAD_NORM,
-    NONFINITE,
-    UPDATE_RATIO,
-    WEIGHT_NORM,
-)
 
 # (statistic, column header) in the order shown; a column appears when the statistic was recorded. Gradient and
 # weight statistics (every recorded step) and the sampled hook statistics go in separate tables, so that each fits
 # an 80-column terminal.
 GRADIENT_COLUMNS = [
-    (GRAD_NORM, "‖∂L/∂θ‖"),
-    (GRAD_ABS_MEAN, "mean |∂L/∂θ|"),
-    (GRAD_ABS_MAX, "max |∂L/∂θ|"),
-    (WEIGHT_NORM, "‖θ‖"),
-    (UPDATE_RATIO, "‖Δθ‖/‖θ‖"),
+    (sn.GRAD_NORM, "‖∂L/∂θ‖"),
+    (sn.GRAD_ABS_MEAN, "mean |∂L/∂θ|"),
+    (sn.GRAD_ABS_MAX, "max |∂L/∂θ|"),
+    (sn.WEIGHT_NORM, "‖θ‖"),
+    (sn.UPDATE_RATIO, "‖Δθ‖/‖θ‖"),
 ]
 HOOK_COLUMNS = [
-    (ACT_MEAN, "mean act"),
-    (ACT_STD, "std act"),
-    (ACT_SATURATION, "saturated"),
-    (ACT_DEAD, "dead"),
-    (BACKWARD_GAIN, "gain: weights"),
-    (GAIN_ACTIVATION, "× σ'"),
+    (sn.ACT_MEAN, "mean act"),
+    (sn.ACT_STD, "std act"),
+    (sn.ACT_SATURATION, "saturated"),
+    (sn.ACT_DEAD, "dead"),
+    (sn.BACKWARD_GAIN, "gain: weights"),
+    (sn.GAIN_ACTIVATION, "× σ'"),
 ]
-_PERCENT = (ACT_SATURATION, ACT_DEAD)
+_PERCENT = (sn.ACT_SATURATION, sn.ACT_DEAD)
 
 
 def _groups(history, columns) -> list[tuple[int, list[tuple[str, str]]]]:
@@ -74,7 +61,7 @@ def _table(history, shown, row: int, title: str, *, nonfinite: bool) -> Table:
     table.add_column("type", style="dim")
     for _, header in shown:
         table.add_column(header, justify="right")
-    counts = np.nansum(h.stat(NONFINITE, reduce="sum"), axis=0) if nonfinite and h.has(NONFINITE) else None
+    counts = np.nansum(h.stat(sn.NONFINITE, reduce="sum"), axis=0) if nonfinite and h.has(sn.NONFINITE) else None
     if counts is not None:
         table.add_column("inf/NaN", justify="right")
     values = {name: h.stat(name)[row] for name, _ in shown}
