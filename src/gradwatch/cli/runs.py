@@ -15,6 +15,7 @@ from gradwatch.cli.common import console, output_file, print_json
 from gradwatch.errors import ConfigError
 from gradwatch.report.safe_text import markup_safe, plain
 from gradwatch.report.terminal import fmt_sci
+from gradwatch.stat_names import GRAD_NORM
 
 
 def _store_option() -> Any:
@@ -109,7 +110,7 @@ def _report(
 def _compare(
     run_a: str = typer.Argument(..., help="First run id (or a unique prefix)."),
     run_b: str = typer.Argument(..., help="Second run id (or a unique prefix)."),
-    stat: str = typer.Option("grad_norm", help="The per-layer statistic to compare."),
+    stat: str = typer.Option(GRAD_NORM, help="The per-layer statistic to compare."),
     plot: str = typer.Option(None, "--plot", help="Also write the comparison plot (PNG) to this file."),
     store: str = _store_option(),
     json_: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradwatch.probe.history import History
+from gradwatch.stat_names import GRAD_NORM_PRECLIP
 
 # normalisation layers by class: torch's (BatchNorm2d, LayerNorm, GroupNorm, …), Hugging Face's (LlamaRMSNorm,
 # T5LayerNorm) and custom ones named the usual way (L2Norm, ScaleNorm); whatever their class, layers whose
@@ -46,7 +47,7 @@ class Facts:
         residual = h.meta.get("residual")
         transformer = any(ATTENTION.search(n) for n in h.layers) or "MultiheadAttention" in kinds
         optimizers = h.meta.get("optimizers") or []
-        clips = "grad_norm_preclip" in h.stats and bool(np.isfinite(h.stat("grad_norm_preclip")).any())
+        clips = GRAD_NORM_PRECLIP in h.stats and bool(np.isfinite(h.stat(GRAD_NORM_PRECLIP)).any())
         recurrent = bool(kinds & set(RECURRENT))
         if recurrent and not transformer:
             residual = False  # the additions inside a recurrence (W_ih·x + W_hh·h) look like skips; they are not

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gradwatch.diagnose.remedies import Remedy
-from gradwatch.diagnose.thresholds import Thresholds
+
+if TYPE_CHECKING:  # assembled from the rule registry, whose rules import this module
+    from gradwatch.diagnose.thresholds import Thresholds
 
 WRAP = 116  # the headline and remedy lines are wrapped at this width (the evidence lines are short)
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from gradwatch.probe.history import History
+from gradwatch.stat_names import GRAD_NORM
 
 
 def notes(h: History) -> dict[str, Any] | None:
@@ -23,9 +24,9 @@ def layers_of(h: History, s: dict[str, Any], params) -> list[str]:
 
 def first_measured(h: History, layers: list[str]) -> int | None:
     """The first recorded step on which one of ``layers`` had a gradient (a finite grad_norm)."""
-    if "grad_norm" not in h.stats or not len(h):
+    if GRAD_NORM not in h.stats or not len(h):
         return None
-    g = h.stat("grad_norm")[:, [h.layers.index(n) for n in layers]]
+    g = h.stat(GRAD_NORM)[:, [h.layers.index(n) for n in layers]]
     rows = np.flatnonzero(np.isfinite(g).any(axis=1))
     return int(h.steps[rows[0]]) if len(rows) else None
 

@@ -25,6 +25,7 @@ from gradwatch.diagnose.rules import RULES
 from gradwatch.diagnose.signals import Signals
 from gradwatch.diagnose.thresholds import Thresholds
 from gradwatch.probe.history import History
+from gradwatch.stat_names import GRAD_NORM, NONFINITE
 
 
 def _unmeasured(s: Signals) -> str:
@@ -36,8 +37,8 @@ def _unmeasured(s: Signals) -> str:
             "not enough evidence: no watched optimizer steps any of this model's parameters (the optimizer "
             "passed to watch() belongs to another model)"
         )
-    grad = h.stat("grad_norm") if h.has("grad_norm") else None
-    bad = s.stat("nonfinite")
+    grad = h.stat(GRAD_NORM) if h.has(GRAD_NORM) else None
+    bad = s.stat(NONFINITE)
     seen_bad = bad is not None and bool((np.nan_to_num(bad, nan=0.0) > 0).any())
     if grad is None or not np.isfinite(grad).any() and not seen_bad:
         disabled = meta.get("disabled") or {}

@@ -15,8 +15,9 @@ from functools import cached_property
 
 import numpy as np
 
-from gradwatch.diagnose.thresholds import Thresholds
+from gradwatch.diagnose.thresholds_shared import SharedThresholds
 from gradwatch.probe.history import History
+from gradwatch.stat_names import GRAD_NORM, GRAD_NORM_PRECLIP, UPDATE_RATIO, WEIGHT_NORM
 
 
 def nanmedian(a: np.ndarray, axis=None):
@@ -61,7 +62,7 @@ def episodes(cond: np.ndarray) -> list[tuple[int, int]]:
 
 
 class Signals:
-    def __init__(self, h: History, t: Thresholds):
+    def __init__(self, h: History, t: SharedThresholds):
         self.h, self.t = h, t
         self.steps = h.steps
         self.n_layers = len(h.layers)
@@ -71,13 +72,13 @@ class Signals:
 
     @cached_property
     def grad(self) -> np.ndarray:
-        g = self.h.stat("grad_norm")
-        pre = self.stat("grad_norm_preclip")
+        g = self.h.stat(GRAD_NORM)
+        pre = self.stat(GRAD_NORM_PRECLIP)
         return np.where(np.isfinite(pre), pre, g) if pre is not None else g
 
     @cached_property
     def weight(self) -> np.ndarray | None:
-        w = self.stat("weight_norm")
+        w = self.stat(WEIGHT_NORM)
         return None if w is None else forward_fill(w)
 
     @cached_property
@@ -152,7 +153,7 @@ class Signals:
     @cached_property
     def static(self) -> np.ndarray:
         """Layers whose weights never changed on a measured step while they had a gradient: never a reference."""
-        u = self.stat("update_ratio")
+        u = self.stat(UPDATE_RATIO)
         if u is None:
             return np.zeros(self.n_layers, dtype=bool)
         with np.errstate(invalid="ignore"):

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from gradwatch.lab.config import Config
 from gradwatch.lab.records import failed_record, grad_ratio
+from gradwatch.stat_names import GRAD_NORM
 from gradwatch.store.keys import config_key
 
 VARYING = ("seed", "init", "init_std", "init_mode", "bias_init", "lr", "momentum")  # may differ inside a group
@@ -247,7 +248,7 @@ def train_batched(configs: list[dict[str, Any]], dtype: torch.dtype | str | None
             }
             metrics[m].append({k: v for k, v in row.items() if v is not None})
             vals = ln_t[:, m].tolist()
-            history[m].extend((s, j, "grad_norm", v) for s, row_ in zip(steps, vals) for j, v in enumerate(row_))
+            history[m].extend((s, j, GRAD_NORM, v) for s, row_ in zip(steps, vals) for j, v in enumerate(row_))
         if cfg0.steps is not None and step >= cfg0.steps:
             break
     norms = torch.cat(norms_all).double().numpy()  # [steps, members, layers]

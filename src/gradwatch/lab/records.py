@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-GRAD_STAT = "grad_norm"  # the watch statistic the first-to-last layer ratio is taken from
+from gradwatch.stat_names import GRAD_NORM
+
+GRAD_STAT = GRAD_NORM  # the watch statistic the first-to-last layer ratio is taken from
 
 
 def grad_ratio(norms: np.ndarray) -> float:

@@ -1,4 +1,6 @@
-"""The statistics the watch records: one small class per statistic, each with one method.
+"""The statistics the watch records: one small class per statistic, each with one method, and what each declares
+(:class:`Declared`: what it measures, where it attaches, what it costs, whether it is on by default), gathered in
+:data:`CATALOGUE`.
 
 Three families, by where their input comes from:
 
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from functools import cached_property
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -27,6 +31,28 @@ from torch import Tensor
 from gradwatch.probe.gates import gate_saturation
 from gradwatch.probe.histogram import HIST_EDGES, log10_histogram  # noqa: F401 - re-exported
 from gradwatch.probe.layers import FollowingActivation, Layer
+from gradwatch.probe.units import DOC as GRAD_DEAD_DOC
+from gradwatch.stat_names import (
+    ACT_DEAD,
+    ACT_MEAN,
+    ACT_NONFINITE,
+    ACT_SATURATION,
+    ACT_STD,
+    BACKWARD_GAIN,
+    GAIN_ACTIVATION,
+    GRAD_ABS_MAX,
+    GRAD_ABS_MEAN,
+    GRAD_DEAD,
+    GRAD_HIST,
+    GRAD_NORM,
+    GRAD_NORM_PRECLIP,
+    NONFINITE,
+    STAT_NAMES,
+    UPDATE_RATIO,
+    WEIGHT_NONFINITE,
+    WEIGHT_NORM,
+    StatName,
+)
 
 SATURATION_LEVEL = 0.01  # act_saturation counts σ'(z) < SATURATION_LEVEL · max σ'
 _NAN = float("nan")
@@ -157,14 +183,50 @@ def zeros(n: int, device: torch.device) -> Tensor:
     return _zeros(n, str(device))
 
 
-class Stat:
+# Where a statistic is taken: its input and the hook that reads it.
+Where = Literal[
+    "optimizer step pre-hook, on p.grad",  # the gradient the optimizer steps on (after any clipping)
+    "optimizer step pre-hook, on the parameters",
+    "optimizer step pre- and post-hook, on the parameters",  # θ before the step, then Δθ
+    "end of backward, parameter hooks on p.grad",  # post-accumulate-grad hooks and an autograd-engine callback
+    "module forward hook",
+    "tensor hooks in backward",  # on a module's input and output
+]
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What a statistic says of itself, the one place :func:`describe`, the catalogue and the docs read: ``doc``,
+    what it measures; ``where``, the hook that takes it; ``cost``, what that adds to a step, in one honest sentence;
+    ``default``, whether ``stats="default"`` records it (only what is cheap enough for every run)."""
+
+    name: StatName
+    doc: str
+    where: Where
+    cost: str
+    default: bool = False
+
+
+class Declares:
+    """A statistic class's ``about`` (its :class:`Declared`), and its ``name`` and ``doc`` read from there."""
+
+    about: ClassVar[Declared]
+
+    @property
+    def name(self) -> StatName:
+        return self.about.name
+
+    @property
+    def doc(self) -> str:
+        return self.about.doc
+
+
+class Stat(Declares):
     """A statistic finished from raw per-layer accumulators (after any cross-shard reduction), at flush time.
 
     ``needs``: the accumulators it reads; ``every_step``: measured on every recorded step (cheap: one fused norm
     for all layers) or only on sampled steps (``sample_every``)."""
 
-    name = ""
-    doc = ""
     needs: tuple[str, ...] = ()
     every_step = False
 
@@ -173,9 +235,13 @@ class Stat:
 
 
 class GradNorm(Stat):
-    name, doc = (
-        "grad_norm",
+    about = Declared(
+        GRAD_NORM,
         "L2 norm of all the layer's parameter gradients, ‖∂L/∂θ_layer‖₂ (what the optimizer steps on)",
+        "optimizer step pre-hook, on p.grad",
+        "one fused norm over all gradients per recorded step (reused from the end of backward when the loop "
+        "did not change the gradients)",
+        default=True,
     )
     needs, every_step = ("grad_sq",), True
 
@@ -184,7 +250,14 @@ class GradNorm(Stat):
 
 
 class NonFinite(Stat):
-    name, doc = "nonfinite", "number of non-finite (inf or NaN) gradient elements in the layer"
+    about = Declared(
+        NONFINITE,
+        "number of non-finite (inf or NaN) gradient elements in the layer",
+        "optimizer step pre-hook, on p.grad",
+        "per recorded step: on the CPU nothing when grad_norm's norms are finite; on an accelerator one isfinite "
+        "count per parameter (no host sync)",
+        default=True,
+    )
     needs, every_step = ("grad_bad",), True
 
     def finish(self, raw):
@@ -192,10 +265,14 @@ class NonFinite(Stat):
 
 
 class GradNormPreclip(Stat):
-    name = "grad_norm_preclip"
-    doc = (
+    about = Declared(
+        GRAD_NORM_PRECLIP,
         "‖∂L/∂θ_layer‖₂ at the end of backward, before the loop clipped it (any in-place clip, or "
-        "Watcher.record_preclip()); NaN on steps whose gradients the loop did not change"
+        "Watcher.record_preclip()); NaN on steps whose gradients the loop did not change",
+        "end of backward, parameter hooks on p.grad",
+        "one fused norm over all gradients per backward pass, kept on the device; on a step whose gradients the "
+        "loop did not change it is grad_norm's, which then costs nothing more",
+        default=True,
     )
     needs, every_step = ("preclip_sq",), True
 
@@ -204,9 +281,12 @@ class GradNormPreclip(Stat):
 
 
 class GradAbsMean(Stat):
-    name = "grad_abs_mean"
-    doc = (
-        "mean |∂L/∂θ| over the layer's parameter elements (the paralysis table of Polykovskiy, Technosphere lecture 5)"
+    about = Declared(
+        GRAD_ABS_MEAN,
+        "mean |∂L/∂θ| over the layer's parameter elements (the paralysis table of Polykovskiy, Technosphere lecture 5)",
+        "optimizer step pre-hook, on p.grad",
+        "an L1 and a max reduction of every gradient on sampled steps (shared with grad_abs_max)",
+        default=True,
     )
     needs = ("grad_abs", "grad_count")
 
@@ -215,7 +295,13 @@ class GradAbsMean(Stat):
 
 
 class GradAbsMax(Stat):
-    name, doc = "grad_abs_max", "max |∂L/∂θ| over the layer's parameter elements"
+    about = Declared(
+        GRAD_ABS_MAX,
+        "max |∂L/∂θ| over the layer's parameter elements",
+        "optimizer step pre-hook, on p.grad",
+        "an L1 and a max reduction of every gradient on sampled steps (shared with grad_abs_mean)",
+        default=True,
+    )
     needs = ("grad_max",)
 
     def finish(self, raw):
@@ -223,7 +309,13 @@ class GradAbsMax(Stat):
 
 
 class WeightNorm(Stat):
-    name, doc = "weight_norm", "L2 norm of the layer's parameters, ‖θ_layer‖₂"
+    about = Declared(
+        WEIGHT_NORM,
+        "L2 norm of the layer's parameters, ‖θ_layer‖₂",
+        "optimizer step pre-hook, on the parameters",
+        "one fused norm over all parameters on sampled steps and on steps whose gradient is non-finite",
+        default=True,
+    )
     needs = ("weight_sq",)
 
     def finish(self, raw):
@@ -231,10 +323,14 @@ class WeightNorm(Stat):
 
 
 class WeightNonFinite(Stat):
-    name = "weight_nonfinite"
-    doc = (
+    about = Declared(
+        WEIGHT_NONFINITE,
         "number of non-finite (inf or NaN) elements in the layer's weights, counted on sampled steps and on "
-        "steps whose gradient is non-finite (a weight that holds the inf/NaN is its origin)"
+        "steps whose gradient is non-finite (a weight that holds the inf/NaN is its origin)",
+        "optimizer step pre-hook, on the parameters",
+        "on those steps: on the CPU nothing while weight_norm's norms are finite; on an accelerator one isfinite "
+        "count per parameter (no host sync)",
+        default=True,
     )
     needs = ("weight_bad",)
 
@@ -243,14 +339,21 @@ class WeightNonFinite(Stat):
 
 
 class UpdateRatio(Stat):
-    name, doc = "update_ratio", "‖Δθ‖/‖θ‖ of the optimizer step just taken (θ before the step); needs an optimizer"
+    about = Declared(
+        UPDATE_RATIO,
+        "‖Δθ‖/‖θ‖ of the optimizer step just taken (θ before the step); needs an optimizer",
+        "optimizer step pre- and post-hook, on the parameters",
+        "copies θ before the step on sampled steps (memory: one copy of the stepped parameters, freed after the "
+        "step), then a fused subtraction and norm",
+        default=True,
+    )
     needs = ("delta_sq", "before_sq")
 
     def finish(self, raw):
         return raw["delta_sq"].sqrt() / raw["before_sq"].sqrt()
 
 
-class ForwardStat:
+class ForwardStat(Declares):
     """A statistic of a layer's activations on one forward call; ``compute`` returns a 0-d tensor.
 
     ``a`` is the output of the activation that follows the layer (the layer's own output if none does), ``z`` the
@@ -259,8 +362,6 @@ class ForwardStat:
     overwritten it.
     """
 
-    name = ""
-    doc = ""
     reads_input = False
 
     def compute(self, a: Tensor, z: Tensor | None, layer: Layer) -> Tensor:
@@ -268,28 +369,41 @@ class ForwardStat:
 
 
 class ActMean(ForwardStat):
-    name, doc = "act_mean", "mean of the layer's activations over the batch and units"
+    about = Declared(
+        ACT_MEAN,
+        "mean of the layer's activations over the batch and units",
+        "module forward hook",
+        "one reduction per layer per forward call on sampled steps",
+    )
 
     def compute(self, a, z, layer):
         return a.float().mean()
 
 
 class ActStd(ForwardStat):
-    name, doc = "act_std", "standard deviation of the layer's activations over the batch and units"
+    about = Declared(
+        ACT_STD,
+        "standard deviation of the layer's activations over the batch and units",
+        "module forward hook",
+        "one reduction per layer per forward call on sampled steps",
+    )
 
     def compute(self, a, z, layer):
         return a.float().std(correction=0) if a.numel() > 0 else a.new_tensor(_NAN)
 
 
 class ActSaturation(ForwardStat):
-    name = "act_saturation"
-    doc = (
+    about = Declared(
+        ACT_SATURATION,
         "fraction of the following activation's inputs z (examples × units) where it is saturated: σ'(z) < "
         f"{SATURATION_LEVEL:g} · max σ' on a flat tail (sigmoid, tanh, softsign, hardtanh, hardsigmoid; ELU/SELU "
         "below 0; ReLU6 above 6); 0 for activations without one (ReLU's zero half, GELU's and SiLU's negative "
         "tails are inactive, not saturated); for LSTM/GRU/RNN layers the fraction of their gate values "
         "(sigmoid gates and tanh candidates, every step) that are saturated; NaN when no known activation "
-        "follows the layer"
+        "follows the layer",
+        "module forward hook",
+        "an elementwise test of the activation's input and a mean per layer per forward call on sampled steps "
+        "(recurrent layers: of every gate value, recomputed from the call's inputs)",
     )
     reads_input = True
 
@@ -308,10 +422,12 @@ MIN_DEAD_SAMPLES = 16  # a unit zero on fewer examples than this (an expert give
 
 
 class ActDead(ForwardStat):
-    name = "act_dead"
-    doc = (
+    about = Declared(
+        ACT_DEAD,
         "fraction of the layer's units (channels for conv) that are zero for the whole batch (NaN when a unit "
-        f"saw fewer than {MIN_DEAD_SAMPLES} values on the step)"
+        f"saw fewer than {MIN_DEAD_SAMPLES} values on the step)",
+        "module forward hook",
+        "a zero test of the output and a reduction per unit per layer per forward call on sampled steps",
     )
 
     def compute(self, a, z, layer):
@@ -323,19 +439,21 @@ class ActDead(ForwardStat):
 
 
 class ActNonFinite(ForwardStat):
-    name, doc = "act_nonfinite", "number of non-finite elements in the layer's output (locates where inf/NaN start)"
+    about = Declared(
+        ACT_NONFINITE,
+        "number of non-finite elements in the layer's output (locates where inf/NaN start)",
+        "module forward hook",
+        "an isfinite count per layer per forward call on sampled steps",
+    )
 
     def compute(self, a, z, layer):
         return (~torch.isfinite(a)).sum().float()
 
 
-class BackwardStat:
+class BackwardStat(Declares):
     """The ratio ‖∂L/∂input‖ / ‖∂L/∂output‖ of a module on one backward call (a 0-d tensor). The two gradients
     arrive at different moments of the backward pass (tensor hooks, see :mod:`gradwatch.probe.hooks`): ``norm`` is
     taken of each as it comes (only the output's 0-d norm is kept meanwhile), then ``gain`` divides."""
-
-    name = ""
-    doc = ""
 
     @staticmethod
     def norm(grad: Tensor) -> Tensor:
@@ -347,18 +465,22 @@ class BackwardStat:
 
 
 class BackwardGain(BackwardStat):
-    name = "backward_gain"
-    doc = (
+    about = Declared(
+        BACKWARD_GAIN,
         "‖∂L/∂input‖/‖∂L/∂output‖ of the layer module: the part of the gradient it passes back that is due to "
-        "its weights (NaN for a layer whose input needs no gradient, e.g. the first)"
+        "its weights (NaN for a layer whose input needs no gradient, e.g. the first)",
+        "tensor hooks in backward",
+        "two gradient norms per layer per backward call on sampled steps",
     )
 
 
 class GainActivation(BackwardStat):
-    name = "gain_activation"
-    doc = (
+    about = Declared(
+        GAIN_ACTIVATION,
         "‖∂L/∂z‖/‖∂L/∂σ(z)‖ of the activation that follows the layer: the activation-derivative part of the "
-        "gradient it passes back (Nielsen, ch. 5: the σ'(z) factors)"
+        "gradient it passes back (Nielsen, ch. 5: the σ'(z) factors)",
+        "tensor hooks in backward",
+        "two gradient norms per activation per backward call on sampled steps",
     )
 
 
@@ -379,26 +501,43 @@ FORWARD_STATS: dict[str, ForwardStat] = {
     s.name: s for s in (ActMean(), ActStd(), ActSaturation(), ActDead(), ActNonFinite())
 }
 BACKWARD_STATS: dict[str, BackwardStat] = {s.name: s for s in (BackwardGain(), GainActivation())}
-HISTOGRAM = "grad_hist"
+HISTOGRAM = GRAD_HIST
 
-DEFAULT_STATS = tuple(STATS)
-GRAD_DEAD = "grad_dead"  # gradwatch.probe.units: dead units from the rows of ∂L/∂W, every recorded step
-SAMPLED_STATS = (*FORWARD_STATS, *BACKWARD_STATS, HISTOGRAM, GRAD_DEAD)
+# the two statistics without a class here: the watcher takes them itself
+HISTOGRAM_DECLARED = Declared(
+    GRAD_HIST,
+    "per-layer histogram of log10|∂L/∂θ| in fixed 0.25-decade bins from 1e-38 to 1e4, with exact zeros, "
+    "underflow, overflow and NaN counted apart (Glorot & Bengio 2010 pictures)",
+    "optimizer step pre-hook, on p.grad",
+    f"one bincount per layer on sampled steps, over a fixed sample of about {HIST_SAMPLE:,} gradient elements "
+    "for a larger layer",
+)
+GRAD_DEAD_DECLARED = Declared(
+    GRAD_DEAD,
+    GRAD_DEAD_DOC,
+    "optimizer step pre-hook, on p.grad",
+    "one max-reduction per unit row of each weight gradient per recorded step, on the device (no host read)",
+)
+
+# every statistic's declaration, by name, in the order the watch records them
+CATALOGUE: dict[str, Declared] = {
+    d.name: d
+    for d in sorted(
+        (
+            *(s.about for s in STATS.values()),
+            *(s.about for s in FORWARD_STATS.values()),
+            *(s.about for s in BACKWARD_STATS.values()),
+            HISTOGRAM_DECLARED,
+            GRAD_DEAD_DECLARED,
+        ),
+        key=lambda d: STAT_NAMES.index(d.name),
+    )
+}
+DEFAULT_STATS = tuple(n for n, d in CATALOGUE.items() if d.default)
+SAMPLED_STATS = tuple(n for n, d in CATALOGUE.items() if not d.default)
 ALL_STATS = (*DEFAULT_STATS, *SAMPLED_STATS)
 
 
 def describe(name: str) -> str:
-    """The one-line documentation of a statistic."""
-    for table in (STATS, FORWARD_STATS, BACKWARD_STATS):
-        if name in table:
-            return table[name].doc
-    if name == GRAD_DEAD:
-        from gradwatch.probe.units import DOC
-
-        return DOC
-    if name == HISTOGRAM:
-        return (
-            "per-layer histogram of log10|∂L/∂θ| in fixed 0.25-decade bins from 1e-38 to 1e4, with exact zeros, "
-            "underflow, overflow and NaN counted apart (Glorot & Bengio 2010 pictures)"
-        )
-    raise KeyError(name)
+    """The one-line documentation of a statistic (KeyError for an unknown name)."""
+    return CATALOGUE[name].doc

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from gradwatch.report.plots import _Saveable, config_color, label_axes
+from gradwatch.stat_names import GRAD_NORM
 
 
 def median_per_layer(history, stat: str) -> np.ndarray:
@@ -25,7 +26,7 @@ class GradientFlowComparison(_Saveable):
     """``histories`` (one per run, labelled by ``labels``): the median ``stat`` of each layer against its
     depth."""
 
-    def __init__(self, histories: Sequence, labels: Sequence[str], stat: str = "grad_norm"):
+    def __init__(self, histories: Sequence, labels: Sequence[str], stat: str = GRAD_NORM):
         self.histories, self.labels, self.stat = list(histories), list(labels), stat
         self.ax = None
 

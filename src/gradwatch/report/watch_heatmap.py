@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradwatch.report.plots import _pyplot, _Saveable
+from gradwatch.stat_names import GRAD_NORM, NONFINITE
 
 MAX_LAYER_TICKS = 40  # more layers than this: label every k-th layer on the axis (the page's table has all)
 NONFINITE_COLOR = "#d62728"
@@ -30,7 +31,7 @@ class LayerStepHeatmap(_Saveable):
     log10 of the value. Values ≤ 0 or NaN (not measured) are grey; a step where the layer's gradient had
     non-finite elements (the ``nonfinite`` statistic) is red."""
 
-    def __init__(self, history, stat: str = "grad_norm", *, sampled_only: bool = False):
+    def __init__(self, history, stat: str = GRAD_NORM, *, sampled_only: bool = False):
         self.history, self.stat, self.sampled_only = history, stat, sampled_only
         self.ax = None
 
@@ -42,8 +43,8 @@ class LayerStepHeatmap(_Saveable):
         values = h.stat(self.stat)  # [steps, layers]
         steps = h.steps
         bad = None
-        if h.has("nonfinite"):
-            bad = np.nan_to_num(h.stat("nonfinite")) > 0
+        if h.has(NONFINITE):
+            bad = np.nan_to_num(h.stat(NONFINITE)) > 0
         if self.sampled_only:
             keep = ~np.isnan(values).all(axis=1)
             values, steps = values[keep], steps[keep]

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwatch import stat_names as sn
 from gradwatch.probe.stats import SAMPLED_STATS
 from gradwatch.report.html import _page, table_html
 from gradwatch.report.plots import _pyplot
@@ -26,19 +27,19 @@ from gradwatch.report.watch_table import GRADIENT_COLUMNS, HOOK_COLUMNS
 
 DPI = 90
 HEATMAP_STATS = (
-    "grad_norm",
-    "grad_abs_mean",
-    "grad_abs_max",
-    "weight_norm",
-    "update_ratio",
-    "grad_norm_preclip",
-    "act_std",
-    "act_saturation",
-    "act_dead",
-    "backward_gain",
-    "gain_activation",
+    sn.GRAD_NORM,
+    sn.GRAD_ABS_MEAN,
+    sn.GRAD_ABS_MAX,
+    sn.WEIGHT_NORM,
+    sn.UPDATE_RATIO,
+    sn.GRAD_NORM_PRECLIP,
+    sn.ACT_STD,
+    sn.ACT_SATURATION,
+    sn.ACT_DEAD,
+    sn.BACKWARD_GAIN,
+    sn.GAIN_ACTIVATION,
 )
-LINE_STATS = ("grad_norm", "update_ratio")
+LINE_STATS = (sn.GRAD_NORM, sn.UPDATE_RATIO)
 EVIDENCE_OPEN = 15  # evidence lists up to this long are shown open; longer ones start folded
 
 
@@ -145,8 +146,8 @@ def _gains(history):
     plt = _pyplot()
     with warnings.catch_warnings():  # a layer never measured (the first has no input gradient) stays NaN
         warnings.simplefilter("ignore", RuntimeWarning)
-        w = np.nanmedian(history.stat("backward_gain", sampled_only=True), axis=0)
-        a = np.nanmedian(history.stat("gain_activation", sampled_only=True), axis=0)
+        w = np.nanmedian(history.stat(sn.BACKWARD_GAIN, sampled_only=True), axis=0)
+        a = np.nanmedian(history.stat(sn.GAIN_ACTIVATION, sampled_only=True), axis=0)
     n = len(history.layers)
     y = np.arange(n)
     fig, ax = plt.subplots(figsize=(9, figure_height(n)), layout="constrained")
@@ -167,7 +168,7 @@ def _gains(history):
 def _layer_table(history) -> str:
     h = history
     shown = [(name, header) for name, header in GRADIENT_COLUMNS + HOOK_COLUMNS if h.has(name)]
-    counts = np.nansum(h.stat("nonfinite"), axis=0) if h.has("nonfinite") else None
+    counts = np.nansum(h.stat(sn.NONFINITE), axis=0) if h.has(sn.NONFINITE) else None
     last = {name: h.last(name) for name, _ in shown}
     rows = []
     for i, layer in enumerate(h.layers):
@@ -211,7 +212,7 @@ def watch_page(history, diagnosis: Any = None, *, title: str = "watch") -> str:
         parts.append("<h2>Histograms of log10|∂L/∂θ|</h2>")
         parts.append(_png(_histogram_map(h)))
         parts.append(_png(GradientHistograms(h).plot().figure))
-    if h.has("backward_gain") and h.has("gain_activation"):
+    if h.has(sn.BACKWARD_GAIN) and h.has(sn.GAIN_ACTIVATION):
         parts.append("<h2>Backward gains</h2>")
         parts.append(_png(_gains(h)))
     parts.append(_layer_table(h))

@@ -7,6 +7,7 @@ import numpy as np
 
 from gradwatch.probe.history import HIST_SPECIAL
 from gradwatch.report.plots import _pyplot, _Saveable
+from gradwatch.stat_names import GRAD_NORM
 
 
 class GradientHistograms(_Saveable):
@@ -52,7 +53,7 @@ class LayerStatOverTime(_Saveable):
     """One statistic of every layer over the recorded steps (log scale), input-side layers in dark colours. Where
     the history is down-sampled, the line is each window's mean at its first step and a band spans its min–max."""
 
-    def __init__(self, history, stat: str = "grad_norm"):
+    def __init__(self, history, stat: str = GRAD_NORM):
         self.history, self.stat = history, stat
         self.ax = None
 

@@ -12,6 +12,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from gradwatch import stat_names as sn
 from gradwatch.report.safe_text import plain
 from gradwatch.report.terminal import fmt_sci
 
@@ -19,21 +20,21 @@ from gradwatch.report.terminal import fmt_sci
 # weight statistics (every recorded step) and the sampled hook statistics go in separate tables, so that each fits
 # an 80-column terminal.
 GRADIENT_COLUMNS = [
-    ("grad_norm", "‖∂L/∂θ‖"),
-    ("grad_abs_mean", "mean |∂L/∂θ|"),
-    ("grad_abs_max", "max |∂L/∂θ|"),
-    ("weight_norm", "‖θ‖"),
-    ("update_ratio", "‖Δθ‖/‖θ‖"),
+    (sn.GRAD_NORM, "‖∂L/∂θ‖"),
+    (sn.GRAD_ABS_MEAN, "mean |∂L/∂θ|"),
+    (sn.GRAD_ABS_MAX, "max |∂L/∂θ|"),
+    (sn.WEIGHT_NORM, "‖θ‖"),
+    (sn.UPDATE_RATIO, "‖Δθ‖/‖θ‖"),
 ]
 HOOK_COLUMNS = [
-    ("act_mean", "mean act"),
-    ("act_std", "std act"),
-    ("act_saturation", "saturated"),
-    ("act_dead", "dead"),
-    ("backward_gain", "gain: weights"),
-    ("gain_activation", "× σ'"),
+    (sn.ACT_MEAN, "mean act"),
+    (sn.ACT_STD, "std act"),
+    (sn.ACT_SATURATION, "saturated"),
+    (sn.ACT_DEAD, "dead"),
+    (sn.BACKWARD_GAIN, "gain: weights"),
+    (sn.GAIN_ACTIVATION, "× σ'"),
 ]
-_PERCENT = ("act_saturation", "act_dead")
+_PERCENT = (sn.ACT_SATURATION, sn.ACT_DEAD)
 
 
 def _groups(history, columns) -> list[tuple[int, list[tuple[str, str]]]]:
@@ -60,7 +61,7 @@ def _table(history, shown, row: int, title: str, *, nonfinite: bool) -> Table:
     table.add_column("type", style="dim")
     for _, header in shown:
         table.add_column(header, justify="right")
-    counts = np.nansum(h.stat("nonfinite", reduce="sum"), axis=0) if nonfinite and h.has("nonfinite") else None
+    counts = np.nansum(h.stat(sn.NONFINITE, reduce="sum"), axis=0) if nonfinite and h.has(sn.NONFINITE) else None
     if counts is not None:
         table.add_column("inf/NaN", justify="right")
     values = {name: h.stat(name)[row] for name, _ in shown}

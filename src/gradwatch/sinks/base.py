@@ -19,6 +19,7 @@ import numpy as np
 
 from gradwatch.errors import ConfigError
 from gradwatch.probe.stats import STATS
+from gradwatch.stat_names import ACT_NONFINITE, GRAD_NORM_PRECLIP, NONFINITE, WEIGHT_NONFINITE
 
 PREFIX = "gradwatch"
 
@@ -51,7 +52,7 @@ def check_stats(stats: Sequence[str] | None) -> tuple[str, ...] | None:
 
 # the counts that say a layer's gradient, weights or activations held an inf/NaN at a step: a NaN statistic of
 # that layer there is a measurement (a non-finite value), anywhere else it stands for "not measured here"
-NONFINITE_COUNTS = ("nonfinite", "weight_nonfinite", "act_nonfinite")
+NONFINITE_COUNTS = (NONFINITE, WEIGHT_NONFINITE, ACT_NONFINITE)
 
 
 def measured(history: Any, values: np.ndarray) -> np.ndarray:
@@ -66,7 +67,7 @@ def measured(history: Any, values: np.ndarray) -> np.ndarray:
     nan = np.isnan(values)
     # taken on every recorded step for every layer with a gradient (grad_norm, nonfinite); the others are taken
     # on some steps only, and a step where all their layers are NaN is one where they were not taken
-    every_step = np.array([s in STATS and STATS[s].every_step and s != "grad_norm_preclip" for s in history.stats])
+    every_step = np.array([s in STATS and STATS[s].every_step and s != GRAD_NORM_PRECLIP for s in history.stats])
     taken = every_step[None, :] | ~nan.all(axis=2)  # [n, stats]
     counts = [history.stats.index(s) for s in NONFINITE_COUNTS if s in history.stats]
     if not counts:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from gradwatch.errors import ConfigError
+from gradwatch.stat_names import GRAD_NORM
 
 
 def unavailable(reason: str) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def prediction_at_init(cfg: Any, n_in: int, n_out: int, input_var: float) -> dic
     return {
         "available": True,
         "layers": p.layers,
-        "grad_norm": p.grad_norm,
+        GRAD_NORM: p.grad_norm,
         "ratio_to_output": p.ratio_to_output,
         "input_var": input_var,
         "method": "variance propagation at init (Glorot & Bengio 2010, He et al. 2015), per example; "

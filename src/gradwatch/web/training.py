@@ -23,13 +23,14 @@ from gradwatch.lab.prepare import prepare
 from gradwatch.lab.train import StopTraining
 from gradwatch.probe.history import HIST_SPECIAL
 from gradwatch.probe.stats import DEFAULT_STATS
+from gradwatch.stat_names import ACT_SATURATION, GRAD_HIST, GRAD_NORM, UPDATE_RATIO, WEIGHT_NORM
 from gradwatch.store import RunStore
 from gradwatch.web.prediction import prediction_at_init
 
 MAX_EVENTS = 500  # step events per run at most: a longer run is streamed every k-th step
 SAMPLE_EVERY = 5  # saturation and histograms (module hooks, extra cost) on every 5th streamed step
-SATURATION = "act_saturation"
-HISTOGRAM = "grad_hist"  # log10|g| histograms per layer, taken on the sampled steps
+SATURATION = ACT_SATURATION
+HISTOGRAM = GRAD_HIST  # log10|g| histograms per layer, taken on the sampled steps
 
 
 def _floats(values: np.ndarray) -> list[float | None]:
@@ -102,20 +103,20 @@ class StreamedTraining:
         if len(h) == 0 or int(h.steps[-1]) == self.last_sent:
             return
         self.last_sent = int(h.steps[-1])
-        grad = h.last("grad_norm")
+        grad = h.last(GRAD_NORM)
         event: dict[str, Any] = {
             "run_id": p.run_id,
             "step": p.step,
             "epoch": p.epoch,
             "loss": p.loss if math.isfinite(p.loss) else None,
             "layers": list(h.layers),
-            "grad_norm": _floats(grad),
+            GRAD_NORM: _floats(grad),
         }
-        if "weight_norm" in h.stats:
+        if WEIGHT_NORM in h.stats:
             with np.errstate(divide="ignore", invalid="ignore"):
-                event["relative_grad"] = _floats(grad / h.last("weight_norm"))
-        if "update_ratio" in h.stats:
-            event["update_ratio"] = _floats(h.last("update_ratio"))
+                event["relative_grad"] = _floats(grad / h.last(WEIGHT_NORM))
+        if UPDATE_RATIO in h.stats:
+            event[UPDATE_RATIO] = _floats(h.last(UPDATE_RATIO))
         event["saturation"] = _floats(h.last(SATURATION)) if SATURATION in h.stats else None
         n_hists = len(h.hist_steps)
         if n_hists > self.hists_sent:

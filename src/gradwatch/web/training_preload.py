@@ -8,6 +8,7 @@ import contextlib
 import sys
 from typing import Any
 
+from gradwatch.stat_names import GRAD_NORM
 from gradwatch.web import training  # noqa: F401 - the module every training process runs
 
 
@@ -24,7 +25,7 @@ def warm_up() -> None:
     tiny: dict[str, Any] = {"depth": 1, "width": 4, "steps": 1, "epochs": 1, "batch_size": 8}
     cfg = lab.Config(**tiny)
     with contextlib.suppress(Exception):  # a failure here only costs the first real training its imports
-        lab.train(cfg, watch_options={"stats": ["grad_norm", SATURATION, HISTOGRAM]})
+        lab.train(cfg, watch_options={"stats": [GRAD_NORM, SATURATION, HISTOGRAM]})
 
 
 def _in_process_server() -> bool:

@@ -4,15 +4,30 @@ whole batch — on runs of at least ``MIN_DEAD_RUN`` recorded steps."""
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
+from gradwatch.config import StrictModel
 from gradwatch.diagnose.facts import SATURATING, Facts
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy, pick
 from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import episodes, first_step, nanmedian, persistent
 from gradwatch.nn.activations import ACTIVATIONS
+from gradwatch.stat_names import ACT_DEAD, GRAD_DEAD
 
 MIN_DEAD_RUN = 3  # consecutive recorded steps a layer's units must be dead (few examples leave rows zero by chance)
+
+
+class Limits(StrictModel):
+    """The thresholds this rule owns (fields of :class:`gradwatch.diagnose.Thresholds`)."""
+
+    dead_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="[0.5] act_dead above this: dead units (SageMaker Debugger's DeadRelu rule flags a layer when "
+        "this fraction of its units is inactive)",
+    )
 
 
 def find(ctx: Context) -> Finding | None:
@@ -21,17 +36,18 @@ def find(ctx: Context) -> Finding | None:
     ``MIN_DEAD_RUN`` recorded steps count. A layer behind a dead layer nearer the loss whose rows are zero because
     nothing reaches it (its whole gradient zero, or its activation hooks see its units alive) is not named."""
     s, t, h = ctx.s, ctx.t, ctx.h
+    dead_fraction = ctx.limits(Limits).dead_fraction
     acts = np.asarray([a or "" for a in h.activations], dtype=object)
     eligible = np.isin(acts, tuple(ACTIVATIONS)) & ~np.isin(acts, SATURATING)
-    g = s.stat("grad_dead")
-    a = s.stat("act_dead")
+    g = s.stat(GRAD_DEAD)
+    a = s.stat(ACT_DEAD)
     a = np.where(eligible[None, :], a, np.nan) if a is not None else None
     v = g if g is not None else np.full((len(s.steps), s.n_layers), np.nan)
     if a is not None:
         per_layer_grad = np.isfinite(v).any(axis=0)
         v = np.where(per_layer_grad[None, :], v, a)
     measured = np.isfinite(v)
-    cond = measured & (v > t.dead_fraction)
+    cond = measured & (v > dead_fraction)
     run = min(MIN_DEAD_RUN, len(s.steps))
     lasting = np.zeros_like(cond)
     for c in range(s.n_layers):  # only runs of at least `run` dead recorded steps count
@@ -52,14 +68,14 @@ def find(ctx: Context) -> Finding | None:
             if not nearer or not all(cond[r, nearer].any() for r in rows):
                 return False
             seen = a[rows, c][np.isfinite(a[rows, c])] if a is not None else np.zeros(0)
-            return bool((grad_dead[rows, c] >= 1.0).all() or (len(seen) and np.median(seen) <= t.dead_fraction))
+            return bool((grad_dead[rows, c] >= 1.0).all() or (len(seen) and np.median(seen) <= dead_fraction))
 
         cols = [c for c in cols if not starved(c)]
     if not cols:
         return None
     med = nanmedian(np.where(measured, v, np.nan)[:, cols], axis=0)
     sources = {
-        name: nanmedian(x[:, cols], axis=0).tolist() for name, x in (("grad_dead", g), ("act_dead", a)) if x is not None
+        name: nanmedian(x[:, cols], axis=0).tolist() for name, x in ((GRAD_DEAD, g), (ACT_DEAD, a)) if x is not None
     }
     lines = []
     for c, m in zip(cols, med):
@@ -72,7 +88,7 @@ def find(ctx: Context) -> Finding | None:
         "dead_units",
         [h.layers[c] for c in cols],
         first_step(s, cond, cols),
-        f"more than {t.dead_fraction:.0%} of the units are dead (no active path to the loss for the whole "
+        f"more than {dead_fraction:.0%} of the units are dead (no active path to the loss for the whole "
         f"batch) in {len(cols)} layer(s)",
         {"lines": lines, "dead_fraction": med.tolist(), **sources},
         remedies(ctx.facts),
@@ -93,8 +109,9 @@ RULE = Rule(
     60,
     "dead layers",
     find,
-    thresholds=("dead_fraction", "persist_fraction"),
-    needs=("grad_dead", "act_dead"),
+    limits=Limits,
+    shared=("persist_fraction",),
+    needs=(GRAD_DEAD, ACT_DEAD),
     missing="dead units (record activation statistics: stats='full')",
     remedies=remedies,
 )

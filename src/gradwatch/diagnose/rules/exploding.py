@@ -7,17 +7,51 @@ recorded, a chain whose gains multiply above ``exploding_ratio`` too. Growth fro
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
+from gradwatch.config import StrictModel
 from gradwatch.diagnose.facts import RECURRENT, Facts
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.gains import as_recurrent, gains, reach
 from gradwatch.diagnose.remedies import Remedy, pick
 from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import fmt, nanmedian, persistent
+from gradwatch.stat_names import BACKWARD_GAIN, GRAD_NORM, NONFINITE
+
+
+class Limits(StrictModel):
+    """The thresholds this rule owns (fields of :class:`gradwatch.diagnose.Thresholds`)."""
+
+    exploding_ratio: float = Field(
+        1e2,
+        gt=1,
+        description="[1e2] exploding (with backward gains, stats='full'): the gradient reaching a layer's output is "
+        "this many times the one at the output layer",
+    )
+    spike_factor: float = Field(
+        10.0,
+        gt=1,
+        description="[10] exploding event: the total gradient norm (before clipping) is this many times its median "
+        "over the previous spike_window steps and over the whole run (a gradient-norm spike, as in the "
+        "loss/gradient spike monitors of LLM training recipes)",
+    )
+    spike_factor_adaptive: float = Field(
+        1e2,
+        gt=1,
+        description="[1e2] the same under an adaptive optimizer (Adam, RMSprop…), whose step does not grow with "
+        "the gradient: only a larger jump is an explosion there",
+    )
+    spike_window: int = Field(20, ge=3, description="[20] recorded steps of history a spike is compared with")
+    explode_relative: float = Field(
+        1e2,
+        gt=0,
+        description="[1e2] exploding at any step, the first included: the model's gradient norm is this many times "
+        "its weight norm (healthy training with a mean loss: 1e-3 to 1)",
+    )
 
 
 def find(ctx: Context) -> Finding | None:
-    s, t, facts = ctx.s, ctx.t, ctx.facts
+    s, t, facts = ctx.s, ctx.limits(Limits), ctx.facts
     h = s.h
     G = s.total_grad
     finite = np.isfinite(G) & (G > 0)
@@ -39,7 +73,7 @@ def find(ctx: Context) -> Finding | None:
             events.append(
                 (i, f"the gradient norm is {fmt(float(R[i]))}× the weights' norm (healthy training: 1e-3 to 1)", cols)
             )
-    bad = s.stat("nonfinite")
+    bad = s.stat(NONFINITE)
     overflow = np.isinf(G) & ((np.nan_to_num(bad, nan=0.0).sum(axis=1) == 0) if bad is not None else True)
     for i in map(int, np.flatnonzero(overflow)):  # every element finite, but their norm overflows the float type
         events.append(
@@ -77,7 +111,7 @@ def find(ctx: Context) -> Finding | None:
     reach_cols: list[int] = []
     if chain is not None:
         reach_cond = np.isfinite(chain) & (chain > t.exploding_ratio)
-        reach_cols = list(np.flatnonzero(persistent(reach_cond, np.isfinite(chain), t.persist_fraction)))
+        reach_cols = list(np.flatnonzero(persistent(reach_cond, np.isfinite(chain), ctx.t.persist_fraction)))
     if not events and not reach_cols:
         return None
     lines: list[str] = []
@@ -91,7 +125,7 @@ def find(ctx: Context) -> Finding | None:
             lines.append(f"… {len(events) - 5} more such steps")
         summary = events[0][1]
     else:
-        sampled = np.flatnonzero(~np.isnan(h.stat("backward_gain")).all(axis=1))
+        sampled = np.flatnonzero(~np.isnan(h.stat(BACKWARD_GAIN)).all(axis=1))
         step = int(s.steps[sampled[np.flatnonzero(reach_cond[:, reach_cols].any(axis=1))[0]]])
         cols = []
         summary = "each layer passes back more gradient than it receives"
@@ -139,15 +173,9 @@ RULE = Rule(
     20,
     "exploding layers",
     find,
-    thresholds=(
-        "spike_factor",
-        "spike_factor_adaptive",
-        "spike_window",
-        "explode_relative",
-        "exploding_ratio",
-        "persist_fraction",
-    ),
-    needs=("grad_norm",),
+    limits=Limits,
+    shared=("persist_fraction",),
+    needs=(GRAD_NORM,),
     missing="exploding (grad_norm not recorded)",
     remedies=remedies,
 )

@@ -17,6 +17,7 @@ from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.notes import layers_of
 from gradwatch.diagnose.remedies import Remedy
 from gradwatch.diagnose.rule import Context, Rule
+from gradwatch.stat_names import GRAD_NORM
 
 KIND = "gradients_cleared"
 MIN_STEPS = 5  # optimizer steps taken without a single gradient
@@ -37,7 +38,7 @@ def find(ctx: Context) -> Finding | None:
     trainable = np.asarray(s["owned"], bool) & np.asarray(s["requires_grad"], bool)
     if steps < MIN_STEPS or not trainable.any() or (np.asarray(s["with_grad"])[trainable] > 0).any():
         return None
-    if "grad_norm" in h.stats and np.isfinite(h.stat("grad_norm")).any():
+    if GRAD_NORM in h.stats and np.isfinite(h.stat(GRAD_NORM)).any():
         return None  # a gradient was measured after all
     idx = np.flatnonzero(trainable)
     layers = layers_of(h, s, idx)

@@ -4,19 +4,39 @@ norm; vectors (gains, LayerScale, biases) are judged on their own terms (``vecto
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
+from gradwatch.config import StrictModel
 from gradwatch.diagnose.facts import Facts
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy, pick
 from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import Signals, first_step, fmt, nanmax
-from gradwatch.diagnose.thresholds import Thresholds
+from gradwatch.stat_names import UPDATE_RATIO
 
 UPDATES_MISSING = "too-large and stalled updates (watch with an optimizer to record update_ratio)"
 
 
+class Limits(StrictModel):
+    """The thresholds this rule owns (fields of :class:`gradwatch.diagnose.Thresholds`)."""
+
+    large_update_ratio: float = Field(
+        1.0,
+        gt=0,
+        description="[1.0] large updates: one optimizer step changes a layer's weights by more than this fraction of "
+        "their norm (Karpathy's rule of thumb puts healthy updates near 1e-3)",
+    )
+    vector_rms_floor: float = Field(
+        1e-2,
+        gt=0,
+        description="[1e-2] vectors (biases, gains, LayerScale, norm scales) are judged apart from matrices: their "
+        "update is compared with their norm or with this RMS, whichever is larger, so a gain initialised "
+        "at 1e-5 by design (LayerScale) that Adam moves by lr per step is not a too-large update",
+    )
+
+
 def _vector_updates(
-    s: Signals, t: Thresholds, u: np.ndarray, w: np.ndarray, weight_ok: np.ndarray
+    s: Signals, t: Limits, u: np.ndarray, w: np.ndarray, weight_ok: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(update ratio, where it means something) with vectors (gains, LayerScale, biases) judged on their own terms:
     their step over their norm or, for a vector initialised tiny by design (LayerScale at 1e-5), over
@@ -31,8 +51,8 @@ def _vector_updates(
 
 
 def find(ctx: Context) -> Finding | None:
-    s, t = ctx.s, ctx.t
-    u = s.stat("update_ratio")
+    s, t = ctx.s, ctx.limits(Limits)
+    u = s.stat(UPDATE_RATIO)
     if u is None or s.weight is None or s.weight_ok is None:
         return None
     u, ok = _vector_updates(s, t, u, s.weight, s.weight_ok)
@@ -52,7 +72,7 @@ def find(ctx: Context) -> Finding | None:
         step,
         f"an optimizer step changed {len(cols)} layer(s)' weights by up to {fmt(float(nanmax(peak)))}× their "
         f"norm (healthy: about 1e-3)",
-        {"lines": lines, "update_ratio": peak.tolist()},
+        {"lines": lines, UPDATE_RATIO: peak.tolist()},
         remedies(ctx.facts),
     )
 
@@ -70,8 +90,9 @@ RULE = Rule(
     30,
     "too-large updates",
     find,
-    thresholds=("large_update_ratio", "vector_rms_floor", "min_weight_rms"),
-    needs=("update_ratio",),
+    limits=Limits,
+    shared=("min_weight_rms",),
+    needs=(UPDATE_RATIO,),
     missing=UPDATES_MISSING,
     remedies=remedies,
 )

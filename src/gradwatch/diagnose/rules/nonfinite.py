@@ -21,6 +21,7 @@ from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy, pick
 from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import Signals
+from gradwatch.stat_names import ACT_NONFINITE, NONFINITE, WEIGHT_NONFINITE, WEIGHT_NORM
 
 
 def _counts(s: Signals, name: str) -> np.ndarray:
@@ -31,14 +32,14 @@ def _counts(s: Signals, name: str) -> np.ndarray:
 def find(ctx: Context) -> Finding | None:
     s, facts = ctx.s, ctx.facts
     h = s.h
-    g = _counts(s, "nonfinite")
-    a = _counts(s, "act_nonfinite") + _counts(s, "fwd_nonfinite")
+    g = _counts(s, NONFINITE)
+    a = _counts(s, ACT_NONFINITE) + _counts(s, "fwd_nonfinite")
     b = _counts(s, "bwd_nonfinite")
-    counted = s.stat("weight_nonfinite")
+    counted = s.stat(WEIGHT_NONFINITE)
     if counted is not None:  # non-finite weight elements, counted (an overflowing norm of finite weights is 0)
         w_bad = np.nan_to_num(counted, nan=0.0) > 0
     else:
-        raw_w = s.stat("weight_norm")
+        raw_w = s.stat(WEIGHT_NORM)
         w_bad = np.isinf(raw_w) if raw_w is not None else np.zeros_like(g, dtype=bool)
     any_row = (g > 0).any(axis=1) | (a > 0).any(axis=1) | (b > 0).any(axis=1) | w_bad.any(axis=1)
     rows = np.flatnonzero(any_row)
@@ -115,7 +116,7 @@ RULE = Rule(
     10,
     "non-finite layers",
     find,
-    needs=("nonfinite",),
+    needs=(NONFINITE,),
     missing="non-finite values (nonfinite not recorded)",
     remedies=remedies,
 )

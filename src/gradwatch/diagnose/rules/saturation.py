@@ -4,22 +4,31 @@ inputs sit where σ' is below 1% of its maximum, on at least ``persist_fraction`
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
+from gradwatch.config import StrictModel
 from gradwatch.diagnose.facts import RECURRENT, SATURATING, Facts
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.remedies import Remedy, pick
 from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import first_step, nanmedian, persistent
+from gradwatch.stat_names import ACT_SATURATION
 
 WHAT = "of the activation inputs have σ' below 1% of its maximum"
+
+
+class Limits(StrictModel):
+    """The thresholds this rule owns (fields of :class:`gradwatch.diagnose.Thresholds`)."""
+
+    saturation_fraction: float = Field(0.5, gt=0, le=1, description="[0.5] act_saturation above this: saturation")
 
 
 def find(ctx: Context) -> Finding | None:
     s, t, h = ctx.s, ctx.t, ctx.h
     acts = np.asarray([a or "" for a in h.activations], dtype=object)
     eligible = np.isin(acts, SATURATING) | np.isin(np.asarray(h.kinds, dtype=object), RECURRENT)
-    limit = t.saturation_fraction
-    v = np.where(eligible[None, :], h.stat("act_saturation"), np.nan)
+    limit = ctx.limits(Limits).saturation_fraction
+    v = np.where(eligible[None, :], h.stat(ACT_SATURATION), np.nan)
     measured = np.isfinite(v)
     cond = measured & (v > limit)
     cols = s.input_side_first(np.flatnonzero(persistent(cond, measured, t.persist_fraction)))
@@ -33,7 +42,7 @@ def find(ctx: Context) -> Finding | None:
         names,
         first_step(s, cond, cols),
         f"more than {limit:.0%} {WHAT} in {len(names)} layer(s)",
-        {"lines": lines, "act_saturation": med.tolist()},
+        {"lines": lines, ACT_SATURATION: med.tolist()},
         remedies(ctx.facts),
     )
 
@@ -53,8 +62,9 @@ RULE = Rule(
     50,
     "saturated layers",
     find,
-    thresholds=("saturation_fraction", "persist_fraction"),
-    needs=("act_saturation",),
+    limits=Limits,
+    shared=("persist_fraction",),
+    needs=(ACT_SATURATION,),
     missing="saturation (record activation statistics: stats='full')",
     remedies=remedies,
 )

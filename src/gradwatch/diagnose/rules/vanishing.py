@@ -18,7 +18,9 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from pydantic import Field
 
+from gradwatch.config import StrictModel
 from gradwatch.diagnose.facts import NORM_KINDS, RECURRENT, Facts
 from gradwatch.diagnose.findings import Finding
 from gradwatch.diagnose.gains import as_recurrent, gains, reach
@@ -27,6 +29,30 @@ from gradwatch.diagnose.remedies import Remedy, pick
 from gradwatch.diagnose.rule import Context, Rule
 from gradwatch.diagnose.signals import Signals, episodes, fmt, nanmax, nanmedian
 from gradwatch.probe.history import History
+from gradwatch.stat_names import UPDATE_RATIO, WEIGHT_NORM
+
+
+class Limits(StrictModel):
+    """The thresholds this rule owns (fields of :class:`gradwatch.diagnose.Thresholds`)."""
+
+    vanishing_ratio: float = Field(
+        1e-2,
+        gt=0,
+        lt=1,
+        description="[1e-2] vanishing: the best relative gradient of a layer and every layer farther from the loss "
+        "is below this fraction of the median relative gradient of the quarter of the layers nearest the "
+        "loss (SageMaker Debugger's VanishingGradient rule uses an absolute 1e-7; a ratio is independent "
+        "of the loss scale, and a median of one large head)",
+    )
+    vanishing_ratio_residual: float = Field(
+        1e-4,
+        gt=0,
+        lt=1,
+        description="[1e-4] the same for a model with skip connections (ResNets, transformers): identity paths carry "
+        "the gradient past every block, so the usual gap between a head and the body is not a decay "
+        "through depth; only a far larger one is reported",
+    )
+
 
 LOOKUP_KINDS = ("Embedding", "EmbeddingBag")  # lookup tables: a sparse gradient and their own init scale
 SMALL_GROUP = 4  # in a group of fewer layers (sharing an optimizer and a loss) the reference is one layer, the head:
@@ -92,7 +118,8 @@ def find(ctx: Context) -> Finding | None:
             ratio[:, members] = _envelope(s, rel, members) / ref[:, None]
         usable[:, members] = valid & enough[:, None]
         tops.update((c, top) for c in members)
-    limit = t.vanishing_ratio_residual if facts.residual else t.vanishing_ratio
+    own = ctx.limits(Limits)
+    limit = own.vanishing_ratio_residual if facts.residual else own.vanishing_ratio
     strict = usable & (ratio < limit)
     loose = usable & (ratio < np.sqrt(limit))  # an episode lasts while the ratio stays this low
     min_len = min(t.min_episode, len(s.steps))
@@ -125,8 +152,8 @@ def find(ctx: Context) -> Finding | None:
         + ", ".join(f"{a}–{b}" if a != b else f"{a}" for a, b in span)
         + (f"; recovered at step {recovered}" if recovered is not None else "; still vanishing at the end")
     )
-    if facts.adaptive and "update_ratio" in h.stats:
-        u = nanmedian(h.stat("update_ratio")[in_runs][:, cols])
+    if facts.adaptive and UPDATE_RATIO in h.stats:
+        u = nanmedian(h.stat(UPDATE_RATIO)[in_runs][:, cols])
         if np.isfinite(u):
             lines.append(
                 f"under {', '.join(h.meta.get('optimizers') or ['an adaptive optimizer'])} these layers "
@@ -202,8 +229,9 @@ RULE = Rule(
     40,
     "vanishing layers",
     find,
-    thresholds=("vanishing_ratio", "vanishing_ratio_residual", "min_episode"),
-    needs=("weight_norm",),
+    limits=Limits,
+    shared=("min_episode",),
+    needs=(WEIGHT_NORM,),
     missing="vanishing (weight_norm not recorded: the relative gradient ‖g‖/‖θ‖ needs it)",
     remedies=remedies,
 )

@@ -25,6 +25,7 @@ from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progres
 from gradwatch.lab.experiments.probing import activation_stats, layer_values_at, single_threaded
 from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.nn.init import INITS
+from gradwatch.stat_names import ACT_DEAD, GRAD_NORM
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu", "selu", "softsign")
 CHANCE = math.log(10)
@@ -91,15 +92,15 @@ def _measure(cfg: ActivationsConfig, progress: Progress) -> ExperimentResult:
             store=cfg.store,
         )
         run_ids.append(run.id)
-        _, grads = layer_values_at(run, "grad_norm", 0)
-        dead = activation_stats(run.model, data.x_train, ("act_dead",))
+        _, grads = layer_values_at(run, GRAD_NORM, 0)
+        dead = activation_stats(run.model, data.x_train, (ACT_DEAD,))
         per_act[act] = {
             "grad_norm_at_init": grads,
             "span": grads[-1] / grads[0],
             "train_loss": run.metric("train_loss").tolist(),
             "accuracy": run.final["accuracy"],
             "test_accuracy": run.final["test_accuracy"],
-            "dead_fraction": _hidden(dead["act_dead"], dead["layers"]),
+            "dead_fraction": _hidden(dead[ACT_DEAD], dead["layers"]),
         }
     dying: dict[str, list[dict[str, Any]]] = {}
     jobs = [(act, seed) for act in ("relu", "leaky_relu") for seed in (cfg.seed, cfg.seed + 1)]
@@ -121,8 +122,8 @@ def _measure(cfg: ActivationsConfig, progress: Progress) -> ExperimentResult:
             store=cfg.store,
         )
         run_ids.append(run.id)
-        dead = activation_stats(run.model, data.x_train, ("act_dead",))
-        frac = _hidden(dead["act_dead"], dead["layers"])
+        dead = activation_stats(run.model, data.x_train, (ACT_DEAD,))
+        frac = _hidden(dead[ACT_DEAD], dead["layers"])
         dying.setdefault(act, []).append(
             {"seed": seed, "dead_fraction": frac, "mean_dead": sum(frac) / len(frac), "accuracy": run.final["accuracy"]}
         )

@@ -27,6 +27,7 @@ from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progres
 from gradwatch.lab.experiments.trained import TrainedExperimentConfig, error_rate, open_store, training_config
 from gradwatch.lab.models import build_model, linear_layers
 from gradwatch.lab.prepare import prepare
+from gradwatch.stat_names import GRAD_NORM
 
 CLAIM = (
     "A net whose gradients explode diverges under plain SGD; clipping the gradient by norm or by value lets "
@@ -133,7 +134,7 @@ def run(cfg: ClippingConfig, progress: Progress) -> ExperimentResult:
         "epoch_steps": {label: [int(v) for v in r.metric("step")] for label, r in runs.items()},
         "final_train_loss": {label: float(r.metric("train_loss")[-1]) for label, r in runs.items()},
         "final_accuracy": {label: 1 - error_rate(r) for label, r in runs.items()},
-        "first_grad_norm": {label: float(np.linalg.norm(r.history.stat("grad_norm")[0])) for label, r in runs.items()},
+        "first_grad_norm": {label: float(np.linalg.norm(r.history.stat(GRAD_NORM)[0])) for label, r in runs.items()},
         "delta_at_init": at_init,
         "delta_constrained_trained": trained_delta,
         "spectral_norms_constrained": spectral_norms(constrained.model),

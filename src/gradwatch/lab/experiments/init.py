@@ -20,6 +20,7 @@ from pydantic import Field
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
 from gradwatch.lab.experiments.probing import first_step_reaching, layer_values_at, single_threaded
 from gradwatch.lab.experiments.trained import TrainedExperimentConfig
+from gradwatch.stat_names import GRAD_NORM
 
 CHANCE = math.log(10)
 STALL_MARGIN = 0.05  # "stays at chance": final training loss within 5 % of ln 10
@@ -78,7 +79,7 @@ def _measure(cfg: InitConfig, progress: Progress) -> ExperimentResult:
         loss = run.metric("train_loss").tolist()
         epochs_axis = run.metric("epoch").tolist()
         curves[name] = ([0] + epochs_axis, [CHANCE] + loss)
-        _, grads = layer_values_at(run, "grad_norm", 0)
+        _, grads = layer_values_at(run, GRAD_NORM, 0)
         at_init[name] = grads
         start = first_step_reaching(epochs_axis, loss, START_BELOW * CHANCE)
         per_config[name] = {

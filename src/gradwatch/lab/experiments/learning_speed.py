@@ -29,6 +29,7 @@ from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progres
 from gradwatch.lab.experiments.probing import single_threaded
 from gradwatch.lab.experiments.trained import TrainedExperimentConfig
 from gradwatch.lab.models import linear_layers, mlp
+from gradwatch.stat_names import GRAD_NORM
 
 NIELSEN_AT_INIT = {2: [0.012, 0.060], 3: [0.012, 0.060, 0.283], 4: [0.003, 0.017, 0.070, 0.285]}
 NIELSEN_ACCURACY = {1: 0.9648, 2: 0.9690, 3: 0.9657, 4: 0.9653}
@@ -96,7 +97,7 @@ def train_nielsen(
 
     n = len(x)
     opt = torch.optim.SGD(model.parameters(), lr=eta)
-    w = watch(model, optimizer=opt, stats=["grad_norm"], param_names=("bias",)) if watch_biases else None
+    w = watch(model, optimizer=opt, stats=[GRAD_NORM], param_names=("bias",)) if watch_biases else None
     try:
         for epoch in range(1, epochs + 1):
             order = torch.randperm(n, generator=generator) if batch < n else torch.arange(n)
@@ -156,7 +157,7 @@ def _measure(cfg: LearningSpeedConfig, progress: Progress) -> ExperimentResult:
         hist = train_nielsen(
             model, x, y, eta=cfg.eta, lmbda=cfg.lmbda, epochs=speed_epochs, batch=len(x), generator=g, watch_biases=True
         )
-        norms = hist.stat("grad_norm")[:, :depth]  # [steps, hidden layers]; the output layer is dropped
+        norms = hist.stat(GRAD_NORM)[:, :depth]  # [steps, hidden layers]; the output layer is dropped
         speed[depth] = {
             "sizes": sizes,
             "at_init": norms[0].tolist(),

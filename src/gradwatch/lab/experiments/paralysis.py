@@ -30,6 +30,7 @@ from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Figure,
 from gradwatch.lab.experiments.net_config import NetExperimentConfig
 from gradwatch.lab.models import initialize, linear_layers, mlp
 from gradwatch.nn.init import INITS
+from gradwatch.stat_names import GRAD_ABS_MEAN
 from gradwatch.store.sqlite import DEFAULT_STORE
 
 DEFAULT_INIT_STD = 1 / math.sqrt(300)
@@ -120,10 +121,10 @@ def mean_abs_weight_grad(model: torch.nn.Module, x: torch.Tensor, y: torch.Tenso
     from gradwatch.probe import watch
 
     model.zero_grad(set_to_none=True)
-    with watch(model, stats=["grad_abs_mean"], param_names=("weight",)) as w:
+    with watch(model, stats=[GRAD_ABS_MEAN], param_names=("weight",)) as w:
         F.cross_entropy(model(x), y).backward()
         w.step()
-    means = w.history.stat("grad_abs_mean")[0].tolist()
+    means = w.history.stat(GRAD_ABS_MEAN)[0].tolist()
     units = {name: m.out_features for name, m in linear_layers(model)}
     return [(name, units[name], v) for name, v in zip(w.history.layers, means)]
 

@@ -21,10 +21,11 @@ from torch import nn
 
 from gradwatch.lab.experiments.base import single_threaded  # noqa: F401  (re-exported for experiments)
 from gradwatch.lab.models import linear_layers
+from gradwatch.stat_names import ACT_MEAN, ACT_STD, GRAD_NORM
 
 
 def layer_values_at(
-    run, stat: str = "grad_norm", step: int = 0, hidden_only: bool = True
+    run, stat: str = GRAD_NORM, step: int = 0, hidden_only: bool = True
 ) -> tuple[list[str], list[float]]:
     """(layer names, values) of ``stat`` in ``run.history`` at recorded row ``step`` (0: at initialisation).
 
@@ -37,7 +38,7 @@ def layer_values_at(
 
 
 def activation_stats(
-    model: nn.Module, x: torch.Tensor, stats: Sequence[str] = ("act_mean", "act_std")
+    model: nn.Module, x: torch.Tensor, stats: Sequence[str] = (ACT_MEAN, ACT_STD)
 ) -> dict[str, list[Any]]:
     """Per-layer forward statistics of ``model`` on the batch ``x`` (one watched forward pass, hooks removed
     afterwards; the model's train/eval mode is restored). Returns ``{stat: [value per layer]}`` and ``layers``."""

@@ -30,6 +30,7 @@ from gradwatch.lab.experiments.trained import (
     open_store,
     training_config,
 )
+from gradwatch.stat_names import GRAD_NORM
 
 CLAIM = (
     "Plain nets end with a higher training error as they get deeper (degradation) while residual nets of "
@@ -93,7 +94,7 @@ def run(cfg: ResidualConfig, progress: Progress) -> ExperimentResult:
         names, norms = first_step_layer_norms(runs[(deepest, kind)])
         profiles[kind] = {
             "layers": [n for n in names if not n.endswith(".proj")],
-            "grad_norm": [g for n, g in zip(names, norms) if not n.endswith(".proj")],
+            GRAD_NORM: [g for n, g in zip(names, norms) if not n.endswith(".proj")],
         }
     numbers: dict[str, Any] = {
         "dataset": sd.source,
@@ -178,7 +179,7 @@ def _figures(cfg: ResidualConfig, numbers: dict) -> dict:
         title=f"Degradation: plain vs residual nets after {numbers['steps']} steps",
     )
     grads = LayerProfiles(
-        {f"{k}, {depths[-1]} layers": v["grad_norm"] for k, v in numbers["grad_norm_at_init"].items()},
+        {f"{k}, {depths[-1]} layers": v[GRAD_NORM] for k, v in numbers["grad_norm_at_init"].items()},
         ylabel="‖∂L/∂W_j‖ at the first step",
         title="Per-layer gradient norm at initialisation (last point: output layer)",
     )

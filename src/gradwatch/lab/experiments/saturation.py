@@ -27,6 +27,7 @@ from pydantic import Field
 from gradwatch.lab.experiments.base import Experiment, ExperimentResult, Progress, Table
 from gradwatch.lab.experiments.probing import activation_stats, backprop_gradients, single_threaded
 from gradwatch.lab.experiments.trained import TrainedExperimentConfig
+from gradwatch.stat_names import ACT_MEAN, ACT_STD
 
 PROBE_EXAMPLES = 300  # G&B: activations of 300 fixed test examples
 TOP_BELOW = 0.3  # the top layer's mean activation falls below this (from 0.5 at init)
@@ -61,11 +62,11 @@ def _activations_over_training(cfg: SaturationConfig, width: int, epochs: int):
 
     def record(step: int, model: torch.nn.Module) -> None:
         if step % cfg.probe_every == 0 or step == 1:
-            s = activation_stats(model, probe, ("act_mean", "act_std"))
+            s = activation_stats(model, probe, (ACT_MEAN, ACT_STD))
             hidden = [i for i, name in enumerate(s["layers"]) if name.startswith("hidden")]
             steps.append(step - 1 if step == 1 else step)
-            means.append([s["act_mean"][i] for i in hidden])
-            stds.append([s["act_std"][i] for i in hidden])
+            means.append([s[ACT_MEAN][i] for i in hidden])
+            stds.append([s[ACT_STD][i] for i in hidden])
 
     run = lab.train(
         lab.Config(
@@ -174,8 +175,8 @@ def _measure(cfg: SaturationConfig, progress: Progress) -> ExperimentResult:
         evidence=evidence,
         numbers={
             "steps": steps,
-            "act_mean": means.tolist(),
-            "act_std": stds.tolist(),
+            ACT_MEAN: means.tolist(),
+            ACT_STD: stds.tolist(),
             "top_min_mean": top_min,
             "lower_min_mean": lower_min,
             "grad_std": grad_stds,

@@ -16,6 +16,7 @@ from gradwatch import lab
 from gradwatch.errors import DataError, check_choice
 from gradwatch.lab.data import DATASETS
 from gradwatch.lab.experiments.base import ExperimentConfig
+from gradwatch.stat_names import GRAD_NORM
 from gradwatch.store import DEFAULT_STORE, RunStore
 
 
@@ -119,5 +120,5 @@ def first_step_layer_norms(run, kind: str = "Linear") -> tuple[list[str], list[f
     """(layer names, ‖∂L/∂θ‖ of each layer of type ``kind``) at the first recorded step of ``run``'s watch."""
     h = run.history
     keep = [j for j, k in enumerate(h.kinds) if k == kind]
-    g = h.stat("grad_norm")[0]
+    g = h.stat(GRAD_NORM)[0]
     return [h.layers[j] for j in keep], [float(g[j]) for j in keep]
