@@ -29,8 +29,9 @@ import torch
 from torch import Tensor
 
 from gradwatch.probe.gates import gate_saturation
-from gradwatch.probe.histogram import HIST_EDGES, log10_histogram  # noqa: F401 - re-exported
+from gradwatch.probe.histogram import HIST_EDGES, HIST_SAMPLE, log10_histogram  # noqa: F401 - re-exported
 from gradwatch.probe.layers import FollowingActivation, Layer
+from gradwatch.probe.preclip import HOT_MIN
 from gradwatch.probe.units import DOC as GRAD_DEAD_DOC
 from gradwatch.stat_names import (
     ACT_DEAD,
@@ -239,8 +240,9 @@ class GradNorm(Stat):
         GRAD_NORM,
         "L2 norm of all the layer's parameter gradients, ‖∂L/∂θ_layer‖₂ (what the optimizer steps on)",
         "optimizer step pre-hook, on p.grad",
-        "one fused norm over all gradients per recorded step (reused from the end of backward when the loop "
-        "did not change the gradients)",
+        "one fused norm over all gradients per recorded step, taken at the end of backward and reused at the step "
+        f"when the loop did not change the gradients; on the CPU a gradient of at least {HOT_MIN:,} elements is "
+        "measured in its accumulate hook, while it is still in the cache",
         default=True,
     )
     needs, every_step = ("grad_sq",), True
@@ -509,14 +511,16 @@ HISTOGRAM_DECLARED = Declared(
     "per-layer histogram of log10|∂L/∂θ| in fixed 0.25-decade bins from 1e-38 to 1e4, with exact zeros, "
     "underflow, overflow and NaN counted apart (Glorot & Bengio 2010 pictures)",
     "optimizer step pre-hook, on p.grad",
-    f"one bincount per layer on sampled steps, over a fixed sample of about {HIST_SAMPLE:,} gradient elements "
-    "for a larger layer",
+    f"one bincount for all layers on sampled steps; a layer of more than {2 * HIST_SAMPLE:,} gradient elements "
+    f"is binned on a fixed sample of about {HIST_SAMPLE:,}",
 )
 GRAD_DEAD_DECLARED = Declared(
     GRAD_DEAD,
     GRAD_DEAD_DOC,
     "optimizer step pre-hook, on p.grad",
-    "one max-reduction per unit row of each weight gradient per recorded step, on the device (no host read)",
+    "per recorded step: on the CPU one zero test over all bias gradients, then a max-reduction per unit row "
+    "only in layers with a zero bias entry or no bias; on an accelerator a max-reduction per unit row of every "
+    "weight gradient (no host read)",
 )
 
 # every statistic's declaration, by name, in the order the watch records them
