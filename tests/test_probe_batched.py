@@ -64,10 +64,10 @@ def _dead_truth(layer: nn.Linear) -> float:
 
 @pytest.mark.parametrize("device_reads", [True, False], ids=["cpu-precheck", "no-host-read"])
 def test_grad_dead_with_and_without_the_bias_precheck_equals_the_gradient_rows(device_reads, monkeypatch):
-    from gradwatch.probe import stats
+    from gradwatch.probe import reads
 
     if not device_reads:  # as on an accelerator: nothing read on the host, every layer's rows reduced
-        monkeypatch.setattr(stats, "FREE_READ_DEVICES", set())
+        monkeypatch.setattr(reads, "FREE_READ_DEVICES", set())
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4, bias=False))
     with torch.no_grad():

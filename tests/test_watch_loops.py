@@ -204,9 +204,9 @@ def test_raise_keeps_the_raising_step_in_the_history():
 def test_no_host_read_per_step_where_reads_would_sync(monkeypatch):
     """On an accelerator a host read (.item(), .tolist(), .cpu(), bool(tensor)) waits for the device. With the
     CPU treated like one, the default watch reads nothing on the host between flushes."""
-    from gradwatch.probe import stats
+    from gradwatch.probe import reads
 
-    monkeypatch.setattr(stats, "FREE_READ_DEVICES", set())
+    monkeypatch.setattr(reads, "FREE_READ_DEVICES", set())
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 4))
     opt = torch.optim.SGD(model.parameters(), 1e-2, momentum=0.9)  # (Adam itself reads its step count on the CPU)

@@ -62,7 +62,7 @@ class PreClip:
         self._on_end = weakref.WeakMethod(on_backward_end)  # type: ignore[arg-type]
         self._queued = False
         self.measured: Measured | None = None
-        self.hot_on = False  # the watch sets it for the backward passes it measures
+        self.measuring = False  # the watch sets it for the backward passes it measures
         self._hot: dict[int, tuple[Tensor, int, Tensor]] = {}  # index -> (.grad, its version, its norm)
         self._handles = [
             p.register_post_accumulate_grad_hook(self._hot_hook(i) if self._is_hot(p) else self._accumulated)
@@ -76,14 +76,14 @@ class PreClip:
 
     # ---- the end of a backward pass --------------------------------------------------------------------------
     def _accumulated(self, _param: Tensor) -> None:
-        if not self._queued:
+        if not self._queued and self.measuring:  # a backward the watch does not measure (every=N) costs no callback
             self._queued = True
             _engine.queue_callback(self._after_others)
 
     def _hot_hook(self, i: int) -> Callable[[Tensor], None]:
         def hook(param: Tensor) -> None:
             g = param.grad
-            if self.hot_on and g is not None and g.layout == torch.strided:
+            if self.measuring and g is not None and g.layout == torch.strided:
                 self._hot[i] = (g, g._version, torch.linalg.vector_norm(g.detach()))
             self._accumulated(param)
 

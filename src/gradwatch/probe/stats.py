@@ -32,6 +32,7 @@ from gradwatch.probe.gates import gate_saturation
 from gradwatch.probe.histogram import HIST_EDGES, HIST_SAMPLE, log10_histogram  # noqa: F401 - re-exported
 from gradwatch.probe.layers import FollowingActivation, Layer
 from gradwatch.probe.preclip import HOT_MIN
+from gradwatch.probe.reads import free_reads
 from gradwatch.probe.units import DOC as GRAD_DEAD_DOC
 from gradwatch.stat_names import (
     ACT_DEAD,
@@ -59,12 +60,10 @@ SATURATION_LEVEL = 0.01  # act_saturation counts σ'(z) < SATURATION_LEVEL · ma
 _NAN = float("nan")
 
 
-FREE_READ_DEVICES = {"cpu"}  # where reading a flag on the host costs no device sync (tests empty it)
-
-
-def free_reads(device: torch.device) -> bool:
-    """Whether the watch may read a value on the host in a step on ``device`` (only where it costs no sync)."""
-    return device.type in FREE_READ_DEVICES
+def count_nonfinite(t: Tensor) -> Tensor:
+    """The number of inf/NaN elements of ``t`` (a 0-d integer tensor): x·0 is 0 for a finite x and NaN otherwise,
+    and counting the non-zeros of that is several times faster on the CPU than ``(~torch.isfinite(t)).sum()``."""
+    return torch.count_nonzero(t * 0)
 
 
 def local(t: Tensor) -> Tensor:
@@ -158,7 +157,7 @@ class StepGrads:
         idx = bad.nonzero().flatten().tolist() if free else range(len(self.grads))
         counts = torch.zeros_like(self.l2)
         for i in idx:
-            counts[i] = (~torch.isfinite(self.grads[i])).sum()
+            counts[i] = count_nonfinite(self.grads[i])
         return counts
 
     def raw(self, name: str) -> Tensor:
@@ -256,8 +255,8 @@ class NonFinite(Stat):
         NONFINITE,
         "number of non-finite (inf or NaN) gradient elements in the layer",
         "optimizer step pre-hook, on p.grad",
-        "per recorded step: on the CPU nothing when grad_norm's norms are finite; on an accelerator one isfinite "
-        "count per parameter (no host sync)",
+        "per recorded step: on the CPU a host read of grad_norm's norms, nothing more while they are finite; on an "
+        "accelerator a count of non-finite elements per parameter (no host sync)",
         default=True,
     )
     needs, every_step = ("grad_bad",), True
@@ -330,8 +329,8 @@ class WeightNonFinite(Stat):
         "number of non-finite (inf or NaN) elements in the layer's weights, counted on sampled steps and on "
         "steps whose gradient is non-finite (a weight that holds the inf/NaN is its origin)",
         "optimizer step pre-hook, on the parameters",
-        "on those steps: on the CPU nothing while weight_norm's norms are finite; on an accelerator one isfinite "
-        "count per parameter (no host sync)",
+        "on those steps: on the CPU nothing while weight_norm's norms are finite; on an accelerator a count of "
+        "non-finite elements per parameter (no host sync)",
         default=True,
     )
     needs = ("weight_bad",)
@@ -445,11 +444,11 @@ class ActNonFinite(ForwardStat):
         ACT_NONFINITE,
         "number of non-finite elements in the layer's output (locates where inf/NaN start)",
         "module forward hook",
-        "an isfinite count per layer per forward call on sampled steps",
+        "a count of non-finite elements per layer per forward call on sampled steps",
     )
 
     def compute(self, a, z, layer):
-        return (~torch.isfinite(a)).sum().float()
+        return count_nonfinite(a).float()
 
 
 class BackwardStat(Declares):

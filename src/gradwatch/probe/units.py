@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from gradwatch.probe.layers import Layer
-from gradwatch.probe.stats import free_reads
+from gradwatch.probe.reads import free_reads
 
 NAME = "grad_dead"
 DOC = (

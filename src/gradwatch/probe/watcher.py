@@ -56,6 +56,7 @@ from gradwatch.probe.stats import (
     RAW,
     STATS,
     StepGrads,
+    count_nonfinite,
     free_reads,
     local,
     stored,
@@ -285,7 +286,7 @@ class Watcher:
         """Attach the module hooks for the coming step if it is sampled, detach them otherwise; say whether the
         coming backward passes are measured."""
         if self._preclips is not None:
-            self._preclips.hot_on = not self._closed and self._recording() and self._guard.active(GRADS)
+            self._preclips.measuring = not self._closed and self._recording() and self._guard.active(GRADS)
         if self._probes.names and self._sampling() and not self._closed and self._guard.active(HOOKS):
             with self._guard(HOOKS, "attaching module hooks"):
                 self._probes.attach()
@@ -513,7 +514,7 @@ class Watcher:
         is not finite (an overflowing norm of finite weights counts 0); elsewhere always (no device sync)."""
         if free_reads(norms.device) and not (g is not None and g.any_nonfinite) and bool(torch.isfinite(norms).all()):
             return zeros(len(params), norms.device)
-        return torch.stack([(~torch.isfinite(p)).sum() for p in params]).float()
+        return torch.stack([count_nonfinite(p) for p in params]).float()
 
     def _hook_values(self) -> Tensor | None:
         """The step's module-hook statistics and finite checks ``[hook columns, layers]`` (None: none taken)."""
