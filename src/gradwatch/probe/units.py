@@ -60,15 +60,16 @@ class DeadRows:
         self.params = params
         self.units = unit_layers(layers, {id(p): i for i, p in enumerate(params)})
         self.n_layers = len(layers)
+        self._owners: dict[tuple[int, ...], Tensor] = {}  # bias sizes -> layer of each bias element (CPU)
 
     def measure(self, measured: list[int], device: torch.device) -> Tensor | None:
         """``[layers]``: the dead fraction of each unit layer whose weight is in ``measured`` and has a dense
         gradient now, NaN elsewhere; None when there is none.
 
         A dead unit's bias gradient is exactly zero (∂L/∂b_j sums the unit's ∂L/∂z, all zero), so on the CPU
-        (where reading costs no device sync) the bias gradients of all layers are checked first, in one pass, and
-        only the layers with a zero bias entry (or without a bias) have their weight rows read; a healthy step
-        costs a few operations, not a reduction per layer."""
+        (where reading costs no device sync) the bias gradients of all layers are tested first, in one pass, and
+        only the weight rows of units whose bias entry is zero are read (all rows of a layer without a bias);
+        a step costs a few operations and the rows of the few candidate units, not a reduction per layer."""
         wanted = set(measured)
         found: list[tuple[_Units, Tensor, Tensor | None]] = []
         for u in self.units:
@@ -81,37 +82,42 @@ class DeadRows:
             found.append((u, g.detach(), b.detach() if b is not None and b.layout == torch.strided else None))
         if not found:
             return None
+        check = self._candidates(found, device)
+        values = [_dead_fraction(u, g, b) if read else None for (u, g, b), read in zip(found, check)]
         out = torch.full((self.n_layers,), float("nan"), device=device)
-        rowwise = self._candidates(found, device)
-        cols = [u.col for u, _, _ in found]
-        values = [_dead_fraction(u, g, b) if check else None for (u, g, b), check in zip(found, rowwise)]
-        if any(v is None for v in values):
-            out[torch.tensor([c for c, v in zip(cols, values) if v is None], device=device)] = 0.0
-        kept = [(c, v) for c, v in zip(cols, values) if v is not None]
-        if kept:
-            out[torch.tensor([c for c, _ in kept], device=device)] = torch.stack([v for _, v in kept]).to(device)
+        alive = [u.col for (u, _, _), v in zip(found, values) if v is None]  # no zero bias entry: no dead unit
+        if alive:
+            out[torch.tensor(alive, device=device)] = 0.0
+        read = [(u.col, v) for (u, _, _), v in zip(found, values) if v is not None]
+        if read:
+            out[torch.tensor([c for c, _ in read], device=device)] = torch.stack([v for _, v in read]).to(device)
         return out
 
-    @staticmethod
-    def _candidates(found: list[tuple[_Units, Tensor, Tensor | None]], device: torch.device) -> list[bool]:
-        """Per found layer: whether its rows must be read (False: no bias entry is zero, so no unit is dead)."""
+    def _candidates(self, found: list[tuple[_Units, Tensor, Tensor | None]], device: torch.device) -> list[bool]:
+        """Per found layer: whether its weight rows must be read (False: no bias entry is zero, so no unit is
+        dead). Without a free host read on this device (or without a bias) every layer is read."""
         check = [True] * len(found)
         biases = [(i, b) for i, (_, _, b) in enumerate(found) if b is not None]
         if not biases or not free_reads(device):  # elsewhere reading the flags would synchronise the device
             return check
+        sizes = tuple(b.numel() for _, b in biases)
+        owner = self._owners.get(sizes)
+        if owner is None:  # which bias each element belongs to, made once per pattern
+            if len(self._owners) > 16:
+                self._owners.clear()
+            owner = self._owners[sizes] = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
         zero = torch.cat([b.reshape(-1) for _, b in biases]) == 0
-        if not bool(zero.any()):
-            for i, _ in biases:
-                check[i] = False
-            return check
-        for (i, _), part in zip(biases, zero.split([b.numel() for _, b in biases])):
-            check[i] = bool(part.any())
+        counts = torch.zeros(len(sizes)).index_add_(0, owner.to(zero.device), zero.float()).tolist()
+        for (i, _), n in zip(biases, counts):
+            check[i] = n > 0
         return check
 
 
 def _dead_fraction(u: _Units, g: Tensor, b: Tensor | None) -> Tensor:
-    """The fraction of the layer's units whose row of ∂L/∂W and bias entry are exactly zero (a 0-d tensor)."""
-    rows = g.movedim(u.dim, 0).flatten(1).abs().amax(1)  # [units]
+    """The fraction of the layer's units whose row of ∂L/∂W and bias entry are exactly zero (a 0-d tensor). A row
+    is zero exactly when the sum of its |g| is (no underflow: each term is at least the smallest subnormal, unlike
+    a sum of squares; NaN and inf stay non-zero); cheaper on the CPU than a max of |g|."""
+    rows = g.movedim(u.dim, 0).flatten(1).abs().sum(1)  # [units]
     if b is not None:
         rows = rows + b.abs()
     return (rows == 0).float().mean()
