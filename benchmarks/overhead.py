@@ -10,7 +10,8 @@ on this machine, in this run, its overhead is not resolved.
 
 Configurations: ``gw.watch`` with the default statistics (every step; ``every=10``; without the end-of-backward
 pre-clip measurement, to show what it costs); ``stats="full", sample_every=10``; ``on_nonfinite="locate"``; a
-per-layer ``.item()`` of the gradient norm (the naive way); TensorBoard ``add_histogram`` of every parameter
+per-layer ``.item()`` of the gradient norm (the naive way); one fused norm of every parameter's gradient in the
+optimizer's pre-hook, kept on the device (the floor: the least an every-step per-parameter norm costs); TensorBoard ``add_histogram`` of every parameter
 gradient; ``wandb.watch(log="gradients", log_freq=1)`` offline. The last two run only when their packages are
 installed.
 
@@ -115,6 +116,14 @@ def build(base, which, optimizer_name, stack: contextlib.ExitStack, tmp: str):
                     torch.cat([p.grad.reshape(-1) for p in m.parameters(recurse=False)])).item())
             del log[:-1000]
         cfg.after_backward = items
+    elif which == "one fused norm by hand":  # the floor: the least any per-layer, every-step gradient norm costs
+        params = list(cfg.model.parameters())
+        kept = []
+
+        def fused(*_):
+            kept.append(torch.stack(torch._foreach_norm([p.grad for p in params])))
+            del kept[:-1000]
+        cfg.opt.register_step_pre_hook(fused)
     elif which == "tensorboard hist":
         from torch.utils.tensorboard import SummaryWriter
 
@@ -151,7 +160,7 @@ def available(which: str) -> bool:
 
 
 CONFIGS = ["default watch", "default watch every=10", "default watch without pre-clip", "full watch /10",
-           "locate", "per-layer .item()", "tensorboard hist", "wandb.watch"]
+           "locate", "per-layer .item()", "one fused norm by hand", "tensorboard hist", "wandb.watch"]
 
 
 def _spread(values: list[float]) -> tuple[float, float, float]:
