@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 
 from gradwatch.errors import ConfigError, check_choice
+from gradwatch.stat_names import ACT_NONFINITE, NONFINITE
 
-MAX_REDUCED = ("nonfinite", "act_nonfinite")  # counts of events: a window's default value is its max
+MAX_REDUCED = (NONFINITE, ACT_NONFINITE)  # counts of events: a window's default value is its max
 REDUCTIONS = ("mean", "min", "max", "sum")
 HIST_SPECIAL = ("zero", "underflow", "overflow", "nan")  # per-layer counts outside the regular log10 bins
 

@@ -38,6 +38,7 @@ from torch.utils.hooks import RemovableHandle
 from gradwatch.probe.guard import Guard
 from gradwatch.probe.layers import Layer
 from gradwatch.probe.stats import ActSaturation, BackwardStat, ForwardStat
+from gradwatch.stat_names import ACT_NONFINITE, BACKWARD_GAIN
 
 
 class Hooks:
@@ -119,7 +120,7 @@ class LayerProbes:
         own = _Module(col, layer, layer.module)
         act = _Module(col, layer, layer.activation.module) if layer.activation is not None else None
         for row, stat in enumerate(self.forward):
-            if stat.name == "act_nonfinite":  # the layer's own output locates where inf/NaN start
+            if stat.name == ACT_NONFINITE:  # the layer's own output locates where inf/NaN start
                 own.after.append((row, stat))
             elif isinstance(stat, ActSaturation) and layer.recurrent:
                 own.gates.append((row, stat))
@@ -130,7 +131,7 @@ class LayerProbes:
                 (act.before if stat.reads_input else act.after).append((row, stat))
         offset = len(self.forward)
         for j, back in enumerate(self.backward):
-            target = own if back.name == "backward_gain" else act
+            target = own if back.name == BACKWARD_GAIN else act
             if target is not None:
                 target.gain = (offset + j, back)
         return [m for m in (own, act) if m]
@@ -246,9 +247,9 @@ class LayerProbes:
 
     def peek_nonfinite_layer(self) -> int | None:
         """The first layer (forward order) whose output had a non-finite element in this step so far."""
-        if "act_nonfinite" not in self.names:
+        if ACT_NONFINITE not in self.names:
             return None
-        row = self.names.index("act_nonfinite")
+        row = self.names.index(ACT_NONFINITE)
         bad = [col for (r, col), v in zip(self._where, self._values) if r == row and bool(v > 0)]
         return min(bad) if bad else None
 

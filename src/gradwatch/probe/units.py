@@ -17,8 +17,9 @@ from torch import Tensor, nn
 
 from gradwatch.probe.layers import Layer
 from gradwatch.probe.reads import free_reads
+from gradwatch.stat_names import GRAD_DEAD
 
-NAME = "grad_dead"
+NAME = GRAD_DEAD
 DOC = (
     "fraction of the layer's units (rows of a Linear weight, output channels of a convolution) whose gradient row "
     "∂L/∂W and bias entry are exactly zero over the batch: units with no active path to the loss, whatever "

@@ -64,6 +64,7 @@ from gradwatch.probe.stats import (
 )
 from gradwatch.probe.units import NAME as GRAD_DEAD
 from gradwatch.probe.units import DeadRows
+from gradwatch.stat_names import UPDATE_RATIO
 
 NONFINITE_MODES = ("record", "warn", "raise", "locate")
 GRADS, UPDATES, HOOKS = "gradient statistics", "update statistics", "module-hook statistics"
@@ -114,7 +115,7 @@ def _resolve_stats(stats: str | Iterable[str], has_optimizer: bool) -> list[str]
         for name in names:
             check_choice("stats", name, ALL_STATS)
     if not has_optimizer:
-        names = [n for n in names if n != "update_ratio"]
+        names = [n for n in names if n != UPDATE_RATIO]
     return names
 
 
