@@ -122,13 +122,16 @@ class PreClip:
         on_end()
 
     # ---- what was measured -----------------------------------------------------------------------------------
-    def _stamps(self, present: Sequence[int]) -> list[tuple[int, int]]:
-        grads = [self._params[i].grad for i in present]
+    def _stamps(self, present: Sequence[int], grads: Sequence[Tensor] | None = None) -> list[tuple[int, int]]:
+        """(identity, version) of the ``.grad`` of each of ``present`` (read now unless given as ``grads``)."""
+        if grads is None:
+            grads = [self._params[i].grad for i in present]  # type: ignore[misc]
         return [(id(g), g._version) if g is not None else (0, -1) for g in grads]
 
-    def note(self, present: list[int], norms: Tensor) -> None:
-        """The norms of the gradients of ``present`` now, before anything else touches them."""
-        self.measured = Measured(present, norms, self._stamps(present))
+    def note(self, present: list[int], norms: Tensor, grads: Sequence[Tensor] | None = None) -> None:
+        """The norms of the gradients of ``present`` now (``grads``: their ``.grad``, if just read), before
+        anything else touches them."""
+        self.measured = Measured(present, norms, self._stamps(present, grads))
 
     def mark_clipped(self) -> bool:
         """A clip function was called; False when there is no measurement to mark."""
@@ -137,22 +140,21 @@ class PreClip:
         self.measured.clipped = True
         return True
 
-    def lookup(self, present: list[int]) -> tuple[Tensor, bool] | None:
+    def lookup(self, present: list[int], grads: Sequence[Tensor] | None = None) -> tuple[Tensor, bool] | None:
         """(norms of ``present`` measured at the end of backward, whether the gradients changed since), or None
         when they were not all measured there."""
         m = self.measured
         if m is None:
             return None
+        now = self._stamps(present, grads)
         if present == m.present:
-            norms, stamps = m.norms, m.stamps
-        else:
-            where = {p: j for j, p in enumerate(m.present)}
-            if any(i not in where for i in present):
-                return None
-            positions = [where[i] for i in present]
-            norms = m.norms[torch.tensor(positions, device=m.norms.device)]
-            stamps = [m.stamps[j] for j in positions]
-        return norms, m.clipped or stamps != self._stamps(present)
+            return m.norms, m.clipped or m.stamps != now
+        where = {p: j for j, p in enumerate(m.present)}
+        if any(i not in where for i in present):
+            return None
+        positions = [where[i] for i in present]
+        norms = m.norms[torch.tensor(positions, device=m.norms.device)]
+        return norms, m.clipped or [m.stamps[j] for j in positions] != now
 
     def reset(self) -> None:
         """The step is over: the next one starts with nothing measured."""

@@ -67,6 +67,7 @@ from gradwatch.probe.units import DeadRows
 from gradwatch.stat_names import UPDATE_RATIO
 
 NONFINITE_MODES = ("record", "warn", "raise", "locate")
+_STRIDED = torch.strided
 GRADS, UPDATES, HOOKS = "gradient statistics", "update statistics", "module-hook statistics"
 LOCATE = "non-finite location checks"
 
@@ -319,16 +320,19 @@ class Watcher:
             known = self._measured[k]
         return known[2] if stepped else known[1]
 
-    def _present(self, k: Hashable, indices: list[int]) -> tuple[_Cached, list[Tensor]] | None:
-        """The parameters among ``indices`` that have a gradient now, with their cached index tensors, and those
-        gradients (as stored: a sparse gradient's values, a DTensor's local shard). Each ``.grad`` is read once."""
+    def _present(self, k: Hashable, indices: list[int]) -> tuple[_Cached, list[Tensor], list[Tensor]] | None:
+        """The parameters among ``indices`` that have a gradient now, with their cached index tensors, those
+        gradients as measured (a sparse gradient's values, a DTensor's local shard) and as they are (``.grad``,
+        whose identity and version the pre-clip measurement stamps). Each ``.grad`` is read once."""
         params, broken = self._params, self._broken
-        present, grads = [], []
+        present, raw = [], []
+        plain = not self._sharded
         for i in indices:
             grad = params[i].grad
             if grad is not None and not (broken and i in broken):  # broken: parameters that cannot be measured
                 present.append(i)
-                grads.append(grad)
+                raw.append(grad)
+                plain = plain and grad.layout is _STRIDED
         if not present:
             return None
         key = (k, tuple(present))
@@ -337,19 +341,18 @@ class Watcher:
             if len(self._cache) > 256:  # patterns of unused parameters (mixture of experts) are bounded here
                 self._cache.clear()
             cached = self._cache[key] = _Cached(present, len(params), self._device)
-        to_local = self._local
-        return cached, [g if g.layout == torch.strided and not self._sharded else to_local(g) for g in grads]
+        return cached, (raw if plain else [self._local(g) for g in raw]), raw
 
     # ---- one step --------------------------------------------------------------------------------------------
     def _measure_grads(self, k: int | None, raw_names: list[str], rename: str = "") -> StepGrads | None:
         found = self._present(k, self._indices(k))
         if found is None:
             return None
-        cached, grads = found
+        cached, grads, raw = found
         g = StepGrads(grads)
         try:
             if not rename:
-                self._preclip_of(cached, g)
+                self._preclip_of(cached, g, raw)
             values = [(name, g.raw(name)) for name in raw_names]
         except Exception as exc:  # noqa: BLE001 - find the parameters that fail; switch off only their layers
             if not self._isolate(cached.present, grads, raw_names):
@@ -378,13 +381,13 @@ class Watcher:
                 found = True
         return found
 
-    def _preclip_of(self, cached: _Cached, g: StepGrads) -> None:
+    def _preclip_of(self, cached: _Cached, g: StepGrads, raw: list[Tensor]) -> None:
         """The step's pre-clip norms: those measured at the end of backward when the loop changed the gradients
         since (and then ``g``'s own norms are measured anew), else ``g``'s norms are those (measured once)."""
         if self._before_clip_now:
             self._queue.put("preclip_l2", g.l2, cached.index)
             return
-        seen = self._preclips.lookup(cached.present) if self._preclips is not None else None
+        seen = self._preclips.lookup(cached.present, raw) if self._preclips is not None else None
         if seen is None:
             return
         norms, changed = seen
@@ -404,14 +407,14 @@ class Watcher:
                 found = self._present(None, self._indices(None))
                 if found is None:
                     return
-                cached, grads = found
+                cached, grads, raw = found
                 try:
                     norms = self._preclips.norms(cached.present, grads)
                 except Exception as exc:  # noqa: BLE001 - switch off only the layers whose gradient fails
                     if not self._isolate(cached.present, grads, ["grad_l2"]):
                         raise exc from None
                     continue
-                self._preclips.note(cached.present, norms)
+                self._preclips.note(cached.present, norms, raw)
                 return
         except Exception as exc:  # noqa: BLE001 - nothing the watch does may stop training
             self._guard.fail(GRADS, None, exc, f"step {self._step} (end of backward)")
