@@ -25,6 +25,7 @@ How it measures (DESIGN.md, "How measurement should work"):
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
@@ -516,7 +517,7 @@ class Watcher:
     def _nonfinite_weights(params: list[Tensor], norms: Tensor, g: StepGrads | None) -> Tensor:
         """Non-finite elements per parameter. On the CPU they are counted only when the gradient or a weight norm
         is not finite (an overflowing norm of finite weights counts 0); elsewhere always (no device sync)."""
-        if free_reads(norms.device) and not (g is not None and g.any_nonfinite) and bool(torch.isfinite(norms).all()):
+        if free_reads(norms.device) and not (g is not None and g.any_nonfinite) and math.isfinite(sum(norms.tolist())):
             return zeros(len(params), norms.device)
         return torch.stack([count_nonfinite(p) for p in params]).float()
 
