@@ -81,3 +81,32 @@ def test_grad_dead_with_and_without_the_bias_precheck_equals_the_gradient_rows(d
     truth = [_dead_truth(net[i]) for i in (0, 2, 4)]
     assert truth[0] == 0.0 and truth[1] == pytest.approx(6 / 16)
     np.testing.assert_allclose(out.numpy(), truth)
+
+
+@pytest.mark.parametrize(
+    "options", [{"on_nonfinite": "locate"}, {"stats": "full", "sample_every": 1}, {}], ids=["locate", "full", "default"]
+)
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
+def test_a_double_backward_graph_is_freed_after_the_step_while_the_watch_stays_open(options):
+    """``backward(create_graph=True)`` gives gradients with a graph (gradient penalties, MAML): whatever the watch
+    keeps of them — norms, hot norms, the finite checks — holds no graph once the step is over. The witness: an
+    activation that graph saves, referenced weakly, dies once the loop drops its own references."""
+    import gc
+    import weakref
+
+    import gradwatch as gw
+
+    torch.manual_seed(0)
+    big = nn.Sequential(nn.Linear(8, 5000), nn.Tanh(), nn.Linear(5000, 3))  # 40,000 elements: a hot gradient
+    opt = torch.optim.SGD(big.parameters(), lr=0.01)
+    saved = []
+    big[1].register_forward_hook(lambda module, inputs, output: saved.append(weakref.ref(output)))
+    with gw.watch(big, opt, **options):
+        loss = big(torch.randn(4, 8)).square().mean()
+        loss.backward(create_graph=True)
+        assert big[0].weight.grad.requires_grad and saved[0]() is not None
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        del loss
+        gc.collect()
+        assert saved[0]() is None

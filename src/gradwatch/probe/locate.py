@@ -57,9 +57,9 @@ class Locator:
             if out.is_floating_point() and out.numel():
                 fwd.append((col, *torch.aminmax(out.detach())))
             if out.requires_grad:
-                out.register_hook(lambda g: gout.append((col, *torch.aminmax(g))) if g.numel() else None)
+                out.register_hook(lambda g: gout.append((col, *torch.aminmax(g.detach()))) if g.numel() else None)
             if inp is not None and inp.requires_grad:
-                inp.register_hook(lambda g: gin.append((col, *torch.aminmax(g))) if g.numel() else None)
+                inp.register_hook(lambda g: gin.append((col, *torch.aminmax(g.detach()))) if g.numel() else None)
 
         return hook
 
