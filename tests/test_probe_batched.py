@@ -89,7 +89,7 @@ def test_grad_dead_with_and_without_the_bias_precheck_equals_the_gradient_rows(d
 @pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
 def test_a_double_backward_graph_is_freed_after_the_step_while_the_watch_stays_open(options):
     """``backward(create_graph=True)`` gives gradients with a graph (gradient penalties, MAML): whatever the watch
-    keeps of them — norms, hot norms, the finite checks — holds no graph once the step is over. The witness: an
+    keeps of them — norms, the finite checks — holds no graph once the step is over. The witness: an
     activation that graph saves, referenced weakly, dies once the loop drops its own references."""
     import gc
     import weakref
@@ -97,7 +97,7 @@ def test_a_double_backward_graph_is_freed_after_the_step_while_the_watch_stays_o
     import gradwatch as gw
 
     torch.manual_seed(0)
-    big = nn.Sequential(nn.Linear(8, 5000), nn.Tanh(), nn.Linear(5000, 3))  # 40,000 elements: a hot gradient
+    big = nn.Sequential(nn.Linear(8, 5000), nn.Tanh(), nn.Linear(5000, 3))
     opt = torch.optim.SGD(big.parameters(), lr=0.01)
     saved = []
     big[1].register_forward_hook(lambda module, inputs, output: saved.append(weakref.ref(output)))

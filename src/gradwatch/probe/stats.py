@@ -31,7 +31,6 @@ from torch import Tensor
 from gradwatch.probe.gates import gate_saturation
 from gradwatch.probe.histogram import HIST_EDGES, HIST_SAMPLE, log10_histogram  # noqa: F401 - re-exported
 from gradwatch.probe.layers import FollowingActivation, Layer
-from gradwatch.probe.preclip import HOT_MIN
 from gradwatch.probe.reads import free_reads
 from gradwatch.probe.units import DOC as GRAD_DEAD_DOC
 from gradwatch.stat_names import (
@@ -240,8 +239,7 @@ class GradNorm(Stat):
         "L2 norm of all the layer's parameter gradients, ‖∂L/∂θ_layer‖₂ (what the optimizer steps on)",
         "optimizer step pre-hook, on p.grad",
         "one fused norm over all gradients per recorded step, taken at the end of backward and reused at the step "
-        f"when the loop did not change the gradients; on the CPU a gradient of at least {HOT_MIN:,} elements is "
-        "measured in its accumulate hook, while it is still in the cache",
+        "when the loop did not change the gradients",
         default=True,
     )
     needs, every_step = ("grad_sq",), True

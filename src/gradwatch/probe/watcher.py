@@ -410,7 +410,7 @@ class Watcher:
                     return
                 cached, grads, raw = found
                 try:
-                    norms = self._preclips.norms(cached.present, grads)
+                    norms = self._preclips.norms(grads)
                 except Exception as exc:  # noqa: BLE001 - switch off only the layers whose gradient fails
                     if not self._isolate(cached.present, grads, ["grad_l2"]):
                         raise exc from None
