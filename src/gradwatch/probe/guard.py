@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -49,17 +48,12 @@ class Guard:
             self.fail(name, layer, exc)
             return None
 
-    @contextmanager
-    def __call__(self, name: str, where: str = "", *, outlet: bool = False):
+    def __call__(self, name: str, where: str = "", *, outlet: bool = False) -> _Trap:
         """``with guard("gradient statistics", "step 5"): ...``: the block's exception (unless in ``passthrough``)
         disables ``name`` for all layers; ``where`` says when it happened. ``outlet=True``: ``name`` is where
-        the watch's values go (a sink, the run store, the diagnosis), not a statistic."""
-        try:
-            yield
-        except self.passthrough:
-            raise
-        except Exception as exc:  # noqa: BLE001 - nothing the watch does may stop training
-            self.fail(name, None, exc, where, outlet=outlet)
+        the watch's values go (a sink, the run store, the diagnosis), not a statistic. A plain object, not a
+        generator-based context manager: it runs in every training step, several times."""
+        return _Trap(self, name, where, outlet)
 
     def fail(self, name: str, layer: str | None, exc: BaseException, when: str = "", *, outlet: bool = False) -> None:
         """Disable ``name`` on ``layer`` (all layers when None) because of ``exc``; warn the first time per name."""
@@ -85,3 +79,21 @@ class Guard:
     def summary(self) -> dict[str, str]:
         """``{"statistic @ layer": "Type: message"}`` of every failure (JSON-ready, for ``history.meta``)."""
         return {f"{name} @ {layer if layer is not None else '*'}": why for (name, layer), why in self.failures.items()}
+
+
+class _Trap:
+    """The context of one guarded block (see :meth:`Guard.__call__`)."""
+
+    __slots__ = ("guard", "name", "outlet", "where")
+
+    def __init__(self, guard: Guard, name: str, where: str, outlet: bool):
+        self.guard, self.name, self.where, self.outlet = guard, name, where, outlet
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if kind is None or exc is None or issubclass(kind, self.guard.passthrough) or not issubclass(kind, Exception):
+            return False  # no exception, or one that goes through (the user's own, KeyboardInterrupt, SystemExit)
+        self.guard.fail(self.name, None, exc, self.where, outlet=self.outlet)
+        return True

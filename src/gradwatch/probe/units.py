@@ -69,8 +69,8 @@ class DeadRows:
 
         A dead unit's bias gradient is exactly zero (∂L/∂b_j sums the unit's ∂L/∂z, all zero), so on the CPU
         (where reading costs no device sync) the bias gradients of all layers are tested first, in one pass, and
-        only the weight rows of units whose bias entry is zero are read (all rows of a layer without a bias);
-        a step costs a few operations and the rows of the few candidate units, not a reduction per layer."""
+        only the layers with a zero bias entry (or without a bias) have their weight rows read: a healthy step
+        costs a few operations, not a reduction per layer."""
         wanted = set(measured)
         found: list[tuple[_Units, Tensor, Tensor | None]] = []
         for u in self.units:

@@ -214,7 +214,6 @@ class Watcher:
             is_sharded(self._params),
         )
         self._local = local if self._queue.sharded else stored  # a sparse gradient: its stored values
-        self._sharded = self._queue.sharded
         self._history = History(
             [l.name for l in self.layers],
             [s.name for s in self._stats] + hook_names,
@@ -327,7 +326,7 @@ class Watcher:
         whose identity and version the pre-clip measurement stamps). Each ``.grad`` is read once."""
         params, broken = self._params, self._broken
         present, raw = [], []
-        plain = not self._sharded
+        plain = not self._queue.sharded
         for i in indices:
             grad = params[i].grad
             if grad is not None and not (broken and i in broken):  # broken: parameters that cannot be measured
@@ -399,11 +398,10 @@ class Watcher:
 
     def _backward_end(self) -> None:
         """The end of a backward pass (or of ``GradScaler.unscale_``): measure the gradients before the loop
-        touches them (see :mod:`gradwatch.probe.preclip`). Runs after every backward: a try block, not the
-        guard's context manager."""
+        touches them (see :mod:`gradwatch.probe.preclip`)."""
         if self._closed or self._preclips is None or not self._recording() or not self._guard.active(GRADS):
             return
-        try:
+        with self._guard(GRADS, f"step {self._step} (end of backward)"):
             for _ in range(2):  # a second time without the parameters whose gradient cannot be measured
                 found = self._present(None, self._indices(None))
                 if found is None:
@@ -417,8 +415,6 @@ class Watcher:
                     continue
                 self._preclips.note(cached.present, norms, raw)
                 return
-        except Exception as exc:  # noqa: BLE001 - nothing the watch does may stop training
-            self._guard.fail(GRADS, None, exc, f"step {self._step} (end of backward)")
 
     def _before_step(self, k: int | None) -> None:
         """Optimizer ``k`` is about to step (or ``w.step()`` was called): measure its gradients and weights."""
@@ -433,15 +429,10 @@ class Watcher:
         sampled = self._sampling()
         g = None
         if self._guard.active(GRADS):
-            try:  # (a try block, not the guard's context manager: this runs every step)
-                with torch.no_grad():  # no graph from create_graph gradients
-                    g = self._measure_grads(k, self._raw_every + self._raw_sampled if sampled else self._raw_every)
-                    if sampled and self._histograms:
-                        self._pending_hists.append((self._step, self._histogram()))
-            except self._guard.passthrough:
-                raise
-            except Exception as exc:  # noqa: BLE001 - nothing the watch does may stop training
-                self._guard.fail(GRADS, None, exc, f"step {self._step}")
+            with self._guard(GRADS, f"step {self._step}"), torch.no_grad():  # no graph from create_graph grads
+                g = self._measure_grads(k, self._raw_every + self._raw_sampled if sampled else self._raw_every)
+                if sampled and self._histograms:
+                    self._pending_hists.append((self._step, self._histogram()))
         if self._dead is not None and self._guard.active(GRAD_DEAD):
             with self._guard(GRAD_DEAD, f"step {self._step}"), torch.no_grad():
                 dead = self._dead.measure(self._indices(k), self._device)
@@ -459,25 +450,28 @@ class Watcher:
     def _measure_weights(self, k: int | None, g: StepGrads | None) -> None:
         """‖θ‖ of the parameters measured at this step, and — for the update ratio — θ copied before optimizer
         ``k`` steps, with its norm (the same norms when the same parameters: computed once)."""
+        measured: tuple[list[int], Tensor] | None = None  # (parameters, their norms)
         found = self._present(k, self._indices(k))
-        norms = None
         if found is not None:
             cached = found[0]
             params = [self._local(self._params[i].detach()) for i in cached.present]
             norms = torch.stack(torch._foreach_norm(params, 2)).float()
+            measured = (cached.present, norms)
             if self._weight_sq:
                 self._queue.put("weight_l2", norms, cached.index)
             if self._weight_bad:
                 self._queue.put("weight_bad", self._nonfinite_weights(params, norms, g), cached.index)
         if not self._update or k is None:
             return
-        found_stepped = self._present(("stepped", k), self._indices(k, stepped=True))
-        if found_stepped is None:
+        found = self._present(("stepped", k), self._indices(k, stepped=True))
+        if found is None:
             return
-        stepped = found_stepped[0]
+        stepped = found[0]
         params = [self._local(self._params[i].detach()) for i in stepped.present]
-        same = norms is not None and found is not None and found[0].present == stepped.present
-        before = norms if same and norms is not None else torch.stack(torch._foreach_norm(params, 2)).float()
+        if measured is not None and measured[0] == stepped.present:
+            before = measured[1]
+        else:
+            before = torch.stack(torch._foreach_norm(params, 2)).float()
         self._before[k] = (self._copy_of(k, params), stepped)
         self._queue.put("before_l2", before, stepped.index)
 
