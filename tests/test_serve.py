@@ -338,9 +338,9 @@ def test_browser_playground_starts_a_run_and_its_chart_updates(server, browser):
     page.goto(server.url + "/playground?depth=4&width=32&activation=sigmoid&steps=200")
     assert page.input_value("#f-activation") == "sigmoid"  # the setup came from the URL
     page.click("#start")
-    page.wait_for_function("() => Number(document.getElementById('profile').dataset.steps) >= 2", timeout=60_000)
+    page.wait_for_function("() => Number(document.getElementById('profile')?.dataset.steps) >= 2", timeout=60_000)
     seen = int(page.get_attribute("#profile", "data-steps"))
-    page.wait_for_function(f"() => Number(document.getElementById('profile').dataset.steps) > {seen}",
+    page.wait_for_function(f"() => Number(document.getElementById('profile')?.dataset.steps) > {seen}",
                            timeout=60_000)
     assert page.locator("#profile canvas").count() >= 1
     page.click("#stop")
@@ -356,7 +356,7 @@ def test_browser_run_page_renders_its_heatmap(server, stored, browser):
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{server.url}/runs/{run.id}")
-    page.wait_for_function("() => Number(document.getElementById('heatmap').dataset.drawn) > 0", timeout=30_000)
+    page.wait_for_function("() => Number(document.getElementById('heatmap')?.dataset.drawn) > 0", timeout=30_000)
     assert int(page.get_attribute("#heatmap", "data-drawn")) == len(run.history.steps)
     assert page.locator("#curves canvas").count() >= 1
     assert errors == []
@@ -769,14 +769,14 @@ def test_browser_compare_and_delete_stored_runs(tmp_path, browser):
         for run in runs:
             page.click(f"#rows tr[data-id='{run.id}'] input.pick")
         page.click("#compare")
-        page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=30_000)
+        page.wait_for_function("() => document.body?.dataset.ready === '1'", timeout=30_000)
         assert {page.inner_text("#name-a"), page.inner_text("#name-b")} == {r.id for r in runs}
         assert "activation" in page.inner_text("#diff")
         page.select_option("#stat", "update_ratio")
         assert "update ratio" in page.inner_text(".stat-label")  # the label follows the statistic
         # a run page's labels follow the statistic too
         page.goto(f"{s.url}/runs/{runs[0].id}")
-        page.wait_for_function("() => Number(document.getElementById('heatmap').dataset.drawn) > 0", timeout=30_000)
+        page.wait_for_function("() => Number(document.getElementById('heatmap')?.dataset.drawn) > 0", timeout=30_000)
         page.select_option("#stat", "update_ratio")
         assert all("update ratio" in t for t in page.locator(".stat-label").all_inner_texts())
         # delete from the list
