@@ -189,18 +189,22 @@ def test_registration_order_does_not_set_depth():
     assert depth["a"] > depth["b"] > depth["c"]
 
 
-def test_the_backward_wrapper_is_there_for_the_first_step_only():
+def test_the_backward_wrapper_reads_the_first_step_only_and_is_removed_at_close():
     original = torch.autograd.backward
     model = _mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x, y = _digits()
-    with gw.watch(model, optimizer=opt):
-        assert torch.autograd.backward is not original  # waiting for the first step's losses
-        for _ in range(2):
+    read = []
+    with gw.watch(model, optimizer=opt) as w:
+        assert torch.autograd.backward is not original
+        real = w._graph.on_backward
+        w._graph.on_backward = lambda tensors: (read.append(1), real(tensors))
+        for _ in range(3):
             opt.zero_grad()
             F.cross_entropy(model(x), y).backward()
             opt.step()
-            assert torch.autograd.backward is original  # read; restored after the first step
+        assert read == [1] and not w._graph.waiting  # the first step's loss only
+    assert torch.autograd.backward is original
     w = gw.watch(model, optimizer=opt)
     w.close()  # closed before any step
     assert torch.autograd.backward is original

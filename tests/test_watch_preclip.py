@@ -154,10 +154,50 @@ def test_watch_without_optimizer_before_clip_records_both():
     np.testing.assert_allclose(h.stat("grad_norm"), pre, rtol=1e-6)  # the history keeps float32
 
 
-def test_hooks_are_removed_on_close():
+def test_backward_is_restored_on_close_and_another_wrapper_is_kept():
+    original = torch.autograd.backward
     model = _model()
     opt = torch.optim.SGD(model.parameters(), 0.1)
     with gw.watch(model, opt):
         pass
+    assert torch.autograd.backward is original
     assert all(not p._post_accumulate_grad_hooks for p in model.parameters()
                if getattr(p, "_post_accumulate_grad_hooks", None) is not None)
+    calls = []
+
+    def theirs(*args, **kwargs):  # another tool wraps backward while the watch is open
+        calls.append(1)
+        return wrapped(*args, **kwargs)
+
+    try:
+        with gw.watch(model, opt) as w:
+            wrapped = torch.autograd.backward
+            torch.autograd.backward = theirs
+            for step in range(2):
+                opt.zero_grad()
+                _loss(model, step).backward()
+                opt.step()
+        assert torch.autograd.backward is theirs  # not taken away from them
+        _loss(model, 0).backward()  # our wrapper under theirs does nothing now
+        assert len(calls) == 3
+        assert np.isfinite(w.history.stat("grad_norm")).all()
+    finally:
+        torch.autograd.backward = original
+
+
+def test_a_backward_that_does_not_reach_the_model_is_not_measured():
+    """Another model's backward between this model's backward and its step: this watch's end-of-backward
+    measurement stays the one of its own backward (its gradients were not changed by the other call)."""
+    model, other = _model(), _model()
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    norms = []
+    with gw.watch(model, opt) as w:
+        for step in range(STEPS):
+            opt.zero_grad()
+            _loss(model, step).backward()
+            measured = w._preclips.measured
+            _loss(other, step).backward()
+            assert w._preclips.measured is measured
+            norms.append(_norms(model))
+            opt.step()
+    np.testing.assert_allclose(w.history.stat("grad_norm"), norms, rtol=1e-6)

@@ -1,8 +1,8 @@
 """Where each layer sits in the autograd graph: its distance from the loss, and whether the model has skip
 connections. Read from the graphs of the losses the loop calls ``backward()`` on during the first recorded step
-(``torch.autograd.backward`` is wrapped while a watch waits for them, then restored), so that "near the input"
-means far from the loss that really ran — a GAN's generator and discriminator each from their own loss, a
-container whose ``forward`` is never called included. Where no backward is seen, the graph of the first training
+(seen through the watch's wrapper of ``torch.autograd.backward``, :mod:`gradwatch.probe.patches`), so that
+"near the input" means far from the loss that really ran — a GAN's generator and discriminator each from their own
+loss, a container whose ``forward`` is never called included. Where no backward is seen, the graph of the first training
 forward pass of the root module is read instead (a forward hook that removes itself).
 
 * ``depth[l]``: the longest path, in autograd nodes, from the loss back to layer ``l``'s parameters (the smallest
@@ -14,8 +14,6 @@ forward pass of the root module is read instead (a forward hook that removes its
 
 from __future__ import annotations
 
-import functools
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -109,33 +107,6 @@ def read_graph(output, layer_of: dict[int, int], n_layers: int) -> GraphFacts | 
     return GraphFacts(depth, residual, len(order), [0 if d is not None else None for d in depth])
 
 
-_waiting: weakref.WeakSet = weakref.WeakSet()  # probes that read the graphs of the coming backward calls
-_original_backward = None
-
-
-def _wrapped_backward(tensors, *args, **kwargs):
-    for probe in list(_waiting):
-        probe._on_backward(tensors)
-    return _original_backward(tensors, *args, **kwargs)
-
-
-def _listen(probe: GraphProbe) -> None:
-    global _original_backward
-    _waiting.add(probe)
-    if _original_backward is None:
-        _original_backward = torch.autograd.backward
-        torch.autograd.backward = functools.wraps(_original_backward)(_wrapped_backward)
-
-
-def _unlisten(probe: GraphProbe) -> None:
-    global _original_backward
-    _waiting.discard(probe)
-    if not _waiting and _original_backward is not None:
-        if getattr(torch.autograd.backward, "__wrapped__", None) is _original_backward:  # not wrapped again since
-            torch.autograd.backward = _original_backward  # type: ignore[assignment]
-            _original_backward = None
-
-
 class GraphProbe:
     """Reads the graphs of the losses of the first recorded step (see the module's docstring); until one is seen,
     a forward hook on the root module reads the graph of the first forward pass with gradients."""
@@ -147,7 +118,11 @@ class GraphProbe:
         self._settled = False
         self._layer_of, self._n, self._guard = layer_of, n_layers, guard
         self._handle: RemovableHandle | None = root.register_forward_hook(self._hook)
-        _listen(self)
+
+    @property
+    def waiting(self) -> bool:
+        """Whether it still reads the graphs of the losses that ``backward()`` is called on."""
+        return not self._settled
 
     def _hook(self, module, inputs, output) -> None:
         if not torch.is_grad_enabled() or _compiling():
@@ -158,7 +133,8 @@ class GraphProbe:
         with self._guard("reading the autograd graph", "the first forward pass"):
             self.facts = read_graph(output, self._layer_of, self._n)
 
-    def _on_backward(self, tensors) -> None:
+    def on_backward(self, tensors) -> None:
+        """``backward()`` is about to run on ``tensors``: read their graph (while :attr:`waiting`)."""
         if _compiling():
             return
         with self._guard("reading the autograd graph", "a backward call"):
@@ -178,7 +154,6 @@ class GraphProbe:
         if self._settled:
             return
         self._settled = True
-        _unlisten(self)
         if self.facts is not None:
             self._remove_hook()
 
@@ -189,7 +164,7 @@ class GraphProbe:
 
     def remove(self) -> None:
         self._remove_hook()
-        _unlisten(self)
+        self._settled = True
 
 
 def _compiling() -> bool:

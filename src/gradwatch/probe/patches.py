@@ -1,5 +1,9 @@
 """What a watch sees of the training loop beyond the optimizer's step hooks, while it is open.
 
+* ``torch.autograd.backward`` (what ``loss.backward()`` calls): before the call each open watch may look at the
+  loss's graph (the first step's, :mod:`gradwatch.probe.graph`) and note its gradients' identities and versions;
+  after it, a watch whose gradients the call changed measures them (the end-of-backward measurement of
+  :mod:`gradwatch.probe.preclip`). One Python call per backward, whatever the model's size.
 * ``torch.nn.utils.clip_grad_norm_``: every open watch that watches one of the clipped parameters learns that the
   gradients it measured at the end of backward are the pre-clip ones (``grad_norm_preclip``; see
   :mod:`gradwatch.probe.preclip`, which sees any in-place clipping by itself — this wrapper is what still works
@@ -9,8 +13,9 @@
   records that step from the (unscaled) gradients it would have taken, marked as skipped.
 
 The functions are replaced when the first watch opens and restored when the last one closes (under a lock: watches
-open and close in several threads, e.g. the playground's runs); code that imported ``clip_grad_norm_`` by name
-before that keeps the original.
+open and close in several threads, e.g. the playground's runs); code that imported ``clip_grad_norm_`` or
+``backward`` by name before that keeps the original. A function that someone else wrapped again since is left as
+it is (the wrapper then does nothing).
 """
 
 from __future__ import annotations
@@ -47,6 +52,21 @@ def _scaler_class():
     except ImportError:  # pragma: no cover - torch < 2.3
         return None
     return GradScaler
+
+
+def _wrap_backward(original: Callable) -> Callable:
+    @functools.wraps(original)
+    def backward(tensors, *args, **kwargs):
+        if not _open:
+            return original(tensors, *args, **kwargs)
+        seen = [(w, w._before_backward(tensors)) for w in list(_open)]
+        result = original(tensors, *args, **kwargs)
+        for w, before in seen:
+            if before is not None:
+                w._after_backward(before)
+        return result
+
+    return _replacing(backward, original)
 
 
 def _wrap_clip(original: Callable) -> Callable:
@@ -97,6 +117,7 @@ def register(watcher) -> None:
     """Start showing the loop to ``watcher`` (patch on the first open watch)."""
     with _lock:
         if not _saved:
+            _patch(torch.autograd, "backward", _wrap_backward)
             for owner, name in _clip_targets():
                 _patch(owner, name, _wrap_clip)
             scaler = _scaler_class()
@@ -113,4 +134,5 @@ def unregister(watcher) -> None:
         if not _open:  # a watch collected without close() leaves the wrappers in place: they do nothing then
             while _saved:
                 (owner, name), original = _saved.popitem()
-                setattr(owner, name, original)
+                if getattr(getattr(owner, name), _ORIGINAL, None) is original:  # not wrapped again since
+                    setattr(owner, name, original)

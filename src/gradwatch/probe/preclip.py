@@ -1,14 +1,16 @@
 """The gradient before the loop's clipping, whoever clips it (``grad_norm_preclip``).
 
 A watch with optimizers reads its statistics in their step pre-hooks, so ``grad_norm`` is what the optimizer steps
-on: after any clipping. What the model itself produced is measured where it is complete and not yet touched, at
-the end of every backward pass, and kept when the loop then changed the gradients:
+on: after any clipping. What the model itself produced is measured where it is complete and not yet touched, when
+a backward call returns, and kept when the loop then changed the gradients:
 
-* One ``register_post_accumulate_grad_hook`` per watched parameter. The first that fires in a backward pass queues
-  a final callback of the autograd engine, which queues itself once more, so that it runs after the callbacks
-  DDP (all-reduce) and FSDP (reduce-scatter) queue during the pass: there every ``.grad`` is final. It measures the
+* ``torch.autograd.backward`` (which ``loss.backward()`` calls) is wrapped while a watch is open
+  (:mod:`gradwatch.probe.patches`). When it returns, DDP's all-reduce and FSDP's reduce-scatter, queued inside the
+  pass, are done: every ``.grad`` is final. A watch whose gradients that call changed (:meth:`PreClip.snapshot`,
+  :meth:`PreClip.reached`: one identity and version read per parameter, no tensor operation) measures the
   per-parameter norms (one fused reduction, kept on the device) and stamps each gradient (identity and version
-  counter). With gradient accumulation the last micro-batch's measurement stands: the accumulated gradient.
+  counter). One trigger per backward call, not one hook per parameter. With gradient accumulation the last
+  micro-batch's measurement stands: the accumulated gradient.
 * ``GradScaler.unscale_`` measures again (seen through :mod:`gradwatch.probe.patches`): the unscaled values.
 * At the optimizer's step the stamps are compared. Unchanged: nothing touched the gradients, these norms *are*
   the step's ``grad_norm`` (so the default path still computes them once) and there is no pre-clip value.
@@ -17,20 +19,18 @@ the end of every backward pass, and kept when the loop then changed the gradient
   ``grad_norm_preclip``. A call of ``clip_grad_norm_`` marks them changed as well.
 
 Limits: a change made through ``p.grad.data`` does not move the version counter (call ``clip_grad_norm_`` or
-``Watcher.record_preclip()``); parameters whose ``.grad`` autograd does not accumulate (FSDP2's sharded
-parameters) fire no hook — there the wrapped ``clip_grad_norm_`` records the pre-clip values as before.
+``Watcher.record_preclip()``); a backward run without ``torch.autograd.backward`` (the engine called directly, or
+a ``backward`` imported by name before the watch opened) is not seen — there the wrapped ``clip_grad_norm_``
+records the pre-clip values, and a loop that clips otherwise records ``grad_norm`` only.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-
-_engine = torch.autograd.Variable._execution_engine  # the autograd engine: queue_callback runs at the pass's end
 
 
 @dataclass
@@ -44,25 +44,29 @@ class Measured:
 
 
 class PreClip:
-    """Calls ``on_backward_end()`` once at the end of each backward pass that reached ``params``, and keeps what
-    it measured (:meth:`note`) until the step asks for it (:meth:`lookup`)."""
+    """What was measured when a backward call that reached ``params`` returned (:meth:`note`), kept until the step
+    asks for it (:meth:`lookup`)."""
 
-    def __init__(self, params: Sequence[Tensor], on_backward_end: Callable[[], None]):
+    def __init__(self, params: Sequence[Tensor]):
         self._params = list(params)
-        # weakly: the hooks live on the model's parameters and must not keep a watch that was never closed alive
-        self._on_end = weakref.WeakMethod(on_backward_end)  # type: ignore[arg-type]
-        self._queued = False
         self.measured: Measured | None = None
         self.measuring = False  # the watch sets it for the backward passes it measures
-        self._handles = [
-            p.register_post_accumulate_grad_hook(self._accumulated) for p in self._params if p.requires_grad
-        ]
 
-    # ---- the end of a backward pass --------------------------------------------------------------------------
-    def _accumulated(self, _param: Tensor) -> None:
-        if not self._queued and self.measuring:  # a backward the watch does not measure (every=N) costs no callback
-            self._queued = True
-            _engine.queue_callback(self._after_others)
+    # ---- the end of a backward call --------------------------------------------------------------------------
+    def snapshot(self) -> tuple[list[Tensor | None], list[int]] | None:
+        """Before a backward call: each ``.grad`` and its version (None when this backward is not measured)."""
+        if not self.measuring:
+            return None
+        grads = [p.grad for p in self._params]
+        return grads, [-1 if g is None else g._version for g in grads]
+
+    def reached(self, snapshot: tuple[list[Tensor | None], list[int]]) -> bool:
+        """After the call: whether it changed some ``.grad`` (a new tensor, or one added to in place)."""
+        for p, g, version in zip(self._params, *snapshot):
+            now = p.grad
+            if now is not g or (now is not None and now._version != version):
+                return True
+        return False
 
     def norms(self, grads: list[Tensor]) -> Tensor:
         """‖g‖₂ of ``grads`` ``[len(grads)]``, float32, in one fused pass; a gradient made with ``create_graph=True``
@@ -70,17 +74,6 @@ class PreClip:
         if any(g.requires_grad for g in grads):
             grads = [g.detach() for g in grads]
         return torch.stack(torch._foreach_norm(grads, 2)).float()
-
-    def _after_others(self) -> None:  # runs after the callbacks queued during the pass (DDP, FSDP)
-        _engine.queue_callback(self._end)
-
-    def _end(self) -> None:
-        self._queued = False
-        on_end = self._on_end()
-        if on_end is None:  # the watch is gone without close(): take the hooks off the model
-            self.remove()
-            return
-        on_end()
 
     # ---- what was measured -----------------------------------------------------------------------------------
     @staticmethod
@@ -119,10 +112,3 @@ class PreClip:
     def reset(self) -> None:
         """The step is over: the next one starts with nothing measured."""
         self.measured = None
-        self._queued = False
-
-    def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-        self.reset()

@@ -173,13 +173,9 @@ class StepGrads:
 
 
 @functools.lru_cache(maxsize=64)  # bounded: a handful of (size, device) pairs per watch
-def _zeros(n: int, device: str) -> Tensor:
-    return torch.zeros(n, device=device)
-
-
 def zeros(n: int, device: torch.device) -> Tensor:
     """A float32 vector of ``n`` zeros on ``device``, shared (never written to)."""
-    return _zeros(n, str(device))
+    return torch.zeros(n, device=device)
 
 
 # Where a statistic is taken: its input and the hook that reads it.
@@ -187,7 +183,7 @@ Where = Literal[
     "optimizer step pre-hook, on p.grad",  # the gradient the optimizer steps on (after any clipping)
     "optimizer step pre-hook, on the parameters",
     "optimizer step pre- and post-hook, on the parameters",  # θ before the step, then Δθ
-    "end of backward, parameter hooks on p.grad",  # post-accumulate-grad hooks and an autograd-engine callback
+    "end of backward, on p.grad",  # when torch.autograd.backward returns
     "module forward hook",
     "tensor hooks in backward",  # on a module's input and output
 ]
@@ -268,7 +264,7 @@ class GradNormPreclip(Stat):
         GRAD_NORM_PRECLIP,
         "‖∂L/∂θ_layer‖₂ at the end of backward, before the loop clipped it (any in-place clip, or "
         "Watcher.record_preclip()); NaN on steps whose gradients the loop did not change",
-        "end of backward, parameter hooks on p.grad",
+        "end of backward, on p.grad",
         "one fused norm over all gradients per backward pass, kept on the device; on a step whose gradients the "
         "loop did not change it is grad_norm's, which then costs nothing more",
         default=True,

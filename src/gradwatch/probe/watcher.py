@@ -25,7 +25,9 @@ How it measures (DESIGN.md, "How measurement should work"):
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import warnings
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
@@ -68,7 +70,8 @@ from gradwatch.probe.units import DeadRows
 from gradwatch.stat_names import UPDATE_RATIO
 
 NONFINITE_MODES = ("record", "warn", "raise", "locate")
-_STRIDED = torch.strided
+_GRAD, _LAYOUT = operator.attrgetter("grad"), operator.attrgetter("layout")  # read in C, for every parameter
+_IS_NONE, _IS_STRIDED = functools.partial(operator.is_, None), functools.partial(operator.is_, torch.strided)
 GRADS, UPDATES, HOOKS = "gradient statistics", "update statistics", "module-hook statistics"
 LOCATE = "non-finite location checks"
 
@@ -257,7 +260,7 @@ class Watcher:
                 opt.register_step_post_hook(lambda *_, k=k: self._after_step(k)),
             ]
         self._graph = GraphProbe(unwrap(model), {id(p): o for p, o in zip(self._params, self._owner)}, n, self._guard)
-        self._preclips = PreClip(self._params, self._backward_end) if self._preclip else None
+        self._preclips = PreClip(self._params) if self._preclip else None
         self._before_clip_now = False  # w.step(before_clip=True): these gradients are the pre-clip ones
         patches.register(self)
         self._silent = SilentProbe(self)  # notes on silent training bugs (docs/silent-bugs.md)
@@ -325,16 +328,15 @@ class Watcher:
         gradients as measured (a sparse gradient's values, a DTensor's local shard) and as they are (``.grad``,
         whose identity and version the pre-clip measurement stamps). Each ``.grad`` is read once."""
         params, broken = self._params, self._broken
-        present, raw = [], []
-        plain = not self._queue.sharded
-        for i in indices:
-            grad = params[i].grad
-            if grad is not None and not (broken and i in broken):  # broken: parameters that cannot be measured
-                present.append(i)
-                raw.append(grad)
-                plain = plain and grad.layout is _STRIDED
+        raw: list = list(map(_GRAD, params)) if indices is self._all else [params[i].grad for i in indices]
+        if broken or any(map(_IS_NONE, raw)):  # the rare case: some have no gradient, or cannot be measured
+            kept = [(i, g) for i, g in zip(indices, raw) if g is not None and i not in broken]
+            present, raw = [i for i, _ in kept], [g for _, g in kept]
+        else:
+            present = indices
         if not present:
             return None
+        plain = not self._queue.sharded and all(map(_IS_STRIDED, map(_LAYOUT, raw)))
         key = (k, tuple(present))
         cached = self._cache.get(key)
         if cached is None:
@@ -396,8 +398,20 @@ class Watcher:
         else:
             g.l2 = norms  # the same gradients, untouched since: their norms are not computed twice
 
+    def _before_backward(self, tensors: Any) -> Any:
+        """``backward()`` is about to run on ``tensors`` (:mod:`gradwatch.probe.patches`): the first step's graph is
+        read; returns what :meth:`_after_backward` needs, or None when the coming backward is not measured."""
+        if self._graph.waiting:
+            self._graph.on_backward(tensors)
+        return self._preclips.snapshot() if self._preclips is not None else None
+
+    def _after_backward(self, snapshot: Any) -> None:
+        """The backward call returned: measured when it changed this watch's gradients."""
+        if self._preclips is not None and self._preclips.reached(snapshot):
+            self._backward_end()
+
     def _backward_end(self) -> None:
-        """The end of a backward pass (or of ``GradScaler.unscale_``): measure the gradients before the loop
+        """The end of a backward call (or of ``GradScaler.unscale_``): measure the gradients before the loop
         touches them (see :mod:`gradwatch.probe.preclip`)."""
         if self._closed or self._preclips is None or not self._recording() or not self._guard.active(GRADS):
             return
@@ -452,28 +466,34 @@ class Watcher:
         ``k`` steps, with its norm (the same norms when the same parameters: computed once)."""
         measured: tuple[list[int], Tensor] | None = None  # (parameters, their norms)
         found = self._present(k, self._indices(k))
-        if found is not None:
-            cached = found[0]
-            params = [self._local(self._params[i].detach()) for i in cached.present]
-            norms = torch.stack(torch._foreach_norm(params, 2)).float()
-            measured = (cached.present, norms)
-            if self._weight_sq:
-                self._queue.put("weight_l2", norms, cached.index)
-            if self._weight_bad:
-                self._queue.put("weight_bad", self._nonfinite_weights(params, norms, g), cached.index)
-        if not self._update or k is None:
-            return
-        found = self._present(("stepped", k), self._indices(k, stepped=True))
-        if found is None:
-            return
-        stepped = found[0]
-        params = [self._local(self._params[i].detach()) for i in stepped.present]
-        if measured is not None and measured[0] == stepped.present:
-            before = measured[1]
-        else:
-            before = torch.stack(torch._foreach_norm(params, 2)).float()
-        self._before[k] = (self._copy_of(k, params), stepped)
-        self._queue.put("before_l2", before, stepped.index)
+        with torch.no_grad():  # the parameters themselves, no graph (cheaper than a detach() each)
+            if found is not None:
+                cached = found[0]
+                params = self._weights(cached.present)
+                norms = torch.stack(torch._foreach_norm(params, 2)).float()
+                measured = (cached.present, norms)
+                if self._weight_sq:
+                    self._queue.put("weight_l2", norms, cached.index)
+                if self._weight_bad:
+                    self._queue.put("weight_bad", self._nonfinite_weights(params, norms, g), cached.index)
+            if not self._update or k is None:
+                return
+            found = self._present(("stepped", k), self._indices(k, stepped=True))
+            if found is None:
+                return
+            stepped = found[0]
+            if measured is not None and measured[0] == stepped.present:
+                before = measured[1]
+            else:
+                params = self._weights(stepped.present)
+                before = torch.stack(torch._foreach_norm(params, 2)).float()
+            self._before[k] = (self._copy_of(k, params), stepped)
+            self._queue.put("before_l2", before, stepped.index)
+
+    def _weights(self, present: list[int]) -> list[Tensor]:
+        """The watched parameters ``present`` as measured (a DTensor's local shard); read them under no_grad."""
+        params = self._params
+        return [self._local(params[i]) for i in present] if self._queue.sharded else [params[i] for i in present]
 
     def _after_step(self, k: int) -> None:
         """Optimizer ``k`` has stepped: the size of its update; end the row when every optimizer has stepped."""
@@ -483,9 +503,9 @@ class Watcher:
         self._silent.after_step(k)
         before = self._before.pop(k, None)
         if before is not None and self._guard.active(UPDATES):
-            with self._guard(UPDATES, f"step {self._step}"):
+            with self._guard(UPDATES, f"step {self._step}"), torch.no_grad():
                 delta, cached = before
-                torch._foreach_sub_(delta, [self._local(self._params[i].detach()) for i in cached.present])  # Δθ
+                torch._foreach_sub_(delta, self._weights(cached.present))  # Δθ
                 self._queue.put("delta_l2", torch.stack(torch._foreach_norm(delta, 2)).float(), cached.index)
         self._stepped.add(k)
         if len(self._stepped) == len(self.optimizers):
@@ -594,7 +614,7 @@ class Watcher:
 
     def _before_clip(self, param_ids: set[int]) -> None:
         """``clip_grad_norm_`` is about to clip: the end-of-backward measurement is the pre-clip one; without
-        one (no hook fired: FSDP2's sharded parameters), measure now."""
+        one (a backward the watch did not see), measure now."""
         if self._preclip and not self._closed and any(id(p) in param_ids for p in self._params):
             if self._preclips is None or not self._preclips.mark_clipped():
                 self.record_preclip()
@@ -694,7 +714,8 @@ class Watcher:
         self._silent.close()  # before patches: its clip wrappers sit on top of theirs
         patches.unregister(self)
         if self._preclips is not None:
-            self._preclips.remove()
+            self._preclips.reset()
+            self._preclips.measuring = False
         self._graph.remove()
         self._probes.detach()
         if self._locator is not None:

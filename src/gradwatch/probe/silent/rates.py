@@ -11,13 +11,14 @@ MAX_RUNS = 8  # collapsed runs kept per group (the first ones)
 
 
 class _Group:
-    __slots__ = ("collapsed", "first_lr", "last_lr", "peak", "runs", "steps")
+    __slots__ = ("collapsed", "first_lr", "last_lr", "peak", "runs", "same", "steps")
 
     def __init__(self) -> None:
         self.peak, self.steps, self.collapsed = 0.0, 0, 0
         self.first_lr: float | None = None
         self.last_lr: float | None = None
         self.runs: list[list] = []  # [first step, steps, lowest lr, peak before it]
+        self.same: object = None  # the last step's group["lr"] when it did not collapse (then steps is all it adds)
 
 
 class Rates:
@@ -28,13 +29,16 @@ class Rates:
     def after_step(self, k: int, step: int) -> None:
         for j, group in enumerate(self.optimizers[k].param_groups):
             lr = group.get("lr")
+            g = self.groups.get((k, j))
+            if g is not None and lr is g.same and type(lr) is float:  # the very value of the last step, not collapsed
+                g.steps += 1
+                continue
             if isinstance(lr, torch.Tensor):
                 if lr.device.type != "cpu" or lr.numel() != 1:
                     continue
                 lr = float(lr)
             if not isinstance(lr, (int, float)):
                 continue
-            g = self.groups.get((k, j))
             if g is None:
                 g = self.groups[(k, j)] = _Group()
                 g.first_lr = float(lr)
@@ -50,6 +54,7 @@ class Rates:
                 elif len(g.runs) < MAX_RUNS:
                     g.runs.append([step, 1, float(lr), g.peak])
             g.last_lr = float(lr)
+            g.same = None if collapsed else group.get("lr")  # a float the next step may find again, unchanged
 
     def to_list(self) -> list[dict]:
         return [
