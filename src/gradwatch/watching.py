@@ -28,7 +28,7 @@ def watch(model: nn.Module, optimizer: Any = None, every: int = 1, **options: An
     weight_norm and, with an optimizer, update_ratio; ``"full"``: also act_mean, act_std, act_saturation,
     act_dead, act_nonfinite, backward_gain, gain_activation and log10|g| histograms on sampled steps; or a list of
     names); ``sample_every`` (the sampled statistics on every k-th recorded step, default 10; step 0 is always
-    sampled); ``flush_every`` (host copy every n recorded steps, default 50); ``on_nonfinite`` (``"record"``
+    sampled); ``flush_every`` (host copy every n recorded steps, default 100); ``on_nonfinite`` (``"record"``
     (default), ``"warn"``, ``"raise"`` or ``"locate"``: a finite check on every layer's output and gradients every
     step, so the diagnosis names the module where an inf/NaN started); ``param_names`` (only parameters with these
     local names, e.g. ``("weight",)``); ``start_step`` (number of the first step, default 0); ``sinks`` (e.g.

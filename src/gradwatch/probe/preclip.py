@@ -26,11 +26,18 @@ records the pre-clip values, and a loop that clips otherwise records ``grad_norm
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from gradwatch.probe.stats import fused_norms
+
+_VERSION, _GRAD = operator.attrgetter("_version"), operator.attrgetter("grad")
+_IS_NONE = functools.partial(operator.is_, None)
 
 
 @dataclass
@@ -39,7 +46,7 @@ class Measured:
 
     present: list[int]  # watched-parameter indices that had a gradient
     norms: Tensor  # [len(present)] ‖g‖₂ per parameter, on the device
-    stamps: list[tuple[int, int]]  # (id, version) of each gradient then
+    stamps: tuple[list[int], list[int]]  # (ids, versions) of the gradients then
     clipped: bool = False  # clip_grad_norm_ was called since
 
 
@@ -57,7 +64,9 @@ class PreClip:
         """Before a backward call: each ``.grad`` and its version (None when this backward is not measured)."""
         if not self.measuring:
             return None
-        grads = [p.grad for p in self._params]
+        grads = list(map(_GRAD, self._params))
+        if not any(map(_IS_NONE, grads)):
+            return grads, list(map(_VERSION, grads))
         return grads, [-1 if g is None else g._version for g in grads]
 
     def reached(self, snapshot: tuple[list[Tensor | None], list[int]]) -> bool:
@@ -68,18 +77,17 @@ class PreClip:
                 return True
         return False
 
-    def norms(self, grads: list[Tensor]) -> Tensor:
-        """‖g‖₂ of ``grads`` ``[len(grads)]``, float32, in one fused pass; a gradient made with ``create_graph=True``
-        is measured detached, so the kept norms hold no graph."""
-        if any(g.requires_grad for g in grads):
-            grads = [g.detach() for g in grads]
-        return torch.stack(torch._foreach_norm(grads, 2)).float()
+    @staticmethod
+    def norms(grads: list[Tensor]) -> Tensor:
+        """‖g‖₂ of ``grads`` (detached: the kept norms hold no graph) ``[len(grads)]``, float32, in one fused
+        pass."""
+        return fused_norms(grads)
 
     # ---- what was measured -----------------------------------------------------------------------------------
     @staticmethod
-    def _stamps(grads: Sequence[Tensor]) -> list[tuple[int, int]]:
-        """(identity, version) of each gradient: what changes when the loop touches or replaces it."""
-        return [(id(g), g._version) for g in grads]
+    def _stamps(grads: Sequence[Tensor]) -> tuple[list[int], list[int]]:
+        """(identities, versions) of the gradients: what changes when the loop touches or replaces one."""
+        return list(map(id, grads)), list(map(_VERSION, grads))
 
     def note(self, present: list[int], norms: Tensor, grads: Sequence[Tensor]) -> None:
         """The norms of the gradients ``grads`` (the ``.grad`` of ``present``, just read) now, before anything else
@@ -107,7 +115,8 @@ class PreClip:
             return None
         positions = [where[i] for i in present]
         norms = m.norms[torch.tensor(positions, device=m.norms.device)]
-        return norms, m.clipped or [m.stamps[j] for j in positions] != now
+        then = ([m.stamps[0][j] for j in positions], [m.stamps[1][j] for j in positions])
+        return norms, m.clipped or then != now
 
     def reset(self) -> None:
         """The step is over: the next one starts with nothing measured."""

@@ -53,6 +53,8 @@ class RowQueue:
         self.nan = torch.full((len(self.owner),), float("nan"), device=device)  # shared: never written to
         self.ones = torch.ones(len(self.owner), device=device)  # shared: never written to
         self.layer_nan = torch.full((len(hook_names), n_layers), float("nan"), device=device)
+        squares = [PER_PARAM[r][1] == "sumsq" for r in self.raw]
+        self._squared = torch.tensor(squares, device=device)[None, :, None] if any(squares) else None
         self._rows: list[list[Tensor]] = []
         self._hooks: list[Tensor] = []
         self._steps: list[int] = []
@@ -103,33 +105,37 @@ class RowQueue:
         self._rows, self._hooks, self._steps = [], [], []
 
         present = rows[:, 0] == 1  # [steps, params]; NaN (never marked) is False
-        acc = self._per_layer(rows[:, 1:], present)  # {accumulator: [steps, layers]}
+        acc, measured = self._per_layer(rows[:, 1:], present)  # {accumulator: [steps, layers]}, [steps, layers]
         if self.sharded:
             acc = self._combine(acc)
-        measured = self._sum(present.float()) > 0  # [steps, layers]
-        acc = {k: torch.where(measured, v, torch.full_like(v, float("nan"))) for k, v in acc.items()}
+        nan = rows.new_tensor(float("nan"))
+        acc = {k: torch.where(measured, v, nan) for k, v in acc.items()}
         out = [s.finish(acc) for s in self.stats] + (
             [hooks[:, j] for j in range(len(self.hook_names))] if hooks is not None else []
         )
         stacked = torch.stack(out, dim=1) if out else rows.new_zeros(len(steps), 0, self.n_layers)
         return steps, stacked.float().cpu().numpy()
 
-    def _sum(self, values: Tensor) -> Tensor:  # [steps, params] -> [steps, layers]
-        return values.new_zeros(values.shape[0], self.n_layers).index_add_(1, self.owner, values)
-
-    def _per_layer(self, raw: Tensor, present: Tensor) -> dict[str, Tensor]:
+    def _per_layer(self, raw: Tensor, present: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        """The per-layer accumulators of ``raw`` ``[steps, raw, params]`` over the present parameters (absent ones
+        count 0; every sum in one ``index_add``), and which layers had a present parameter ``[steps, layers]``."""
+        steps = len(raw)
+        values = torch.where(present[:, None], raw, raw.new_zeros(()))
+        if self._squared is not None:  # Σ g² from the per-parameter ‖g‖₂: those rows squared (exactly, g·g)
+            values = torch.where(self._squared, values * values, values)
+        count = present.to(raw.dtype)
+        summed = torch.cat([values, (count * self.numel)[:, None], count[:, None]], 1)  # [steps, raw + 2, params]
+        sums = summed.new_zeros(steps, summed.shape[1], self.n_layers).index_add_(2, self.owner, summed)
         acc: dict[str, Tensor] = {}
-        zero = raw.new_zeros(())
         for i, name in enumerate(self.raw):
-            values = torch.where(present, raw[:, i], zero)  # absent parameters count 0 (the layer is NaN if none)
             key, how = PER_PARAM[name]
             if how == "max":
-                index = self.owner.expand(len(values), -1)
-                acc[key] = values.new_zeros(len(values), self.n_layers).scatter_reduce_(1, index, values, "amax")
+                index = self.owner.expand(steps, -1)
+                acc[key] = values.new_zeros(steps, self.n_layers).scatter_reduce_(1, index, values[:, i], "amax")
             else:
-                acc[key] = self._sum(values.square() if how == "sumsq" else values)
-        acc[COUNT] = self._sum(present.float() * self.numel)
-        return acc
+                acc[key] = sums[:, i]
+        acc[COUNT] = sums[:, -2]
+        return acc, sums[:, -1] > 0
 
     def _combine(self, acc: dict[str, Tensor]) -> dict[str, Tensor]:
         """The ranks' partial accumulators combined: one all-gather, then sum or max per accumulator."""

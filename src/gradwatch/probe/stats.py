@@ -105,19 +105,27 @@ LAYER_REDUCE: dict[str, str] = {
 RAW = tuple(PER_PARAM)
 
 
+def fused_norms(tensors: list[Tensor], ord: float = 2) -> Tensor:
+    """``[len(tensors)]`` float32: each tensor's ``ord``-norm, in one fused call (no conversion when already
+    float32: on the CPU every extra operation in a training step counts)."""
+    norms = torch.stack(torch._foreach_norm(tensors, ord))
+    return norms if norms.dtype == torch.float32 else norms.float()
+
+
 class StepGrads:
     """The gradients of one measurement, with fused per-parameter reductions computed at most once. ``grads`` are
     local tensors (a DTensor's shard). Every result is a vector ``[len(grads)]``."""
 
     any_nonfinite: bool | None = None  # known without a device sync (free_reads) once ``nonfinite`` was computed
 
-    def __init__(self, grads: list[Tensor]):
+    def __init__(self, grads: list[Tensor], free: bool | None = None):
         self.grads = grads
         self.present: list[int] = []  # the watcher's indices of the parameters these gradients belong to
+        self._free = free  # whether reading a flag on the host costs no device sync (None: asked of the device)
 
     @cached_property
     def l2(self) -> Tensor:  # [params]
-        return torch.stack(torch._foreach_norm(self.grads, 2)).float()
+        return fused_norms(self.grads)
 
     @property
     def _fused(self) -> bool:
@@ -130,8 +138,8 @@ class StepGrads:
         """(Σ|g|, max|g|) per parameter (both NaN where g holds a NaN; an empty shard gives 0, 0)."""
         if self._fused:
             return (
-                torch.stack(torch._foreach_norm(self.grads, 1)).float(),
-                torch.stack(torch._foreach_norm(self.grads, math.inf)).float(),
+                fused_norms(self.grads, 1),
+                fused_norms(self.grads, math.inf),
             )
         sums, maxima = [], []
         for g in self.grads:  # one |g| at a time: the allocator reuses its block (41 alive at once cost 3× more)
@@ -144,7 +152,7 @@ class StepGrads:
     def nonfinite(self) -> Tensor:  # [params]
         """Count of non-finite elements per parameter. A finite L2 norm proves there are none: on the CPU
         (where reading a flag costs no device sync) only parameters whose norm is not finite are counted."""
-        free = free_reads(self.l2.device)
+        free = free_reads(self.l2.device) if self._free is None else self._free
         if free and math.isfinite(sum(self.l2.tolist())):  # a free read, no tensor operation (the common case)
             self.any_nonfinite = False
             return zeros(len(self.grads), self.l2.device)

@@ -61,6 +61,7 @@ from gradwatch.probe.stats import (
     StepGrads,
     count_nonfinite,
     free_reads,
+    fused_norms,
     local,
     stored,
     zeros,
@@ -71,6 +72,7 @@ from gradwatch.stat_names import UPDATE_RATIO
 
 NONFINITE_MODES = ("record", "warn", "raise", "locate")
 _GRAD, _LAYOUT = operator.attrgetter("grad"), operator.attrgetter("layout")  # read in C, for every parameter
+_REQUIRES_GRAD = operator.attrgetter("requires_grad")
 _IS_NONE, _IS_STRIDED = functools.partial(operator.is_, None), functools.partial(operator.is_, torch.strided)
 GRADS, UPDATES, HOOKS = "gradient statistics", "update statistics", "module-hook statistics"
 LOCATE = "non-finite location checks"
@@ -147,7 +149,7 @@ class Watcher:
         *,
         stats: str | Iterable[str] = "default",
         sample_every: int = 10,
-        flush_every: int = 50,
+        flush_every: int = 100,
         on_nonfinite: str = "record",
         param_names: Sequence[str] | None = None,
         start_step: int = 0,
@@ -206,6 +208,7 @@ class Watcher:
         )
         self._owner = [i for i, l in enumerate(self.layers) for _ in l.params]
         self._device = self._params[0].device
+        self._free = free_reads(self._device)  # host reads in a step cost no device sync here (the CPU)
         self._queue = RowQueue(
             raw,
             self._stats,
@@ -325,8 +328,9 @@ class Watcher:
 
     def _present(self, k: Hashable, indices: list[int]) -> tuple[_Cached, list[Tensor], list[Tensor]] | None:
         """The parameters among ``indices`` that have a gradient now, with their cached index tensors, those
-        gradients as measured (a sparse gradient's values, a DTensor's local shard) and as they are (``.grad``,
-        whose identity and version the pre-clip measurement stamps). Each ``.grad`` is read once."""
+        gradients as measured (a sparse gradient's values, a DTensor's local shard; detached when made with
+        ``create_graph=True``) and as they are (``.grad``, whose identity and version the pre-clip measurement
+        stamps). Each ``.grad`` is read once."""
         params, broken = self._params, self._broken
         raw: list = list(map(_GRAD, params)) if indices is self._all else [params[i].grad for i in indices]
         if broken or any(map(_IS_NONE, raw)):  # the rare case: some have no gradient, or cannot be measured
@@ -337,13 +341,16 @@ class Watcher:
         if not present:
             return None
         plain = not self._queue.sharded and all(map(_IS_STRIDED, map(_LAYOUT, raw)))
+        grads = raw if plain else [self._local(g) for g in raw]
+        if any(map(_REQUIRES_GRAD, grads)):  # made with create_graph=True: measured detached, no graph kept
+            grads = [g.detach() for g in grads]
         key = (k, tuple(present))
         cached = self._cache.get(key)
         if cached is None:
             if len(self._cache) > 256:  # patterns of unused parameters (mixture of experts) are bounded here
                 self._cache.clear()
             cached = self._cache[key] = _Cached(present, len(params), self._device)
-        return cached, (raw if plain else [self._local(g) for g in raw]), raw
+        return cached, grads, raw
 
     # ---- one step --------------------------------------------------------------------------------------------
     def _measure_grads(self, k: int | None, raw_names: list[str], rename: str = "") -> StepGrads | None:
@@ -351,7 +358,7 @@ class Watcher:
         if found is None:
             return None
         cached, grads, raw = found
-        g = StepGrads(grads)
+        g = StepGrads(grads, self._free)
         try:
             if not rename:
                 self._preclip_of(cached, g, raw)
@@ -443,10 +450,11 @@ class Watcher:
         sampled = self._sampling()
         g = None
         if self._guard.active(GRADS):
-            with self._guard(GRADS, f"step {self._step}"), torch.no_grad():  # no graph from create_graph grads
+            with self._guard(GRADS, f"step {self._step}"):  # (the gradients come detached: no no_grad() needed)
                 g = self._measure_grads(k, self._raw_every + self._raw_sampled if sampled else self._raw_every)
                 if sampled and self._histograms:
-                    self._pending_hists.append((self._step, self._histogram()))
+                    with torch.no_grad():
+                        self._pending_hists.append((self._step, self._histogram()))
         if self._dead is not None and self._guard.active(GRAD_DEAD):
             with self._guard(GRAD_DEAD, f"step {self._step}"), torch.no_grad():
                 dead = self._dead.measure(self._indices(k), self._device)
@@ -470,7 +478,7 @@ class Watcher:
             if found is not None:
                 cached = found[0]
                 params = self._weights(cached.present)
-                norms = torch.stack(torch._foreach_norm(params, 2)).float()
+                norms = fused_norms(params)
                 measured = (cached.present, norms)
                 if self._weight_sq:
                     self._queue.put("weight_l2", norms, cached.index)
@@ -486,7 +494,7 @@ class Watcher:
                 before = measured[1]
             else:
                 params = self._weights(stepped.present)
-                before = torch.stack(torch._foreach_norm(params, 2)).float()
+                before = fused_norms(params)
             self._before[k] = (self._copy_of(k, params), stepped)
             self._queue.put("before_l2", before, stepped.index)
 
@@ -506,7 +514,7 @@ class Watcher:
             with self._guard(UPDATES, f"step {self._step}"), torch.no_grad():
                 delta, cached = before
                 torch._foreach_sub_(delta, self._weights(cached.present))  # Δθ
-                self._queue.put("delta_l2", torch.stack(torch._foreach_norm(delta, 2)).float(), cached.index)
+                self._queue.put("delta_l2", fused_norms(delta), cached.index)
         self._stepped.add(k)
         if len(self._stepped) == len(self.optimizers):
             self._end_row()
@@ -527,11 +535,10 @@ class Watcher:
         self._step += 1
         self._arm()
 
-    @staticmethod
-    def _nonfinite_weights(params: list[Tensor], norms: Tensor, g: StepGrads | None) -> Tensor:
+    def _nonfinite_weights(self, params: list[Tensor], norms: Tensor, g: StepGrads | None) -> Tensor:
         """Non-finite elements per parameter. On the CPU they are counted only when the gradient or a weight norm
         is not finite (an overflowing norm of finite weights counts 0); elsewhere always (no device sync)."""
-        if free_reads(norms.device) and not (g is not None and g.any_nonfinite) and math.isfinite(sum(norms.tolist())):
+        if self._free and not (g is not None and g.any_nonfinite) and math.isfinite(sum(norms.tolist())):
             return zeros(len(params), norms.device)
         return torch.stack([count_nonfinite(p) for p in params]).float()
 

@@ -23,12 +23,15 @@ class EvalModes:
         modules = list(root.named_modules())
         self.dropouts = [(n or "(model)", m) for n, m in modules if isinstance(m, _DropoutNd) and m.p > 0]
         self.norms = [(n or "(model)", m) for n, m in modules if isinstance(m, _BatchNorm) and m.track_running_stats]
+        self.modules = bool(self.dropouts or self.norms)
         self.first: int | None = None
         self.steps = 0
         self.whole_model = False
         self.names: list[str] = []
 
     def check(self, step: int) -> None:
+        if not self.modules:  # no dropout or batch norm: the same in both modes
+            return
         if self.root.training:
             bad = [n for n, m in self.dropouts if not m.training]
         elif self.dropouts or self.norms:

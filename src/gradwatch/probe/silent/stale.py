@@ -56,6 +56,8 @@ class StaleGrads:
 
     def survived(self, k: int) -> bool:
         """Optimizer ``k`` is about to step again: is one of the gradients it last stepped on still ``.grad``?"""
+        if not self._marked:  # the common case: nothing marked
+            return False
         marked = self._marked.pop(k, None)
         if not marked:
             return False
@@ -92,6 +94,8 @@ class StaleGrads:
         whether a backward ran since they were armed (None: none were armed); an optimizer stepped with a closure
         (``opt.step(closure)``) runs its backward after this point, so its hooks never fire before it."""
         fired = None
+        if not self._armed:  # the common case: nothing armed
+            return fired
         for i in [i for i, e in self._armed.items() if e.k == k]:
             e = self._armed.pop(i)
             if e.handle is not None:

@@ -50,6 +50,7 @@ class SilentProbe:
         for i, o in enumerate(watcher._owner):
             first_of_layer.setdefault(o, i)
         self._layer_heads = set(first_of_layer.values())
+        self._heads_of: dict[int, tuple[list[int], list[int]]] = {}  # optimizer -> (its indices, their heads)
         self.clips: dict[str, Any] = {"first": None, "steps": 0, "params": [], "scale": None, "function": None}
         self._clip_steps: set[int] = set()
         self._closures: set[int] = set()  # optimizers stepped with a closure: no stale-gradient check
@@ -103,8 +104,12 @@ class SilentProbe:
             self._guard.fail(PART, None, exc, f"step {step}")
 
     def _heads(self, k: int) -> list[int]:
-        """The first parameter of each layer that optimizer ``k`` steps."""
-        return [i for i in self.w._indices(k, stepped=True) if i in self._layer_heads]
+        """The first parameter of each layer that optimizer ``k`` steps (kept while its parameters stay the same)."""
+        indices = self.w._indices(k, stepped=True)
+        known = self._heads_of.get(k)
+        if known is None or known[0] is not indices:
+            known = self._heads_of[k] = (indices, [i for i in indices if i in self._layer_heads])
+        return known[1]
 
     def clipping(self, parameters: list[torch.Tensor], scalers: list[Any], what: str) -> None:
         """``what`` is about to clip ``parameters`` while ``scalers`` have scaled a loss since their update()."""
