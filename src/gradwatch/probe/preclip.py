@@ -30,6 +30,7 @@ import functools
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -47,6 +48,7 @@ class Measured:
     present: list[int]  # watched-parameter indices that had a gradient
     norms: Tensor  # [len(present)] ‖g‖₂ per parameter, on the device
     stamps: tuple[list[int], list[int]]  # (ids, versions) of the gradients then
+    found: Any = None  # what the watch read with them (kept for the step when nothing touched them since)
     clipped: bool = False  # clip_grad_norm_ was called since
 
 
@@ -89,10 +91,22 @@ class PreClip:
         """(identities, versions) of the gradients: what changes when the loop touches or replaces one."""
         return list(map(id, grads)), list(map(_VERSION, grads))
 
-    def note(self, present: list[int], norms: Tensor, grads: Sequence[Tensor]) -> None:
+    def note(self, present: list[int], norms: Tensor, grads: Sequence[Tensor], found: Any = None) -> None:
         """The norms of the gradients ``grads`` (the ``.grad`` of ``present``, just read) now, before anything else
-        touches them."""
-        self.measured = Measured(present, norms, self._stamps(grads))
+        touches them; ``found``: what the watch read with them, handed back by :meth:`untouched`."""
+        self.measured = Measured(present, norms, self._stamps(grads), found)
+
+    def untouched(self, indices: list[int]) -> Measured | None:
+        """The measurement, when it covers exactly the parameters ``indices`` and each of their ``.grad`` is still
+        the very tensor measured, unchanged (nothing clipped, replaced or added since): then it *is* the step's."""
+        m = self.measured
+        if m is None or m.clipped or m.present != indices:
+            return None
+        params = self._params
+        grads = list(map(_GRAD, params)) if len(indices) == len(params) else [params[i].grad for i in indices]
+        if list(map(id, grads)) != m.stamps[0] or list(map(_VERSION, grads)) != m.stamps[1]:
+            return None  # (ids first: a gradient now None has another id, so its version is never read)
+        return m
 
     def mark_clipped(self) -> bool:
         """A clip function was called; False when there is no measurement to mark."""

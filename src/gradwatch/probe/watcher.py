@@ -354,13 +354,19 @@ class Watcher:
 
     # ---- one step --------------------------------------------------------------------------------------------
     def _measure_grads(self, k: int | None, raw_names: list[str], rename: str = "") -> StepGrads | None:
-        found = self._present(k, self._indices(k))
+        indices = self._indices(k)
+        same = None  # the end-of-backward measurement, when nothing touched the gradients since (the common case)
+        if not rename and not self._before_clip_now and self._preclips is not None:
+            same = self._preclips.untouched(indices)
+        found = same.found if same is not None else self._present(k, indices)
         if found is None:
             return None
         cached, grads, raw = found
         g = StepGrads(grads, self._free)
         try:
-            if not rename:
+            if same is not None:
+                g.l2 = same.norms  # these gradients' norms: not computed twice, and no pre-clip value
+            elif not rename:
                 self._preclip_of(cached, g, raw)
             values = [(name, g.raw(name)) for name in raw_names]
         except Exception as exc:  # noqa: BLE001 - find the parameters that fail; switch off only their layers
@@ -434,7 +440,7 @@ class Watcher:
                     if not self._isolate(cached.present, grads, ["grad_l2"]):
                         raise exc from None
                     continue
-                self._preclips.note(cached.present, norms, raw)
+                self._preclips.note(cached.present, norms, raw, found)
                 return
 
     def _before_step(self, k: int | None) -> None:
