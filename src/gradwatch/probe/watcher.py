@@ -298,7 +298,7 @@ class Watcher:
         if self._probes.names and self._sampling() and not self._closed and self._guard.active(HOOKS):
             with self._guard(HOOKS, "attaching module hooks"):
                 self._probes.attach()
-        else:
+        elif self._probes.attached:
             self._probes.detach()
         if self._locator is not None and not self._closed and self._guard.active(LOCATE):
             with self._guard(LOCATE, "attaching the finite checks"):
