@@ -83,6 +83,39 @@ def test_grad_dead_with_and_without_the_bias_precheck_equals_the_gradient_rows(d
     np.testing.assert_allclose(out.numpy(), truth)
 
 
+@pytest.mark.parametrize("device_reads", [True, False], ids=["cpu-precheck", "no-host-read"])
+def test_grad_dead_of_conv_and_transposed_conv_units_equals_their_gradient_slices(device_reads, monkeypatch):
+    """Units are output channels: dim 0 of a Conv2d weight, dim 1 of a ConvTranspose2d weight; all layers whose
+    rows are read are tested together. The truth is read per unit from the gradient's slices (a max of |g|)."""
+    from gradwatch.probe import reads
+
+    if not device_reads:
+        monkeypatch.setattr(reads, "FREE_READ_DEVICES", set())
+    torch.manual_seed(1)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.ReLU(), nn.ConvTranspose2d(8, 6, 3), nn.ReLU(), nn.Flatten(),
+        nn.Linear(6 * 8 * 8, 4, bias=False),
+    )
+    with torch.no_grad():
+        net[0].bias[:3] = -100.0  # 3 of 8 conv channels off everywhere
+        net[2].bias[4:] = -100.0  # 2 of 6 transposed-conv channels off everywhere
+    net(torch.randn(5, 3, 8, 8)).square().mean().backward()
+    layers = find_layers(net)
+    params = [p for l in layers for p in l.params]
+    out = DeadRows(layers, params).measure(list(range(len(params))), torch.device("cpu")).numpy()
+
+    def truth(weight_grad, bias_grad, dim):
+        per_unit = weight_grad.movedim(dim, 0).flatten(1).abs().amax(1)
+        if bias_grad is not None:
+            per_unit = per_unit + bias_grad.abs()
+        return float((per_unit == 0).double().mean())
+
+    expected = [truth(net[0].weight.grad, net[0].bias.grad, 0), truth(net[2].weight.grad, net[2].bias.grad, 1),
+                truth(net[5].weight.grad, None, 0)]
+    assert expected[0] == pytest.approx(3 / 8) and expected[1] == pytest.approx(2 / 6)
+    np.testing.assert_allclose(out, expected)
+
+
 @pytest.mark.parametrize(
     "options", [{"on_nonfinite": "locate"}, {"stats": "full", "sample_every": 1}, {}], ids=["locate", "full", "default"]
 )

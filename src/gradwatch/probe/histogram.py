@@ -32,6 +32,25 @@ def _sample_index(n: int, k: int, device: str) -> Tensor:
     return torch.randint(0, n, (k,), generator=g).to(device)
 
 
+@functools.lru_cache(maxsize=64)
+def _row_offsets(rows: tuple[tuple[int, int], ...], size: int, device: str) -> Tensor:
+    """``row · size`` for each element of the layers ``rows`` ((row, elements) each), in order (cached: the same
+    pattern every sampled step)."""
+    index, lengths = zip(*rows)
+    return torch.repeat_interleave(torch.tensor(index) * size, torch.tensor(lengths)).float().to(device)
+
+
+def _regular(edges: Tensor) -> tuple[float, float, int]:
+    """(first edge, last edge, bins) of equally spaced ``edges``; checked once for the default edges."""
+    if edges is HIST_EDGES:
+        return _DEFAULT
+    edges = edges.cpu()
+    lo, hi, bins = float(edges[0]), float(edges[-1]), len(edges) - 1
+    if not torch.allclose(edges.diff().double(), torch.full((bins,), (hi - lo) / bins, dtype=torch.float64)):
+        raise ValueError("log10_histograms needs equally spaced edges")
+    return lo, hi, bins
+
+
 def _elements(grads: list[Tensor], max_elements: int | None) -> tuple[Tensor | None, int]:
     """The elements binned for one layer (all of them, or a fixed sample of about ``max_elements`` drawn from each
     tensor in proportion to its size) and the layer's element count."""
@@ -56,11 +75,8 @@ def log10_histograms(
     10^edges[-1], ±inf included) and NaN. The logarithm is taken in float64 for float64 gradients and in float32
     otherwise (so 1e-300 is underflow, not zero). A layer without gradients gets zeros. ``max_elements=None``
     counts every element; the result is on ``device`` (default: that of the gradients, else the CPU)."""
-    edges = edges.cpu()
-    lo, hi, bins = float(edges[0]), float(edges[-1]), len(edges) - 1
+    lo, hi, bins = _regular(edges)
     width = (hi - lo) / bins
-    if not torch.allclose(edges.diff().double(), torch.full((bins,), width, dtype=torch.float64)):
-        raise ValueError("log10_histograms needs equally spaced edges")
     size = bins + len(HIST_SPECIAL)
     picked = [_elements(grads, max_elements) for grads in layers]
     flats = [f for f, _ in picked if f is not None]
@@ -79,15 +95,9 @@ def log10_histograms(
     cat = ((logs - lo) / width).floor_().clamp_(0, bins - 1)
     cat.masked_fill_(logs > hi, bins + 2).masked_fill_(logs < lo, bins + 1)
     cat.masked_fill_(flat == 0, bins).masked_fill_(torch.isnan(flat), bins + 3)
-    scale = [1.0] * len(layers)  # a sampled layer's counts scaled to its size
-    start = 0
-    for r, (f, total) in enumerate(picked):
-        if f is None:
-            continue
-        if r:
-            cat[start : start + len(f)] += r * size  # the layer's row of the counts
-        start += len(f)
-        scale[r] = total / len(f)
+    rows = [(r, len(f)) for r, (f, _) in enumerate(picked) if f is not None]
+    cat += _row_offsets(tuple(rows), size, str(cat.device))  # each element's layer row of the counts
+    scale = [total / len(f) if f is not None else 1.0 for f, total in picked]  # a sampled layer scaled to its size
     counts = torch.bincount(cat.to(torch.int64), minlength=len(layers) * size).float().view(len(layers), size)
     if any(s != 1.0 for s in scale):
         counts = counts * torch.tensor(scale, device=counts.device)[:, None]
@@ -102,3 +112,6 @@ def log10_histogram(
 ) -> Tensor:
     """The counts of one layer (:func:`log10_histograms` of ``[grads]``): ``[len(edges) - 1 + 4]``."""
     return log10_histograms([grads], edges, max_elements, device)[0]
+
+
+_DEFAULT = _regular(HIST_EDGES.clone())  # the default edges, checked once
