@@ -201,3 +201,25 @@ def test_a_backward_that_does_not_reach_the_model_is_not_measured():
             norms.append(_norms(model))
             opt.step()
     np.testing.assert_allclose(w.history.stat("grad_norm"), norms, rtol=1e-6)
+
+
+def test_a_backward_in_another_thread_is_not_this_watchs():
+    """Runs trained in threads (the playground): once a watch has stepped in its thread, a backward call made in
+    another thread does not measure its gradients, even when it reaches them."""
+    import threading
+
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), 0.1)
+    with gw.watch(model, opt) as w:
+        opt.zero_grad()
+        _loss(model, 0).backward()
+        opt.step()  # the watch's thread is known from here
+        opt.zero_grad()
+        worker = threading.Thread(target=lambda: _loss(model, 1).backward())
+        worker.start()
+        worker.join()
+        assert all(p.grad is not None for p in model.parameters())  # the other thread's backward reached them
+        assert w._preclips.measured is None
+        _loss(model, 2).backward()  # its own thread's: measured
+        assert w._preclips.measured is not None
+        opt.step()

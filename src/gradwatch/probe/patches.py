@@ -59,7 +59,9 @@ def _wrap_backward(original: Callable) -> Callable:
     def backward(tensors, *args, **kwargs):
         if not _open:
             return original(tensors, *args, **kwargs)
-        seen = [(w, w._before_backward(tensors)) for w in list(_open)]
+        with _lock:  # another thread may open or close a watch meanwhile
+            watchers = list(_open)
+        seen = [(w, w._before_backward(tensors)) for w in watchers]
         result = original(tensors, *args, **kwargs)
         for w, before in seen:
             if before is not None:

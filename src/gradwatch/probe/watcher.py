@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import operator
+import threading
 import warnings
 from collections.abc import Hashable, Iterable, Sequence
 from typing import Any
@@ -265,6 +266,7 @@ class Watcher:
         self._graph = GraphProbe(unwrap(model), {id(p): o for p, o in zip(self._params, self._owner)}, n, self._guard)
         self._preclips = PreClip(self._params) if self._preclip else None
         self._before_clip_now = False  # w.step(before_clip=True): these gradients are the pre-clip ones
+        self._thread: int | None = None  # the thread of the steps (known from the first one)
         patches.register(self)
         self._silent = SilentProbe(self)  # notes on silent training bugs (docs/silent-bugs.md)
         self.sinks, self.store, self.name, self.config = sinks, store, name, config
@@ -414,6 +416,8 @@ class Watcher:
     def _before_backward(self, tensors: Any) -> Any:
         """``backward()`` is about to run on ``tensors`` (:mod:`gradwatch.probe.patches`): the first step's graph is
         read; returns what :meth:`_after_backward` needs, or None when the coming backward is not measured."""
+        if self._thread is not None and self._thread != threading.get_ident():
+            return None  # another thread's training (the playground trains runs in threads): not this watch's
         if self._graph.waiting:
             self._graph.on_backward(tensors)
         return self._preclips.snapshot() if self._preclips is not None else None
@@ -449,6 +453,7 @@ class Watcher:
             return
         if k is not None and k in self._stepped:  # it steps again before the others did: the row is complete
             self._end_row()
+        self._thread = threading.get_ident()  # the thread that trains: only its backward calls are this watch's
         if k is not None:
             self._silent.before_step(k)
         if not self._recording():
