@@ -88,3 +88,23 @@ def test_guard_api():
 
 def _interrupt():
     raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("where", ["snapshot", "reached"])
+def test_a_failure_in_the_backward_wrapper_never_reaches_the_loop(where, monkeypatch):
+    """The wrapper of ``torch.autograd.backward`` runs the watch's code around every backward call: when that code
+    raises, the backward still runs, the failure is reported once, and the gradient statistics stop (NaN) while
+    training goes on."""
+    from gradwatch.probe import preclip
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(preclip.PreClip, where, broken)
+    net = _net()
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.warns(HookFailureWarning, match="injected") as caught:
+        w = _train(net)
+    assert sum("injected" in str(c.message) for c in caught) == 1
+    assert all(not torch.equal(a, p) for a, p in zip(before, net.parameters()))  # the optimizer stepped
+    assert any("injected" in why for why in w.history.meta["disabled"].values())

@@ -420,11 +420,20 @@ class Watcher:
             return None  # another thread's training (the playground trains runs in threads): not this watch's
         if self._graph.waiting:
             self._graph.on_backward(tensors)
-        return self._preclips.snapshot() if self._preclips is not None else None
+        if self._preclips is None or not self._guard.active(GRADS):
+            return None
+        with self._guard(GRADS, f"step {self._step} (before backward)"):
+            return self._preclips.snapshot()
+        return None  # (it failed: reported and switched off)
 
     def _after_backward(self, snapshot: Any) -> None:
         """The backward call returned: measured when it changed this watch's gradients."""
-        if self._preclips is not None and self._preclips.reached(snapshot):
+        if self._preclips is None or not self._guard.active(GRADS):
+            return
+        reached = False
+        with self._guard(GRADS, f"step {self._step} (after backward)"):
+            reached = self._preclips.reached(snapshot)
+        if reached:
             self._backward_end()
 
     def _backward_end(self) -> None:
