@@ -28,7 +28,8 @@ class Presence:
         self._patterns: dict[tuple[int, tuple[int, ...]], int] = {}
         self.indices: dict[int, tuple[int, ...]] = {}
         self._watched = {id(o) for o in watched}
-        self._others: weakref.WeakSet = weakref.WeakSet()
+        self._others: dict[int, weakref.ref] = {}  # id -> the other optimizers that stepped (weakly)
+        self._last: tuple[int, list[int], tuple] | None = None  # (k, present, key) of the last step: reused
         self._handle = None
         try:
             from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -38,14 +39,24 @@ class Presence:
             pass
 
     def _any_step(self, optimizer: Any, *_: Any) -> None:
-        if id(optimizer) not in self._watched and optimizer not in self._others:
-            self._others.add(optimizer)
+        """Every optimizer step in the process (a global hook): cheap for the watched ones and those seen."""
+        oid = id(optimizer)
+        if oid in self._watched:
+            return
+        known = self._others.get(oid)
+        if known is None or known() is not optimizer:
+            self._others[oid] = weakref.ref(optimizer)
 
     def saw(self, k: int, indices, present: list[int], step: int) -> None:
         """Optimizer ``k`` (measuring ``indices``) is about to step with gradients on ``present``."""
         if not present:
             return
-        key = (k, tuple(present))
+        last = self._last
+        if last is not None and last[0] == k and last[1] is present:  # the same list as last step: the same key
+            key = last[2]
+        else:
+            key = (k, tuple(present))
+            self._last = (k, present, key)
         self._patterns[key] = self._patterns.get(key, 0) + 1
         if k not in self.indices:
             self.indices[k] = tuple(indices)
@@ -61,7 +72,8 @@ class Presence:
 
     def owned_elsewhere(self, params: list[torch.Tensor]) -> np.ndarray:
         """Per parameter: whether an optimizer the watch was not given, and that stepped, owns it."""
-        ids = {id(p) for o in list(self._others) for g in o.param_groups for p in g["params"]}
+        others = [o for o in (r() for r in self._others.values()) if o is not None]
+        ids = {id(p) for o in others for g in o.param_groups for p in g["params"]}
         return np.array([id(p) in ids for p in params], dtype=bool)
 
     def remove(self) -> None:
