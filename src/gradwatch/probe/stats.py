@@ -23,7 +23,7 @@ import functools
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -121,6 +121,7 @@ class StepGrads:
     def __init__(self, grads: list[Tensor], free: bool | None = None):
         self.grads = grads
         self.present: list[int] = []  # the watcher's indices of the parameters these gradients belong to
+        self.cached: Any = None  # the watcher's index tensors for them
         self._free = free  # whether reading a flag on the host costs no device sync (None: asked of the device)
 
     @cached_property

@@ -380,7 +380,7 @@ class Watcher:
         if not rename:
             self._silent.saw(k, cached.present)
             self._queue.mark_present(cached.index, cached.ones)
-            g.present = cached.present
+            g.present, g.cached = cached.present, cached
         return g
 
     def _isolate(self, present: list[int], grads: list[Tensor], raw_names: list[str]) -> bool:
@@ -493,10 +493,12 @@ class Watcher:
         """‖θ‖ of the parameters measured at this step, and — for the update ratio — θ copied before optimizer
         ``k`` steps, with its norm (the same norms when the same parameters: computed once)."""
         measured: tuple[list[int], Tensor] | None = None  # (parameters, their norms)
-        found = self._present(k, self._indices(k))
+        cached = g.cached if g is not None else None  # the parameters whose gradients were just measured
+        if cached is None:
+            found = self._present(k, self._indices(k))
+            cached = found[0] if found is not None else None
         with torch.no_grad():  # the parameters themselves, no graph (cheaper than a detach() each)
-            if found is not None:
-                cached = found[0]
+            if cached is not None:
                 params = self._weights(cached.present)
                 norms = fused_norms(params)
                 measured = (cached.present, norms)
@@ -506,10 +508,14 @@ class Watcher:
                     self._queue.put("weight_bad", self._nonfinite_weights(params, norms, g), cached.index)
             if not self._update or k is None:
                 return
-            found = self._present(("stepped", k), self._indices(k, stepped=True))
-            if found is None:
-                return
-            stepped = found[0]
+            indices = self._indices(k, stepped=True)
+            if cached is not None and indices == cached.present:  # the same parameters (one optimizer, all present)
+                stepped = cached
+            else:
+                found = self._present(("stepped", k), indices)
+                if found is None:
+                    return
+                stepped = found[0]
             if measured is not None and measured[0] == stepped.present:
                 before = measured[1]
             else:
