@@ -48,12 +48,13 @@ class Guard:
             self.fail(name, layer, exc)
             return None
 
-    def __call__(self, name: str, where: str = "", *, outlet: bool = False) -> _Trap:
+    def __call__(self, name: str, where: str = "", *, outlet: bool = False, step: int | None = None) -> _Trap:
         """``with guard("gradient statistics", "step 5"): ...``: the block's exception (unless in ``passthrough``)
-        disables ``name`` for all layers; ``where`` says when it happened. ``outlet=True``: ``name`` is where
-        the watch's values go (a sink, the run store, the diagnosis), not a statistic. A plain object, not a
-        generator-based context manager: it runs in every training step, several times."""
-        return _Trap(self, name, where, outlet)
+        disables ``name`` for all layers; ``where`` says when it happened (``step=5`` puts "step 5" before it, formatted
+        only if it fails). ``outlet=True``: ``name`` is where the watch's values go (a sink, the run store, the
+        diagnosis), not a statistic. A plain object, not a generator-based context manager: it runs in every
+        training step, several times."""
+        return _Trap(self, name, where, outlet, step)
 
     def fail(self, name: str, layer: str | None, exc: BaseException, when: str = "", *, outlet: bool = False) -> None:
         """Disable ``name`` on ``layer`` (all layers when None) because of ``exc``; warn the first time per name."""
@@ -84,10 +85,10 @@ class Guard:
 class _Trap:
     """The context of one guarded block (see :meth:`Guard.__call__`)."""
 
-    __slots__ = ("guard", "name", "outlet", "where")
+    __slots__ = ("guard", "name", "outlet", "step", "where")
 
-    def __init__(self, guard: Guard, name: str, where: str, outlet: bool):
-        self.guard, self.name, self.where, self.outlet = guard, name, where, outlet
+    def __init__(self, guard: Guard, name: str, where: str, outlet: bool, step: int | None = None):
+        self.guard, self.name, self.where, self.outlet, self.step = guard, name, where, outlet, step
 
     def __enter__(self) -> None:
         return None
@@ -95,5 +96,8 @@ class _Trap:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
         if kind is None or exc is None or issubclass(kind, self.guard.passthrough) or not issubclass(kind, Exception):
             return False  # no exception, or one that goes through (the user's own, KeyboardInterrupt, SystemExit)
-        self.guard.fail(self.name, None, exc, self.where, outlet=self.outlet)
+        where = self.where
+        if self.step is not None:
+            where = f"step {self.step}" + (f" ({where})" if where else "")
+        self.guard.fail(self.name, None, exc, where, outlet=self.outlet)
         return True

@@ -127,6 +127,20 @@ def _resolve_stats(stats: str | Iterable[str], has_optimizer: bool) -> list[str]
     return names
 
 
+class _NoGrad:
+    """``torch.no_grad()`` for the watch's own blocks, without its decorator machinery (these run in training
+    steps, where every microsecond of Python shows on a small model)."""
+
+    __slots__ = ("prev",)
+
+    def __enter__(self) -> None:
+        self.prev = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(False)
+
+    def __exit__(self, *exc: Any) -> None:
+        torch._C._set_grad_enabled(self.prev)
+
+
 class _Cached:
     """Index tensors for one optimizer's watched parameters with a given pattern of present gradients."""
 
@@ -260,8 +274,8 @@ class Watcher:
         self._handles = []
         for k, opt in enumerate(self.optimizers):
             self._handles += [
-                opt.register_step_pre_hook(lambda *_, k=k: self._before_step(k)),
-                opt.register_step_post_hook(lambda *_, k=k: self._after_step(k)),
+                opt.register_step_pre_hook(functools.partial(self._before_step, k)),  # (optimizer, args, kwargs)
+                opt.register_step_post_hook(functools.partial(self._after_step, k)),  # follow k: ignored
             ]
         self._graph = GraphProbe(unwrap(model), {id(p): o for p, o in zip(self._params, self._owner)}, n, self._guard)
         self._preclips = PreClip(self._params) if self._preclip else None
@@ -422,7 +436,7 @@ class Watcher:
             self._graph.on_backward(tensors)
         if self._preclips is None or not self._guard.active(GRADS):
             return None
-        with self._guard(GRADS, f"step {self._step} (before backward)"):
+        with self._guard(GRADS, "before backward", step=self._step):
             return self._preclips.snapshot()
         return None  # (it failed: reported and switched off)
 
@@ -431,7 +445,7 @@ class Watcher:
         if self._preclips is None or not self._guard.active(GRADS):
             return
         reached = False
-        with self._guard(GRADS, f"step {self._step} (after backward)"):
+        with self._guard(GRADS, "after backward", step=self._step):
             reached = self._preclips.reached(snapshot)
         if reached:
             self._backward_end()
@@ -441,7 +455,7 @@ class Watcher:
         touches them (see :mod:`gradwatch.probe.preclip`)."""
         if self._closed or self._preclips is None or not self._recording() or not self._guard.active(GRADS):
             return
-        with self._guard(GRADS, f"step {self._step} (end of backward)"):
+        with self._guard(GRADS, "end of backward", step=self._step):
             for _ in range(2):  # a second time without the parameters whose gradient cannot be measured
                 found = self._present(None, self._indices(None))
                 if found is None:
@@ -456,7 +470,7 @@ class Watcher:
                 self._preclips.note(cached.present, norms, raw, found)
                 return
 
-    def _before_step(self, k: int | None) -> None:
+    def _before_step(self, k: int | None, *_: Any) -> None:
         """Optimizer ``k`` is about to step (or ``w.step()`` was called): measure its gradients and weights."""
         if self._closed:
             return
@@ -470,13 +484,13 @@ class Watcher:
         sampled = self._sampling()
         g = None
         if self._guard.active(GRADS):
-            with self._guard(GRADS, f"step {self._step}"):  # (the gradients come detached: no no_grad() needed)
+            with self._guard(GRADS, step=self._step):  # (the gradients come detached: no no_grad() needed)
                 g = self._measure_grads(k, self._raw_every + self._raw_sampled if sampled else self._raw_every)
                 if sampled and self._histograms:
-                    with torch.no_grad():
+                    with _NoGrad():
                         self._pending_hists.append((self._step, self._histogram()))
         if self._dead is not None and self._guard.active(GRAD_DEAD):
-            with self._guard(GRAD_DEAD, f"step {self._step}"), torch.no_grad():
+            with self._guard(GRAD_DEAD, step=self._step), _NoGrad():
                 dead = self._dead.measure(self._indices(k), self._device)
                 if dead is not None:
                     self._dead_now = dead if self._dead_now is None else torch.where(dead.isnan(), self._dead_now, dead)
@@ -484,7 +498,7 @@ class Watcher:
         # device sync) to be non-finite: a weight that holds the inf/NaN itself is then named as the origin
         weights_now = sampled or (g is not None and g.any_nonfinite is True)
         if weights_now and (self._weight_sq or self._update) and self._guard.active(UPDATES):
-            with self._guard(UPDATES, f"step {self._step}"):
+            with self._guard(UPDATES, step=self._step):
                 self._measure_weights(k, g)
         if g is not None and self.on_nonfinite in ("warn", "raise"):  # after the weights: they may be the origin
             self._check_finite(g)
@@ -497,7 +511,7 @@ class Watcher:
         if cached is None:
             found = self._present(k, self._indices(k))
             cached = found[0] if found is not None else None
-        with torch.no_grad():  # the parameters themselves, no graph (cheaper than a detach() each)
+        with _NoGrad():  # the parameters themselves, no graph (cheaper than a detach() each)
             if cached is not None:
                 params = self._weights(cached.present)
                 norms = fused_norms(params)
@@ -529,7 +543,7 @@ class Watcher:
         params = self._params
         return [self._local(params[i]) for i in present] if self._queue.sharded else [params[i] for i in present]
 
-    def _after_step(self, k: int) -> None:
+    def _after_step(self, k: int, *_: Any) -> None:
         """Optimizer ``k`` has stepped: the size of its update; end the row when every optimizer has stepped."""
         if self._closed:
             return
@@ -537,7 +551,7 @@ class Watcher:
         self._silent.after_step(k)
         before = self._before.pop(k, None)
         if before is not None and self._guard.active(UPDATES):
-            with self._guard(UPDATES, f"step {self._step}"), torch.no_grad():
+            with self._guard(UPDATES, step=self._step), _NoGrad():
                 delta, cached = before
                 torch._foreach_sub_(delta, self._weights(cached.present))  # Δθ
                 self._queue.put("delta_l2", fused_norms(delta), cached.index)
@@ -574,13 +588,13 @@ class Watcher:
         if self._probes.names:
             values = None
             if self._sampling() and self._probes.attached:
-                with self._guard(HOOKS, f"step {self._step}"):
+                with self._guard(HOOKS, step=self._step):
                     values = self._probes.take(self._device)
             parts.append(values if values is not None else self._queue.layer_nan[: len(self._probes.names)])
         if self._locator is not None:
             values = None
             if self._guard.active(LOCATE):
-                with self._guard(LOCATE, f"step {self._step}"):
+                with self._guard(LOCATE, step=self._step):
                     values = self._locator.take(self._device)
             parts.append(values if values is not None else self._queue.layer_nan[: len(self._locator.names)])
         if self._dead is not None:
@@ -674,7 +688,7 @@ class Watcher:
         through ``p.grad.data``)."""
         if self._closed or not self._preclip or not self._recording() or not self._guard.active(GRADS):
             return
-        with self._guard(GRADS, f"step {self._step} (pre-clip)"):
+        with self._guard(GRADS, "pre-clip", step=self._step):
             self._measure_grads(None, ["grad_l2"], rename="preclip_l2")
 
     def step(self, at: int | None = None, *, before_clip: bool = False) -> None:
