@@ -118,11 +118,12 @@ class StepGrads:
 
     any_nonfinite: bool | None = None  # known without a device sync (free_reads) once ``nonfinite`` was computed
 
-    def __init__(self, grads: list[Tensor], free: bool | None = None):
+    def __init__(self, grads: list[Tensor], free: bool | None = None, device: torch.device | None = None):
         self.grads = grads
         self.present: list[int] = []  # the watcher's indices of the parameters these gradients belong to
         self.cached: Any = None  # the watcher's index tensors for them
         self._free = free  # whether reading a flag on the host costs no device sync (None: asked of the device)
+        self._device = device  # where the gradients are (None: asked of them)
 
     @cached_property
     def l2(self) -> Tensor:  # [params]
@@ -153,15 +154,16 @@ class StepGrads:
     def nonfinite(self) -> Tensor:  # [params]
         """Count of non-finite elements per parameter. A finite L2 norm proves there are none: on the CPU
         (where reading a flag costs no device sync) only parameters whose norm is not finite are counted."""
-        free = free_reads(self.l2.device) if self._free is None else self._free
+        device = self.l2.device if self._device is None else self._device
+        free = free_reads(device) if self._free is None else self._free
         if free and math.isfinite(sum(self.l2.tolist())):  # a free read, no tensor operation (the common case)
             self.any_nonfinite = False
-            return zeros(len(self.grads), self.l2.device)
+            return zeros(len(self.grads), device)
         bad = ~torch.isfinite(self.l2)
         if free:
             self.any_nonfinite = bool(bad.any())
             if not self.any_nonfinite:  # finite norms whose sum overflowed
-                return zeros(len(self.grads), self.l2.device)
+                return zeros(len(self.grads), device)
         idx = bad.nonzero().flatten().tolist() if free else range(len(self.grads))
         counts = torch.zeros_like(self.l2)
         for i in idx:

@@ -378,7 +378,7 @@ class Watcher:
         if found is None:
             return None
         cached, grads, raw = found
-        g = StepGrads(grads, self._free)
+        g = StepGrads(grads, self._free, self._device)
         try:
             if same is not None:
                 g.l2 = same.norms  # these gradients' norms: not computed twice, and no pre-clip value
@@ -570,7 +570,8 @@ class Watcher:
             self._dead_now = None
         if self._preclips is not None:
             self._preclips.reset()
-        self._graph.settle()  # the first step's losses are read
+        if self._graph.waiting:
+            self._graph.settle()  # the first step's losses are read
         self._stepped.clear()
         self._step += 1
         self._arm()
