@@ -62,18 +62,24 @@ class PreClip:
         self.measuring = False  # the watch sets it for the backward passes it measures
 
     # ---- the end of a backward call --------------------------------------------------------------------------
-    def snapshot(self) -> tuple[list[Tensor | None], list[int]] | None:
-        """Before a backward call: each ``.grad`` and its version (None when this backward is not measured)."""
+    def snapshot(self) -> tuple[list[Tensor | None], list[int] | None] | None:
+        """Before a backward call: each ``.grad`` and its version (None when this backward is not measured; versions
+        None when every ``.grad`` is None, as after ``zero_grad()``)."""
         if not self.measuring:
             return None
         grads = list(map(_GRAD, self._params))
+        if all(map(_IS_NONE, grads)):
+            return grads, None
         if not any(map(_IS_NONE, grads)):
             return grads, list(map(_VERSION, grads))
         return grads, [-1 if g is None else g._version for g in grads]
 
-    def reached(self, snapshot: tuple[list[Tensor | None], list[int]]) -> bool:
+    def reached(self, snapshot: tuple[list[Tensor | None], list[int] | None]) -> bool:
         """After the call: whether it changed some ``.grad`` (a new tensor, or one added to in place)."""
-        for p, g, version in zip(self._params, *snapshot):
+        grads, versions = snapshot
+        if versions is None:  # all None before: reached when one is not now
+            return not all(map(_IS_NONE, map(_GRAD, self._params)))
+        for p, g, version in zip(self._params, grads, versions):
             now = p.grad
             if now is not g or (now is not None and now._version != version):
                 return True
