@@ -143,3 +143,28 @@ def test_a_double_backward_graph_is_freed_after_the_step_while_the_watch_stays_o
         del loss
         gc.collect()
         assert saved[0]() is None
+
+
+@pytest.mark.parametrize("device_reads", [True, False], ids=["cpu", "no-host-read"])
+def test_weight_nonfinite_counts_equal_the_weights_elements(device_reads, monkeypatch):
+    """``weight_nonfinite`` per layer equals the inf/NaN elements of its weights counted here with isfinite; a layer
+    of huge finite weights (its float32 norm overflows to inf) counts 0, with and without host reads."""
+    from gradwatch.probe import reads
+
+    import gradwatch as gw
+
+    if not device_reads:
+        monkeypatch.setattr(reads, "FREE_READ_DEVICES", set())
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 2))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    with torch.no_grad():
+        net[0].weight[0, :3] = float("nan")
+        net[0].bias[1] = float("inf")
+        net[2].weight.fill_(1e30)  # finite, but Σw² overflows float32
+    truth = [sum(int((~torch.isfinite(p)).sum()) for p in net[i].parameters()) for i in (0, 2, 4)]
+    assert truth == [4, 0, 0]
+    with gw.watch(net, opt) as w:  # one step: its NaN gradients make every weight NaN after it
+        net(torch.randn(3, 4)).sum().backward()
+        opt.step()
+    np.testing.assert_array_equal(w.history.stat("weight_nonfinite"), [truth])

@@ -35,8 +35,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gradwatch.probe.stats import fused_norms
-
 _VERSION, _GRAD = operator.attrgetter("_version"), operator.attrgetter("grad")
 _IS_NONE = functools.partial(operator.is_, None)
 
@@ -84,12 +82,6 @@ class PreClip:
             if now is not g or (now is not None and now._version != version):
                 return True
         return False
-
-    @staticmethod
-    def norms(grads: list[Tensor]) -> Tensor:
-        """‖g‖₂ of ``grads`` (detached: the kept norms hold no graph) ``[len(grads)]``, float32, in one fused
-        pass."""
-        return fused_norms(grads)
 
     # ---- what was measured -----------------------------------------------------------------------------------
     @staticmethod

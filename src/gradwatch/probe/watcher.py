@@ -26,7 +26,6 @@ How it measures (DESIGN.md, "How measurement should work"):
 from __future__ import annotations
 
 import functools
-import math
 import operator
 import threading
 import warnings
@@ -60,12 +59,10 @@ from gradwatch.probe.stats import (
     RAW,
     STATS,
     StepGrads,
-    count_nonfinite,
     free_reads,
     fused_norms,
     local,
     stored,
-    zeros,
 )
 from gradwatch.probe.units import NAME as GRAD_DEAD
 from gradwatch.probe.units import DeadRows
@@ -462,7 +459,7 @@ class Watcher:
                     return
                 cached, grads, raw = found
                 try:
-                    norms = self._preclips.norms(grads)
+                    norms = fused_norms(grads)  # (detached by _present: the kept norms hold no graph)
                 except Exception as exc:  # noqa: BLE001 - switch off only the layers whose gradient fails
                     if not self._isolate(cached.present, grads, ["grad_l2"]):
                         raise exc from None
@@ -519,7 +516,7 @@ class Watcher:
                 if self._weight_sq:
                     self._queue.put("weight_l2", norms, cached.index)
                 if self._weight_bad:
-                    self._queue.put("weight_bad", self._nonfinite_weights(params, norms, g), cached.index)
+                    self._queue.put("weight_bad", self._nonfinite_weights(params, norms), cached.index)
             if not self._update or k is None:
                 return
             indices = self._indices(k, stepped=True)
@@ -576,12 +573,13 @@ class Watcher:
         self._step += 1
         self._arm()
 
-    def _nonfinite_weights(self, params: list[Tensor], norms: Tensor, g: StepGrads | None) -> Tensor:
-        """Non-finite elements per parameter. On the CPU they are counted only when the gradient or a weight norm
-        is not finite (an overflowing norm of finite weights counts 0); elsewhere always (no device sync)."""
-        if self._free and not (g is not None and g.any_nonfinite) and math.isfinite(sum(norms.tolist())):
-            return zeros(len(params), norms.device)
-        return torch.stack([count_nonfinite(p) for p in params]).float()
+    def _nonfinite_weights(self, params: list[Tensor], norms: Tensor) -> Tensor:
+        """Non-finite elements per parameter, as for the gradients (:attr:`StepGrads.nonfinite`): on the CPU
+        counted only where a weight norm is not finite (an overflowing norm of finite weights counts 0); elsewhere
+        always (no device sync)."""
+        weights = StepGrads(params, self._free, self._device)
+        weights.l2 = norms
+        return weights.nonfinite
 
     def _hook_values(self) -> Tensor | None:
         """The step's module-hook statistics and finite checks ``[hook columns, layers]`` (None: none taken)."""
