@@ -61,7 +61,7 @@ class DeadRows:
         self.params = params
         self.units = unit_layers(layers, {id(p): i for i, p in enumerate(params)})
         self.n_layers = len(layers)
-        self._owners: dict[tuple, Tensor] = {}  # bias (or unit) sizes -> layer of each element (CPU)
+        self._owners: dict[tuple[int, ...], Tensor] = {}  # segment sizes -> the segment of each element (CPU)
 
     def measure(self, measured: list[int], device: torch.device) -> Tensor | None:
         """``[layers]``: the dead fraction of each unit layer whose weight is in ``measured`` and has a dense
@@ -90,28 +90,30 @@ class DeadRows:
             out[torch.tensor(alive, device=device)] = 0.0
         read = [f for f, r in zip(found, check) if r]
         if read:
-            out[torch.tensor([u.col for u, _, _ in read], device=device)] = self._fractions(read).to(device)
+            out[torch.tensor([u.col for u, _, _ in read], device=device)] = self._fractions(read, device).to(device)
         return out
 
-    def _fractions(self, read: list[tuple[_Units, Tensor, Tensor | None]]) -> Tensor:
+    def _fractions(self, read: list[tuple[_Units, Tensor, Tensor | None]], device: torch.device) -> Tensor:
         """The dead fraction of each layer of ``read`` ``[len(read)]``: a row sum of |g| per layer, then one test
         and one count for all layers together (a handful of operations per step, not a dozen per layer)."""
         if len({g.device for _, g, _ in read}) > 1:  # a model split over devices: each layer on its own
-            return torch.stack([_dead_fraction(u, g, b).cpu() for u, g, b in read])
+            return torch.stack([_dead_fraction(u, g, b).to(device) for u, g, b in read])
         rows = [_row_sums(u, g) for u, g, _ in read]  # [units] each
         units = tuple(len(r) for r in rows)
         biases = [b.reshape(-1) if b is not None else r.new_zeros(len(r)) for (_, _, b), r in zip(read, rows)]
         dead = (torch.cat(rows) + torch.cat(biases).abs()) == 0  # promotes float32 beside float64
-        owner = self._owners.get(("rows",) + units)
-        if owner is None:  # which layer each unit belongs to, made once per pattern
+        counts = self._count(dead, units)
+        return counts / torch.tensor(units, dtype=counts.dtype, device=counts.device)  # 0 units: NaN
+
+    def _count(self, flags: Tensor, sizes: tuple[int, ...]) -> Tensor:
+        """``[len(sizes)]``: how many of ``flags`` are set in each consecutive segment of ``sizes`` elements (the
+        segment of each element made once per pattern of sizes)."""
+        owner = self._owners.get(sizes)
+        if owner is None:
             if len(self._owners) > 16:
                 self._owners.clear()
-            owner = self._owners[("rows",) + units] = torch.repeat_interleave(
-                torch.arange(len(units)), torch.tensor(units)
-            )
-        owner = owner.to(dead.device)
-        counts = torch.zeros(len(units), device=dead.device).index_add_(0, owner, dead.float())
-        return counts / torch.tensor(units, dtype=counts.dtype, device=counts.device)  # 0 units: NaN
+            owner = self._owners[sizes] = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+        return torch.zeros(len(sizes), device=flags.device).index_add_(0, owner.to(flags.device), flags.float())
 
     def _candidates(self, found: list[tuple[_Units, Tensor, Tensor | None]], device: torch.device) -> list[bool]:
         """Per found layer: whether its weight rows must be read (False: no bias entry is zero, so no unit is
@@ -120,14 +122,8 @@ class DeadRows:
         biases = [(i, b) for i, (_, _, b) in enumerate(found) if b is not None]
         if not biases or not free_reads(device):  # elsewhere reading the flags would synchronise the device
             return check
-        sizes = tuple(b.numel() for _, b in biases)
-        owner = self._owners.get(sizes)
-        if owner is None:  # which bias each element belongs to, made once per pattern
-            if len(self._owners) > 16:
-                self._owners.clear()
-            owner = self._owners[sizes] = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
         zero = torch.cat([b.reshape(-1) for _, b in biases]) == 0
-        counts = torch.zeros(len(sizes)).index_add_(0, owner.to(zero.device), zero.float()).tolist()
+        counts = self._count(zero, tuple(b.numel() for _, b in biases)).tolist()
         for (i, _), n in zip(biases, counts):
             check[i] = n > 0
         return check
