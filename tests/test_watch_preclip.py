@@ -99,7 +99,7 @@ def test_a_gradient_changed_after_its_hook_is_measured_as_it_is_at_the_end_of_ba
     def halve(p):
         p.grad.mul_(0.5)
 
-    def add_hooks(model):  # registered after the watch's hooks: they run after them
+    def add_hooks(model):  # they run inside the backward call, before it returns
         for p in model.parameters():
             p.register_post_accumulate_grad_hook(halve)
 
@@ -181,6 +181,15 @@ def test_backward_is_restored_on_close_and_another_wrapper_is_kept():
         _loss(model, 0).backward()  # our wrapper under theirs does nothing now
         assert len(calls) == 3
         assert np.isfinite(w.history.stat("grad_norm")).all()
+        with gw.watch(model, opt) as again:  # ours above theirs above our old one: the backward is measured once
+            measured = []
+            real = again._after_backward
+            again._after_backward = lambda snapshot: (measured.append(1), real(snapshot))
+            opt.zero_grad()
+            _loss(model, 5).backward()
+            assert measured == [1] and again._preclips.measured is not None
+            opt.step()
+        assert len(calls) == 4
     finally:
         torch.autograd.backward = original
 

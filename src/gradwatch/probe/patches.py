@@ -15,7 +15,9 @@
 The functions are replaced when the first watch opens and restored when the last one closes (under a lock: watches
 open and close in several threads, e.g. the playground's runs); code that imported ``clip_grad_norm_`` or
 ``backward`` by name before that keeps the original. A function that someone else wrapped again since is left as
-it is (the wrapper then does nothing).
+it is (the wrapper then does nothing); when a watch opens again above it, the chain holds two wrappers of
+``backward`` and only the outer one acts (so does a ``backward`` called inside a ``backward``: it is measured when
+the outer call returns).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ _open: weakref.WeakSet = weakref.WeakSet()
 _saved: dict[tuple[Any, str], Any] = {}
 _lock = threading.Lock()
 _ORIGINAL = "__gradwatch_original__"  # on each wrapper: the function it replaced
+_inside = threading.local()  # .backward: this thread is inside our backward wrapper (a chain of two acts once)
 
 
 def _replacing(wrapper: Callable, original: Callable) -> Callable:
@@ -57,12 +60,16 @@ def _scaler_class():
 def _wrap_backward(original: Callable) -> Callable:
     @functools.wraps(original)
     def backward(tensors, *args, **kwargs):
-        if not _open:
+        if not _open or getattr(_inside, "backward", False):  # a wrapper of ours under this one: it does nothing
             return original(tensors, *args, **kwargs)
         with _lock:  # another thread may open or close a watch meanwhile
             watchers = list(_open)
         seen = [(w, w._before_backward(tensors)) for w in watchers]
-        result = original(tensors, *args, **kwargs)
+        _inside.backward = True
+        try:
+            result = original(tensors, *args, **kwargs)
+        finally:
+            _inside.backward = False
         for w, before in seen:
             if before is not None:
                 w._after_backward(before)
