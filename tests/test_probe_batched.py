@@ -56,6 +56,14 @@ def test_histograms_keep_float64_resolution_when_one_layer_is_float64():
         np.testing.assert_array_equal(row, _numpy_counts(g.numpy()))
 
 
+def test_histograms_refuse_unequal_edges_and_accept_other_equal_ones():
+    grads = [[torch.tensor([1e-3, 1e-1, 10.0])]]
+    with pytest.raises(ValueError, match="equally spaced"):
+        log10_histograms(grads, edges=torch.tensor([-4.0, -2.0, 0.0, 3.0]))
+    counts = log10_histograms(grads, edges=torch.tensor([-4.0, -2.0, 0.0, 2.0]), max_elements=None)
+    assert counts[0, :3].tolist() == [1.0, 1.0, 1.0]  # 1e-3 in [-4, -2), 1e-1 in [-2, 0), 10 in [0, 2]
+
+
 def _dead_truth(layer: nn.Linear) -> float:
     g, b = layer.weight.grad, layer.bias.grad if layer.bias is not None else None
     rows = g.abs().amax(1) + (b.abs() if b is not None else 0)

@@ -40,15 +40,21 @@ def _row_offsets(rows: tuple[tuple[int, int], ...], size: int, device: str) -> T
     return torch.repeat_interleave(torch.tensor(index) * size, torch.tensor(lengths)).float().to(device)
 
 
-def _regular(edges: Tensor) -> tuple[float, float, int]:
-    """(first edge, last edge, bins) of equally spaced ``edges``; checked once for the default edges."""
-    if edges is HIST_EDGES:
-        return _DEFAULT
+def _check_regular(edges: Tensor) -> tuple[float, float, int]:
+    """(first edge, last edge, bins) of ``edges``, which must be equally spaced."""
     edges = edges.cpu()
     lo, hi, bins = float(edges[0]), float(edges[-1]), len(edges) - 1
     if not torch.allclose(edges.diff().double(), torch.full((bins,), (hi - lo) / bins, dtype=torch.float64)):
         raise ValueError("log10_histograms needs equally spaced edges")
     return lo, hi, bins
+
+
+_DEFAULT = _check_regular(HIST_EDGES)  # the default edges, checked once
+
+
+def _regular(edges: Tensor) -> tuple[float, float, int]:
+    """:func:`_check_regular`, done once for the default edges (every sampled step uses them)."""
+    return _DEFAULT if edges is HIST_EDGES else _check_regular(edges)
 
 
 def _elements(grads: list[Tensor], max_elements: int | None) -> tuple[Tensor | None, int]:
@@ -112,6 +118,3 @@ def log10_histogram(
 ) -> Tensor:
     """The counts of one layer (:func:`log10_histograms` of ``[grads]``): ``[len(edges) - 1 + 4]``."""
     return log10_histograms([grads], edges, max_elements, device)[0]
-
-
-_DEFAULT = _regular(HIST_EDGES.clone())  # the default edges, checked once
