@@ -11,9 +11,9 @@ on this machine, in this run, its overhead is not resolved.
 Configurations: ``gw.watch`` with the default statistics (every step; ``every=10``; without the end-of-backward
 pre-clip measurement, to show what it costs); ``stats="full", sample_every=10``; ``on_nonfinite="locate"``; a
 per-layer ``.item()`` of the gradient norm (the naive way); one fused norm of every parameter's gradient in the
-optimizer's pre-hook, kept on the device (the floor: the least an every-step per-parameter norm costs); TensorBoard ``add_histogram`` of every parameter
-gradient; ``wandb.watch(log="gradients", log_freq=1)`` offline. The last two run only when their packages are
-installed.
+optimizer's pre-hook, kept on the device (the floor: the least an every-step per-parameter norm costs);
+TensorBoard ``add_histogram`` of every parameter gradient; ``wandb.watch(log="gradients", log_freq=1)`` offline.
+The last two run only when their packages are installed.
 
     PYTHONPATH=src python benchmarks/overhead.py [--steps 200] [--repeats 5] [--threads 1] [--models mlp,tiny]
 """
