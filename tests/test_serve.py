@@ -332,6 +332,7 @@ def browser():
 
 
 def test_browser_playground_starts_a_run_and_its_chart_updates(server, browser):
+    _end_new_jobs(server, set())  # the server's training slots free for this run, whatever ran before
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -699,6 +700,24 @@ def _new_jobs(server, before: set[str], n: int, timeout: float = 120.0) -> list[
     raise AssertionError(f"the page started {len(jobs)} runs, not {n}")
 
 
+def _end_new_jobs(server, before: set[str], timeout: float = 120.0) -> None:
+    """Stop the runs a test started on the shared server (every job not in ``before``) and wait until they have
+    ended: a click on Stop can come before the page knows its runs' ids, and runs left going would hold the
+    server's training slots for the next test."""
+    import time
+
+    deadline = time.monotonic() + timeout  # a liveness bound
+    while True:
+        active = [j for j in server.http.get("/api/playground").json()
+                  if j["id"] not in before and j["state"] in ("queued", "running")]
+        if not active:
+            return
+        assert time.monotonic() < deadline, f"runs still active: {[j['id'] for j in active]}"
+        for j in active:
+            server.http.delete(f"/api/playground/{j['id']}")
+        time.sleep(0.1)
+
+
 def _page(browser, url):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors = []
@@ -722,6 +741,7 @@ def test_browser_rnn_vs_lstm_preset_trains_a_tanh_rnn_on_the_lstms_test_set(serv
         assert a[key] == b[key] == preset["a"][key], key
     assert errors == []
     page.close()
+    _end_new_jobs(server, before)
 
 
 def test_browser_shared_link_with_b_trains_both_runs(server, browser):
@@ -737,9 +757,11 @@ def test_browser_shared_link_with_b_trains_both_runs(server, browser):
     assert "b=activation" in page.url  # the link still holds both runs
     assert errors == []
     page.close()
+    _end_new_jobs(server, before)
 
 
 def test_browser_diverged_run_is_shown_as_diverged(server, browser):
+    _end_new_jobs(server, set())  # the server's training slots free for this run, whatever ran before
     query = "&".join(f"{k}={v}" for k, v in EXPLODING.items() if k != "epochs")
     page, errors = _page(browser, f"{server.url}/playground?{query}")
     page.click("#start")
