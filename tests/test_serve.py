@@ -700,6 +700,19 @@ def _new_jobs(server, before: set[str], n: int, timeout: float = 120.0) -> list[
     raise AssertionError(f"the page started {len(jobs)} runs, not {n}")
 
 
+def _wait_ended(server, before: set[str], timeout: float = 120.0) -> None:
+    """Wait until every run not in ``before`` has ended (a liveness bound for a loaded machine)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {j["id"]: j["state"] for j in server.http.get("/api/playground").json() if j["id"] not in before}
+        if all(s not in ("queued", "running") for s in states.values()):
+            return
+        assert time.monotonic() < deadline, f"runs still active: {states}"
+        time.sleep(0.1)
+
+
 def _end_new_jobs(server, before: set[str], timeout: float = 120.0) -> None:
     """Stop the runs a test started on the shared server (every job not in ``before``) and wait until they have
     ended: a click on Stop can come before the page knows its runs' ids, and runs left going would hold the
@@ -751,6 +764,7 @@ def test_browser_shared_link_with_b_trains_both_runs(server, browser):
     page.click("#start")
     jobs = _new_jobs(server, before, 2)
     page.click("#stop")
+    _wait_ended(server, before)  # Stop ends both runs, even one whose start was still on its way
     a, b = sorted((j["config"] for j in jobs), key=lambda c: c["activation"] != "sigmoid")
     assert (a["activation"], b["activation"], b["init"]) == ("sigmoid", "relu", "he_normal")
     assert a["depth"] == b["depth"] == 2 and a["width"] == b["width"] == 16 and a["steps"] == b["steps"] == 300

@@ -135,10 +135,12 @@ function fromUrl() {
 }
 
 // Start: run A from the controls and, when the setup has a run B, run B as A with B's differences.
+// A Stop pressed before B has started (A is already running) keeps B from starting.
+let stops = 0;
 async function startSetup() {
-  const a = readControls();
+  const a = readControls(), before = stops;
   await startRun("A", a);
-  if (bDiff && runs.A) await startRun("B", { ...a, ...bDiff });
+  if (bDiff && runs.A && stops === before) await startRun("B", { ...a, ...bDiff });
 }
 
 // ---- presets ----------------------------------------------------------------------------------------------------
@@ -166,7 +168,10 @@ function setStatus(text) {
 
 // Stop the slot's training; ``detach`` also closes its stream (when a new run replaces it), otherwise the
 // stream stays open to receive the run's end.
+const starting = {};  // slot -> "starting" while its run is being created; "stop" when Stop came meanwhile
+
 function stopSlot(slot, detach) {
+  if (starting[slot]) starting[slot] = "stop";  // the run has no id yet: stopped as soon as it has one
   const r = runs[slot];
   if (!r) return;
   if (detach && r.source) r.source.close();
@@ -178,12 +183,17 @@ async function startRun(slot, cfg) {
   if (slot === "A") { stopSlot("A", true); stopSlot("B", true); runs.B = null; }
   else stopSlot("B", true);
   let res;
+  let stopAtOnce = false;
+  starting[slot] = "starting";
   try {
     res = await GW.api("/api/playground", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify(cfg) });
   } catch (e) {
     setStatus(`run ${slot} refused: ${e.message}`);
     return;
+  } finally {
+    stopAtOnce = starting[slot] === "stop";
+    delete starting[slot];
   }
   notice = "";
   const r = runs[slot] = { id: res.id, cfg: res.config, sent: cfg, layers: [], steps: [], stats: {}, loss: [], lossSteps: [],
@@ -208,6 +218,7 @@ async function startRun(slot, cfg) {
     es.close(); schedule();
   });
   es.onerror = () => { if (["completed", "failed", "stopped", "diverged"].includes(r.state)) es.close(); };
+  if (stopAtOnce) stopSlot(slot);
   schedule();
 }
 
@@ -376,7 +387,7 @@ async function main() {
     startRun("B", cfg);
   });
   $("drop-b").addEventListener("click", () => { bDiff = null; syncUrl(); });
-  $("stop").addEventListener("click", () => { stopSlot("A"); stopSlot("B"); });
+  $("stop").addEventListener("click", () => { stops++; stopSlot("A"); stopSlot("B"); });
   $("stat").addEventListener("change", schedule);
   window.addEventListener("beforeunload", () => { stopSlot("A", true); stopSlot("B", true); });
   draw();
