@@ -79,7 +79,8 @@ def test_grad_dead_with_and_without_the_bias_precheck_equals_the_gradient_rows(d
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4, bias=False))
     with torch.no_grad():
-        net[2].bias[:6] = -100.0  # 6 of 16 units of the second layer off for every input: dead
+        net[0].bias[0] = -100.0  # 1 of 16 units of the first layer off for every input: its row alone is read
+        net[2].bias[:6] = -100.0  # 6 of 16 units of the second layer off for every input: every row is read
     net(torch.randn(32, 8)).square().mean().backward()
     with torch.no_grad():
         net[0].bias.grad[3] = 0.0  # a zero bias entry on a live unit: its row is read, and it is not dead
@@ -87,7 +88,7 @@ def test_grad_dead_with_and_without_the_bias_precheck_equals_the_gradient_rows(d
     params = [p for l in layers for p in l.params]
     out = DeadRows(layers, params).measure(list(range(len(params))), torch.device("cpu"))
     truth = [_dead_truth(net[i]) for i in (0, 2, 4)]
-    assert truth[0] == 0.0 and truth[1] == pytest.approx(6 / 16)
+    assert truth[0] == pytest.approx(1 / 16) and truth[1] == pytest.approx(6 / 16)
     np.testing.assert_allclose(out.numpy(), truth)
 
 

@@ -10,6 +10,7 @@ embeddings, whose rows are lookups, recurrent cells, whose rows are gates) are n
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +26,7 @@ DOC = (
     "∂L/∂W and bias entry are exactly zero over the batch: units with no active path to the loss, whatever "
     "activation (module, shared module or function) follows; every recorded step with stats='full'"
 )
+GATHER_BELOW = 4  # a layer with fewer than 1/GATHER_BELOW of its units suspect has only their rows read
 _LOOKUP = (nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.RNNCellBase, nn.MultiheadAttention)
 
 
@@ -61,7 +63,8 @@ class DeadRows:
         self.params = params
         self.units = unit_layers(layers, {id(p): i for i, p in enumerate(params)})
         self.n_layers = len(layers)
-        self._owners: dict[tuple[int, ...], Tensor] = {}  # segment sizes -> the segment of each element (CPU)
+        self._base: dict[tuple, Tensor] = {}  # (measured columns, device) -> 0 there, NaN elsewhere
+        self._wanted: dict[int, tuple[list[int], list[_Units]]] = {}  # id of a measured list -> its unit layers
 
     def measure(self, measured: list[int], device: torch.device) -> Tensor | None:
         """``[layers]``: the dead fraction of each unit layer whose weight is in ``measured`` and has a dense
@@ -69,64 +72,107 @@ class DeadRows:
 
         A dead unit's bias gradient is exactly zero (∂L/∂b_j sums the unit's ∂L/∂z, all zero), so on the CPU
         (where reading costs no device sync) the bias gradients of all layers are tested first, in one pass, and
-        only the layers with a zero bias entry (or without a bias) have their weight rows read: a healthy step
-        costs a few operations, not a reduction per layer."""
-        wanted = set(measured)
-        found: list[tuple[_Units, Tensor, Tensor | None]] = []
-        for u in self.units:
-            if u.weight not in wanted:
-                continue
-            g = self.params[u.weight].grad
-            if g is None or g.layout != torch.strided:
-                continue
-            b = self.params[u.bias].grad if u.bias is not None else None
-            found.append((u, g.detach(), b.detach() if b is not None and b.layout == torch.strided else None))
+        only layers with a zero bias entry (or without a bias) have weight rows read — only the rows of those
+        units when they are few: a healthy step costs a few operations, not a reduction per layer. Elsewhere every
+        layer's rows are reduced (no host read)."""
+        found = self._found(measured)
         if not found:
             return None
-        check = self._candidates(found, device)
-        out = torch.full((self.n_layers,), float("nan"), device=device)
-        alive = [u.col for (u, _, _), read in zip(found, check) if not read]  # no zero bias entry: no dead unit
-        if alive:
-            out[torch.tensor(alive, device=device)] = 0.0
-        read = [f for f, r in zip(found, check) if r]
-        if read:
-            out[torch.tensor([u.col for u, _, _ in read], device=device)] = self._fractions(read, device).to(device)
-        return out
+        cols = tuple(u.col for u, _, _ in found)
+        base = self._base.get((cols, device))  # 0 at the measured layers, NaN elsewhere (shared, never written to)
+        if base is None:
+            if len(self._base) > 16:
+                self._base.clear()
+            base = torch.full((self.n_layers,), float("nan"))
+            base[list(cols)] = 0.0
+            base = self._base[(cols, device)] = base.to(device)
+        if free_reads(device):
+            read = self._suspects(found)
+            if not read:
+                return base
+        else:
+            read = [(u, g, b, None) for u, g, b in found]
+        at = torch.tensor([u.col for u, *_ in read], device=device)
+        return base.index_put((at,), self._fractions(read, device).to(device))
 
-    def _fractions(self, read: list[tuple[_Units, Tensor, Tensor | None]], device: torch.device) -> Tensor:
-        """The dead fraction of each layer of ``read`` ``[len(read)]``: a row sum of |g| per layer, then one test
-        and one count for all layers together (a handful of operations per step, not a dozen per layer)."""
-        if len({g.device for _, g, _ in read}) > 1:  # a model split over devices: each layer on its own
-            return torch.stack([_dead_fraction(u, g, b).to(device) for u, g, b in read])
-        rows = [_row_sums(u, g) for u, g, _ in read]  # [units] each
-        units = tuple(len(r) for r in rows)
-        biases = [b.reshape(-1) if b is not None else r.new_zeros(len(r)) for (_, _, b), r in zip(read, rows)]
-        dead = (torch.cat(rows) + torch.cat(biases).abs()) == 0  # promotes float32 beside float64
-        counts = self._count(dead, units)
-        return counts / torch.tensor(units, dtype=counts.dtype, device=counts.device)  # 0 units: NaN
+    def _found(self, measured: list[int]) -> list[tuple[_Units, Tensor, Tensor | None]]:
+        """The unit layers whose weight is among ``measured`` and has a dense gradient, with their weight and bias
+        gradients (detached only when made with ``create_graph=True``)."""
+        wanted = self._wanted.get(id(measured))
+        if wanted is None or wanted[0] is not measured:  # the watch's index lists are kept objects: cached by them
+            if len(self._wanted) > 16:
+                self._wanted.clear()
+            chosen = set(measured)
+            wanted = self._wanted[id(measured)] = (measured, [u for u in self.units if u.weight in chosen])
+        found: list[tuple[_Units, Tensor, Tensor | None]] = []
+        params = self.params
+        for u in wanted[1]:
+            g = params[u.weight].grad
+            if g is None or g.layout != torch.strided:
+                continue
+            b = params[u.bias].grad if u.bias is not None else None
+            if b is not None and b.layout != torch.strided:
+                b = None
+            found.append((u, _plain(g), _plain(b) if b is not None else None))
+        return found
 
-    def _count(self, flags: Tensor, sizes: tuple[int, ...]) -> Tensor:
-        """``[len(sizes)]``: how many of ``flags`` are set in each consecutive segment of ``sizes`` elements (the
-        segment of each element made once per pattern of sizes)."""
-        owner = self._owners.get(sizes)
-        if owner is None:
-            if len(self._owners) > 16:
-                self._owners.clear()
-            owner = self._owners[sizes] = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
-        return torch.zeros(len(sizes), device=flags.device).index_add_(0, owner.to(flags.device), flags.float())
+    def _suspects(
+        self, found: list[tuple[_Units, Tensor, Tensor | None]]
+    ) -> list[tuple[_Units, Tensor, Tensor | None, Tensor | None]]:
+        """The layers whose rows must be read, each with the units to read (None: all): those with a zero bias
+        entry (one test of all bias gradients, one host read of the counts; none in a healthy step) and those
+        without a bias. A layer with few such units has only their rows read (their bias entries are zero: the
+        rows decide); with many, every row, in order (cheaper than gathering them)."""
+        read: list[tuple[_Units, Tensor, Tensor | None, Tensor | None]] = []
+        read += [(u, g, None, None) for u, g, b in found if b is None]
+        with_bias = [(u, g, b) for u, g, b in found if b is not None]
+        if with_bias:
+            biases = [b.reshape(-1) for _, _, b in with_bias]
+            zero = torch.cat(biases) == 0 if len(biases) > 1 else biases[0] == 0
+            counts = self._count(zero, tuple(len(b) for b in biases)).tolist()  # zero bias entries per layer
+            for (u, g, b), n in zip(with_bias, counts):
+                if not n:  # no zero bias entry: no dead unit
+                    continue
+                if n * GATHER_BELOW < b.numel():
+                    read.append((u, g, None, (b.reshape(-1) == 0).nonzero().flatten()))
+                else:
+                    read.append((u, g, b, None))
+        return read
 
-    def _candidates(self, found: list[tuple[_Units, Tensor, Tensor | None]], device: torch.device) -> list[bool]:
-        """Per found layer: whether its weight rows must be read (False: no bias entry is zero, so no unit is
-        dead). Without a free host read on this device (or without a bias) every layer is read."""
-        check = [True] * len(found)
-        biases = [(i, b) for i, (_, _, b) in enumerate(found) if b is not None]
-        if not biases or not free_reads(device):  # elsewhere reading the flags would synchronise the device
-            return check
-        zero = torch.cat([b.reshape(-1) for _, b in biases]) == 0
-        counts = self._count(zero, tuple(b.numel() for _, b in biases)).tolist()
-        for (i, _), n in zip(biases, counts):
-            check[i] = n > 0
-        return check
+    def _fractions(
+        self, read: list[tuple[_Units, Tensor, Tensor | None, Tensor | None]], device: torch.device
+    ) -> Tensor:
+        """The dead fraction of each layer of ``read`` ``[len(read)]``: a sum of |g| per row read (the rows of
+        the units given, or all) plus |∂L/∂b|, then one test and one count for all layers together (a handful
+        of operations per step, not a dozen per layer). A unit is dead when its row and bias entry are zero."""
+        if len({g.device for _, g, _, _ in read}) > 1:  # a model split over devices: each layer on its own
+            return torch.stack([_dead_fraction(u, g, b, units).to(device) for u, g, b, units in read])
+        rows = [_row_sums(u, g if units is None else g.index_select(u.dim, units)) for u, g, _, units in read]
+        if any(b is not None for _, _, b, _ in read):  # + |∂L/∂b| of the units read
+            biases = [b.reshape(-1) if b is not None else r.new_zeros(len(r)) for (_, _, b, _), r in zip(read, rows)]
+            dead = (torch.cat(rows) + torch.cat(biases).abs()) == 0  # promotes float32 beside float64
+        else:
+            dead = torch.cat(rows) == 0
+        counts = self._count(dead, tuple(len(r) for r in rows))
+        total = [g.shape[u.dim] for u, g, _, _ in read]
+        return counts / torch.tensor(total, dtype=counts.dtype, device=counts.device)  # 0 units: NaN
+
+    @staticmethod
+    def _count(flags: Tensor, sizes: tuple[int, ...]) -> Tensor:
+        """``[len(sizes)]``: how many of ``flags`` are set in each consecutive segment of ``sizes`` elements."""
+        owner = _segments(sizes).to(flags.device)
+        return torch.zeros(len(sizes), device=flags.device).index_add_(0, owner, flags.float())
+
+
+@functools.lru_cache(maxsize=32)  # the patterns of a model's layers come back every step; a few others
+def _segments(sizes: tuple[int, ...]) -> Tensor:
+    """The segment of each element of consecutive segments of ``sizes`` elements (on the CPU)."""
+    return torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+
+
+def _plain(t: Tensor) -> Tensor:
+    """``t`` without autograd history (detached only when it has one: a ``detach()`` each step costs)."""
+    return t.detach() if t.requires_grad else t
 
 
 def _row_sums(u: _Units, g: Tensor) -> Tensor:
@@ -138,9 +184,8 @@ def _row_sums(u: _Units, g: Tensor) -> Tensor:
     return g.movedim(u.dim, 0).flatten(1).abs().sum(1)
 
 
-def _dead_fraction(u: _Units, g: Tensor, b: Tensor | None) -> Tensor:
-    """The fraction of the layer's units whose row of ∂L/∂W and bias entry are exactly zero (a 0-d tensor)."""
-    rows = _row_sums(u, g)
-    if b is not None:
-        rows = rows + b.abs()
-    return (rows == 0).float().mean()
+def _dead_fraction(u: _Units, g: Tensor, b: Tensor | None, units: Tensor | None = None) -> Tensor:
+    """The fraction of the layer's units whose row of ∂L/∂W and bias entry are zero, of those ``units`` read (the
+    others have a non-zero bias entry: alive), as a 0-d tensor."""
+    rows = _row_sums(u, g if units is None else g.index_select(u.dim, units))
+    return ((rows + b.abs() if b is not None else rows) == 0).sum() / g.shape[u.dim]
