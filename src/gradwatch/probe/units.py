@@ -129,6 +129,8 @@ class DeadRows:
         if with_bias:
             biases = [b.reshape(-1) for _, _, b in with_bias]
             zero = torch.cat(biases) == 0 if len(biases) > 1 else biases[0] == 0
+            if not read and not zero.any():  # the healthy step: one host read, nothing else
+                return read
             counts = self._count(zero, tuple(len(b) for b in biases)).tolist()  # zero bias entries per layer
             for (u, g, b), n in zip(with_bias, counts):
                 if not n:  # no zero bias entry: no dead unit
