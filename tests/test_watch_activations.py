@@ -85,6 +85,22 @@ def test_relu_layer_reports_no_saturation_but_dead_units():
     assert w.history.stat("act_dead")[0, 0] >= 0.5
 
 
+def test_dead_channels_of_a_convolution_are_its_output_channels_zero_over_batch_and_pixels():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 2))
+    with torch.no_grad():
+        net[0].bias[:3] = -100.0  # three channels off everywhere
+        net[0].weight[5, 0, 0, 0] = float("nan")  # a NaN channel is not dead
+    x = torch.randn(4, 3, 8, 8)
+    with gw.watch(net, stats=["act_dead"], sample_every=1) as w:
+        net(x).sum().backward()
+        w.step()
+    out = torch.relu(nn.functional.conv2d(x, net[0].weight, net[0].bias)).detach()
+    truth = sum(bool((out[:, c] == 0).all()) for c in range(8)) / 8  # channel by channel, by hand
+    assert truth == 3 / 8
+    assert w.history.stat("act_dead")[0, 0] == pytest.approx(truth)
+
+
 def test_watching_adds_no_global_warnings_filter():
     before = list(warnings.filters)
     net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))

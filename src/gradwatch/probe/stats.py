@@ -438,10 +438,11 @@ class ActDead(ForwardStat):
 
     def compute(self, a, z, layer):
         dim = layer.unit_dim % a.dim() if a.dim() > 1 else 0
-        zero = (a == 0).movedim(dim, 0).reshape(a.shape[dim], -1)  # [units, everything else]
-        if zero.shape[1] < MIN_DEAD_SAMPLES:
+        units = a.shape[dim] if a.dim() else 0
+        if not units or a.numel() // units < MIN_DEAD_SAMPLES:
             return a.new_tensor(_NAN, dtype=torch.float32)
-        return zero.all(dim=1).float().mean()
+        others = tuple(d for d in range(a.dim()) if d != dim)
+        return (a.abs().amax(dim=others) == 0).float().mean()  # a unit's largest |a| is 0 (NaN is not): dead
 
 
 class ActNonFinite(ForwardStat):
