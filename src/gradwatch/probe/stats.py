@@ -523,9 +523,9 @@ GRAD_DEAD_DECLARED = Declared(
     GRAD_DEAD,
     GRAD_DEAD_DOC,
     "optimizer step pre-hook, on p.grad",
-    "per recorded step: on the CPU one zero test over all bias gradients, then a sum of |g| per unit row only in "
-    "layers with a zero bias entry or no bias; on an accelerator a sum of |g| per unit row of every weight "
-    "gradient (no host read)",
+    "per recorded step: on the CPU one zero test over all bias gradients, then a sum of |g| over the rows of the "
+    "units with a zero bias entry (every row of a layer where they are many, or without a bias); nothing more on a "
+    "healthy step; on an accelerator a sum of |g| per unit row of every weight gradient (no host read)",
 )
 
 # every statistic's declaration, by name, in the order the watch records them

@@ -4,7 +4,7 @@ A unit (an output row of a Linear layer, an output channel of a convolution) who
 exactly zero over the whole batch had ∂L/∂z = 0 for every example: no active path from its output to the loss
 (a ReLU that is off everywhere, whatever applies it — a module registered anywhere, one shared module, ``F.relu``).
 This needs no module hook, so it is exact for any activation and is taken on every recorded step from ``p.grad``
-(one fused max-reduction per layer, on the device; no host read). Layers without a weight matrix (norms, gains,
+(see :meth:`DeadRows.measure` for what that costs where). Layers without a weight matrix (norms, gains,
 embeddings, whose rows are lookups, recurrent cells, whose rows are gates) are not measured (NaN).
 """
 
