@@ -35,8 +35,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-_VERSION, _GRAD = operator.attrgetter("_version"), operator.attrgetter("grad")
-_IS_NONE = functools.partial(operator.is_, None)
+# read in C for every parameter (the watcher uses them too)
+VERSION, GRAD = operator.attrgetter("_version"), operator.attrgetter("grad")
+IS_NONE = functools.partial(operator.is_, None)
 
 
 @dataclass
@@ -65,18 +66,18 @@ class PreClip:
         None when every ``.grad`` is None, as after ``zero_grad()``)."""
         if not self.measuring:
             return None
-        grads = list(map(_GRAD, self._params))
-        if all(map(_IS_NONE, grads)):
+        grads = list(map(GRAD, self._params))
+        if all(map(IS_NONE, grads)):
             return grads, None
-        if not any(map(_IS_NONE, grads)):
-            return grads, list(map(_VERSION, grads))
+        if not any(map(IS_NONE, grads)):
+            return grads, list(map(VERSION, grads))
         return grads, [-1 if g is None else g._version for g in grads]
 
     def reached(self, snapshot: tuple[list[Tensor | None], list[int] | None]) -> bool:
         """After the call: whether it changed some ``.grad`` (a new tensor, or one added to in place)."""
         grads, versions = snapshot
         if versions is None:  # all None before: reached when one is not now
-            return not all(map(_IS_NONE, map(_GRAD, self._params)))
+            return not all(map(IS_NONE, map(GRAD, self._params)))
         for p, g, version in zip(self._params, grads, versions):
             now = p.grad
             if now is not g or (now is not None and now._version != version):
@@ -87,7 +88,7 @@ class PreClip:
     @staticmethod
     def _stamps(grads: Sequence[Tensor]) -> tuple[list[int], list[int]]:
         """(identities, versions) of the gradients: what changes when the loop touches or replaces one."""
-        return list(map(id, grads)), list(map(_VERSION, grads))
+        return list(map(id, grads)), list(map(VERSION, grads))
 
     def note(self, present: list[int], norms: Tensor, grads: Sequence[Tensor], found: Any = None) -> None:
         """The norms of the gradients ``grads`` (the ``.grad`` of ``present``, just read) now, before anything else
@@ -101,8 +102,8 @@ class PreClip:
         if m is None or m.clipped or m.present != indices:
             return None
         params = self._params
-        grads = list(map(_GRAD, params)) if len(indices) == len(params) else [params[i].grad for i in indices]
-        if list(map(id, grads)) != m.stamps[0] or list(map(_VERSION, grads)) != m.stamps[1]:
+        grads = list(map(GRAD, params)) if len(indices) == len(params) else [params[i].grad for i in indices]
+        if list(map(id, grads)) != m.stamps[0] or list(map(VERSION, grads)) != m.stamps[1]:
             return None  # (ids first: a gradient now None has another id, so its version is never read)
         return m
 

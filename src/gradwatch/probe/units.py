@@ -127,16 +127,16 @@ class DeadRows:
         read += [(u, g, None, None) for u, g, b in found if b is None]
         with_bias = [(u, g, b) for u, g, b in found if b is not None]
         if with_bias:
-            biases = [b.reshape(-1) for _, _, b in with_bias]
-            zero = torch.cat(biases) == 0 if len(biases) > 1 else biases[0] == 0
+            sizes = [b.numel() for _, _, b in with_bias]
+            zero = torch.cat([b.reshape(-1) for _, _, b in with_bias]) == 0
             if not read and not zero.any():  # the healthy step: one host read, nothing else
                 return read
-            counts = self._count(zero, tuple(len(b) for b in biases)).tolist()  # zero bias entries per layer
-            for (u, g, b), n in zip(with_bias, counts):
+            counts = self._count(zero, tuple(sizes)).tolist()  # zero bias entries per layer
+            for (u, g, b), n, layer_zero in zip(with_bias, counts, zero.split(sizes)):
                 if not n:  # no zero bias entry: no dead unit
                     continue
-                if n * GATHER_BELOW < b.numel():
-                    read.append((u, g, None, (b.reshape(-1) == 0).nonzero().flatten()))
+                if n * GATHER_BELOW < len(layer_zero):
+                    read.append((u, g, None, layer_zero.nonzero().flatten()))
                 else:
                     read.append((u, g, b, None))
         return read
@@ -149,7 +149,7 @@ class DeadRows:
         of operations per step, not a dozen per layer). A unit is dead when its row and bias entry are zero."""
         if len({g.device for _, g, _, _ in read}) > 1:  # a model split over devices: each layer on its own
             return torch.stack([_dead_fraction(u, g, b, units).to(device) for u, g, b, units in read])
-        rows = [_row_sums(u, g if units is None else g.index_select(u.dim, units)) for u, g, _, units in read]
+        rows = [_row_sums(u, g, units) for u, g, _, units in read]
         if any(b is not None for _, _, b, _ in read):  # + |∂L/∂b| of the units read
             biases = [b.reshape(-1) if b is not None else r.new_zeros(len(r)) for (_, _, b, _), r in zip(read, rows)]
             dead = (torch.cat(rows) + torch.cat(biases).abs()) == 0  # promotes float32 beside float64
@@ -162,14 +162,15 @@ class DeadRows:
     @staticmethod
     def _count(flags: Tensor, sizes: tuple[int, ...]) -> Tensor:
         """``[len(sizes)]``: how many of ``flags`` are set in each consecutive segment of ``sizes`` elements."""
-        owner = _segments(sizes).to(flags.device)
+        owner = _segments(sizes, flags.device)
         return torch.zeros(len(sizes), device=flags.device).index_add_(0, owner, flags.float())
 
 
 @functools.lru_cache(maxsize=32)  # the patterns of a model's layers come back every step; a few others
-def _segments(sizes: tuple[int, ...]) -> Tensor:
-    """The segment of each element of consecutive segments of ``sizes`` elements (on the CPU)."""
-    return torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+def _segments(sizes: tuple[int, ...], device: torch.device) -> Tensor:
+    """The segment of each element of consecutive segments of ``sizes`` elements, on ``device`` (made once: no
+    copy to an accelerator per step)."""
+    return torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes)).to(device)
 
 
 def _plain(t: Tensor) -> Tensor:
@@ -177,10 +178,12 @@ def _plain(t: Tensor) -> Tensor:
     return t.detach() if t.requires_grad else t
 
 
-def _row_sums(u: _Units, g: Tensor) -> Tensor:
-    """Σ|g| over each unit's row of ∂L/∂W ``[units]``. A row is zero exactly when this sum is (no underflow: each
-    term is at least the smallest subnormal, unlike a sum of squares; NaN and inf stay non-zero); cheaper on the CPU
-    than a max of |g|."""
+def _row_sums(u: _Units, g: Tensor, units: Tensor | None = None) -> Tensor:
+    """Σ|g| over each unit's row of ∂L/∂W ``[units]`` (of the units ``units`` only, when given). A row is zero
+    exactly when this sum is (no underflow: each term is at least the smallest subnormal, unlike a sum of squares;
+    NaN and inf stay non-zero); cheaper on the CPU than a max of |g|."""
+    if units is not None:
+        g = g.index_select(u.dim, units)
     if u.dim == 0 and g.dim() == 2:  # a Linear weight: its rows as they are
         return g.abs().sum(1)
     return g.movedim(u.dim, 0).flatten(1).abs().sum(1)
@@ -189,5 +192,5 @@ def _row_sums(u: _Units, g: Tensor) -> Tensor:
 def _dead_fraction(u: _Units, g: Tensor, b: Tensor | None, units: Tensor | None = None) -> Tensor:
     """The fraction of the layer's units whose row of ∂L/∂W and bias entry are zero, of those ``units`` read (the
     others have a non-zero bias entry: alive), as a 0-d tensor."""
-    rows = _row_sums(u, g if units is None else g.index_select(u.dim, units))
+    rows = _row_sums(u, g, units)
     return ((rows + b.abs() if b is not None else rows) == 0).sum() / g.shape[u.dim]

@@ -45,7 +45,7 @@ from gradwatch.probe.history import History
 from gradwatch.probe.hooks import LayerProbes
 from gradwatch.probe.layers import Layer, find_layers, unwrap
 from gradwatch.probe.locate import Locator
-from gradwatch.probe.preclip import PreClip
+from gradwatch.probe.preclip import GRAD, IS_NONE, PreClip
 from gradwatch.probe.rows import RowQueue, is_sharded
 from gradwatch.probe.silent import SilentProbe
 from gradwatch.probe.stats import (
@@ -69,9 +69,8 @@ from gradwatch.probe.units import DeadRows
 from gradwatch.stat_names import UPDATE_RATIO
 
 NONFINITE_MODES = ("record", "warn", "raise", "locate")
-_GRAD, _LAYOUT = operator.attrgetter("grad"), operator.attrgetter("layout")  # read in C, for every parameter
-_REQUIRES_GRAD = operator.attrgetter("requires_grad")
-_IS_NONE, _IS_STRIDED = functools.partial(operator.is_, None), functools.partial(operator.is_, torch.strided)
+_LAYOUT, _REQUIRES_GRAD = operator.attrgetter("layout"), operator.attrgetter("requires_grad")  # read in C
+_IS_STRIDED = functools.partial(operator.is_, torch.strided)
 GRADS, UPDATES, HOOKS = "gradient statistics", "update statistics", "module-hook statistics"
 LOCATE = "non-finite location checks"
 
@@ -345,8 +344,8 @@ class Watcher:
         ``create_graph=True``) and as they are (``.grad``, whose identity and version the pre-clip measurement
         stamps). Each ``.grad`` is read once."""
         params, broken = self._params, self._broken
-        raw: list = list(map(_GRAD, params)) if indices is self._all else [params[i].grad for i in indices]
-        if broken or any(map(_IS_NONE, raw)):  # the rare case: some have no gradient, or cannot be measured
+        raw: list = list(map(GRAD, params)) if indices is self._all else [params[i].grad for i in indices]
+        if broken or any(map(IS_NONE, raw)):  # the rare case: some have no gradient, or cannot be measured
             kept = [(i, g) for i, g in zip(indices, raw) if g is not None and i not in broken]
             present, raw = [i for i, _ in kept], [g for _, g in kept]
         else:

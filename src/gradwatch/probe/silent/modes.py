@@ -34,11 +34,9 @@ class EvalModes:
             return
         if self.root.training:
             bad = [n for n, m in self.dropouts if not m.training]
-        elif self.dropouts or self.norms:
+        else:
             bad = [n for n, m in self.dropouts + self.norms if not m.training]
             self.whole_model = True
-        else:
-            return
         if not bad:
             return
         if self.first is None:
