@@ -702,21 +702,13 @@ def _new_jobs(server, before: set[str], n: int, timeout: float = 120.0) -> list[
 
 def _wait_ended(server, before: set[str], timeout: float = 120.0) -> None:
     """Wait until every run not in ``before`` has ended (a liveness bound for a loaded machine)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        states = {j["id"]: j["state"] for j in server.http.get("/api/playground").json() if j["id"] not in before}
-        if all(s not in ("queued", "running") for s in states.values()):
-            return
-        assert time.monotonic() < deadline, f"runs still active: {states}"
-        time.sleep(0.1)
+    _end_new_jobs(server, before, timeout, stop=False)
 
 
-def _end_new_jobs(server, before: set[str], timeout: float = 120.0) -> None:
-    """Stop the runs a test started on the shared server (every job not in ``before``) and wait until they have
-    ended: a click on Stop can come before the page knows its runs' ids, and runs left going would hold the
-    server's training slots for the next test."""
+def _end_new_jobs(server, before: set[str], timeout: float = 120.0, *, stop: bool = True) -> None:
+    """Stop the runs a test started on the shared server (every job not in ``before``; only wait with
+    ``stop=False``) and wait until they have ended: a click on Stop can come before the page knows its runs' ids,
+    and runs left going would hold the server's training slots for the next test."""
     import time
 
     deadline = time.monotonic() + timeout  # a liveness bound
@@ -726,7 +718,7 @@ def _end_new_jobs(server, before: set[str], timeout: float = 120.0) -> None:
         if not active:
             return
         assert time.monotonic() < deadline, f"runs still active: {[j['id'] for j in active]}"
-        for j in active:
+        for j in active if stop else ():
             server.http.delete(f"/api/playground/{j['id']}")
         time.sleep(0.1)
 
