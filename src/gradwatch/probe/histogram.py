@@ -5,8 +5,9 @@ vanishing layer's gradients are resolved down to where float32 underflows) to 1e
 the extra columns :data:`~gradwatch.probe.history.HIST_SPECIAL` (exact zeros, underflow — e.g. float64 or subnormal
 values below 1e-38 —, overflow including ±inf, NaN).
 
-Cost: the elements of every layer of a step are binned together — one ``log10``, one ``floor``, one ``bincount``
-over (layer, bin) pairs — so a sampled step costs a dozen tensor operations whatever the depth. A layer with more
+Cost: the elements of every layer of a step are binned together — one ``log10``, a few elementwise operations
+that give each element its (layer, bin) code without a mask, one ``bincount`` — so a sampled step costs about fifteen
+tensor operations whatever the depth. A layer with more
 than twice ``max_elements`` elements is binned on a fixed random sample of about ``max_elements``, scaled to its
 size: unbiased fractions at a fixed cost per layer. Nothing is read on the host but the edges, which live on the
 CPU: no device is synchronised.
@@ -65,8 +66,35 @@ def _elements(grads: list[Tensor], max_elements: int | None) -> tuple[Tensor | N
     if not parts:
         return None, 0
     if max_elements is not None and total > 2 * max_elements:  # below that, picking costs more than it saves
-        parts = [p[_sample_index(p.numel(), -(-max_elements * p.numel() // total), str(p.device))] for p in parts]
+        parts = [  # (index_select: a third of the time of p[index] on the CPU, measured)
+            p.index_select(0, _sample_index(p.numel(), -(-max_elements * p.numel() // total), str(p.device)))
+            for p in parts
+        ]
     return (torch.cat(parts) if len(parts) > 1 else parts[0]), total
+
+
+def _codes(flat: Tensor, lo: float, width: float, bins: int) -> Tensor:
+    """Each element's code, as a float: 0 underflow (0 < |g| < 10^lo), 1…bins the regular bins, bins + 1 overflow
+    (±inf included), bins + 2 exact zero, bins + 3 NaN (:func:`_order` puts them in the result's order).
+
+    Arithmetic only, no mask: on the CPU a comparison into a bool tensor or a ``masked_fill_`` costs 5–20× a
+    float operation, and ``log10`` of 0 takes a slow path (~30×), measured; a dead unit's rows are all zeros."""
+    a = flat.abs()
+    nonzero = torch.sign(a)  # 1, 0 for an exact zero, NaN for NaN
+    zero = 1.0 - nonzero
+    x = torch.log10(a.add_(zero)).sub_(lo).div_(width)  # in bin widths from lo; an exact zero is read as 1 (its
+    #                                                       code is set below); inf -> inf, NaN -> NaN
+    over = x.ceil().sub_(bins).clamp_(0.0, 1.0)  # 1 above the last edge (the last bin is closed on the right)
+    code = x.floor_().clamp_(-1.0, bins - 1.0).add_(over).add_(1.0)  # 0 … bins + 1
+    code = code.mul_(nonzero).add_(zero, alpha=bins + 2.0)  # exact zeros: bins + 2 (x · 1 and x + 0 are exact)
+    return code.nan_to_num_(nan=bins + 3.0).float()
+
+
+@functools.lru_cache(maxsize=8)
+def _order(bins: int, device: str) -> Tensor:
+    """The columns of the codes' counts in the result's order: the bins, then :data:`HIST_SPECIAL` (zero,
+    underflow, overflow, NaN)."""
+    return torch.tensor([*range(1, bins + 1), bins + 2, 0, bins + 1, bins + 3], device=device)
 
 
 def log10_histograms(
@@ -95,16 +123,11 @@ def log10_histograms(
         # a model split over devices, or float64 layers beside others: each layer on its own, in its precision
         return torch.stack([log10_histograms([grads], edges, max_elements, device)[0] for grads in layers])
     flat = torch.cat([f if wide[0] else f.float() for f in flats])  # [elements of all layers]
-    logs = torch.log10(flat.abs()).float()  # 0 -> -inf, inf -> inf, NaN -> NaN
-    # one category per element (bins 0…bins-1, then zero, underflow, overflow, NaN), offset by its layer's row, and
-    # one bincount for all: faster on the CPU than torch.histc per layer; needs equal-width bins
-    cat = ((logs - lo) / width).floor_().clamp_(0, bins - 1)
-    cat.masked_fill_(logs > hi, bins + 2).masked_fill_(logs < lo, bins + 1)
-    cat.masked_fill_(flat == 0, bins).masked_fill_(torch.isnan(flat), bins + 3)
     rows = [(r, len(f)) for r, (f, _) in enumerate(picked) if f is not None]
-    cat += _row_offsets(tuple(rows), size, str(cat.device))  # each element's layer row of the counts
+    codes = _codes(flat, lo, width, bins) + _row_offsets(tuple(rows), size, str(flat.device))
+    counts = torch.bincount(codes.to(torch.int64), minlength=len(layers) * size).view(len(layers), size)
+    counts = counts[:, _order(bins, str(counts.device))].float()  # the codes' columns in the order of the result
     scale = [total / len(f) if f is not None else 1.0 for f, total in picked]  # a sampled layer scaled to its size
-    counts = torch.bincount(cat.to(torch.int64), minlength=len(layers) * size).float().view(len(layers), size)
     if any(s != 1.0 for s in scale):
         counts = counts * torch.tensor(scale, device=counts.device)[:, None]
     return counts.to(device)
