@@ -8,8 +8,9 @@ ratio with its spread (the lowest and highest repeat). Work done every N steps (
 the mean, not in the median. A configuration whose spread is wider than its distance from 1.0 is marked "~":
 on this machine, in this run, its overhead is not resolved.
 
-Configurations: ``gw.watch`` with the default statistics (every step; ``every=10``; without the end-of-backward
-pre-clip measurement, to show what it costs); ``stats="full", sample_every=10``; ``on_nonfinite="locate"``; a
+Configurations: ``gw.watch`` with the default statistics (every step; ``every=10``; ``sample_every=50``; without the
+end-of-backward pre-clip measurement, to show what it costs); ``stats="full", sample_every=10`` (and without
+``grad_dead``, which it measures on every step, to show what that costs); ``on_nonfinite="locate"``; a
 per-layer ``.item()`` of the gradient norm (the naive way); one fused norm of every parameter's gradient in the
 optimizer's pre-hook, kept on the device (the floor: the least an every-step per-parameter norm costs);
 TensorBoard ``add_histogram`` of every parameter gradient; ``wandb.watch(log="gradients", log_freq=1)`` offline.
@@ -34,6 +35,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 import gradwatch as gw  # noqa: E402
+from gradwatch.probe.stats import ALL_STATS, DEFAULT_STATS  # noqa: E402
 
 
 def mlp(depth=20, width=256):
@@ -100,12 +102,17 @@ def build(base, which, optimizer_name, stack: contextlib.ExitStack, tmp: str):
     elif which == "default watch every=10":
         stack.enter_context(gw.watch(cfg.model, cfg.opt, every=10))
     elif which == "default watch without pre-clip":
-        stats = [n for n in gw.probe.stats.DEFAULT_STATS if n != "grad_norm_preclip"]
+        stats = [n for n in DEFAULT_STATS if n != "grad_norm_preclip"]
         stack.enter_context(gw.watch(cfg.model, cfg.opt, stats=stats))
     elif which == "locate":
         stack.enter_context(gw.watch(cfg.model, cfg.opt, on_nonfinite="locate"))
     elif which == "full watch /10":
         stack.enter_context(gw.watch(cfg.model, cfg.opt, stats="full", sample_every=10))
+    elif which == "default watch sample_every=50":  # the default statistics of sampled steps 5× less often
+        stack.enter_context(gw.watch(cfg.model, cfg.opt, sample_every=50))
+    elif which == "full watch /10 without grad_dead":  # what the every-step grad_dead costs, by difference
+        stats = [n for n in ALL_STATS if n != "grad_dead"]
+        stack.enter_context(gw.watch(cfg.model, cfg.opt, stats=stats, sample_every=10))
     elif which == "per-layer .item()":
         layers = [m for m in cfg.model.modules() if any(True for _ in m.parameters(recurse=False))]
         log = []
@@ -159,8 +166,9 @@ def available(which: str) -> bool:
     return True
 
 
-CONFIGS = ["default watch", "default watch every=10", "default watch without pre-clip", "full watch /10",
-           "locate", "per-layer .item()", "one fused norm by hand", "tensorboard hist", "wandb.watch"]
+CONFIGS = ["default watch", "default watch every=10", "default watch sample_every=50", "default watch without pre-clip",
+           "full watch /10", "full watch /10 without grad_dead", "locate", "per-layer .item()",
+           "one fused norm by hand", "tensorboard hist", "wandb.watch"]
 
 
 def _spread(values: list[float]) -> tuple[float, float, float]:
