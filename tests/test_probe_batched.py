@@ -56,6 +56,26 @@ def test_histograms_keep_float64_resolution_when_one_layer_is_float64():
         np.testing.assert_array_equal(row, _numpy_counts(g.numpy()))
 
 
+def test_a_sampled_layer_is_binned_on_its_fixed_sample_scaled_to_its_size():
+    """A layer of more than twice ``max_elements`` elements: the counts are NumPy's of the sampled elements (drawn
+    from each tensor in proportion to its size, by the fixed positions), scaled to the layer's size."""
+    from gradwatch.probe.histogram import _sample_index
+
+    torch.manual_seed(2)
+    w = torch.randn(40, 30) * 10.0 ** (8 * torch.rand(40, 30) - 6)
+    w[::3] = 0.0  # rows of exact zeros, as a dead unit's
+    b = torch.randn(30)
+    small = torch.tensor([2e-3, 3.0])  # every element counted; away from the bin edges (1 ulp of log10 apart there)
+    layers = [[w, b], [small]]
+    counts = log10_histograms(layers, max_elements=64).numpy()
+    total = w.numel() + b.numel()
+    picked = [t.reshape(-1)[_sample_index(t.numel(), -(-64 * t.numel() // total), "cpu")] for t in (w, b)]
+    values = torch.cat(picked).numpy()
+    np.testing.assert_allclose(counts[0], _numpy_counts(values) * total / len(values), rtol=1e-6)
+    np.testing.assert_array_equal(counts[1], _numpy_counts(small.numpy()))
+    assert counts[0].sum() == pytest.approx(total)
+
+
 def test_histograms_refuse_unequal_edges_and_accept_other_equal_ones():
     grads = [[torch.tensor([1e-3, 1e-1, 10.0])]]
     with pytest.raises(ValueError, match="equally spaced"):

@@ -6,11 +6,10 @@ the extra columns :data:`~gradwatch.probe.history.HIST_SPECIAL` (exact zeros, un
 values below 1e-38 —, overflow including ±inf, NaN).
 
 Cost: the elements of every layer of a step are binned together — one ``log10``, a few elementwise operations
-that give each element its (layer, bin) code without a mask, one ``bincount`` — so a sampled step costs about fifteen
-tensor operations whatever the depth. A layer with more
-than twice ``max_elements`` elements is binned on a fixed random sample of about ``max_elements``, scaled to its
-size: unbiased fractions at a fixed cost per layer. Nothing is read on the host but the edges, which live on the
-CPU: no device is synchronised.
+that give each element its (layer, bin) code without a mask, one ``bincount`` — so a sampled step costs about
+fifteen tensor operations whatever the depth. A layer with more than twice ``max_elements`` elements is binned on a
+fixed random sample of about ``max_elements``, scaled to its size: unbiased fractions at a fixed cost per layer.
+Nothing is read on the host but the edges, which live on the CPU: no device is synchronised.
 """
 
 from __future__ import annotations
