@@ -178,9 +178,8 @@ def test_a_double_backward_graph_is_freed_after_the_step_while_the_watch_stays_o
 def test_weight_nonfinite_counts_equal_the_weights_elements(device_reads, monkeypatch):
     """``weight_nonfinite`` per layer equals the inf/NaN elements of its weights counted here with isfinite; a layer
     of huge finite weights (its float32 norm overflows to inf) counts 0, with and without host reads."""
-    from gradwatch.probe import reads
-
     import gradwatch as gw
+    from gradwatch.probe import reads
 
     if not device_reads:
         monkeypatch.setattr(reads, "FREE_READ_DEVICES", set())
