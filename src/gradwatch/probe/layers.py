@@ -91,6 +91,13 @@ class FollowingActivation:
         """Where σ is saturated at z (see :meth:`Activation.saturated`: ReLU's zero half never is)."""
         return self.fn.saturated(z, level, self.alpha)
 
+    def saturated_fraction(self, z: torch.Tensor, level: float) -> torch.Tensor:
+        """The fraction of z where σ is saturated (0-d float32; NaN for an empty z). An activation without a flat
+        tail (ReLU, GELU, …) gives 0 without testing z elementwise."""
+        if self.fn.saturation == "none":
+            return z.new_tensor(0.0 if z.numel() else float("nan"), dtype=torch.float32)
+        return self.saturated(z.float(), level).float().mean()
+
 
 @dataclass
 class Layer:

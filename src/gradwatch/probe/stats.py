@@ -417,9 +417,7 @@ class ActSaturation(ForwardStat):
         act: FollowingActivation | None = layer.activation
         if act is None or z is None:
             return a.new_tensor(_NAN, dtype=torch.float32)
-        if act.fn.saturation == "none":  # no flat tail (ReLU, GELU, …): a mean of zeros, without a test of z
-            return a.new_tensor(0.0 if z.numel() else _NAN, dtype=torch.float32)
-        return act.saturated(z.float(), SATURATION_LEVEL).float().mean()
+        return act.saturated_fraction(z, SATURATION_LEVEL)
 
     def compute_gates(self, module, inputs, output) -> Tensor:
         """A recurrent layer's value, from one forward call (:func:`gradwatch.probe.gates.gate_saturation`)."""
